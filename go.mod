@@ -1,0 +1,3 @@
+module github.com/goose-rwkv/goose
+
+go 1.26

@@ -1,0 +1,235 @@
+// Package kernels defines the seam between the RWKV-7 math and the hardware
+// it runs on: a Backend that owns memory and runs a small set of coarse,
+// eager operations on Tensors.
+//
+// Every op writes into a destination the caller allocated, runs in issue
+// order, and never panics across the package boundary. Ops do not return
+// errors one by one: a backend records the first failure and reports it from
+// Sync (and from every later Sync), the way bufio.Writer reports a failed
+// write at Flush. This keeps model code readable and lets an asynchronous
+// device (CUDA) queue work without a round trip per op.
+//
+// Layout is fixed: a Tensor is a row-major matrix [Rows, Cols]. Activations
+// are always F32. Weights may be F32, F16 or BF16 and stay in that dtype in
+// backend memory; only MatMul, Linear and Embed read them.
+package kernels
+
+import (
+	"fmt"
+)
+
+// DType is the element type of a Tensor.
+type DType uint8
+
+// The element types a checkpoint may hold.
+const (
+	F32 DType = iota
+	F16
+	BF16
+)
+
+// Size returns the size in bytes of one element.
+func (d DType) Size() int {
+	switch d {
+	case F32:
+		return 4
+	case F16, BF16:
+		return 2
+	}
+	return 0
+}
+
+func (d DType) String() string {
+	switch d {
+	case F32:
+		return "f32"
+	case F16:
+		return "f16"
+	case BF16:
+		return "bf16"
+	}
+	return fmt.Sprintf("dtype(%d)", uint8(d))
+}
+
+// Buffer is backend-owned memory behind a Tensor. Each backend defines its
+// own concrete type and recognises only its own buffers.
+type Buffer interface {
+	// Bytes is the buffer's size in bytes.
+	Bytes() int64
+}
+
+// Tensor is a small value handle to a row-major [Rows, Cols] matrix in a
+// backend's memory. A vector of n elements is [1, n]. Copying a Tensor copies
+// the handle, not the data.
+type Tensor struct {
+	Buf        Buffer
+	DType      DType
+	Rows, Cols int
+	// Offset is the index of element [0,0] within Buf, in elements.
+	Offset int
+}
+
+// Valid reports whether t refers to memory.
+func (t Tensor) Valid() bool { return t.Buf != nil }
+
+// Len is the number of elements.
+func (t Tensor) Len() int { return t.Rows * t.Cols }
+
+// Row returns the view of row i as a [1, Cols] tensor.
+func (t Tensor) Row(i int) Tensor { return t.Slice(i, i+1) }
+
+// Slice returns the view of rows [i, j).
+func (t Tensor) Slice(i, j int) Tensor {
+	if i < 0 || j > t.Rows || i > j {
+		panic(fmt.Sprintf("kernels: rows [%d,%d) out of range [0,%d)", i, j, t.Rows))
+	}
+	return Tensor{Buf: t.Buf, DType: t.DType, Rows: j - i, Cols: t.Cols, Offset: t.Offset + i*t.Cols}
+}
+
+// Reshape returns the same elements viewed as [rows, cols].
+func (t Tensor) Reshape(rows, cols int) Tensor {
+	if rows*cols != t.Rows*t.Cols {
+		panic(fmt.Sprintf("kernels: reshape [%d,%d] to [%d,%d]", t.Rows, t.Cols, rows, cols))
+	}
+	t.Rows, t.Cols = rows, cols
+	return t
+}
+
+func (t Tensor) String() string {
+	return fmt.Sprintf("%s[%d,%d]", t.DType, t.Rows, t.Cols)
+}
+
+// Activation selects the function Act applies.
+type Activation uint8
+
+// Element-wise functions.
+const (
+	Tanh Activation = iota
+	Sigmoid
+	ReLUSquared // max(x,0)²
+)
+
+// DeviceInfo describes where a backend computes.
+type DeviceInfo struct {
+	Name        string // "CPU (16 threads)", "NVIDIA H100 80GB HBM3"
+	TotalMemory int64  // bytes; 0 when unknown
+	FreeMemory  int64  // bytes; 0 when unknown
+	Compute     string // e.g. "sm_90"; empty on CPU
+	Driver      string // driver version; empty on CPU
+}
+
+// Prep7 holds the operands of Backend.Prep7, the element-wise preparation of
+// one RWKV-7 time-mix step's WKV inputs. All activation tensors are F32
+// [T, C]; parameter vectors are F32 [1, C].
+type Prep7 struct {
+	// K holds k on entry and k̃ = k·(1+(α−1)·k_a) on return.
+	K Tensor
+	// V holds v on entry. When ZV is valid (layers after the first), on
+	// return V = v + (VFirst − v)·σ(V0 + ZV). When ZV is not valid (layer 0),
+	// V is unchanged and copied into VFirst.
+	V, VFirst, ZV Tensor
+	// W holds the decay LoRA output on entry and the decay
+	// exp(−e^{−1/2}·σ(W0 + W)) on return.
+	W Tensor
+	// A holds the in-context-rate LoRA output on entry and a = −κ̂ on return.
+	A Tensor
+	// B receives b = κ̂ ⊙ α.
+	B Tensor
+	// Parameters.
+	W0, A0, V0, KK, KA Tensor
+	// HeadSize is the width of a head (64 in every official model).
+	HeadSize int
+}
+
+// Out7 holds the operands of Backend.Out7: per head,
+// dst = (GroupNorm(y) + (Σ r·k̃·r_k)·v) ⊙ g.
+type Out7 struct {
+	Dst, Y, R, K, V, G Tensor // F32 [T, C]
+	RK, LnW, LnB       Tensor // F32 [1, C]
+	HeadSize           int
+	Eps                float32
+}
+
+// Ops are the operations a backend runs. Shapes are [rows, cols]; T is the
+// number of tokens (rows) of an activation.
+type Ops interface {
+	// Embed sets dst[t] = table[ids[t]] converted to F32. table is [V, C].
+	Embed(dst, table Tensor, ids []int32)
+	// Linear sets dst = x·wᵀ: x [T,K] F32, w [N,K] any dtype (a PyTorch
+	// nn.Linear weight), dst [T,N] F32.
+	Linear(dst, x, w Tensor)
+	// MatMul sets dst = x·w: x [T,K] F32, w [K,N] any dtype, dst [T,N] F32.
+	MatMul(dst, x, w Tensor)
+	// LayerNorm normalises each row of x (biased variance) and applies w, b.
+	LayerNorm(dst, x, w, b Tensor, eps float32)
+	// ShiftMix forms the token-shifted mixes of x: with prev(x)[0] = state
+	// and prev(x)[t] = x[t−1], dst[i] = x + (prev(x) − x)·mix[i]. It then
+	// stores x's last row in state. state is [1, C].
+	ShiftMix(dst []Tensor, x, state Tensor, mix []Tensor)
+	// Act applies an element-wise function: dst = f(x).
+	Act(dst, x Tensor, f Activation)
+	// Add sets dst = a + b element-wise; b may be [1, C] and then broadcasts
+	// over rows.
+	Add(dst, a, b Tensor)
+	// Mul sets dst = a ⊙ b element-wise.
+	Mul(dst, a, b Tensor)
+	// Copy copies src into dst (same dtype and element count).
+	Copy(dst, src Tensor)
+	// Prep7 computes the WKV inputs; see Prep7.
+	Prep7(p Prep7)
+	// WKV7 runs the RWKV-7 recurrence over the T rows in order. s is the
+	// F32 state [H·64, 64] laid out [head][value row i][key column j] and is
+	// updated in place; y [T, C] receives S_t·r_t per head.
+	//   S ← S·diag(w) + (S·a)·bᵀ + v·kᵀ ;  y = S·r
+	WKV7(y, s, r, w, k, v, a, b Tensor)
+	// Out7 computes the time-mix output before its projection; see Out7.
+	Out7(o Out7)
+}
+
+// Backend owns device memory and runs Ops on it.
+type Backend interface {
+	Ops
+	// Name is the backend's short name: "cpu", "cuda".
+	Name() string
+	// Device describes the hardware.
+	Device() DeviceInfo
+	// Alloc returns a zeroed tensor.
+	Alloc(dtype DType, rows, cols int) (Tensor, error)
+	// Weight returns a read-only tensor holding data, little-endian
+	// elements of dtype. A backend may keep a reference to data instead of
+	// copying it (the CPU backend does, so a memory-mapped checkpoint is
+	// never copied): the caller must keep data unchanged while the tensor
+	// lives.
+	Weight(dtype DType, rows, cols int, data []byte) (Tensor, error)
+	// Upload copies little-endian bytes into t.
+	Upload(t Tensor, src []byte) error
+	// Download copies t into dst as little-endian bytes; t must be F32 and
+	// dst must hold exactly t.Len()*4 bytes. It waits for queued work.
+	Download(dst []byte, t Tensor) error
+	// Free releases the memory of a tensor from Alloc or Weight.
+	Free(t Tensor)
+	// Sync waits for queued work and returns the first error any op hit.
+	Sync() error
+	// Close releases everything the backend holds.
+	Close() error
+}
+
+// UnavailableError says why a backend cannot run on this machine: the
+// reason is meant for the user ("no libcuda.so.1", "compute capability 5.2
+// unsupported").
+type UnavailableError struct {
+	Backend string
+	Reason  string
+}
+
+func (e *UnavailableError) Error() string {
+	return "kernels: " + e.Backend + " unavailable: " + e.Reason
+}
+
+// ShapeError reports operands of an op that do not fit together.
+type ShapeError struct {
+	Op     string
+	Detail string
+}
+
+func (e *ShapeError) Error() string { return "kernels: " + e.Op + ": " + e.Detail }
