@@ -26,12 +26,13 @@ const (
 	F32 DType = iota
 	F16
 	BF16
+	I32 // token ids
 )
 
 // Size returns the size in bytes of one element.
 func (d DType) Size() int {
 	switch d {
-	case F32:
+	case F32, I32:
 		return 4
 	case F16, BF16:
 		return 2
@@ -47,6 +48,8 @@ func (d DType) String() string {
 		return "f16"
 	case BF16:
 		return "bf16"
+	case I32:
+		return "i32"
 	}
 	return fmt.Sprintf("dtype(%d)", uint8(d))
 }
@@ -153,8 +156,10 @@ type Out7 struct {
 // Ops are the operations a backend runs. Shapes are [rows, cols]; T is the
 // number of tokens (rows) of an activation.
 type Ops interface {
-	// Embed sets dst[t] = table[ids[t]] converted to F32. table is [V, C].
-	Embed(dst, table Tensor, ids []int32)
+	// Embed sets dst[t] = table[ids[t]] converted to F32. table is [V, C];
+	// ids is I32 [1, T]. Ids out of range give a zero row (and no error):
+	// callers validate ids before uploading them.
+	Embed(dst, table, ids Tensor)
 	// Linear sets dst = x·wᵀ: x [T,K] F32, w [N,K] any dtype (a PyTorch
 	// nn.Linear weight), dst [T,N] F32.
 	Linear(dst, x, w Tensor)
@@ -212,6 +217,23 @@ type Backend interface {
 	Sync() error
 	// Close releases everything the backend holds.
 	Close() error
+}
+
+// Grapher is implemented by backends that can record a fixed sequence of
+// ops once and replay it with less overhead (CUDA graphs). The recorded ops
+// keep their operands: replaying reads whatever those tensors hold then, so a
+// caller changes inputs with Upload before Launch.
+type Grapher interface {
+	// Capture runs fn, recording the ops it issues instead of running them.
+	Capture(fn func()) (Graph, error)
+}
+
+// Graph is a recorded sequence of ops.
+type Graph interface {
+	// Launch queues the recorded ops.
+	Launch() error
+	// Free releases the graph.
+	Free()
 }
 
 // UnavailableError says why a backend cannot run on this machine: the
