@@ -17,6 +17,9 @@ func newPool(threads int) *pool {
 	return &pool{threads: threads}
 }
 
+// Close releases the pool's workers. The naive pool has none.
+func (p *pool) Close() {}
+
 // For calls fn on disjoint ranges covering [0, n), in parallel, each range
 // at least grain long (except the last), and returns when all are done.
 func (p *pool) For(n, grain int, fn func(lo, hi int)) {
