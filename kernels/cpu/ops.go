@@ -1,0 +1,342 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/goose-rwkv/goose/kernels"
+)
+
+// decayScale is e^{-1/2}: decay = exp(−e^{−1/2}·σ(z)).
+const decayScale = 0.6065306597126334
+
+func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+
+// check records a shape error unless cond holds.
+func (b *Backend) check(cond bool, op, format string, args ...any) bool {
+	if !cond {
+		b.fail(op, format, args...)
+	}
+	return cond
+}
+
+func isF32(ts ...kernels.Tensor) bool {
+	for _, t := range ts {
+		if t.DType != kernels.F32 || t.Buf == nil {
+			return false
+		}
+		if buf, ok := t.Buf.(*buffer); !ok || buf.f32 == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Embed gathers rows of table.
+func (b *Backend) Embed(dst, table, ids kernels.Tensor) {
+	if !b.check(isF32(dst) && ids.DType == kernels.I32 && dst.Rows == ids.Len() && dst.Cols == table.Cols,
+		"Embed", "dst %v, table %v, ids %v", dst, table, ids) {
+		return
+	}
+	idb := ids.Buf.(*buffer).i32[ids.Offset : ids.Offset+ids.Len()]
+	raw, dt := weightBytes(table)
+	d := b.f32(dst)
+	C := table.Cols
+	for t, id := range idb {
+		row := d[t*C : t*C+C]
+		if id < 0 || int(id) >= table.Rows {
+			clear(row)
+			continue
+		}
+		decodeRow(row, raw, dt, int(id)*C)
+	}
+}
+
+// Linear sets dst = x·wᵀ.
+func (b *Backend) Linear(dst, x, w kernels.Tensor) {
+	if !b.check(isF32(dst, x) && x.Cols == w.Cols && dst.Rows == x.Rows && dst.Cols == w.Rows,
+		"Linear", "dst %v, x %v, w %v", dst, x, w) {
+		return
+	}
+	raw, dt := weightBytes(w)
+	linear(b.pool, b.f32(dst), b.f32(x), x.Rows, x.Cols, raw, dt, w.Rows)
+}
+
+// MatMul sets dst = x·w.
+func (b *Backend) MatMul(dst, x, w kernels.Tensor) {
+	if !b.check(isF32(dst, x) && x.Cols == w.Rows && dst.Rows == x.Rows && dst.Cols == w.Cols,
+		"MatMul", "dst %v, x %v, w %v", dst, x, w) {
+		return
+	}
+	raw, dt := weightBytes(w)
+	matmul(b.pool, b.f32(dst), b.f32(x), x.Rows, x.Cols, raw, dt, w.Cols)
+}
+
+// LayerNorm normalises rows.
+func (b *Backend) LayerNorm(dst, x, w, bias kernels.Tensor, eps float32) {
+	if !b.check(isF32(dst, x, w, bias) && dst.Rows == x.Rows && dst.Cols == x.Cols && w.Len() == x.Cols && bias.Len() == x.Cols,
+		"LayerNorm", "dst %v, x %v, w %v, b %v", dst, x, w, bias) {
+		return
+	}
+	d, xs, ws, bs := b.f32(dst), b.f32(x), b.f32(w), b.f32(bias)
+	C := x.Cols
+	b.pool.For(x.Rows, 8, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			layerNorm(d[t*C:t*C+C], xs[t*C:t*C+C], ws, bs, eps)
+		}
+	})
+}
+
+func layerNorm(dst, x, w, b []float32, eps float32) {
+	var sum float64
+	for _, v := range x {
+		sum += float64(v)
+	}
+	mean := sum / float64(len(x))
+	var sq float64
+	for _, v := range x {
+		d := float64(v) - mean
+		sq += d * d
+	}
+	inv := 1 / math.Sqrt(sq/float64(len(x))+float64(eps))
+	m, s := float32(mean), float32(inv)
+	for i, v := range x {
+		dst[i] = (v-m)*s*w[i] + b[i]
+	}
+}
+
+// ShiftMix forms token-shifted mixes and advances state.
+func (b *Backend) ShiftMix(dst []kernels.Tensor, x, state kernels.Tensor, mix []kernels.Tensor) {
+	ok := isF32(x, state) && len(dst) == len(mix) && state.Len() == x.Cols
+	for i := range dst {
+		ok = ok && isF32(dst[i], mix[i]) && dst[i].Rows == x.Rows && dst[i].Cols == x.Cols && mix[i].Len() == x.Cols
+	}
+	if !b.check(ok, "ShiftMix", "x %v, state %v, %d dst, %d mix", x, state, len(dst), len(mix)) {
+		return
+	}
+	C := x.Cols
+	xs, st := b.f32(x), b.f32(state)
+	for i := range dst {
+		d, m := b.f32(dst[i]), b.f32(mix[i])
+		for t := range x.Rows {
+			prev := st
+			if t > 0 {
+				prev = xs[(t-1)*C : t*C]
+			}
+			cur := xs[t*C : t*C+C]
+			out := d[t*C : t*C+C]
+			for c, v := range cur {
+				out[c] = v + (prev[c]-v)*m[c]
+			}
+		}
+	}
+	if x.Rows > 0 {
+		copy(st, xs[(x.Rows-1)*C:])
+	}
+}
+
+// Act applies f element-wise.
+func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
+	if !b.check(isF32(dst, x) && dst.Len() == x.Len(), "Act", "dst %v, x %v", dst, x) {
+		return
+	}
+	d, xs := b.f32(dst), b.f32(x)
+	b.pool.For(len(d), 16384, func(lo, hi int) {
+		switch f {
+		case kernels.Tanh:
+			for i := lo; i < hi; i++ {
+				d[i] = float32(math.Tanh(float64(xs[i])))
+			}
+		case kernels.Sigmoid:
+			for i := lo; i < hi; i++ {
+				d[i] = sigmoid(xs[i])
+			}
+		case kernels.ReLUSquared:
+			for i := lo; i < hi; i++ {
+				v := max(xs[i], 0)
+				d[i] = v * v
+			}
+		}
+	})
+}
+
+// Add sets dst = a + b, broadcasting a one-row b.
+func (b *Backend) Add(dst, x, y kernels.Tensor) {
+	if !b.check(isF32(dst, x, y) && dst.Len() == x.Len() && (y.Len() == x.Len() || (y.Rows == 1 && y.Cols == x.Cols)),
+		"Add", "dst %v, a %v, b %v", dst, x, y) {
+		return
+	}
+	d, xs, ys := b.f32(dst), b.f32(x), b.f32(y)
+	if len(ys) == len(xs) {
+		for i := range d {
+			d[i] = xs[i] + ys[i]
+		}
+		return
+	}
+	C := y.Cols
+	for i := range d {
+		d[i] = xs[i] + ys[i%C]
+	}
+}
+
+// Mul sets dst = a ⊙ b.
+func (b *Backend) Mul(dst, x, y kernels.Tensor) {
+	if !b.check(isF32(dst, x, y) && dst.Len() == x.Len() && y.Len() == x.Len(), "Mul", "dst %v, a %v, b %v", dst, x, y) {
+		return
+	}
+	d, xs, ys := b.f32(dst), b.f32(x), b.f32(y)
+	for i := range d {
+		d[i] = xs[i] * ys[i]
+	}
+}
+
+// Copy copies src into dst.
+func (b *Backend) Copy(dst, src kernels.Tensor) {
+	if !b.check(dst.DType == src.DType && dst.Len() == src.Len(), "Copy", "dst %v, src %v", dst, src) {
+		return
+	}
+	db, sb := dst.Buf.(*buffer), src.Buf.(*buffer)
+	switch {
+	case db.f32 != nil && sb.f32 != nil:
+		copy(b.f32(dst), b.f32(src))
+	case db.i32 != nil && sb.i32 != nil:
+		copy(db.i32[dst.Offset:dst.Offset+dst.Len()], sb.i32[src.Offset:src.Offset+src.Len()])
+	case db.raw != nil && sb.raw != nil:
+		sz := dst.DType.Size()
+		copy(db.raw[dst.Offset*sz:(dst.Offset+dst.Len())*sz], sb.raw[src.Offset*sz:(src.Offset+src.Len())*sz])
+	default:
+		b.fail("Copy", "dst %v, src %v: incompatible buffers", dst, src)
+	}
+}
+
+// Prep7 computes the WKV inputs of a time-mix step.
+func (b *Backend) Prep7(p kernels.Prep7) {
+	N := p.HeadSize
+	hasZV := p.ZV.Valid()
+	ok := isF32(p.K, p.V, p.VFirst, p.W, p.A, p.B, p.W0, p.A0, p.KK, p.KA) && N > 0 && p.K.Cols%N == 0
+	shape := []kernels.Tensor{p.V, p.VFirst, p.W, p.A, p.B}
+	if hasZV {
+		ok = ok && isF32(p.ZV, p.V0) && p.V0.Len() == p.K.Cols
+		shape = append(shape, p.ZV)
+	}
+	for _, t := range shape {
+		ok = ok && t.Rows == p.K.Rows && t.Cols == p.K.Cols
+	}
+	for _, t := range []kernels.Tensor{p.W0, p.A0, p.KK, p.KA} {
+		ok = ok && t.Len() == p.K.Cols
+	}
+	if !b.check(ok, "Prep7", "k %v, v %v, w %v, a %v, head size %d", p.K, p.V, p.W, p.A, N) {
+		return
+	}
+	C := p.K.Cols
+	k, v, vf, w, a, bb := b.f32(p.K), b.f32(p.V), b.f32(p.VFirst), b.f32(p.W), b.f32(p.A), b.f32(p.B)
+	w0, a0, kk, ka := b.f32(p.W0), b.f32(p.A0), b.f32(p.KK), b.f32(p.KA)
+	var zv, v0 []float32
+	if hasZV {
+		zv, v0 = b.f32(p.ZV), b.f32(p.V0)
+	}
+	b.pool.For(p.K.Rows, 4, func(lo, hi int) {
+		khat := make([]float32, N)
+		for t := lo; t < hi; t++ {
+			row := t * C
+			for h := 0; h < C; h += N {
+				var norm float64
+				for j := range N {
+					c := h + j
+					khat[j] = k[row+c] * kk[c]
+					norm += float64(khat[j]) * float64(khat[j])
+				}
+				inv := float32(1 / math.Max(math.Sqrt(norm), 1e-12))
+				for j := range N {
+					c, i := h+j, row+h+j
+					kh := khat[j] * inv
+					alpha := sigmoid(a0[c] + a[i])
+					a[i] = -kh
+					bb[i] = kh * alpha
+					k[i] *= 1 + (alpha-1)*ka[c]
+					w[i] = float32(math.Exp(float64(-decayScale * sigmoid(w0[c]+w[i]))))
+					if hasZV {
+						v[i] += (vf[i] - v[i]) * sigmoid(v0[c]+zv[i])
+					} else {
+						vf[i] = v[i]
+					}
+				}
+			}
+		}
+	})
+}
+
+// WKV7 runs the recurrence over the rows in order, heads in parallel.
+func (b *Backend) WKV7(y, s, r, w, k, v, a, bb kernels.Tensor) {
+	T, C := r.Rows, r.Cols
+	const N = 64
+	ok := isF32(y, s, r, w, k, v, a, bb) && C%N == 0 && s.Len() == C*N
+	for _, t := range []kernels.Tensor{y, w, k, v, a, bb} {
+		ok = ok && t.Rows == T && t.Cols == C
+	}
+	if !b.check(ok, "WKV7", "y %v, s %v, r %v (head size 64)", y, s, r) {
+		return
+	}
+	ys, ss, rs, ws, ks, vs, as, bs := b.f32(y), b.f32(s), b.f32(r), b.f32(w), b.f32(k), b.f32(v), b.f32(a), b.f32(bb)
+	b.pool.For(C/N, 1, func(lo, hi int) {
+		for h := lo; h < hi; h++ {
+			S := ss[h*N*N : (h+1)*N*N]
+			for t := range T {
+				o := t*C + h*N
+				rt, wt, kt, vt, at, bt := rs[o:o+N], ws[o:o+N], ks[o:o+N], vs[o:o+N], as[o:o+N], bs[o:o+N]
+				yt := ys[o : o+N]
+				for i := range N {
+					row := S[i*N : i*N+N : i*N+N]
+					var sa float32
+					for j, x := range row {
+						sa += at[j] * x
+					}
+					vi := vt[i]
+					var acc float32
+					for j := range row {
+						x := row[j]*wt[j] + kt[j]*vi + sa*bt[j]
+						row[j] = x
+						acc += x * rt[j]
+					}
+					yt[i] = acc
+				}
+			}
+		}
+	})
+}
+
+// Out7 applies group norm, the bonus term and the gate.
+func (b *Backend) Out7(o kernels.Out7) {
+	N := o.HeadSize
+	ok := isF32(o.Dst, o.Y, o.R, o.K, o.V, o.G, o.RK, o.LnW, o.LnB) && N > 0 && o.Y.Cols%N == 0
+	for _, t := range []kernels.Tensor{o.Dst, o.R, o.K, o.V, o.G} {
+		ok = ok && t.Rows == o.Y.Rows && t.Cols == o.Y.Cols
+	}
+	for _, t := range []kernels.Tensor{o.RK, o.LnW, o.LnB} {
+		ok = ok && t.Len() == o.Y.Cols
+	}
+	if !b.check(ok, "Out7", "dst %v, y %v, head size %d", o.Dst, o.Y, N) {
+		return
+	}
+	C := o.Y.Cols
+	d, y, r, k, v, g := b.f32(o.Dst), b.f32(o.Y), b.f32(o.R), b.f32(o.K), b.f32(o.V), b.f32(o.G)
+	rk, lw, lb := b.f32(o.RK), b.f32(o.LnW), b.f32(o.LnB)
+	b.pool.For(o.Y.Rows, 4, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			for h := 0; h < C; h += N {
+				base := t*C + h
+				layerNorm(d[base:base+N], y[base:base+N], lw[h:h+N], lb[h:h+N], o.Eps)
+				var bonus float32
+				for j := range N {
+					bonus += r[base+j] * k[base+j] * rk[h+j]
+				}
+				for j := range N {
+					i := base + j
+					d[i] = (d[i] + bonus*v[i]) * g[i]
+				}
+			}
+		}
+	})
+}
+
+var _ kernels.Backend = (*Backend)(nil)
+
