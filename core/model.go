@@ -1,0 +1,411 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/kernels"
+)
+
+// Source provides a checkpoint's named tensors. *checkpoint.File
+// implements it; so does the in-memory source of RandomSource.
+type Source interface {
+	Tensors() []checkpoint.Info
+	Lookup(name string) (checkpoint.Info, bool)
+	Bytes(name string) ([]byte, error)
+}
+
+// Config holds a model's dimensions, all read from tensor shapes.
+type Config struct {
+	Layers    int // n_layer
+	Width     int // n_embd, C
+	Heads     int // C / HeadSize
+	HeadSize  int // 64 in every official model
+	Vocab     int
+	FFN       int // channel-mix hidden width (4C)
+	DecayLoRA int // w1 columns
+	AlphaLoRA int // a1 columns
+	ValueLoRA int // v1 columns
+	GateLoRA  int // g1 columns
+	// DType is the dtype of the embedding matrix (all official files are
+	// uniformly bf16).
+	DType kernels.DType
+	// Params is the number of parameters the model uses; WeightBytes is
+	// their size in memory.
+	Params      int64
+	WeightBytes int64
+}
+
+// StateBytes is the size of one recurrent state: per layer two shift
+// vectors and H 64×64 WKV matrices, all float32.
+func (c Config) StateBytes() int64 {
+	return int64(c.Layers) * int64(2*c.Width+c.Width*c.HeadSize) * 4
+}
+
+// LoadOptions configure Load.
+type LoadOptions struct {
+	// Backend runs the model. Required.
+	Backend kernels.Backend
+	// Progress, if set, is called with the fraction of weights placed.
+	Progress func(frac float64)
+}
+
+// Model is an RWKV-7 (x070) language model on a backend. It is immutable
+// after loading, and Forward may be called from several goroutines with
+// different States.
+type Model struct {
+	cfg Config
+	be  kernels.Backend
+	src Source
+
+	emb              kernels.Tensor // [V, C], file dtype
+	ln0w, ln0b       kernels.Tensor
+	lnOutW, lnOutB   kernels.Tensor
+	head             kernels.Tensor // [V, C]
+	layers           []layer
+	owned            []kernels.Tensor
+	closeSrc         func() error
+	mu               sync.Mutex
+	free             []*scratch // scratch buffers not in use
+	graphsSupported  bool
+	closed           bool
+	chunk            int
+}
+
+// layer holds one block's weights. Vectors are F32 [1, C]; matrices stay
+// in the checkpoint's dtype.
+type layer struct {
+	ln1w, ln1b, ln2w, ln2b         kernels.Tensor
+	mix                            []kernels.Tensor // x_r, x_w, x_k, x_v, x_a, x_g
+	w0, a0, v0, kk, ka, rk         kernels.Tensor
+	lnxw, lnxb                     kernels.Tensor
+	w1, w2, a1, a2, v1, v2, g1, g2 kernels.Tensor // LoRA, used as stored: x·w1·w2
+	wr, wk, wv, wo                 kernels.Tensor // Linear, [out, in]
+	ffnMix                         kernels.Tensor
+	ffnKey, ffnValue               kernels.Tensor
+}
+
+// Config returns the model's dimensions.
+func (m *Model) Config() Config { return m.cfg }
+
+// Backend returns the backend the model runs on.
+func (m *Model) Backend() kernels.Backend { return m.be }
+
+// LoadFile opens a checkpoint (.pth or .safetensors) and loads it onto be.
+// The file stays memory-mapped while the model lives; Close releases it.
+func LoadFile(path string, opts LoadOptions) (*Model, error) {
+	f, err := checkpoint.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := Load(f, opts)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	m.closeSrc = f.Close
+	return m, nil
+}
+
+var blockKey = regexp.MustCompile(`^blocks\.(\d+)\.(.+)$`)
+
+// Inspect reads a checkpoint's dimensions from its tensor shapes without
+// loading it, and checks that every tensor an RWKV-7 model needs is there
+// with the right shape.
+func Inspect(src Source) (Config, error) {
+	var c Config
+	emb, ok := src.Lookup("emb.weight")
+	if !ok {
+		return c, &MissingError{Names: []string{"emb.weight"}}
+	}
+	if len(emb.Shape) != 2 {
+		return c, &ShapeError{Name: "emb.weight", Got: emb.Shape, Want: "[vocab, n_embd]"}
+	}
+	c.Vocab, c.Width, c.DType = emb.Shape[0], emb.Shape[1], emb.DType
+	var unexpected []string
+	for _, t := range src.Tensors() {
+		mm := blockKey.FindStringSubmatch(t.Name)
+		if mm == nil {
+			continue
+		}
+		l, err := strconv.Atoi(mm[1])
+		if err != nil || l > 1<<16 {
+			unexpected = append(unexpected, t.Name)
+			continue
+		}
+		c.Layers = max(c.Layers, l+1)
+	}
+	if c.Layers == 0 {
+		return c, errors.New("no blocks.N tensors: not an RWKV-7 checkpoint")
+	}
+	rk, ok := src.Lookup("blocks.0.att.r_k")
+	if !ok {
+		return c, &MissingError{Names: []string{"blocks.0.att.r_k"}}
+	}
+	if len(rk.Shape) != 2 || rk.Shape[0]*rk.Shape[1] != c.Width {
+		return c, &ShapeError{Name: "blocks.0.att.r_k", Got: rk.Shape, Want: fmt.Sprintf("[heads, head_size] with heads·head_size = %d", c.Width)}
+	}
+	c.Heads, c.HeadSize = rk.Shape[0], rk.Shape[1]
+	if c.HeadSize != 64 {
+		return c, fmt.Errorf("head size %d unsupported (every RWKV-7 release uses 64)", c.HeadSize)
+	}
+	dim := func(name string, axis int) int {
+		if t, ok := src.Lookup(name); ok && len(t.Shape) == 2 {
+			return t.Shape[axis]
+		}
+		return 0
+	}
+	c.DecayLoRA = dim("blocks.0.att.w1", 1)
+	c.AlphaLoRA = dim("blocks.0.att.a1", 1)
+	c.GateLoRA = dim("blocks.0.att.g1", 1)
+	c.FFN = dim("blocks.0.ffn.key.weight", 0)
+	if c.Layers > 1 {
+		c.ValueLoRA = dim("blocks.1.att.v1", 1)
+	}
+
+	want := expectedShapes(c)
+	var missing []string
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		info, ok := src.Lookup(name)
+		if !ok {
+			missing = append(missing, name)
+			continue
+		}
+		if !shapeMatches(info.Shape, want[name]) {
+			return c, &ShapeError{Name: name, Got: info.Shape, Want: fmt.Sprint(want[name])}
+		}
+		c.Params += int64(info.Len())
+		c.WeightBytes += int64(info.Len() * info.DType.Size())
+	}
+	if len(missing) > 0 {
+		return c, &MissingError{Names: missing}
+	}
+	for _, t := range src.Tensors() {
+		if _, ok := want[t.Name]; ok {
+			continue
+		}
+		if strings.HasPrefix(t.Name, "blocks.0.att.v") && len(t.Name) == len("blocks.0.att.v0") {
+			continue // layer 0 has no value residual; some files carry unused v0/v1/v2
+		}
+		unexpected = append(unexpected, t.Name)
+	}
+	if len(unexpected) > 0 {
+		slices.Sort(unexpected)
+		return c, fmt.Errorf("unexpected tensors %s: not a plain RWKV-7 x070 checkpoint (rwkv7a/rwkv7b variants are not supported)", listNames(unexpected))
+	}
+	return c, nil
+}
+
+// expectedShapes lists every tensor a model of these dimensions uses.
+// Vectors are listed as [C]; files store many as [1,1,C] (shapeMatches
+// accepts both).
+func expectedShapes(c Config) map[string][]int {
+	C, V := c.Width, c.Vocab
+	w := map[string][]int{
+		"emb.weight":          {V, C},
+		"blocks.0.ln0.weight": {C},
+		"blocks.0.ln0.bias":   {C},
+		"ln_out.weight":       {C},
+		"ln_out.bias":         {C},
+		"head.weight":         {V, C},
+	}
+	for l := range c.Layers {
+		p := fmt.Sprintf("blocks.%d.", l)
+		for _, n := range []string{"ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias",
+			"att.x_r", "att.x_w", "att.x_k", "att.x_v", "att.x_a", "att.x_g",
+			"att.w0", "att.a0", "att.k_k", "att.k_a", "att.ln_x.weight", "att.ln_x.bias", "ffn.x_k"} {
+			w[p+n] = []int{C}
+		}
+		w[p+"att.r_k"] = []int{c.Heads, c.HeadSize}
+		w[p+"att.w1"], w[p+"att.w2"] = []int{C, c.DecayLoRA}, []int{c.DecayLoRA, C}
+		w[p+"att.a1"], w[p+"att.a2"] = []int{C, c.AlphaLoRA}, []int{c.AlphaLoRA, C}
+		w[p+"att.g1"], w[p+"att.g2"] = []int{C, c.GateLoRA}, []int{c.GateLoRA, C}
+		if l > 0 {
+			w[p+"att.v0"] = []int{C}
+			w[p+"att.v1"], w[p+"att.v2"] = []int{C, c.ValueLoRA}, []int{c.ValueLoRA, C}
+		}
+		for _, n := range []string{"receptance", "key", "value", "output"} {
+			w[p+"att."+n+".weight"] = []int{C, C}
+		}
+		w[p+"ffn.key.weight"] = []int{c.FFN, C}
+		w[p+"ffn.value.weight"] = []int{C, c.FFN}
+	}
+	return w
+}
+
+// shapeMatches compares a stored shape with the expected one, treating
+// leading 1s as absent ([1,1,C] is a [C] vector).
+func shapeMatches(got, want []int) bool {
+	for len(got) > len(want) && got[0] == 1 {
+		got = got[1:]
+	}
+	return slices.Equal(got, want) && !slices.Contains(want, 0)
+}
+
+func listNames(names []string) string {
+	const show = 8
+	if len(names) <= show {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:show], ", "), len(names)-show)
+}
+
+// MissingError lists tensors a checkpoint lacks.
+type MissingError struct{ Names []string }
+
+func (e *MissingError) Error() string { return "missing tensors " + listNames(e.Names) }
+
+// ShapeError reports a tensor whose shape does not fit the model.
+type ShapeError struct {
+	Name string
+	Got  []int
+	Want string
+}
+
+func (e *ShapeError) Error() string {
+	return fmt.Sprintf("tensor %s has shape %v, want %s", e.Name, e.Got, e.Want)
+}
+
+// Load places src's weights on opts.Backend. Matrices keep their dtype;
+// vectors are converted to float32 (they are a few KB per layer).
+func Load(src Source, opts LoadOptions) (*Model, error) {
+	if opts.Backend == nil {
+		return nil, errors.New("load: no backend")
+	}
+	cfg, err := Inspect(src)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{cfg: cfg, be: opts.Backend, src: src, chunk: 256}
+	if _, ok := opts.Backend.(kernels.Grapher); ok {
+		m.graphsSupported = true
+	}
+	total := float64(len(expectedShapes(cfg)))
+	placed := 0
+	progress := func() {
+		placed++
+		if opts.Progress != nil {
+			opts.Progress(float64(placed) / total)
+		}
+	}
+	vec := func(name string) kernels.Tensor {
+		if err != nil {
+			return kernels.Tensor{}
+		}
+		var t kernels.Tensor
+		t, err = m.vector(name)
+		progress()
+		return t
+	}
+	mat := func(name string) kernels.Tensor {
+		if err != nil {
+			return kernels.Tensor{}
+		}
+		var t kernels.Tensor
+		t, err = m.matrix(name)
+		progress()
+		return t
+	}
+	m.emb = mat("emb.weight")
+	m.ln0w, m.ln0b = vec("blocks.0.ln0.weight"), vec("blocks.0.ln0.bias")
+	m.lnOutW, m.lnOutB = vec("ln_out.weight"), vec("ln_out.bias")
+	m.head = mat("head.weight")
+	m.layers = make([]layer, cfg.Layers)
+	for l := range m.layers {
+		ly := &m.layers[l]
+		p := fmt.Sprintf("blocks.%d.", l)
+		ly.ln1w, ly.ln1b = vec(p+"ln1.weight"), vec(p+"ln1.bias")
+		ly.ln2w, ly.ln2b = vec(p+"ln2.weight"), vec(p+"ln2.bias")
+		for _, n := range []string{"x_r", "x_w", "x_k", "x_v", "x_a", "x_g"} {
+			ly.mix = append(ly.mix, vec(p+"att."+n))
+		}
+		ly.w0, ly.a0 = vec(p+"att.w0"), vec(p+"att.a0")
+		ly.kk, ly.ka, ly.rk = vec(p+"att.k_k"), vec(p+"att.k_a"), vec(p+"att.r_k")
+		ly.lnxw, ly.lnxb = vec(p+"att.ln_x.weight"), vec(p+"att.ln_x.bias")
+		ly.w1, ly.w2 = mat(p+"att.w1"), mat(p+"att.w2")
+		ly.a1, ly.a2 = mat(p+"att.a1"), mat(p+"att.a2")
+		ly.g1, ly.g2 = mat(p+"att.g1"), mat(p+"att.g2")
+		if l > 0 {
+			ly.v0 = vec(p + "att.v0")
+			ly.v1, ly.v2 = mat(p+"att.v1"), mat(p+"att.v2")
+		}
+		ly.wr, ly.wk = mat(p+"att.receptance.weight"), mat(p+"att.key.weight")
+		ly.wv, ly.wo = mat(p+"att.value.weight"), mat(p+"att.output.weight")
+		ly.ffnMix = vec(p + "ffn.x_k")
+		ly.ffnKey, ly.ffnValue = mat(p+"ffn.key.weight"), mat(p+"ffn.value.weight")
+	}
+	if err == nil {
+		err = m.be.Sync()
+	}
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// vector uploads a small tensor as F32 [1, n].
+func (m *Model) vector(name string) (kernels.Tensor, error) {
+	info, _ := m.src.Lookup(name)
+	data, err := m.src.Bytes(name)
+	if err != nil {
+		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	f := make([]float32, info.Len())
+	if err := decodeFloats(f, data, info.DType); err != nil {
+		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	t, err := m.be.Alloc(kernels.F32, 1, len(f))
+	if err != nil {
+		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	m.owned = append(m.owned, t)
+	if err := m.be.Upload(t, float32Bytes(f)); err != nil {
+		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// matrix places a 2-D tensor in its file dtype.
+func (m *Model) matrix(name string) (kernels.Tensor, error) {
+	info, _ := m.src.Lookup(name)
+	data, err := m.src.Bytes(name)
+	if err != nil {
+		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	t, err := m.be.Weight(info.DType, info.Shape[0], info.Shape[1], data)
+	if err != nil {
+		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	m.owned = append(m.owned, t)
+	return t, nil
+}
+
+// Close frees the model's device memory and closes its file.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	for _, sc := range m.free {
+		sc.release(m.be)
+	}
+	m.free = nil
+	for _, t := range m.owned {
+		m.be.Free(t)
+	}
+	m.owned = nil
+	if m.closeSrc != nil {
+		return m.closeSrc()
+	}
+	return nil
+}
