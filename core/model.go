@@ -65,18 +65,18 @@ type Model struct {
 	be  kernels.Backend
 	src Source
 
-	emb              kernels.Tensor // [V, C], file dtype
-	ln0w, ln0b       kernels.Tensor
-	lnOutW, lnOutB   kernels.Tensor
-	head             kernels.Tensor // [V, C]
-	layers           []layer
-	owned            []kernels.Tensor
-	closeSrc         func() error
-	mu               sync.Mutex
-	free             []*scratch // scratch buffers not in use
-	graphsSupported  bool
-	closed           bool
-	chunk            int
+	emb             kernels.Tensor // [V, C], file dtype
+	ln0w, ln0b      kernels.Tensor
+	lnOutW, lnOutB  kernels.Tensor
+	head            kernels.Tensor // [V, C]
+	layers          []layer
+	owned           []kernels.Tensor
+	closeSrc        func() error
+	mu              sync.Mutex
+	free            []*scratch // scratch buffers not in use
+	graphsSupported bool
+	closed          bool
+	chunk           int
 }
 
 // layer holds one block's weights. Vectors are F32 [1, C]; matrices stay
