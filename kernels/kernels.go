@@ -236,6 +236,19 @@ type Graph interface {
 	Free()
 }
 
+// Prober is implemented by backends that can measure their own ceilings,
+// the floors benchmarks compare against.
+type Prober interface {
+	// CopyBandwidth copies a buffer of n bytes within the backend's memory
+	// and returns bytes copied per second (bytes read; the same number are
+	// written), the best of several runs.
+	CopyBandwidth(n int64) (float64, error)
+	// MatMulRate times Linear with a [t,k] activation and an [n,k] weight
+	// of dtype dt and returns floating-point operations per second (2·t·n·k
+	// per product), the best of several runs.
+	MatMulRate(t, k, n int, dt DType) (float64, error)
+}
+
 // UnavailableError says why a backend cannot run on this machine: the
 // reason is meant for the user ("no libcuda.so.1", "compute capability 5.2
 // unsupported").

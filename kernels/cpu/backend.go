@@ -9,6 +9,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/goose-rwkv/goose/kernels"
@@ -179,3 +180,57 @@ func weightBytes(t kernels.Tensor) ([]byte, kernels.DType) {
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), 4*len(s)), kernels.F32
 }
+
+// CopyBandwidth measures memory copy bandwidth with all threads: bytes
+// copied per second, best of five runs.
+func (b *Backend) CopyBandwidth(n int64) (float64, error) {
+	src := make([]byte, n)
+	dst := make([]byte, n)
+	for i := range src {
+		src[i] = byte(i)
+	}
+	best := 0.0
+	for range 5 {
+		start := time.Now()
+		b.pool.For(int(n>>16), 1, func(lo, hi int) {
+			copy(dst[lo<<16:hi<<16], src[lo<<16:hi<<16])
+		})
+		if s := time.Since(start).Seconds(); s > 0 {
+			best = max(best, float64(n&^(1<<16-1))/s)
+		}
+	}
+	return best, nil
+}
+
+// MatMulRate times Linear on random operands.
+func (b *Backend) MatMulRate(t, k, n int, dt kernels.DType) (float64, error) {
+	w := make([]byte, n*k*dt.Size())
+	for i := range w {
+		w[i] = byte(i * 7)
+	}
+	if dt != kernels.F32 { // keep bf16/f16 values finite
+		for i := 1; i < len(w); i += 2 {
+			w[i] = 0x3c
+		}
+	} else {
+		for i := 3; i < len(w); i += 4 {
+			w[i] = 0x3c
+		}
+	}
+	x := make([]float32, t*k)
+	for i := range x {
+		x[i] = float32(i%13) / 13
+	}
+	dst := make([]float32, t*n)
+	best := 0.0
+	for range 3 {
+		start := time.Now()
+		linear(b.pool, dst, x, t, k, w, dt, n)
+		if s := time.Since(start).Seconds(); s > 0 {
+			best = max(best, 2*float64(t)*float64(k)*float64(n)/s)
+		}
+	}
+	return best, nil
+}
+
+var _ kernels.Prober = (*Backend)(nil)

@@ -339,4 +339,3 @@ func (b *Backend) Out7(o kernels.Out7) {
 }
 
 var _ kernels.Backend = (*Backend)(nil)
-
