@@ -1,0 +1,252 @@
+//go:build !purego
+
+package cpu
+
+import (
+	"unsafe"
+
+	"github.com/goose-rwkv/goose/kernels"
+)
+
+// CPU feature detection, from CPUID and XGETBV.
+
+func cpuid(leaf, sub uint32) (a, b, c, d uint32)
+func xgetbv() (a, d uint32)
+
+// cpuFeatures reports whether the CPU and OS support AVX2 with FMA, and
+// whether F16C (half-precision conversion) is present too.
+func cpuFeatures() (avx2FMA, f16c bool) {
+	maxLeaf, _, _, _ := cpuid(0, 0)
+	if maxLeaf < 7 {
+		return false, false
+	}
+	_, _, c1, _ := cpuid(1, 0)
+	const (
+		fma     = 1 << 12
+		osxsave = 1 << 27
+		avx     = 1 << 28
+		f16cBit = 1 << 29
+	)
+	if c1&(fma|osxsave|avx) != fma|osxsave|avx {
+		return false, false
+	}
+	if xcr0, _ := xgetbv(); xcr0&6 != 6 { // OS saves XMM and YMM state
+		return false, false
+	}
+	_, b7, _, _ := cpuid(7, 0)
+	if b7&(1<<5) == 0 { // AVX2
+		return false, false
+	}
+	return true, c1&f16cBit != 0
+}
+
+// bestKernels returns the fastest kernel set this CPU supports.
+func bestKernels() *kernelSet {
+	ok, f16c := cpuFeatures()
+	if !ok {
+		return genericKernels()
+	}
+	return avx2Kernels(f16c)
+}
+
+// avx2Kernels returns the AVX2+FMA kernel set; with f16c false, F16
+// weights go through the portable code.
+func avx2Kernels(f16c bool) *kernelSet {
+	a := avx2{f16c: f16c}
+	name := "avx2"
+	if !f16c {
+		name = "avx2-nof16c"
+	}
+	return &kernelSet{
+		name:   name,
+		dot4:   a.dot4,
+		axpy4:  a.axpy4,
+		decode: a.decode,
+		tileNT: tileNTAVX2,
+		tileNN: tileNNAVX2,
+	}
+}
+
+//go:noescape
+func dot4BF16(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
+
+//go:noescape
+func dot4F16(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
+
+//go:noescape
+func dot4F32(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
+
+//go:noescape
+func axpy4BF16(d *float32, a *[4]float32, w0, w1, w2, w3 *byte, n int)
+
+//go:noescape
+func axpy4F16(d *float32, a *[4]float32, w0, w1, w2, w3 *byte, n int)
+
+//go:noescape
+func axpy4F32(d *float32, a *[4]float32, w0, w1, w2, w3 *byte, n int)
+
+//go:noescape
+func decodeBF16(dst *float32, src *byte, n int)
+
+//go:noescape
+func decodeF16(dst *float32, src *byte, n int)
+
+//go:noescape
+func tileNT4x3(x0, x1, x2, x3, w0, w1, w2 *float32, n int, out *[12]float32)
+
+//go:noescape
+func tileNN6x16(d *float32, ldd int, x0, x1, x2, x3, x4, x5 *float32, w *float32, ldw int, n int, acc bool)
+
+// avx2 holds the wrappers that check bounds, call the assembly on the
+// multiple-of-8 part and finish tails in Go.
+type avx2 struct {
+	f16c bool
+}
+
+// rows returns pointers to four rows of n elements of es bytes at the
+// given offsets of w, panicking if one lies outside w.
+func rows(w []byte, off *[4]int, n, es int) (p0, p1, p2, p3 *byte) {
+	if n == 0 {
+		return
+	}
+	for _, o := range off {
+		_ = w[o : o+n*es]
+	}
+	return &w[off[0]], &w[off[1]], &w[off[2]], &w[off[3]]
+}
+
+func (a avx2) dot4(out *[4]float32, x []float32, w []byte, off *[4]int, dt kernels.DType) {
+	if dt == kernels.F16 && !a.f16c {
+		dot4Generic(out, x, w, off, dt)
+		return
+	}
+	n := len(x)
+	n8 := n &^ 7
+	*out = [4]float32{}
+	if n8 > 0 {
+		es := dt.Size()
+		p0, p1, p2, p3 := rows(w, off, n, es)
+		switch dt {
+		case kernels.BF16:
+			dot4BF16(&x[0], p0, p1, p2, p3, n8, out)
+		case kernels.F16:
+			dot4F16(&x[0], p0, p1, p2, p3, n8, out)
+		default:
+			dot4F32(&x[0], p0, p1, p2, p3, n8, out)
+		}
+	}
+	if n8 < n {
+		var t [4]float32
+		var tail [4]int
+		es := dt.Size()
+		for i, o := range off {
+			tail[i] = o + n8*es
+		}
+		dot4Generic(&t, x[n8:], w, &tail, dt)
+		for i := range out {
+			out[i] += t[i]
+		}
+	}
+}
+
+func (a avx2) axpy4(d []float32, c *[4]float32, w []byte, off *[4]int, dt kernels.DType) {
+	if dt == kernels.F16 && !a.f16c {
+		axpy4Generic(d, c, w, off, dt)
+		return
+	}
+	n := len(d)
+	n8 := n &^ 7
+	if n8 > 0 {
+		es := dt.Size()
+		p0, p1, p2, p3 := rows(w, off, n, es)
+		switch dt {
+		case kernels.BF16:
+			axpy4BF16(&d[0], c, p0, p1, p2, p3, n8)
+		case kernels.F16:
+			axpy4F16(&d[0], c, p0, p1, p2, p3, n8)
+		default:
+			axpy4F32(&d[0], c, p0, p1, p2, p3, n8)
+		}
+	}
+	if n8 < n {
+		var tail [4]int
+		es := dt.Size()
+		for i, o := range off {
+			tail[i] = o + n8*es
+		}
+		axpy4Generic(d[n8:], c, w, &tail, dt)
+	}
+}
+
+func (a avx2) decode(dst []float32, src []byte, dt kernels.DType) {
+	n := len(dst)
+	n8 := n &^ 7
+	switch {
+	case n8 == 0:
+	case dt == kernels.BF16:
+		_ = src[2*n-1]
+		decodeBF16(&dst[0], &src[0], n8)
+	case dt == kernels.F16 && a.f16c:
+		_ = src[2*n-1]
+		decodeF16(&dst[0], &src[0], n8)
+	case dt == kernels.F32:
+		_ = src[4*n-1]
+		copy(dst, unsafe.Slice((*float32)(unsafe.Pointer(&src[0])), n))
+		return
+	default:
+		n8 = 0
+	}
+	es := dt.Size()
+	decodeGeneric(dst[n8:], src[n8*es:n*es], dt)
+}
+
+func tileNTAVX2(out *[12]float32, x *[4][]float32, w *[3][]float32) {
+	n := len(x[0])
+	n8 := n &^ 7
+	x0, x1, x2, x3 := x[0][:n], x[1][:n], x[2][:n], x[3][:n]
+	w0, w1, w2 := w[0][:n], w[1][:n], w[2][:n]
+	if n8 > 0 {
+		tileNT4x3(&x0[0], &x1[0], &x2[0], &x3[0], &w0[0], &w1[0], &w2[0], n8, out)
+	} else {
+		*out = [12]float32{}
+	}
+	for k := n8; k < n; k++ {
+		a, b, c := w0[k], w1[k], w2[k]
+		out[0] += x0[k] * a
+		out[1] += x0[k] * b
+		out[2] += x0[k] * c
+		out[3] += x1[k] * a
+		out[4] += x1[k] * b
+		out[5] += x1[k] * c
+		out[6] += x2[k] * a
+		out[7] += x2[k] * b
+		out[8] += x2[k] * c
+		out[9] += x3[k] * a
+		out[10] += x3[k] * b
+		out[11] += x3[k] * c
+	}
+}
+
+func tileNNAVX2(d []float32, ldd int, x *[6][]float32, w []float32, ldw int, acc bool) {
+	n := len(x[0])
+	_ = d[5*ldd+15]
+	if n == 0 {
+		tileNNGeneric(d, ldd, x, w, ldw, acc)
+		return
+	}
+	_ = w[(n-1)*ldw+15]
+	x0, x1, x2, x3, x4, x5 := x[0][:n], x[1][:n], x[2][:n], x[3][:n], x[4][:n], x[5][:n]
+	tileNN6x16(&d[0], ldd, &x0[0], &x1[0], &x2[0], &x3[0], &x4[0], &x5[0], &w[0], ldw, n, acc)
+}
+
+// allKernels returns every kernel set this CPU can run, for tests.
+func allKernels() []*kernelSet {
+	ks := []*kernelSet{genericKernels()}
+	if ok, f16c := cpuFeatures(); ok {
+		ks = append(ks, avx2Kernels(false))
+		if f16c {
+			ks = append(ks, avx2Kernels(true))
+		}
+	}
+	return ks
+}

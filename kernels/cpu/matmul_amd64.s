@@ -1,0 +1,467 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// Widen 8 bf16 values at m to 8 float32 in register r.
+#define CVTBF16(m, r) VPMOVZXWD m, r; VPSLLD $16, r, r
+
+// Zero the 8 accumulators of dot4.
+#define ZERO8 \
+	VXORPS Y0, Y0, Y0; VXORPS Y1, Y1, Y1; VXORPS Y2, Y2, Y2; VXORPS Y3, Y3, Y3; \
+	VXORPS Y4, Y4, Y4; VXORPS Y5, Y5, Y5; VXORPS Y6, Y6, Y6; VXORPS Y7, Y7, Y7
+
+// Sum Y0..Y3 (after folding Y4..Y7 into them) horizontally and store the
+// four sums at (DI).
+#define REDUCE4 \
+	VADDPS Y4, Y0, Y0; VADDPS Y5, Y1, Y1; VADDPS Y6, Y2, Y2; VADDPS Y7, Y3, Y3; \
+	VHADDPS Y1, Y0, Y0; VHADDPS Y3, Y2, Y2; VHADDPS Y2, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X1; VADDPS X1, X0, X0; VMOVUPS X0, (DI)
+
+#define DOT4ARGS \
+	MOVQ x+0(FP), SI; MOVQ w0+8(FP), R8; MOVQ w1+16(FP), R9; MOVQ w2+24(FP), R10; \
+	MOVQ w3+32(FP), R11; MOVQ n+40(FP), DX; MOVQ out+48(FP), DI; \
+	XORQ CX, CX; MOVQ DX, BX; ANDQ $-16, BX
+
+#define AXPY4ARGS(done) \
+	MOVQ d+0(FP), DI; MOVQ a+8(FP), AX; MOVQ w0+16(FP), R8; MOVQ w1+24(FP), R9; \
+	MOVQ w2+32(FP), R10; MOVQ w3+40(FP), R11; MOVQ n+48(FP), DX; \
+	VBROADCASTSS (AX), Y12; VBROADCASTSS 4(AX), Y13; VBROADCASTSS 8(AX), Y14; VBROADCASTSS 12(AX), Y15; \
+	XORQ CX, CX; TESTQ DX, DX; JZ done
+
+// func cpuid(leaf, sub uint32) (a, b, c, d uint32)
+TEXT ·cpuid(SB), NOSPLIT, $0-24
+	MOVL leaf+0(FP), AX
+	MOVL sub+4(FP), CX
+	CPUID
+	MOVL AX, a+8(FP)
+	MOVL BX, b+12(FP)
+	MOVL CX, c+16(FP)
+	MOVL DX, d+20(FP)
+	RET
+
+// func xgetbv() (a, d uint32)
+TEXT ·xgetbv(SB), NOSPLIT, $0-8
+	MOVL $0, CX
+	XGETBV
+	MOVL AX, a+0(FP)
+	MOVL DX, d+4(FP)
+	RET
+
+// func dot4BF16(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
+// out[i] = Σ_{k<n} x[k]·wi[k], bf16 rows, n a multiple of 8.
+TEXT ·dot4BF16(SB), NOSPLIT, $0-56
+	DOT4ARGS
+	ZERO8
+	TESTQ BX, BX
+	JZ    bf16tail
+
+bf16loop:
+	VMOVUPS (SI)(CX*4), Y8
+	VMOVUPS 32(SI)(CX*4), Y9
+	CVTBF16((R8)(CX*2), Y10)
+	CVTBF16(16(R8)(CX*2), Y11)
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y11, Y4
+	CVTBF16((R9)(CX*2), Y12)
+	CVTBF16(16(R9)(CX*2), Y13)
+	VFMADD231PS Y8, Y12, Y1
+	VFMADD231PS Y9, Y13, Y5
+	CVTBF16((R10)(CX*2), Y10)
+	CVTBF16(16(R10)(CX*2), Y11)
+	VFMADD231PS Y8, Y10, Y2
+	VFMADD231PS Y9, Y11, Y6
+	CVTBF16((R11)(CX*2), Y12)
+	CVTBF16(16(R11)(CX*2), Y13)
+	VFMADD231PS Y8, Y12, Y3
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ $16, CX
+	CMPQ CX, BX
+	JLT  bf16loop
+
+bf16tail:
+	CMPQ CX, DX
+	JGE  bf16done
+	VMOVUPS (SI)(CX*4), Y8
+	CVTBF16((R8)(CX*2), Y10)
+	VFMADD231PS Y8, Y10, Y0
+	CVTBF16((R9)(CX*2), Y11)
+	VFMADD231PS Y8, Y11, Y1
+	CVTBF16((R10)(CX*2), Y12)
+	VFMADD231PS Y8, Y12, Y2
+	CVTBF16((R11)(CX*2), Y13)
+	VFMADD231PS Y8, Y13, Y3
+
+bf16done:
+	REDUCE4
+	VZEROUPPER
+	RET
+
+// func dot4F16(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
+// As dot4BF16 for IEEE half rows; needs F16C.
+TEXT ·dot4F16(SB), NOSPLIT, $0-56
+	DOT4ARGS
+	ZERO8
+	TESTQ BX, BX
+	JZ    f16tail
+
+f16loop:
+	VMOVUPS   (SI)(CX*4), Y8
+	VMOVUPS   32(SI)(CX*4), Y9
+	VCVTPH2PS (R8)(CX*2), Y10
+	VCVTPH2PS 16(R8)(CX*2), Y11
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y11, Y4
+	VCVTPH2PS (R9)(CX*2), Y12
+	VCVTPH2PS 16(R9)(CX*2), Y13
+	VFMADD231PS Y8, Y12, Y1
+	VFMADD231PS Y9, Y13, Y5
+	VCVTPH2PS (R10)(CX*2), Y10
+	VCVTPH2PS 16(R10)(CX*2), Y11
+	VFMADD231PS Y8, Y10, Y2
+	VFMADD231PS Y9, Y11, Y6
+	VCVTPH2PS (R11)(CX*2), Y12
+	VCVTPH2PS 16(R11)(CX*2), Y13
+	VFMADD231PS Y8, Y12, Y3
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ $16, CX
+	CMPQ CX, BX
+	JLT  f16loop
+
+f16tail:
+	CMPQ CX, DX
+	JGE  f16done
+	VMOVUPS   (SI)(CX*4), Y8
+	VCVTPH2PS (R8)(CX*2), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VCVTPH2PS (R9)(CX*2), Y11
+	VFMADD231PS Y8, Y11, Y1
+	VCVTPH2PS (R10)(CX*2), Y12
+	VFMADD231PS Y8, Y12, Y2
+	VCVTPH2PS (R11)(CX*2), Y13
+	VFMADD231PS Y8, Y13, Y3
+
+f16done:
+	REDUCE4
+	VZEROUPPER
+	RET
+
+// func dot4F32(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
+// As dot4BF16 for float32 rows.
+TEXT ·dot4F32(SB), NOSPLIT, $0-56
+	DOT4ARGS
+	ZERO8
+	TESTQ BX, BX
+	JZ    f32tail
+
+f32loop:
+	VMOVUPS (SI)(CX*4), Y8
+	VMOVUPS 32(SI)(CX*4), Y9
+	VFMADD231PS (R8)(CX*4), Y8, Y0
+	VFMADD231PS 32(R8)(CX*4), Y9, Y4
+	VFMADD231PS (R9)(CX*4), Y8, Y1
+	VFMADD231PS 32(R9)(CX*4), Y9, Y5
+	VFMADD231PS (R10)(CX*4), Y8, Y2
+	VFMADD231PS 32(R10)(CX*4), Y9, Y6
+	VFMADD231PS (R11)(CX*4), Y8, Y3
+	VFMADD231PS 32(R11)(CX*4), Y9, Y7
+	ADDQ $16, CX
+	CMPQ CX, BX
+	JLT  f32loop
+
+f32tail:
+	CMPQ CX, DX
+	JGE  f32done
+	VMOVUPS (SI)(CX*4), Y8
+	VFMADD231PS (R8)(CX*4), Y8, Y0
+	VFMADD231PS (R9)(CX*4), Y8, Y1
+	VFMADD231PS (R10)(CX*4), Y8, Y2
+	VFMADD231PS (R11)(CX*4), Y8, Y3
+
+f32done:
+	REDUCE4
+	VZEROUPPER
+	RET
+
+// func axpy4BF16(d *float32, a *[4]float32, w0, w1, w2, w3 *byte, n int)
+// d[j] += Σ_i a[i]·wi[j] for j < n, bf16 rows, n a multiple of 8.
+TEXT ·axpy4BF16(SB), NOSPLIT, $0-56
+	AXPY4ARGS(axbf16done)
+
+axbf16loop:
+	VMOVUPS (DI)(CX*4), Y0
+	CVTBF16((R8)(CX*2), Y1)
+	CVTBF16((R9)(CX*2), Y2)
+	CVTBF16((R10)(CX*2), Y3)
+	CVTBF16((R11)(CX*2), Y4)
+	VFMADD231PS Y12, Y1, Y0
+	VMULPS      Y13, Y2, Y2
+	VFMADD231PS Y14, Y3, Y0
+	VFMADD231PS Y15, Y4, Y2
+	VADDPS      Y2, Y0, Y0
+	VMOVUPS Y0, (DI)(CX*4)
+	ADDQ $8, CX
+	CMPQ CX, DX
+	JLT  axbf16loop
+
+axbf16done:
+	VZEROUPPER
+	RET
+
+// func axpy4F16(d *float32, a *[4]float32, w0, w1, w2, w3 *byte, n int)
+// As axpy4BF16 for IEEE half rows; needs F16C.
+TEXT ·axpy4F16(SB), NOSPLIT, $0-56
+	AXPY4ARGS(axf16done)
+
+axf16loop:
+	VMOVUPS   (DI)(CX*4), Y0
+	VCVTPH2PS (R8)(CX*2), Y1
+	VCVTPH2PS (R9)(CX*2), Y2
+	VCVTPH2PS (R10)(CX*2), Y3
+	VCVTPH2PS (R11)(CX*2), Y4
+	VFMADD231PS Y12, Y1, Y0
+	VMULPS      Y13, Y2, Y2
+	VFMADD231PS Y14, Y3, Y0
+	VFMADD231PS Y15, Y4, Y2
+	VADDPS      Y2, Y0, Y0
+	VMOVUPS Y0, (DI)(CX*4)
+	ADDQ $8, CX
+	CMPQ CX, DX
+	JLT  axf16loop
+
+axf16done:
+	VZEROUPPER
+	RET
+
+// func axpy4F32(d *float32, a *[4]float32, w0, w1, w2, w3 *byte, n int)
+// As axpy4BF16 for float32 rows.
+TEXT ·axpy4F32(SB), NOSPLIT, $0-56
+	AXPY4ARGS(axf32done)
+
+axf32loop:
+	VMOVUPS (DI)(CX*4), Y0
+	VMULPS  (R9)(CX*4), Y13, Y2
+	VFMADD231PS (R8)(CX*4), Y12, Y0
+	VFMADD231PS (R11)(CX*4), Y15, Y2
+	VFMADD231PS (R10)(CX*4), Y14, Y0
+	VADDPS  Y2, Y0, Y0
+	VMOVUPS Y0, (DI)(CX*4)
+	ADDQ $8, CX
+	CMPQ CX, DX
+	JLT  axf32loop
+
+axf32done:
+	VZEROUPPER
+	RET
+
+// func decodeBF16(dst *float32, src *byte, n int)
+// Converts n bf16 values to float32; n a multiple of 8.
+TEXT ·decodeBF16(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), DX
+	XORQ CX, CX
+	TESTQ DX, DX
+	JZ   decbf16done
+
+decbf16loop:
+	CVTBF16((SI)(CX*2), Y0)
+	VMOVUPS Y0, (DI)(CX*4)
+	ADDQ $8, CX
+	CMPQ CX, DX
+	JLT  decbf16loop
+
+decbf16done:
+	VZEROUPPER
+	RET
+
+// func decodeF16(dst *float32, src *byte, n int)
+// Converts n IEEE half values to float32; n a multiple of 8; needs F16C.
+TEXT ·decodeF16(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), DX
+	XORQ CX, CX
+	TESTQ DX, DX
+	JZ   decf16done
+
+decf16loop:
+	VCVTPH2PS (SI)(CX*2), Y0
+	VMOVUPS Y0, (DI)(CX*4)
+	ADDQ $8, CX
+	CMPQ CX, DX
+	JLT  decf16loop
+
+decf16done:
+	VZEROUPPER
+	RET
+
+// func tileNT4x3(x0, x1, x2, x3, w0, w1, w2 *float32, n int, out *[12]float32)
+// out[3i+j] = Σ_{k<n} xi[k]·wj[k]; n a multiple of 8.
+TEXT ·tileNT4x3(SB), NOSPLIT, $0-72
+	MOVQ x0+0(FP), R8
+	MOVQ x1+8(FP), R9
+	MOVQ x2+16(FP), R10
+	MOVQ x3+24(FP), R11
+	MOVQ w0+32(FP), R12
+	MOVQ w1+40(FP), R13
+	MOVQ w2+48(FP), SI
+	MOVQ n+56(FP), DX
+	MOVQ out+64(FP), DI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ CX, CX
+	TESTQ DX, DX
+	JZ   ntdone
+
+ntloop:
+	VMOVUPS (R12)(CX*4), Y12
+	VMOVUPS (R13)(CX*4), Y13
+	VMOVUPS (SI)(CX*4), Y14
+	VMOVUPS (R8)(CX*4), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VMOVUPS (R9)(CX*4), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VMOVUPS (R10)(CX*4), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VMOVUPS (R11)(CX*4), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ $8, CX
+	CMPQ CX, DX
+	JLT  ntloop
+
+ntdone:
+	// Three groups of four accumulators → three vectors of four sums.
+	VHADDPS Y1, Y0, Y0
+	VHADDPS Y3, Y2, Y2
+	VHADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS  X1, X0, X0
+	VMOVUPS X0, (DI)
+	VHADDPS Y5, Y4, Y4
+	VHADDPS Y7, Y6, Y6
+	VHADDPS Y6, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VADDPS  X5, X4, X4
+	VMOVUPS X4, 16(DI)
+	VHADDPS Y9, Y8, Y8
+	VHADDPS Y11, Y10, Y10
+	VHADDPS Y10, Y8, Y8
+	VEXTRACTF128 $1, Y8, X9
+	VADDPS  X9, X8, X8
+	VMOVUPS X8, 32(DI)
+	VZEROUPPER
+	RET
+
+// func tileNN6x16(d *float32, ldd int, x0, x1, x2, x3, x4, x5 *float32, w *float32, ldw int, n int, acc bool)
+// d[i*ldd+j] (+)= Σ_{k<n} xi[k]·w[k*ldw+j] for i < 6, j < 16; ldd, ldw
+// in elements.
+TEXT ·tileNN6x16(SB), NOSPLIT, $0-89
+	MOVQ x0+16(FP), R8
+	MOVQ x1+24(FP), R9
+	MOVQ x2+32(FP), R10
+	MOVQ x3+40(FP), R11
+	MOVQ x4+48(FP), R12
+	MOVQ x5+56(FP), R13
+	MOVQ w+64(FP), SI
+	MOVQ ldw+72(FP), BX
+	SHLQ $2, BX
+	MOVQ n+80(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ CX, CX
+	TESTQ DX, DX
+	JZ   nnstore
+
+nnloop:
+	VMOVUPS (SI), Y12
+	VMOVUPS 32(SI), Y13
+	VBROADCASTSS (R8)(CX*4), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y1
+	VBROADCASTSS (R9)(CX*4), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VFMADD231PS Y13, Y15, Y3
+	VBROADCASTSS (R10)(CX*4), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y5
+	VBROADCASTSS (R11)(CX*4), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VBROADCASTSS (R12)(CX*4), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y9
+	VBROADCASTSS (R13)(CX*4), Y15
+	VFMADD231PS Y12, Y15, Y10
+	VFMADD231PS Y13, Y15, Y11
+	ADDQ BX, SI
+	INCQ CX
+	CMPQ CX, DX
+	JLT  nnloop
+
+nnstore:
+	MOVQ d+0(FP), DI
+	MOVQ ldd+8(FP), AX
+	SHLQ $2, AX
+	MOVBLZX acc+88(FP), CX
+	TESTQ CX, CX
+	JZ   nnput
+	VADDPS (DI), Y0, Y0
+	VADDPS 32(DI), Y1, Y1
+	VADDPS (DI)(AX*1), Y2, Y2
+	VADDPS 32(DI)(AX*1), Y3, Y3
+	VADDPS (DI)(AX*2), Y4, Y4
+	VADDPS 32(DI)(AX*2), Y5, Y5
+	LEAQ (DI)(AX*2), R8
+	VADDPS (R8)(AX*1), Y6, Y6
+	VADDPS 32(R8)(AX*1), Y7, Y7
+	VADDPS (R8)(AX*2), Y8, Y8
+	VADDPS 32(R8)(AX*2), Y9, Y9
+	LEAQ (R8)(AX*2), R8
+	VADDPS (R8)(AX*1), Y10, Y10
+	VADDPS 32(R8)(AX*1), Y11, Y11
+
+nnput:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, (DI)(AX*1)
+	VMOVUPS Y3, 32(DI)(AX*1)
+	VMOVUPS Y4, (DI)(AX*2)
+	VMOVUPS Y5, 32(DI)(AX*2)
+	LEAQ (DI)(AX*2), R8
+	VMOVUPS Y6, (R8)(AX*1)
+	VMOVUPS Y7, 32(R8)(AX*1)
+	VMOVUPS Y8, (R8)(AX*2)
+	VMOVUPS Y9, 32(R8)(AX*2)
+	LEAQ (R8)(AX*2), R8
+	VMOVUPS Y10, (R8)(AX*1)
+	VMOVUPS Y11, 32(R8)(AX*1)
+	VZEROUPPER
+	RET
