@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/core/sample"
+	"github.com/goose-rwkv/goose/kernels"
+)
+
+// runBench measures prefill and decode speed and memory, each beside its
+// floor measured in the same run.
+func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("bench", stderr)
+	var mf modelFlags
+	mf.register(fs, "auto")
+	shape := fs.String("shape", "", "random weights at an official shape: 0.1b, 0.4b, 1.5b, 2.9b, or LAYERSxWIDTH (e.g. 4x256)")
+	dtype := fs.String("dtype", "bf16", "weight dtype for --shape: bf16, f16 or f32")
+	prompt := fs.Int("prompt", 512, "prompt tokens to prefill")
+	gen := fs.Int("gen", 128, "tokens to decode")
+	rssEvery := fs.Int("rss-every", 0, "print RSS every N decoded tokens (shows memory staying flat)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if (*shape == "") == (mf.model == "") {
+		return fmt.Errorf("give exactly one of --model FILE or --shape NAME")
+	}
+	if *prompt < 1 || *gen < 1 {
+		return fmt.Errorf("--prompt and --gen must be at least 1")
+	}
+	be, rep, err := mf.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+
+	var m *core.Model
+	label := mf.model
+	if *shape != "" {
+		cfg, err := parseShape(*shape, *dtype)
+		if err != nil {
+			return err
+		}
+		src, err := core.RandomSource(cfg, 1)
+		if err != nil {
+			return err
+		}
+		m, err = core.Load(src, core.LoadOptions{Backend: be})
+		if err != nil {
+			return err
+		}
+		label = "random weights, shape " + *shape + ", " + *dtype
+	} else {
+		m, err = core.LoadFile(mf.model, core.LoadOptions{Backend: be})
+		if err != nil {
+			return err
+		}
+	}
+	defer m.Close()
+	c := m.Config()
+	fmt.Fprintf(stdout, "model:    %s: %d layers × %d, vocab %d, %.1f M params, %.1f MB weights\n",
+		label, c.Layers, c.Width, c.Vocab, float64(c.Params)/1e6, float64(c.WeightBytes)/1e6)
+	fmt.Fprintf(stdout, "backend:  %s\n", rep)
+
+	rng := rand.New(rand.NewPCG(7, 7))
+	ids := make([]int32, *prompt)
+	for i := range ids {
+		ids[i] = int32(1 + rng.IntN(min(c.Vocab, 65529)-1))
+	}
+	ctx := context.Background()
+	st, err := m.NewState()
+	if err != nil {
+		return err
+	}
+	defer st.Free()
+	logits := make([]float32, c.Vocab)
+	// Warm up: allocate scratch, compile kernels, capture the decode graph.
+	if err := m.Forward(ctx, st, ids[:min(len(ids), 16)], logits); err != nil {
+		return err
+	}
+	if err := m.Forward(ctx, st, ids[:1], logits); err != nil {
+		return err
+	}
+	if err := st.Reset(); err != nil {
+		return err
+	}
+
+	start := time.Now()
+	if err := m.Forward(ctx, st, ids, logits); err != nil {
+		return err
+	}
+	prefill := time.Since(start)
+	prefillRate := float64(len(ids)) / prefill.Seconds()
+	fmt.Fprintf(stdout, "prefill:  %d tokens in %v: %.1f tok/s\n", len(ids), prefill.Round(time.Microsecond), prefillRate)
+
+	rss0 := readRSS()
+	tok := sample.Greedy(logits)
+	start = time.Now()
+	for i := 1; i <= *gen; i++ {
+		if err := m.Forward(ctx, st, []int32{tok}, logits); err != nil {
+			return err
+		}
+		tok = sample.Greedy(logits)
+		if *rssEvery > 0 && i%*rssEvery == 0 {
+			r := readRSS()
+			fmt.Fprintf(stdout, "rss:      after %6d decoded tokens: %7.1f MB (Go heap %.1f MB)\n", i, float64(r.current)/1e6, heapMB())
+		}
+	}
+	decode := time.Since(start)
+	decodeRate := float64(*gen) / decode.Seconds()
+	fmt.Fprintf(stdout, "decode:   %d tokens in %v: %.1f tok/s (%.2f ms/token)\n", *gen, decode.Round(time.Microsecond), decodeRate, 1e3/decodeRate)
+	fmt.Fprintf(stdout, "ratio:    prefill/decode throughput %.1f×\n", prefillRate/decodeRate)
+	r := readRSS()
+	fmt.Fprintf(stdout, "memory:   peak RSS %.1f MB (RSS %.1f MB before decode, %.1f MB after); state %.2f MB\n",
+		float64(r.peak)/1e6, float64(rss0.current)/1e6, float64(r.current)/1e6, float64(c.StateBytes())/1e6)
+	// Floors: weights read per decoded token over copy bandwidth; matrix
+	// FLOPs per prompt token over the measured GEMM rate.
+	embBytes := int64(c.Vocab) * int64(c.Width) * int64(c.DType.Size())
+	perToken := c.WeightBytes - embBytes + int64(c.Width*c.DType.Size())
+	// The head runs once per prompt, not per prompt token.
+	flopsPerToken := 2 * float64(c.Params-2*int64(c.Vocab)*int64(c.Width))
+	var decodeFloor, prefillFloor, bw, gemm float64
+	if p, ok := be.(kernels.Prober); ok {
+		n := int64(256 << 20)
+		if rep.Used == "cuda" {
+			n = 2 << 30
+		}
+		if bw, err = p.CopyBandwidth(n); err != nil {
+			return err
+		}
+		decodeFloor = bw / float64(perToken)
+		if gemm, err = p.MatMulRate(min(*prompt, 4096), c.Width, 4*c.Width, c.DType); err != nil {
+			return err
+		}
+		prefillFloor = gemm / flopsPerToken
+		fmt.Fprintf(stdout, "floor:       copy bandwidth %.1f GB/s → decode ≤ %.1f tok/s (%.1f MB read per token); GEMM %.1f GFLOP/s → prefill ≤ %.0f tok/s (%.2f GFLOP per token)\n",
+			bw/1e9, decodeFloor, float64(perToken)/1e6, gemm/1e9, prefillFloor, flopsPerToken/1e9)
+	}
+
+	if decodeFloor > 0 {
+		fmt.Fprintf(stdout, "vs floor: decode %.0f%% of the bandwidth floor (%.2f× its time); prefill %.0f%% of the GEMM floor\n",
+			100*decodeRate/decodeFloor, decodeFloor/decodeRate, 100*prefillRate/prefillFloor)
+	}
+	return nil
+}
+
+// parseShape reads an official size name or LAYERSxWIDTH.
+func parseShape(s, dtype string) (core.Config, error) {
+	cfg, ok := core.OfficialShape(s)
+	if !ok {
+		l, w, found := strings.Cut(strings.ToLower(s), "x")
+		L, err1 := strconv.Atoi(l)
+		C, err2 := strconv.Atoi(w)
+		if !found || err1 != nil || err2 != nil || L < 1 || C < 64 || C%64 != 0 {
+			return cfg, fmt.Errorf("--shape %q: want 0.1b, 0.4b, 1.5b, 2.9b or LAYERSxWIDTH with WIDTH a multiple of 64", s)
+		}
+		cfg = core.Config{Layers: L, Width: C, Vocab: 65536, DecayLoRA: 64, AlphaLoRA: 64, ValueLoRA: 32, GateLoRA: 128}
+	}
+	switch dtype {
+	case "bf16":
+		cfg.DType = kernels.BF16
+	case "f16":
+		cfg.DType = kernels.F16
+	case "f32":
+		cfg.DType = kernels.F32
+	default:
+		return cfg, fmt.Errorf("--dtype %q: want bf16, f16 or f32", dtype)
+	}
+	return cfg, nil
+}
+
+func heapMB() float64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.HeapAlloc) / 1e6
+}

@@ -1,0 +1,14 @@
+//go:build !cgo
+
+package main
+
+import (
+	"errors"
+	"io"
+)
+
+// runGUI is unavailable in builds without cgo (the desktop app needs it);
+// the terminal subcommands work.
+func runGUI(args []string, stderr io.Writer) error {
+	return errors.New("this build has no desktop app (built with CGO_ENABLED=0); use a subcommand, e.g. gooseapp chat --model FILE")
+}

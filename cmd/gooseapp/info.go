@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/kernels/cuda"
+)
+
+// runInfo describes a checkpoint, or lists GPUs with --devices.
+func runInfo(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("info", stderr)
+	devices := fs.Bool("devices", false, "list GPUs instead")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *devices {
+		return listDevices(stdout)
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("usage: gooseapp info FILE")
+	}
+	path := fs.Arg(0)
+	f, err := checkpoint.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	c, err := core.Inspect(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "file:        %s\n", path)
+	fmt.Fprintf(stdout, "kind:        RWKV-7 (x070) language model, %s\n", f.Format())
+	fmt.Fprintf(stdout, "layers:      %d\n", c.Layers)
+	fmt.Fprintf(stdout, "width:       %d\n", c.Width)
+	fmt.Fprintf(stdout, "heads:       %d × %d\n", c.Heads, c.HeadSize)
+	fmt.Fprintf(stdout, "vocab:       %d\n", c.Vocab)
+	fmt.Fprintf(stdout, "ffn:         %d\n", c.FFN)
+	fmt.Fprintf(stdout, "lora:        decay %d, a %d, v %d, gate %d\n", c.DecayLoRA, c.AlphaLoRA, c.ValueLoRA, c.GateLoRA)
+	fmt.Fprintf(stdout, "dtype:       %s\n", c.DType)
+	fmt.Fprintf(stdout, "parameters:  %d (%.2f M)\n", c.Params, float64(c.Params)/1e6)
+	fmt.Fprintf(stdout, "state:       %d bytes\n", c.StateBytes())
+	fmt.Fprintf(stdout, "file size:   %d bytes\n", fi.Size())
+	return nil
+}
+
+func listDevices(stdout io.Writer) error {
+	devs, err := cuda.Devices()
+	if err != nil {
+		fmt.Fprintf(stdout, "no CUDA devices: %v\n", err)
+		return nil
+	}
+	if len(devs) == 0 {
+		fmt.Fprintln(stdout, "no CUDA devices")
+	}
+	for i, d := range devs {
+		fmt.Fprintf(stdout, "cuda:%d  %s  %.1f GiB (%.1f GiB free)  %s  driver %s\n", i, d.Name,
+			float64(d.TotalMemory)/(1<<30), float64(d.FreeMemory)/(1<<30), d.Compute, d.Driver)
+	}
+	return nil
+}

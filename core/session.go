@@ -1,0 +1,279 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/goose-rwkv/goose/core/sample"
+	"github.com/goose-rwkv/goose/core/tokenizer"
+)
+
+// GenerateOptions control one Generate call.
+type GenerateOptions struct {
+	// Sample sets the sampler; the zero value is greedy.
+	Sample sample.Params
+	// MaxTokens caps the reply; 0 means 512.
+	MaxTokens int
+	// Stop ends the reply at the first of these strings; the stop string
+	// itself is not returned but stays in the state.
+	Stop []string
+	// BanEndOfText forbids token 0 (chat code does this); otherwise token 0
+	// ends the reply.
+	BanEndOfText bool
+}
+
+// StopReason says why a reply ended.
+type StopReason string
+
+// Why generation stops.
+const (
+	StopEndOfText StopReason = "end_of_text" // the model produced token 0
+	StopSequence  StopReason = "stop"        // a stop string appeared
+	StopLength    StopReason = "length"      // MaxTokens reached
+	StopCancelled StopReason = "cancelled"   // ctx was cancelled or yield returned false
+)
+
+// Piece is a streamed part of a reply: always whole UTF-8 characters.
+type Piece struct {
+	Text string
+}
+
+// Stats describe one Generate call.
+type Stats struct {
+	PromptTokens     int
+	Tokens           int // generated tokens, the stop sequence included
+	TimeToFirstToken time.Duration
+	Prefill          time.Duration
+	Decode           time.Duration
+	StopReason       StopReason
+}
+
+// PrefillRate is prompt tokens per second.
+func (s Stats) PrefillRate() float64 { return rate(s.PromptTokens, s.Prefill) }
+
+// DecodeRate is generated tokens per second.
+func (s Stats) DecodeRate() float64 { return rate(s.Tokens, s.Decode) }
+
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// Session is a conversation with a model: a state, a tokenizer and the
+// logits the state predicts next. It is not safe for concurrent use; use
+// one Session per conversation (they may share a Model).
+type Session struct {
+	m      *Model
+	tok    *tokenizer.Tokenizer
+	st     *State
+	logits []float32
+	fresh  bool    // logits belong to st
+	noText []int32 // ids with no bytes, never sampled
+}
+
+// NewSession returns a session at the zero state.
+func NewSession(m *Model, tok *tokenizer.Tokenizer) (*Session, error) {
+	st, err := m.NewState()
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{m: m, tok: tok, st: st, logits: make([]float32, m.cfg.Vocab)}
+	for id := 1; id < m.cfg.Vocab; id++ {
+		if tok.Token(int32(id)) == nil {
+			s.noText = append(s.noText, int32(id))
+		}
+	}
+	return s, nil
+}
+
+// Model returns the session's model.
+func (s *Session) Model() *Model { return s.m }
+
+// Tokenizer returns the session's tokenizer.
+func (s *Session) Tokenizer() *tokenizer.Tokenizer { return s.tok }
+
+// Close frees the session's state.
+func (s *Session) Close() { s.st.Free() }
+
+// Reset returns to the zero state.
+func (s *Session) Reset() error {
+	s.fresh = false
+	return s.st.Reset()
+}
+
+// State returns a copy of the current state (a snapshot).
+func (s *Session) State() (*State, error) { return s.st.Clone() }
+
+// SetState continues from a copy of st (a snapshot of this model).
+func (s *Session) SetState(st *State) error {
+	s.fresh = false
+	return s.st.CopyFrom(st)
+}
+
+// Prefill feeds text into the state without generating.
+func (s *Session) Prefill(ctx context.Context, text string) error {
+	return s.PrefillTokens(ctx, s.tok.Encode(text))
+}
+
+// PrefillTokens feeds tokens into the state. If ctx is cancelled the
+// state is left as it was before the call.
+func (s *Session) PrefillTokens(ctx context.Context, ids []int32) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	snap, err := s.st.Clone()
+	if err != nil {
+		return err
+	}
+	defer snap.Free()
+	if err := s.m.Forward(ctx, s.st, ids, s.logits); err != nil {
+		s.fresh = false
+		if rerr := s.st.CopyFrom(snap); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	s.fresh = true
+	return nil
+}
+
+// Generate feeds prompt, then samples a reply, calling yield with each
+// piece of text as it becomes final. It returns when the reply ends: on
+// end of text, a stop string, MaxTokens, or cancellation — ctx is checked
+// before every token and between prefill chunks, and yield returning false
+// also cancels. A cancelled call returns StopCancelled and a nil error;
+// when cancelled during the prompt the state is left as before the call.
+// Every sampled token, the stop string included, is fed into the state so
+// the conversation can continue.
+func (s *Session) Generate(ctx context.Context, prompt string, opts GenerateOptions, yield func(Piece) bool) (Stats, error) {
+	start := time.Now()
+	var stats Stats
+	if err := opts.Sample.Validate(); err != nil {
+		return stats, err
+	}
+	ids := s.tok.Encode(prompt)
+	stats.PromptTokens = len(ids)
+	if len(ids) == 0 && !s.fresh {
+		return stats, errors.New("generate: empty prompt and nothing to continue from")
+	}
+	if err := s.PrefillTokens(ctx, ids); err != nil {
+		if ctx.Err() != nil {
+			stats.StopReason = StopCancelled
+			return stats, nil
+		}
+		return stats, fmt.Errorf("generate: %w", err)
+	}
+	stats.Prefill = time.Since(start)
+
+	maxTokens := opts.MaxTokens
+	if maxTokens <= 0 {
+		maxTokens = 512
+	}
+	smp := sample.New(opts.Sample, s.m.cfg.Vocab)
+	smp.Ban(s.noText...)
+	if opts.BanEndOfText {
+		smp.Ban(tokenizer.EndOfText)
+	}
+	dec := s.tok.NewDecoder()
+	stop := newStopMatcher(opts.Stop)
+	decodeStart := time.Now()
+	finish := func(r StopReason) (Stats, error) {
+		stats.StopReason = r
+		stats.Decode = time.Since(decodeStart)
+		if rest := stop.flush(r == StopSequence); rest != "" && r != StopCancelled {
+			yield(Piece{Text: rest})
+		}
+		return stats, nil
+	}
+	for {
+		if ctx.Err() != nil {
+			return finish(StopCancelled)
+		}
+		tok := smp.Sample(s.logits)
+		if stats.Tokens == 0 {
+			stats.TimeToFirstToken = time.Since(start)
+		}
+		if tok == tokenizer.EndOfText {
+			s.fresh = false // token 0 is not fed: the state ends the document
+			stop.add(dec.Flush())
+			return finish(StopEndOfText)
+		}
+		if err := s.m.Forward(context.WithoutCancel(ctx), s.st, []int32{tok}, s.logits); err != nil {
+			s.fresh = false
+			stats.Decode = time.Since(decodeStart)
+			return stats, fmt.Errorf("generate: %w", err)
+		}
+		stats.Tokens++
+		out, hit := stop.add(dec.Write(tok))
+		if out != "" && !yield(Piece{Text: out}) {
+			return finish(StopCancelled)
+		}
+		if hit {
+			return finish(StopSequence)
+		}
+		if stats.Tokens >= maxTokens {
+			stop.add(dec.Flush())
+			return finish(StopLength)
+		}
+	}
+}
+
+// stopMatcher holds back text that may be the start of a stop string.
+type stopMatcher struct {
+	stops   []string
+	pending string
+}
+
+func newStopMatcher(stops []string) *stopMatcher {
+	m := &stopMatcher{}
+	for _, s := range stops {
+		if s != "" {
+			m.stops = append(m.stops, s)
+		}
+	}
+	return m
+}
+
+// add appends text and returns what is safe to show, and whether a stop
+// string was found (the text before it is returned; the rest dropped).
+func (m *stopMatcher) add(text string) (string, bool) {
+	m.pending += text
+	first := -1
+	for _, s := range m.stops {
+		if i := strings.Index(m.pending, s); i >= 0 && (first < 0 || i < first) {
+			first = i
+		}
+	}
+	if first >= 0 {
+		out := m.pending[:first]
+		m.pending = ""
+		return out, true
+	}
+	hold := 0
+	for _, s := range m.stops {
+		for n := min(len(s)-1, len(m.pending)); n > hold; n-- {
+			if strings.HasSuffix(m.pending, s[:n]) {
+				hold = n
+				break
+			}
+		}
+	}
+	out := m.pending[:len(m.pending)-hold]
+	m.pending = m.pending[len(m.pending)-hold:]
+	return out, false
+}
+
+// flush returns held-back text at the end of a reply.
+func (m *stopMatcher) flush(matched bool) string {
+	out := m.pending
+	m.pending = ""
+	if matched {
+		return ""
+	}
+	return out
+}
