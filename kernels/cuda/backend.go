@@ -1,0 +1,622 @@
+// Package cuda is Goose's NVIDIA GPU backend. It implements kernels.Backend
+// and kernels.Grapher on the CUDA driver API, with kernels compiled at run
+// time by NVRTC from the CUDA C sources embedded in this package and large
+// matrix products done by cuBLAS. The libraries are loaded with purego, so
+// the package builds without cgo and a machine without CUDA gets a
+// *kernels.UnavailableError from New instead of a failure at start-up.
+//
+// Weights stay on the device in their file dtype (F32, F16 or BF16);
+// activations and the WKV state are F32, and every sum is accumulated in
+// F32. Linear and MatMul over at most 16 tokens run in this package's own
+// kernels reading the weights directly; longer inputs go to cuBLAS GemmEx:
+// F32 weights as an F32 GEMM (no TF32), F16/BF16 weights by first rounding
+// the activations to the weight's dtype and multiplying with F32
+// accumulation.
+//
+// All CUDA calls of a Backend run on one stream, in issue order. A CUDA
+// context belongs to an OS thread, so every method locks its goroutine to
+// its thread and makes the backend's context current for the duration of
+// the call; methods are serialised by a mutex, so a Backend may be shared
+// between goroutines.
+package cuda
+
+import (
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/kernels/cuda/internal/cu"
+)
+
+//go:embed kernels.cu
+var kernelSource string
+
+// minMajor is the oldest compute capability supported (Ampere: bf16).
+const minMajor = 8
+
+// Options configure a CUDA backend.
+type Options struct {
+	// Device is the CUDA device ordinal (0 for the first GPU).
+	Device int
+	// CacheDir holds compiled kernels between runs. Empty means
+	// os.UserCacheDir()/goose/cuda; "off" disables the cache.
+	CacheDir string
+}
+
+// Backend runs kernels.Ops on an NVIDIA GPU.
+type Backend struct {
+	mu sync.Mutex
+
+	drv    *cu.Driver
+	blas   *cu.BLAS
+	dev    int32
+	ctx    uintptr
+	stream uintptr
+	module uintptr
+	handle uintptr // cuBLAS
+	k      kernelSet
+	info   kernels.DeviceInfo
+	sms    int
+
+	err       error // first failure of an op, reported by Sync
+	closed    bool
+	capturing bool
+	args      argBuf
+
+	bufs      map[*buffer]struct{}
+	scratch   uint64 // device scratch for partial sums and converted activations
+	scratchN  int64
+	retired   []uint64 // outgrown scratch buffers: captured graphs may still use them
+	workspace uint64   // cuBLAS workspace
+	pinned    []byte   // page-locked staging for Download
+}
+
+// buffer is device memory.
+type buffer struct {
+	ptr   uint64
+	bytes int64
+	owner *Backend
+}
+
+// Bytes is the buffer's size in bytes.
+func (b *buffer) Bytes() int64 { return b.bytes }
+
+func unavailable(reason string) error {
+	return &kernels.UnavailableError{Backend: "cuda", Reason: reason}
+}
+
+// loadDriver opens the driver library, turning failures into
+// UnavailableErrors a user can act on.
+func loadDriver() (*cu.Driver, error) {
+	d, err := cu.LoadDriver()
+	if err == nil {
+		return d, nil
+	}
+	var ce *cu.Error
+	switch {
+	case errors.Is(err, cu.ErrNotFound):
+		return nil, unavailable("no libcuda.so.1 (is the NVIDIA driver installed?)")
+	case errors.As(err, &ce) && ce.Name == "CUDA_ERROR_NO_DEVICE":
+		return nil, unavailable("no CUDA device")
+	}
+	return nil, unavailable(err.Error())
+}
+
+// Devices lists the CUDA devices of this machine.
+func Devices() ([]kernels.DeviceInfo, error) {
+	drv, err := loadDriver()
+	if err != nil {
+		return nil, err
+	}
+	n, err := drv.DeviceCount()
+	if err != nil {
+		return nil, fmt.Errorf("cuda: devices: %w", err)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var out []kernels.DeviceInfo
+	for i := range n {
+		dev, err := drv.Device(i)
+		if err != nil {
+			return out, fmt.Errorf("cuda: device %d: %w", i, err)
+		}
+		info, err := deviceInfo(drv, dev)
+		if err != nil {
+			return out, fmt.Errorf("cuda: device %d: %w", i, err)
+		}
+		ctx, err := drv.RetainPrimaryContext(dev)
+		if err == nil {
+			if drv.SetCurrent(ctx) == nil {
+				info.FreeMemory, _, _ = drv.MemInfo()
+			}
+			drv.ReleasePrimaryContext(dev)
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+func deviceInfo(drv *cu.Driver, dev int32) (kernels.DeviceInfo, error) {
+	var info kernels.DeviceInfo
+	var err error
+	if info.Name, err = drv.DeviceName(dev); err != nil {
+		return info, err
+	}
+	if info.TotalMemory, err = drv.TotalMem(dev); err != nil {
+		return info, err
+	}
+	maj, err := drv.Attribute(dev, cu.AttrComputeCapabilityMaj)
+	if err != nil {
+		return info, err
+	}
+	min, err := drv.Attribute(dev, cu.AttrComputeCapabilityMin)
+	if err != nil {
+		return info, err
+	}
+	info.Compute = fmt.Sprintf("sm_%d%d", maj, min)
+	v, err := drv.Version()
+	if err != nil {
+		return info, err
+	}
+	info.Driver = fmt.Sprintf("%d.%d", v/1000, v%1000/10)
+	return info, nil
+}
+
+// New opens device opts.Device. Without a usable GPU and CUDA libraries it
+// returns a *kernels.UnavailableError saying why.
+func New(opts Options) (*Backend, error) {
+	drv, err := loadDriver()
+	if err != nil {
+		return nil, err
+	}
+	n, err := drv.DeviceCount()
+	if err != nil {
+		return nil, unavailable(err.Error())
+	}
+	if n == 0 {
+		return nil, unavailable("no CUDA device")
+	}
+	if opts.Device < 0 || opts.Device >= n {
+		return nil, unavailable(fmt.Sprintf("device %d requested, %d present", opts.Device, n))
+	}
+	dev, err := drv.Device(opts.Device)
+	if err != nil {
+		return nil, fmt.Errorf("cuda: %w", err)
+	}
+	info, err := deviceInfo(drv, dev)
+	if err != nil {
+		return nil, fmt.Errorf("cuda: %w", err)
+	}
+	maj, _ := drv.Attribute(dev, cu.AttrComputeCapabilityMaj)
+	min, _ := drv.Attribute(dev, cu.AttrComputeCapabilityMin)
+	if maj < minMajor {
+		return nil, unavailable(fmt.Sprintf("compute capability %d.%d unsupported (need %d.0 or newer)", maj, min, minMajor))
+	}
+	sms, err := drv.Attribute(dev, cu.AttrMultiprocessorCount)
+	if err != nil {
+		return nil, fmt.Errorf("cuda: %w", err)
+	}
+	drvVer, err := drv.Version()
+	if err != nil {
+		return nil, fmt.Errorf("cuda: %w", err)
+	}
+
+	b := &Backend{drv: drv, dev: dev, info: info, sms: sms, bufs: map[*buffer]struct{}{}}
+	b.args.init()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if b.ctx, err = drv.RetainPrimaryContext(dev); err != nil {
+		return nil, fmt.Errorf("cuda: %w", err)
+	}
+	fail := func(err error) (*Backend, error) {
+		b.closeLocked()
+		return nil, err
+	}
+	if err := drv.SetCurrent(b.ctx); err != nil {
+		return fail(fmt.Errorf("cuda: %w", err))
+	}
+	if b.stream, err = drv.StreamCreate(1); err != nil { // non-blocking
+		return fail(fmt.Errorf("cuda: %w", err))
+	}
+	arch := fmt.Sprintf("sm_%d%d", maj, min)
+	if b.module, err = loadModule(drv, opts.CacheDir, arch, drvVer); err != nil {
+		return fail(err)
+	}
+	if err := b.k.load(drv, b.module); err != nil {
+		return fail(fmt.Errorf("cuda: %w", err))
+	}
+	if b.blas, err = cu.LoadBLAS(drvVer / 1000); err != nil {
+		return fail(unavailable("no cuBLAS: " + err.Error()))
+	}
+	if b.handle, err = b.blas.Create(); err != nil {
+		return fail(fmt.Errorf("cuda: %w", err))
+	}
+	if err := b.blas.SetStream(b.handle, b.stream); err != nil {
+		return fail(fmt.Errorf("cuda: %w", err))
+	}
+	const wsBytes = 32 << 20
+	if b.workspace, err = drv.MemAlloc(wsBytes); err != nil {
+		return fail(fmt.Errorf("cuda: cuBLAS workspace: %w", err))
+	}
+	if err := b.blas.SetWorkspace(b.handle, b.workspace, wsBytes); err != nil {
+		return fail(fmt.Errorf("cuda: %w", err))
+	}
+	if _, err := b.scratchFor(8 << 20); err != nil {
+		return fail(fmt.Errorf("cuda: scratch: %w", err))
+	}
+	return b, nil
+}
+
+// loadModule returns the kernels compiled for arch, from the cache when
+// they are there, else compiled with NVRTC and cached.
+func loadModule(drv *cu.Driver, cacheDir, arch string, drvVer int) (uintptr, error) {
+	opts := []string{"--gpu-architecture=" + arch, "--std=c++17"}
+	h := sha256.Sum256([]byte(kernelSource + "\x00" + strings.Join(opts, " ")))
+	name := fmt.Sprintf("%s-%s-drv%d.cubin", hex.EncodeToString(h[:12]), arch, drvVer)
+	if cacheDir == "" {
+		if d, err := os.UserCacheDir(); err == nil {
+			cacheDir = filepath.Join(d, "goose", "cuda")
+		}
+	}
+	var file string
+	if cacheDir != "" && cacheDir != "off" {
+		file = filepath.Join(cacheDir, name)
+		if img, err := os.ReadFile(file); err == nil {
+			if m, err := drv.ModuleLoadData(img); err == nil {
+				return m, nil
+			}
+			// A stale or damaged cache entry: rebuild it below.
+		}
+	}
+	nv, err := cu.LoadNVRTC(drvVer / 1000)
+	if err != nil {
+		return 0, unavailable("no NVRTC (libnvrtc, CUDA's run-time compiler): " + err.Error())
+	}
+	img, err := nv.Compile(kernelSource, "goose_kernels.cu", opts)
+	if err != nil {
+		return 0, fmt.Errorf("cuda: compile kernels for %s with NVRTC %d.%d: %w", arch, nv.Major, nv.Minor, err)
+	}
+	m, err := drv.ModuleLoadData(img)
+	if err != nil {
+		return 0, fmt.Errorf("cuda: load kernels built by NVRTC %d.%d: %w", nv.Major, nv.Minor, err)
+	}
+	if file != "" {
+		writeCache(file, img) // best effort: a read-only cache only costs a compile
+	}
+	return m, nil
+}
+
+func writeCache(file string, img []byte) {
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return
+	}
+	f, err := os.CreateTemp(filepath.Dir(file), ".tmp-*")
+	if err != nil {
+		return
+	}
+	_, werr := f.Write(img)
+	cerr := f.Close()
+	if werr != nil || cerr != nil || os.Rename(f.Name(), file) != nil {
+		os.Remove(f.Name())
+	}
+}
+
+// Name returns "cuda".
+func (b *Backend) Name() string { return "cuda" }
+
+// Device describes the GPU; FreeMemory is read now.
+func (b *Backend) Device() kernels.DeviceInfo {
+	info := b.info
+	b.locked(func() error {
+		f, _, err := b.drv.MemInfo()
+		if err == nil {
+			info.FreeMemory = f
+		}
+		return nil
+	})
+	return info
+}
+
+// locked runs f holding the mutex on a locked OS thread with the context
+// current. It does not record f's error.
+func (b *Backend) locked(f func() error) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errors.New("cuda: backend closed")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := b.drv.SetCurrent(b.ctx); err != nil {
+		return fmt.Errorf("cuda: %w", err)
+	}
+	return f()
+}
+
+// idle is locked for methods that may not run while a graph is captured.
+func (b *Backend) idle(what string, f func() error) error {
+	return b.locked(func() error {
+		if b.capturing {
+			return fmt.Errorf("cuda: %s while capturing a graph", what)
+		}
+		return f()
+	})
+}
+
+// run executes an op, recording its first failure for Sync. After a
+// failure later ops are skipped.
+func (b *Backend) run(op string, f func() error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return
+	}
+	if b.closed {
+		b.err = fmt.Errorf("cuda: %s: backend closed", op)
+		return
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	err := b.drv.SetCurrent(b.ctx)
+	if err == nil {
+		err = f()
+	}
+	if err != nil {
+		var se *kernels.ShapeError
+		if !errors.As(err, &se) {
+			err = fmt.Errorf("cuda: %s: %w", op, err)
+		}
+		b.err = err
+	}
+}
+
+// Alloc returns a zeroed tensor.
+func (b *Backend) Alloc(dtype kernels.DType, rows, cols int) (kernels.Tensor, error) {
+	if rows < 0 || cols < 0 || dtype.Size() == 0 {
+		return kernels.Tensor{}, fmt.Errorf("cuda: alloc %v[%d,%d]: bad shape or dtype", dtype, rows, cols)
+	}
+	n := int64(rows) * int64(cols) * int64(dtype.Size())
+	var t kernels.Tensor
+	err := b.idle("Alloc", func() error {
+		buf, err := b.alloc(n)
+		if err != nil {
+			return fmt.Errorf("cuda: alloc %v[%d,%d]: %w", dtype, rows, cols, err)
+		}
+		if err := b.drv.MemsetD8Async(buf.ptr, 0, max(n, 1), b.stream); err != nil {
+			b.release(buf)
+			return fmt.Errorf("cuda: alloc %v[%d,%d]: %w", dtype, rows, cols, err)
+		}
+		t = kernels.Tensor{Buf: buf, DType: dtype, Rows: rows, Cols: cols}
+		return nil
+	})
+	return t, err
+}
+
+func (b *Backend) alloc(n int64) (*buffer, error) {
+	p, err := b.drv.MemAlloc(max(n, 1))
+	if err != nil {
+		return nil, err
+	}
+	buf := &buffer{ptr: p, bytes: n, owner: b}
+	b.bufs[buf] = struct{}{}
+	return buf, nil
+}
+
+func (b *Backend) release(buf *buffer) {
+	if _, ok := b.bufs[buf]; !ok {
+		return
+	}
+	delete(b.bufs, buf)
+	b.drv.MemFree(buf.ptr)
+}
+
+// Weight copies data (little-endian elements of dtype) to the device.
+func (b *Backend) Weight(dtype kernels.DType, rows, cols int, data []byte) (kernels.Tensor, error) {
+	if rows < 0 || cols < 0 || dtype.Size() == 0 {
+		return kernels.Tensor{}, fmt.Errorf("cuda: weight %v[%d,%d]: bad shape or dtype", dtype, rows, cols)
+	}
+	n := int64(rows) * int64(cols) * int64(dtype.Size())
+	if int64(len(data)) != n {
+		return kernels.Tensor{}, fmt.Errorf("cuda: weight %v[%d,%d]: %d bytes given, want %d", dtype, rows, cols, len(data), n)
+	}
+	var t kernels.Tensor
+	err := b.idle("Weight", func() error {
+		buf, err := b.alloc(n)
+		if err != nil {
+			return fmt.Errorf("cuda: weight %v[%d,%d]: %w", dtype, rows, cols, err)
+		}
+		if err := b.drv.MemcpyHtoDAsync(buf.ptr, data, b.stream); err != nil {
+			b.release(buf)
+			return fmt.Errorf("cuda: weight %v[%d,%d]: %w", dtype, rows, cols, err)
+		}
+		t = kernels.Tensor{Buf: buf, DType: dtype, Rows: rows, Cols: cols}
+		return nil
+	})
+	return t, err
+}
+
+// devPtr returns the device address of t's first element after checking
+// that t lies inside a live buffer of this backend.
+func (b *Backend) devPtr(t kernels.Tensor) (uint64, error) {
+	buf, ok := t.Buf.(*buffer)
+	if !ok || buf.owner != b {
+		return 0, fmt.Errorf("tensor %v is not from this CUDA backend", t)
+	}
+	if _, live := b.bufs[buf]; !live {
+		return 0, fmt.Errorf("tensor %v was freed", t)
+	}
+	sz := int64(t.DType.Size())
+	if t.Offset < 0 || t.Rows < 0 || t.Cols < 0 || sz == 0 || (int64(t.Offset)+int64(t.Len()))*sz > buf.bytes {
+		return 0, fmt.Errorf("tensor %v (offset %d) outside its %d-byte buffer", t, t.Offset, buf.bytes)
+	}
+	return buf.ptr + uint64(int64(t.Offset)*sz), nil
+}
+
+// Upload copies little-endian bytes into t.
+func (b *Backend) Upload(t kernels.Tensor, src []byte) error {
+	return b.idle("Upload", func() error {
+		p, err := b.devPtr(t)
+		if err != nil {
+			return fmt.Errorf("cuda: upload: %w", err)
+		}
+		if want := t.Len() * t.DType.Size(); len(src) != want {
+			return fmt.Errorf("cuda: upload %v: %d bytes given, want %d", t, len(src), want)
+		}
+		if err := b.drv.MemcpyHtoDAsync(p, src, b.stream); err != nil {
+			return fmt.Errorf("cuda: upload %v: %w", t, err)
+		}
+		return nil
+	})
+}
+
+// Download waits for queued work and copies t into dst. It reports the
+// first error of an earlier op, if any.
+func (b *Backend) Download(dst []byte, t kernels.Tensor) error {
+	return b.idle("Download", func() error {
+		if b.err != nil {
+			return b.err
+		}
+		p, err := b.devPtr(t)
+		if err != nil {
+			return fmt.Errorf("cuda: download: %w", err)
+		}
+		n := t.Len() * t.DType.Size()
+		if len(dst) != n {
+			return fmt.Errorf("cuda: download %v: %d bytes of room, want %d", t, len(dst), n)
+		}
+		if n == 0 {
+			return nil
+		}
+		if len(b.pinned) < n {
+			if b.pinned != nil {
+				b.drv.MemFreeHost(b.pinned)
+				b.pinned = nil
+			}
+			if b.pinned, err = b.drv.MemAllocHost(int64(max(n, 1<<20))); err != nil {
+				return fmt.Errorf("cuda: download %v: %w", t, err)
+			}
+		}
+		if err := b.drv.MemcpyDtoHAsync(b.pinned[:n], p, b.stream); err != nil {
+			return fmt.Errorf("cuda: download %v: %w", t, err)
+		}
+		if err := b.drv.StreamSynchronize(b.stream); err != nil {
+			b.err = fmt.Errorf("cuda: %w", err)
+			return b.err
+		}
+		copy(dst, b.pinned[:n])
+		return nil
+	})
+}
+
+// Free releases the buffer behind t (all views of it).
+func (b *Backend) Free(t kernels.Tensor) {
+	buf, ok := t.Buf.(*buffer)
+	if !ok || buf.owner != b {
+		return
+	}
+	b.idle("Free", func() error {
+		// Queued kernels may still read the buffer.
+		if err := b.drv.StreamSynchronize(b.stream); err != nil && b.err == nil {
+			b.err = fmt.Errorf("cuda: %w", err)
+		}
+		b.release(buf)
+		return nil
+	})
+}
+
+// Sync waits for queued work and returns the first error any op hit.
+func (b *Backend) Sync() error {
+	err := b.idle("Sync", func() error {
+		if err := b.drv.StreamSynchronize(b.stream); err != nil && b.err == nil {
+			b.err = fmt.Errorf("cuda: %w", err)
+		}
+		return b.err
+	})
+	return err
+}
+
+// Close releases everything the backend holds.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return b.closeLocked()
+}
+
+func (b *Backend) closeLocked() error {
+	b.closed = true
+	var errs []error
+	keep := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	keep(b.drv.SetCurrent(b.ctx))
+	if b.stream != 0 {
+		keep(b.drv.StreamSynchronize(b.stream))
+	}
+	for buf := range b.bufs {
+		keep(b.drv.MemFree(buf.ptr))
+	}
+	b.bufs = nil
+	for _, p := range append(b.retired, b.scratch, b.workspace) {
+		if p != 0 {
+			keep(b.drv.MemFree(p))
+		}
+	}
+	b.retired, b.scratch, b.workspace = nil, 0, 0
+	if b.pinned != nil {
+		keep(b.drv.MemFreeHost(b.pinned))
+		b.pinned = nil
+	}
+	if b.handle != 0 {
+		keep(b.blas.Destroy(b.handle))
+		b.handle = 0
+	}
+	if b.module != 0 {
+		keep(b.drv.ModuleUnload(b.module))
+		b.module = 0
+	}
+	if b.stream != 0 {
+		keep(b.drv.StreamDestroy(b.stream))
+		b.stream = 0
+	}
+	if b.ctx != 0 {
+		keep(b.drv.ReleasePrimaryContext(b.dev))
+		b.ctx = 0
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cuda: close: %w", err)
+	}
+	return nil
+}
+
+// scratchFor returns device scratch memory of at least n bytes. An
+// outgrown buffer is kept until Close, since a captured graph may use it.
+func (b *Backend) scratchFor(n int64) (uint64, error) {
+	if n <= b.scratchN {
+		return b.scratch, nil
+	}
+	size := max(n, 2*b.scratchN)
+	p, err := b.drv.MemAlloc(size)
+	if err != nil {
+		return 0, err
+	}
+	if b.scratch != 0 {
+		b.retired = append(b.retired, b.scratch)
+	}
+	b.scratch, b.scratchN = p, size
+	return p, nil
+}

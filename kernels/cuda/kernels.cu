@@ -1,0 +1,438 @@
+// Goose CUDA kernels for RWKV-7 inference. Compiled at run time with NVRTC
+// (no CUDA headers are included). Activations and the WKV state are fp32;
+// weights stay in their file dtype (DT: 0 = f32, 1 = f16, 2 = bf16, the
+// numbering of kernels.DType) and are widened to fp32 as they are read.
+// All accumulation is fp32.
+
+typedef unsigned short u16;
+typedef unsigned int u32;
+
+// ---------------------------------------------------------------- helpers
+
+__device__ __forceinline__ float bf16_to_f32(u32 h) { return __uint_as_float(h << 16); }
+
+__device__ __forceinline__ float f16_to_f32(u32 h) {
+    float f;
+    unsigned short s = (unsigned short)h;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(s));
+    return f;
+}
+
+// Round to nearest even; NaN stays NaN.
+__device__ __forceinline__ u16 f32_to_bf16(float f) {
+    u32 u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u16)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (u16)(u >> 16);
+}
+
+__device__ __forceinline__ u16 f32_to_f16(float f) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+
+__device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// One element of a weight matrix.
+template <int DT>
+__device__ __forceinline__ float wload(const void* w, long long i) {
+    if (DT == 0) return __ldg((const float*)w + i);
+    u32 h = __ldg((const u16*)w + i);
+    return DT == 1 ? f16_to_f32(h) : bf16_to_f32(h);
+}
+
+// Two halves packed in a u32, low half first.
+template <int DT>
+__device__ __forceinline__ void unpack2(u32 u, float& a, float& b) {
+    if (DT == 2) {
+        a = __uint_as_float(u << 16);
+        b = __uint_as_float(u & 0xffff0000u);
+    } else {
+        a = f16_to_f32(u & 0xffffu);
+        b = f16_to_f32(u >> 16);
+    }
+}
+
+// Eight consecutive weights starting at element i; the address must be
+// 16-byte aligned.
+template <int DT>
+__device__ __forceinline__ void wload8(const void* w, long long i, float* o) {
+    if (DT == 0) {
+        const float4* p = (const float4*)((const float*)w + i);
+        float4 a = __ldg(p), b = __ldg(p + 1);
+        o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w;
+        o[4] = b.x; o[5] = b.y; o[6] = b.z; o[7] = b.w;
+    } else {
+        uint4 u = __ldg((const uint4*)((const u16*)w + i));
+        unpack2<DT>(u.x, o[0], o[1]);
+        unpack2<DT>(u.y, o[2], o[3]);
+        unpack2<DT>(u.z, o[4], o[5]);
+        unpack2<DT>(u.w, o[6], o[7]);
+    }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024). Every
+// thread gets the same value, summed in the same order.
+__device__ __forceinline__ float block_sum(float v, float* sh) {
+    v = warp_sum(v);
+    int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
+    __syncthreads();
+    if (l == 0) sh[w] = v;
+    __syncthreads();
+    float s = 0.0f;
+    for (int i = 0; i < nw; i++) s += sh[i];
+    return s;
+}
+
+// ---------------------------------------------------------------- GEMV
+// Linear for a few tokens: dst[t][n] = Σ_k x[t][k]·w[n][k]. One warp per
+// output row; NT tokens share each weight load. vec: K % 8 == 0 and w, x
+// 16-byte aligned, so weights are read 16 bytes at a time.
+template <int DT, int NT>
+__device__ __forceinline__ void gemv_body(float* __restrict__ dst, const float* __restrict__ x,
+                                          const void* __restrict__ w, int N, int K, int vec) {
+    int n = (int)((blockIdx.x * (unsigned)blockDim.x + threadIdx.x) >> 5);
+    int lane = threadIdx.x & 31;
+    if (n >= N) return;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    long long row = (long long)n * K;
+    if (vec) {
+#pragma unroll 4
+        for (int k = lane * 8; k < K; k += 256) {
+            float wv[8];
+            wload8<DT>(w, row + k, wv);
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                const float4* xp = (const float4*)(x + (long long)t * K + k);
+                float4 a = xp[0], b = xp[1];
+                acc[t] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w +
+                          wv[4] * b.x + wv[5] * b.y + wv[6] * b.z + wv[7] * b.w;
+            }
+        }
+    } else {
+        for (int k = lane; k < K; k += 32) {
+            float wv = wload<DT>(w, row + k);
+#pragma unroll
+            for (int t = 0; t < NT; t++) acc[t] += wv * x[(long long)t * K + k];
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        float s = warp_sum(acc[t]);
+        if (lane == 0) dst[(long long)t * N + n] = s;
+    }
+}
+
+#define GEMV(NAME, DT, NT)                                                                      \
+    extern "C" __global__ void __launch_bounds__(256)                                          \
+        NAME(float* dst, const float* x, const void* w, int N, int K, int vec) {              \
+        gemv_body<DT, NT>(dst, x, w, N, K, vec);                                               \
+    }
+GEMV(gemv_f32_1, 0, 1) GEMV(gemv_f32_2, 0, 2) GEMV(gemv_f32_3, 0, 3) GEMV(gemv_f32_4, 0, 4)
+GEMV(gemv_f16_1, 1, 1) GEMV(gemv_f16_2, 1, 2) GEMV(gemv_f16_3, 1, 3) GEMV(gemv_f16_4, 1, 4)
+GEMV(gemv_bf16_1, 2, 1) GEMV(gemv_bf16_2, 2, 2) GEMV(gemv_bf16_3, 2, 3) GEMV(gemv_bf16_4, 2, 4)
+
+// ---------------------------------------------------------------- vector × matrix
+// MatMul for a few tokens: dst[t][n] = Σ_k x[t][k]·w[k][n], w row-major
+// [K, N]. A block has 256 threads: 8 column groups of 8 columns (64
+// columns) × 32 k lanes, and covers rows [blockIdx.y·kchunk, +kchunk). With
+// several k chunks each block writes its partial sums to
+// part[blockIdx.y][t][n] and mm_reduce adds them in order.
+template <int DT, int NT>
+__device__ __forceinline__ void mm_body(float* __restrict__ dst, const float* __restrict__ x,
+                                        const void* __restrict__ w, int N, int K, int kchunk,
+                                        float* __restrict__ part, int vec) {
+    __shared__ float sh[8][NT][64];
+    int cg = threadIdx.x & 7, kl = threadIdx.x >> 3;
+    int n0 = blockIdx.x * 64 + cg * 8;
+    int k0 = blockIdx.y * kchunk;
+    int k1 = min(K, k0 + kchunk);
+    float acc[NT][8];
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[t][j] = 0.0f;
+    bool full = vec && n0 + 8 <= N;
+    for (int k = k0 + kl; k < k1; k += 32) {
+        float wv[8];
+        long long base = (long long)k * N + n0;
+        if (full) {
+            wload8<DT>(w, base, wv);
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; j++) wv[j] = (n0 + j < N) ? wload<DT>(w, base + j) : 0.0f;
+        }
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            float xv = x[(long long)t * K + k];
+#pragma unroll
+            for (int j = 0; j < 8; j++) acc[t][j] += xv * wv[j];
+        }
+    }
+    // Lanes of a warp are cg + 8·(kl mod 4): reduce over the 4 k lanes of
+    // each warp, then over the 8 warps through shared memory.
+    int warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            float v = acc[t][j];
+            v += __shfl_xor_sync(0xffffffffu, v, 8);
+            v += __shfl_xor_sync(0xffffffffu, v, 16);
+            acc[t][j] = v;
+        }
+    if ((threadIdx.x & 31) < 8) {
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+#pragma unroll
+            for (int j = 0; j < 8; j++) sh[warp][t][cg * 8 + j] = acc[t][j];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < NT * 64; i += blockDim.x) {
+        int t = i >> 6, c = i & 63;
+        int n = blockIdx.x * 64 + c;
+        if (n >= N) continue;
+        float s = 0.0f;
+#pragma unroll
+        for (int q = 0; q < 8; q++) s += sh[q][t][c];
+        if (gridDim.y == 1)
+            dst[(long long)t * N + n] = s;
+        else
+            part[((long long)blockIdx.y * NT + t) * N + n] = s;
+    }
+}
+
+#define MM(NAME, DT, NT)                                                                        \
+    extern "C" __global__ void __launch_bounds__(256) NAME(float* dst, const float* x,         \
+                                                           const void* w, int N, int K,         \
+                                                           int kchunk, float* part, int vec) { \
+        mm_body<DT, NT>(dst, x, w, N, K, kchunk, part, vec);                                   \
+    }
+MM(mm_f32_1, 0, 1) MM(mm_f32_2, 0, 2) MM(mm_f32_3, 0, 3) MM(mm_f32_4, 0, 4)
+MM(mm_f16_1, 1, 1) MM(mm_f16_2, 1, 2) MM(mm_f16_3, 1, 3) MM(mm_f16_4, 1, 4)
+MM(mm_bf16_1, 2, 1) MM(mm_bf16_2, 2, 2) MM(mm_bf16_3, 2, 3) MM(mm_bf16_4, 2, 4)
+
+// dst[i] = Σ_s part[s][i] for i < n (n = tokens·N), in order of s.
+extern "C" __global__ void mm_reduce(float* dst, const float* part, int n, int splits) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float s = 0.0f;
+    for (int q = 0; q < splits; q++) s += part[(long long)q * n + i];
+    dst[i] = s;
+}
+
+// ---------------------------------------------------------------- conversions
+// Activations converted to a weight dtype for cuBLAS.
+extern "C" __global__ void cvt_f32_f16(u16* dst, const float* src, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+        dst[i] = f32_to_f16(src[i]);
+}
+extern "C" __global__ void cvt_f32_bf16(u16* dst, const float* src, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+        dst[i] = f32_to_bf16(src[i]);
+}
+
+// ---------------------------------------------------------------- element-wise
+// f: 0 tanh, 1 sigmoid, 2 relu² (kernels.Activation).
+extern "C" __global__ void act(float* dst, const float* x, int n, int f) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        float v = x[i], r;
+        if (f == 0)
+            r = tanhf(v);
+        else if (f == 1)
+            r = sigmoidf_(v);
+        else {
+            r = v > 0.0f ? v : 0.0f;
+            r = r * r;
+        }
+        dst[i] = r;
+    }
+}
+
+// dst = a + b (op 0) or a ⊙ b (op 1); bcols > 0: b is one row of bcols
+// elements broadcast over the rows of a.
+extern "C" __global__ void binop(float* dst, const float* a, const float* b, int n, int bcols, int op) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        float bv = bcols > 0 ? b[i % bcols] : b[i];
+        dst[i] = op == 0 ? a[i] + bv : a[i] * bv;
+    }
+}
+
+// ---------------------------------------------------------------- LayerNorm
+extern "C" __global__ void __launch_bounds__(256)
+    layernorm(float* dst, const float* x, const float* w, const float* b, int C, float eps) {
+    __shared__ float sh[32];
+    const float* xr = x + (long long)blockIdx.x * C;
+    float* dr = dst + (long long)blockIdx.x * C;
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) s += xr[c];
+    float mean = block_sum(s, sh) / (float)C;
+    float q = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float d = xr[c] - mean;
+        q += d * d;
+    }
+    float var = block_sum(q, sh) / (float)C;
+    float inv = 1.0f / sqrtf(var + eps);
+    for (int c = threadIdx.x; c < C; c += blockDim.x) dr[c] = (xr[c] - mean) * inv * w[c] + b[c];
+}
+
+// ---------------------------------------------------------------- ShiftMix
+struct MixArgs {
+    float* dst[8];
+    const float* mix[8];
+};
+
+// dst[m][t][c] = x[t][c] + (prev[t][c] − x[t][c])·mix[m][c] with prev[0] =
+// state and prev[t] = x[t−1]; then state = x[T−1]. The thread of (t=0, c)
+// is the only one that reads state[c], and it writes it after reading.
+extern "C" __global__ void shiftmix(MixArgs m, int nmix, const float* x, float* state, int T, int C) {
+    long long n = (long long)T * C;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
+        int t = (int)(i / C), c = (int)(i % C);
+        float xv = x[i];
+        float prev = t == 0 ? state[c] : x[i - C];
+        float d = prev - xv;
+        for (int j = 0; j < nmix; j++) m.dst[j][i] = xv + d * m.mix[j][c];
+        if (t == 0) state[c] = x[(long long)(T - 1) * C + c];
+    }
+}
+
+// ---------------------------------------------------------------- Embed
+// dst[t] = table[ids[t]] as fp32; ids out of [0, V) give zeros.
+template <int DT>
+__device__ __forceinline__ void embed_body(float* dst, const void* table, const int* ids, int V, int C) {
+    int t = blockIdx.x;
+    int id = ids[t];
+    float* d = dst + (long long)t * C;
+    for (int c = blockIdx.y * blockDim.x + threadIdx.x; c < C; c += gridDim.y * blockDim.x)
+        d[c] = (id >= 0 && id < V) ? wload<DT>(table, (long long)id * C + c) : 0.0f;
+}
+extern "C" __global__ void embed_f32(float* d, const void* t, const int* ids, int V, int C) { embed_body<0>(d, t, ids, V, C); }
+extern "C" __global__ void embed_f16(float* d, const void* t, const int* ids, int V, int C) { embed_body<1>(d, t, ids, V, C); }
+extern "C" __global__ void embed_bf16(float* d, const void* t, const int* ids, int V, int C) { embed_body<2>(d, t, ids, V, C); }
+
+// ---------------------------------------------------------------- Prep7
+// One block of head-size threads per (token, head): grid (T, H).
+extern "C" __global__ void prep7(float* K, float* V, float* VF, const float* ZV, float* W, float* A, float* B,
+                                 const float* W0, const float* A0, const float* V0, const float* KK,
+                                 const float* KA, int C, int hasZV) {
+    __shared__ float sh[32];
+    int c = blockIdx.y * blockDim.x + threadIdx.x;
+    long long i = (long long)blockIdx.x * C + c;
+    float k = K[i];
+    float kk = k * KK[c];
+    float ss = block_sum(kk * kk, sh);
+    float nrm = fmaxf(sqrtf(ss), 1e-12f);
+    float kh = kk / nrm;
+    float alpha = sigmoidf_(A0[c] + A[i]);
+    W[i] = expf(-0.6065306597126334f * sigmoidf_(W0[c] + W[i]));
+    A[i] = -kh;
+    B[i] = kh * alpha;
+    K[i] = k * (1.0f + (alpha - 1.0f) * KA[c]);
+    float v = V[i];
+    if (hasZV)
+        V[i] = v + (VF[i] - v) * sigmoidf_(V0[c] + ZV[i]);
+    else
+        VF[i] = v;
+}
+
+// ---------------------------------------------------------------- Out7
+// Per (token, head): dst = (GroupNorm(y) + (Σ r·k·rk)·v) ⊙ g. Grid (T, H).
+extern "C" __global__ void out7(float* D, const float* Y, const float* R, const float* K, const float* V,
+                                const float* G, const float* RK, const float* LW, const float* LB, int C,
+                                float eps) {
+    __shared__ float sh[32];
+    int c = blockIdx.y * blockDim.x + threadIdx.x;
+    long long i = (long long)blockIdx.x * C + c;
+    float n = (float)blockDim.x;
+    float y = Y[i];
+    float mean = block_sum(y, sh) / n;
+    float d = y - mean;
+    float var = block_sum(d * d, sh) / n;
+    float bonus = block_sum(R[i] * K[i] * RK[c], sh);
+    float yn = d * (1.0f / sqrtf(var + eps)) * LW[c] + LB[c];
+    D[i] = (yn + bonus * V[i]) * G[i];
+}
+
+// ---------------------------------------------------------------- WKV7
+// One block of 64 threads per head; thread i keeps row i of the head's
+// 64×64 state in registers and walks the T tokens in order:
+//   sa = Σ_j a_j·S_ij ; S_ij = S_ij·w_j + k_j·v_i + sa·b_j ; y_i = Σ_j S_ij·r_j
+// The next token's r, w, k, a, b are loaded while this one is computed and
+// go to the other half of a double buffer, so one barrier per token does.
+extern "C" __global__ void __launch_bounds__(64)
+    wkv7(float* __restrict__ y, float* __restrict__ s, const float* __restrict__ r,
+         const float* __restrict__ w, const float* __restrict__ k, const float* __restrict__ v,
+         const float* __restrict__ a, const float* __restrict__ b, int T, int C) {
+    // float4 arrays keep the buffers 16-byte aligned for vector reads.
+    __shared__ float4 qr[2][16], qw[2][16], qk[2][16], qa[2][16], qb[2][16];
+    float(*sr)[64] = (float(*)[64])qr;
+    float(*sw)[64] = (float(*)[64])qw;
+    float(*sk)[64] = (float(*)[64])qk;
+    float(*sa)[64] = (float(*)[64])qa;
+    float(*sb)[64] = (float(*)[64])qb;
+    int h = blockIdx.x, i = threadIdx.x;
+    float* srow = s + ((long long)h * 64 + i) * 64;
+    float S[64];
+#pragma unroll
+    for (int j = 0; j < 64; j += 4) {
+        float4 q = *(const float4*)(srow + j);
+        S[j] = q.x; S[j + 1] = q.y; S[j + 2] = q.z; S[j + 3] = q.w;
+    }
+    long long col = (long long)h * 64 + i;
+    float vi = 0.0f;
+    if (T > 0) {
+        sr[0][i] = r[col]; sw[0][i] = w[col]; sk[0][i] = k[col]; sa[0][i] = a[col]; sb[0][i] = b[col];
+        vi = v[col];
+    }
+    __syncthreads();
+    for (int t = 0; t < T; t++) {
+        int cur = t & 1;
+        float nr = 0.0f, nw = 0.0f, nk = 0.0f, na = 0.0f, nb = 0.0f, nv = 0.0f;
+        if (t + 1 < T) {
+            long long o = (long long)(t + 1) * C + col;
+            nr = r[o]; nw = w[o]; nk = k[o]; na = a[o]; nb = b[o]; nv = v[o];
+        }
+        const float4* A4 = (const float4*)sa[cur];
+        float dot = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 16; j++) {
+            float4 q = A4[j];
+            dot += q.x * S[4 * j] + q.y * S[4 * j + 1] + q.z * S[4 * j + 2] + q.w * S[4 * j + 3];
+        }
+        const float4* W4 = (const float4*)sw[cur];
+        const float4* K4 = (const float4*)sk[cur];
+        const float4* B4 = (const float4*)sb[cur];
+        const float4* R4 = (const float4*)sr[cur];
+        float acc = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 16; j++) {
+            float4 ww = W4[j], kk = K4[j], bb = B4[j], rr = R4[j];
+            S[4 * j] = S[4 * j] * ww.x + kk.x * vi + dot * bb.x;
+            S[4 * j + 1] = S[4 * j + 1] * ww.y + kk.y * vi + dot * bb.y;
+            S[4 * j + 2] = S[4 * j + 2] * ww.z + kk.z * vi + dot * bb.z;
+            S[4 * j + 3] = S[4 * j + 3] * ww.w + kk.w * vi + dot * bb.w;
+            acc += S[4 * j] * rr.x + S[4 * j + 1] * rr.y + S[4 * j + 2] * rr.z + S[4 * j + 3] * rr.w;
+        }
+        y[(long long)t * C + col] = acc;
+        if (t + 1 < T) {
+            int nx = cur ^ 1;
+            sr[nx][i] = nr; sw[nx][i] = nw; sk[nx][i] = nk; sa[nx][i] = na; sb[nx][i] = nb;
+            vi = nv;
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int j = 0; j < 64; j += 4) *(float4*)(srow + j) = make_float4(S[j], S[j + 1], S[j + 2], S[j + 3]);
+}

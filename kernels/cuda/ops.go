@@ -1,0 +1,395 @@
+package cuda
+
+import (
+	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/kernels/cuda/internal/cu"
+)
+
+// smallT is the most tokens a Linear or MatMul runs in this package's
+// vector kernels; longer inputs go to cuBLAS.
+const smallT = 16
+
+func weightOK(d kernels.DType) bool {
+	return d == kernels.F32 || d == kernels.F16 || d == kernels.BF16
+}
+
+func sameShape(a, b kernels.Tensor) bool { return a.Rows == b.Rows && a.Cols == b.Cols }
+
+// Embed sets dst[t] = table[ids[t]] as F32.
+func (b *Backend) Embed(dst, table, ids kernels.Tensor) {
+	b.run("Embed", func() error {
+		T, C := dst.Rows, dst.Cols
+		if ids.DType != kernels.I32 || ids.Len() != T || table.Cols != C || !weightOK(table.DType) {
+			return shapeErr("Embed", "dst %v, table %v, ids %v", dst, table, ids)
+		}
+		ps, err := b.f32Ptrs("Embed", dst)
+		if err != nil {
+			return err
+		}
+		tp, err := b.devPtr(table)
+		if err != nil {
+			return shapeErr("Embed", "table: %v", err)
+		}
+		ip, err := b.devPtr(ids)
+		if err != nil {
+			return shapeErr("Embed", "ids: %v", err)
+		}
+		b.argsStart().ptr(ps[0]).ptr(tp).ptr(ip).i32(table.Rows).i32(C)
+		cy := min((C+255)/256, 8)
+		return b.launch(b.k.embed[table.DType], [3]uint32{uint32(T), uint32(cy), 1}, [3]uint32{256, 1, 1})
+	})
+}
+
+// Linear sets dst = x·wᵀ.
+func (b *Backend) Linear(dst, x, w kernels.Tensor) {
+	b.run("Linear", func() error { return b.product("Linear", dst, x, w, true) })
+}
+
+// MatMul sets dst = x·w.
+func (b *Backend) MatMul(dst, x, w kernels.Tensor) {
+	b.run("MatMul", func() error { return b.product("MatMul", dst, x, w, false) })
+}
+
+func (b *Backend) product(op string, dst, x, w kernels.Tensor, linear bool) error {
+	T, K := x.Rows, x.Cols
+	N, wk := w.Cols, w.Rows
+	if linear {
+		N, wk = w.Rows, w.Cols
+	}
+	if wk != K || dst.Rows != T || dst.Cols != N || !weightOK(w.DType) {
+		return shapeErr(op, "dst %v, x %v, w %v", dst, x, w)
+	}
+	ps, err := b.f32Ptrs(op, dst, x)
+	if err != nil {
+		return err
+	}
+	wp, err := b.devPtr(w)
+	if err != nil {
+		return shapeErr(op, "w: %v", err)
+	}
+	if T == 0 || N == 0 {
+		return nil
+	}
+	if K == 0 {
+		return b.drv.MemsetD8Async(ps[0], 0, int64(T*N*4), b.stream)
+	}
+	if T > smallT {
+		return b.gemm(ps[0], ps[1], wp, T, K, N, w.DType, linear)
+	}
+	for t0 := 0; t0 < T; t0 += maxSmallT {
+		nt := min(maxSmallT, T-t0)
+		dp, xp := ps[0]+uint64(t0*N*4), ps[1]+uint64(t0*K*4)
+		if linear {
+			err = b.gemv(dp, xp, wp, nt, K, N, w.DType)
+		} else {
+			err = b.vecmat(dp, xp, wp, nt, K, N, w.DType)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gemv: one warp per output row, 8 rows per block.
+func (b *Backend) gemv(dst, x, w uint64, nt, K, N int, dt kernels.DType) error {
+	vec := 0
+	if K%8 == 0 && w%16 == 0 && x%16 == 0 {
+		vec = 1
+	}
+	b.argsStart().ptr(dst).ptr(x).ptr(w).i32(N).i32(K).i32(vec)
+	return b.launch(b.k.gemv[dt][nt], [3]uint32{uint32((N + 7) / 8), 1, 1}, [3]uint32{256, 1, 1})
+}
+
+// vecmat: 64 columns per block; K is split over blocks when there are too
+// few column blocks to fill the GPU, and the partial sums added in order.
+func (b *Backend) vecmat(dst, x, w uint64, nt, K, N int, dt kernels.DType) error {
+	vec := 0
+	if N%8 == 0 && w%16 == 0 {
+		vec = 1
+	}
+	bx := (N + 63) / 64
+	splits := 1
+	if want := (2*b.sms + bx - 1) / bx; want > 1 {
+		splits = max(1, min(want, K/128))
+	}
+	kchunk := (K + splits - 1) / splits
+	splits = (K + kchunk - 1) / kchunk
+	var part uint64
+	if splits > 1 {
+		var err error
+		if part, err = b.scratchFor(int64(splits * nt * N * 4)); err != nil {
+			return err
+		}
+	}
+	b.argsStart().ptr(dst).ptr(x).ptr(w).i32(N).i32(K).i32(kchunk).ptr(part).i32(vec)
+	if err := b.launch(b.k.mm[dt][nt], [3]uint32{uint32(bx), uint32(splits), 1}, [3]uint32{256, 1, 1}); err != nil {
+		return err
+	}
+	if splits == 1 {
+		return nil
+	}
+	n := nt * N
+	b.argsStart().ptr(dst).ptr(part).i32(n).i32(splits)
+	return b.launch(b.k.mmReduce, [3]uint32{uint32((n + 255) / 256), 1, 1}, [3]uint32{256, 1, 1})
+}
+
+// gemm runs a long input through cuBLAS (column-major, so the row-major
+// dst [T,N] is the column-major N×T product wᵀ-or-w × xᵀ).
+func (b *Backend) gemm(dst, x, w uint64, T, K, N int, dt kernels.DType, linear bool) error {
+	typ := cu.R32F
+	if dt != kernels.F32 {
+		typ = cu.R16BF
+		if dt == kernels.F16 {
+			typ = cu.R16F
+		}
+		n := T * K
+		s, err := b.scratchFor(int64(n * 2))
+		if err != nil {
+			return err
+		}
+		b.argsStart().ptr(s).ptr(x).i32(n)
+		if err := b.launch(b.k.cvt[dt], b.grid1D(n), [3]uint32{256, 1, 1}); err != nil {
+			return err
+		}
+		x = s
+	}
+	if linear {
+		return b.blas.GemmEx(b.handle, cu.OpT, cu.OpN, N, T, K, w, typ, K, x, typ, K, dst, cu.R32F, N)
+	}
+	return b.blas.GemmEx(b.handle, cu.OpN, cu.OpN, N, T, K, w, typ, N, x, typ, K, dst, cu.R32F, N)
+}
+
+// LayerNorm normalises each row of x and applies w, bias.
+func (b *Backend) LayerNorm(dst, x, w, bias kernels.Tensor, eps float32) {
+	b.run("LayerNorm", func() error {
+		C := x.Cols
+		if !sameShape(dst, x) || w.Len() != C || bias.Len() != C {
+			return shapeErr("LayerNorm", "dst %v, x %v, w %v, b %v", dst, x, w, bias)
+		}
+		ps, err := b.f32Ptrs("LayerNorm", dst, x, w, bias)
+		if err != nil {
+			return err
+		}
+		b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).ptr(ps[3]).i32(C).f32(eps)
+		return b.launch(b.k.layernorm, [3]uint32{uint32(x.Rows), 1, 1}, [3]uint32{256, 1, 1})
+	})
+}
+
+// maxMix is the most mixes one ShiftMix handles.
+const maxMix = 8
+
+// ShiftMix forms token-shifted mixes of x and stores x's last row in state.
+func (b *Backend) ShiftMix(dst []kernels.Tensor, x, state kernels.Tensor, mix []kernels.Tensor) {
+	b.run("ShiftMix", func() error {
+		T, C := x.Rows, x.Cols
+		ok := len(dst) == len(mix) && len(dst) <= maxMix && state.Len() == C
+		for i := range dst {
+			ok = ok && i < len(mix) && sameShape(dst[i], x) && mix[i].Len() == C
+		}
+		if !ok {
+			return shapeErr("ShiftMix", "x %v, state %v, %d dst, %d mix (at most %d)", x, state, len(dst), len(mix), maxMix)
+		}
+		ps, err := b.f32Ptrs("ShiftMix", x, state)
+		if err != nil {
+			return err
+		}
+		ds, err := b.f32Ptrs("ShiftMix", dst...)
+		if err != nil {
+			return err
+		}
+		ms, err := b.f32Ptrs("ShiftMix", mix...)
+		if err != nil {
+			return err
+		}
+		if T == 0 {
+			return nil
+		}
+		var words [2 * maxMix]uint64
+		copy(words[:maxMix], ds)
+		copy(words[maxMix:], ms)
+		b.argsStart().raw(words[:]).i32(len(dst)).ptr(ps[0]).ptr(ps[1]).i32(T).i32(C)
+		return b.launch(b.k.shiftmix, b.grid1D(T*C), [3]uint32{256, 1, 1})
+	})
+}
+
+// Act applies f element-wise.
+func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
+	b.run("Act", func() error {
+		if dst.Len() != x.Len() || f > kernels.ReLUSquared {
+			return shapeErr("Act", "dst %v, x %v, function %d", dst, x, f)
+		}
+		ps, err := b.f32Ptrs("Act", dst, x)
+		if err != nil {
+			return err
+		}
+		n := x.Len()
+		b.argsStart().ptr(ps[0]).ptr(ps[1]).i32(n).i32(int(f))
+		return b.launch(b.k.act, b.grid1D(n), [3]uint32{256, 1, 1})
+	})
+}
+
+// Add sets dst = a + c; c may be one row broadcast over a's rows.
+func (b *Backend) Add(dst, a, c kernels.Tensor) { b.binop("Add", dst, a, c, 0) }
+
+// Mul sets dst = a ⊙ c; c may be one row broadcast over a's rows.
+func (b *Backend) Mul(dst, a, c kernels.Tensor) { b.binop("Mul", dst, a, c, 1) }
+
+func (b *Backend) binop(op string, dst, a, c kernels.Tensor, code int) {
+	b.run(op, func() error {
+		n := a.Len()
+		bcols := 0
+		switch {
+		case dst.Len() != n:
+			return shapeErr(op, "dst %v, a %v", dst, a)
+		case c.Len() == n:
+		case c.Rows == 1 && c.Cols == a.Cols:
+			bcols = a.Cols
+		default:
+			return shapeErr(op, "a %v, b %v", a, c)
+		}
+		ps, err := b.f32Ptrs(op, dst, a, c)
+		if err != nil {
+			return err
+		}
+		b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).i32(n).i32(bcols).i32(code)
+		return b.launch(b.k.binop, b.grid1D(n), [3]uint32{256, 1, 1})
+	})
+}
+
+// Copy copies src into dst.
+func (b *Backend) Copy(dst, src kernels.Tensor) {
+	b.run("Copy", func() error {
+		if dst.DType != src.DType || dst.Len() != src.Len() {
+			return shapeErr("Copy", "dst %v, src %v", dst, src)
+		}
+		dp, err := b.devPtr(dst)
+		if err != nil {
+			return shapeErr("Copy", "dst: %v", err)
+		}
+		sp, err := b.devPtr(src)
+		if err != nil {
+			return shapeErr("Copy", "src: %v", err)
+		}
+		if n := int64(src.Len() * src.DType.Size()); n > 0 && dp != sp {
+			return b.drv.MemcpyDtoDAsync(dp, sp, n, b.stream)
+		}
+		return nil
+	})
+}
+
+// headGrid checks a head size and returns the (token, head) grid.
+func headGrid(op string, T, C, hs int) ([3]uint32, error) {
+	if hs <= 0 || hs%32 != 0 || hs > 1024 || C%hs != 0 {
+		return [3]uint32{}, shapeErr(op, "head size %d with %d channels (need a multiple of 32 dividing C)", hs, C)
+	}
+	return [3]uint32{uint32(T), uint32(C / hs), 1}, nil
+}
+
+// Prep7 computes the WKV inputs; see kernels.Prep7.
+func (b *Backend) Prep7(p kernels.Prep7) {
+	b.run("Prep7", func() error {
+		T, C := p.K.Rows, p.K.Cols
+		grid, err := headGrid("Prep7", T, C, p.HeadSize)
+		if err != nil {
+			return err
+		}
+		acts := []kernels.Tensor{p.K, p.V, p.VFirst, p.W, p.A, p.B}
+		params := []kernels.Tensor{p.W0, p.A0, p.KK, p.KA}
+		hasZV := p.ZV.Valid()
+		if hasZV {
+			acts = append(acts, p.ZV)
+			params = append(params, p.V0)
+		}
+		for _, t := range acts {
+			if !sameShape(t, p.K) {
+				return shapeErr("Prep7", "operand %v, k %v", t, p.K)
+			}
+		}
+		for _, t := range params {
+			if t.Len() != C {
+				return shapeErr("Prep7", "parameter %v, want %d elements", t, C)
+			}
+		}
+		ap, err := b.f32Ptrs("Prep7", acts...)
+		if err != nil {
+			return err
+		}
+		pp, err := b.f32Ptrs("Prep7", params...)
+		if err != nil {
+			return err
+		}
+		var zv, v0 uint64
+		z := 0
+		if hasZV {
+			zv, v0, z = ap[6], pp[4], 1
+		}
+		b.argsStart().ptr(ap[0]).ptr(ap[1]).ptr(ap[2]).ptr(zv).ptr(ap[3]).ptr(ap[4]).ptr(ap[5]).
+			ptr(pp[0]).ptr(pp[1]).ptr(v0).ptr(pp[2]).ptr(pp[3]).i32(C).i32(z)
+		return b.launch(b.k.prep7, grid, [3]uint32{uint32(p.HeadSize), 1, 1})
+	})
+}
+
+// Out7 computes group norm, bonus and gate; see kernels.Out7.
+func (b *Backend) Out7(o kernels.Out7) {
+	b.run("Out7", func() error {
+		T, C := o.Y.Rows, o.Y.Cols
+		grid, err := headGrid("Out7", T, C, o.HeadSize)
+		if err != nil {
+			return err
+		}
+		for _, t := range []kernels.Tensor{o.Dst, o.R, o.K, o.V, o.G} {
+			if !sameShape(t, o.Y) {
+				return shapeErr("Out7", "operand %v, y %v", t, o.Y)
+			}
+		}
+		for _, t := range []kernels.Tensor{o.RK, o.LnW, o.LnB} {
+			if t.Len() != C {
+				return shapeErr("Out7", "parameter %v, want %d elements", t, C)
+			}
+		}
+		ps, err := b.f32Ptrs("Out7", o.Dst, o.Y, o.R, o.K, o.V, o.G, o.RK, o.LnW, o.LnB)
+		if err != nil {
+			return err
+		}
+		a := b.argsStart()
+		for _, p := range ps {
+			a.ptr(p)
+		}
+		a.i32(C).f32(o.Eps)
+		return b.launch(b.k.out7, grid, [3]uint32{uint32(o.HeadSize), 1, 1})
+	})
+}
+
+// wkvHead is the head size the WKV7 kernel is built for.
+const wkvHead = 64
+
+// WKV7 runs the RWKV-7 recurrence over the rows of r; see kernels.Ops.
+func (b *Backend) WKV7(y, s, r, w, k, v, a, bb kernels.Tensor) {
+	b.run("WKV7", func() error {
+		T, C := r.Rows, r.Cols
+		ok := C%wkvHead == 0 && s.Len() == C*wkvHead
+		for _, t := range []kernels.Tensor{y, w, k, v, a, bb} {
+			ok = ok && sameShape(t, r)
+		}
+		if !ok {
+			return shapeErr("WKV7", "y %v, s %v, r %v (head size %d)", y, s, r, wkvHead)
+		}
+		ps, err := b.f32Ptrs("WKV7", y, s, r, w, k, v, a, bb)
+		if err != nil {
+			return err
+		}
+		if ps[1]%16 != 0 {
+			return shapeErr("WKV7", "state %v offset %d not a multiple of 4 elements", s, s.Offset)
+		}
+		if T == 0 {
+			return nil
+		}
+		args := b.argsStart()
+		for _, p := range ps {
+			args.ptr(p)
+		}
+		args.i32(T).i32(C)
+		return b.launch(b.k.wkv7, [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{wkvHead, 1, 1})
+	})
+}
