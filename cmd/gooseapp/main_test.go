@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/goose-rwkv/goose/internal/npy"
+)
+
+// buildBinary builds gooseapp once per test run into a temporary folder.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "gooseapp")
+	if runtime.GOOS == "windows" {
+		bin += ".exe"
+	}
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	t.Run("logits", func(t *testing.T) { testLogits(t, bin) })
+	t.Run("tokenize", func(t *testing.T) { testTokenize(t, bin) })
+	t.Run("info", func(t *testing.T) {
+		out, err := exec.Command(bin, "info", "../../testdata/rwkv7/small.safetensors").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		for _, want := range []string{"layers:      3", "width:       256", "vocab:       2048", "dtype:       bf16"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("info output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+	t.Run("errors", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.pth")
+		os.WriteFile(bad, []byte("PK\x03\x04 this is not a zip"), 0o644)
+		for _, args := range [][]string{
+			{"info", bad},
+			{"logits", "--model", bad, "--tokens", "1", "--out", filepath.Join(t.TempDir(), "x.npy")},
+			{"logits", "--model", "../../testdata/rwkv7/tiny.pth", "--tokens", "1,99999", "--out", filepath.Join(t.TempDir(), "x.npy")},
+		} {
+			out, err := exec.Command(bin, args...).CombinedOutput()
+			if err == nil {
+				t.Errorf("%v succeeded:\n%s", args, out)
+			}
+			if strings.Contains(string(out), "panic") || strings.Contains(string(out), "goroutine") {
+				t.Errorf("%v panicked:\n%s", args, out)
+			}
+		}
+	})
+}
+
+func testLogits(t *testing.T, bin string) {
+	var fixture struct {
+		Tokens    []int32 `json:"tokens"`
+		Positions []int   `json:"logits_positions"`
+	}
+	raw, err := os.ReadFile("../../testdata/rwkv7/tiny.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &fixture); err != nil {
+		t.Fatal(err)
+	}
+	want, err := npy.ReadFile("../../testdata/rwkv7/tiny.logits.npy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(fixture.Tokens))
+	for i, id := range fixture.Tokens {
+		ids[i] = strconv.Itoa(int(id))
+	}
+	for _, mode := range []string{"seq", "rnn"} {
+		out := filepath.Join(t.TempDir(), mode+".npy")
+		msg, err := exec.Command(bin, "logits", "--model", "../../testdata/rwkv7/tiny.pth",
+			"--tokens", strings.Join(ids, ","), "--mode", mode, "--backend", "cpu", "--out", out).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", mode, err, msg)
+		}
+		got, err := npy.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		V := want.Shape[1]
+		if len(got.Shape) != 2 || got.Shape[0] != len(ids) || got.Shape[1] != V {
+			t.Fatalf("%s: shape %v, want [%d %d]", mode, got.Shape, len(ids), V)
+		}
+		var s, s2 float64
+		for _, v := range want.Data {
+			s += float64(v)
+			s2 += float64(v) * float64(v)
+		}
+		n := float64(len(want.Data))
+		tol := 1e-3 * math.Sqrt(s2/n-(s/n)*(s/n))
+		for r, pos := range fixture.Positions {
+			for j := range V {
+				if d := math.Abs(float64(got.Data[pos*V+j] - want.Data[r*V+j])); !(d <= tol) {
+					t.Fatalf("%s: row %d col %d: |Δ| = %g > %g", mode, pos, j, d, tol)
+				}
+			}
+		}
+	}
+}
+
+func testTokenize(t *testing.T, bin string) {
+	raw, err := os.ReadFile("../../testdata/tokenizer/world_cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Cases []struct {
+			Text string  `json:"text"`
+			IDs  []int32 `json:"ids"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Cases) == 0 {
+		t.Fatal("no cases")
+	}
+	for _, c := range f.Cases {
+		cmd := exec.Command(bin, "tokenize")
+		cmd.Stdin = strings.NewReader(c.Text)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("tokenize %q: %v", c.Text, err)
+		}
+		want := make([]string, len(c.IDs))
+		for i, id := range c.IDs {
+			want[i] = strconv.Itoa(int(id))
+		}
+		if got := strings.TrimSuffix(string(out), "\n"); got != strings.Join(want, " ") {
+			t.Errorf("tokenize %q = %s, want %s", c.Text, got, strings.Join(want, " "))
+		}
+		cmd = exec.Command(bin, "detokenize")
+		cmd.Stdin = strings.NewReader(strings.Join(want, " ") + "\n")
+		out, err = cmd.Output()
+		if err != nil {
+			t.Fatalf("detokenize %v: %v", want, err)
+		}
+		if !bytes.Equal(out, []byte(c.Text)) {
+			t.Errorf("detokenize %v = %q, want %q", want, out, c.Text)
+		}
+	}
+}
