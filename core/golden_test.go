@@ -89,12 +89,19 @@ func maxDiff(a, b []float32) (float64, int) {
 // checkGolden runs the fixture's tokens in the given mode and compares every
 // logits row and the final state with the reference at 1e-3·std(logits).
 func checkGolden(t *testing.T, be kernels.Backend, name, file, mode string) {
-	g := loadGolden(t, name)
 	m, err := LoadFile(filepath.Join("..", "testdata", "rwkv7", file), LoadOptions{Backend: be})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	checkGoldenModel(t, m, name, mode, 1e-3)
+}
+
+// checkGoldenModel compares a loaded model with fixture name at tolFactor·std
+// and returns the largest logits error seen, relative to std(logits).
+func checkGoldenModel(t *testing.T, m *Model, name, mode string, tolFactor float64) float64 {
+	t.Helper()
+	g := loadGolden(t, name)
 	c := m.Config()
 	if c.Layers != g.Layers || c.Width != g.Width || c.Vocab != g.Vocab {
 		t.Fatalf("config %+v, fixture says layers %d width %d vocab %d", c, g.Layers, g.Width, g.Vocab)
@@ -119,13 +126,17 @@ func checkGolden(t *testing.T, be kernels.Backend, name, file, mode string) {
 			}
 		}
 	}
-	tol := 1e-3 * std(g.logits.Data)
+	sd := std(g.logits.Data)
+	tol := tolFactor * sd
+	worst := 0.0
 	for r, pos := range g.Positions {
 		want := g.logits.Data[r*V : (r+1)*V]
 		got := all[pos*V : (pos+1)*V]
-		if d, at := maxDiff(got, want); d > tol {
+		d, at := maxDiff(got, want)
+		if d > tol {
 			t.Fatalf("logits after position %d: max |Δ| = %.3g at %d (got %g, want %g), tolerance %.3g", pos, d, at, got[at], want[at], tol)
 		}
+		worst = max(worst, d/sd)
 	}
 	f, err := st.Floats()
 	if err != nil {
@@ -142,12 +153,13 @@ func checkGolden(t *testing.T, be kernels.Backend, name, file, mode string) {
 			{"ffn shift", ffn, g.shift.Data[(2*l+1)*C : (2*l+2)*C]},
 			{"wkv", wkv, g.wkv.Data[l*C*64 : (l+1)*C*64]},
 		} {
-			ptol := 1e-3 * max(std(part.want), 1e-3)
+			ptol := tolFactor * max(std(part.want), 1e-3)
 			if d, at := maxDiff(part.got, part.want); d > ptol {
 				t.Errorf("layer %d %s: max |Δ| = %.3g at %d, tolerance %.3g", l, part.name, d, at, ptol)
 			}
 		}
 	}
+	return worst
 }
 
 func TestGolden(t *testing.T) {
