@@ -1,5 +1,10 @@
 package tokenizer
 
+import (
+	"math/bits"
+	"slices"
+)
+
 // trie is a double-array trie over token bytes. The child of the node in
 // cell p for byte c is cell q = cells[p].base + c, provided that
 // cells[q].check == p. A cell's id is the token that ends there (0 if none).
@@ -27,65 +32,78 @@ func (t *trie) child(p int32, c byte) int32 {
 	return q
 }
 
-// trieBuilder places nodes into the double array. Free cells form a doubly
-// linked list (in cell order) so that finding room for a node skips the
-// occupied ones.
+// trieBuilder places nodes into the double array. An occupancy bitmap
+// (small enough to stay in the L1 cache) makes finding room for a node cheap.
 type trieBuilder struct {
-	cells      []trieCell
-	next, prev []int32 // free list links; -1 ends it
-	head, tail int32   // first and last free cell, -1 if none
-	keys       []entry // sorted by bytes, no duplicates
-	buf        []byte  // the keys' bytes
-	labels     []byte  // scratch
+	cells     []trieCell
+	used      []uint64 // bit k set: cells[k] is taken
+	firstFree int      // no free cell below this one
+	multiFrom int      // where searches for multi-child nodes start
+	keys      []entry  // sorted by bytes, no duplicates
+	buf       []byte   // the keys' bytes
+	labels    []byte   // scratch
 }
 
 // buildTrie builds the trie of keys, which are sorted by their bytes in buf
 // and have no duplicates.
 func buildTrie(keys []entry, buf []byte) trie {
-	b := &trieBuilder{keys: keys, buf: buf, head: -1, tail: -1}
-	b.cells = append(b.cells, trieCell{check: trieRoot}) // the root, taken
-	b.next = append(b.next, -1)
-	b.prev = append(b.prev, -1)
+	b := &trieBuilder{keys: keys, buf: buf}
 	b.grow(len(keys)*2 + 256)
+	b.occupy(trieRoot, trieRoot) // the root has no parent
 	b.place(trieRoot, 0, len(keys), 0)
 	// Drop the free tail; lookups check bounds.
 	end := len(b.cells)
 	for end > 1 && b.cells[end-1].check < 0 {
 		end--
 	}
-	return trie{cells: b.cells[:end:end]}
+	return trie{cells: slices.Clip(b.cells[:end])}
 }
 
 // grow makes sure cells[:n] exist, new ones free.
 func (b *trieBuilder) grow(n int) {
+	if n <= len(b.cells) {
+		return
+	}
+	n = max(n, len(b.cells)+len(b.cells)/4)
 	for len(b.cells) < n {
-		k := int32(len(b.cells))
 		b.cells = append(b.cells, trieCell{check: -1})
-		b.next = append(b.next, -1)
-		b.prev = append(b.prev, b.tail)
-		if b.tail >= 0 {
-			b.next[b.tail] = k
-		} else {
-			b.head = k
-		}
-		b.tail = k
+	}
+	for len(b.used)*64 < n {
+		b.used = append(b.used, 0)
 	}
 }
 
 // occupy marks free cell k as a child of p.
 func (b *trieBuilder) occupy(k, p int32) {
 	b.cells[k].check = p
-	n, v := b.next[k], b.prev[k]
-	if v >= 0 {
-		b.next[v] = n
-	} else {
-		b.head = n
+	b.used[k/64] |= 1 << (k % 64)
+	if int(k) == b.firstFree {
+		b.firstFree = b.nextFree(b.firstFree + 1)
 	}
-	if n >= 0 {
-		b.prev[n] = v
-	} else {
-		b.tail = v
+}
+
+// isFree reports whether cell k (which must exist) is free.
+func (b *trieBuilder) isFree(k int) bool {
+	return b.used[k/64]&(1<<(k%64)) == 0
+}
+
+// nextFree returns the first free cell at or after k; it may be
+// len(b.cells), a cell not yet made.
+func (b *trieBuilder) nextFree(k int) int {
+	w := k / 64
+	if w >= len(b.used) {
+		return k
 	}
+	free := ^b.used[w] >> (k % 64)
+	if free != 0 {
+		return k + bits.TrailingZeros64(free)
+	}
+	for w++; w < len(b.used); w++ {
+		if free := ^b.used[w]; free != 0 {
+			return w*64 + bits.TrailingZeros64(free)
+		}
+	}
+	return len(b.used) * 64
 }
 
 // place fills in node p, whose keys are keys[lo:hi]; they all share their
@@ -125,31 +143,35 @@ func (b *trieBuilder) place(p int32, lo, hi, depth int) {
 }
 
 // findBase returns a base ≥ 1 such that base+c is free for every c in
-// labels (sorted ascending), trying the free cells in order.
+// labels (sorted ascending), growing the array when needed.
+//
+// Nodes with one child fill the first free cell. A node with several
+// children may need many tries where the array is crowded; once a search
+// takes more than maxTries, later multi-child searches start where it ended
+// (multiFrom), leaving the crowded holes to one-child nodes.
 func (b *trieBuilder) findBase(labels []byte) int32 {
-	first := int32(labels[0])
-	for q := b.head; ; q = b.next[q] {
-		if q < 0 {
-			// No room among the free cells: add more at the end.
-			q = int32(len(b.cells))
-			b.grow(len(b.cells) + 256)
+	const maxTries = 32
+	first := int(labels[0])
+	start := b.firstFree
+	if len(labels) > 1 {
+		start = max(start, b.multiFrom)
+	}
+	tries := 0
+	for q := b.nextFree(max(start, first+1)); ; q = b.nextFree(q + 1) {
+		if tries++; tries > maxTries && len(labels) > 1 {
+			b.multiFrom = q
 		}
 		base := q - first
-		if base < 1 {
-			continue
-		}
-		if int(base)+256 > len(b.cells) {
-			b.grow(int(base) + 256)
-		}
+		b.grow(base + 256)
 		ok := true
 		for _, c := range labels[1:] {
-			if b.cells[base+int32(c)].check >= 0 {
+			if !b.isFree(base + int(c)) {
 				ok = false
 				break
 			}
 		}
 		if ok {
-			return base
+			return int32(base)
 		}
 	}
 }
