@@ -11,20 +11,26 @@ import (
 // T = 1 (decode) is a matrix-vector product bound by memory bandwidth: the
 // kernels stream each weight row once, converting in registers.
 //
-// T > 1 (prefill) is bound by arithmetic: the drivers block over T and N,
-// convert one weight tile to f32 into a small cache-resident scratch buffer,
-// and run a register-blocked micro-kernel over every row of x with it.
+// T > 1 (prefill) is bound by arithmetic. Both products become the same
+// blocked GEMM: a kBlock×nBlock tile of the weight is converted once to f32
+// in the layout [k][n] (transposed for linear) into a cache-resident
+// scratch buffer, then a 6×16 register-blocked micro-kernel sweeps every
+// row of x over it.
 //
 // Preconditions (checked by the backend): len(x) >= T*K, len(dst) >= T*N,
 // len(w) >= N*K*dt.Size(). The kernels never read outside those slices.
 
-// Blocking parameters of the GEMM drivers.
+// Blocking parameters of the GEMM driver: a converted weight tile is
+// kBlock×nBlock f32 (128 KiB, L2-resident); a 16-wide column panel of it
+// (16 KiB) and six rows of x (6 KiB) stay in L1 during a micro-kernel call.
 const (
-	ntKMax     = 1024      // K block of linear (dot-product form)
-	ntTileElts = 24 * 1024 // f32 elements of one converted weight tile (96 KiB)
-	nnKBlock   = 256       // K block of matmul (outer-product form)
-	nnNBlock   = 128       // N block of matmul, a multiple of 16
+	kBlock = 256
+	nBlock = 128 // a multiple of 16
 )
+
+// gemmScratch is the scratch a gemm call needs: the tile and one 6×16
+// output tile for the edges.
+const gemmScratch = kBlock*nBlock + 96
 
 // linear sets dst[T,N] = x[T,K] · wᵀ where w is [N,K] in dtype dt (raw
 // little-endian bytes: F32, F16 or BF16).
@@ -49,11 +55,17 @@ func linear(p *pool, dst, x []float32, T, K int, w []byte, dt kernels.DType, N i
 		})
 		return
 	}
-	p.For(N, 12, func(lo, hi int) {
-		s := p.getScratch(ntTileElts + 3*ntKMax)
-		gemmNT(ks, *s, dst, x, T, K, w, dt, N, lo, hi)
-		p.putScratch(s)
-	})
+	// Pack rows nb..nb+nl of w, columns kb..kb+kl, transposed.
+	pack := func(wf []float32, ld, kb, kl, nb, nl int) {
+		var off [8]int
+		for r0 := 0; r0 < ld; r0 += 8 {
+			for i := range off {
+				off[i] = ((nb+min(r0+i, nl-1))*K + kb) * es
+			}
+			ks.transpose8(wf[r0:], ld, w, &off, kl, dt)
+		}
+	}
+	gemm(p, dst, x, T, K, N, pack)
 }
 
 // gemvNT sets dst[n] = x · w[n] for n in [lo, hi).
@@ -68,57 +80,6 @@ func gemvNT(ks *kernelSet, dst, x []float32, w []byte, dt kernels.DType, K, lo, 
 		}
 		ks.dot4(&out, x, w, &off, dt)
 		copy(dst[n:n+m], out[:m])
-	}
-}
-
-// gemmNT computes columns [lo, hi) of dst = x · wᵀ for T > 1. Each K block
-// of each tile of weight rows is converted once into buf and reused for all
-// T rows by the 4×3 dot-product micro-kernel.
-func gemmNT(ks *kernelSet, buf, dst, x []float32, T, K int, w []byte, dt kernels.DType, N, lo, hi int) {
-	es := dt.Size()
-	nkb := (K + ntKMax - 1) / ntKMax
-	kc := (K + nkb - 1) / nkb
-	kc = (kc + 7) &^ 7
-	nc := max(3, ntTileElts/kc/3*3)
-	wf := buf[:nc*kc]
-	var out [12]float32
-	var xs [4][]float32
-	var ws [3][]float32
-	for kb := 0; kb < K; kb += kc {
-		kl := min(kc, K-kb)
-		for nb := lo; nb < hi; nb += nc {
-			nl := min(nc, hi-nb)
-			for r := range nl {
-				o := ((nb+r)*K + kb) * es
-				ks.decode(wf[r*kl:(r+1)*kl], w[o:o+kl*es], dt)
-			}
-			for t := 0; t < T; t += 4 {
-				mt := min(4, T-t)
-				for i := range xs {
-					o := (t+min(i, mt-1))*K + kb
-					xs[i] = x[o : o+kl]
-				}
-				for j := 0; j < nl; j += 3 {
-					mj := min(3, nl-j)
-					for i := range ws {
-						o := (j + min(i, mj-1)) * kl
-						ws[i] = wf[o : o+kl]
-					}
-					ks.tileNT(&out, &xs, &ws)
-					for i := range mt {
-						d := dst[(t+i)*N+nb+j : (t+i)*N+nb+j+mj]
-						o := out[3*i : 3*i+mj]
-						if kb == 0 {
-							copy(d, o)
-						} else {
-							for jj, v := range o {
-								d[jj] += v
-							}
-						}
-					}
-				}
-			}
-		}
 	}
 }
 
@@ -144,22 +105,16 @@ func matmul(p *pool, dst, x []float32, T, K int, w []byte, dt kernels.DType, N i
 		})
 		return
 	}
-	scratch := nnKBlock*nnNBlock + 96
-	if (N+15)/16 >= 2*p.threads || T < 12 {
-		// Enough 16-wide column panels to share: split N.
-		p.For((N+15)/16, 1, func(lo, hi int) {
-			s := p.getScratch(scratch)
-			gemmNN(ks, *s, dst, x, 0, T, K, w, dt, N, 16*lo, min(N, 16*hi))
-			p.putScratch(s)
-		})
-		return
+	// Pack rows kb..kb+kl of w, columns nb..nb+nl, padding with zeros.
+	pack := func(wf []float32, ld, kb, kl, nb, nl int) {
+		for k := range kl {
+			o := ((kb+k)*N + nb) * es
+			row := wf[k*ld : (k+1)*ld]
+			ks.decode(row[:nl], w[o:o+nl*es], dt)
+			clear(row[nl:])
+		}
 	}
-	// Few columns, many rows: split T in multiples of the 6-row tile.
-	p.For((T+5)/6, 1, func(lo, hi int) {
-		s := p.getScratch(scratch)
-		gemmNN(ks, *s, dst, x, 6*lo, min(T, 6*hi), K, w, dt, N, 0, N)
-		p.putScratch(s)
-	})
+	gemm(p, dst, x, T, K, N, pack)
 }
 
 // gemvNN sets dst[n] = Σ_k x[k]·w[k,n] for n in [lo, hi).
@@ -183,26 +138,43 @@ func gemvNN(ks *kernelSet, dst, x []float32, w []byte, dt kernels.DType, K, N, l
 	}
 }
 
-// gemmNN computes rows [t0, t1) and columns [lo, hi) of dst = x · w for
-// T > 1. Each K×N block of w is converted once into buf (rows padded with
-// zeros to a multiple of 16) and reused for all rows by the 6×16
-// outer-product micro-kernel.
-func gemmNN(ks *kernelSet, buf, dst, x []float32, t0, t1, K int, w []byte, dt kernels.DType, N, lo, hi int) {
-	es := dt.Size()
-	wf := buf[:nnKBlock*nnNBlock]
-	tmp := buf[nnKBlock*nnNBlock : nnKBlock*nnNBlock+96]
+// packFunc converts the weight block of k in [kb, kb+kl) and output
+// column n in [nb, nb+nl) to f32 at wf[(k-kb)*ld + (n-nb)], ld being nl
+// rounded up to 16. Whatever columns nl..ld-1 hold only reaches outputs
+// that are computed and discarded.
+type packFunc func(wf []float32, ld, kb, kl, nb, nl int)
+
+// gemm sets dst[T,N] = x[T,K] · W for T > 1, where pack supplies blocks of
+// W [K,N] in f32. Work is split over 16-wide column panels, or over 6-row
+// groups of x when there are too few panels to share.
+func gemm(p *pool, dst, x []float32, T, K, N int, pack packFunc) {
+	panels := (N + 15) / 16
+	if panels >= 2*p.threads || T < 12 {
+		p.For(panels, 1, func(lo, hi int) {
+			s := p.getScratch(gemmScratch)
+			gemmRange(p.ks, *s, dst, x, 0, T, K, N, 16*lo, min(N, 16*hi), pack)
+			p.putScratch(s)
+		})
+		return
+	}
+	p.For((T+5)/6, 1, func(lo, hi int) {
+		s := p.getScratch(gemmScratch)
+		gemmRange(p.ks, *s, dst, x, 6*lo, min(T, 6*hi), K, N, 0, N, pack)
+		p.putScratch(s)
+	})
+}
+
+// gemmRange computes rows [t0, t1) and columns [lo, hi) of gemm.
+func gemmRange(ks *kernelSet, buf, dst, x []float32, t0, t1, K, N, lo, hi int, pack packFunc) {
+	wf := buf[:kBlock*nBlock]
+	tmp := buf[kBlock*nBlock : kBlock*nBlock+96]
 	var xs [6][]float32
-	for kb := 0; kb < K; kb += nnKBlock {
-		kl := min(nnKBlock, K-kb)
-		for nb := lo; nb < hi; nb += nnNBlock {
-			nl := min(nnNBlock, hi-nb)
+	for kb := 0; kb < K; kb += kBlock {
+		kl := min(kBlock, K-kb)
+		for nb := lo; nb < hi; nb += nBlock {
+			nl := min(nBlock, hi-nb)
 			ld := (nl + 15) &^ 15
-			for k := range kl {
-				o := ((kb+k)*N + nb) * es
-				row := wf[k*ld : (k+1)*ld]
-				ks.decode(row[:nl], w[o:o+nl*es], dt)
-				clear(row[nl:])
-			}
+			pack(wf, ld, kb, kl, nb, nl)
 			for t := t0; t < t1; t += 6 {
 				mt := min(6, t1-t)
 				for i := range xs {

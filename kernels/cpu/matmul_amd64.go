@@ -62,7 +62,7 @@ func avx2Kernels(f16c bool) *kernelSet {
 		dot4:   a.dot4,
 		axpy4:  a.axpy4,
 		decode: a.decode,
-		tileNT: tileNTAVX2,
+		transpose8: a.transpose8,
 		tileNN: tileNNAVX2,
 	}
 }
@@ -92,7 +92,13 @@ func decodeBF16(dst *float32, src *byte, n int)
 func decodeF16(dst *float32, src *byte, n int)
 
 //go:noescape
-func tileNT4x3(x0, x1, x2, x3, w0, w1, w2 *float32, n int, out *[12]float32)
+func transpose8BF16(dst *float32, ldd int, w0, w1, w2, w3, w4, w5, w6, w7 *byte, n int)
+
+//go:noescape
+func transpose8F16(dst *float32, ldd int, w0, w1, w2, w3, w4, w5, w6, w7 *byte, n int)
+
+//go:noescape
+func transpose8F32(dst *float32, ldd int, w0, w1, w2, w3, w4, w5, w6, w7 *byte, n int)
 
 //go:noescape
 func tileNN6x16(d *float32, ldd int, x0, x1, x2, x3, x4, x5 *float32, w *float32, ldw int, n int, acc bool)
@@ -200,30 +206,34 @@ func (a avx2) decode(dst []float32, src []byte, dt kernels.DType) {
 	decodeGeneric(dst[n8:], src[n8*es:n*es], dt)
 }
 
-func tileNTAVX2(out *[12]float32, x *[4][]float32, w *[3][]float32) {
-	n := len(x[0])
+func (a avx2) transpose8(dst []float32, ldd int, w []byte, off *[8]int, n int, dt kernels.DType) {
 	n8 := n &^ 7
-	x0, x1, x2, x3 := x[0][:n], x[1][:n], x[2][:n], x[3][:n]
-	w0, w1, w2 := w[0][:n], w[1][:n], w[2][:n]
-	if n8 > 0 {
-		tileNT4x3(&x0[0], &x1[0], &x2[0], &x3[0], &w0[0], &w1[0], &w2[0], n8, out)
-	} else {
-		*out = [12]float32{}
+	if dt == kernels.F16 && !a.f16c {
+		n8 = 0
 	}
-	for k := n8; k < n; k++ {
-		a, b, c := w0[k], w1[k], w2[k]
-		out[0] += x0[k] * a
-		out[1] += x0[k] * b
-		out[2] += x0[k] * c
-		out[3] += x1[k] * a
-		out[4] += x1[k] * b
-		out[5] += x1[k] * c
-		out[6] += x2[k] * a
-		out[7] += x2[k] * b
-		out[8] += x2[k] * c
-		out[9] += x3[k] * a
-		out[10] += x3[k] * b
-		out[11] += x3[k] * c
+	es := dt.Size()
+	if n8 > 0 {
+		_ = dst[(n-1)*ldd+7]
+		var p [8]*byte
+		for i, o := range off {
+			_ = w[o : o+n*es]
+			p[i] = &w[o]
+		}
+		switch dt {
+		case kernels.BF16:
+			transpose8BF16(&dst[0], ldd, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], n8)
+		case kernels.F16:
+			transpose8F16(&dst[0], ldd, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], n8)
+		default:
+			transpose8F32(&dst[0], ldd, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], n8)
+		}
+	}
+	if n8 < n {
+		var tail [8]int
+		for i, o := range off {
+			tail[i] = o + n8*es
+		}
+		transpose8Generic(dst[n8*ldd:], ldd, w, &tail, n-n8, dt)
 	}
 }
 

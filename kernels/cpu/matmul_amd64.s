@@ -28,6 +28,26 @@
 	VBROADCASTSS (AX), Y12; VBROADCASTSS 4(AX), Y13; VBROADCASTSS 8(AX), Y14; VBROADCASTSS 12(AX), Y15; \
 	XORQ CX, CX; TESTQ DX, DX; JZ done
 
+#define TRANSPOSEARGS \
+	MOVQ dst+0(FP), DI; MOVQ ldd+8(FP), DX; SHLQ $2, DX; LEAQ (DX)(DX*2), R13; \
+	MOVQ w0+16(FP), AX; MOVQ w1+24(FP), BX; MOVQ w2+32(FP), SI; MOVQ w3+40(FP), R8; \
+	MOVQ w4+48(FP), R9; MOVQ w5+56(FP), R10; MOVQ w6+64(FP), R11; MOVQ w7+72(FP), R12; \
+	XORQ CX, CX; CMPQ CX, n+80(FP)
+
+// Transpose the 8×8 block in Y0..Y7 (row i in Yi) and store its rows at
+// DI + k·DX (DX = ldd in bytes, R13 = 3·DX), then advance DI by 8 rows.
+#define TRANSPOSESTORE \
+	VUNPCKLPS Y1, Y0, Y8; VUNPCKHPS Y1, Y0, Y9; VUNPCKLPS Y3, Y2, Y10; VUNPCKHPS Y3, Y2, Y11; \
+	VUNPCKLPS Y5, Y4, Y12; VUNPCKHPS Y5, Y4, Y13; VUNPCKLPS Y7, Y6, Y14; VUNPCKHPS Y7, Y6, Y15; \
+	VSHUFPS $0x44, Y10, Y8, Y0; VSHUFPS $0xEE, Y10, Y8, Y1; VSHUFPS $0x44, Y11, Y9, Y2; VSHUFPS $0xEE, Y11, Y9, Y3; \
+	VSHUFPS $0x44, Y14, Y12, Y4; VSHUFPS $0xEE, Y14, Y12, Y5; VSHUFPS $0x44, Y15, Y13, Y6; VSHUFPS $0xEE, Y15, Y13, Y7; \
+	VPERM2F128 $0x20, Y4, Y0, Y8; VPERM2F128 $0x20, Y5, Y1, Y9; VPERM2F128 $0x20, Y6, Y2, Y10; VPERM2F128 $0x20, Y7, Y3, Y11; \
+	VPERM2F128 $0x31, Y4, Y0, Y12; VPERM2F128 $0x31, Y5, Y1, Y13; VPERM2F128 $0x31, Y6, Y2, Y14; VPERM2F128 $0x31, Y7, Y3, Y15; \
+	LEAQ (DI)(DX*4), R14; \
+	VMOVUPS Y8, (DI); VMOVUPS Y9, (DI)(DX*1); VMOVUPS Y10, (DI)(DX*2); VMOVUPS Y11, (DI)(R13*1); \
+	VMOVUPS Y12, (R14); VMOVUPS Y13, (R14)(DX*1); VMOVUPS Y14, (DI)(R13*2); VMOVUPS Y15, (R14)(R13*1); \
+	LEAQ (DI)(DX*8), DI
+
 // func cpuid(leaf, sub uint32) (a, b, c, d uint32)
 TEXT ·cpuid(SB), NOSPLIT, $0-24
 	MOVL leaf+0(FP), AX
@@ -295,78 +315,76 @@ decf16done:
 	VZEROUPPER
 	RET
 
-// func tileNT4x3(x0, x1, x2, x3, w0, w1, w2 *float32, n int, out *[12]float32)
-// out[3i+j] = Σ_{k<n} xi[k]·wj[k]; n a multiple of 8.
-TEXT ·tileNT4x3(SB), NOSPLIT, $0-72
-	MOVQ x0+0(FP), R8
-	MOVQ x1+8(FP), R9
-	MOVQ x2+16(FP), R10
-	MOVQ x3+24(FP), R11
-	MOVQ w0+32(FP), R12
-	MOVQ w1+40(FP), R13
-	MOVQ w2+48(FP), SI
-	MOVQ n+56(FP), DX
-	MOVQ out+64(FP), DI
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
-	XORQ CX, CX
-	TESTQ DX, DX
-	JZ   ntdone
+// func transpose8BF16(dst *float32, ldd int, w0, w1, w2, w3, w4, w5, w6, w7 *byte, n int)
+// dst[k*ldd+i] = wi[k] for i < 8, k < n: converts eight bf16 rows and
+// transposes them; ldd in elements, n a multiple of 8.
+TEXT ·transpose8BF16(SB), NOSPLIT, $0-88
+	TRANSPOSEARGS
+	JZ trbf16done
 
-ntloop:
-	VMOVUPS (R12)(CX*4), Y12
-	VMOVUPS (R13)(CX*4), Y13
-	VMOVUPS (SI)(CX*4), Y14
-	VMOVUPS (R8)(CX*4), Y15
-	VFMADD231PS Y12, Y15, Y0
-	VFMADD231PS Y13, Y15, Y1
-	VFMADD231PS Y14, Y15, Y2
-	VMOVUPS (R9)(CX*4), Y15
-	VFMADD231PS Y12, Y15, Y3
-	VFMADD231PS Y13, Y15, Y4
-	VFMADD231PS Y14, Y15, Y5
-	VMOVUPS (R10)(CX*4), Y15
-	VFMADD231PS Y12, Y15, Y6
-	VFMADD231PS Y13, Y15, Y7
-	VFMADD231PS Y14, Y15, Y8
-	VMOVUPS (R11)(CX*4), Y15
-	VFMADD231PS Y12, Y15, Y9
-	VFMADD231PS Y13, Y15, Y10
-	VFMADD231PS Y14, Y15, Y11
+trbf16loop:
+	CVTBF16((AX)(CX*2), Y0)
+	CVTBF16((BX)(CX*2), Y1)
+	CVTBF16((SI)(CX*2), Y2)
+	CVTBF16((R8)(CX*2), Y3)
+	CVTBF16((R9)(CX*2), Y4)
+	CVTBF16((R10)(CX*2), Y5)
+	CVTBF16((R11)(CX*2), Y6)
+	CVTBF16((R12)(CX*2), Y7)
+	TRANSPOSESTORE
 	ADDQ $8, CX
-	CMPQ CX, DX
-	JLT  ntloop
+	CMPQ CX, n+80(FP)
+	JLT  trbf16loop
 
-ntdone:
-	// Three groups of four accumulators → three vectors of four sums.
-	VHADDPS Y1, Y0, Y0
-	VHADDPS Y3, Y2, Y2
-	VHADDPS Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS  X1, X0, X0
-	VMOVUPS X0, (DI)
-	VHADDPS Y5, Y4, Y4
-	VHADDPS Y7, Y6, Y6
-	VHADDPS Y6, Y4, Y4
-	VEXTRACTF128 $1, Y4, X5
-	VADDPS  X5, X4, X4
-	VMOVUPS X4, 16(DI)
-	VHADDPS Y9, Y8, Y8
-	VHADDPS Y11, Y10, Y10
-	VHADDPS Y10, Y8, Y8
-	VEXTRACTF128 $1, Y8, X9
-	VADDPS  X9, X8, X8
-	VMOVUPS X8, 32(DI)
+trbf16done:
+	VZEROUPPER
+	RET
+
+// func transpose8F16(dst *float32, ldd int, w0, w1, w2, w3, w4, w5, w6, w7 *byte, n int)
+// As transpose8BF16 for IEEE half rows; needs F16C.
+TEXT ·transpose8F16(SB), NOSPLIT, $0-88
+	TRANSPOSEARGS
+	JZ trf16done
+
+trf16loop:
+	VCVTPH2PS (AX)(CX*2), Y0
+	VCVTPH2PS (BX)(CX*2), Y1
+	VCVTPH2PS (SI)(CX*2), Y2
+	VCVTPH2PS (R8)(CX*2), Y3
+	VCVTPH2PS (R9)(CX*2), Y4
+	VCVTPH2PS (R10)(CX*2), Y5
+	VCVTPH2PS (R11)(CX*2), Y6
+	VCVTPH2PS (R12)(CX*2), Y7
+	TRANSPOSESTORE
+	ADDQ $8, CX
+	CMPQ CX, n+80(FP)
+	JLT  trf16loop
+
+trf16done:
+	VZEROUPPER
+	RET
+
+// func transpose8F32(dst *float32, ldd int, w0, w1, w2, w3, w4, w5, w6, w7 *byte, n int)
+// As transpose8BF16 for float32 rows.
+TEXT ·transpose8F32(SB), NOSPLIT, $0-88
+	TRANSPOSEARGS
+	JZ trf32done
+
+trf32loop:
+	VMOVUPS (AX)(CX*4), Y0
+	VMOVUPS (BX)(CX*4), Y1
+	VMOVUPS (SI)(CX*4), Y2
+	VMOVUPS (R8)(CX*4), Y3
+	VMOVUPS (R9)(CX*4), Y4
+	VMOVUPS (R10)(CX*4), Y5
+	VMOVUPS (R11)(CX*4), Y6
+	VMOVUPS (R12)(CX*4), Y7
+	TRANSPOSESTORE
+	ADDQ $8, CX
+	CMPQ CX, n+80(FP)
+	JLT  trf32loop
+
+trf32done:
 	VZEROUPPER
 	RET
 

@@ -22,9 +22,9 @@ type kernelSet struct {
 	axpy4 func(d []float32, a *[4]float32, w []byte, off *[4]int, dt kernels.DType)
 	// decode converts len(dst) elements of dtype dt from src.
 	decode func(dst []float32, src []byte, dt kernels.DType)
-	// tileNT sets out[3i+j] = Σ_k x[i][k]·w[j][k] for i < 4, j < 3; all
-	// seven slices have the same length.
-	tileNT func(out *[12]float32, x *[4][]float32, w *[3][]float32)
+	// transpose8 sets dst[k*ldd+i] = r_i[k] for i < 8, k < n, where r_i
+	// is the row of n elements at offset off[i] of w.
+	transpose8 func(dst []float32, ldd int, w []byte, off *[8]int, n int, dt kernels.DType)
 	// tileNN sets d[i*ldd+j] = Σ_k x[i][k]·w[k*ldw+j] for i < 6, j < 16,
 	// k < len(x[0]) (all x[i] have the same length), or adds to d if acc.
 	tileNN func(d []float32, ldd int, x *[6][]float32, w []float32, ldw int, acc bool)
@@ -37,7 +37,7 @@ func genericKernels() *kernelSet {
 		dot4:   dot4Generic,
 		axpy4:  axpy4Generic,
 		decode: decodeGeneric,
-		tileNT: tileNTGeneric,
+		transpose8: transpose8Generic,
 		tileNN: tileNNGeneric,
 	}
 }
@@ -109,27 +109,18 @@ func axpyRow(d []float32, a float32, w []byte, dt kernels.DType) {
 	}
 }
 
-func tileNTGeneric(out *[12]float32, x *[4][]float32, w *[3][]float32) {
-	n := len(x[0])
-	x0, x1, x2, x3 := x[0][:n], x[1][:n], x[2][:n], x[3][:n]
-	w0, w1, w2 := w[0][:n], w[1][:n], w[2][:n]
-	var s [12]float32
-	for k := range n {
-		a, b, c := w0[k], w1[k], w2[k]
-		s[0] += x0[k] * a
-		s[1] += x0[k] * b
-		s[2] += x0[k] * c
-		s[3] += x1[k] * a
-		s[4] += x1[k] * b
-		s[5] += x1[k] * c
-		s[6] += x2[k] * a
-		s[7] += x2[k] * b
-		s[8] += x2[k] * c
-		s[9] += x3[k] * a
-		s[10] += x3[k] * b
-		s[11] += x3[k] * c
+func transpose8Generic(dst []float32, ldd int, w []byte, off *[8]int, n int, dt kernels.DType) {
+	es := dt.Size()
+	var r [chunk]float32
+	for i, o := range off {
+		for k0 := 0; k0 < n; k0 += chunk {
+			m := min(chunk, n-k0)
+			decodeGeneric(r[:m], w[o+k0*es:o+(k0+m)*es], dt)
+			for k, v := range r[:m] {
+				dst[(k0+k)*ldd+i] = v
+			}
+		}
 	}
-	*out = s
 }
 
 func tileNNGeneric(d []float32, ldd int, x *[6][]float32, w []float32, ldw int, acc bool) {

@@ -244,12 +244,72 @@ func TestKernelSetsAgree(t *testing.T) {
 						t.Errorf("%s %v axpy4 n=%d: [%d] %v vs %v", ks.name, dt, n, i, d1[i], d2[i])
 					}
 				}
+				off8 := &[8]int{}
+				for i := range off8 {
+					off8[i] = (i * n / 3) * dt.Size()
+				}
+				t1, t2 := make([]float32, 8*n+8), make([]float32, 8*n+8)
+				ks.transpose8(t1, 8, w, off8, n, dt)
+				ref.transpose8(t2, 8, w, off8, n, dt)
+				for i := range t1 {
+					if math.Float32bits(t1[i]) != math.Float32bits(t2[i]) {
+						t.Errorf("%s %v transpose8 n=%d: [%d] %v vs %v", ks.name, dt, n, i, t1[i], t2[i])
+						break
+					}
+				}
 				f1, f2 := make([]float32, n), make([]float32, n)
 				ks.decode(f1, w[:n*dt.Size()], dt)
 				ref.decode(f2, w[:n*dt.Size()], dt)
 				for i := range f1 {
 					if math.Float32bits(f1[i]) != math.Float32bits(f2[i]) {
 						t.Errorf("%s %v decode n=%d: [%d] %v vs %v", ks.name, dt, n, i, f1[i], f2[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestTileNN checks the 6×16 micro-kernel of every set against float64,
+// storing and accumulating, with strides wider than the tile.
+func TestTileNN(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 0))
+	for _, ks := range allKernels() {
+		for _, n := range []int{1, 2, 7, 64, 255} {
+			const ldd, ldw = 19, 21
+			var xs [6][]float32
+			for i := range xs {
+				xs[i] = randActs(r, n)
+			}
+			w := randActs(r, (n-1)*ldw+16)
+			for _, acc := range []bool{false, true} {
+				d := randActs(r, 5*ldd+16)
+				before := append([]float32(nil), d...)
+				ks.tileNN(d, ldd, &xs, w, ldw, acc)
+				for i := range 6 {
+					for j := range ldd {
+						if i == 5 && j >= 16 {
+							break
+						}
+						got := d[i*ldd+j]
+						if j >= 16 {
+							if got != before[i*ldd+j] {
+								t.Fatalf("%s n=%d: wrote outside the tile at [%d,%d]", ks.name, n, i, j)
+							}
+							continue
+						}
+						var s, a float64
+						if acc {
+							s = float64(before[i*ldd+j])
+						}
+						for k := range n {
+							p := float64(xs[i][k]) * float64(w[k*ldw+j])
+							s += p
+							a += math.Abs(p)
+						}
+						if math.Abs(float64(got)-s) > 1e-5*(a+1) {
+							t.Errorf("%s n=%d acc=%v [%d,%d]: %v, want %v", ks.name, n, acc, i, j, got, s)
+						}
 					}
 				}
 			}

@@ -1,0 +1,161 @@
+package cpu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+
+	"github.com/goose-rwkv/goose/kernels"
+)
+
+// Weight shapes [N,K] of the RWKV-7 0.1B (C=768) and 0.4B (C=1024) models:
+// attention and FFN projections and the vocabulary head.
+var gemvShapes = []struct {
+	name string
+	N, K int
+}{
+	{"768x768", 768, 768},
+	{"3072x768", 3072, 768},
+	{"768x3072", 768, 3072},
+	{"head65536x768", 65536, 768},
+	{"1024x1024", 1024, 1024},
+	{"4096x1024", 4096, 1024},
+	{"1024x4096", 1024, 4096},
+	{"head65536x1024", 65536, 1024},
+}
+
+// coldSet is the bytes of weights a benchmark cycles through so that each
+// product reads its matrix from memory, not from the last-level cache, as
+// decode does with a whole model.
+const coldSet = 256 << 20
+
+// coldWeights returns enough copies of an [n,k] bf16 matrix to fill
+// coldSet, so that consecutive iterations read different memory.
+func coldWeights(n, k int, dt kernels.DType) [][]byte {
+	size := n * k * dt.Size()
+	copies := max(1, coldSet/size)
+	ws := make([][]byte, copies)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range ws {
+		w := make([]byte, size)
+		if i > 0 {
+			copy(w, ws[0]) // same values, different memory
+		} else {
+			for j := 0; j < len(w); j += 2 {
+				// Small bf16 values: random mantissa and sign, exponent near 2^-4.
+				w[j] = byte(r.Uint32())
+				w[j+1] = 0x3d | byte(r.Uint32()&1)<<7
+			}
+		}
+		ws[i] = w
+	}
+	return ws
+}
+
+// BenchmarkCopyBandwidth measures the memory bandwidth floor decode is
+// compared to: copy() of a 256 MiB buffer split over all threads. The rate
+// is bytes copied per second, i.e. bytes read (the same number of bytes
+// are written).
+func BenchmarkCopyBandwidth(b *testing.B) {
+	const size = 256 << 20
+	src, dst := make([]byte, size), make([]byte, size)
+	for i := range src {
+		src[i] = byte(i)
+	}
+	copy(dst, src) // fault the pages in
+	p := newPool(runtime.NumCPU())
+	defer p.Close()
+	b.SetBytes(size)
+	for b.Loop() {
+		p.For(size, 1<<20, func(lo, hi int) { copy(dst[lo:hi], src[lo:hi]) })
+	}
+}
+
+// BenchmarkLinearGEMV times decode's x·wᵀ for one token with bf16 weights
+// read from memory (cold). MB/s is weight bytes read per second; compare
+// with BenchmarkCopyBandwidth.
+func BenchmarkLinearGEMV(b *testing.B) {
+	for _, ks := range benchKernels() {
+		p := newPoolWith(runtime.NumCPU(), ks)
+		defer p.Close()
+		for _, s := range gemvShapes {
+			b.Run(fmt.Sprintf("%s/%s", ks.name, s.name), func(b *testing.B) {
+				ws := coldWeights(s.N, s.K, kernels.BF16)
+				x := randActs(rand.New(rand.NewPCG(3, 4)), s.K)
+				dst := make([]float32, s.N)
+				b.SetBytes(int64(s.N * s.K * 2))
+				i := 0
+				for b.Loop() {
+					linear(p, dst, x, 1, s.K, ws[i%len(ws)], kernels.BF16, s.N)
+					i++
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkLinearGEMM times prefill's x·wᵀ for T tokens with bf16
+// weights and reports GFLOP/s (2·T·N·K per product) and tokens/s.
+func BenchmarkLinearGEMM(b *testing.B) {
+	for _, ks := range benchKernels() {
+		p := newPoolWith(runtime.NumCPU(), ks)
+		defer p.Close()
+		for _, T := range []int{64, 512} {
+			for _, s := range gemvShapes {
+				if s.N == 65536 || (ks.name == "generic" && T > 64) {
+					continue
+				}
+				b.Run(fmt.Sprintf("%s/T=%d/%s", ks.name, T, s.name), func(b *testing.B) {
+					ws := coldWeights(s.N, s.K, kernels.BF16)
+					x := randActs(rand.New(rand.NewPCG(3, 4)), T*s.K)
+					dst := make([]float32, T*s.N)
+					i := 0
+					for b.Loop() {
+						linear(p, dst, x, T, s.K, ws[i%len(ws)], kernels.BF16, s.N)
+						i++
+					}
+					sec := b.Elapsed().Seconds()
+					b.ReportMetric(2*float64(T*s.N*s.K)*float64(b.N)/sec/1e9, "GFLOP/s")
+					b.ReportMetric(float64(T*b.N)/sec, "tok/s")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkMatMul times the LoRA products x·w with w [C,r] and [r,C] in
+// bf16, for decode (T=1) and prefill (T=64), in GFLOP/s.
+func BenchmarkMatMul(b *testing.B) {
+	shapes := []struct{ K, N int }{{768, 64}, {64, 768}, {1024, 128}, {128, 1024}, {768, 320}, {320, 768}}
+	for _, ks := range benchKernels() {
+		p := newPoolWith(runtime.NumCPU(), ks)
+		defer p.Close()
+		for _, T := range []int{1, 64} {
+			for _, s := range shapes {
+				b.Run(fmt.Sprintf("%s/T=%d/%dx%d", ks.name, T, s.K, s.N), func(b *testing.B) {
+					ws := coldWeights(s.K, s.N, kernels.BF16)
+					x := randActs(rand.New(rand.NewPCG(3, 4)), T*s.K)
+					dst := make([]float32, T*s.N)
+					i := 0
+					for b.Loop() {
+						matmul(p, dst, x, T, s.K, ws[i%len(ws)], kernels.BF16, s.N)
+						i++
+					}
+					sec := b.Elapsed().Seconds()
+					b.ReportMetric(2*float64(T*s.N*s.K)*float64(b.N)/sec/1e9, "GFLOP/s")
+				})
+			}
+		}
+	}
+}
+
+// benchKernels is the fastest kernel set and, if different, the generic
+// one for comparison.
+func benchKernels() []*kernelSet {
+	best := bestKernels()
+	if best.name == "generic" {
+		return []*kernelSet{best}
+	}
+	return []*kernelSet{best, genericKernels()}
+}
