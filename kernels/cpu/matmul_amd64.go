@@ -58,12 +58,12 @@ func avx2Kernels(f16c bool) *kernelSet {
 		name = "avx2-nof16c"
 	}
 	return &kernelSet{
-		name:   name,
-		dot4:   a.dot4,
-		axpy4:  a.axpy4,
-		decode: a.decode,
+		name:       name,
+		dot4:       a.dot4,
+		axpy4:      a.axpy4,
+		decode:     a.decode,
 		transpose8: a.transpose8,
-		tileNN: tileNNAVX2,
+		tileNN:     tileNNAVX2,
 	}
 }
 

@@ -33,12 +33,12 @@ type kernelSet struct {
 // genericKernels returns the portable Go implementation.
 func genericKernels() *kernelSet {
 	return &kernelSet{
-		name:   "generic",
-		dot4:   dot4Generic,
-		axpy4:  axpy4Generic,
-		decode: decodeGeneric,
+		name:       "generic",
+		dot4:       dot4Generic,
+		axpy4:      axpy4Generic,
+		decode:     decodeGeneric,
 		transpose8: transpose8Generic,
-		tileNN: tileNNGeneric,
+		tileNN:     tileNNGeneric,
 	}
 }
 
