@@ -537,35 +537,68 @@ func softmax(dst, x []float32) bool {
 		return true
 	}
 	mf := float64(m)
-	var sum float64
-	for i, v := range x {
-		e := expNeg(float64(v) - mf)
-		dst[i] = e
-		sum += float64(e)
+	tab := expTable()
+	// Four partial sums break the loop-carried dependency of one running sum.
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		e0 := expNeg(float64(x[i])-mf, &tab)
+		e1 := expNeg(float64(x[i+1])-mf, &tab)
+		e2 := expNeg(float64(x[i+2])-mf, &tab)
+		e3 := expNeg(float64(x[i+3])-mf, &tab)
+		dst[i], dst[i+1], dst[i+2], dst[i+3] = e0, e1, e2, e3
+		s0 += float64(e0)
+		s1 += float64(e1)
+		s2 += float64(e2)
+		s3 += float64(e3)
 	}
-	inv := 1 / sum
+	for ; i < len(x); i++ {
+		e := expNeg(float64(x[i])-mf, &tab)
+		dst[i] = e
+		s0 += float64(e)
+	}
+	inv := 1 / ((s0 + s1) + (s2 + s3))
 	for i, e := range dst[:len(x)] {
 		dst[i] = float32(float64(e) * inv)
 	}
 	return true
 }
 
-// expNeg returns e^d rounded to float32 for d <= 0 (d may be −∞). It reduces
-// d = n·ln2 + r with |r| <= ln2/2 and evaluates the degree-7 Taylor
-// polynomial of e^r in float64 (truncation error below 6e-9 relative), then
-// scales by 2^n; the result is within one float32 ulp of math.Exp.
-func expNeg(d float64) float32 {
+// expTableSize is the number of table entries per octave used by expNeg.
+const expTableSize = 32
+
+// expTable returns 2^(j/32) for j = 0..31. It is rebuilt per softmax call
+// (32 calls to math.Exp2) instead of living in a package variable.
+func expTable() [expTableSize]float64 {
+	var t [expTableSize]float64
+	for j := range t {
+		t[j] = math.Exp2(float64(j) / expTableSize)
+	}
+	return t
+}
+
+// expNeg returns e^d rounded to float32 for d <= 0 (d may be −∞), given
+// tab = expTable(). It writes d = (32q + j)·ln2/32 + r with |r| <= ln2/64,
+// so e^d = 2^q · 2^(j/32) · e^r, and evaluates e^r with its degree-4 Taylor
+// polynomial in float64 (truncation error below 2e-12 relative). The result
+// is within one float32 ulp of math.Exp (TestSoftmax checks this).
+func expNeg(d float64, tab *[expTableSize]float64) float32 {
 	if d < -104 { // e^-104 is below the smallest float32 denormal
 		return 0
 	}
 	const (
-		log2e = 1.4426950408889634
-		ln2   = 0.6931471805599453
+		scale = expTableSize / math.Ln2
+		step  = math.Ln2 / expTableSize
 	)
-	n := math.Floor(d*log2e + 0.5)
-	r := d - n*ln2
-	y := 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720+r*(1.0/5040)))))))
-	return float32(y * math.Float64frombits(uint64(int64(n)+1023)<<52))
+	// Round d·scale to an integer; truncating d·scale − 0.5 toward zero does
+	// that for d <= 0 without a call to math.Floor.
+	k := int64(d*scale - 0.5)
+	r := d - float64(k)*step
+	p := 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24))))
+	// k = 32q + j with 0 <= j < 32 (arithmetic shift floors); add q to the
+	// exponent of 2^(j/32), which stays a normal float64 for q >= -151.
+	t := math.Float64frombits(math.Float64bits(tab[k&(expTableSize-1)]) + uint64(k>>5)<<52)
+	return float32(p * t)
 }
 
 // Greedy returns the index of the largest logit, the lowest index among
