@@ -98,10 +98,11 @@ func matmul(p *pool, dst, x []float32, T, K int, w []byte, dt kernels.DType, N i
 	_ = dst[T*N-1]
 	_ = w[N*K*es-1]
 	if T == 1 {
-		// Split columns; chunks of at least 64 keep each row segment a few
-		// cache lines long.
-		p.For(N, 64, func(lo, hi int) {
-			gemvNN(ks, dst, x[:K], w, dt, K, N, lo, hi)
+		// Split into 8-column groups, at least 16 KiB of weights and 64
+		// columns a chunk so that each row segment is a few cache lines.
+		grain := max(8, (16<<10)/(K*es*8))
+		p.For((N+7)/8, grain, func(lo, hi int) {
+			gemvNN(ks, dst, x[:K], w, dt, K, N, 8*lo, min(N, 8*hi))
 		})
 		return
 	}
@@ -119,23 +120,9 @@ func matmul(p *pool, dst, x []float32, T, K int, w []byte, dt kernels.DType, N i
 
 // gemvNN sets dst[n] = Σ_k x[k]·w[k,n] for n in [lo, hi).
 func gemvNN(ks *kernelSet, dst, x []float32, w []byte, dt kernels.DType, K, N, lo, hi int) {
-	es := dt.Size()
 	d := dst[lo:hi]
 	clear(d)
-	var a [4]float32
-	var off [4]int
-	k := 0
-	for ; k+4 <= K; k += 4 {
-		copy(a[:], x[k:k+4])
-		for i := range off {
-			off[i] = ((k+i)*N + lo) * es
-		}
-		ks.axpy4(d, &a, w, &off, dt)
-	}
-	for ; k < K; k++ {
-		o := (k*N + lo) * es
-		axpyRow(d, x[k], w[o:o+len(d)*es], dt)
-	}
+	ks.gemvNN(d, x[:K], w, lo*dt.Size(), N*dt.Size(), dt)
 }
 
 // packFunc converts the weight block of k in [kb, kb+kl) and output

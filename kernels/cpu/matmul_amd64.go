@@ -60,7 +60,7 @@ func avx2Kernels(f16c bool) *kernelSet {
 	return &kernelSet{
 		name:       name,
 		dot4:       a.dot4,
-		axpy4:      a.axpy4,
+		gemvNN:     a.gemvNN,
 		decode:     a.decode,
 		transpose8: a.transpose8,
 		tileNN:     tileNNAVX2,
@@ -77,13 +77,13 @@ func dot4F16(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
 func dot4F32(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
 
 //go:noescape
-func axpy4BF16(d *float32, a *[4]float32, w0, w1, w2, w3 *byte, n int)
+func gemvNNBF16(d *float32, n int, x *float32, k int, w *byte, ldw int)
 
 //go:noescape
-func axpy4F16(d *float32, a *[4]float32, w0, w1, w2, w3 *byte, n int)
+func gemvNNF16(d *float32, n int, x *float32, k int, w *byte, ldw int)
 
 //go:noescape
-func axpy4F32(d *float32, a *[4]float32, w0, w1, w2, w3 *byte, n int)
+func gemvNNF32(d *float32, n int, x *float32, k int, w *byte, ldw int)
 
 //go:noescape
 func decodeBF16(dst *float32, src *byte, n int)
@@ -155,32 +155,32 @@ func (a avx2) dot4(out *[4]float32, x []float32, w []byte, off *[4]int, dt kerne
 	}
 }
 
-func (a avx2) axpy4(d []float32, c *[4]float32, w []byte, off *[4]int, dt kernels.DType) {
+func (a avx2) gemvNN(d, x []float32, w []byte, off, ldw int, dt kernels.DType) {
+	n, k := len(d), len(x)
+	n8, k4 := n&^7, k&^3
 	if dt == kernels.F16 && !a.f16c {
-		axpy4Generic(d, c, w, off, dt)
-		return
+		n8 = 0
 	}
-	n := len(d)
-	n8 := n &^ 7
-	if n8 > 0 {
-		es := dt.Size()
-		p0, p1, p2, p3 := rows(w, off, n, es)
+	es := dt.Size()
+	if n8 > 0 && k4 > 0 {
+		_ = w[off : off+(k-1)*ldw+n*es]
+		p := &w[off]
 		switch dt {
 		case kernels.BF16:
-			axpy4BF16(&d[0], c, p0, p1, p2, p3, n8)
+			gemvNNBF16(&d[0], n8, &x[0], k4, p, ldw)
 		case kernels.F16:
-			axpy4F16(&d[0], c, p0, p1, p2, p3, n8)
+			gemvNNF16(&d[0], n8, &x[0], k4, p, ldw)
 		default:
-			axpy4F32(&d[0], c, p0, p1, p2, p3, n8)
+			gemvNNF32(&d[0], n8, &x[0], k4, p, ldw)
 		}
+	} else {
+		k4 = 0
 	}
-	if n8 < n {
-		var tail [4]int
-		es := dt.Size()
-		for i, o := range off {
-			tail[i] = o + n8*es
-		}
-		axpy4Generic(d[n8:], c, w, &tail, dt)
+	if n8 < n && k4 > 0 {
+		gemvNNGeneric(d[n8:], x[:k4], w, off+n8*es, ldw, dt)
+	}
+	if k4 < k {
+		gemvNNGeneric(d, x[k4:], w, off+k4*ldw, ldw, dt)
 	}
 }
 

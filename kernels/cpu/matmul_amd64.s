@@ -22,11 +22,21 @@
 	MOVQ w3+32(FP), R11; MOVQ n+40(FP), DX; MOVQ out+48(FP), DI; \
 	XORQ CX, CX; MOVQ DX, BX; ANDQ $-16, BX
 
-#define AXPY4ARGS(done) \
-	MOVQ d+0(FP), DI; MOVQ a+8(FP), AX; MOVQ w0+16(FP), R8; MOVQ w1+24(FP), R9; \
-	MOVQ w2+32(FP), R10; MOVQ w3+40(FP), R11; MOVQ n+48(FP), DX; \
-	VBROADCASTSS (AX), Y12; VBROADCASTSS 4(AX), Y13; VBROADCASTSS 8(AX), Y14; VBROADCASTSS 12(AX), Y15; \
-	XORQ CX, CX; TESTQ DX, DX; JZ done
+#define GEMVNNARGS \
+	MOVQ d+0(FP), DI; MOVQ n+8(FP), DX; MOVQ x+16(FP), SI; MOVQ k+24(FP), R13; \
+	MOVQ w+32(FP), R8; MOVQ ldw+40(FP), BX; LEAQ (BX)(BX*2), R12; XORQ R11, R11
+
+// Broadcast x[R11..R11+3] into Y12..Y15 and point R9, R10, R14 at the rows
+// after R8.
+#define GEMVNNROWS \
+	VBROADCASTSS (SI)(R11*4), Y12; VBROADCASTSS 4(SI)(R11*4), Y13; \
+	VBROADCASTSS 8(SI)(R11*4), Y14; VBROADCASTSS 12(SI)(R11*4), Y15; \
+	LEAQ (R8)(BX*1), R9; LEAQ (R8)(BX*2), R10; LEAQ (R8)(R12*1), R14
+
+// Y0 += Y1·Y12 + Y2·Y13 + Y3·Y14 + Y4·Y15 and store it back at (DI)(CX*4).
+#define GEMVNNFMA \
+	VFMADD231PS Y12, Y1, Y0; VMULPS Y13, Y2, Y2; VFMADD231PS Y14, Y3, Y0; \
+	VFMADD231PS Y15, Y4, Y2; VADDPS Y2, Y0, Y0; VMOVUPS Y0, (DI)(CX*4)
 
 #define TRANSPOSEARGS \
 	MOVQ dst+0(FP), DI; MOVQ ldd+8(FP), DX; SHLQ $2, DX; LEAQ (DX)(DX*2), R13; \
@@ -202,74 +212,91 @@ f32done:
 	VZEROUPPER
 	RET
 
-// func axpy4BF16(d *float32, a *[4]float32, w0, w1, w2, w3 *byte, n int)
-// d[j] += Σ_i a[i]·wi[j] for j < n, bf16 rows, n a multiple of 8.
-TEXT ·axpy4BF16(SB), NOSPLIT, $0-56
-	AXPY4ARGS(axbf16done)
+// func gemvNNBF16(d *float32, n int, x *float32, k int, w *byte, ldw int)
+// d[j] += Σ_{r<k} x[r]·w[r·ldw+j] for j < n: bf16 rows ldw bytes apart,
+// k a multiple of 4, n a multiple of 8.
+TEXT ·gemvNNBF16(SB), NOSPLIT, $0-48
+	GEMVNNARGS
 
-axbf16loop:
+nnbf16rows:
+	CMPQ R11, R13
+	JGE  nnbf16done
+	GEMVNNROWS
+	XORQ CX, CX
+
+nnbf16cols:
 	VMOVUPS (DI)(CX*4), Y0
 	CVTBF16((R8)(CX*2), Y1)
 	CVTBF16((R9)(CX*2), Y2)
 	CVTBF16((R10)(CX*2), Y3)
-	CVTBF16((R11)(CX*2), Y4)
-	VFMADD231PS Y12, Y1, Y0
-	VMULPS      Y13, Y2, Y2
-	VFMADD231PS Y14, Y3, Y0
-	VFMADD231PS Y15, Y4, Y2
-	VADDPS      Y2, Y0, Y0
-	VMOVUPS Y0, (DI)(CX*4)
+	CVTBF16((R14)(CX*2), Y4)
+	GEMVNNFMA
 	ADDQ $8, CX
 	CMPQ CX, DX
-	JLT  axbf16loop
+	JLT  nnbf16cols
+	LEAQ (R8)(BX*4), R8
+	ADDQ $4, R11
+	JMP  nnbf16rows
 
-axbf16done:
+nnbf16done:
 	VZEROUPPER
 	RET
 
-// func axpy4F16(d *float32, a *[4]float32, w0, w1, w2, w3 *byte, n int)
-// As axpy4BF16 for IEEE half rows; needs F16C.
-TEXT ·axpy4F16(SB), NOSPLIT, $0-56
-	AXPY4ARGS(axf16done)
+// func gemvNNF16(d *float32, n int, x *float32, k int, w *byte, ldw int)
+// As gemvNNBF16 for IEEE half rows; needs F16C.
+TEXT ·gemvNNF16(SB), NOSPLIT, $0-48
+	GEMVNNARGS
 
-axf16loop:
-	VMOVUPS   (DI)(CX*4), Y0
+nnf16rows:
+	CMPQ R11, R13
+	JGE  nnf16done
+	GEMVNNROWS
+	XORQ CX, CX
+
+nnf16cols:
+	VMOVUPS (DI)(CX*4), Y0
 	VCVTPH2PS (R8)(CX*2), Y1
 	VCVTPH2PS (R9)(CX*2), Y2
 	VCVTPH2PS (R10)(CX*2), Y3
-	VCVTPH2PS (R11)(CX*2), Y4
-	VFMADD231PS Y12, Y1, Y0
-	VMULPS      Y13, Y2, Y2
-	VFMADD231PS Y14, Y3, Y0
-	VFMADD231PS Y15, Y4, Y2
-	VADDPS      Y2, Y0, Y0
-	VMOVUPS Y0, (DI)(CX*4)
+	VCVTPH2PS (R14)(CX*2), Y4
+	GEMVNNFMA
 	ADDQ $8, CX
 	CMPQ CX, DX
-	JLT  axf16loop
+	JLT  nnf16cols
+	LEAQ (R8)(BX*4), R8
+	ADDQ $4, R11
+	JMP  nnf16rows
 
-axf16done:
+nnf16done:
 	VZEROUPPER
 	RET
 
-// func axpy4F32(d *float32, a *[4]float32, w0, w1, w2, w3 *byte, n int)
-// As axpy4BF16 for float32 rows.
-TEXT ·axpy4F32(SB), NOSPLIT, $0-56
-	AXPY4ARGS(axf32done)
+// func gemvNNF32(d *float32, n int, x *float32, k int, w *byte, ldw int)
+// As gemvNNBF16 for float32 rows.
+TEXT ·gemvNNF32(SB), NOSPLIT, $0-48
+	GEMVNNARGS
 
-axf32loop:
+nnf32rows:
+	CMPQ R11, R13
+	JGE  nnf32done
+	GEMVNNROWS
+	XORQ CX, CX
+
+nnf32cols:
 	VMOVUPS (DI)(CX*4), Y0
-	VMULPS  (R9)(CX*4), Y13, Y2
-	VFMADD231PS (R8)(CX*4), Y12, Y0
-	VFMADD231PS (R11)(CX*4), Y15, Y2
-	VFMADD231PS (R10)(CX*4), Y14, Y0
-	VADDPS  Y2, Y0, Y0
-	VMOVUPS Y0, (DI)(CX*4)
+	VMOVUPS (R8)(CX*4), Y1
+	VMOVUPS (R9)(CX*4), Y2
+	VMOVUPS (R10)(CX*4), Y3
+	VMOVUPS (R14)(CX*4), Y4
+	GEMVNNFMA
 	ADDQ $8, CX
 	CMPQ CX, DX
-	JLT  axf32loop
+	JLT  nnf32cols
+	LEAQ (R8)(BX*4), R8
+	ADDQ $4, R11
+	JMP  nnf32rows
 
-axf32done:
+nnf32done:
 	VZEROUPPER
 	RET
 

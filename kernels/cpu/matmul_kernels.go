@@ -17,9 +17,9 @@ type kernelSet struct {
 	// dot4 sets out[i] = Σ_k x[k]·r_i[k] for i < 4, where r_i is the row of
 	// len(x) elements at offset off[i] of w.
 	dot4 func(out *[4]float32, x []float32, w []byte, off *[4]int, dt kernels.DType)
-	// axpy4 adds Σ_i a[i]·r_i to d, where r_i is the row of len(d)
-	// elements at offset off[i] of w.
-	axpy4 func(d []float32, a *[4]float32, w []byte, off *[4]int, dt kernels.DType)
+	// gemvNN adds Σ_k x[k]·r_k to d, where r_k is the row of len(d)
+	// elements at offset off+k*ldw of w.
+	gemvNN func(d, x []float32, w []byte, off, ldw int, dt kernels.DType)
 	// decode converts len(dst) elements of dtype dt from src.
 	decode func(dst []float32, src []byte, dt kernels.DType)
 	// transpose8 sets dst[k*ldd+i] = r_i[k] for i < 8, k < n, where r_i
@@ -35,7 +35,7 @@ func genericKernels() *kernelSet {
 	return &kernelSet{
 		name:       "generic",
 		dot4:       dot4Generic,
-		axpy4:      axpy4Generic,
+		gemvNN:     gemvNNGeneric,
 		decode:     decodeGeneric,
 		transpose8: transpose8Generic,
 		tileNN:     tileNNGeneric,
@@ -79,32 +79,31 @@ func dot4Generic(out *[4]float32, x []float32, w []byte, off *[4]int, dt kernels
 	*out = s
 }
 
-func axpy4Generic(d []float32, a *[4]float32, w []byte, off *[4]int, dt kernels.DType) {
+func gemvNNGeneric(d, x []float32, w []byte, off, ldw int, dt kernels.DType) {
 	es := dt.Size()
 	var r [4][chunk]float32
 	for j0 := 0; j0 < len(d); j0 += chunk {
 		n := min(chunk, len(d)-j0)
 		ds := d[j0 : j0+n]
-		for i := range r {
-			o := off[i] + j0*es
-			decodeGeneric(r[i][:n], w[o:o+n*es], dt)
+		k := 0
+		for ; k+4 <= len(x); k += 4 {
+			for i := range r {
+				o := off + (k+i)*ldw + j0*es
+				decodeGeneric(r[i][:n], w[o:o+n*es], dt)
+			}
+			a0, a1, a2, a3 := x[k], x[k+1], x[k+2], x[k+3]
+			r0, r1, r2, r3 := r[0][:n], r[1][:n], r[2][:n], r[3][:n]
+			for j := range ds {
+				ds[j] += a0*r0[j] + a1*r1[j] + a2*r2[j] + a3*r3[j]
+			}
 		}
-		r0, r1, r2, r3 := r[0][:n], r[1][:n], r[2][:n], r[3][:n]
-		for j := range ds {
-			ds[j] += a[0]*r0[j] + a[1]*r1[j] + a[2]*r2[j] + a[3]*r3[j]
-		}
-	}
-}
-
-// axpyRow adds a·r to d, where r is len(d) elements of dtype dt in w.
-func axpyRow(d []float32, a float32, w []byte, dt kernels.DType) {
-	es := dt.Size()
-	var r [chunk]float32
-	for j0 := 0; j0 < len(d); j0 += chunk {
-		n := min(chunk, len(d)-j0)
-		decodeGeneric(r[:n], w[j0*es:(j0+n)*es], dt)
-		for j, v := range r[:n] {
-			d[j0+j] += a * v
+		for ; k < len(x); k++ {
+			o := off + k*ldw + j0*es
+			decodeGeneric(r[0][:n], w[o:o+n*es], dt)
+			a := x[k]
+			for j, v := range r[0][:n] {
+				ds[j] += a * v
+			}
 		}
 	}
 }

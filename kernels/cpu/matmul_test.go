@@ -234,14 +234,18 @@ func TestKernelSetsAgree(t *testing.T) {
 						t.Errorf("%s %v dot4 n=%d: [%d] %v vs %v", ks.name, dt, n, i, a[i], b[i])
 					}
 				}
-				c := &[4]float32{0.5, -1, 2, 0.25}
-				d1, d2 := randActs(r, n), make([]float32, n)
-				copy(d2, d1)
-				ks.axpy4(d1, c, w, off, dt)
-				ref.axpy4(d2, c, w, off, dt)
-				for i := range d1 {
-					if d := math.Abs(float64(d1[i] - d2[i])); d > 1e-5 {
-						t.Errorf("%s %v axpy4 n=%d: [%d] %v vs %v", ks.name, dt, n, i, d1[i], d2[i])
+				for _, k := range []int{0, 1, 4, 7} {
+					// k rows of n elements, 3 elements apart beyond their length.
+					xs := randActs(r, k)
+					ww, _ := randWeights(r, k*(n+3)+1, dt)
+					d1, d2 := randActs(r, n), make([]float32, n)
+					copy(d2, d1)
+					ks.gemvNN(d1, xs, ww, dt.Size(), (n+3)*dt.Size(), dt)
+					ref.gemvNN(d2, xs, ww, dt.Size(), (n+3)*dt.Size(), dt)
+					for i := range d1 {
+						if d := math.Abs(float64(d1[i] - d2[i])); d > 1e-5 {
+							t.Errorf("%s %v gemvNN n=%d k=%d: [%d] %v vs %v", ks.name, dt, n, k, i, d1[i], d2[i])
+						}
 					}
 				}
 				off8 := &[8]int{}
