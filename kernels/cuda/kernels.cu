@@ -54,21 +54,57 @@ __device__ __forceinline__ void unpack2(u32 u, float& a, float& b) {
     }
 }
 
-// Eight consecutive weights starting at element i; the address must be
-// 16-byte aligned.
+// Eight consecutive weights, loaded raw (wraw_load) and widened later
+// (wraw_cvt), so that several loads can be in flight before the first use.
+// The address must be 16-byte aligned.
+template <int DT>
+struct WRaw {
+    uint4 u[DT == 0 ? 2 : 1];
+};
+
+template <int DT>
+__device__ __forceinline__ void wraw_load(WRaw<DT>& r, const void* w, long long i) {
+    if (DT == 0) {
+        const uint4* p = (const uint4*)((const float*)w + i);
+        r.u[0] = __ldg(p);
+        r.u[DT == 0 ? 1 : 0] = __ldg(p + 1);
+    } else {
+        r.u[0] = __ldg((const uint4*)((const u16*)w + i));
+    }
+}
+
+template <int DT>
+__device__ __forceinline__ void wraw_cvt(const WRaw<DT>& r, float* o) {
+    if (DT == 0) {
+        uint4 a = r.u[0], b = r.u[DT == 0 ? 1 : 0];
+        o[0] = __uint_as_float(a.x); o[1] = __uint_as_float(a.y);
+        o[2] = __uint_as_float(a.z); o[3] = __uint_as_float(a.w);
+        o[4] = __uint_as_float(b.x); o[5] = __uint_as_float(b.y);
+        o[6] = __uint_as_float(b.z); o[7] = __uint_as_float(b.w);
+    } else {
+        unpack2<DT>(r.u[0].x, o[0], o[1]);
+        unpack2<DT>(r.u[0].y, o[2], o[3]);
+        unpack2<DT>(r.u[0].z, o[4], o[5]);
+        unpack2<DT>(r.u[0].w, o[6], o[7]);
+    }
+}
+
 template <int DT>
 __device__ __forceinline__ void wload8(const void* w, long long i, float* o) {
-    if (DT == 0) {
-        const float4* p = (const float4*)((const float*)w + i);
-        float4 a = __ldg(p), b = __ldg(p + 1);
-        o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w;
-        o[4] = b.x; o[5] = b.y; o[6] = b.z; o[7] = b.w;
-    } else {
-        uint4 u = __ldg((const uint4*)((const u16*)w + i));
-        unpack2<DT>(u.x, o[0], o[1]);
-        unpack2<DT>(u.y, o[2], o[3]);
-        unpack2<DT>(u.z, o[4], o[5]);
-        unpack2<DT>(u.w, o[6], o[7]);
+    WRaw<DT> r;
+    wraw_load<DT>(r, w, i);
+    wraw_cvt<DT>(r, o);
+}
+
+// acc[t] += Σ_{j<8} wv[j]·x[t][k+j] for NT tokens (x rows K apart, 16-byte aligned).
+template <int NT>
+__device__ __forceinline__ void dot8(float* acc, const float* wv, const float* __restrict__ x, int K, int k) {
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        const float4* xp = (const float4*)(x + (long long)t * K + k);
+        float4 a = xp[0], b = xp[1];
+        acc[t] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w +
+                  wv[4] * b.x + wv[5] * b.y + wv[6] * b.z + wv[7] * b.w;
     }
 }
 
@@ -106,17 +142,24 @@ __device__ __forceinline__ void gemv_body(float* __restrict__ dst, const float* 
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
     long long row = (long long)n * K;
     if (vec) {
-#pragma unroll 4
-        for (int k = lane * 8; k < K; k += 256) {
+        // A warp covers 256 elements per round; issue four rounds of loads
+        // before using them.
+        int k = lane * 8;
+        for (; k + 3 * 256 < K; k += 4 * 256) {
+            WRaw<DT> q[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) wraw_load<DT>(q[u], w, row + k + u * 256);
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                float wv[8];
+                wraw_cvt<DT>(q[u], wv);
+                dot8<NT>(acc, wv, x, K, k + u * 256);
+            }
+        }
+        for (; k < K; k += 256) {
             float wv[8];
             wload8<DT>(w, row + k, wv);
-#pragma unroll
-            for (int t = 0; t < NT; t++) {
-                const float4* xp = (const float4*)(x + (long long)t * K + k);
-                float4 a = xp[0], b = xp[1];
-                acc[t] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w +
-                          wv[4] * b.x + wv[5] * b.y + wv[6] * b.z + wv[7] * b.w;
-            }
+            dot8<NT>(acc, wv, x, K, k);
         }
     } else {
         for (int k = lane; k < K; k += 32) {
@@ -162,6 +205,7 @@ __device__ __forceinline__ void mm_body(float* __restrict__ dst, const float* __
 #pragma unroll
         for (int j = 0; j < 8; j++) acc[t][j] = 0.0f;
     bool full = vec && n0 + 8 <= N;
+#pragma unroll 4
     for (int k = k0 + kl; k < k1; k += 32) {
         float wv[8];
         long long base = (long long)k * N + n0;
@@ -369,67 +413,104 @@ extern "C" __global__ void out7(float* D, const float* Y, const float* R, const 
 // One block of 64 threads per head; thread i keeps row i of the head's
 // 64×64 state in registers and walks the T tokens in order:
 //   sa = Σ_j a_j·S_ij ; S_ij = S_ij·w_j + k_j·v_i + sa·b_j ; y_i = Σ_j S_ij·r_j
-// The next token's r, w, k, a, b are loaded while this one is computed and
-// go to the other half of a double buffer, so one barrier per token does.
+// Inputs arrive in chunks of WCH tokens copied to shared memory with
+// cp.async one chunk ahead, so global latency is hidden and there are two
+// barriers per chunk rather than per token.
+#define WCH 8
+
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+    unsigned a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+__device__ __forceinline__ void cp_async16(void* s, const void* g) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(s)), "l"(g) : "memory");
+}
+__device__ __forceinline__ void cp_async4(void* s, const void* g) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(smem_addr(s)), "l"(g) : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_wait_all_but1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+__device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
+
+struct WKVIn {
+    const float* p[6];  // r, w, k, a, b, v
+};
+
+// Queue the copy of tokens [t0, t0+WCH) ∩ [0, T) of head h into dst.
+__device__ __forceinline__ void wkv_load(float4 (*dst)[WCH][16], const WKVIn& in, int t0, int T, int C,
+                                         long long hoff, int vec) {
+    if (vec) {
+        for (int q = threadIdx.x; q < 6 * WCH * 16; q += 64) {
+            int arr = q / (WCH * 16), rem = q % (WCH * 16), tt = rem >> 4, f = rem & 15;
+            int t = t0 + tt;
+            if (t < T) cp_async16(&dst[arr][tt][f], in.p[arr] + (long long)t * C + hoff + 4 * f);
+        }
+    } else {
+        for (int q = threadIdx.x; q < 6 * WCH * 64; q += 64) {
+            int arr = q / (WCH * 64), rem = q % (WCH * 64), tt = rem >> 6, e = rem & 63;
+            int t = t0 + tt;
+            if (t < T) cp_async4((float*)dst[arr][tt] + e, in.p[arr] + (long long)t * C + hoff + e);
+        }
+    }
+    cp_commit();
+}
+
 extern "C" __global__ void __launch_bounds__(64)
-    wkv7(float* __restrict__ y, float* __restrict__ s, const float* __restrict__ r,
-         const float* __restrict__ w, const float* __restrict__ k, const float* __restrict__ v,
-         const float* __restrict__ a, const float* __restrict__ b, int T, int C) {
-    // float4 arrays keep the buffers 16-byte aligned for vector reads.
-    __shared__ float4 qr[2][16], qw[2][16], qk[2][16], qa[2][16], qb[2][16];
-    float(*sr)[64] = (float(*)[64])qr;
-    float(*sw)[64] = (float(*)[64])qw;
-    float(*sk)[64] = (float(*)[64])qk;
-    float(*sa)[64] = (float(*)[64])qa;
-    float(*sb)[64] = (float(*)[64])qb;
+    wkv7(float* __restrict__ y, float* __restrict__ s, WKVIn in, int T, int C, int vec) {
+    __shared__ float4 buf[2][6][WCH][16];
     int h = blockIdx.x, i = threadIdx.x;
-    float* srow = s + ((long long)h * 64 + i) * 64;
+    long long hoff = (long long)h * 64;
+    float* srow = s + (hoff + i) * 64;
     float S[64];
 #pragma unroll
     for (int j = 0; j < 64; j += 4) {
         float4 q = *(const float4*)(srow + j);
         S[j] = q.x; S[j + 1] = q.y; S[j + 2] = q.z; S[j + 3] = q.w;
     }
-    long long col = (long long)h * 64 + i;
-    float vi = 0.0f;
-    if (T > 0) {
-        sr[0][i] = r[col]; sw[0][i] = w[col]; sk[0][i] = k[col]; sa[0][i] = a[col]; sb[0][i] = b[col];
-        vi = v[col];
-    }
-    __syncthreads();
-    for (int t = 0; t < T; t++) {
-        int cur = t & 1;
-        float nr = 0.0f, nw = 0.0f, nk = 0.0f, na = 0.0f, nb = 0.0f, nv = 0.0f;
-        if (t + 1 < T) {
-            long long o = (long long)(t + 1) * C + col;
-            nr = r[o]; nw = w[o]; nk = k[o]; na = a[o]; nb = b[o]; nv = v[o];
+    int nch = (T + WCH - 1) / WCH;
+    if (nch > 0) wkv_load(buf[0], in, 0, T, C, hoff, vec);
+    for (int c = 0; c < nch; c++) {
+        int st = c & 1;
+        if (c + 1 < nch) {
+            wkv_load(buf[st ^ 1], in, (c + 1) * WCH, T, C, hoff, vec);
+            cp_wait_all_but1();
+        } else {
+            cp_wait_all();
         }
-        const float4* A4 = (const float4*)sa[cur];
-        float dot = 0.0f;
+        __syncthreads();
+        int n = min(WCH, T - c * WCH);
+        for (int tt = 0; tt < n; tt++) {
+            const float4* R4 = buf[st][0][tt];
+            const float4* W4 = buf[st][1][tt];
+            const float4* K4 = buf[st][2][tt];
+            const float4* A4 = buf[st][3][tt];
+            const float4* B4 = buf[st][4][tt];
+            float vi = ((const float*)buf[st][5][tt])[i];
+            float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
 #pragma unroll
-        for (int j = 0; j < 16; j++) {
-            float4 q = A4[j];
-            dot += q.x * S[4 * j] + q.y * S[4 * j + 1] + q.z * S[4 * j + 2] + q.w * S[4 * j + 3];
-        }
-        const float4* W4 = (const float4*)sw[cur];
-        const float4* K4 = (const float4*)sk[cur];
-        const float4* B4 = (const float4*)sb[cur];
-        const float4* R4 = (const float4*)sr[cur];
-        float acc = 0.0f;
+            for (int j = 0; j < 16; j++) {
+                float4 q = A4[j];
+                d0 += q.x * S[4 * j];
+                d1 += q.y * S[4 * j + 1];
+                d2 += q.z * S[4 * j + 2];
+                d3 += q.w * S[4 * j + 3];
+            }
+            float sa = (d0 + d1) + (d2 + d3);
+            float e0 = 0.0f, e1 = 0.0f, e2 = 0.0f, e3 = 0.0f;
 #pragma unroll
-        for (int j = 0; j < 16; j++) {
-            float4 ww = W4[j], kk = K4[j], bb = B4[j], rr = R4[j];
-            S[4 * j] = S[4 * j] * ww.x + kk.x * vi + dot * bb.x;
-            S[4 * j + 1] = S[4 * j + 1] * ww.y + kk.y * vi + dot * bb.y;
-            S[4 * j + 2] = S[4 * j + 2] * ww.z + kk.z * vi + dot * bb.z;
-            S[4 * j + 3] = S[4 * j + 3] * ww.w + kk.w * vi + dot * bb.w;
-            acc += S[4 * j] * rr.x + S[4 * j + 1] * rr.y + S[4 * j + 2] * rr.z + S[4 * j + 3] * rr.w;
-        }
-        y[(long long)t * C + col] = acc;
-        if (t + 1 < T) {
-            int nx = cur ^ 1;
-            sr[nx][i] = nr; sw[nx][i] = nw; sk[nx][i] = nk; sa[nx][i] = na; sb[nx][i] = nb;
-            vi = nv;
+            for (int j = 0; j < 16; j++) {
+                float4 ww = W4[j], kk = K4[j], bb = B4[j], rr = R4[j];
+                S[4 * j] = S[4 * j] * ww.x + kk.x * vi + sa * bb.x;
+                S[4 * j + 1] = S[4 * j + 1] * ww.y + kk.y * vi + sa * bb.y;
+                S[4 * j + 2] = S[4 * j + 2] * ww.z + kk.z * vi + sa * bb.z;
+                S[4 * j + 3] = S[4 * j + 3] * ww.w + kk.w * vi + sa * bb.w;
+                e0 += S[4 * j] * rr.x;
+                e1 += S[4 * j + 1] * rr.y;
+                e2 += S[4 * j + 2] * rr.z;
+                e3 += S[4 * j + 3] * rr.w;
+            }
+            y[(long long)(c * WCH + tt) * C + hoff + i] = (e0 + e1) + (e2 + e3);
         }
         __syncthreads();
     }

@@ -232,7 +232,7 @@ func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
 // Add sets dst = a + c; c may be one row broadcast over a's rows.
 func (b *Backend) Add(dst, a, c kernels.Tensor) { b.binop("Add", dst, a, c, 0) }
 
-// Mul sets dst = a ⊙ c; c may be one row broadcast over a's rows.
+// Mul sets dst = a ⊙ c element-wise.
 func (b *Backend) Mul(dst, a, c kernels.Tensor) { b.binop("Mul", dst, a, c, 1) }
 
 func (b *Backend) binop(op string, dst, a, c kernels.Tensor, code int) {
@@ -243,7 +243,7 @@ func (b *Backend) binop(op string, dst, a, c kernels.Tensor, code int) {
 		case dst.Len() != n:
 			return shapeErr(op, "dst %v, a %v", dst, a)
 		case c.Len() == n:
-		case c.Rows == 1 && c.Cols == a.Cols:
+		case code == 0 && c.Rows == 1 && c.Cols == a.Cols:
 			bcols = a.Cols
 		default:
 			return shapeErr(op, "a %v, b %v", a, c)
@@ -385,11 +385,15 @@ func (b *Backend) WKV7(y, s, r, w, k, v, a, bb kernels.Tensor) {
 		if T == 0 {
 			return nil
 		}
-		args := b.argsStart()
-		for _, p := range ps {
-			args.ptr(p)
+		// Input order of the kernel's WKVIn: r, w, k, a, b, v.
+		in := [6]uint64{ps[2], ps[3], ps[4], ps[6], ps[7], ps[5]}
+		vec := 1
+		for _, p := range in {
+			if p%16 != 0 {
+				vec = 0
+			}
 		}
-		args.i32(T).i32(C)
+		b.argsStart().ptr(ps[0]).ptr(ps[1]).raw(in[:]).i32(T).i32(C).i32(vec)
 		return b.launch(b.k.wkv7, [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{wkvHead, 1, 1})
 	})
 }
