@@ -1,0 +1,400 @@
+// Package server is Goose's local OpenAI-compatible HTTP API: GET
+// /v1/models, POST /v1/chat/completions and POST /v1/completions, streamed
+// as Server-Sent Events or not, plus GET /metrics in the Prometheus text
+// format.
+//
+// Because an RWKV model's state after a prompt is small and of fixed size,
+// the server keeps a bounded cache from token prefixes to states: a request
+// that extends an earlier conversation (the previous prompt, the reply, and
+// a new turn) restores the state after the longest cached prefix and only
+// feeds the new tokens. Requests queue first come, first served for a fixed
+// number of sessions; when the queue is full the server answers 503 with
+// Retry-After, and a client that disconnects stops its generation within a
+// token.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/core/tokenizer"
+)
+
+// Options configure a Server. Zero values take the documented defaults.
+type Options struct {
+	// ModelID is the model's name in /v1/models and in responses; default
+	// "goose". Requests may name any model: the server has one.
+	ModelID string
+	// Parallel is the number of requests that generate at once, each with a
+	// session of its own; default 1 (on a CPU the kernels already use every
+	// core).
+	Parallel int
+	// MaxQueue is the number of requests that may wait for a session;
+	// default 64. More get 503 with Retry-After. Negative means none may
+	// wait.
+	MaxQueue int
+	// CacheBytes bounds the prefix state cache; default 256 MiB. Negative
+	// disables it. States live in the backend's memory.
+	CacheBytes int64
+	// APIKey, if set, is required as "Authorization: Bearer KEY".
+	APIKey string
+	// MaxBodyBytes caps request bodies; default 4 MiB.
+	MaxBodyBytes int64
+	// MaxPromptTokens caps a prompt's length; default 32768.
+	MaxPromptTokens int
+	// MaxTokens is the largest max_tokens a request may ask for, and the
+	// default for chat; default 4096.
+	MaxTokens int
+}
+
+func (o Options) withDefaults() Options {
+	if o.ModelID == "" {
+		o.ModelID = "goose"
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 1
+	}
+	switch {
+	case o.MaxQueue == 0:
+		o.MaxQueue = 64
+	case o.MaxQueue < 0:
+		o.MaxQueue = 0
+	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = 256 << 20
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 4 << 20
+	}
+	if o.MaxPromptTokens <= 0 {
+		o.MaxPromptTokens = 32768
+	}
+	if o.MaxTokens <= 0 {
+		o.MaxTokens = 4096
+	}
+	return o
+}
+
+// Server serves one model over the OpenAI API. It is an http.Handler.
+type Server struct {
+	opts    Options
+	model   *core.Model
+	tok     *tokenizer.Tokenizer
+	lim     limits
+	workers []*worker
+	sched   *scheduler
+	cache   *prefixCache
+	metrics *metrics
+	started time.Time
+	created int64 // the model's "created" time in /v1/models
+
+	closeOnce sync.Once
+}
+
+// New returns a server for m. Call Close when no request is in flight any
+// more (after http.Server.Shutdown) to free its sessions and cached states.
+func New(m *core.Model, tok *tokenizer.Tokenizer, opts Options) (*Server, error) {
+	if m == nil || tok == nil {
+		return nil, errors.New("server: a model and a tokenizer are required")
+	}
+	opts = opts.withDefaults()
+	s := &Server{
+		opts:    opts,
+		model:   m,
+		tok:     tok,
+		lim:     limits{maxPromptTokens: opts.MaxPromptTokens, maxTokens: opts.MaxTokens, vocab: m.Config().Vocab},
+		cache:   newPrefixCache(opts.CacheBytes),
+		metrics: newMetrics(),
+		started: time.Now(),
+	}
+	s.created = s.started.Unix()
+	for i := range opts.Parallel {
+		sess, err := core.NewSession(m, tok)
+		if err != nil {
+			s.freeWorkers()
+			return nil, fmt.Errorf("server: session %d: %w", i, err)
+		}
+		s.workers = append(s.workers, &worker{id: i, sess: sess})
+	}
+	s.sched = newScheduler(append([]*worker(nil), s.workers...), opts.MaxQueue)
+	return s, nil
+}
+
+func (s *Server) freeWorkers() {
+	for _, w := range s.workers {
+		w.sess.Close()
+	}
+	s.workers = nil
+}
+
+// Close refuses further requests, wakes queued ones with 503, and frees the
+// sessions and the cached states. No generation may be running.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		s.sched.close()
+		s.cache.close()
+		s.freeWorkers()
+	})
+}
+
+// ServeHTTP routes a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	endpoint := "other"
+	var h func(http.ResponseWriter, *http.Request) int
+	method := http.MethodGet
+	switch {
+	case path == "/v1/chat/completions" || path == "/chat/completions":
+		endpoint, method, h = "chat", http.MethodPost, s.handleChat
+	case path == "/v1/completions" || path == "/completions":
+		endpoint, method, h = "completions", http.MethodPost, s.handleCompletion
+	case path == "/v1/models" || path == "/models":
+		endpoint, h = "models", s.handleModels
+	case strings.HasPrefix(path, "/v1/models/"):
+		endpoint, h = "models", s.handleModel
+	case path == "/metrics":
+		endpoint, h = "metrics", s.handleMetrics
+	case path == "" || path == "/health":
+		endpoint, h = "health", s.handleHealth
+	}
+	code := s.serve(w, r, method, h)
+	s.metrics.countRequest(endpoint, code)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h func(http.ResponseWriter, *http.Request) int) int {
+	fail := func(err *apiError) int { return writeError(w, err) }
+	if s.opts.APIKey != "" && !s.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="goose"`)
+		return fail(&apiError{Status: http.StatusUnauthorized, Type: typeAuthentication, Code: strPtr("invalid_api_key"),
+			Message: "missing or incorrect API key: send it as \"Authorization: Bearer KEY\""})
+	}
+	if h == nil {
+		return fail(&apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: strPtr("unknown_url"),
+			Message: fmt.Sprintf("unknown URL %s %s: this server has /v1/models, /v1/chat/completions, /v1/completions and /metrics", r.Method, r.URL.Path)})
+	}
+	if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+		w.Header().Set("Allow", method)
+		return fail(&apiError{Status: http.StatusMethodNotAllowed, Type: typeInvalidRequest, Code: strPtr("method_not_allowed"),
+			Message: fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, method)})
+	}
+	return h(w, r)
+}
+
+// authorized checks the bearer token in constant time.
+func (s *Server) authorized(r *http.Request) bool {
+	auth := r.Header.Get("Authorization")
+	const prefix = "Bearer "
+	if len(auth) < len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return false
+	}
+	got := strings.TrimSpace(auth[len(prefix):])
+	return subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.APIKey)) == 1
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) int {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "model": s.opts.ModelID})
+	return http.StatusOK
+}
+
+type modelObject struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+func (s *Server) modelObject() modelObject {
+	return modelObject{ID: s.opts.ModelID, Object: "model", Created: s.created, OwnedBy: "goose"}
+}
+
+func (s *Server) handleModels(w http.ResponseWriter, _ *http.Request) int {
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": []modelObject{s.modelObject()}})
+	return http.StatusOK
+}
+
+func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) int {
+	id := strings.TrimPrefix(strings.TrimSuffix(r.URL.Path, "/"), "/v1/models/")
+	if id != s.opts.ModelID {
+		writeError(w, &apiError{Status: http.StatusNotFound, Type: typeInvalidRequest, Param: strPtr("model"), Code: strPtr("model_not_found"),
+			Message: fmt.Sprintf("the model %q does not exist; this server has %q", id, s.opts.ModelID)})
+		return http.StatusNotFound
+	}
+	writeJSON(w, http.StatusOK, s.modelObject())
+	return http.StatusOK
+}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) int {
+	active, waiting := s.sched.load()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	s.metrics.write(w, gauges{active: active, waiting: waiting, workers: s.opts.Parallel,
+		maxWaiting: s.opts.MaxQueue, cache: s.cache.stats(), uptime: time.Since(s.started)})
+	return http.StatusOK
+}
+
+// readBody reads a capped request body.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest, Code: strPtr("request_too_large"),
+				Message: fmt.Sprintf("the request body exceeds %d bytes", s.opts.MaxBodyBytes)}
+		}
+		return nil, invalid("", "invalid_body", "cannot read the request body: %v", err)
+	}
+	return body, nil
+}
+
+func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) int {
+	return s.handleGenerate(w, r, parseChat)
+}
+
+func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request) int {
+	return s.handleGenerate(w, r, parseCompletion)
+}
+
+// newID returns a random response id with the given prefix.
+func newID(prefix string) string {
+	var b [12]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// retryAfter estimates, in whole seconds, when a refused request might get
+// a place: the mean request time times the queue's length per worker.
+func (s *Server) retryAfter() int {
+	_, waiting := s.sched.load()
+	mean := s.metrics.meanDuration().Seconds()
+	est := int(mean*float64(waiting+1)/float64(s.opts.Parallel) + 0.999)
+	return min(max(est, 1), 60)
+}
+
+// handleGenerate runs a chat or completions request: parse, queue, generate,
+// respond. It returns the status code for the metrics (499 when the client
+// went away).
+func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, parse func([]byte, *tokenizer.Tokenizer, limits) (*job, error)) int {
+	arrived := time.Now()
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return writeError(w, err)
+	}
+	j, err := parse(body, s.tok, s.lim)
+	if err != nil {
+		return writeError(w, err)
+	}
+	ctx := r.Context()
+	wk, err := s.sched.acquire(ctx)
+	s.metrics.observeQueue(time.Since(arrived))
+	switch {
+	case errors.Is(err, errBusy) || errors.Is(err, errClosed):
+		msg := "the server is busy: too many requests are waiting; retry later"
+		if errors.Is(err, errClosed) {
+			msg = "the server is shutting down"
+		}
+		ae := &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: strPtr("server_busy"),
+			Message: msg, RetryAfter: s.retryAfter()}
+		return writeError(w, ae)
+	case err != nil: // the client went away while queued
+		s.metrics.countCancelled()
+		return statusClientClosed
+	}
+	defer s.sched.release(wk)
+
+	rs := newResponder(w, j, s.opts.ModelID)
+	out, err := s.generate(ctx, wk, j, rs.piece)
+	if err != nil {
+		if rs.started {
+			rs.streamError(err)
+			return http.StatusInternalServerError
+		}
+		return writeError(w, err)
+	}
+	if out.stats.StopReason == core.StopCancelled || ctx.Err() != nil {
+		s.metrics.countCancelled()
+		return statusClientClosed
+	}
+	rs.finish(out)
+	s.metrics.observeGeneration(j.endpoint, out, time.Since(arrived))
+	return http.StatusOK
+}
+
+// statusClientClosed is the status logged for requests whose client
+// disconnected (nginx's convention); nothing is sent.
+const statusClientClosed = 499
+
+// outcome describes one finished generation.
+type outcome struct {
+	stats        core.Stats
+	promptTokens int
+	cachedTokens int           // prompt tokens restored from the cache
+	prefill      time.Duration // restore + prefill
+	ttft         time.Duration // from getting a worker to the first token
+}
+
+// generate restores the longest cached prefix of the prompt, prefills the
+// rest (caching the states at the checkpoint and before the prompt's last
+// token), generates, and caches the state after the reply.
+func (s *Server) generate(ctx context.Context, wk *worker, j *job, yield func(core.Piece) bool) (*outcome, error) {
+	start := time.Now()
+	sess := wk.sess
+	out := &outcome{promptTokens: len(j.ids)}
+	// At least the last prompt token is fed, so the logits are fresh.
+	n, err := s.cache.restore(j.ids[:len(j.ids)-1], sess)
+	if err != nil {
+		return nil, fmt.Errorf("restore a cached state: %w", err)
+	}
+	out.cachedTokens = n
+	cancelled := func() (*outcome, error) {
+		out.stats.StopReason = core.StopCancelled
+		return out, nil
+	}
+	if j.checkpoint > n && j.checkpoint < len(j.ids) {
+		if err := sess.PrefillTokens(ctx, j.ids[n:j.checkpoint]); err != nil {
+			if ctx.Err() != nil {
+				return cancelled()
+			}
+			return nil, fmt.Errorf("prefill: %w", err)
+		}
+		if err := s.cache.store(j.ids[:j.checkpoint], sess); err != nil {
+			return nil, fmt.Errorf("cache a state: %w", err)
+		}
+		n = j.checkpoint
+	}
+	// The state before the last prompt token is cached, so that a request
+	// repeating this prompt exactly (a regenerated reply) restores it too.
+	last := len(j.ids) - 1
+	if err := sess.PrefillTokens(ctx, j.ids[n:last]); err != nil {
+		if ctx.Err() != nil {
+			return cancelled()
+		}
+		return nil, fmt.Errorf("prefill: %w", err)
+	}
+	if err := s.cache.store(j.ids[:last], sess); err != nil {
+		return nil, fmt.Errorf("cache a state: %w", err)
+	}
+	before := time.Since(start)
+	stats, fed, err := sess.GenerateTokens(ctx, j.ids[last:], j.opts, yield)
+	out.stats = stats
+	out.prefill = before + stats.Prefill
+	out.ttft = before + stats.TimeToFirstToken
+	if err != nil {
+		return nil, err
+	}
+	if stats.StopReason != core.StopCancelled && len(fed) > 0 {
+		if err := s.cache.store(append(j.ids[:len(j.ids):len(j.ids)], fed...), sess); err != nil {
+			return nil, fmt.Errorf("cache a state: %w", err)
+		}
+	}
+	return out, nil
+}
