@@ -9,7 +9,8 @@ import (
 // cell p for byte c is cell q = cells[p].base + c, provided that
 // cells[q].check == p. A cell's id is the token that ends there (0 if none).
 // Each step of a lookup is one add and one compare, which makes encoding
-// fast; the array is about 1.5 cells per trie node.
+// fast. For World the array has about 1.06 cells per trie node (123k
+// cells, 12 bytes each).
 type trie struct {
 	cells []trieCell
 }
