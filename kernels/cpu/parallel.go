@@ -37,7 +37,7 @@ type team struct {
 	closed  bool
 	workers []*worker
 
-	job  atomic.Pointer[job] // the latest job; nil fn means exit
+	job  atomic.Pointer[job] // the latest job
 	done chan struct{}       // cap 1: finishing a job wakes a parked caller
 }
 
@@ -45,7 +45,8 @@ type team struct {
 // free, the caller included, so a worker that is slow to wake (say its
 // thread was descheduled) delays nothing: the caller runs the chunk itself.
 type job struct {
-	fn       func(lo, hi int)
+	fn       func(lo, hi int) // read only by a goroutine holding a chunk
+	exit     bool             // tells the workers to return
 	n        int
 	chunks   int32
 	next     atomic.Int32 // next chunk to claim
@@ -121,6 +122,14 @@ func (p *pool) For(n, grain int, fn func(lo, hi int)) {
 		}
 	}
 	j.work()
+	j.wait(t.done)
+	// Drop fn so the finished job, which stays reachable from the team,
+	// keeps nothing alive (the pool itself, through fn, included).
+	j.fn = nil
+}
+
+// wait returns once every chunk of j has finished.
+func (j *job) wait(done chan struct{}) {
 	if spin(func() bool { return j.finished.Load() == j.chunks }) {
 		return
 	}
@@ -128,7 +137,7 @@ func (p *pool) For(n, grain int, fn func(lo, hi int)) {
 	if j.finished.Load() == j.chunks && j.parked.CompareAndSwap(1, 0) {
 		return
 	}
-	<-t.done
+	<-done
 }
 
 // work runs unclaimed chunks of j until none is left and reports whether
@@ -173,7 +182,7 @@ func (t *team) close() {
 		return
 	}
 	t.closed = true
-	t.job.Store(&job{}) // a job without fn tells the workers to exit
+	t.job.Store(&job{exit: true})
 	for _, w := range t.workers {
 		if w.parked.CompareAndSwap(1, 0) {
 			w.wake <- struct{}{}
@@ -198,7 +207,7 @@ func (t *team) run(w *worker) {
 			j = t.job.Load()
 		}
 		last = j
-		if j.fn == nil {
+		if j.exit {
 			return
 		}
 		if j.work() && j.parked.CompareAndSwap(1, 0) {

@@ -2,10 +2,13 @@ package cpu
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/goose-rwkv/goose/kernels"
 )
 
 // coverage runs For and reports how many times each index was visited
@@ -127,5 +130,24 @@ func BenchmarkPoolFor(b *testing.B) {
 				spawn(2, 2, func(lo, hi int) { sink[lo][0]++ })
 			}
 		})
+	}
+}
+
+// TestPoolCleanup checks that an unreachable pool's workers exit without
+// Close.
+func TestPoolCleanup(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 4 {
+		p := newPool(3)
+		linear(p, make([]float32, 2*64), make([]float32, 2*8), 2, 8, make([]byte, 64*8*2), kernels.BF16, 64)
+		p.For(10, 1, func(lo, hi int) { _ = p.threads }) // fn references p
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines left running, %d before", n, before)
 	}
 }
