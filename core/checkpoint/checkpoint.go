@@ -94,7 +94,7 @@ func (i Info) Len() int {
 	return n
 }
 
-// Bytes returns the size of the tensor's data in bytes.
+// bytes returns the size of the tensor's data in bytes.
 func (i Info) bytes() int64 { return int64(i.Len()) * int64(i.DType.Size()) }
 
 // tensor is a tensor's description and where its data starts in the file.

@@ -43,7 +43,10 @@ func readTinyPickle(f *testing.F) []byte {
 
 // FuzzPickle runs the pickle machine alone on arbitrary bytes.
 func FuzzPickle(f *testing.F) {
-	f.Add(readTinyPickle(f))
+	// Seeds stay small: the fuzzer minimizes every new input it keeps, and
+	// that is slow for a multi-kilobyte pickle. The head of tiny.pth's
+	// data.pkl is the real torch stream (memo, BINGET reuse of globals).
+	f.Add(readTinyPickle(f)[:1024])
 	f.Add(statePickle([]fakeTensor{{name: "a", storage: "BFloat16Storage", key: "0", numel: 32, shape: []int64{4, 8}, param: true}}, true))
 	f.Add(mustHex("80049581000000000000007d94288c0161945d94284b014b024b034740120000000000008694658c0162944e8c016394888c0164948a060000000000ff8c0165948c02c3a9948c016694298c01679443027879948c0168947d944b018c017894738c0169944d2c018c016a944a701101008c016b94898c016c944b0185948c016d944b014b024b038794752e"))
 	f.Add(mustHex("800263706f7369780a73797374656d0a71002e"))
@@ -83,6 +86,10 @@ func fuzzOpen(t *testing.T, data []byte) {
 }
 
 // FuzzPth opens arbitrary bytes as a checkpoint, seeded with zip archives.
+// The tiny.pth seed is 1.1 MB, and the fuzzer minimizes each new input it
+// keeps by trying to drop bytes one at a time, which for an input that
+// size takes far longer than a short run; run it with a short
+// -fuzzminimizetime (e.g. 3s) so the time goes into fuzzing.
 func FuzzPth(f *testing.F) {
 	tiny, err := os.ReadFile(tinyPth)
 	if err != nil {
