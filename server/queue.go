@@ -30,6 +30,7 @@ type scheduler struct {
 	maxWaiting int
 	active     int
 	closed     bool
+	idle       *sync.Cond // signalled when active drops to 0
 }
 
 type waiter struct {
@@ -38,7 +39,9 @@ type waiter struct {
 }
 
 func newScheduler(workers []*worker, maxWaiting int) *scheduler {
-	return &scheduler{free: workers, maxWaiting: max(maxWaiting, 0)}
+	s := &scheduler{free: workers, maxWaiting: max(maxWaiting, 0)}
+	s.idle = sync.NewCond(&s.mu)
+	return s
 }
 
 // acquire returns a free worker, waiting in FIFO order for one. It returns
@@ -100,6 +103,9 @@ func (s *scheduler) release(w *worker) {
 	}
 	s.active--
 	s.free = append(s.free, w)
+	if s.active == 0 {
+		s.idle.Broadcast()
+	}
 }
 
 // load returns the number of requests holding a worker and waiting.
@@ -107,6 +113,15 @@ func (s *scheduler) load() (active, waiting int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.active, s.waiting.Len()
+}
+
+// drain waits until no worker is in use. Call it after close.
+func (s *scheduler) drain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.active > 0 {
+		s.idle.Wait()
+	}
 }
 
 // close refuses new requests and wakes every waiting one with errClosed.

@@ -101,8 +101,8 @@ type Server struct {
 	closeOnce sync.Once
 }
 
-// New returns a server for m. Call Close when no request is in flight any
-// more (after http.Server.Shutdown) to free its sessions and cached states.
+// New returns a server for m. Call Close to free its sessions and cached
+// states.
 func New(m *core.Model, tok *tokenizer.Tokenizer, opts Options) (*Server, error) {
 	if m == nil || tok == nil {
 		return nil, errors.New("server: a model and a tokenizer are required")
@@ -137,11 +137,14 @@ func (s *Server) freeWorkers() {
 	s.workers = nil
 }
 
-// Close refuses further requests, wakes queued ones with 503, and frees the
-// sessions and the cached states. No generation may be running.
+// Close refuses further requests, answers queued ones with 503, waits for
+// running generations to end (cancel their requests' contexts, for example
+// through http.Server.BaseContext, to end them within a token), and frees
+// the sessions and the cached states.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.sched.close()
+		s.sched.drain()
 		s.cache.close()
 		s.freeWorkers()
 	})

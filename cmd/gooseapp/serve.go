@@ -1,10 +1,145 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/goose-rwkv/goose/core/tokenizer"
+	"github.com/goose-rwkv/goose/server"
 )
 
+// runServe serves a model over the local OpenAI-compatible API until
+// interrupted (Ctrl-C or SIGTERM).
 func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, args, stdout, stderr, nil)
+}
+
+// serve runs the API server until ctx ends. ready, if set, is called with
+// the listening address once requests are served.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(addr string)) error {
+	fs := newFlags("serve", stderr)
+	var mf modelFlags
+	mf.register(fs, "auto")
+	addr := fs.String("addr", "127.0.0.1:11435", "listen `address` host:port; other machines can reach it only if you change the host")
+	apiKey := fs.String("api-key", "", "require this bearer `token` from clients (default: $GOOSE_API_KEY)")
+	name := fs.String("name", "", "model id shown to clients (default: the model file's name)")
+	parallel := fs.Int("parallel", 1, "requests that generate at once (each has its own state)")
+	queue := fs.Int("queue", 64, "requests that may wait; more get 503 with Retry-After")
+	cacheMB := fs.Int("cache-mb", 256, "prefix state cache size in MiB (0: off)")
+	maxTokens := fs.Int("max-tokens", 4096, "largest max_tokens a request may ask for")
+	maxPrompt := fs.Int("max-prompt", 32768, "longest prompt in tokens")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *parallel < 1 || *queue < 0 || *cacheMB < 0 || *maxTokens < 1 || *maxPrompt < 1 {
+		return errors.New("--parallel, --max-tokens and --max-prompt must be at least 1; --queue and --cache-mb at least 0")
+	}
+	key := *apiKey
+	if key == "" {
+		key = os.Getenv("GOOSE_API_KEY")
+	}
+	host, _, err := net.SplitHostPort(*addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q: %w", *addr, err)
+	}
+	if !isLoopback(host) && key == "" {
+		fmt.Fprintf(stderr, "gooseapp serve: warning: %s is reachable from other machines and no --api-key is set\n", *addr)
+	}
+	if mf.model == "" {
+		return errors.New("--model FILE is required")
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
+	m, rep, err := mf.load(stderr)
+	if err != nil {
+		return err
+	}
+	defer m.Backend().Close()
+	defer m.Close()
+	tok, err := tokenizer.World()
+	if err != nil {
+		return err
+	}
+	id := *name
+	if id == "" {
+		id = strings.TrimSuffix(filepath.Base(mf.model), filepath.Ext(mf.model))
+	}
+	queueOpt := *queue
+	if queueOpt == 0 {
+		queueOpt = -1 // server.Options: negative means no waiting
+	}
+	cacheBytes := int64(*cacheMB) << 20
+	if cacheBytes == 0 {
+		cacheBytes = -1
+	}
+	srv, err := server.New(m, tok, server.Options{ModelID: id, Parallel: *parallel, MaxQueue: queueOpt,
+		CacheBytes: cacheBytes, APIKey: key, MaxTokens: *maxTokens, MaxPromptTokens: *maxPrompt})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	// Generations see baseCtx end when a graceful shutdown takes too long.
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          log.New(stderr, "gooseapp serve: ", 0),
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	fmt.Fprintf(stderr, "%s\n", rep)
+	fmt.Fprintf(stdout, "Serving %q at http://%s/v1 (OpenAI-compatible; metrics at /metrics). Ctrl-C stops.\n", id, ln.Addr())
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(stderr, "gooseapp serve: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		cancelBase() // stop the generations still running
+		hs.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// isLoopback reports whether host names only this machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
