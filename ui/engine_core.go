@@ -1,0 +1,197 @@
+package ui
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/core/catalog"
+	"github.com/goose-rwkv/goose/core/sample"
+	"github.com/goose-rwkv/goose/core/tokenizer"
+	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/kernels/backend"
+	"github.com/goose-rwkv/goose/ui/history"
+)
+
+// CoreEngine runs models with the Goose engine (package core).
+type CoreEngine struct {
+	mu    sync.Mutex
+	tok   *tokenizer.Tokenizer
+	be    kernels.Backend
+	model *core.Model
+	info  ModelInfo
+}
+
+// NewCoreEngine returns an engine with no model loaded.
+func NewCoreEngine() *CoreEngine { return &CoreEngine{} }
+
+// Load implements Engine.
+func (e *CoreEngine) Load(ctx context.Context, path string, opts LoadOptions, progress func(float64)) (ModelInfo, error) {
+	// Check the file before touching the loaded model.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ModelInfo{}, fmt.Errorf("load model: %w", err)
+	}
+	cfg, err := catalog.Inspect(path)
+	if err != nil {
+		return ModelInfo{}, fmt.Errorf("load model: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return ModelInfo{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.tok == nil {
+		tok, err := tokenizer.World()
+		if err != nil {
+			return ModelInfo{}, fmt.Errorf("load tokenizer: %w", err)
+		}
+		e.tok = tok
+	}
+	if cfg.Vocab > e.tok.VocabSize()+16 || cfg.Vocab < e.tok.VocabSize() {
+		return ModelInfo{}, fmt.Errorf("load model %s: vocabulary of %d tokens does not match the World tokenizer (%d)", path, cfg.Vocab, e.tok.VocabSize())
+	}
+	e.unloadLocked()
+	be, rep, err := backend.Open(opts.Backend, backend.Options{Threads: opts.Threads})
+	if err != nil {
+		return ModelInfo{}, fmt.Errorf("open %s backend: %w", opts.Backend, err)
+	}
+	m, err := core.LoadFile(path, core.LoadOptions{Backend: be, Progress: progress})
+	if err != nil {
+		be.Close()
+		return ModelInfo{}, err
+	}
+	e.be, e.model = be, m
+	c := m.Config()
+	key := sha256.Sum256(fmt.Appendf(nil, "%s|%d|%d|%+v", filepath.Base(path), fi.Size(), fi.ModTime().Unix(), c))
+	e.info = ModelInfo{
+		Path: path, Name: strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)),
+		Summary: catalog.Describe(c), Backend: rep.Used, Device: rep.Device.Name, Fallback: rep.Fallback,
+		WeightBytes: c.WeightBytes, StateBytes: c.StateBytes(),
+		StateKey: hex.EncodeToString(key[:8]),
+	}
+	return e.infoLocked(), nil
+}
+
+func (e *CoreEngine) infoLocked() ModelInfo {
+	info := e.info
+	if e.be != nil {
+		d := e.be.Device()
+		info.DeviceTotal, info.DeviceFree = d.TotalMemory, d.FreeMemory
+	}
+	return info
+}
+
+// Info implements Engine.
+func (e *CoreEngine) Info() (ModelInfo, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.model == nil {
+		return ModelInfo{}, false
+	}
+	return e.infoLocked(), true
+}
+
+// Unload implements Engine.
+func (e *CoreEngine) Unload() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.unloadLocked()
+}
+
+func (e *CoreEngine) unloadLocked() error {
+	var errs []error
+	if e.model != nil {
+		errs = append(errs, e.model.Close())
+		e.model = nil
+	}
+	if e.be != nil {
+		errs = append(errs, e.be.Close())
+		e.be = nil
+	}
+	e.info = ModelInfo{}
+	return errors.Join(errs...)
+}
+
+// NewChat implements Engine.
+func (e *CoreEngine) NewChat() (Chat, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.model == nil {
+		return nil, errors.New("no model loaded")
+	}
+	s, err := core.NewSession(e.model, e.tok)
+	if err != nil {
+		return nil, fmt.Errorf("new session: %w", err)
+	}
+	return &coreChat{s: s, m: e.model}, nil
+}
+
+// coreChat adapts core.Session to Chat.
+type coreChat struct {
+	s *core.Session
+	m *core.Model
+}
+
+func (c *coreChat) Reset() error { return c.s.Reset() }
+
+func (c *coreChat) Restore(b []byte) error {
+	st, err := c.m.NewState()
+	if err != nil {
+		return err
+	}
+	defer st.Free()
+	if err := st.UnmarshalBinary(b); err != nil {
+		return fmt.Errorf("restore state: %w", err)
+	}
+	return c.s.SetState(st)
+}
+
+func (c *coreChat) Snapshot() ([]byte, error) {
+	st, err := c.s.State()
+	if err != nil {
+		return nil, err
+	}
+	defer st.Free()
+	return st.MarshalBinary()
+}
+
+func (c *coreChat) Prefill(ctx context.Context, text string) error { return c.s.Prefill(ctx, text) }
+
+func (c *coreChat) Generate(ctx context.Context, prompt string, p GenParams, onPiece func(string)) (GenResult, error) {
+	sp := sampleParams(p.Sampling)
+	sp.Seed = rand.Uint64() // a regenerated reply should differ
+	stats, err := c.s.Generate(ctx, prompt, core.GenerateOptions{
+		Sample:       sp,
+		MaxTokens:    p.Sampling.MaxTokens,
+		Stop:         p.Stop,
+		BanEndOfText: true,
+	}, func(pc core.Piece) bool {
+		onPiece(pc.Text)
+		return true
+	})
+	return GenResult{
+		Tokens: stats.Tokens, TokensPerSec: stats.DecodeRate(),
+		Cancelled: stats.StopReason == core.StopCancelled,
+		EndedTurn: stats.StopReason == core.StopSequence,
+	}, err
+}
+
+func (c *coreChat) Close() { c.s.Close() }
+
+// sampleParams converts stored settings to the sampler's.
+func sampleParams(s history.Sampling) sample.Params {
+	return sample.Params{
+		Temperature: float32(s.Temperature), TopP: float32(s.TopP), TopK: s.TopK,
+		PresencePenalty: float32(s.PresencePenalty), FrequencyPenalty: float32(s.FrequencyPenalty),
+		PenaltyDecay: float32(s.PenaltyDecay),
+	}
+}

@@ -1,0 +1,382 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/storage"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/goose-rwkv/goose/core/catalog"
+)
+
+// download is the state of one catalog entry's download. UI goroutine only.
+type download struct {
+	model   catalog.Model
+	running bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+	prog    catalog.Progress
+	err     error
+	speed   float64 // bytes per second
+}
+
+// modelsView is the models screen: the loaded model, the catalog with
+// downloads, and the files in the models folder.
+type modelsView struct {
+	a         *App
+	downloads map[string]*download // by file name
+	importing bool
+	body      *fyne.Container
+	loadBar   *widget.ProgressBar
+	root      fyne.CanvasObject
+}
+
+func newModelsView(a *App) *modelsView {
+	v := &modelsView{a: a, downloads: map[string]*download{}}
+	v.rebuild()
+	return v
+}
+
+// rebuild recreates the screen's widgets (after a theme change).
+func (v *modelsView) rebuild() {
+	v.body = container.NewVBox()
+	v.loadBar = widget.NewProgressBar()
+	v.root = container.NewVScroll(container.New(&columnLayout{maxWidth: 920},
+		container.New(layout.NewCustomPaddedLayout(18, 18, 24, 24), v.body)))
+}
+
+// card draws content on a rounded panel.
+func card(content ...fyne.CanvasObject) fyne.CanvasObject {
+	bg := canvas.NewRectangle(themeColor(colorCard))
+	bg.CornerRadius = 12
+	bg.StrokeColor = themeColor(theme.ColorNameSeparator)
+	bg.StrokeWidth = 1
+	return container.NewStack(bg, container.New(layout.NewCustomPaddedLayout(10, 10, 14, 14), container.NewVBox(content...)))
+}
+
+func heading(text string) fyne.CanvasObject {
+	l := widget.NewLabelWithStyle(text, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	l.SizeName = theme.SizeNameSubHeadingText
+	return l
+}
+
+func caption(text string) *widget.Label {
+	l := widget.NewLabel(text)
+	l.SizeName = theme.SizeNameCaptionText
+	l.Importance = widget.LowImportance
+	l.Wrapping = fyne.TextWrapWord
+	return l
+}
+
+// setLoadProgress updates the load bar. UI goroutine only.
+func (v *modelsView) setLoadProgress(f float64) { v.loadBar.SetValue(f) }
+
+// refresh rebuilds the screen from the app's state. UI goroutine only.
+func (v *modelsView) refresh() {
+	a := v.a
+	var objs []fyne.CanvasObject
+	title := widget.NewLabelWithStyle("Models", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	title.SizeName = theme.SizeNameHeadingText
+	importBtn := widget.NewButtonWithIcon("Import a model file…", theme.FolderOpenIcon(), v.importDialog)
+	if v.importing {
+		importBtn.Disable()
+	}
+	objs = append(objs, container.NewBorder(nil, nil, nil, importBtn, title),
+		caption("Models folder: "+a.cfg.ModelsDir))
+
+	// The loaded model and the device it runs on.
+	objs = append(objs, heading("Loaded"))
+	switch {
+	case a.loading:
+		objs = append(objs, card(widget.NewLabel("Loading "+a.loadName+"…"), v.loadBar))
+	case a.model == nil:
+		objs = append(objs, card(widget.NewLabel("No model loaded."), caption("Load one below, or download one from the catalog.")))
+	default:
+		m := a.model
+		unload := widget.NewButtonWithIcon("Unload", theme.MediaStopIcon(), a.unloadModel)
+		if a.chat.generating {
+			unload.Disable()
+		}
+		rows := []fyne.CanvasObject{
+			container.NewBorder(nil, nil, nil, unload, widget.NewLabelWithStyle(m.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})),
+			caption(m.Summary),
+			widget.NewLabel(fmt.Sprintf("Running on %s: %s", backendName(m.Backend), m.Device)),
+			caption(memoryText(*m)),
+		}
+		if m.Fallback != "" {
+			w := widget.NewLabel("GPU not used: " + m.Fallback)
+			w.Importance = widget.WarningImportance
+			w.Wrapping = fyne.TextWrapWord
+			rows = append(rows, w)
+		}
+		objs = append(objs, card(rows...))
+	}
+
+	// Files on disk.
+	locals, err := catalog.Scan(a.cfg.ModelsDir)
+	if err != nil {
+		objs = append(objs, caption(err.Error()))
+	}
+	if len(locals) > 0 {
+		objs = append(objs, heading("On this computer"))
+		var rows []fyne.CanvasObject
+		for i, l := range locals {
+			if i > 0 {
+				rows = append(rows, widget.NewSeparator())
+			}
+			rows = append(rows, v.localRow(l))
+		}
+		objs = append(objs, card(rows...))
+	}
+
+	// The catalog.
+	objs = append(objs, heading("Download"), caption("Official RWKV-7 World models by BlinkDL, fetched from Hugging Face. Downloads resume where they stopped."))
+	for _, m := range a.opts.Catalog {
+		objs = append(objs, v.catalogCard(m))
+	}
+	v.body.Objects = objs
+	v.body.Refresh()
+}
+
+func backendName(b string) string {
+	switch b {
+	case "cuda":
+		return "GPU (CUDA)"
+	case "cpu":
+		return "CPU"
+	}
+	return b
+}
+
+func (v *modelsView) localRow(l catalog.Local) fyne.CanvasObject {
+	a := v.a
+	name := filepath.Base(l.Path)
+	label := widget.NewLabelWithStyle(name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	label.Truncation = fyne.TextTruncateEllipsis
+	info := catalog.FormatBytes(l.Size)
+	if l.Official != nil {
+		info = l.Official.Name + " · " + info
+	}
+	var btn fyne.CanvasObject
+	switch {
+	case a.model != nil && a.model.Path == l.Path:
+		b := widget.NewButtonWithIcon("Loaded", theme.ConfirmIcon(), nil)
+		b.Disable()
+		btn = b
+	default:
+		b := widget.NewButtonWithIcon("Load", theme.MediaPlayIcon(), func() { a.loadModel(l.Path) })
+		b.Importance = widget.HighImportance
+		if a.loading || a.chat.generating {
+			b.Disable()
+		}
+		btn = b
+	}
+	return container.NewBorder(nil, nil, nil, btn, container.NewVBox(label, caption(info)))
+}
+
+func (v *modelsView) catalogCard(m catalog.Model) fyne.CanvasObject {
+	a := v.a
+	dest := filepath.Join(a.cfg.ModelsDir, m.File)
+	name := widget.NewLabelWithStyle(m.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	facts := fmt.Sprintf("%s parameters · %s · %d layers × %d", catalog.FormatParams(m.Params), catalog.FormatBytes(m.Size), m.Layers, m.Embd)
+	verify := caption(m.Verification())
+	if !m.Verified() {
+		verify.Importance = widget.WarningImportance
+	}
+	rows := []fyne.CanvasObject{name, caption(m.Note), caption(facts), verify}
+
+	d := v.downloads[m.File]
+	_, statErr := os.Stat(dest)
+	var buttons []fyne.CanvasObject
+	switch {
+	case statErr == nil && (d == nil || !d.running):
+		loaded := a.model != nil && a.model.Path == dest
+		b := widget.NewButtonWithIcon("Load", theme.MediaPlayIcon(), func() { a.loadModel(dest) })
+		if loaded {
+			b.SetText("Loaded")
+			b.Disable()
+		} else {
+			b.Importance = widget.HighImportance
+			if a.loading || a.chat.generating {
+				b.Disable()
+			}
+		}
+		rows = append(rows, caption("Downloaded to "+dest))
+		buttons = append(buttons, b)
+	case d != nil && d.running:
+		bar := widget.NewProgressBar()
+		if d.prog.Total > 0 {
+			bar.SetValue(float64(d.prog.Done) / float64(d.prog.Total))
+		}
+		rows = append(rows, bar, caption(progressText(d)))
+		pause := widget.NewButtonWithIcon("Pause", theme.MediaPauseIcon(), func() { v.pause(m.File) })
+		buttons = append(buttons, pause)
+	default:
+		label, icon := "Download", theme.DownloadIcon()
+		if part, err := os.Stat(dest + ".part"); err == nil && part.Size() > 0 {
+			label, icon = "Resume", theme.MediaPlayIcon()
+			bar := widget.NewProgressBar()
+			bar.SetValue(float64(part.Size()) / float64(max(m.Size, part.Size())))
+			rows = append(rows, bar, caption(fmt.Sprintf("Paused at %s of %s", catalog.FormatBytes(part.Size()), catalog.FormatBytes(m.Size))))
+		}
+		if d != nil && d.err != nil && !errors.Is(d.err, context.Canceled) {
+			e := caption("Last attempt failed: " + d.err.Error())
+			e.Importance = widget.DangerImportance
+			rows = append(rows, e)
+			label = "Retry"
+		}
+		b := widget.NewButtonWithIcon(label, icon, func() { v.startDownload(m) })
+		b.Importance = widget.HighImportance
+		buttons = append(buttons, b)
+	}
+	return card(container.NewBorder(nil, nil, nil, container.NewVBox(buttons...), container.NewVBox(rows...)))
+}
+
+func progressText(d *download) string {
+	s := d.prog.Phase.String()
+	if d.prog.Phase == catalog.Downloading {
+		s = catalog.FormatBytes(d.prog.Done)
+		if d.prog.Total > 0 {
+			s += " of " + catalog.FormatBytes(d.prog.Total)
+		}
+		if d.speed > 0 {
+			s += fmt.Sprintf(" · %s/s", catalog.FormatBytes(int64(d.speed)))
+			if d.prog.Total > 0 {
+				left := time.Duration(float64(d.prog.Total-d.prog.Done) / d.speed * float64(time.Second))
+				s += " · " + left.Round(time.Second).String() + " left"
+			}
+		}
+		if d.prog.Attempt > 1 {
+			s += fmt.Sprintf(" · attempt %d", d.prog.Attempt)
+		}
+	}
+	return s
+}
+
+// startDownload downloads (or resumes) m into the models folder.
+func (v *modelsView) startDownload(m catalog.Model) {
+	a := v.a
+	if d := v.downloads[m.File]; d != nil && d.running {
+		return
+	}
+	if err := os.MkdirAll(a.cfg.ModelsDir, 0o755); err != nil {
+		a.showError(err)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &download{model: m, running: true, cancel: cancel, done: make(chan struct{})}
+	v.downloads[m.File] = d
+	v.refresh()
+	req := catalog.Request{URL: m.URL, Dest: filepath.Join(a.cfg.ModelsDir, m.File), SHA256: m.SHA256}
+	if m.SizeExact {
+		req.Size = m.Size
+	}
+	var lastUI time.Time
+	var lastBytes int64
+	lastT := time.Now()
+	speed := 0.0
+	req.Progress = func(p catalog.Progress) {
+		now := time.Now()
+		if dt := now.Sub(lastT).Seconds(); dt >= 0.5 && p.Phase == catalog.Downloading {
+			inst := float64(p.Done-lastBytes) / dt
+			if speed == 0 || inst < 0 {
+				speed = max(inst, 0)
+			} else {
+				speed = 0.7*speed + 0.3*inst
+			}
+			lastBytes, lastT = p.Done, now
+		}
+		if now.Sub(lastUI) < 100*time.Millisecond && p.Done != p.Total {
+			return
+		}
+		lastUI = now
+		sp := speed
+		a.do(func() {
+			d.prog, d.speed = p, sp
+			if a.screen == "models" {
+				v.refresh()
+			}
+		})
+	}
+	go func() {
+		defer close(d.done)
+		err := a.opts.Downloader.Download(ctx, req)
+		a.do(func() {
+			d.running, d.err = false, err
+			v.refresh()
+			if err != nil && !errors.Is(err, context.Canceled) {
+				a.showError(fmt.Errorf("download of %s failed: %w", m.Name, err))
+			}
+			if err == nil && a.screen == "welcome" {
+				a.loadModel(req.Dest)
+			}
+		})
+	}()
+}
+
+// pause stops a download, keeping what was received for a resume.
+func (v *modelsView) pause(file string) {
+	if d := v.downloads[file]; d != nil && d.running {
+		d.cancel()
+	}
+}
+
+func (v *modelsView) pauseAll() {
+	for _, d := range v.downloads {
+		if d.running {
+			d.cancel()
+		}
+	}
+}
+
+func (v *modelsView) importDialog() {
+	open := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
+		if err != nil {
+			v.a.showError(err)
+			return
+		}
+		if r == nil {
+			return
+		}
+		path := r.URI().Path()
+		r.Close()
+		v.importFile(path)
+	}, v.a.win)
+	open.SetFilter(storage.NewExtensionFileFilter([]string{".pth", ".safetensors"}))
+	open.Show()
+}
+
+// importFile validates the model file at path and links or copies it into
+// the models folder (the user's file is never modified), then loads it.
+func (v *modelsView) importFile(path string) {
+	a := v.a
+	if v.importing {
+		return
+	}
+	v.importing = true
+	v.refresh()
+	dir := a.cfg.ModelsDir
+	go func() {
+		dest, _, err := catalog.Import(context.Background(), path, dir, nil)
+		a.do(func() {
+			v.importing = false
+			v.refresh()
+			if err != nil {
+				a.showError(fmt.Errorf("could not import %s: %w", filepath.Base(path), err))
+				return
+			}
+			a.loadModel(dest)
+		})
+	}()
+}

@@ -1,0 +1,132 @@
+package ui
+
+import (
+	"errors"
+	"fmt"
+	"image/png"
+	"os"
+	"path/filepath"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/app"
+
+	"github.com/goose-rwkv/goose/ui/history"
+)
+
+// SmokeTest opens the real window, loads the model at modelPath, sends one
+// message, waits for the reply, saves a PNG screenshot of the window to
+// screenshotPath and closes. Settings and history go to a temporary folder
+// unless opts names them, so the user's own are not touched.
+func SmokeTest(opts Options, modelPath, screenshotPath string) error {
+	tmp, err := os.MkdirTemp("", "goose-smoke-")
+	if err != nil {
+		return fmt.Errorf("smoke test: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if opts.SettingsPath == "" {
+		opts.SettingsPath = filepath.Join(tmp, "settings.json")
+	}
+	if opts.HistoryPath == "" {
+		opts.HistoryPath = filepath.Join(tmp, "history.db")
+	}
+	fa := app.NewWithID("io.github.goose-rwkv.goose.smoketest")
+	a, err := newApp(fa, opts)
+	if err != nil {
+		return fmt.Errorf("smoke test: %w", err)
+	}
+	a.win.Resize(fyne.NewSize(1100, 720))
+	a.win.Show()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- a.smoke(modelPath, screenshotPath, 10*time.Minute)
+		fyne.Do(fa.Quit)
+	}()
+	fa.Run()
+	a.close()
+	return <-errc
+}
+
+// smoke drives the app from a background goroutine.
+func (a *App) smoke(modelPath, screenshotPath string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	onUI := func(f func()) {
+		fyne.DoAndWait(func() {
+			a.uiMu.Lock()
+			defer a.uiMu.Unlock()
+			f()
+		})
+	}
+	waitFor := func(what string, cond func() bool) error {
+		for {
+			var ok bool
+			onUI(func() { ok = cond() })
+			if ok {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("smoke test: timed out waiting for %s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	var loadErr error
+	onUI(func() {
+		a.onError = func(err error) { loadErr = err }
+		a.loadModel(modelPath)
+	})
+	if err := waitFor("the model to load", func() bool { return !a.loading }); err != nil {
+		return err
+	}
+	var loaded bool
+	onUI(func() { loaded = a.model != nil; a.show("chat") })
+	if !loaded {
+		return fmt.Errorf("smoke test: model did not load: %w", loadErr)
+	}
+	var done chan struct{}
+	onUI(func() {
+		a.chat.input.SetText("Hello! What is a goose?")
+		a.chat.submit(a.chat.input.Text)
+		done = a.chat.genDone
+	})
+	if done == nil {
+		return fmt.Errorf("smoke test: the message was not sent: %v", loadErr)
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Until(deadline)):
+		return errors.New("smoke test: timed out waiting for the reply")
+	}
+	if err := waitFor("the reply to be shown", func() bool { return !a.chat.generating }); err != nil {
+		return err
+	}
+	var reply history.Message
+	onUI(func() {
+		if n := len(a.chat.thread); n > 0 {
+			reply = a.chat.thread[n-1]
+		}
+	})
+	if reply.Role != history.RoleAssistant || reply.Status != history.StatusDone {
+		return fmt.Errorf("smoke test: no finished reply (last message %+v): %v", reply, loadErr)
+	}
+	time.Sleep(500 * time.Millisecond) // let the window paint the reply
+	var shot error
+	onUI(func() {
+		img := a.win.Canvas().Capture()
+		f, err := os.Create(screenshotPath)
+		if err != nil {
+			shot = err
+			return
+		}
+		if err := png.Encode(f, img); err != nil {
+			f.Close()
+			shot = err
+			return
+		}
+		shot = f.Close()
+	})
+	if shot != nil {
+		return fmt.Errorf("smoke test: screenshot: %w", shot)
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+package ui
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/goose-rwkv/goose/core/catalog"
+)
+
+// statusBar is the strip at the bottom of the window that always shows the
+// model, the backend and device in use, memory, and why the GPU is not
+// used when it is not.
+type statusBar struct {
+	a        *App
+	model    *widget.Label
+	device   *widget.Label
+	memory   *widget.Label
+	fallback *widget.Label
+	progress *widget.ProgressBar
+	root     fyne.CanvasObject
+}
+
+func newStatusBar(a *App) *statusBar {
+	s := &statusBar{a: a}
+	small := func() *widget.Label {
+		l := widget.NewLabel("")
+		l.SizeName = theme.SizeNameCaptionText
+		l.Truncation = fyne.TextTruncateEllipsis
+		return l
+	}
+	s.model, s.device, s.memory, s.fallback = small(), small(), small(), small()
+	s.model.TextStyle = fyne.TextStyle{Bold: true}
+	s.fallback.Importance = widget.WarningImportance
+	s.progress = widget.NewProgressBar()
+	s.progress.Hide()
+	bg := canvas.NewRectangle(themeColor(colorSidebar))
+	row := container.New(layout.NewGridLayoutWithColumns(4), s.model, s.device, s.memory, s.fallback)
+	s.root = container.NewStack(bg, container.NewVBox(widget.NewSeparator(),
+		container.New(layout.NewCustomPaddedLayout(0, 0, 8, 8), container.NewBorder(nil, nil, nil, container.NewGridWrap(fyne.NewSize(180, 20), s.progress), row))))
+	return s
+}
+
+// refresh shows the app's current model state. UI goroutine only.
+func (s *statusBar) refresh() {
+	a := s.a
+	switch {
+	case a.loading:
+		s.model.SetText("Loading " + a.loadName + "…")
+		s.progress.SetValue(a.loadFrac)
+		s.progress.Show()
+	case a.model == nil:
+		s.model.SetText("No model loaded")
+		s.progress.Hide()
+	default:
+		s.model.SetText(a.model.Name)
+		s.progress.Hide()
+	}
+	if a.model == nil {
+		s.device.SetText("Backend: " + a.cfg.Backend)
+		s.memory.SetText("")
+		s.fallback.SetText("")
+		return
+	}
+	m := a.model
+	s.device.SetText(fmt.Sprintf("%s · %s", strings.ToUpper(m.Backend), m.Device))
+	s.memory.SetText(memoryText(*m))
+	if m.Fallback != "" {
+		s.fallback.SetText("GPU not used: " + m.Fallback)
+	} else if m.Backend == "cuda" {
+		s.fallback.SetText("")
+	} else {
+		s.fallback.SetText("")
+	}
+}
+
+// memoryText renders the memory a model takes.
+func memoryText(m ModelInfo) string {
+	s := "Model " + catalog.FormatBytes(m.WeightBytes)
+	if m.DeviceTotal > 0 {
+		s += fmt.Sprintf(" · GPU %s / %s used", catalog.FormatBytes(m.DeviceTotal-m.DeviceFree), catalog.FormatBytes(m.DeviceTotal))
+	} else if m.StateBytes > 0 {
+		s += " · state " + catalog.FormatBytes(m.StateBytes)
+	}
+	return s
+}
+
+func isNoSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) }
+
+func isOutOfMemory(err error) bool {
+	s := strings.ToLower(err.Error())
+	return strings.Contains(s, "out of memory") || strings.Contains(s, "cuda_error_out_of_memory")
+}
