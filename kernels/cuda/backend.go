@@ -70,6 +70,7 @@ type Backend struct {
 	closed    bool
 	capturing bool
 	args      argBuf
+	wkvTPR    int // threads per state row in WKV7: 4, 8 or 16 (tests and benchmarks vary it)
 
 	bufs      map[*buffer]struct{}
 	scratch   uint64 // device scratch for partial sums and converted activations
@@ -209,7 +210,7 @@ func New(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("cuda: %w", err)
 	}
 
-	b := &Backend{drv: drv, dev: dev, info: info, sms: sms, bufs: map[*buffer]struct{}{}}
+	b := &Backend{drv: drv, dev: dev, info: info, sms: sms, bufs: map[*buffer]struct{}{}, wkvTPR: defaultWKVTPR}
 	b.args.init()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()

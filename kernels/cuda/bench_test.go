@@ -152,30 +152,34 @@ func BenchmarkPrefillLinear(b *testing.B) {
 }
 
 // BenchmarkWKV7 times the recurrence over 32 heads (1.5B) for one token
-// (in a graph) and for 1024 tokens.
+// and for 1024 tokens, with 4, 8 and 16 threads per state row.
 func BenchmarkWKV7(b *testing.B) {
 	g := newGPU(b)
 	for _, T := range []int{1, 1024} {
-		b.Run(fmt.Sprintf("T%d_H32", T), func(b *testing.B) {
-			const C = 2048
-			ts := make([]kernels.Tensor, 7)
-			for i := range ts {
-				ts[i] = mustAlloc(b, g, kernels.F32, T, C)
-				fill(b, g, ts[i])
-			}
-			s := mustAlloc(b, g, kernels.F32, C, 64)
-			reps := 1
-			if T == 1 {
-				reps = 24
-			}
-			replay(b, g, func() {
-				for range reps {
-					g.WKV7(ts[0], s, ts[1], ts[2], ts[3], ts[4], ts[5], ts[6])
+		for _, tpr := range []int{4, 8, 16} {
+			b.Run(fmt.Sprintf("T%d_H32_tpr%d", T, tpr), func(b *testing.B) {
+				const C = 2048
+				ts := make([]kernels.Tensor, 7)
+				for i := range ts {
+					ts[i] = mustAlloc(b, g, kernels.F32, T, C)
+					fill(b, g, ts[i])
 				}
+				s := mustAlloc(b, g, kernels.F32, C, 64)
+				reps := 1
+				if T == 1 {
+					reps = 24
+				}
+				g.wkvTPR = tpr
+				defer func() { g.wkvTPR = defaultWKVTPR }()
+				replay(b, g, func() {
+					for range reps {
+						g.WKV7(ts[0], s, ts[1], ts[2], ts[3], ts[4], ts[5], ts[6])
+					}
+				})
+				b.ReportMetric(b.Elapsed().Seconds()/float64(b.N*reps)*1e6, "µs/op")
+				b.ReportMetric(float64(T*reps)*float64(b.N)/b.Elapsed().Seconds(), "tok/s")
 			})
-			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N*reps)*1e6, "µs/op")
-			b.ReportMetric(float64(T*reps)*float64(b.N)/b.Elapsed().Seconds(), "tok/s")
-		})
+		}
 	}
 }
 

@@ -116,6 +116,16 @@ func (h *harness) upload(rows, cols int, v []float32) pair {
 	return p
 }
 
+// shifted returns a random [rows, cols] view that starts one element into
+// its buffer (so its device address is not 16-byte aligned).
+func (h *harness) shifted(rows, cols int) pair {
+	p := h.act(1, rows*cols+1, 1)
+	for _, t := range []*kernels.Tensor{&p.g, &p.c} {
+		t.Offset, t.Rows, t.Cols = 1, rows, cols
+	}
+	return p
+}
+
 func (h *harness) act(rows, cols int, scale float64) pair {
 	return h.upload(rows, cols, h.randn(rows*cols, scale))
 }
@@ -481,9 +491,17 @@ func TestConformance(t *testing.T) {
 
 	t.Run("WKV7", func(t *testing.T) {
 		h := h0.on(t)
-		for _, s := range []struct{ T, C int }{{1, 128}, {37, 192}, {300, 64}} {
+		for _, s := range []struct {
+			T, C    int
+			unalign bool
+		}{{1, 128, false}, {37, 192, false}, {300, 64, false}, {19, 128, true}} {
 			T, C := s.T, s.C
 			r, k, v := h.act(T, C, 1), h.act(T, C, 1), h.act(T, C, 1)
+			if s.unalign {
+				// Views starting one element into their buffers take the
+				// kernel's 4-byte copy path.
+				r, v = h.shifted(T, C), h.shifted(T, C)
+			}
 			w := h.upload(T, C, h.uniform(T*C, 0.55, 1))
 			// a = −κ̂, b = κ̂·α with κ̂ unit per head, as Prep7 makes them.
 			av, bv := make([]float32, T*C), make([]float32, T*C)
@@ -500,13 +518,17 @@ func TestConformance(t *testing.T) {
 				}
 			}
 			a, b := h.upload(T, C, av), h.upload(T, C, bv)
-			st := h.act(C, 64, 0.5)
-			y := h.out(T, C)
-			h.g.WKV7(y.g, st.g, r.g, w.g, k.g, v.g, a.g, b.g)
-			h.c.WKV7(y.c, st.c, r.c, w.c, k.c, v.c, a.c, b.c)
-			name := fmt.Sprintf("WKV7/T%d_C%d", T, C)
-			h.check(name+"/y", y, 2e-5)
-			h.check(name+"/state", st, 2e-5)
+			for _, tpr := range []int{4, 8, 16} {
+				st := h.act(C, 64, 0.5)
+				y := h.out(T, C)
+				h.g.wkvTPR = tpr
+				h.g.WKV7(y.g, st.g, r.g, w.g, k.g, v.g, a.g, b.g)
+				h.c.WKV7(y.c, st.c, r.c, w.c, k.c, v.c, a.c, b.c)
+				name := fmt.Sprintf("WKV7/T%d_C%d_unaligned%v_tpr%d", T, C, s.unalign, tpr)
+				h.check(name+"/y", y, 2e-5)
+				h.check(name+"/state", st, 2e-5)
+			}
+			h.g.wkvTPR = defaultWKVTPR
 		}
 	})
 

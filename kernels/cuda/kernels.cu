@@ -142,24 +142,20 @@ __device__ __forceinline__ void gemv_body(float* __restrict__ dst, const float* 
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
     long long row = (long long)n * K;
     if (vec) {
-        // A warp covers 256 elements per round; issue four rounds of loads
-        // before using them.
-        int k = lane * 8;
-        for (; k + 3 * 256 < K; k += 4 * 256) {
-            WRaw<DT> q[4];
+        // A warp covers 256 elements per round; up to eight rounds of loads
+        // are issued before any is used (a bf16 row of 2048 in one go).
+        for (int k0 = lane * 8; k0 < K; k0 += 8 * 256) {
+            WRaw<DT> q[8];
 #pragma unroll
-            for (int u = 0; u < 4; u++) wraw_load<DT>(q[u], w, row + k + u * 256);
+            for (int u = 0; u < 8; u++)
+                if (k0 + u * 256 < K) wraw_load<DT>(q[u], w, row + k0 + u * 256);
 #pragma unroll
-            for (int u = 0; u < 4; u++) {
-                float wv[8];
-                wraw_cvt<DT>(q[u], wv);
-                dot8<NT>(acc, wv, x, K, k + u * 256);
-            }
-        }
-        for (; k < K; k += 256) {
-            float wv[8];
-            wload8<DT>(w, row + k, wv);
-            dot8<NT>(acc, wv, x, K, k);
+            for (int u = 0; u < 8; u++)
+                if (k0 + u * 256 < K) {
+                    float wv[8];
+                    wraw_cvt<DT>(q[u], wv);
+                    dot8<NT>(acc, wv, x, K, k0 + u * 256);
+                }
         }
     } else {
         for (int k = lane; k < K; k += 32) {
@@ -410,9 +406,12 @@ extern "C" __global__ void out7(float* D, const float* Y, const float* R, const 
 }
 
 // ---------------------------------------------------------------- WKV7
-// One block of 64 threads per head; thread i keeps row i of the head's
-// 64×64 state in registers and walks the T tokens in order:
+// One block per head with TPR (4, 8 or 16) threads per state row i (value
+// index), each keeping 64/TPR of the row's entries in registers (float4
+// groups q, q+TPR, ..., so a warp's shared-memory reads hit distinct
+// banks). For each token in order:
 //   sa = Σ_j a_j·S_ij ; S_ij = S_ij·w_j + k_j·v_i + sa·b_j ; y_i = Σ_j S_ij·r_j
+// with the two sums finished by shuffles among the row's TPR threads.
 // Inputs arrive in chunks of WCH tokens copied to shared memory with
 // cp.async one chunk ahead, so global latency is hidden and there are two
 // barriers per chunk rather than per token.
@@ -441,13 +440,13 @@ struct WKVIn {
 __device__ __forceinline__ void wkv_load(float4 (*dst)[WCH][16], const WKVIn& in, int t0, int T, int C,
                                          long long hoff, int vec) {
     if (vec) {
-        for (int q = threadIdx.x; q < 6 * WCH * 16; q += 64) {
+        for (int q = threadIdx.x; q < 6 * WCH * 16; q += blockDim.x) {
             int arr = q / (WCH * 16), rem = q % (WCH * 16), tt = rem >> 4, f = rem & 15;
             int t = t0 + tt;
             if (t < T) cp_async16(&dst[arr][tt][f], in.p[arr] + (long long)t * C + hoff + 4 * f);
         }
     } else {
-        for (int q = threadIdx.x; q < 6 * WCH * 64; q += 64) {
+        for (int q = threadIdx.x; q < 6 * WCH * 64; q += blockDim.x) {
             int arr = q / (WCH * 64), rem = q % (WCH * 64), tt = rem >> 6, e = rem & 63;
             int t = t0 + tt;
             if (t < T) cp_async4((float*)dst[arr][tt] + e, in.p[arr] + (long long)t * C + hoff + e);
@@ -456,17 +455,21 @@ __device__ __forceinline__ void wkv_load(float4 (*dst)[WCH][16], const WKVIn& in
     cp_commit();
 }
 
-extern "C" __global__ void __launch_bounds__(64)
-    wkv7(float* __restrict__ y, float* __restrict__ s, WKVIn in, int T, int C, int vec) {
+// TPR threads per state row, each holding G = 16/TPR float4 groups
+// (q, q+TPR, ...) of the row; the block has 64·TPR threads.
+template <int TPR>
+__device__ __forceinline__ void wkv7_body(float* __restrict__ y, float* __restrict__ s, const WKVIn& in, int T,
+                                          int C, int vec) {
+    const int G = 16 / TPR;
     __shared__ float4 buf[2][6][WCH][16];
-    int h = blockIdx.x, i = threadIdx.x;
+    int h = blockIdx.x, i = threadIdx.x / TPR, q = threadIdx.x % TPR;
     long long hoff = (long long)h * 64;
     float* srow = s + (hoff + i) * 64;
-    float S[64];
+    float S[4 * G];
 #pragma unroll
-    for (int j = 0; j < 64; j += 4) {
-        float4 q = *(const float4*)(srow + j);
-        S[j] = q.x; S[j + 1] = q.y; S[j + 2] = q.z; S[j + 3] = q.w;
+    for (int m = 0; m < G; m++) {
+        float4 v4 = *(const float4*)(srow + 4 * (q + TPR * m));
+        S[4 * m] = v4.x; S[4 * m + 1] = v4.y; S[4 * m + 2] = v4.z; S[4 * m + 3] = v4.w;
     }
     int nch = (T + WCH - 1) / WCH;
     if (nch > 0) wkv_load(buf[0], in, 0, T, C, hoff, vec);
@@ -489,31 +492,45 @@ extern "C" __global__ void __launch_bounds__(64)
             float vi = ((const float*)buf[st][5][tt])[i];
             float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
 #pragma unroll
-            for (int j = 0; j < 16; j++) {
-                float4 q = A4[j];
-                d0 += q.x * S[4 * j];
-                d1 += q.y * S[4 * j + 1];
-                d2 += q.z * S[4 * j + 2];
-                d3 += q.w * S[4 * j + 3];
+            for (int m = 0; m < G; m++) {
+                float4 a4 = A4[q + TPR * m];
+                d0 += a4.x * S[4 * m];
+                d1 += a4.y * S[4 * m + 1];
+                d2 += a4.z * S[4 * m + 2];
+                d3 += a4.w * S[4 * m + 3];
             }
             float sa = (d0 + d1) + (d2 + d3);
+#pragma unroll
+            for (int o = 1; o < TPR; o <<= 1) sa += __shfl_xor_sync(0xffffffffu, sa, o);
             float e0 = 0.0f, e1 = 0.0f, e2 = 0.0f, e3 = 0.0f;
 #pragma unroll
-            for (int j = 0; j < 16; j++) {
-                float4 ww = W4[j], kk = K4[j], bb = B4[j], rr = R4[j];
-                S[4 * j] = S[4 * j] * ww.x + kk.x * vi + sa * bb.x;
-                S[4 * j + 1] = S[4 * j + 1] * ww.y + kk.y * vi + sa * bb.y;
-                S[4 * j + 2] = S[4 * j + 2] * ww.z + kk.z * vi + sa * bb.z;
-                S[4 * j + 3] = S[4 * j + 3] * ww.w + kk.w * vi + sa * bb.w;
-                e0 += S[4 * j] * rr.x;
-                e1 += S[4 * j + 1] * rr.y;
-                e2 += S[4 * j + 2] * rr.z;
-                e3 += S[4 * j + 3] * rr.w;
+            for (int m = 0; m < G; m++) {
+                int g = q + TPR * m;
+                float4 ww = W4[g], kk = K4[g], bb = B4[g], rr = R4[g];
+                S[4 * m] = S[4 * m] * ww.x + kk.x * vi + sa * bb.x;
+                S[4 * m + 1] = S[4 * m + 1] * ww.y + kk.y * vi + sa * bb.y;
+                S[4 * m + 2] = S[4 * m + 2] * ww.z + kk.z * vi + sa * bb.z;
+                S[4 * m + 3] = S[4 * m + 3] * ww.w + kk.w * vi + sa * bb.w;
+                e0 += S[4 * m] * rr.x;
+                e1 += S[4 * m + 1] * rr.y;
+                e2 += S[4 * m + 2] * rr.z;
+                e3 += S[4 * m + 3] * rr.w;
             }
-            y[(long long)(c * WCH + tt) * C + hoff + i] = (e0 + e1) + (e2 + e3);
+            float yy = (e0 + e1) + (e2 + e3);
+#pragma unroll
+            for (int o = 1; o < TPR; o <<= 1) yy += __shfl_xor_sync(0xffffffffu, yy, o);
+            if (q == 0) y[(long long)(c * WCH + tt) * C + hoff + i] = yy;
         }
         __syncthreads();
     }
 #pragma unroll
-    for (int j = 0; j < 64; j += 4) *(float4*)(srow + j) = make_float4(S[j], S[j + 1], S[j + 2], S[j + 3]);
+    for (int m = 0; m < G; m++)
+        *(float4*)(srow + 4 * (q + TPR * m)) = make_float4(S[4 * m], S[4 * m + 1], S[4 * m + 2], S[4 * m + 3]);
 }
+
+#define WKV(TPR)                                                                                              \
+    extern "C" __global__ void __launch_bounds__(64 * TPR)                                                    \
+        wkv7_##TPR(float* __restrict__ y, float* __restrict__ s, WKVIn in, int T, int C, int vec) {           \
+        wkv7_body<TPR>(y, s, in, T, C, vec);                                                                  \
+    }
+WKV(4) WKV(8) WKV(16)

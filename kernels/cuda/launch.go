@@ -23,7 +23,7 @@ type kernelSet struct {
 	shiftmix  uintptr
 	prep7     uintptr
 	out7      uintptr
-	wkv7      uintptr
+	wkv7      map[int]uintptr // by threads per state row
 }
 
 // maxSmallT is the most tokens one GEMV/vector-matrix launch handles.
@@ -62,11 +62,19 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 		name string
 	}{
 		{&k.mmReduce, "mm_reduce"}, {&k.act, "act"}, {&k.binop, "binop"}, {&k.layernorm, "layernorm"},
-		{&k.shiftmix, "shiftmix"}, {&k.prep7, "prep7"}, {&k.out7, "out7"}, {&k.wkv7, "wkv7"},
+		{&k.shiftmix, "shiftmix"}, {&k.prep7, "prep7"}, {&k.out7, "out7"},
 	} {
 		if err := get(f.p, f.name); err != nil {
 			return err
 		}
+	}
+	k.wkv7 = map[int]uintptr{}
+	for _, tpr := range []int{4, 8, 16} {
+		var f uintptr
+		if err := get(&f, fmt.Sprintf("wkv7_%d", tpr)); err != nil {
+			return err
+		}
+		k.wkv7[tpr] = f
 	}
 	return nil
 }

@@ -364,6 +364,11 @@ func (b *Backend) Out7(o kernels.Out7) {
 // wkvHead is the head size the WKV7 kernel is built for.
 const wkvHead = 64
 
+// defaultWKVTPR is the number of threads per state row WKV7 uses: on an
+// H100, 4 was fastest both for one token and for 1024 (8 and 16 were no
+// faster: the step is bound by shared-memory wavefronts, see PERF.md).
+const defaultWKVTPR = 4
+
 // WKV7 runs the RWKV-7 recurrence over the rows of r; see kernels.Ops.
 func (b *Backend) WKV7(y, s, r, w, k, v, a, bb kernels.Tensor) {
 	b.run("WKV7", func() error {
@@ -394,6 +399,7 @@ func (b *Backend) WKV7(y, s, r, w, k, v, a, bb kernels.Tensor) {
 			}
 		}
 		b.argsStart().ptr(ps[0]).ptr(ps[1]).raw(in[:]).i32(T).i32(C).i32(vec)
-		return b.launch(b.k.wkv7, [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{wkvHead, 1, 1})
+		tpr := b.wkvTPR
+		return b.launch(b.k.wkv7[tpr], [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{uint32(tpr * wkvHead), 1, 1})
 	})
 }
