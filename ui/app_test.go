@@ -84,8 +84,8 @@ func TestSendStreamsReply(t *testing.T) {
 		if h.a.chat.input.Text != "" {
 			t.Errorf("composer not cleared: %q", h.a.chat.input.Text)
 		}
-		if !strings.Contains(h.a.chat.speed.Text, "tok/s") {
-			t.Errorf("speed label %q", h.a.chat.speed.Text)
+		if got := h.a.chat.bubbles[1].caption.Text; got != "4 tokens · 42.0 tok/s" {
+			t.Errorf("reply caption %q", got)
 		}
 		if len(h.a.chat.convs) != 1 || h.a.chat.convs[0].Title != "Hello there" {
 			t.Errorf("conversation list %+v", h.a.chat.convs)
@@ -121,6 +121,9 @@ func TestStop(t *testing.T) {
 		return len(h.a.chat.bubbles) == 2 && strings.Contains(richText(h.a.chat.bubbles[1].text), "one two")
 	})
 	h.ui(func() {
+		if !strings.HasSuffix(h.a.chat.speed.Text, " tok/s") {
+			t.Errorf("live speed label %q while streaming", h.a.chat.speed.Text)
+		}
 		if !h.a.chat.stopBtn.Visible() || h.a.chat.send.Visible() {
 			t.Error("Stop button not shown while generating")
 		}

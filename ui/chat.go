@@ -76,18 +76,20 @@ func newChatView(a *App) *chatView {
 		func() fyne.CanvasObject {
 			t := widget.NewLabel("title")
 			t.Truncation = fyne.TextTruncateEllipsis
-			d := widget.NewLabel("date")
-			d.SizeName = theme.SizeNameCaptionText
-			d.Importance = widget.LowImportance
-			return container.NewVBox(t, d)
+			d := canvas.NewText("date", themeColor(colorSubtle))
+			d.TextSize = theme.CaptionTextSize()
+			return container.New(layout.NewCustomPaddedLayout(0, 8, 0, 0),
+				container.NewBorder(nil, container.New(layout.NewCustomPaddedLayout(-6, 0, 10, 10), d), nil, nil, t))
 		},
 		func(i widget.ListItemID, o fyne.CanvasObject) {
 			if i >= len(c.convs) {
 				return
 			}
-			box := o.(*fyne.Container)
+			box := o.(*fyne.Container).Objects[0].(*fyne.Container)
 			box.Objects[0].(*widget.Label).SetText(c.convs[i].Title)
-			box.Objects[1].(*widget.Label).SetText(relativeTime(c.convs[i].Updated))
+			d := box.Objects[1].(*fyne.Container).Objects[0].(*canvas.Text)
+			d.Text = relativeTime(c.convs[i].Updated)
+			d.Refresh()
 		})
 	c.list.OnSelected = func(i widget.ListItemID) {
 		if i < len(c.convs) && (c.conv == nil || c.conv.ID != c.convs[i].ID) {
@@ -137,9 +139,7 @@ func newChatView(a *App) *chatView {
 
 	main := container.NewBorder(container.NewVBox(header, widget.NewSeparator()), composerRow, nil, nil,
 		container.NewStack(c.scroll, c.empty))
-	split := container.NewHSplit(side, main)
-	split.Offset = 0.24
-	c.root = split
+	c.root = container.New(&sidebarLayout{width: 270}, side, main)
 	c.reloadList()
 	if len(c.convs) > 0 {
 		c.open(c.convs[0].ID)
@@ -452,11 +452,7 @@ func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, a
 	a.do(func() {
 		c.generating = false
 		c.cancel = nil
-		if res.TokensPerSec > 0 {
-			c.speed.SetText(fmt.Sprintf("%d tokens · %.1f tok/s", res.Tokens, res.TokensPerSec))
-		} else {
-			c.speed.SetText("")
-		}
+		c.speed.SetText("") // the reply's caption keeps its speed
 		if c.conv != nil && c.conv.ID == conv.ID {
 			c.loadThread()
 		}
@@ -834,4 +830,21 @@ func (c *chatView) importFile(path string) {
 	}
 	defer f.Close()
 	c.importFrom(f)
+}
+
+// sidebarLayout gives its first object a fixed width on the left and the
+// rest of the space to the second.
+type sidebarLayout struct{ width float32 }
+
+func (l *sidebarLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	w := min(l.width, size.Width/2)
+	objs[0].Move(fyne.NewPos(0, 0))
+	objs[0].Resize(fyne.NewSize(w, size.Height))
+	objs[1].Move(fyne.NewPos(w, 0))
+	objs[1].Resize(fyne.NewSize(size.Width-w, size.Height))
+}
+
+func (l *sidebarLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	a, b := objs[0].MinSize(), objs[1].MinSize()
+	return fyne.NewSize(l.width+b.Width, max(a.Height, b.Height))
 }

@@ -43,7 +43,7 @@ type bubble struct {
 	thinkBox *fyne.Container
 	thinking *widget.Accordion
 	thinkRT  *widget.RichText
-	caption  *widget.Label
+	caption  *canvas.Text
 	root     fyne.CanvasObject
 	shown    string
 }
@@ -54,10 +54,8 @@ func newBubble(m history.Message, nSiblings, index int, act messageActions, busy
 	b := &bubble{msg: m}
 	b.text = widget.NewRichText()
 	b.text.Wrapping = fyne.TextWrapWord
-	b.caption = widget.NewLabel("")
-	b.caption.TextStyle = fyne.TextStyle{}
-	b.caption.Importance = widget.LowImportance
-	b.caption.SizeName = theme.SizeNameCaptionText
+	b.caption = canvas.NewText("", themeColor(colorSubtle))
+	b.caption.TextSize = theme.CaptionTextSize()
 
 	var tools []fyne.CanvasObject
 	if nSiblings > 1 {
@@ -116,7 +114,7 @@ func newBubble(m history.Message, nSiblings, index int, act messageActions, busy
 	badge := container.NewGridWrap(fyne.NewSize(28, 28), container.NewStack(avatar, container.NewCenter(initial)))
 	name := widget.NewLabelWithStyle("Goose", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	head := container.NewHBox(badge, name)
-	toolRow := container.NewHBox(append(tools, b.caption)...)
+	toolRow := container.NewHBox(append(tools, container.NewCenter(b.caption))...)
 	b.root = container.NewVBox(head, container.New(layout.NewCustomPaddedLayout(0, 0, 36, 0),
 		container.NewVBox(b.thinkBox, b.text, toolRow)))
 	return b
@@ -176,7 +174,8 @@ func (b *bubble) setStats(m history.Message) {
 	if m.TokensPerSec > 0 {
 		parts = append(parts, fmt.Sprintf("%.1f tok/s", m.TokensPerSec))
 	}
-	b.caption.SetText(strings.Join(parts, " · "))
+	b.caption.Text = strings.Join(parts, " · ")
+	b.caption.Refresh()
 }
 
 // userLayout right-aligns a user's bubble, as wide as its longest line but

@@ -71,12 +71,15 @@ func heading(text string) fyne.CanvasObject {
 	return l
 }
 
-func caption(text string) *widget.Label {
-	l := widget.NewLabel(text)
-	l.SizeName = theme.SizeNameCaptionText
-	l.Importance = widget.LowImportance
-	l.Wrapping = fyne.TextWrapWord
-	return l
+// caption is small secondary text in the theme's subtle color.
+func caption(text string) *widget.RichText { return captionIn(text, colorSubtle) }
+
+// captionIn is small text in a theme color.
+func captionIn(text string, c fyne.ThemeColorName) *widget.RichText {
+	rt := widget.NewRichText(&widget.TextSegment{Text: text, Style: widget.RichTextStyle{
+		ColorName: c, SizeName: theme.SizeNameCaptionText}})
+	rt.Wrapping = fyne.TextWrapWord
+	return rt
 }
 
 // setLoadProgress updates the load bar. UI goroutine only.
@@ -110,9 +113,8 @@ func (v *modelsView) refresh() {
 		}
 		rows := []fyne.CanvasObject{
 			container.NewBorder(nil, nil, nil, unload, widget.NewLabelWithStyle(m.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})),
-			caption(m.Summary),
 			widget.NewLabel(fmt.Sprintf("Running on %s: %s", backendName(m.Backend), m.Device)),
-			caption(memoryText(*m)),
+			caption(m.Summary + "\n" + memoryText(*m)),
 		}
 		if m.Fallback != "" {
 			w := widget.NewLabel("GPU not used: " + m.Fallback)
@@ -192,9 +194,9 @@ func (v *modelsView) catalogCard(m catalog.Model) fyne.CanvasObject {
 	facts := fmt.Sprintf("%s parameters · %s · %d layers × %d", catalog.FormatParams(m.Params), catalog.FormatBytes(m.Size), m.Layers, m.Embd)
 	verify := caption(m.Verification())
 	if !m.Verified() {
-		verify.Importance = widget.WarningImportance
+		verify = captionIn(m.Verification(), theme.ColorNameWarning)
 	}
-	rows := []fyne.CanvasObject{name, caption(m.Note), caption(facts), verify}
+	rows := []fyne.CanvasObject{name, caption(m.Note + "\n" + facts), verify}
 
 	d := v.downloads[m.File]
 	_, statErr := os.Stat(dest)
@@ -231,9 +233,7 @@ func (v *modelsView) catalogCard(m catalog.Model) fyne.CanvasObject {
 			rows = append(rows, bar, caption(fmt.Sprintf("Paused at %s of %s", catalog.FormatBytes(part.Size()), catalog.FormatBytes(m.Size))))
 		}
 		if d != nil && d.err != nil && !errors.Is(d.err, context.Canceled) {
-			e := caption("Last attempt failed: " + d.err.Error())
-			e.Importance = widget.DangerImportance
-			rows = append(rows, e)
+			rows = append(rows, captionIn("Last attempt failed: "+d.err.Error(), theme.ColorNameError))
 			label = "Retry"
 		}
 		b := widget.NewButtonWithIcon(label, icon, func() { v.startDownload(m) })

@@ -102,6 +102,8 @@ func (t *appTheme) Size(n fyne.ThemeSizeName) float32 {
 	switch n {
 	case theme.SizeNameText:
 		return 14.5
+	case theme.SizeNameCaptionText:
+		return 12.5
 	case theme.SizeNamePadding:
 		return 5
 	case theme.SizeNameInnerPadding:

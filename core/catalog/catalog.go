@@ -44,9 +44,9 @@ func (m Model) Verified() bool { return m.SHA256 != "" }
 // Verification describes, for people, how a download of m is checked.
 func (m Model) Verification() string {
 	if m.Verified() {
-		return "sha256 verified"
+		return "Checked against its published sha256 after download"
 	}
-	return "unverified: no published sha256, checked by size only"
+	return "Unverified: no published sha256, so only the size is checked"
 }
 
 // Official returns the RWKV-7 World checkpoints published by BlinkDL,

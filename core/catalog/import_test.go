@@ -169,7 +169,7 @@ func TestOfficial(t *testing.T) {
 			t.Errorf("%s: L%d C%d disagrees with core.OfficialShape %+v", m.Name, m.Layers, m.Embd, shape)
 		}
 	}
-	if ms[2].Verified() || !strings.Contains(ms[2].Verification(), "unverified") {
+	if ms[2].Verified() || !strings.Contains(ms[2].Verification(), "Unverified") {
 		t.Error("1.5B has no published digest and must say unverified")
 	}
 }
