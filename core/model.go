@@ -284,8 +284,16 @@ func Load(src Source, opts LoadOptions) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{cfg: cfg, be: opts.Backend, src: src, chunk: 256}
+	if opts.Backend.Name() == "cuda" {
+		m.chunk = 1024 // larger GEMMs; activations are a few hundred MB at most
+	}
 	if _, ok := opts.Backend.(kernels.Grapher); ok {
 		m.graphsSupported = true
+	}
+	if free := opts.Backend.Device().FreeMemory; free > 0 {
+		if need := m.memoryNeeded(); need > free {
+			return nil, &MemoryError{Device: opts.Backend.Device().Name, Need: need, Free: free}
+		}
 	}
 	total := float64(len(expectedShapes(cfg)))
 	placed := 0
@@ -349,6 +357,25 @@ func Load(src Source, opts LoadOptions) (*Model, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// memoryNeeded estimates the device memory a loaded model uses: weights,
+// activations for one prefill chunk and one decode step, and a few states.
+func (m *Model) memoryNeeded() int64 {
+	c := m.cfg
+	perRow := int64(22*c.Width+c.FFN+c.DecayLoRA+c.AlphaLoRA+c.ValueLoRA+c.GateLoRA) * 4
+	act := perRow*int64(m.chunk+1) + 2*int64(c.Vocab)*4
+	return c.WeightBytes + act + 4*c.StateBytes() + 64<<20 // + kernels, cuBLAS workspace
+}
+
+// MemoryError reports a model that does not fit in a device's free memory.
+type MemoryError struct {
+	Device     string
+	Need, Free int64
+}
+
+func (e *MemoryError) Error() string {
+	return fmt.Sprintf("not enough memory on %s: the model needs %.1f GB, %.1f GB free", e.Device, float64(e.Need)/1e9, float64(e.Free)/1e9)
 }
 
 // vector uploads a small tensor as F32 [1, n].

@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/internal/half"
@@ -57,30 +60,43 @@ func RandomSource(cfg Config, seed uint64) (Source, error) {
 		cfg.DType = kernels.BF16
 	}
 	shapes := expectedShapes(cfg)
-	src := &randomSource{data: make(map[string][]byte, len(shapes))}
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range shapes {
-			if !yield(k) {
-				return
+	names := slices.Sorted(maps.Keys(shapes))
+	src := &randomSource{data: make(map[string][]byte, len(shapes)), infos: make([]checkpoint.Info, len(names))}
+	blobs := make([][]byte, len(names))
+	// Fill tensors in parallel: the 2.9B shape has 3 G values.
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range runtime.NumCPU() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				name, shape := names[i], shapes[names[i]]
+				dt := cfg.DType
+				if len(shape) == 1 || strings.HasSuffix(name, "r_k") {
+					dt = kernels.F32
+				}
+				n := 1
+				for _, d := range shape {
+					n *= d
+				}
+				h := fnv.New64a()
+				h.Write([]byte(name))
+				rng := rand.New(rand.NewPCG(seed, h.Sum64()))
+				vals := make([]float32, n)
+				fillRandom(vals, name, shape, rng)
+				src.infos[i] = checkpoint.Info{Name: name, DType: dt, Shape: slices.Clone(shape)}
+				blobs[i] = encodeFloats(vals, dt)
 			}
-		}
-	}) {
-		shape := shapes[name]
-		dt := cfg.DType
-		if len(shape) == 1 || strings.HasSuffix(name, "r_k") {
-			dt = kernels.F32
-		}
-		n := 1
-		for _, d := range shape {
-			n *= d
-		}
-		h := fnv.New64a()
-		h.Write([]byte(name))
-		rng := rand.New(rand.NewPCG(seed, h.Sum64()))
-		vals := make([]float32, n)
-		fillRandom(vals, name, shape, rng)
-		src.infos = append(src.infos, checkpoint.Info{Name: name, DType: dt, Shape: slices.Clone(shape)})
-		src.data[name] = encodeFloats(vals, dt)
+		}()
+	}
+	for i := range names {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, name := range names {
+		src.data[name] = blobs[i]
 	}
 	return src, nil
 }
