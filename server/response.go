@@ -54,6 +54,9 @@ type response struct {
 	Usage   *usage   `json:"usage,omitempty"`
 }
 
+// writeTimeout bounds each write to the client.
+const writeTimeout = 30 * time.Second
+
 // responder turns generated pieces into a JSON response or an SSE stream.
 type responder struct {
 	w       http.ResponseWriter
@@ -157,6 +160,8 @@ func (rs *responder) event(data []byte) {
 	if rs.broken {
 		return
 	}
+	// A client that stops reading must not hold a session forever.
+	rs.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	buf := make([]byte, 0, len(data)+8)
 	buf = append(append(append(buf, "data: "...), data...), "\n\n"...)
 	if _, err := rs.w.Write(buf); err != nil {
@@ -195,6 +200,7 @@ func (rs *responder) finish(out *outcome) {
 	} else {
 		c.Message = &chatMessageOut{Role: "assistant", Content: text}
 	}
+	rs.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	writeJSON(rs.w, http.StatusOK, response{ID: rs.id, Object: rs.object(), Created: rs.created,
 		Model: rs.model, Choices: []choice{c}, Usage: usageOf(out)})
 }

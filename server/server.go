@@ -297,8 +297,8 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, parse fu
 		return writeError(w, err)
 	}
 	ctx := r.Context()
+	queued := time.Now()
 	wk, err := s.sched.acquire(ctx)
-	s.metrics.observeQueue(time.Since(arrived))
 	switch {
 	case errors.Is(err, errBusy) || errors.Is(err, errClosed):
 		msg := "the server is busy: too many requests are waiting; retry later"
@@ -313,6 +313,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, parse fu
 		return statusClientClosed
 	}
 	defer s.sched.release(wk)
+	s.metrics.observeQueue(time.Since(queued))
 
 	rs := newResponder(w, j, s.opts.ModelID)
 	out, err := s.generate(ctx, wk, j, rs.piece)
