@@ -136,7 +136,7 @@ func (m *metrics) write(w io.Writer, g gauges) {
 	head := func(name, typ, help string) {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
 	}
-	num := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	num := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	one := func(name, typ, help string, v float64) {
 		head(name, typ, help)
 		fmt.Fprintf(&b, "%s %s\n", name, num(v))
