@@ -346,6 +346,28 @@ type outcome struct {
 	ttft         time.Duration // from getting a worker to the first token
 }
 
+// cpuPrefillPiece is how many prompt tokens the server feeds at a time on
+// the CPU, where a model's own chunk (256 tokens) can take seconds: a
+// disconnected client then stops its prefill within this many tokens.
+const cpuPrefillPiece = 64
+
+// prefill feeds ids into sess, in pieces on the CPU so that cancellation
+// takes effect quickly.
+func (s *Server) prefill(ctx context.Context, sess *core.Session, ids []int32) error {
+	piece := len(ids)
+	if s.model.Backend().Name() == "cpu" {
+		piece = cpuPrefillPiece
+	}
+	for len(ids) > 0 {
+		k := min(piece, len(ids))
+		if err := sess.PrefillTokens(ctx, ids[:k]); err != nil {
+			return err
+		}
+		ids = ids[k:]
+	}
+	return nil
+}
+
 // generate restores the longest cached prefix of the prompt, prefills the
 // rest (caching the states at the checkpoint and before the prompt's last
 // token), generates, and caches the state after the reply.
@@ -364,7 +386,7 @@ func (s *Server) generate(ctx context.Context, wk *worker, j *job, yield func(co
 		return out, nil
 	}
 	if j.checkpoint > n && j.checkpoint < len(j.ids) {
-		if err := sess.PrefillTokens(ctx, j.ids[n:j.checkpoint]); err != nil {
+		if err := s.prefill(ctx, sess, j.ids[n:j.checkpoint]); err != nil {
 			if ctx.Err() != nil {
 				return cancelled()
 			}
@@ -378,7 +400,7 @@ func (s *Server) generate(ctx context.Context, wk *worker, j *job, yield func(co
 	// The state before the last prompt token is cached, so that a request
 	// repeating this prompt exactly (a regenerated reply) restores it too.
 	last := len(j.ids) - 1
-	if err := sess.PrefillTokens(ctx, j.ids[n:last]); err != nil {
+	if err := s.prefill(ctx, sess, j.ids[n:last]); err != nil {
 		if ctx.Err() != nil {
 			return cancelled()
 		}
