@@ -280,3 +280,31 @@ func TestChatPrompt(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerateTextMatchesTokens checks that the streamed text is exactly the
+// decoded fed tokens when no stop string matches, held-back text included.
+func TestGenerateTextMatchesTokens(t *testing.T) {
+	m := randomModel(t)
+	s := newSession(t, m)
+	for _, maxTokens := range []int{1, 7, 30} {
+		if err := s.Reset(); err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		opts := GenerateOptions{MaxTokens: maxTokens, Stop: []string{"\n\n\n\n\n\n", "zzzzzzzz"}, Sample: sample.Params{Temperature: 1, Seed: uint64(maxTokens)}}
+		st, fed, err := s.GenerateTokens(context.Background(), s.Tokenizer().Encode("Q:"), opts, func(p Piece) bool {
+			b.WriteString(p.Text)
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.StopReason == StopSequence {
+			continue
+		}
+		want := strings.ToValidUTF8(string(s.Tokenizer().Decode(fed)), "\uFFFD")
+		if b.String() != want {
+			t.Errorf("max %d (%s): streamed %q, tokens decode to %q", maxTokens, st.StopReason, b.String(), want)
+		}
+	}
+}
