@@ -9,7 +9,7 @@
 //	gooseapp detokenize < ids           (text)
 //	gooseapp info FILE | --devices
 //	gooseapp bench (--model FILE | --shape 0.1b|0.4b|1.5b|2.9b) [--backend cpu] [--threads N] [--prompt 512] [--gen 128]
-//	gooseapp serve --model FILE [--addr 127.0.0.1:11435]
+//	gooseapp serve --model FILE [--addr 127.0.0.1:11435] [--backend auto] [--api-key KEY] [--parallel N] [--queue N] [--cache-mb MB]
 package main
 
 import (
@@ -39,7 +39,7 @@ func commands() []command {
 		{"detokenize", "detokenize  (ids on stdin → text)", runDetokenize},
 		{"info", "info FILE | info --devices", runInfo},
 		{"bench", "bench (--model FILE | --shape 0.1b|0.4b|1.5b|2.9b) [--backend cpu] [--threads N] [--prompt 512] [--gen 128]", runBench},
-		{"serve", "serve --model FILE [--addr 127.0.0.1:11435] [--backend auto] [--api-key KEY]", runServe},
+		{"serve", "serve --model FILE [--addr 127.0.0.1:11435] [--backend auto] [--api-key KEY] [--parallel N] [--queue N] [--cache-mb MB]", runServe},
 	}
 }
 
