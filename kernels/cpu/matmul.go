@@ -98,12 +98,30 @@ func matmul(p *pool, dst, x []float32, T, K int, w []byte, dt kernels.DType, N i
 	_ = dst[T*N-1]
 	_ = w[N*K*es-1]
 	if T == 1 {
-		// Split into 8-column groups, at least 16 KiB of weights and 64
-		// columns a chunk so that each row segment is a few cache lines.
-		grain := max(8, (16<<10)/(K*es*8))
-		p.For((N+7)/8, grain, func(lo, hi int) {
-			gemvNN(ks, dst, x[:K], w, dt, K, N, 8*lo, min(N, 8*hi))
+		// Split K so that each thread streams a contiguous block of rows
+		// (splitting N would interleave the threads' reads of every row),
+		// at least 16 KiB each, then add up the partial sums.
+		rb := N * es
+		grain := max(4, (16<<10)/rb)
+		chunks := p.chunks(K, grain)
+		var part *[]float32
+		if chunks > 1 {
+			part = p.getScratch((chunks - 1) * N)
+			defer p.putScratch(part)
+		}
+		p.forChunks(K, grain, func(c, lo, hi int) {
+			d := dst[:N]
+			if c > 0 {
+				d = (*part)[(c-1)*N : c*N]
+			}
+			clear(d)
+			ks.gemvNN(d, x[lo:hi], w, lo*rb, rb, dt)
 		})
+		for c := 1; c < chunks; c++ {
+			for n, v := range (*part)[(c-1)*N : c*N] {
+				dst[n] += v
+			}
+		}
 		return
 	}
 	// Pack rows kb..kb+kl of w, columns nb..nb+nl, padding with zeros.
@@ -116,13 +134,6 @@ func matmul(p *pool, dst, x []float32, T, K int, w []byte, dt kernels.DType, N i
 		}
 	}
 	gemm(p, dst, x, T, K, N, pack)
-}
-
-// gemvNN sets dst[n] = Σ_k x[k]·w[k,n] for n in [lo, hi).
-func gemvNN(ks *kernelSet, dst, x []float32, w []byte, dt kernels.DType, K, N, lo, hi int) {
-	d := dst[lo:hi]
-	clear(d)
-	ks.gemvNN(d, x[:K], w, lo*dt.Size(), N*dt.Size(), dt)
 }
 
 // packFunc converts the weight block of k in [kb, kb+kl) and output

@@ -125,7 +125,8 @@ func BenchmarkLinearGEMM(b *testing.B) {
 }
 
 // BenchmarkMatMul times the LoRA products x·w with w [C,r] and [r,C] in
-// bf16, for decode (T=1) and prefill (T=64), in GFLOP/s.
+// bf16 (cold), for decode (T=1, see MB/s of weights) and prefill (T=64,
+// see GFLOP/s).
 func BenchmarkMatMul(b *testing.B) {
 	shapes := []struct{ K, N int }{{768, 64}, {64, 768}, {1024, 128}, {128, 1024}, {768, 320}, {320, 768}}
 	for _, ks := range benchKernels() {
@@ -137,6 +138,7 @@ func BenchmarkMatMul(b *testing.B) {
 					ws := coldWeights(s.K, s.N, kernels.BF16)
 					x := randActs(rand.New(rand.NewPCG(3, 4)), T*s.K)
 					dst := make([]float32, T*s.N)
+					b.SetBytes(int64(s.K * s.N * 2))
 					i := 0
 					for b.Loop() {
 						matmul(p, dst, x, T, s.K, ws[i%len(ws)], kernels.BF16, s.N)

@@ -45,8 +45,8 @@ type team struct {
 // free, the caller included, so a worker that is slow to wake (say its
 // thread was descheduled) delays nothing: the caller runs the chunk itself.
 type job struct {
-	fn       func(lo, hi int) // read only by a goroutine holding a chunk
-	exit     bool             // tells the workers to return
+	fn       func(c, lo, hi int) // read only by a goroutine holding a chunk
+	exit     bool                // tells the workers to return
 	n        int
 	chunks   int32
 	next     atomic.Int32 // next chunk to claim
@@ -88,16 +88,22 @@ func (p *pool) Close() {
 // For calls fn on disjoint ranges covering [0, n), in parallel, each range
 // at least grain long (except the last), and returns when all are done.
 func (p *pool) For(n, grain int, fn func(lo, hi int)) {
-	if grain < 1 {
-		grain = 1
-	}
-	chunks := (n + grain - 1) / grain
-	if chunks > p.threads {
-		chunks = p.threads
-	}
+	p.forChunks(n, grain, func(_, lo, hi int) { fn(lo, hi) })
+}
+
+// chunks is the number of ranges For(n, grain, ...) splits [0, n) into.
+func (p *pool) chunks(n, grain int) int {
+	grain = max(grain, 1)
+	return max(0, min(p.threads, (n+grain-1)/grain))
+}
+
+// forChunks is For, also passing fn the index c < p.chunks(n, grain) of
+// each range, for callers that keep per-range results.
+func (p *pool) forChunks(n, grain int, fn func(c, lo, hi int)) {
+	chunks := p.chunks(n, grain)
 	if chunks <= 1 {
 		if n > 0 {
-			fn(0, n)
+			fn(0, 0, n)
 		}
 		return
 	}
@@ -149,19 +155,19 @@ func (j *job) work() (last bool) {
 			return last
 		}
 		n, k := j.n, int(j.chunks)
-		j.fn(int(c)*n/k, int(c+1)*n/k)
+		j.fn(int(c), int(c)*n/k, int(c+1)*n/k)
 		last = j.finished.Add(1) == j.chunks
 	}
 }
 
 // spawn runs chunks ranges of [0, n) on new goroutines and the caller.
-func spawn(n, chunks int, fn func(lo, hi int)) {
+func spawn(n, chunks int, fn func(c, lo, hi int)) {
 	var wg sync.WaitGroup
 	for c := 1; c < chunks; c++ {
 		lo, hi := c*n/chunks, (c+1)*n/chunks
-		wg.Go(func() { fn(lo, hi) })
+		wg.Go(func() { fn(c, lo, hi) })
 	}
-	fn(0, n/chunks)
+	fn(0, 0, n/chunks)
 	wg.Wait()
 }
 

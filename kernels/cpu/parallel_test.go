@@ -58,6 +58,34 @@ func TestPoolFor(t *testing.T) {
 	}
 }
 
+func TestPoolForChunks(t *testing.T) {
+	p := newPool(3)
+	defer p.Close()
+	for _, n := range []int{0, 1, 2, 5, 100} {
+		for _, grain := range []int{1, 3, 40} {
+			chunks := p.chunks(n, grain)
+			seen := make([]atomic.Int32, max(chunks, 1))
+			var total atomic.Int64
+			p.forChunks(n, grain, func(c, lo, hi int) {
+				if c < 0 || c >= chunks || lo != c*n/chunks || hi != (c+1)*n/chunks {
+					t.Errorf("n=%d grain=%d: chunk %d is [%d,%d) of %d", n, grain, c, lo, hi, chunks)
+					return
+				}
+				seen[c].Add(1)
+				total.Add(int64(hi - lo))
+			})
+			for c := range chunks {
+				if seen[c].Load() != 1 {
+					t.Errorf("n=%d grain=%d: chunk %d ran %d times", n, grain, c, seen[c].Load())
+				}
+			}
+			if total.Load() != int64(n) {
+				t.Errorf("n=%d grain=%d: covered %d", n, grain, total.Load())
+			}
+		}
+	}
+}
+
 // TestPoolParks lets the workers go idle long enough to park, then checks
 // they wake for the next call.
 func TestPoolParks(t *testing.T) {
@@ -127,7 +155,7 @@ func BenchmarkPoolFor(b *testing.B) {
 		b.Run(fmt.Sprintf("spawn/threads=%d", threads), func(b *testing.B) {
 			var sink [2][16]int64
 			for b.Loop() {
-				spawn(2, 2, func(lo, hi int) { sink[lo][0]++ })
+				spawn(2, 2, func(_, lo, hi int) { sink[lo][0]++ })
 			}
 		})
 	}
