@@ -209,6 +209,13 @@ func (a *App) firstRun() bool {
 func (a *App) close() {
 	a.closeOnce.Do(func() {
 		a.chat.stop()
+		if done := a.chat.genDone; done != nil {
+			// Let the reply save what it has (it ends within one token).
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+			}
+		}
 		a.models.pauseAll()
 		a.engineMu.Lock()
 		a.chat.closeSession()

@@ -94,6 +94,11 @@ func TestSendStreamsReply(t *testing.T) {
 			t.Errorf("bubble shows %q", got)
 		}
 	})
+	// Copy puts the message's text on the clipboard.
+	h.ui(func() { h.a.chat.copyMessage(h.a.chat.thread[1]) })
+	if got := h.a.fa.Clipboard().Content(); got != "Reply number I." {
+		t.Errorf("clipboard %q after copy", got)
+	}
 	// The first prompt is the whole chat format; the second continues from
 	// the stored state with only the new turn.
 	h.send("Again")
