@@ -12,25 +12,23 @@ import (
 // kernels stream each weight row once, converting in registers.
 //
 // T > 1 (prefill) is bound by arithmetic. Both products become the same
-// blocked GEMM: a kBlock×nBlock tile of the weight is converted once to f32
-// in the layout [k][n] (transposed for linear) into a cache-resident
-// scratch buffer, then a 6×16 register-blocked micro-kernel sweeps every
-// row of x over it.
+// blocked GEMM: a kc×nc tile of the weight is converted once to f32 in the
+// layout [k][n] (transposed for linear) into an L2-resident scratch buffer,
+// then a 6×16 register-blocked micro-kernel sweeps every row of x over it.
+// Tiles are shaped to read the weight in long contiguous runs (whole rows
+// of w where possible): short strided runs leave the hardware prefetcher
+// idle and make a cold tile's conversion latency-bound, which dominates
+// when T is small.
 //
 // Preconditions (checked by the backend): len(x) >= T*K, len(dst) >= T*N,
 // len(w) >= N*K*dt.Size(). The kernels never read outside those slices.
 
-// Blocking parameters of the GEMM driver: a converted weight tile is
-// kBlock×nBlock f32 (128 KiB, L2-resident); a 16-wide column panel of it
-// (16 KiB) and six rows of x (6 KiB) stay in L1 during a micro-kernel call.
+// tileElts is the size in f32 elements of a converted weight tile
+// (128 KiB); gemmScratch adds one 6×16 output tile for the edges.
 const (
-	kBlock = 256
-	nBlock = 128 // a multiple of 16
+	tileElts    = 32 << 10
+	gemmScratch = tileElts + 96
 )
-
-// gemmScratch is the scratch a gemm call needs: the tile and one 6×16
-// output tile for the edges.
-const gemmScratch = kBlock*nBlock + 96
 
 // linear sets dst[T,N] = x[T,K] · wᵀ where w is [N,K] in dtype dt (raw
 // little-endian bytes: F32, F16 or BF16).
@@ -65,7 +63,7 @@ func linear(p *pool, dst, x []float32, T, K int, w []byte, dt kernels.DType, N i
 			ks.transpose8(wf[r0:], ld, w, &off, kl, dt)
 		}
 	}
-	gemm(p, dst, x, T, K, N, pack)
+	gemm(p, dst, x, T, K, N, true, pack)
 }
 
 // gemvNT sets dst[n] = x · w[n] for n in [lo, hi).
@@ -133,7 +131,7 @@ func matmul(p *pool, dst, x []float32, T, K int, w []byte, dt kernels.DType, N i
 			clear(row[nl:])
 		}
 	}
-	gemm(p, dst, x, T, K, N, pack)
+	gemm(p, dst, x, T, K, N, false, pack)
 }
 
 // packFunc converts the weight block of k in [kb, kb+kl) and output
@@ -143,34 +141,50 @@ func matmul(p *pool, dst, x []float32, T, K int, w []byte, dt kernels.DType, N i
 type packFunc func(wf []float32, ld, kb, kl, nb, nl int)
 
 // gemm sets dst[T,N] = x[T,K] · W for T > 1, where pack supplies blocks of
-// W [K,N] in f32. Work is split over 16-wide column panels, or over 6-row
-// groups of x when there are too few panels to share.
-func gemm(p *pool, dst, x []float32, T, K, N int, pack packFunc) {
+// W [K,N] in f32; alongK says whether the weight's memory rows run along K
+// (linear) or along N (matmul). Work is split over 16-wide column panels,
+// or over 6-row groups of x when there are too few panels to share.
+func gemm(p *pool, dst, x []float32, T, K, N int, alongK bool, pack packFunc) {
 	panels := (N + 15) / 16
 	if panels >= 2*p.threads || T < 12 {
 		p.For(panels, 1, func(lo, hi int) {
 			s := p.getScratch(gemmScratch)
-			gemmRange(p.ks, *s, dst, x, 0, T, K, N, 16*lo, min(N, 16*hi), pack)
+			gemmRange(p.ks, *s, dst, x, 0, T, K, N, 16*lo, min(N, 16*hi), alongK, pack)
 			p.putScratch(s)
 		})
 		return
 	}
 	p.For((T+5)/6, 1, func(lo, hi int) {
 		s := p.getScratch(gemmScratch)
-		gemmRange(p.ks, *s, dst, x, 6*lo, min(T, 6*hi), K, N, 0, N, pack)
+		gemmRange(p.ks, *s, dst, x, 6*lo, min(T, 6*hi), K, N, 0, N, alongK, pack)
 		p.putScratch(s)
 	})
 }
 
+// tileShape returns the K and N extents of the weight tiles gemm converts
+// for a range of cols output columns, with kc·nc <= tileElts and nc a
+// multiple of 16. Tiles take whole rows of w where they fit: up to 1024
+// along K for linear (in equal blocks), up to 512 along N for matmul.
+func tileShape(K, cols int, alongK bool) (kc, nc int) {
+	if alongK {
+		nkb := (K + 1023) / 1024
+		kc = ((K+nkb-1)/nkb + 7) &^ 7
+		return kc, max(16, (tileElts/kc)&^15)
+	}
+	nc = min((cols+15)&^15, 512)
+	return min(K, tileElts/nc), nc
+}
+
 // gemmRange computes rows [t0, t1) and columns [lo, hi) of gemm.
-func gemmRange(ks *kernelSet, buf, dst, x []float32, t0, t1, K, N, lo, hi int, pack packFunc) {
-	wf := buf[:kBlock*nBlock]
-	tmp := buf[kBlock*nBlock : kBlock*nBlock+96]
+func gemmRange(ks *kernelSet, buf, dst, x []float32, t0, t1, K, N, lo, hi int, alongK bool, pack packFunc) {
+	kc, nc := tileShape(K, hi-lo, alongK)
+	wf := buf[:tileElts]
+	tmp := buf[tileElts : tileElts+96]
 	var xs [6][]float32
-	for kb := 0; kb < K; kb += kBlock {
-		kl := min(kBlock, K-kb)
-		for nb := lo; nb < hi; nb += nBlock {
-			nl := min(nBlock, hi-nb)
+	for kb := 0; kb < K; kb += kc {
+		kl := min(kc, K-kb)
+		for nb := lo; nb < hi; nb += nc {
+			nl := min(nc, hi-nb)
 			ld := (nl + 15) &^ 15
 			pack(wf, ld, kb, kl, nb, nl)
 			for t := t0; t < t1; t += 6 {

@@ -53,7 +53,17 @@
 	MOVQ dst+0(FP), DI; MOVQ ldd+8(FP), DX; SHLQ $2, DX; LEAQ (DX)(DX*2), R13; \
 	MOVQ w0+16(FP), AX; MOVQ w1+24(FP), BX; MOVQ w2+32(FP), SI; MOVQ w3+40(FP), R8; \
 	MOVQ w4+48(FP), R9; MOVQ w5+56(FP), R10; MOVQ w6+64(FP), R11; MOVQ w7+72(FP), R12; \
+	MOVQ BX, R15; SUBQ AX, R15; SHLQ $3, R15; \
 	XORQ CX, CX; CMPQ CX, n+80(FP)
+
+// Prefetch the elements at CX (es bytes each) of the eight rows after the
+// eight being transposed (R15 = 8·row spacing), so that a tile's rows
+// stream from memory instead of waiting on each miss.
+#define TRANSPOSEPREFETCH(es) \
+	LEAQ (AX)(CX*es), R14; PREFETCHT0 (R14)(R15*1); LEAQ (BX)(CX*es), R14; PREFETCHT0 (R14)(R15*1); \
+	LEAQ (SI)(CX*es), R14; PREFETCHT0 (R14)(R15*1); LEAQ (R8)(CX*es), R14; PREFETCHT0 (R14)(R15*1); \
+	LEAQ (R9)(CX*es), R14; PREFETCHT0 (R14)(R15*1); LEAQ (R10)(CX*es), R14; PREFETCHT0 (R14)(R15*1); \
+	LEAQ (R11)(CX*es), R14; PREFETCHT0 (R14)(R15*1); LEAQ (R12)(CX*es), R14; PREFETCHT0 (R14)(R15*1)
 
 // Transpose the 8×8 block in Y0..Y7 (row i in Yi) and store its rows at
 // DI + k·DX (DX = ldd in bytes, R13 = 3·DX), then advance DI by 8 rows.
@@ -364,6 +374,7 @@ TEXT ·transpose8BF16(SB), NOSPLIT, $0-88
 	JZ trbf16done
 
 trbf16loop:
+	TRANSPOSEPREFETCH(2)
 	CVTBF16((AX)(CX*2), Y0)
 	CVTBF16((BX)(CX*2), Y1)
 	CVTBF16((SI)(CX*2), Y2)
@@ -388,6 +399,7 @@ TEXT ·transpose8F16(SB), NOSPLIT, $0-88
 	JZ trf16done
 
 trf16loop:
+	TRANSPOSEPREFETCH(2)
 	VCVTPH2PS (AX)(CX*2), Y0
 	VCVTPH2PS (BX)(CX*2), Y1
 	VCVTPH2PS (SI)(CX*2), Y2
@@ -412,6 +424,7 @@ TEXT ·transpose8F32(SB), NOSPLIT, $0-88
 	JZ trf32done
 
 trf32loop:
+	TRANSPOSEPREFETCH(4)
 	VMOVUPS (AX)(CX*4), Y0
 	VMOVUPS (BX)(CX*4), Y1
 	VMOVUPS (SI)(CX*4), Y2
