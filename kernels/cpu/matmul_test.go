@@ -114,7 +114,7 @@ func TestLinear(t *testing.T) {
 					for _, T := range shapeT {
 						for _, K := range shapeK {
 							for _, N := range shapeN {
-								if threads != 2 && K*N*T > 1<<16 {
+								if (threads != 2 || testing.Short()) && K*N*T > 1<<16 {
 									continue // big shapes once is enough
 								}
 								w, wv := randWeights(r, N*K, dt)
@@ -146,8 +146,8 @@ func TestMatMul(t *testing.T) {
 					r := rand.New(rand.NewPCG(2, uint64(dt)))
 					for _, T := range append(shapeT, 13, 40) {
 						for _, K := range shapeK {
-							for _, N := range append(shapeN, 16, 32, 300) {
-								if threads != 2 && K*N*T > 1<<16 {
+							for _, N := range append(shapeN, 16, 32, 300, 530) {
+								if (threads != 2 || testing.Short()) && K*N*T > 1<<16 {
 									continue
 								}
 								w, wv := randWeights(r, K*N, dt)
