@@ -137,68 +137,151 @@ func (m *Model) step(st *State, token int32, logits []float32) error {
 }
 
 // run issues the ops for n tokens whose ids are in sc.ids, and the logits
-// of the last `out` rows into sc.logits rows [0, out).
+// of the last `out` rows into sc.logits rows [0, out). A backend with fused
+// ops (kernels.Fused) gets them (runFused); otherwise each op is issued on
+// its own (runComposed). Both compute the same function.
 func (m *Model) run(sc *scratch, st *State, n, out int) {
-	be, cfg := m.be, m.cfg
-	rows := func(t kernels.Tensor) kernels.Tensor { return t.Slice(0, n) }
-	x, xa, tmp := rows(sc.x), rows(sc.xa), rows(sc.tmp)
-	be.Embed(xa, m.emb, sc.ids.Reshape(sc.T, 1).Slice(0, n).Reshape(1, n))
-	be.LayerNorm(x, xa, m.ln0w, m.ln0b, lnEps)
-
-	r, k, v, w, a, b, g := rows(sc.r), rows(sc.k), rows(sc.v), rows(sc.w), rows(sc.a), rows(sc.b), rows(sc.g)
-	y, o, vfirst := rows(sc.y), rows(sc.o), rows(sc.vfirst)
-	mix := make([]kernels.Tensor, 6)
-	for i := range mix {
-		mix[i] = rows(sc.mix[i])
+	if f, ok := m.be.(kernels.Fused); ok {
+		m.runFused(f, sc, st, n, out)
+	} else {
+		m.runComposed(sc, st, n, out)
 	}
-	xr, xw, xk, xv, xaa, xg := mix[0], mix[1], mix[2], mix[3], mix[4], mix[5]
-	hw, ha, hv, hg, zv := rows(sc.hw), rows(sc.ha), rows(sc.hv), rows(sc.hg), rows(sc.zv)
-	ffh := rows(sc.ffh)
+}
 
+// acts are the activation views of one forward call for n tokens.
+type acts struct {
+	x, xa, tmp                        kernels.Tensor
+	r, k, v, w, a, b, g, y, o, vfirst kernels.Tensor
+	mix                               []kernels.Tensor // x_r, x_w, x_k, x_v, x_a, x_g
+	xr, xw, xk, xv, xaa, xg           kernels.Tensor
+	hw, ha, hv, hg, zv, ffh           kernels.Tensor
+}
+
+// views returns sc's activations for n tokens.
+func (sc *scratch) views(n int) *acts {
+	rows := func(t kernels.Tensor) kernels.Tensor { return t.Slice(0, n) }
+	a := &acts{x: rows(sc.x), xa: rows(sc.xa), tmp: rows(sc.tmp),
+		r: rows(sc.r), k: rows(sc.k), v: rows(sc.v), w: rows(sc.w), a: rows(sc.a), b: rows(sc.b), g: rows(sc.g),
+		y: rows(sc.y), o: rows(sc.o), vfirst: rows(sc.vfirst),
+		hw: rows(sc.hw), ha: rows(sc.ha), hv: rows(sc.hv), hg: rows(sc.hg), zv: rows(sc.zv), ffh: rows(sc.ffh)}
+	a.mix = make([]kernels.Tensor, 6)
+	for i := range a.mix {
+		a.mix[i] = rows(sc.mix[i])
+	}
+	a.xr, a.xw, a.xk, a.xv, a.xaa, a.xg = a.mix[0], a.mix[1], a.mix[2], a.mix[3], a.mix[4], a.mix[5]
+	return a
+}
+
+// embed issues the embedding and ln0 of n tokens into t.x.
+func (m *Model) embed(sc *scratch, t *acts, n int) {
+	m.be.Embed(t.xa, m.emb, sc.ids.Reshape(sc.T, 1).Slice(0, n).Reshape(1, n))
+	m.be.LayerNorm(t.x, t.xa, m.ln0w, m.ln0b, lnEps)
+}
+
+// logitsOut issues the output norm and head of the last `out` rows of t.x.
+func (m *Model) logitsOut(sc *scratch, t *acts, n, out int) {
+	if out == 0 {
+		return
+	}
+	last := t.x.Slice(n-out, n)
+	norm := t.xa.Slice(0, out)
+	m.be.LayerNorm(norm, last, m.lnOutW, m.lnOutB, lnEps)
+	m.be.Linear(sc.logits.Slice(0, out), norm, m.head)
+}
+
+// prep7 returns the Prep7 operands of layer l.
+func (m *Model) prep7(t *acts, l int) kernels.Prep7 {
+	ly := &m.layers[l]
+	p := kernels.Prep7{K: t.k, V: t.v, VFirst: t.vfirst, W: t.w, A: t.a, B: t.b,
+		W0: ly.w0, A0: ly.a0, KK: ly.kk, KA: ly.ka, HeadSize: m.cfg.HeadSize}
+	if l > 0 {
+		p.ZV, p.V0 = t.zv, ly.v0
+	}
+	return p
+}
+
+// out7 returns the Out7 operands of layer l.
+func (m *Model) out7(t *acts, l int) kernels.Out7 {
+	ly := &m.layers[l]
+	return kernels.Out7{Dst: t.o, Y: t.y, R: t.r, K: t.k, V: t.v, G: t.g, RK: ly.rk,
+		LnW: ly.lnxw, LnB: ly.lnxb, HeadSize: m.cfg.HeadSize, Eps: gnEps}
+}
+
+// runComposed issues every op on its own (about 30 per layer).
+func (m *Model) runComposed(sc *scratch, st *State, n, out int) {
+	be := m.be
+	t := sc.views(n)
+	m.embed(sc, t, n)
+	x, xa, tmp := t.x, t.xa, t.tmp
 	for l := range m.layers {
 		ly := &m.layers[l]
 		// Time mix.
 		be.LayerNorm(xa, x, ly.ln1w, ly.ln1b, lnEps)
-		be.ShiftMix(mix, xa, st.att(l), ly.mix)
-		be.Linear(r, xr, ly.wr)
-		be.Linear(k, xk, ly.wk)
-		be.Linear(v, xv, ly.wv)
-		be.MatMul(hw, xw, ly.w1)
-		be.Act(hw, hw, kernels.Tanh)
-		be.MatMul(w, hw, ly.w2)
-		be.MatMul(ha, xaa, ly.a1)
-		be.MatMul(a, ha, ly.a2)
-		p := kernels.Prep7{K: k, V: v, VFirst: vfirst, W: w, A: a, B: b,
-			W0: ly.w0, A0: ly.a0, KK: ly.kk, KA: ly.ka, HeadSize: cfg.HeadSize}
+		be.ShiftMix(t.mix, xa, st.att(l), ly.mix)
+		be.Linear(t.r, t.xr, ly.wr)
+		be.Linear(t.k, t.xk, ly.wk)
+		be.Linear(t.v, t.xv, ly.wv)
+		be.MatMul(t.hw, t.xw, ly.w1)
+		be.Act(t.hw, t.hw, kernels.Tanh)
+		be.MatMul(t.w, t.hw, ly.w2)
+		be.MatMul(t.ha, t.xaa, ly.a1)
+		be.MatMul(t.a, t.ha, ly.a2)
 		if l > 0 {
-			be.MatMul(hv, xv, ly.v1)
-			be.MatMul(zv, hv, ly.v2)
-			p.ZV, p.V0 = zv, ly.v0
+			be.MatMul(t.hv, t.xv, ly.v1)
+			be.MatMul(t.zv, t.hv, ly.v2)
 		}
-		be.MatMul(hg, xg, ly.g1)
-		be.Act(hg, hg, kernels.Sigmoid)
-		be.MatMul(g, hg, ly.g2)
-		be.Prep7(p)
-		be.WKV7(y, st.wkv(l), r, w, k, v, a, b)
-		be.Out7(kernels.Out7{Dst: o, Y: y, R: r, K: k, V: v, G: g, RK: ly.rk,
-			LnW: ly.lnxw, LnB: ly.lnxb, HeadSize: cfg.HeadSize, Eps: gnEps})
-		be.Linear(tmp, o, ly.wo)
+		be.MatMul(t.hg, t.xg, ly.g1)
+		be.Act(t.hg, t.hg, kernels.Sigmoid)
+		be.MatMul(t.g, t.hg, ly.g2)
+		be.Prep7(m.prep7(t, l))
+		be.WKV7(t.y, st.wkv(l), t.r, t.w, t.k, t.v, t.a, t.b)
+		be.Out7(m.out7(t, l))
+		be.Linear(tmp, t.o, ly.wo)
 		be.Add(x, x, tmp)
 		// Channel mix.
 		be.LayerNorm(xa, x, ly.ln2w, ly.ln2b, lnEps)
-		be.ShiftMix(mix[:1], xa, st.ffn(l), []kernels.Tensor{ly.ffnMix})
-		be.Linear(ffh, xr, ly.ffnKey)
-		be.Act(ffh, ffh, kernels.ReLUSquared)
-		be.Linear(tmp, ffh, ly.ffnValue)
+		be.ShiftMix(t.mix[:1], xa, st.ffn(l), []kernels.Tensor{ly.ffnMix})
+		be.Linear(t.ffh, t.xr, ly.ffnKey)
+		be.Act(t.ffh, t.ffh, kernels.ReLUSquared)
+		be.Linear(tmp, t.ffh, ly.ffnValue)
 		be.Add(x, x, tmp)
 	}
-	if out == 0 {
-		return
+	m.logitsOut(sc, t, n, out)
+}
+
+// runFused issues the same computation through the fused ops: eight calls
+// a layer, which a GPU runs as eight kernels for one token.
+func (m *Model) runFused(f kernels.Fused, sc *scratch, st *State, n, out int) {
+	t := sc.views(n)
+	m.embed(sc, t, n)
+	x := t.x
+	for l := range m.layers {
+		ly := &m.layers[l]
+		// Time mix: the r, k, v projections and the LoRA down-projections
+		// (with their activations) are independent: one batch.
+		f.NormShiftMix(t.xa, t.mix, x, ly.ln1w, ly.ln1b, lnEps, st.att(l), ly.mix)
+		items := []kernels.LinearItem{
+			{Dst: t.r, X: t.xr, W: ly.wr},
+			{Dst: t.k, X: t.xk, W: ly.wk},
+			{Dst: t.v, X: t.xv, W: ly.wv},
+			{Dst: t.hw, X: t.xw, W: ly.w1, NN: true, Activate: true, Act: kernels.Tanh},
+			{Dst: t.ha, X: t.xaa, W: ly.a1, NN: true},
+			{Dst: t.hg, X: t.xg, W: ly.g1, NN: true, Activate: true, Act: kernels.Sigmoid},
+		}
+		if l > 0 {
+			items = append(items, kernels.LinearItem{Dst: t.hv, X: t.xv, W: ly.v1, NN: true})
+		}
+		f.LinearBatch(items)
+		f.Prep7Up(m.prep7(t, l), kernels.Up7{HW: t.hw, W2: ly.w2, HA: t.ha, A2: ly.a2,
+			HV: t.hv, V2: ly.v2, HG: t.hg, G2: ly.g2, G: t.g})
+		f.WKV7Out(st.wkv(l), t.w, t.a, t.b, m.out7(t, l))
+		f.LinearBatch([]kernels.LinearItem{{Dst: x, X: t.o, W: ly.wo, Accumulate: true}})
+		// Channel mix.
+		f.NormShiftMix(t.xa, t.mix[:1], x, ly.ln2w, ly.ln2b, lnEps, st.ffn(l), []kernels.Tensor{ly.ffnMix})
+		f.LinearBatch([]kernels.LinearItem{{Dst: t.ffh, X: t.xr, W: ly.ffnKey, Activate: true, Act: kernels.ReLUSquared}})
+		f.LinearBatch([]kernels.LinearItem{{Dst: x, X: t.ffh, W: ly.ffnValue, Accumulate: true}})
 	}
-	last := x.Slice(n-out, n)
-	norm := xa.Slice(0, out)
-	be.LayerNorm(norm, last, m.lnOutW, m.lnOutB, lnEps)
-	be.Linear(sc.logits.Slice(0, out), norm, m.head)
+	m.logitsOut(sc, t, n, out)
 }
 
 // scratch holds the activations of one forward call for up to T tokens.

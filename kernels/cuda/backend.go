@@ -70,7 +70,10 @@ type Backend struct {
 	closed    bool
 	capturing bool
 	args      argBuf
-	wkvTPR    int // threads per state row in WKV7: 4, 8 or 16 (tests and benchmarks vary it)
+	wkvTPR    int  // threads per state row in WKV7: 4, 8 or 16 (tests and benchmarks vary it)
+	wkvRPT    int  // rows per thread of the row-split WKV7 for T > 1: 1, 2, 4, or 0 for the wkvTPR kernel
+	pdl       bool // launch the fused kernels with programmatic dependent launch
+	fused     fusedBufs
 
 	bufs      map[*buffer]struct{}
 	scratch   uint64 // device scratch for partial sums and converted activations
@@ -210,7 +213,10 @@ func New(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("cuda: %w", err)
 	}
 
-	b := &Backend{drv: drv, dev: dev, info: info, sms: sms, bufs: map[*buffer]struct{}{}, wkvTPR: defaultWKVTPR}
+	b := &Backend{drv: drv, dev: dev, info: info, sms: sms, bufs: map[*buffer]struct{}{}, wkvTPR: defaultWKVTPR, wkvRPT: defaultWKVRPT}
+	// Programmatic dependent launch needs Hopper (sm_90) and
+	// cuLaunchKernelEx; GOOSE_CUDA_PDL=0 turns it off (for comparisons).
+	b.pdl = maj >= 9 && drv.HasLaunchEx() && os.Getenv("GOOSE_CUDA_PDL") != "0"
 	b.args.init()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -252,6 +258,9 @@ func New(opts Options) (*Backend, error) {
 	}
 	if _, err := b.scratchFor(8 << 20); err != nil {
 		return fail(fmt.Errorf("cuda: scratch: %w", err))
+	}
+	if err := b.allocCounters(); err != nil {
+		return fail(fmt.Errorf("cuda: counters: %w", err))
 	}
 	return b, nil
 }
@@ -572,12 +581,13 @@ func (b *Backend) closeLocked() error {
 		keep(b.drv.MemFree(buf.ptr))
 	}
 	b.bufs = nil
-	for _, p := range append(b.retired, b.scratch, b.workspace) {
+	for _, p := range append(b.retired, b.scratch, b.workspace, b.fused.tmp.p, b.fused.part.p, b.fused.count) {
 		if p != 0 {
 			keep(b.drv.MemFree(p))
 		}
 	}
 	b.retired, b.scratch, b.workspace = nil, 0, 0
+	b.fused = fusedBufs{}
 	if b.pinned != nil {
 		keep(b.drv.MemFreeHost(b.pinned))
 		b.pinned = nil

@@ -130,34 +130,44 @@ func BenchmarkDeviceCopy(b *testing.B) {
 	}
 }
 
-// BenchmarkPrefillLinear times cuBLAS Linear for 512 tokens (bf16),
-// including the conversion of x to bf16.
+// BenchmarkPrefillLinear times cuBLAS Linear for 512 and 4096 tokens
+// (bf16), including the split of x into two bf16 halves (two GEMMs).
 func BenchmarkPrefillLinear(b *testing.B) {
 	g := newGPU(b)
-	const T, N, K = 512, 2048, 2048
-	w := mustAlloc(b, g, kernels.BF16, N, K)
-	fill(b, g, w)
-	x := mustAlloc(b, g, kernels.F32, T, K)
-	fill(b, g, x)
-	y := mustAlloc(b, g, kernels.F32, T, N)
-	g.Linear(y, x, w)
-	b.ResetTimer()
-	for range b.N {
-		g.Linear(y, x, w)
+	for _, T := range []int{512, 4096} {
+		b.Run(fmt.Sprintf("T%d", T), func(b *testing.B) {
+			const N, K = 2048, 2048
+			w := mustAlloc(b, g, kernels.BF16, N, K)
+			fill(b, g, w)
+			x := mustAlloc(b, g, kernels.F32, T, K)
+			fill(b, g, x)
+			y := mustAlloc(b, g, kernels.F32, T, N)
+			g.Linear(y, x, w)
+			b.ResetTimer()
+			for range b.N {
+				g.Linear(y, x, w)
+			}
+			if err := g.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(2*float64(T)*N*K*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
+		})
 	}
-	if err := g.Sync(); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(2*T*N*K*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
 }
 
 // BenchmarkWKV7 times the recurrence over 32 heads (1.5B) for one token
-// and for 1024 tokens, with 4, 8 and 16 threads per state row.
+// and for 1024 tokens: the one-block-per-head kernel with 4, 8 and 16
+// threads per state row, and (T > 1) the row-split kernel with 1, 2 and 4
+// rows per thread.
 func BenchmarkWKV7(b *testing.B) {
 	g := newGPU(b)
 	for _, T := range []int{1, 1024} {
-		for _, tpr := range []int{4, 8, 16} {
-			b.Run(fmt.Sprintf("T%d_H32_tpr%d", T, tpr), func(b *testing.B) {
+		kerns := []struct{ tpr, rpt int }{{4, 0}, {8, 0}, {16, 0}}
+		if T > 1 {
+			kerns = append(kerns, struct{ tpr, rpt int }{4, 1}, struct{ tpr, rpt int }{4, 2}, struct{ tpr, rpt int }{4, 4})
+		}
+		for _, kern := range kerns {
+			b.Run(fmt.Sprintf("T%d_H32_tpr%d_rpt%d", T, kern.tpr, kern.rpt), func(b *testing.B) {
 				const C = 2048
 				ts := make([]kernels.Tensor, 7)
 				for i := range ts {
@@ -169,8 +179,8 @@ func BenchmarkWKV7(b *testing.B) {
 				if T == 1 {
 					reps = 24
 				}
-				g.wkvTPR = tpr
-				defer func() { g.wkvTPR = defaultWKVTPR }()
+				g.wkvTPR, g.wkvRPT = kern.tpr, kern.rpt
+				defer func() { g.wkvTPR, g.wkvRPT = defaultWKVTPR, defaultWKVRPT }()
 				replay(b, g, func() {
 					for range reps {
 						g.WKV7(ts[0], s, ts[1], ts[2], ts[3], ts[4], ts[5], ts[6])

@@ -271,14 +271,23 @@ extern "C" __global__ void mm_reduce(float* dst, const float* part, int n, int s
 }
 
 // ---------------------------------------------------------------- conversions
-// Activations converted to a weight dtype for cuBLAS.
-extern "C" __global__ void cvt_f32_f16(u16* dst, const float* src, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
-        dst[i] = f32_to_f16(src[i]);
+// Activations split for cuBLAS into a weight-dtype pair: hi = round(x),
+// lo = round(x − hi), so that hi + lo = x to ~2⁻¹⁷ (bf16) relative.
+extern "C" __global__ void split_f32_f16(u16* hi, u16* lo, const float* src, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        float x = src[i];
+        u16 h = f32_to_f16(x);
+        hi[i] = h;
+        lo[i] = f32_to_f16(x - f16_to_f32(h));
+    }
 }
-extern "C" __global__ void cvt_f32_bf16(u16* dst, const float* src, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
-        dst[i] = f32_to_bf16(src[i]);
+extern "C" __global__ void split_f32_bf16(u16* hi, u16* lo, const float* src, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        float x = src[i];
+        u16 h = f32_to_bf16(x);
+        hi[i] = h;
+        lo[i] = f32_to_bf16(x - bf16_to_f32(h));
+    }
 }
 
 // ---------------------------------------------------------------- element-wise
@@ -534,3 +543,540 @@ __device__ __forceinline__ void wkv7_body(float* __restrict__ y, float* __restri
         wkv7_body<TPR>(y, s, in, T, C, vec);                                                                  \
     }
 WKV(4) WKV(8) WKV(16)
+
+// ---------------------------------------------------------------- WKV7, rows split over blocks
+// The rows of a head's state evolve independently (row i only needs v_i and
+// its own S·a), so a head can be spread over several blocks. One warp per
+// block: lanes are 8 row groups × 4 column quarters; each lane holds RPT
+// rows (rg, rg+8, ...) × 16 columns (float4 groups q, q+4, q+8, q+12), so
+// every input value a lane reads from shared memory serves RPT rows.
+// Grid (H, 64 / (8·RPT)). Inputs are staged as in wkv7_body.
+template <int RPT>
+__device__ __forceinline__ void wkv7r_body(float* __restrict__ y, float* __restrict__ s, const WKVIn& in, int T,
+                                           int C, int vec) {
+    __shared__ float4 buf[2][6][WCH][16];
+    int h = blockIdx.x, lane = threadIdx.x & 31, rg = lane >> 2, q = lane & 3;
+    int row0 = blockIdx.y * 8 * RPT + rg;
+    long long hoff = (long long)h * 64;
+    float S[RPT][16];
+#pragma unroll
+    for (int r = 0; r < RPT; r++) {
+        const float* srow = s + (hoff + row0 + 8 * r) * 64;
+#pragma unroll
+        for (int m = 0; m < 4; m++) {
+            float4 v4 = *(const float4*)(srow + 4 * (q + 4 * m));
+            S[r][4 * m] = v4.x; S[r][4 * m + 1] = v4.y; S[r][4 * m + 2] = v4.z; S[r][4 * m + 3] = v4.w;
+        }
+    }
+    int nch = (T + WCH - 1) / WCH;
+    if (nch > 0) wkv_load(buf[0], in, 0, T, C, hoff, vec);
+    for (int c = 0; c < nch; c++) {
+        int st = c & 1;
+        if (c + 1 < nch) {
+            wkv_load(buf[st ^ 1], in, (c + 1) * WCH, T, C, hoff, vec);
+            cp_wait_all_but1();
+        } else {
+            cp_wait_all();
+        }
+        __syncwarp();
+        int n = min(WCH, T - c * WCH);
+        for (int tt = 0; tt < n; tt++) {
+            const float4* R4 = buf[st][0][tt];
+            const float4* W4 = buf[st][1][tt];
+            const float4* K4 = buf[st][2][tt];
+            const float4* A4 = buf[st][3][tt];
+            const float4* B4 = buf[st][4][tt];
+            const float* V = (const float*)buf[st][5][tt];
+            float4 a4[4];
+#pragma unroll
+            for (int m = 0; m < 4; m++) a4[m] = A4[q + 4 * m];
+            float sa[RPT];
+#pragma unroll
+            for (int r = 0; r < RPT; r++) {
+                float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+#pragma unroll
+                for (int m = 0; m < 4; m++) {
+                    d0 += a4[m].x * S[r][4 * m];
+                    d1 += a4[m].y * S[r][4 * m + 1];
+                    d2 += a4[m].z * S[r][4 * m + 2];
+                    d3 += a4[m].w * S[r][4 * m + 3];
+                }
+                sa[r] = (d0 + d1) + (d2 + d3);
+            }
+#pragma unroll
+            for (int r = 0; r < RPT; r++) {
+                sa[r] += __shfl_xor_sync(0xffffffffu, sa[r], 1);
+                sa[r] += __shfl_xor_sync(0xffffffffu, sa[r], 2);
+            }
+            float e[RPT][4];
+            float vi[RPT];
+#pragma unroll
+            for (int r = 0; r < RPT; r++) {
+                vi[r] = V[row0 + 8 * r];
+                e[r][0] = e[r][1] = e[r][2] = e[r][3] = 0.0f;
+            }
+#pragma unroll
+            for (int m = 0; m < 4; m++) {
+                int g = q + 4 * m;
+                float4 ww = W4[g], kk = K4[g], bb = B4[g], rr = R4[g];
+#pragma unroll
+                for (int r = 0; r < RPT; r++) {
+                    float* Sr = S[r];
+                    Sr[4 * m] = Sr[4 * m] * ww.x + kk.x * vi[r] + sa[r] * bb.x;
+                    Sr[4 * m + 1] = Sr[4 * m + 1] * ww.y + kk.y * vi[r] + sa[r] * bb.y;
+                    Sr[4 * m + 2] = Sr[4 * m + 2] * ww.z + kk.z * vi[r] + sa[r] * bb.z;
+                    Sr[4 * m + 3] = Sr[4 * m + 3] * ww.w + kk.w * vi[r] + sa[r] * bb.w;
+                    e[r][0] += Sr[4 * m] * rr.x;
+                    e[r][1] += Sr[4 * m + 1] * rr.y;
+                    e[r][2] += Sr[4 * m + 2] * rr.z;
+                    e[r][3] += Sr[4 * m + 3] * rr.w;
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < RPT; r++) {
+                float yy = (e[r][0] + e[r][1]) + (e[r][2] + e[r][3]);
+                yy += __shfl_xor_sync(0xffffffffu, yy, 1);
+                yy += __shfl_xor_sync(0xffffffffu, yy, 2);
+                if (q == 0) y[(long long)(c * WCH + tt) * C + hoff + row0 + 8 * r] = yy;
+            }
+        }
+        __syncwarp();
+    }
+#pragma unroll
+    for (int r = 0; r < RPT; r++) {
+        float* srow = s + (hoff + row0 + 8 * r) * 64;
+#pragma unroll
+        for (int m = 0; m < 4; m++)
+            *(float4*)(srow + 4 * (q + 4 * m)) =
+                make_float4(S[r][4 * m], S[r][4 * m + 1], S[r][4 * m + 2], S[r][4 * m + 3]);
+    }
+}
+
+#define WKVR(RPT)                                                                                             \
+    extern "C" __global__ void __launch_bounds__(32)                                                          \
+        wkv7r_##RPT(float* __restrict__ y, float* __restrict__ s, WKVIn in, int T, int C, int vec) {          \
+        wkv7r_body<RPT>(y, s, in, T, C, vec);                                                                 \
+    }
+WKVR(1) WKVR(2) WKVR(4)
+
+// ================================================================ fused decode ops
+// The kernels below are launched with programmatic dependent launch (PDL):
+// they may start while the previous kernel is still running, so each one
+// calls pdl_wait() before it reads anything earlier work wrote or writes
+// anything earlier work reads (only weights, which never change, are read
+// before). Every thread reaches pdl_wait(), so a kernel's completion implies
+// its predecessor's. pdl_launch() lets the next kernel start launching.
+__device__ __forceinline__ void pdl_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// f: -1 none, 0 tanh, 1 sigmoid, 2 relu² (kernels.Activation).
+__device__ __forceinline__ float apply_act(float v, int f) {
+    if (f == 0) return tanhf(v);
+    if (f == 1) return sigmoidf_(v);
+    if (f == 2) {
+        float r = v > 0.0f ? v : 0.0f;
+        return r * r;
+    }
+    return v;
+}
+
+// ---------------------------------------------------------------- LinearBatch (one token)
+// Several independent vector-matrix products in one launch. Item i owns
+// blocks [blk0, next item's blk0).
+//   NT (mode 0): dst[n] (=|+=) f(Σ_k x[k]·w[n][k]), w [N, K]: one warp per
+//     output, 8 per block, as gemv_body.
+//   NN (mode 1): dst[n] (=|+=) f(Σ_k x[k]·w[k][n]), w [K, N]: a block covers
+//     64 columns × kchunk rows (8 column groups × 32 k lanes, as mm_body);
+//     with nsplit > 1 row slices, each block stores its partial sums in part
+//     and the last block of a column slab to finish (counted in count, which
+//     it resets) adds them in slice order, so the result is deterministic.
+// Weights are 16-byte aligned and K (NT) or N (NN) a multiple of 8.
+#define MAXITEMS 8
+struct LinItem {
+    float* dst;
+    const float* x;
+    const void* w;
+    int N, K, mode, act, acc, blk0, kchunk, nsplit;
+    float* part;
+    unsigned* count;
+};
+struct LinBatch {
+    LinItem it[MAXITEMS];
+    int n;
+};
+
+__device__ __forceinline__ void store_out(float* d, float v, int f, int acc) {
+    v = apply_act(v, f);
+    if (acc)
+        *d += v;
+    else
+        *d = v;
+}
+
+template <int DT>
+__device__ __forceinline__ void lin_nt(const LinItem& it, int local) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int n = local * 8 + warp;
+    int K = it.K;
+    bool live = n < it.N;
+    long long row = (long long)n * K;
+    WRaw<DT> q[8];
+    int k0 = lane * 8;
+    if (live) {
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (k0 + u * 256 < K) wraw_load<DT>(q[u], it.w, row + k0 + u * 256);
+    }
+    pdl_wait();
+    if (!live) return;
+    const float* __restrict__ x = it.x;
+    float acc = 0.0f;
+    for (;;) {
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (k0 + u * 256 < K) {
+                float wv[8];
+                wraw_cvt<DT>(q[u], wv);
+                dot8<1>(&acc, wv, x, K, k0 + u * 256);
+            }
+        k0 += 8 * 256;
+        if (k0 >= K) break;
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (k0 + u * 256 < K) wraw_load<DT>(q[u], it.w, row + k0 + u * 256);
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) store_out(it.dst + n, acc, it.act, it.acc);
+}
+
+template <int DT>
+__device__ __forceinline__ void lin_nn(const LinItem& it, int local) {
+    __shared__ float sh[8][64];
+    __shared__ int last;
+    int N = it.N, K = it.K;
+    int ncb = (N + 63) >> 6;
+    int cb = local % ncb, split = local / ncb;
+    int cg = threadIdx.x & 7, kl = threadIdx.x >> 3;
+    int n0 = cb * 64 + cg * 8;
+    int k0 = split * it.kchunk, k1 = min(K, k0 + it.kchunk);
+    bool live = n0 < N;
+    const int U = 4;
+    WRaw<DT> q[U];
+    int k = k0 + kl;
+    if (live) {
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (k + 32 * u < k1) wraw_load<DT>(q[u], it.w, (long long)(k + 32 * u) * N + n0);
+    }
+    pdl_wait();
+    const float* __restrict__ x = it.x;
+    float acc[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) acc[j] = 0.0f;
+    if (live) {
+        for (;;) {
+#pragma unroll
+            for (int u = 0; u < U; u++)
+                if (k + 32 * u < k1) {
+                    float wv[8];
+                    wraw_cvt<DT>(q[u], wv);
+                    float xv = x[k + 32 * u];
+#pragma unroll
+                    for (int j = 0; j < 8; j++) acc[j] += xv * wv[j];
+                }
+            k += 32 * U;
+            if (k >= k1) break;
+#pragma unroll
+            for (int u = 0; u < U; u++)
+                if (k + 32 * u < k1) wraw_load<DT>(q[u], it.w, (long long)(k + 32 * u) * N + n0);
+        }
+    }
+    int warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        float v = acc[j];
+        v += __shfl_xor_sync(0xffffffffu, v, 8);
+        v += __shfl_xor_sync(0xffffffffu, v, 16);
+        acc[j] = v;
+    }
+    if ((threadIdx.x & 31) < 8) {
+#pragma unroll
+        for (int j = 0; j < 8; j++) sh[warp][cg * 8 + j] = acc[j];
+    }
+    __syncthreads();
+    int n = cb * 64 + threadIdx.x;
+    bool out = threadIdx.x < 64 && n < N;
+    float s = 0.0f;
+    if (out) {
+#pragma unroll
+        for (int w = 0; w < 8; w++) s += sh[w][threadIdx.x];
+    }
+    if (it.nsplit == 1) {
+        if (out) store_out(it.dst + n, s, it.act, it.acc);
+        return;
+    }
+    if (out) {
+        it.part[(long long)split * N + n] = s;
+        __threadfence();
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&it.count[cb], 1u) == (unsigned)(it.nsplit - 1);
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    if (out) {
+        const volatile float* p = it.part;
+        float t = 0.0f;
+        for (int q2 = 0; q2 < it.nsplit; q2++) t += p[(long long)q2 * N + n];
+        store_out(it.dst + n, t, it.act, it.acc);
+    }
+    if (threadIdx.x == 0) it.count[cb] = 0;
+}
+
+template <int DT>
+__device__ __forceinline__ void linbatch_body(const LinBatch& B) {
+    int bid = blockIdx.x;
+    LinItem it = B.it[0];
+#pragma unroll
+    for (int j = 1; j < MAXITEMS; j++)
+        if (j < B.n && bid >= B.it[j].blk0) it = B.it[j];
+    pdl_launch();
+    if (it.mode == 0)
+        lin_nt<DT>(it, bid - it.blk0);
+    else
+        lin_nn<DT>(it, bid - it.blk0);
+}
+extern "C" __global__ void __launch_bounds__(256) linbatch_f32(LinBatch B) { linbatch_body<0>(B); }
+extern "C" __global__ void __launch_bounds__(256) linbatch_f16(LinBatch B) { linbatch_body<1>(B); }
+extern "C" __global__ void __launch_bounds__(256) linbatch_bf16(LinBatch B) { linbatch_body<2>(B); }
+
+// ---------------------------------------------------------------- NormShiftMix (one token)
+// norm = LayerNorm(x) (the layernorm kernel's arithmetic, so both agree to
+// the bit), then dst[m] = norm + (state − norm)·mix[m] and state = norm.
+// Every block computes the row's statistics and handles a slice of the
+// channels.
+extern "C" __global__ void __launch_bounds__(256)
+    normshiftmix(MixArgs m, int nmix, float* norm, const float* x, const float* w, const float* b, float eps,
+                 float* state, int C) {
+    __shared__ float sh[32];
+    pdl_launch();
+    pdl_wait();
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) s += x[c];
+    float mean = block_sum(s, sh) / (float)C;
+    float q = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float d = x[c] - mean;
+        q += d * d;
+    }
+    float var = block_sum(q, sh) / (float)C;
+    float inv = 1.0f / sqrtf(var + eps);
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
+        float nv = (x[c] - mean) * inv * w[c] + b[c];
+        norm[c] = nv;
+        float d = state[c] - nv;
+        for (int j = 0; j < nmix; j++) m.dst[j][c] = nv + d * m.mix[j][c];
+        state[c] = nv;
+    }
+}
+
+// ---------------------------------------------------------------- LoRA ups + Prep7 (one token)
+// For the 64 channels of head blockIdx.x: raw[m][c] = Σ_r h_m[r]·W_m[r][c]
+// for the four up-projections (w, a, v, g; v absent in layer 0), then
+// Prep7 on those channels with the raw w, a, v outputs. 8 column groups ×
+// 32 row lanes, as mm_body.
+struct UpArgs {
+    const float* h[4];  // hw, ha, hv, hg [1, D_m]
+    const void* w[4];   // W2, A2, V2, G2 [D_m, C]
+    int d[4];           // D_m (0: absent)
+};
+struct P7Args {
+    float *K, *V, *VF, *ZV, *W, *A, *B, *G;
+    const float *W0, *A0, *V0, *KK, *KA;
+};
+
+template <int DT>
+__device__ __forceinline__ void up7_body(const UpArgs& u, const P7Args& p, int C) {
+    __shared__ float sh[8][4][64];
+    __shared__ float red[32];
+    int cg = threadIdx.x & 7, kl = threadIdx.x >> 3;
+    int c0 = blockIdx.x * 64 + cg * 8;
+    WRaw<DT> pre[4][2];
+#pragma unroll
+    for (int m = 0; m < 4; m++)
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            if (kl + 32 * j < u.d[m]) wraw_load<DT>(pre[m][j], u.w[m], (long long)(kl + 32 * j) * C + c0);
+    pdl_launch();
+    pdl_wait();
+    float acc[4][8];
+#pragma unroll
+    for (int m = 0; m < 4; m++) {
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[m][j] = 0.0f;
+        const float* h = u.h[m];
+        int D = u.d[m];
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            if (kl + 32 * j < D) {
+                float wv[8];
+                wraw_cvt<DT>(pre[m][j], wv);
+                float hv = h[kl + 32 * j];
+#pragma unroll
+                for (int e = 0; e < 8; e++) acc[m][e] += hv * wv[e];
+            }
+#pragma unroll 2
+        for (int r = kl + 64; r < D; r += 32) {
+            float wv[8];
+            wload8<DT>(u.w[m], (long long)r * C + c0, wv);
+            float hv = h[r];
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[m][e] += hv * wv[e];
+        }
+    }
+    int warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int m = 0; m < 4; m++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            float v = acc[m][e];
+            v += __shfl_xor_sync(0xffffffffu, v, 8);
+            v += __shfl_xor_sync(0xffffffffu, v, 16);
+            acc[m][e] = v;
+        }
+    if ((threadIdx.x & 31) < 8) {
+#pragma unroll
+        for (int m = 0; m < 4; m++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) sh[warp][m][cg * 8 + e] = acc[m][e];
+    }
+    __syncthreads();
+    // Prep7 for channel c (threads 0..63); the others join the block sums
+    // with zeros.
+    bool live = threadIdx.x < 64;
+    int c = blockIdx.x * 64 + (threadIdx.x & 63);
+    float raw[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (live) {
+#pragma unroll
+        for (int m = 0; m < 4; m++)
+#pragma unroll
+            for (int w = 0; w < 8; w++) raw[m] += sh[w][m][threadIdx.x];
+    }
+    float k = live ? p.K[c] : 0.0f;
+    float kk = live ? k * p.KK[c] : 0.0f;
+    float ss = block_sum(kk * kk, red);
+    if (!live) return;
+    float nrm = fmaxf(sqrtf(ss), 1e-12f);
+    float kh = kk / nrm;
+    float alpha = sigmoidf_(p.A0[c] + raw[1]);
+    p.W[c] = expf(-0.6065306597126334f * sigmoidf_(p.W0[c] + raw[0]));
+    p.A[c] = -kh;
+    p.B[c] = kh * alpha;
+    p.K[c] = k * (1.0f + (alpha - 1.0f) * p.KA[c]);
+    p.G[c] = raw[3];
+    float v = p.V[c];
+    if (u.d[2] > 0) {
+        p.ZV[c] = raw[2];
+        p.V[c] = v + (p.VF[c] - v) * sigmoidf_(p.V0[c] + raw[2]);
+    } else {
+        p.VF[c] = v;
+    }
+}
+extern "C" __global__ void __launch_bounds__(256) up7_f32(UpArgs u, P7Args p, int C) { up7_body<0>(u, p, C); }
+extern "C" __global__ void __launch_bounds__(256) up7_f16(UpArgs u, P7Args p, int C) { up7_body<1>(u, p, C); }
+extern "C" __global__ void __launch_bounds__(256) up7_bf16(UpArgs u, P7Args p, int C) { up7_body<2>(u, p, C); }
+
+// ---------------------------------------------------------------- WKV7 + Out7 (one token)
+// One block per head, 4 threads per state row as wkv7_body<4>; y goes to
+// global memory and shared memory, then the first 64 threads apply Out7:
+// dst = (GroupNorm(y) + (Σ r·k·rk)·v) ⊙ g.
+struct O7Args {
+    float* D;
+    const float *G, *RK, *LW, *LB;
+};
+extern "C" __global__ void __launch_bounds__(256)
+    wkv7out(float* __restrict__ y, float* __restrict__ s, WKVIn in, O7Args o, int C, float eps) {
+    __shared__ float inb[6][64];
+    __shared__ float ys[64];
+    __shared__ float red[32];
+    const int TPR = 4, G = 4;
+    int h = blockIdx.x, i = threadIdx.x / TPR, q = threadIdx.x % TPR;
+    long long hoff = (long long)h * 64;
+    float* srow = s + (hoff + i) * 64;
+    // Warm L2 with this thread's part of the state (safe before the wait:
+    // L2 is coherent; the registers are loaded after it).
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(srow + 16 * q));
+    pdl_launch();
+    pdl_wait();
+    for (int e = threadIdx.x; e < 6 * 64; e += blockDim.x) inb[e >> 6][e & 63] = in.p[e >> 6][hoff + (e & 63)];
+    float S[4 * G];
+#pragma unroll
+    for (int m = 0; m < G; m++) {
+        float4 v4 = *(const float4*)(srow + 4 * (q + TPR * m));
+        S[4 * m] = v4.x; S[4 * m + 1] = v4.y; S[4 * m + 2] = v4.z; S[4 * m + 3] = v4.w;
+    }
+    __syncthreads();
+    const float4* R4 = (const float4*)inb[0];
+    const float4* W4 = (const float4*)inb[1];
+    const float4* K4 = (const float4*)inb[2];
+    const float4* A4 = (const float4*)inb[3];
+    const float4* B4 = (const float4*)inb[4];
+    float vi = inb[5][i];
+    float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+#pragma unroll
+    for (int m = 0; m < G; m++) {
+        float4 a4 = A4[q + TPR * m];
+        d0 += a4.x * S[4 * m];
+        d1 += a4.y * S[4 * m + 1];
+        d2 += a4.z * S[4 * m + 2];
+        d3 += a4.w * S[4 * m + 3];
+    }
+    float sa = (d0 + d1) + (d2 + d3);
+#pragma unroll
+    for (int o2 = 1; o2 < TPR; o2 <<= 1) sa += __shfl_xor_sync(0xffffffffu, sa, o2);
+    float e0 = 0.0f, e1 = 0.0f, e2 = 0.0f, e3 = 0.0f;
+#pragma unroll
+    for (int m = 0; m < G; m++) {
+        int g = q + TPR * m;
+        float4 ww = W4[g], kk = K4[g], bb = B4[g], rr = R4[g];
+        S[4 * m] = S[4 * m] * ww.x + kk.x * vi + sa * bb.x;
+        S[4 * m + 1] = S[4 * m + 1] * ww.y + kk.y * vi + sa * bb.y;
+        S[4 * m + 2] = S[4 * m + 2] * ww.z + kk.z * vi + sa * bb.z;
+        S[4 * m + 3] = S[4 * m + 3] * ww.w + kk.w * vi + sa * bb.w;
+        e0 += S[4 * m] * rr.x;
+        e1 += S[4 * m + 1] * rr.y;
+        e2 += S[4 * m + 2] * rr.z;
+        e3 += S[4 * m + 3] * rr.w;
+    }
+    float yy = (e0 + e1) + (e2 + e3);
+#pragma unroll
+    for (int o2 = 1; o2 < TPR; o2 <<= 1) yy += __shfl_xor_sync(0xffffffffu, yy, o2);
+    if (q == 0) {
+        y[hoff + i] = yy;
+        ys[i] = yy;
+    }
+#pragma unroll
+    for (int m = 0; m < G; m++)
+        *(float4*)(srow + 4 * (q + TPR * m)) = make_float4(S[4 * m], S[4 * m + 1], S[4 * m + 2], S[4 * m + 3]);
+    __syncthreads();
+    // Out7 on the head's 64 channels; the other threads add zeros.
+    bool live = threadIdx.x < 64;
+    int j = threadIdx.x & 63;
+    long long c = hoff + j;
+    float yv = live ? ys[j] : 0.0f;
+    float mean = block_sum(yv, red) / 64.0f;
+    float d = live ? yv - mean : 0.0f;
+    float var = block_sum(d * d, red) / 64.0f;
+    float bonus = block_sum(live ? inb[0][j] * inb[2][j] * o.RK[c] : 0.0f, red);
+    if (!live) return;
+    float yn = d * (1.0f / sqrtf(var + eps)) * o.LW[c] + o.LB[c];
+    o.D[c] = (yn + bonus * inb[5][j]) * o.G[c];
+}

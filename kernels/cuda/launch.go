@@ -15,7 +15,7 @@ import (
 type kernelSet struct {
 	gemv, mm  [3][maxSmallT + 1]uintptr
 	embed     [3]uintptr
-	cvt       [3]uintptr // F16 and BF16 only
+	split     [3]uintptr // F16 and BF16 only: f32 → hi + lo halves
 	mmReduce  uintptr
 	act       uintptr
 	binop     uintptr
@@ -24,6 +24,11 @@ type kernelSet struct {
 	prep7     uintptr
 	out7      uintptr
 	wkv7      map[int]uintptr // by threads per state row
+	wkv7r     map[int]uintptr // by rows per thread
+	linbatch  [3]uintptr      // fused ops, by weight dtype
+	up7       [3]uintptr
+	nsm       uintptr
+	wkv7out   uintptr
 }
 
 // maxSmallT is the most tokens one GEMV/vector-matrix launch handles.
@@ -51,8 +56,14 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 		if err := get(&k.embed[dt], "embed_"+dn); err != nil {
 			return err
 		}
+		if err := get(&k.linbatch[dt], "linbatch_"+dn); err != nil {
+			return err
+		}
+		if err := get(&k.up7[dt], "up7_"+dn); err != nil {
+			return err
+		}
 		if dt != int(kernels.F32) {
-			if err := get(&k.cvt[dt], "cvt_f32_"+dn); err != nil {
+			if err := get(&k.split[dt], "split_f32_"+dn); err != nil {
 				return err
 			}
 		}
@@ -63,6 +74,7 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 	}{
 		{&k.mmReduce, "mm_reduce"}, {&k.act, "act"}, {&k.binop, "binop"}, {&k.layernorm, "layernorm"},
 		{&k.shiftmix, "shiftmix"}, {&k.prep7, "prep7"}, {&k.out7, "out7"},
+		{&k.nsm, "normshiftmix"}, {&k.wkv7out, "wkv7out"},
 	} {
 		if err := get(f.p, f.name); err != nil {
 			return err
@@ -76,6 +88,14 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 		}
 		k.wkv7[tpr] = f
 	}
+	k.wkv7r = map[int]uintptr{}
+	for _, rpt := range []int{1, 2, 4} {
+		var f uintptr
+		if err := get(&f, fmt.Sprintf("wkv7r_%d", rpt)); err != nil {
+			return err
+		}
+		k.wkv7r[rpt] = f
+	}
 	return nil
 }
 
@@ -84,7 +104,7 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 // The driver copies the values during the launch call, so one argBuf is
 // reused for every launch (under the backend's mutex).
 type argBuf struct {
-	words [64]uint64
+	words [128]uint64
 	ptrs  [32]unsafe.Pointer
 	nw    int
 	np    int
@@ -124,6 +144,18 @@ func (b *Backend) launch(f uintptr, grid, block [3]uint32) error {
 		return nil
 	}
 	return b.drv.Launch(f, grid, block, 0, b.stream, unsafe.Pointer(&b.args.ptrs[0]))
+}
+
+// launchPDL queues kernel f like launch, with programmatic dependent launch
+// when the backend uses it (the kernel must call pdl_wait; see kernels.cu).
+func (b *Backend) launchPDL(f uintptr, grid, block [3]uint32) error {
+	if grid[0] == 0 || grid[1] == 0 || grid[2] == 0 {
+		return nil
+	}
+	if !b.pdl {
+		return b.drv.Launch(f, grid, block, 0, b.stream, unsafe.Pointer(&b.args.ptrs[0]))
+	}
+	return b.drv.LaunchPDL(f, grid, block, 0, b.stream, unsafe.Pointer(&b.args.ptrs[0]))
 }
 
 // grid1D sizes a grid-stride launch over n elements.

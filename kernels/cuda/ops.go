@@ -42,15 +42,17 @@ func (b *Backend) Embed(dst, table, ids kernels.Tensor) {
 
 // Linear sets dst = x·wᵀ.
 func (b *Backend) Linear(dst, x, w kernels.Tensor) {
-	b.run("Linear", func() error { return b.product("Linear", dst, x, w, true) })
+	b.run("Linear", func() error { return b.product("Linear", dst, x, w, true, false) })
 }
 
 // MatMul sets dst = x·w.
 func (b *Backend) MatMul(dst, x, w kernels.Tensor) {
-	b.run("MatMul", func() error { return b.product("MatMul", dst, x, w, false) })
+	b.run("MatMul", func() error { return b.product("MatMul", dst, x, w, false, false) })
 }
 
-func (b *Backend) product(op string, dst, x, w kernels.Tensor, linear bool) error {
+// product sets dst = x·wᵀ (linear) or x·w; with accumulate (cuBLAS sizes
+// only, T > smallT) it adds the product to dst.
+func (b *Backend) product(op string, dst, x, w kernels.Tensor, linear, accumulate bool) error {
 	T, K := x.Rows, x.Cols
 	N, wk := w.Cols, w.Rows
 	if linear {
@@ -70,19 +72,31 @@ func (b *Backend) product(op string, dst, x, w kernels.Tensor, linear bool) erro
 	if T == 0 || N == 0 {
 		return nil
 	}
+	if accumulate && T <= smallT {
+		return shapeErr(op, "accumulating product of %d tokens (only above %d)", T, smallT)
+	}
+	return b.productPtr(ps[0], ps[1], wp, T, K, N, w.DType, linear, accumulate)
+}
+
+// productPtr is product on checked device pointers.
+func (b *Backend) productPtr(dst, x, wp uint64, T, K, N int, dt kernels.DType, linear, accumulate bool) error {
 	if K == 0 {
-		return b.drv.MemsetD8Async(ps[0], 0, int64(T*N*4), b.stream)
+		if accumulate {
+			return nil
+		}
+		return b.drv.MemsetD8Async(dst, 0, int64(T*N*4), b.stream)
 	}
 	if T > smallT {
-		return b.gemm(ps[0], ps[1], wp, T, K, N, w.DType, linear)
+		return b.gemm(dst, x, wp, T, K, N, dt, linear, accumulate)
 	}
 	for t0 := 0; t0 < T; t0 += maxSmallT {
 		nt := min(maxSmallT, T-t0)
-		dp, xp := ps[0]+uint64(t0*N*4), ps[1]+uint64(t0*K*4)
+		dp, xp := dst+uint64(t0*N*4), x+uint64(t0*K*4)
+		var err error
 		if linear {
-			err = b.gemv(dp, xp, wp, nt, K, N, w.DType)
+			err = b.gemv(dp, xp, wp, nt, K, N, dt)
 		} else {
-			err = b.vecmat(dp, xp, wp, nt, K, N, w.DType)
+			err = b.vecmat(dp, xp, wp, nt, K, N, dt)
 		}
 		if err != nil {
 			return err
@@ -135,45 +149,64 @@ func (b *Backend) vecmat(dst, x, w uint64, nt, K, N int, dt kernels.DType) error
 }
 
 // gemm runs a long input through cuBLAS (column-major, so the row-major
-// dst [T,N] is the column-major N×T product wᵀ-or-w × xᵀ).
-func (b *Backend) gemm(dst, x, w uint64, T, K, N int, dt kernels.DType, linear bool) error {
-	typ := cu.R32F
-	if dt != kernels.F32 {
-		typ = cu.R16BF
-		if dt == kernels.F16 {
-			typ = cu.R16F
-		}
-		n := T * K
-		s, err := b.scratchFor(int64(n * 2))
-		if err != nil {
-			return err
-		}
-		b.argsStart().ptr(s).ptr(x).i32(n)
-		if err := b.launch(b.k.cvt[dt], b.grid1D(n), [3]uint32{256, 1, 1}); err != nil {
-			return err
-		}
-		x = s
+// dst [T,N] is the column-major N×T product wᵀ-or-w × xᵀ). With accumulate
+// it adds the product to dst.
+//
+// F16/BF16 weights need activations of the same dtype. Rounding x to 8
+// (bf16) or 11 (f16) significant bits costs ~2⁻⁹ relative error per
+// product term, visible in the logits; so x is split into x_hi = round(x)
+// and x_lo = round(x − x_hi), and dst = w·x_lo + w·x_hi (two GEMMs with
+// fp32 accumulation). x_hi + x_lo equals x to ~2⁻¹⁷ relative (bf16), so the
+// products are as exact as fp32 activations would give, for twice the
+// tensor-core work.
+func (b *Backend) gemm(dst, x, w uint64, T, K, N int, dt kernels.DType, linear, accumulate bool) error {
+	beta := float32(0)
+	if accumulate {
+		beta = 1
 	}
+	opA, lda := cu.OpN, N
 	if linear {
-		return b.blas.GemmEx(b.handle, cu.OpT, cu.OpN, N, T, K, w, typ, K, x, typ, K, dst, cu.R32F, N)
+		opA, lda = cu.OpT, K
 	}
-	return b.blas.GemmEx(b.handle, cu.OpN, cu.OpN, N, T, K, w, typ, N, x, typ, K, dst, cu.R32F, N)
+	if dt == kernels.F32 {
+		return b.blas.GemmEx(b.handle, opA, cu.OpN, N, T, K, w, cu.R32F, lda, x, cu.R32F, K, beta, dst, cu.R32F, N)
+	}
+	typ := cu.R16BF
+	if dt == kernels.F16 {
+		typ = cu.R16F
+	}
+	n := T * K
+	s, err := b.scratchFor(int64(n * 4))
+	if err != nil {
+		return err
+	}
+	hi, lo := s, s+uint64(n*2)
+	b.argsStart().ptr(hi).ptr(lo).ptr(x).i32(n)
+	if err := b.launch(b.k.split[dt], b.grid1D(n), [3]uint32{256, 1, 1}); err != nil {
+		return err
+	}
+	if err := b.blas.GemmEx(b.handle, opA, cu.OpN, N, T, K, w, typ, lda, lo, typ, K, beta, dst, cu.R32F, N); err != nil {
+		return err
+	}
+	return b.blas.GemmEx(b.handle, opA, cu.OpN, N, T, K, w, typ, lda, hi, typ, K, 1, dst, cu.R32F, N)
 }
 
 // LayerNorm normalises each row of x and applies w, bias.
 func (b *Backend) LayerNorm(dst, x, w, bias kernels.Tensor, eps float32) {
-	b.run("LayerNorm", func() error {
-		C := x.Cols
-		if !sameShape(dst, x) || w.Len() != C || bias.Len() != C {
-			return shapeErr("LayerNorm", "dst %v, x %v, w %v, b %v", dst, x, w, bias)
-		}
-		ps, err := b.f32Ptrs("LayerNorm", dst, x, w, bias)
-		if err != nil {
-			return err
-		}
-		b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).ptr(ps[3]).i32(C).f32(eps)
-		return b.launch(b.k.layernorm, [3]uint32{uint32(x.Rows), 1, 1}, [3]uint32{256, 1, 1})
-	})
+	b.run("LayerNorm", func() error { return b.layerNorm(dst, x, w, bias, eps) })
+}
+
+func (b *Backend) layerNorm(dst, x, w, bias kernels.Tensor, eps float32) error {
+	C := x.Cols
+	if !sameShape(dst, x) || w.Len() != C || bias.Len() != C {
+		return shapeErr("LayerNorm", "dst %v, x %v, w %v, b %v", dst, x, w, bias)
+	}
+	ps, err := b.f32Ptrs("LayerNorm", dst, x, w, bias)
+	if err != nil {
+		return err
+	}
+	b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).ptr(ps[3]).i32(C).f32(eps)
+	return b.launch(b.k.layernorm, [3]uint32{uint32(x.Rows), 1, 1}, [3]uint32{256, 1, 1})
 }
 
 // maxMix is the most mixes one ShiftMix handles.
@@ -181,52 +214,56 @@ const maxMix = 8
 
 // ShiftMix forms token-shifted mixes of x and stores x's last row in state.
 func (b *Backend) ShiftMix(dst []kernels.Tensor, x, state kernels.Tensor, mix []kernels.Tensor) {
-	b.run("ShiftMix", func() error {
-		T, C := x.Rows, x.Cols
-		ok := len(dst) == len(mix) && len(dst) <= maxMix && state.Len() == C
-		for i := range dst {
-			ok = ok && i < len(mix) && sameShape(dst[i], x) && mix[i].Len() == C
-		}
-		if !ok {
-			return shapeErr("ShiftMix", "x %v, state %v, %d dst, %d mix (at most %d)", x, state, len(dst), len(mix), maxMix)
-		}
-		ps, err := b.f32Ptrs("ShiftMix", x, state)
-		if err != nil {
-			return err
-		}
-		ds, err := b.f32Ptrs("ShiftMix", dst...)
-		if err != nil {
-			return err
-		}
-		ms, err := b.f32Ptrs("ShiftMix", mix...)
-		if err != nil {
-			return err
-		}
-		if T == 0 {
-			return nil
-		}
-		var words [2 * maxMix]uint64
-		copy(words[:maxMix], ds)
-		copy(words[maxMix:], ms)
-		b.argsStart().raw(words[:]).i32(len(dst)).ptr(ps[0]).ptr(ps[1]).i32(T).i32(C)
-		return b.launch(b.k.shiftmix, b.grid1D(T*C), [3]uint32{256, 1, 1})
-	})
+	b.run("ShiftMix", func() error { return b.shiftMix(dst, x, state, mix) })
+}
+
+func (b *Backend) shiftMix(dst []kernels.Tensor, x, state kernels.Tensor, mix []kernels.Tensor) error {
+	T, C := x.Rows, x.Cols
+	ok := len(dst) == len(mix) && len(dst) <= maxMix && state.Len() == C
+	for i := range dst {
+		ok = ok && i < len(mix) && sameShape(dst[i], x) && mix[i].Len() == C
+	}
+	if !ok {
+		return shapeErr("ShiftMix", "x %v, state %v, %d dst, %d mix (at most %d)", x, state, len(dst), len(mix), maxMix)
+	}
+	ps, err := b.f32Ptrs("ShiftMix", x, state)
+	if err != nil {
+		return err
+	}
+	ds, err := b.f32Ptrs("ShiftMix", dst...)
+	if err != nil {
+		return err
+	}
+	ms, err := b.f32Ptrs("ShiftMix", mix...)
+	if err != nil {
+		return err
+	}
+	if T == 0 {
+		return nil
+	}
+	var words [2 * maxMix]uint64
+	copy(words[:maxMix], ds)
+	copy(words[maxMix:], ms)
+	b.argsStart().raw(words[:]).i32(len(dst)).ptr(ps[0]).ptr(ps[1]).i32(T).i32(C)
+	return b.launch(b.k.shiftmix, b.grid1D(T*C), [3]uint32{256, 1, 1})
 }
 
 // Act applies f element-wise.
 func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
-	b.run("Act", func() error {
-		if dst.Len() != x.Len() || f > kernels.ReLUSquared {
-			return shapeErr("Act", "dst %v, x %v, function %d", dst, x, f)
-		}
-		ps, err := b.f32Ptrs("Act", dst, x)
-		if err != nil {
-			return err
-		}
-		n := x.Len()
-		b.argsStart().ptr(ps[0]).ptr(ps[1]).i32(n).i32(int(f))
-		return b.launch(b.k.act, b.grid1D(n), [3]uint32{256, 1, 1})
-	})
+	b.run("Act", func() error { return b.act(dst, x, f) })
+}
+
+func (b *Backend) act(dst, x kernels.Tensor, f kernels.Activation) error {
+	if dst.Len() != x.Len() || f > kernels.ReLUSquared {
+		return shapeErr("Act", "dst %v, x %v, function %d", dst, x, f)
+	}
+	ps, err := b.f32Ptrs("Act", dst, x)
+	if err != nil {
+		return err
+	}
+	n := x.Len()
+	b.argsStart().ptr(ps[0]).ptr(ps[1]).i32(n).i32(int(f))
+	return b.launch(b.k.act, b.grid1D(n), [3]uint32{256, 1, 1})
 }
 
 // Add sets dst = a + c; c may be one row broadcast over a's rows.
@@ -288,77 +325,81 @@ func headGrid(op string, T, C, hs int) ([3]uint32, error) {
 
 // Prep7 computes the WKV inputs; see kernels.Prep7.
 func (b *Backend) Prep7(p kernels.Prep7) {
-	b.run("Prep7", func() error {
-		T, C := p.K.Rows, p.K.Cols
-		grid, err := headGrid("Prep7", T, C, p.HeadSize)
-		if err != nil {
-			return err
+	b.run("Prep7", func() error { return b.prep7(p) })
+}
+
+func (b *Backend) prep7(p kernels.Prep7) error {
+	T, C := p.K.Rows, p.K.Cols
+	grid, err := headGrid("Prep7", T, C, p.HeadSize)
+	if err != nil {
+		return err
+	}
+	acts := []kernels.Tensor{p.K, p.V, p.VFirst, p.W, p.A, p.B}
+	params := []kernels.Tensor{p.W0, p.A0, p.KK, p.KA}
+	hasZV := p.ZV.Valid()
+	if hasZV {
+		acts = append(acts, p.ZV)
+		params = append(params, p.V0)
+	}
+	for _, t := range acts {
+		if !sameShape(t, p.K) {
+			return shapeErr("Prep7", "operand %v, k %v", t, p.K)
 		}
-		acts := []kernels.Tensor{p.K, p.V, p.VFirst, p.W, p.A, p.B}
-		params := []kernels.Tensor{p.W0, p.A0, p.KK, p.KA}
-		hasZV := p.ZV.Valid()
-		if hasZV {
-			acts = append(acts, p.ZV)
-			params = append(params, p.V0)
+	}
+	for _, t := range params {
+		if t.Len() != C {
+			return shapeErr("Prep7", "parameter %v, want %d elements", t, C)
 		}
-		for _, t := range acts {
-			if !sameShape(t, p.K) {
-				return shapeErr("Prep7", "operand %v, k %v", t, p.K)
-			}
-		}
-		for _, t := range params {
-			if t.Len() != C {
-				return shapeErr("Prep7", "parameter %v, want %d elements", t, C)
-			}
-		}
-		ap, err := b.f32Ptrs("Prep7", acts...)
-		if err != nil {
-			return err
-		}
-		pp, err := b.f32Ptrs("Prep7", params...)
-		if err != nil {
-			return err
-		}
-		var zv, v0 uint64
-		z := 0
-		if hasZV {
-			zv, v0, z = ap[6], pp[4], 1
-		}
-		b.argsStart().ptr(ap[0]).ptr(ap[1]).ptr(ap[2]).ptr(zv).ptr(ap[3]).ptr(ap[4]).ptr(ap[5]).
-			ptr(pp[0]).ptr(pp[1]).ptr(v0).ptr(pp[2]).ptr(pp[3]).i32(C).i32(z)
-		return b.launch(b.k.prep7, grid, [3]uint32{uint32(p.HeadSize), 1, 1})
-	})
+	}
+	ap, err := b.f32Ptrs("Prep7", acts...)
+	if err != nil {
+		return err
+	}
+	pp, err := b.f32Ptrs("Prep7", params...)
+	if err != nil {
+		return err
+	}
+	var zv, v0 uint64
+	z := 0
+	if hasZV {
+		zv, v0, z = ap[6], pp[4], 1
+	}
+	b.argsStart().ptr(ap[0]).ptr(ap[1]).ptr(ap[2]).ptr(zv).ptr(ap[3]).ptr(ap[4]).ptr(ap[5]).
+		ptr(pp[0]).ptr(pp[1]).ptr(v0).ptr(pp[2]).ptr(pp[3]).i32(C).i32(z)
+	return b.launch(b.k.prep7, grid, [3]uint32{uint32(p.HeadSize), 1, 1})
 }
 
 // Out7 computes group norm, bonus and gate; see kernels.Out7.
 func (b *Backend) Out7(o kernels.Out7) {
-	b.run("Out7", func() error {
-		T, C := o.Y.Rows, o.Y.Cols
-		grid, err := headGrid("Out7", T, C, o.HeadSize)
-		if err != nil {
-			return err
+	b.run("Out7", func() error { return b.out7(o) })
+}
+
+func (b *Backend) out7(o kernels.Out7) error {
+	T, C := o.Y.Rows, o.Y.Cols
+	grid, err := headGrid("Out7", T, C, o.HeadSize)
+	if err != nil {
+		return err
+	}
+	for _, t := range []kernels.Tensor{o.Dst, o.R, o.K, o.V, o.G} {
+		if !sameShape(t, o.Y) {
+			return shapeErr("Out7", "operand %v, y %v", t, o.Y)
 		}
-		for _, t := range []kernels.Tensor{o.Dst, o.R, o.K, o.V, o.G} {
-			if !sameShape(t, o.Y) {
-				return shapeErr("Out7", "operand %v, y %v", t, o.Y)
-			}
+	}
+	for _, t := range []kernels.Tensor{o.RK, o.LnW, o.LnB} {
+		if t.Len() != C {
+			return shapeErr("Out7", "parameter %v, want %d elements", t, C)
 		}
-		for _, t := range []kernels.Tensor{o.RK, o.LnW, o.LnB} {
-			if t.Len() != C {
-				return shapeErr("Out7", "parameter %v, want %d elements", t, C)
-			}
-		}
-		ps, err := b.f32Ptrs("Out7", o.Dst, o.Y, o.R, o.K, o.V, o.G, o.RK, o.LnW, o.LnB)
-		if err != nil {
-			return err
-		}
-		a := b.argsStart()
-		for _, p := range ps {
-			a.ptr(p)
-		}
-		a.i32(C).f32(o.Eps)
-		return b.launch(b.k.out7, grid, [3]uint32{uint32(o.HeadSize), 1, 1})
-	})
+	}
+	ps, err := b.f32Ptrs("Out7", o.Dst, o.Y, o.R, o.K, o.V, o.G, o.RK, o.LnW, o.LnB)
+	if err != nil {
+		return err
+	}
+	a := b.argsStart()
+	for _, p := range ps {
+		a.ptr(p)
+	}
+	a.i32(C).f32(o.Eps)
+	return b.launch(b.k.out7, grid, [3]uint32{uint32(o.HeadSize), 1, 1})
 }
 
 // wkvHead is the head size the WKV7 kernel is built for.
@@ -369,37 +410,48 @@ const wkvHead = 64
 // faster: the step is bound by shared-memory wavefronts, see PERF.md).
 const defaultWKVTPR = 4
 
+// defaultWKVRPT is the number of state rows per thread of the row-split
+// WKV7 kernel used for more than one token (0: use the one-block-per-head
+// kernel): see PERF.md.
+const defaultWKVRPT = 2
+
 // WKV7 runs the RWKV-7 recurrence over the rows of r; see kernels.Ops.
 func (b *Backend) WKV7(y, s, r, w, k, v, a, bb kernels.Tensor) {
-	b.run("WKV7", func() error {
-		T, C := r.Rows, r.Cols
-		ok := C%wkvHead == 0 && s.Len() == C*wkvHead
-		for _, t := range []kernels.Tensor{y, w, k, v, a, bb} {
-			ok = ok && sameShape(t, r)
+	b.run("WKV7", func() error { return b.wkv7(y, s, r, w, k, v, a, bb) })
+}
+
+func (b *Backend) wkv7(y, s, r, w, k, v, a, bb kernels.Tensor) error {
+	T, C := r.Rows, r.Cols
+	ok := C%wkvHead == 0 && s.Len() == C*wkvHead
+	for _, t := range []kernels.Tensor{y, w, k, v, a, bb} {
+		ok = ok && sameShape(t, r)
+	}
+	if !ok {
+		return shapeErr("WKV7", "y %v, s %v, r %v (head size %d)", y, s, r, wkvHead)
+	}
+	ps, err := b.f32Ptrs("WKV7", y, s, r, w, k, v, a, bb)
+	if err != nil {
+		return err
+	}
+	if ps[1]%16 != 0 {
+		return shapeErr("WKV7", "state %v offset %d not a multiple of 4 elements", s, s.Offset)
+	}
+	if T == 0 {
+		return nil
+	}
+	// Input order of the kernel's WKVIn: r, w, k, a, b, v.
+	in := [6]uint64{ps[2], ps[3], ps[4], ps[6], ps[7], ps[5]}
+	vec := 1
+	for _, p := range in {
+		if p%16 != 0 {
+			vec = 0
 		}
-		if !ok {
-			return shapeErr("WKV7", "y %v, s %v, r %v (head size %d)", y, s, r, wkvHead)
-		}
-		ps, err := b.f32Ptrs("WKV7", y, s, r, w, k, v, a, bb)
-		if err != nil {
-			return err
-		}
-		if ps[1]%16 != 0 {
-			return shapeErr("WKV7", "state %v offset %d not a multiple of 4 elements", s, s.Offset)
-		}
-		if T == 0 {
-			return nil
-		}
-		// Input order of the kernel's WKVIn: r, w, k, a, b, v.
-		in := [6]uint64{ps[2], ps[3], ps[4], ps[6], ps[7], ps[5]}
-		vec := 1
-		for _, p := range in {
-			if p%16 != 0 {
-				vec = 0
-			}
-		}
-		b.argsStart().ptr(ps[0]).ptr(ps[1]).raw(in[:]).i32(T).i32(C).i32(vec)
-		tpr := b.wkvTPR
-		return b.launch(b.k.wkv7[tpr], [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{uint32(tpr * wkvHead), 1, 1})
-	})
+	}
+	b.argsStart().ptr(ps[0]).ptr(ps[1]).raw(in[:]).i32(T).i32(C).i32(vec)
+	if rpt := b.wkvRPT; T > 1 && rpt > 0 {
+		// Rows spread over 64/(8·rpt) one-warp blocks per head.
+		return b.launch(b.k.wkv7r[rpt], [3]uint32{uint32(C / wkvHead), uint32(wkvHead / (8 * rpt)), 1}, [3]uint32{32, 1, 1})
+	}
+	tpr := b.wkvTPR
+	return b.launch(b.k.wkv7[tpr], [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{uint32(tpr * wkvHead), 1, 1})
 }

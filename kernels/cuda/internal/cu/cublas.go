@@ -99,10 +99,10 @@ const (
 	OpT         = 1
 )
 
-// GemmEx computes C = op(A)·op(B) in column-major storage (beta = 0,
-// alpha = 1) with fp32 accumulation.
-func (b *BLAS) GemmEx(h uintptr, transA, transB, m, n, k int, A uint64, aType, lda int, B uint64, bType, ldb int, C uint64, cType, ldc int) error {
-	one, zero := float32(1), float32(0)
+// GemmEx computes C = op(A)·op(B) + beta·C in column-major storage
+// (alpha = 1) with fp32 accumulation; beta is 0 or 1.
+func (b *BLAS) GemmEx(h uintptr, transA, transB, m, n, k int, A uint64, aType, lda int, B uint64, bType, ldb int, beta float32, C uint64, cType, ldc int) error {
+	one, zero := float32(1), beta
 	algo := int32(GemmDefault)
 	return b.check("cublasGemmEx", call(b.cublasGemmExP, h, uintptr(transA), uintptr(transB),
 		uintptr(m), uintptr(n), uintptr(k), uintptr(unsafe.Pointer(&one)),

@@ -3,6 +3,8 @@ package cu
 import (
 	"fmt"
 	"unsafe"
+
+	"github.com/ebitengine/purego"
 )
 
 // Driver holds the entry points of libcuda.so.1, the CUDA driver API.
@@ -44,6 +46,12 @@ type Driver struct {
 	cuStreamSynchronizeP        uintptr
 	cuGraphLaunchP              uintptr
 	cuMemcpyHtoDP               uintptr
+	cuLaunchKernelExP           uintptr
+	cuEventCreate               func(e *uintptr, flags uint32) int32
+	cuEventDestroy              func(e uintptr) int32
+	cuEventElapsedTime          func(ms *float32, start, end uintptr) int32
+	cuEventRecordP              uintptr
+	cuEventSynchronizeP         uintptr
 }
 
 // LoadDriver opens libcuda.so.1 and calls cuInit.
@@ -89,8 +97,18 @@ func LoadDriver() (*Driver, error) {
 	d.cuStreamSynchronizeP = s.addr("cuStreamSynchronize")
 	d.cuGraphLaunchP = s.addr("cuGraphLaunch")
 	d.cuMemcpyHtoDP = s.addr("cuMemcpyHtoD_v2")
+	d.cuEventRecordP = s.addr("cuEventRecord")
+	d.cuEventSynchronizeP = s.addr("cuEventSynchronize")
+	s.fn(&d.cuEventCreate, "cuEventCreate")
+	s.fn(&d.cuEventDestroy, "cuEventDestroy_v2")
+	s.fn(&d.cuEventElapsedTime, "cuEventElapsedTime")
 	if err := s.err(); err != nil {
 		return nil, err
+	}
+	// cuLaunchKernelEx (CUDA 12.0+) is optional: without it kernels launch
+	// without programmatic dependent launch.
+	if p, err := purego.Dlsym(h, "cuLaunchKernelEx"); err == nil {
+		d.cuLaunchKernelExP = p
 	}
 	if err := d.check("cuInit", d.cuInit(0)); err != nil {
 		return nil, err
@@ -354,4 +372,73 @@ func (d *Driver) Launch(f uintptr, grid, block [3]uint32, shared uint32, stream 
 		uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),
 		uintptr(block[0]), uintptr(block[1]), uintptr(block[2]),
 		uintptr(shared), stream, uintptr(params), 0))
+}
+
+// HasLaunchEx reports whether the driver has cuLaunchKernelEx, needed for
+// programmatic dependent launch.
+func (d *Driver) HasLaunchEx() bool { return d.cuLaunchKernelExP != 0 }
+
+// launchAttr mirrors CUlaunchAttribute: an id and a 64-byte value union.
+type launchAttr struct {
+	id    uint32
+	_     uint32
+	value [8]uint64
+}
+
+// launchConfig mirrors CUlaunchConfig.
+type launchConfig struct {
+	grid     [3]uint32
+	block    [3]uint32
+	shared   uint32
+	stream   uintptr
+	attrs    *launchAttr
+	numAttrs uint32
+}
+
+// attrProgrammaticStreamSerialization is
+// CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.
+const attrProgrammaticStreamSerialization = 6
+
+// LaunchPDL queues kernel f like Launch, allowing it to start before the
+// previous kernel in the stream has finished (programmatic dependent
+// launch): f must execute griddepcontrol.wait before it reads what earlier
+// work wrote or writes what earlier work reads. Without cuLaunchKernelEx it
+// is Launch.
+func (d *Driver) LaunchPDL(f uintptr, grid, block [3]uint32, shared uint32, stream uintptr, params unsafe.Pointer) error {
+	if d.cuLaunchKernelExP == 0 {
+		return d.Launch(f, grid, block, shared, stream, params)
+	}
+	attr := launchAttr{id: attrProgrammaticStreamSerialization}
+	attr.value[0] = 1
+	cfg := launchConfig{grid: grid, block: block, shared: shared, stream: stream, attrs: &attr, numAttrs: 1}
+	return d.check("cuLaunchKernelEx", call(d.cuLaunchKernelExP, uintptr(unsafe.Pointer(&cfg)), f, uintptr(params), 0))
+}
+
+// EventCreate makes an event (flags 0: with timing).
+func (d *Driver) EventCreate() (uintptr, error) {
+	var e uintptr
+	err := d.check("cuEventCreate", d.cuEventCreate(&e, 0))
+	return e, err
+}
+
+// EventDestroy frees an event.
+func (d *Driver) EventDestroy(e uintptr) error {
+	return d.check("cuEventDestroy_v2", d.cuEventDestroy(e))
+}
+
+// EventRecord queues the recording of e on stream s.
+func (d *Driver) EventRecord(e, s uintptr) error {
+	return d.check("cuEventRecord", call(d.cuEventRecordP, e, s))
+}
+
+// EventSynchronize waits until e has been reached.
+func (d *Driver) EventSynchronize(e uintptr) error {
+	return d.check("cuEventSynchronize", call(d.cuEventSynchronizeP, e))
+}
+
+// EventElapsed returns the time between two recorded events in seconds.
+func (d *Driver) EventElapsed(start, end uintptr) (float64, error) {
+	var ms float32
+	err := d.check("cuEventElapsedTime", d.cuEventElapsedTime(&ms, start, end))
+	return float64(ms) / 1e3, err
 }

@@ -1,0 +1,412 @@
+package cuda
+
+import (
+	"github.com/goose-rwkv/goose/kernels"
+)
+
+// The fused ops (kernels.Fused) run a one-token step in few launches: each
+// has a kernel for one token, launched with programmatic dependent launch
+// on Hopper, and runs its defining op sequence for longer inputs (where
+// launches are not what costs) or operands the kernel does not take.
+
+// growBuf is device memory that grows on demand.
+type growBuf struct {
+	p uint64
+	n int64
+}
+
+// fusedBufs is the device memory of the fused ops.
+type fusedBufs struct {
+	tmp   growBuf // products to be added, in the composed fallback
+	part  growBuf // partial sums of split NN products
+	count uint64  // countSlots zeroed counters; each user resets its own
+}
+
+// countSlots is the number of completion counters of split NN products:
+// one per 64-column slab of every split item of a launch.
+const countSlots = 16384
+
+// grow returns at least n bytes in g. An outgrown buffer is kept until
+// Close, since a captured graph may use it.
+func (b *Backend) grow(g *growBuf, n int64) (uint64, error) {
+	if n <= g.n {
+		return g.p, nil
+	}
+	size := max(n, 2*g.n, 1<<16)
+	p, err := b.drv.MemAlloc(size)
+	if err != nil {
+		return 0, err
+	}
+	if g.p != 0 {
+		b.retired = append(b.retired, g.p)
+	}
+	g.p, g.n = p, size
+	return p, nil
+}
+
+// allocCounters allocates and zeroes the completion counters (at New: a
+// memset issued while a graph is captured would only run in the graph).
+func (b *Backend) allocCounters() error {
+	p, err := b.drv.MemAlloc(4 * countSlots)
+	if err != nil {
+		return err
+	}
+	if err := b.drv.MemsetD8Async(p, 0, 4*countSlots, b.stream); err != nil {
+		b.drv.MemFree(p)
+		return err
+	}
+	b.fused.count = p
+	return nil
+}
+
+// maxItems is the most products one LinearBatch launch takes (MAXITEMS in
+// kernels.cu).
+const maxItems = 8
+
+// itemWords is the size of a LinItem in 8-byte words.
+const itemWords = 9
+
+// actCode is the kernel's activation number: -1 for none.
+func actCode(it kernels.LinearItem) int32 {
+	if !it.Activate {
+		return -1
+	}
+	return int32(it.Act)
+}
+
+func pack2(lo, hi int32) uint64 { return uint64(uint32(lo)) | uint64(uint32(hi))<<32 }
+
+func boolInt(v bool) int32 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// LinearBatch runs independent products; see kernels.Fused.
+func (b *Backend) LinearBatch(items []kernels.LinearItem) {
+	b.run("LinearBatch", func() error { return b.linearBatch(items) })
+}
+
+// itemPtrs are the device addresses of a LinearItem's operands.
+type itemPtrs struct{ dst, x, w uint64 }
+
+// itemDims checks an item and returns its token count, K and N.
+func itemDims(it kernels.LinearItem) (T, K, N int, err error) {
+	T, K = it.X.Rows, it.X.Cols
+	N, wk := it.W.Rows, it.W.Cols
+	if it.NN {
+		N, wk = it.W.Cols, it.W.Rows
+	}
+	if wk != K || it.Dst.Rows != T || it.Dst.Cols != N || !weightOK(it.W.DType) {
+		return 0, 0, 0, shapeErr("LinearBatch", "dst %v, x %v, w %v (nn %v)", it.Dst, it.X, it.W, it.NN)
+	}
+	if it.Activate && (it.Accumulate || it.Act > kernels.ReLUSquared) {
+		return 0, 0, 0, shapeErr("LinearBatch", "item %v: activation %d with accumulate %v", it.Dst, it.Act, it.Accumulate)
+	}
+	return T, K, N, nil
+}
+
+func (b *Backend) linearBatch(items []kernels.LinearItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	ptrs := make([]itemPtrs, len(items))
+	batched := len(items) <= maxItems
+	dt := items[0].W.DType
+	for i, it := range items {
+		T, K, N, err := itemDims(it)
+		if err != nil {
+			return err
+		}
+		ps, err := b.f32Ptrs("LinearBatch", it.Dst, it.X)
+		if err != nil {
+			return err
+		}
+		wp, err := b.devPtr(it.W)
+		if err != nil {
+			return shapeErr("LinearBatch", "w: %v", err)
+		}
+		ptrs[i] = itemPtrs{ps[0], ps[1], wp}
+		batched = batched && T == 1 && K > 0 && N > 0 && it.W.DType == dt && wp%16 == 0
+		if it.NN {
+			batched = batched && N%8 == 0
+		} else {
+			batched = batched && K%8 == 0 && ps[1]%16 == 0
+		}
+	}
+	if batched {
+		ok, err := b.linearBatchKernel(items, ptrs)
+		if ok || err != nil {
+			return err
+		}
+	}
+	for i, it := range items {
+		if err := b.itemComposed(it, ptrs[i].dst, ptrs[i].x, ptrs[i].w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// linearBatchKernel launches the batched one-token kernel; it returns false
+// (and launches nothing) when the split products need more counters than
+// there are.
+func (b *Backend) linearBatchKernel(items []kernels.LinearItem, ptrs []itemPtrs) (bool, error) {
+	var words [maxItems*itemWords + 1]uint64
+	blocks, parts, slabs := 0, 0, 0
+	type split struct{ kchunk, nsplit, part, count int }
+	splits := make([]split, len(items))
+	for i, it := range items {
+		_, K, N, _ := itemDims(it)
+		if !it.NN {
+			blocks += (N + 7) / 8
+			continue
+		}
+		ncb := (N + 63) / 64
+		ns := 1
+		if K >= 256 {
+			ns = min(32, (K+127)/128)
+		}
+		kchunk := (K + ns - 1) / ns
+		ns = (K + kchunk - 1) / kchunk
+		splits[i] = split{kchunk, ns, parts, slabs}
+		if ns > 1 {
+			parts += ns * N
+			slabs += ncb
+		}
+		blocks += ncb * ns
+	}
+	if slabs > countSlots {
+		return false, nil
+	}
+	var part, count uint64
+	if slabs > 0 {
+		var err error
+		if part, err = b.grow(&b.fused.part, int64(parts*4)); err != nil {
+			return false, err
+		}
+		count = b.fused.count
+	}
+	blk := 0
+	for i, it := range items {
+		_, K, N, _ := itemDims(it)
+		o := words[i*itemWords:]
+		o[0], o[1], o[2] = ptrs[i].dst, ptrs[i].x, ptrs[i].w
+		o[3] = pack2(int32(N), int32(K))
+		o[4] = pack2(boolInt(it.NN), actCode(it))
+		o[5] = pack2(boolInt(it.Accumulate), int32(blk))
+		if it.NN {
+			s := splits[i]
+			o[6] = pack2(int32(s.kchunk), int32(s.nsplit))
+			if s.nsplit > 1 {
+				o[7], o[8] = part+uint64(s.part*4), count+uint64(s.count*4)
+			}
+			blk += (N + 63) / 64 * s.nsplit
+		} else {
+			o[6] = pack2(int32(K), 1)
+			blk += (N + 7) / 8
+		}
+	}
+	words[maxItems*itemWords] = uint64(len(items))
+	b.argsStart().raw(words[:])
+	return true, b.launchPDL(b.k.linbatch[items[0].W.DType], [3]uint32{uint32(blocks), 1, 1}, [3]uint32{256, 1, 1})
+}
+
+// itemComposed runs one item as its op sequence.
+func (b *Backend) itemComposed(it kernels.LinearItem, dst, x, w uint64) error {
+	T, K, N, err := itemDims(it)
+	if err != nil || T == 0 || N == 0 {
+		return err
+	}
+	linear := !it.NN
+	if it.Accumulate && T <= smallT {
+		tmp, err := b.grow(&b.fused.tmp, int64(T*N*4))
+		if err != nil {
+			return err
+		}
+		if err := b.productPtr(tmp, x, w, T, K, N, it.W.DType, linear, false); err != nil {
+			return err
+		}
+		n := T * N
+		b.argsStart().ptr(dst).ptr(dst).ptr(tmp).i32(n).i32(0).i32(0)
+		return b.launch(b.k.binop, b.grid1D(n), [3]uint32{256, 1, 1})
+	}
+	if err := b.productPtr(dst, x, w, T, K, N, it.W.DType, linear, it.Accumulate); err != nil {
+		return err
+	}
+	if it.Activate {
+		return b.act(it.Dst, it.Dst, it.Act)
+	}
+	return nil
+}
+
+// NormShiftMix runs LayerNorm then ShiftMix; see kernels.Fused.
+func (b *Backend) NormShiftMix(norm kernels.Tensor, dst []kernels.Tensor, x, w, bias kernels.Tensor, eps float32, state kernels.Tensor, mix []kernels.Tensor) {
+	b.run("NormShiftMix", func() error {
+		if x.Rows != 1 {
+			if err := b.layerNorm(norm, x, w, bias, eps); err != nil {
+				return err
+			}
+			return b.shiftMix(dst, norm, state, mix)
+		}
+		C := x.Cols
+		ok := sameShape(norm, x) && w.Len() == C && bias.Len() == C && state.Len() == C &&
+			len(dst) == len(mix) && len(dst) <= maxMix
+		for i := range dst {
+			ok = ok && i < len(mix) && sameShape(dst[i], x) && mix[i].Len() == C
+		}
+		if !ok {
+			return shapeErr("NormShiftMix", "norm %v, x %v, w %v, b %v, state %v, %d dst, %d mix (at most %d)",
+				norm, x, w, bias, state, len(dst), len(mix), maxMix)
+		}
+		ps, err := b.f32Ptrs("NormShiftMix", norm, x, w, bias, state)
+		if err != nil {
+			return err
+		}
+		ds, err := b.f32Ptrs("NormShiftMix", dst...)
+		if err != nil {
+			return err
+		}
+		ms, err := b.f32Ptrs("NormShiftMix", mix...)
+		if err != nil {
+			return err
+		}
+		var words [2 * maxMix]uint64
+		copy(words[:maxMix], ds)
+		copy(words[maxMix:], ms)
+		b.argsStart().raw(words[:]).i32(len(dst)).ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).ptr(ps[3]).f32(eps).ptr(ps[4]).i32(C)
+		blocks := min((C+255)/256, 16)
+		return b.launchPDL(b.k.nsm, [3]uint32{uint32(blocks), 1, 1}, [3]uint32{256, 1, 1})
+	})
+}
+
+// Prep7Up runs the LoRA up-projections and Prep7; see kernels.Fused.
+func (b *Backend) Prep7Up(p kernels.Prep7, up kernels.Up7) {
+	b.run("Prep7Up", func() error {
+		ok, err := b.prep7UpKernel(p, up)
+		if ok || err != nil {
+			return err
+		}
+		ups := []struct {
+			dst, h, w kernels.Tensor
+		}{{p.W, up.HW, up.W2}, {p.A, up.HA, up.A2}, {p.ZV, up.HV, up.V2}, {up.G, up.HG, up.G2}}
+		for i, u := range ups {
+			if i == 2 && !p.ZV.Valid() {
+				continue
+			}
+			if err := b.product("Prep7Up", u.dst, u.h, u.w, false, false); err != nil {
+				return err
+			}
+		}
+		return b.prep7(p)
+	})
+}
+
+// prep7UpKernel launches the one-token kernel when the operands suit it.
+func (b *Backend) prep7UpKernel(p kernels.Prep7, up kernels.Up7) (bool, error) {
+	C := p.K.Cols
+	hasZV := p.ZV.Valid()
+	if p.K.Rows != 1 || p.HeadSize != wkvHead || C%wkvHead != 0 {
+		return false, nil
+	}
+	hs := []kernels.Tensor{up.HW, up.HA, up.HV, up.HG}
+	ws := []kernels.Tensor{up.W2, up.A2, up.V2, up.G2}
+	outs := []kernels.Tensor{p.W, p.A, p.ZV, up.G}
+	dt := up.W2.DType
+	var hp, wp [4]uint64
+	var d [4]int
+	for m := range 4 {
+		if m == 2 && !hasZV {
+			continue
+		}
+		h, w, o := hs[m], ws[m], outs[m]
+		if h.Cols == 0 {
+			return false, nil // the kernel takes D = 0 as "absent"
+		}
+		if h.Rows != 1 || w.Rows != h.Cols || w.Cols != C || !sameShape(o, p.K) || w.DType != dt || !weightOK(dt) {
+			return false, nil // the composed ops report the shape error
+		}
+		ptr, err := b.f32Ptrs("Prep7Up", h)
+		if err != nil {
+			return false, err
+		}
+		wptr, err := b.devPtr(w)
+		if err != nil {
+			return false, shapeErr("Prep7Up", "up matrix %d: %v", m, err)
+		}
+		if wptr%16 != 0 {
+			return false, nil
+		}
+		hp[m], wp[m], d[m] = ptr[0], wptr, h.Cols
+	}
+	acts := []kernels.Tensor{p.K, p.V, p.VFirst, p.W, p.A, p.B, up.G}
+	params := []kernels.Tensor{p.W0, p.A0, p.KK, p.KA}
+	if hasZV {
+		acts = append(acts, p.ZV)
+		params = append(params, p.V0)
+	}
+	for _, t := range acts {
+		if !sameShape(t, p.K) {
+			return false, nil
+		}
+	}
+	for _, t := range params {
+		if t.Len() != C {
+			return false, nil
+		}
+	}
+	ap, err := b.f32Ptrs("Prep7Up", acts...)
+	if err != nil {
+		return false, err
+	}
+	pp, err := b.f32Ptrs("Prep7Up", params...)
+	if err != nil {
+		return false, err
+	}
+	var zv, v0 uint64
+	if hasZV {
+		zv, v0 = ap[7], pp[4]
+	}
+	a := b.argsStart()
+	a.raw(hp[:]).raw(wp[:]).raw([]uint64{pack2(int32(d[0]), int32(d[1])), pack2(int32(d[2]), int32(d[3]))})
+	// P7Args: K, V, VF, ZV, W, A, B, G, W0, A0, V0, KK, KA.
+	a.raw([]uint64{ap[0], ap[1], ap[2], zv, ap[3], ap[4], ap[5], ap[6], pp[0], pp[1], v0, pp[2], pp[3]})
+	a.i32(C)
+	return true, b.launchPDL(b.k.up7[dt], [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{256, 1, 1})
+}
+
+// WKV7Out runs WKV7 then Out7; see kernels.Fused.
+func (b *Backend) WKV7Out(s, w, a, bb kernels.Tensor, o kernels.Out7) {
+	b.run("WKV7Out", func() error {
+		T, C := o.R.Rows, o.R.Cols
+		if T != 1 || o.HeadSize != wkvHead {
+			if err := b.wkv7(o.Y, s, o.R, w, o.K, o.V, a, bb); err != nil {
+				return err
+			}
+			return b.out7(o)
+		}
+		ok := C%wkvHead == 0 && s.Len() == C*wkvHead
+		for _, t := range []kernels.Tensor{o.Y, w, o.K, o.V, a, bb, o.Dst, o.G} {
+			ok = ok && sameShape(t, o.R)
+		}
+		for _, t := range []kernels.Tensor{o.RK, o.LnW, o.LnB} {
+			ok = ok && t.Len() == C
+		}
+		if !ok {
+			return shapeErr("WKV7Out", "y %v, s %v, r %v, dst %v (head size %d)", o.Y, s, o.R, o.Dst, wkvHead)
+		}
+		ps, err := b.f32Ptrs("WKV7Out", o.Y, s, o.R, w, o.K, a, bb, o.V, o.Dst, o.G, o.RK, o.LnW, o.LnB)
+		if err != nil {
+			return err
+		}
+		if ps[1]%16 != 0 {
+			return shapeErr("WKV7Out", "state %v offset %d not a multiple of 4 elements", s, s.Offset)
+		}
+		// y, s, WKVIn{r, w, k, a, b, v}, O7Args{D, G, RK, LW, LB}, C, eps.
+		b.argsStart().ptr(ps[0]).ptr(ps[1]).raw(ps[2:8]).raw(ps[8:13]).i32(C).f32(o.Eps)
+		return b.launchPDL(b.k.wkv7out, [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{256, 1, 1})
+	})
+}
+
+var _ kernels.Fused = (*Backend)(nil)
