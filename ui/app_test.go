@@ -125,6 +125,17 @@ func TestStop(t *testing.T) {
 	h.waitFor("two pieces on screen", func() bool {
 		return len(h.a.chat.bubbles) == 2 && strings.Contains(richText(h.a.chat.bubbles[1].text), "one two")
 	})
+	// Switching to another chat and back while the reply streams keeps it
+	// streaming into view.
+	h.ui(func() {
+		id := h.a.chat.conv.ID
+		h.a.chat.newChat()
+		h.a.chat.open(id)
+	})
+	eng.step <- struct{}{}
+	h.waitFor("the third piece after switching back", func() bool {
+		return len(h.a.chat.bubbles) == 2 && strings.Contains(richText(h.a.chat.bubbles[1].text), "one two three")
+	})
 	h.ui(func() {
 		if !strings.HasSuffix(h.a.chat.speed.Text, " tok/s") {
 			t.Errorf("live speed label %q while streaming", h.a.chat.speed.Text)
@@ -136,7 +147,7 @@ func TestStop(t *testing.T) {
 	})
 	h.waitReply()
 	msgs := h.messages()
-	if len(msgs) != 2 || msgs[1].Content != "one two " || msgs[1].Status != history.StatusStopped {
+	if len(msgs) != 2 || msgs[1].Content != "one two three " || msgs[1].Status != history.StatusStopped {
 		t.Fatalf("after Stop: %+v", msgs)
 	}
 	h.ui(func() {

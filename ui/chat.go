@@ -194,11 +194,18 @@ func (c *chatView) reloadList() {
 	}
 }
 
+// bubbleFor returns the shown bubble of message id, or nil.
+func (c *chatView) bubbleFor(id int64) *bubble {
+	for _, b := range c.bubbles {
+		if b.msg.ID == id {
+			return b
+		}
+	}
+	return nil
+}
+
 // newChat starts an empty conversation (stored at the first message).
 func (c *chatView) newChat() {
-	if c.generating {
-		return
-	}
 	c.conv = nil
 	c.thread = nil
 	c.list.UnselectAll()
@@ -208,10 +215,6 @@ func (c *chatView) newChat() {
 
 // open shows conversation id.
 func (c *chatView) open(id int64) {
-	if c.generating {
-		c.reloadList()
-		return
-	}
 	conv, err := c.a.store.Conversation(id)
 	if err != nil {
 		c.a.showError(err)
@@ -349,18 +352,17 @@ func (c *chatView) reply(u history.Message) {
 	c.cancel = cancel
 	done := make(chan struct{})
 	c.genDone = done
-	bub := c.bubbles[len(c.bubbles)-1]
 	key := c.a.model.StateKey
 	c.speed.SetText("Reading the conversation…")
 	go func() {
 		defer close(done)
-		c.generate(ctx, conv, u, asst, bub, key)
+		c.generate(ctx, conv, u, asst, key)
 	}()
 }
 
 // generate runs on a background goroutine: it prepares the state, streams
 // the reply into the bubble and the database, and stores the final state.
-func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, asst history.Message, bub *bubble, key string) {
+func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, asst history.Message, key string) {
 	a := c.a
 	var res GenResult
 	var genErr error
@@ -391,9 +393,13 @@ func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, a
 					shown = s
 					rate := float64(n) / now.Sub(start).Seconds()
 					a.do(func() {
-						bub.setContent(s, history.StatusStreaming)
+						// The user may have switched chats and back: find
+						// the reply's current bubble.
+						if b := c.bubbleFor(asst.ID); b != nil {
+							b.setContent(s, history.StatusStreaming)
+							c.scroll.ScrollToBottom()
+						}
 						c.speed.SetText(fmt.Sprintf("%.1f tok/s", rate))
-						c.scroll.ScrollToBottom()
 					})
 				}
 				if s != saved && now.Sub(lastDB) >= dbInterval {

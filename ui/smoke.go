@@ -3,6 +3,8 @@ package ui
 import (
 	"errors"
 	"fmt"
+	"image"
+	"image/color"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/driver/software"
 
 	"github.com/goose-rwkv/goose/ui/history"
 )
@@ -113,6 +117,20 @@ func (a *App) smoke(modelPath, screenshotPath string, timeout time.Duration) err
 	var shot error
 	onUI(func() {
 		img := a.win.Canvas().Capture()
+		if blank(img) {
+			// Some GL stacks (Xvfb with software Mesa) do not let the
+			// front buffer be read back. Paint the same widget tree with
+			// Fyne's software painter instead.
+			size := a.win.Canvas().Size()
+			content := a.win.Content()
+			sc := software.NewCanvas()
+			sc.SetPadded(false)
+			sc.SetContent(content)
+			sc.Resize(size)
+			img = sc.Capture()
+			sc.SetContent(canvas.NewRectangle(color.Transparent))
+			a.win.SetContent(content)
+		}
 		f, err := os.Create(screenshotPath)
 		if err != nil {
 			shot = err
@@ -129,4 +147,23 @@ func (a *App) smoke(modelPath, screenshotPath string, timeout time.Duration) err
 		return fmt.Errorf("smoke test: screenshot: %w", shot)
 	}
 	return nil
+}
+
+// blank reports whether img is a single color (an unreadable capture).
+func blank(img image.Image) bool {
+	b := img.Bounds()
+	if b.Empty() {
+		return true
+	}
+	first := img.At(b.Min.X, b.Min.Y)
+	r0, g0, b0, a0 := first.RGBA()
+	for y := b.Min.Y; y < b.Max.Y; y += 5 {
+		for x := b.Min.X; x < b.Max.X; x += 5 {
+			r, g, bl, al := img.At(x, y).RGBA()
+			if r != r0 || g != g0 || bl != b0 || al != a0 {
+				return false
+			}
+		}
+	}
+	return true
 }
