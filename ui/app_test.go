@@ -283,6 +283,9 @@ func TestConversationList(t *testing.T) {
 		if got.SystemPrompt != "Answer like a pirate." || got.Sampling.Temperature != 0.2 {
 			t.Errorf("settings not saved: %+v", got)
 		}
+		if got, _ := h.a.store.Thread(conv.ID); got[1].HasState {
+			t.Error("states kept after the system prompt changed")
+		}
 		var md, js bytes.Buffer
 		if err := c.export(conv.ID, ".md", &md); err != nil || !strings.Contains(md.String(), "## User\n\nabout owls") {
 			t.Errorf("markdown export %v:\n%s", err, md.String())
@@ -299,6 +302,18 @@ func TestConversationList(t *testing.T) {
 			t.Errorf("delete: %d conversations", len(c.convs))
 		}
 	})
+	// The next message re-reads the branch with the new system prompt.
+	h.ui(func() {
+		for _, c := range h.a.chat.convs {
+			if c.Title == "Owls" {
+				h.a.chat.open(c.ID)
+			}
+		}
+	})
+	h.send("and eagles?")
+	if p := h.eng.(*fakeEngine).allPrompts(); p[len(p)-1] != "System: Answer like a pirate.\n\nUser: about owls\n\nAssistant: Reply number I.\n\nUser: and eagles?\n\nAssistant:" {
+		t.Errorf("prompt after a system prompt change: %q", p[len(p)-1])
+	}
 	if _, err := parseSampling("0.5", "2", "0", "0", "0", "1", "100"); err == nil || !strings.Contains(err.Error(), "top-p") {
 		t.Errorf("parseSampling accepted top-p 2: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -46,9 +47,14 @@ type chatView struct {
 	cancel     context.CancelFunc
 	genDone    chan struct{} // closed when the running reply is finished and saved
 
+	// epoch counts system prompt changes; a session state from an older
+	// epoch is not continued from.
+	epoch atomic.Int64
+
 	// Engine-side state, touched only with a.engineMu held.
-	session   Chat
-	sessionAt int64 // message whose state the session holds; 0 = unknown
+	session      Chat
+	sessionAt    int64 // message whose state the session holds; 0 = unknown
+	sessionEpoch int64
 
 	search   *widget.Entry
 	list     *widget.List
@@ -411,7 +417,8 @@ func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, a
 	}()
 
 	a.engineMu.Lock()
-	prompt, err := c.prepare(ctx, conv, u, key)
+	epoch := c.epoch.Load()
+	prompt, err := c.prepare(ctx, conv, u, key, epoch)
 	if err == nil {
 		start = time.Now()
 		res, genErr = c.session.Generate(ctx, prompt, GenParams{Sampling: conv.Sampling, Stop: []string{"\n\n"}}, func(piece string) {
@@ -444,7 +451,7 @@ func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, a
 			blob, perr = c.session.Snapshot()
 		}
 		if perr == nil {
-			c.sessionAt = asst.ID
+			c.sessionAt, c.sessionEpoch = asst.ID, epoch
 		} else {
 			blob, c.sessionAt = nil, 0
 		}
@@ -474,7 +481,7 @@ func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, a
 // prepare makes the session hold the state just before user message u and
 // returns the prompt to feed: only u's turn when a stored state can be
 // used, the whole branch otherwise. engineMu is held.
-func (c *chatView) prepare(ctx context.Context, conv history.Conversation, u history.Message, key string) (string, error) {
+func (c *chatView) prepare(ctx context.Context, conv history.Conversation, u history.Message, key string, epoch int64) (string, error) {
 	a := c.a
 	if c.session == nil {
 		s, err := a.eng.NewChat()
@@ -495,7 +502,7 @@ func (c *chatView) prepare(ctx context.Context, conv history.Conversation, u his
 		}
 		return core.ChatPrompt(append(msgs, core.Message{Role: "user", Content: u.Content})), nil
 	}
-	if c.sessionAt == u.Parent {
+	if c.sessionAt == u.Parent && c.sessionEpoch == epoch {
 		return turn, nil
 	}
 	if blob, k, err := a.store.State(u.Parent); err == nil && blob != nil && k == key {
@@ -715,9 +722,20 @@ func (c *chatView) settingsDialog() {
 }
 
 func (c *chatView) saveSettings(conv history.Conversation) {
-	if err := c.a.store.UpdateConversation(conv); err != nil {
+	old, err := c.a.store.Conversation(conv.ID)
+	if err == nil {
+		err = c.a.store.UpdateConversation(conv)
+	}
+	if err != nil {
 		c.a.showError(err)
 		return
+	}
+	if old.SystemPrompt != conv.SystemPrompt {
+		// Stored states hold the old system prompt: re-read from now on.
+		c.epoch.Add(1)
+		if err := c.a.store.ClearConversationStates(conv.ID); err != nil {
+			c.a.showError(err)
+		}
 	}
 	if c.conv != nil && c.conv.ID == conv.ID {
 		c.conv = &conv

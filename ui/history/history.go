@@ -50,8 +50,8 @@ const (
 // ErrNotFound is returned for a conversation or message id not in the store.
 var ErrNotFound = errors.New("not found")
 
-// Sampling holds a conversation's generation settings. The zero value of a
-// field means "use the default".
+// Sampling holds a conversation's generation settings, used as they are
+// (temperature 0 is greedy decoding).
 type Sampling struct {
 	Temperature      float64 `json:"temperature"`
 	TopP             float64 `json:"top_p"`
@@ -405,6 +405,13 @@ func (s *Store) State(id int64) (state []byte, stateKey string, err error) {
 // changed). Messages are kept.
 func (s *Store) ClearStates() error {
 	_, err := s.db.Exec(`UPDATE messages SET state = NULL, state_key = ''`)
+	return wrap("clear states", err)
+}
+
+// ClearConversationStates forgets the states stored in one conversation,
+// e.g. after its system prompt changed: the next reply re-reads the branch.
+func (s *Store) ClearConversationStates(conv int64) error {
+	_, err := s.db.Exec(`UPDATE messages SET state = NULL, state_key = '' WHERE conversation = ?`, conv)
 	return wrap("clear states", err)
 }
 

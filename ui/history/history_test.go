@@ -209,6 +209,19 @@ func TestReopen(t *testing.T) {
 	if st, _, _ := s.State(u.ID); st != nil {
 		t.Error("user message has a state")
 	}
+	if err := s.ClearConversationStates(c.ID + 1); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, _ := s.State(a.ID); st == nil {
+		t.Error("ClearConversationStates of another conversation cleared this one")
+	}
+	if err := s.ClearConversationStates(c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, _ := s.State(a.ID); st != nil {
+		t.Error("ClearConversationStates kept a state")
+	}
+	s.SetState(a.ID, state, "model-A")
 	if err := s.ClearStates(); err != nil {
 		t.Fatal(err)
 	}
