@@ -59,7 +59,7 @@ func (m *Model) forward(ctx context.Context, st *State, tokens []int32, logits [
 		}
 		return m.step(st, tokens[0], logits)
 	}
-	chunk := min(m.chunk, len(tokens))
+	chunk := m.prefillChunk(len(tokens), all)
 	sc, err := m.getScratch(chunk, all)
 	if err != nil {
 		return err
@@ -92,6 +92,31 @@ func (m *Model) forward(ctx context.Context, st *State, tokens []int32, logits [
 		}
 	}
 	return m.be.Sync()
+}
+
+// cudaPrefillChunk is the most tokens a CUDA prefill runs at once (without
+// all logits): long enough that every GEMM, the LoRA ones with 64–320
+// columns included, has enough tiles to fill an H100.
+const cudaPrefillChunk = 4096
+
+// prefillChunk returns the scratch size for a forward call of n tokens:
+// at most one chunk (m.chunk, or cudaPrefillChunk on CUDA without all
+// logits, whose buffer would be 1 GB at that size), and otherwise n
+// rounded up to a power of two, so that prompts of many lengths share a
+// few scratch sizes.
+func (m *Model) prefillChunk(n int, all bool) int {
+	limit := m.chunk
+	if !all && m.be.Name() == "cuda" {
+		limit = max(limit, cudaPrefillChunk)
+	}
+	if n >= limit {
+		return limit
+	}
+	p := 1
+	for p < n {
+		p <<= 1
+	}
+	return min(p, limit)
 }
 
 // padIDs copies ids into buf and zero-fills the rest (so the upload has a

@@ -158,16 +158,22 @@ func BenchmarkPrefillLinear(b *testing.B) {
 // BenchmarkWKV7 times the recurrence over 32 heads (1.5B) for one token
 // and for 1024 tokens: the one-block-per-head kernel with 4, 8 and 16
 // threads per state row, and (T > 1) the row-split kernel with 1, 2 and 4
-// rows per thread.
+// rows per thread and 2 or 4 input buffers.
 func BenchmarkWKV7(b *testing.B) {
 	g := newGPU(b)
 	for _, T := range []int{1, 1024} {
-		kerns := []struct{ tpr, rpt int }{{4, 0}, {8, 0}, {16, 0}}
+		type kern struct {
+			tpr int
+			v   wkvVariant
+		}
+		kerns := []kern{{4, wkvVariant{}}, {8, wkvVariant{}}, {16, wkvVariant{}}}
 		if T > 1 {
-			kerns = append(kerns, struct{ tpr, rpt int }{4, 1}, struct{ tpr, rpt int }{4, 2}, struct{ tpr, rpt int }{4, 4})
+			for _, v := range []wkvVariant{{1, 2}, {2, 2}, {4, 2}, {1, 4}, {2, 4}} {
+				kerns = append(kerns, kern{4, v})
+			}
 		}
 		for _, kern := range kerns {
-			b.Run(fmt.Sprintf("T%d_H32_tpr%d_rpt%d", T, kern.tpr, kern.rpt), func(b *testing.B) {
+			b.Run(fmt.Sprintf("T%d_H32_tpr%d_rpt%d_st%d", T, kern.tpr, kern.v.rpt, kern.v.stages), func(b *testing.B) {
 				const C = 2048
 				ts := make([]kernels.Tensor, 7)
 				for i := range ts {
@@ -179,8 +185,8 @@ func BenchmarkWKV7(b *testing.B) {
 				if T == 1 {
 					reps = 24
 				}
-				g.wkvTPR, g.wkvRPT = kern.tpr, kern.rpt
-				defer func() { g.wkvTPR, g.wkvRPT = defaultWKVTPR, defaultWKVRPT }()
+				g.wkvTPR, g.wkvRows = kern.tpr, kern.v
+				defer func() { g.wkvTPR, g.wkvRows = defaultWKVTPR, wkvVariant{defaultWKVRPT, defaultWKVStages} }()
 				replay(b, g, func() {
 					for range reps {
 						g.WKV7(ts[0], s, ts[1], ts[2], ts[3], ts[4], ts[5], ts[6])

@@ -368,11 +368,12 @@ func (b *Backend) prep7UpKernel(p kernels.Prep7, up kernels.Up7) (bool, error) {
 	if hasZV {
 		zv, v0 = ap[7], pp[4]
 	}
-	a := b.argsStart()
-	a.raw(hp[:]).raw(wp[:]).raw([]uint64{pack2(int32(d[0]), int32(d[1])), pack2(int32(d[2]), int32(d[3]))})
-	// P7Args: K, V, VF, ZV, W, A, B, G, W0, A0, V0, KK, KA.
-	a.raw([]uint64{ap[0], ap[1], ap[2], zv, ap[3], ap[4], ap[5], ap[6], pp[0], pp[1], v0, pp[2], pp[3]})
-	a.i32(C)
+	// UpArgs {h[4], w[4], d[4]} and P7Args {K, V, VF, ZV, W, A, B, G, W0,
+	// A0, V0, KK, KA}, each one parameter.
+	ua := append(append(hp[:], wp[:]...), pack2(int32(d[0]), int32(d[1])), pack2(int32(d[2]), int32(d[3])))
+	b.argsStart().raw(ua).
+		raw([]uint64{ap[0], ap[1], ap[2], zv, ap[3], ap[4], ap[5], ap[6], pp[0], pp[1], v0, pp[2], pp[3]}).
+		i32(C)
 	return true, b.launchPDL(b.k.up7[dt], [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{256, 1, 1})
 }
 

@@ -440,6 +440,8 @@ __device__ __forceinline__ void cp_async4(void* s, const void* g) {
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 __device__ __forceinline__ void cp_wait_all_but1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
 __device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_wait_n() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 
 struct WKVIn {
     const float* p[6];  // r, w, k, a, b, v
@@ -551,10 +553,10 @@ WKV(4) WKV(8) WKV(16)
 // rows (rg, rg+8, ...) × 16 columns (float4 groups q, q+4, q+8, q+12), so
 // every input value a lane reads from shared memory serves RPT rows.
 // Grid (H, 64 / (8·RPT)). Inputs are staged as in wkv7_body.
-template <int RPT>
+template <int RPT, int NST>
 __device__ __forceinline__ void wkv7r_body(float* __restrict__ y, float* __restrict__ s, const WKVIn& in, int T,
                                            int C, int vec) {
-    __shared__ float4 buf[2][6][WCH][16];
+    __shared__ float4 buf[NST][6][WCH][16];
     int h = blockIdx.x, lane = threadIdx.x & 31, rg = lane >> 2, q = lane & 3;
     int row0 = blockIdx.y * 8 * RPT + rg;
     long long hoff = (long long)h * 64;
@@ -568,16 +570,16 @@ __device__ __forceinline__ void wkv7r_body(float* __restrict__ y, float* __restr
             S[r][4 * m] = v4.x; S[r][4 * m + 1] = v4.y; S[r][4 * m + 2] = v4.z; S[r][4 * m + 3] = v4.w;
         }
     }
+    // NST chunk buffers, NST−1 chunks in flight: chunks past the end
+    // commit empty groups, so "wait until at most NST−1 groups are
+    // pending" always means "chunk c has landed".
     int nch = (T + WCH - 1) / WCH;
-    if (nch > 0) wkv_load(buf[0], in, 0, T, C, hoff, vec);
+#pragma unroll
+    for (int p = 0; p < NST - 1; p++) wkv_load(buf[p], in, p * WCH, T, C, hoff, vec);
     for (int c = 0; c < nch; c++) {
-        int st = c & 1;
-        if (c + 1 < nch) {
-            wkv_load(buf[st ^ 1], in, (c + 1) * WCH, T, C, hoff, vec);
-            cp_wait_all_but1();
-        } else {
-            cp_wait_all();
-        }
+        int st = c % NST;
+        wkv_load(buf[(c + NST - 1) % NST], in, (c + NST - 1) * WCH, T, C, hoff, vec);
+        cp_wait_n<NST - 1>();
         __syncwarp();
         int n = min(WCH, T - c * WCH);
         for (int tt = 0; tt < n; tt++) {
@@ -652,12 +654,12 @@ __device__ __forceinline__ void wkv7r_body(float* __restrict__ y, float* __restr
     }
 }
 
-#define WKVR(RPT)                                                                                             \
+#define WKVR(RPT, NST)                                                                                        \
     extern "C" __global__ void __launch_bounds__(32)                                                          \
-        wkv7r_##RPT(float* __restrict__ y, float* __restrict__ s, WKVIn in, int T, int C, int vec) {          \
-        wkv7r_body<RPT>(y, s, in, T, C, vec);                                                                 \
+        wkv7r_##RPT##_##NST(float* __restrict__ y, float* __restrict__ s, WKVIn in, int T, int C, int vec) {  \
+        wkv7r_body<RPT, NST>(y, s, in, T, C, vec);                                                            \
     }
-WKVR(1) WKVR(2) WKVR(4)
+WKVR(1, 2) WKVR(2, 2) WKVR(4, 2) WKVR(1, 4) WKVR(2, 4)
 
 // ================================================================ fused decode ops
 // The kernels below are launched with programmatic dependent launch (PDL):

@@ -24,12 +24,16 @@ type kernelSet struct {
 	prep7     uintptr
 	out7      uintptr
 	wkv7      map[int]uintptr // by threads per state row
-	wkv7r     map[int]uintptr // by rows per thread
-	linbatch  [3]uintptr      // fused ops, by weight dtype
+	wkv7r     map[wkvVariant]uintptr
+	linbatch  [3]uintptr // fused ops, by weight dtype
 	up7       [3]uintptr
 	nsm       uintptr
 	wkv7out   uintptr
 }
+
+// wkvVariant selects a row-split WKV7 kernel: rows per thread and the
+// number of input chunk buffers (stages−1 chunks are loaded ahead).
+type wkvVariant struct{ rpt, stages int }
 
 // maxSmallT is the most tokens one GEMV/vector-matrix launch handles.
 const maxSmallT = 4
@@ -88,13 +92,13 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 		}
 		k.wkv7[tpr] = f
 	}
-	k.wkv7r = map[int]uintptr{}
-	for _, rpt := range []int{1, 2, 4} {
+	k.wkv7r = map[wkvVariant]uintptr{}
+	for _, v := range []wkvVariant{{1, 2}, {2, 2}, {4, 2}, {1, 4}, {2, 4}} {
 		var f uintptr
-		if err := get(&f, fmt.Sprintf("wkv7r_%d", rpt)); err != nil {
+		if err := get(&f, fmt.Sprintf("wkv7r_%d_%d", v.rpt, v.stages)); err != nil {
 			return err
 		}
-		k.wkv7r[rpt] = f
+		k.wkv7r[v] = f
 	}
 	return nil
 }

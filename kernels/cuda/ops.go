@@ -410,10 +410,10 @@ const wkvHead = 64
 // faster: the step is bound by shared-memory wavefronts, see PERF.md).
 const defaultWKVTPR = 4
 
-// defaultWKVRPT is the number of state rows per thread of the row-split
-// WKV7 kernel used for more than one token (0: use the one-block-per-head
-// kernel): see PERF.md.
-const defaultWKVRPT = 2
+// defaultWKVRPT and defaultWKVStages select the row-split WKV7 kernel
+// used for more than one token (rpt 0: the one-block-per-head kernel); see
+// PERF.md.
+const defaultWKVRPT, defaultWKVStages = 1, 4
 
 // WKV7 runs the RWKV-7 recurrence over the rows of r; see kernels.Ops.
 func (b *Backend) WKV7(y, s, r, w, k, v, a, bb kernels.Tensor) {
@@ -448,9 +448,9 @@ func (b *Backend) wkv7(y, s, r, w, k, v, a, bb kernels.Tensor) error {
 		}
 	}
 	b.argsStart().ptr(ps[0]).ptr(ps[1]).raw(in[:]).i32(T).i32(C).i32(vec)
-	if rpt := b.wkvRPT; T > 1 && rpt > 0 {
+	if v := b.wkvRows; T > 1 && v.rpt > 0 {
 		// Rows spread over 64/(8·rpt) one-warp blocks per head.
-		return b.launch(b.k.wkv7r[rpt], [3]uint32{uint32(C / wkvHead), uint32(wkvHead / (8 * rpt)), 1}, [3]uint32{32, 1, 1})
+		return b.launch(b.k.wkv7r[v], [3]uint32{uint32(C / wkvHead), uint32(wkvHead / (8 * v.rpt)), 1}, [3]uint32{32, 1, 1})
 	}
 	tpr := b.wkvTPR
 	return b.launch(b.k.wkv7[tpr], [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{uint32(tpr * wkvHead), 1, 1})
