@@ -572,6 +572,25 @@ func TestDownloadWrongChecksumRejected(t *testing.T) {
 	})
 }
 
+// TestDownloadUnverifiedChecked downloads a catalog entry without a digest
+// whose content is not a model: it is rejected by reading its header.
+func TestDownloadUnverifiedChecked(t *testing.T) {
+	data := bytes.Repeat([]byte("garbage "), 500)
+	ts := httptest.NewServer(&modelServer{data: data})
+	defer ts.Close()
+	cat := fixtureCatalog(t, ts.URL+"/m", data)
+	cat[0].SHA256, cat[0].SizeExact = "", false
+	h := newHarness(t, newFakeEngine(), "", cat)
+	h.ui(func() { h.a.models.startDownload(cat[0]) })
+	h.waitFor("the download to end", func() bool { return !h.a.models.downloads[cat[0].File].running })
+	if errs := h.errs(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "not a usable model") {
+		t.Fatalf("errors %v", errs)
+	}
+	if _, err := os.Stat(filepath.Join(h.dir, "models", cat[0].File)); !os.IsNotExist(err) {
+		t.Error("unusable download kept")
+	}
+}
+
 func TestSettingsScreenSaves(t *testing.T) {
 	h := newHarness(t, newFakeEngine(), "", nil)
 	h.ui(func() {

@@ -312,6 +312,14 @@ func (v *modelsView) startDownload(m catalog.Model) {
 	go func() {
 		defer close(d.done)
 		err := a.opts.Downloader.Download(ctx, req)
+		if err == nil && m.SHA256 == "" {
+			// No digest to check against: at least make sure the file is
+			// a complete RWKV-7 checkpoint.
+			if _, ierr := catalog.Inspect(req.Dest); ierr != nil {
+				os.Remove(req.Dest)
+				err = fmt.Errorf("the downloaded file is not a usable model and was deleted: %w", ierr)
+			}
+		}
 		a.do(func() {
 			d.running, d.err = false, err
 			v.refresh()

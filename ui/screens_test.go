@@ -49,6 +49,15 @@ func TestRenderScreens(t *testing.T) {
 			h.ui(func() { h.a.show("chat") })
 			shot(t, h, filepath.Join(out, "chat-"+mode+".png"))
 
+			h.ui(func() { h.a.chat.settingsDialog() })
+			shot(t, h, filepath.Join(out, "chat-settings-"+mode+".png"))
+			h.ui(func() {
+				for _, o := range h.a.win.Canvas().Overlays().List() {
+					h.a.win.Canvas().Overlays().Remove(o)
+				}
+				h.a.chat.newChat()
+			})
+			shot(t, h, filepath.Join(out, "chat-empty-"+mode+".png"))
 			h.ui(func() {
 				h.a.models.downloads[catalog.Official()[1].File] = &download{model: catalog.Official()[1], running: true,
 					prog: catalog.Progress{Phase: catalog.Downloading, Done: 312_000_000, Total: 902_000_000, Attempt: 1}, speed: 24_500_000}

@@ -384,6 +384,10 @@ func (t *transfer) fetch(ctx context.Context) (done bool, err error) {
 	t.progress(Downloading, t.off)
 	buf := make([]byte, 256<<10)
 	for {
+		if ctx.Err() != nil {
+			// Paused: stop at once, even if the body has buffered bytes.
+			return false, ctx.Err()
+		}
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			if t.meta.Total > 0 && t.off+int64(n) > t.meta.Total {
