@@ -89,6 +89,15 @@ func (a *App) smoke(modelPath, screenshotPath string, timeout time.Duration) err
 	}
 	var done chan struct{}
 	onUI(func() {
+		// A short reply keeps the test quick on any model.
+		smp := history.DefaultSampling()
+		smp.MaxTokens = 64
+		conv, err := a.store.CreateConversation("Smoke test", "", smp)
+		if err != nil {
+			loadErr = err
+			return
+		}
+		a.chat.open(conv.ID)
 		a.chat.input.SetText("Hello! What is a goose?")
 		a.chat.submit(a.chat.input.Text)
 		done = a.chat.genDone

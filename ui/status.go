@@ -43,7 +43,7 @@ func newStatusBar(a *App) *statusBar {
 	s.progress = widget.NewProgressBar()
 	s.progress.Hide()
 	bg := canvas.NewRectangle(themeColor(colorSidebar))
-	row := container.New(layout.NewGridLayoutWithColumns(4), s.model, s.device, s.memory, s.fallback)
+	row := container.New(&fracLayout{fracs: []float32{0.2, 0.24, 0.25, 0.31}}, s.model, s.device, s.memory, s.fallback)
 	s.root = container.NewStack(bg, container.NewVBox(widget.NewSeparator(),
 		container.New(layout.NewCustomPaddedLayout(0, 0, 8, 8), container.NewBorder(nil, nil, nil, container.NewGridWrap(fyne.NewSize(180, 20), s.progress), row))))
 	return s
@@ -75,8 +75,6 @@ func (s *statusBar) refresh() {
 	s.memory.SetText(memoryText(*m))
 	if m.Fallback != "" {
 		s.fallback.SetText("GPU not used: " + m.Fallback)
-	} else if m.Backend == "cuda" {
-		s.fallback.SetText("")
 	} else {
 		s.fallback.SetText("")
 	}
@@ -98,4 +96,26 @@ func isNoSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) }
 func isOutOfMemory(err error) bool {
 	s := strings.ToLower(err.Error())
 	return strings.Contains(s, "out of memory") || strings.Contains(s, "cuda_error_out_of_memory")
+}
+
+// fracLayout places its objects side by side, each taking a fixed share of
+// the width (so changing text never shifts the others).
+type fracLayout struct{ fracs []float32 }
+
+func (l *fracLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	x := float32(0)
+	for i, o := range objs {
+		w := size.Width * l.fracs[i]
+		o.Move(fyne.NewPos(x, 0))
+		o.Resize(fyne.NewSize(w, size.Height))
+		x += w
+	}
+}
+
+func (l *fracLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	var h float32
+	for _, o := range objs {
+		h = max(h, o.MinSize().Height)
+	}
+	return fyne.NewSize(0, h)
 }
