@@ -163,11 +163,14 @@ func gemm(p *pool, dst, x []float32, T, K, N int, alongK bool, pack packFunc) {
 
 // tileShape returns the K and N extents of the weight tiles gemm converts
 // for a range of cols output columns, with kc·nc <= tileElts and nc a
-// multiple of 16. Tiles take whole rows of w where they fit: up to 1024
-// along K for linear (in equal blocks), up to 512 along N for matmul.
+// multiple of 16. Tiles take long runs of the rows of w: up to 512 along
+// K for linear (in equal blocks), up to 512 along N for matmul.
 func tileShape(K, cols int, alongK bool) (kc, nc int) {
 	if alongK {
-		nkb := (K + 1023) / 1024
+		// Longer runs help the conversion of a cold tile little beyond
+		// 1 KiB (with the transpose's prefetching), while a narrower
+		// panel keeps more of x and of the panel in L1.
+		nkb := (K + 511) / 512
 		kc = ((K+nkb-1)/nkb + 7) &^ 7
 		return kc, max(16, (tileElts/kc)&^15)
 	}
