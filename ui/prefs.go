@@ -36,10 +36,10 @@ func newSettingsView(a *App) *settingsView {
 			}
 		}, a.win)
 	})
-	v.backend = widget.NewSelect([]string{"auto", "cpu", "cuda"}, nil)
+	v.backend = widget.NewSelect(settings.Backends(), nil)
 	v.threads = widget.NewEntry()
 	v.threads.SetPlaceHolder("automatic")
-	v.theme = widget.NewRadioGroup([]string{"system", "light", "dark"}, nil)
+	v.theme = widget.NewRadioGroup(settings.Themes(), nil)
 	v.theme.Horizontal = true
 	form := widget.NewForm(
 		&widget.FormItem{Text: "Models folder", Widget: container.NewBorder(nil, nil, nil, browse, v.dir),

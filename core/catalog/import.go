@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/goose-rwkv/goose/core"
@@ -40,12 +39,14 @@ func Describe(c core.Config) string {
 	return s
 }
 
-// Extensions lists the model file name extensions Goose reads.
-var extensions = []string{".pth", ".safetensors"}
-
-// IsModelFile reports whether name has a model file extension.
+// IsModelFile reports whether name has a model file extension Goose reads
+// (.pth or .safetensors).
 func IsModelFile(name string) bool {
-	return slices.Contains(extensions, strings.ToLower(filepath.Ext(name)))
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".pth", ".safetensors":
+		return true
+	}
+	return false
 }
 
 // Import validates the model file src and makes it available in modelsDir

@@ -11,11 +11,11 @@ import (
 	"slices"
 )
 
-// Backends the app can ask for.
-var backends = []string{"auto", "cpu", "cuda"}
+// Backends returns the backend names the app can ask for.
+func Backends() []string { return []string{"auto", "cpu", "cuda"} }
 
-// Themes the app can show.
-var themes = []string{"system", "light", "dark"}
+// Themes returns the theme names the app can show.
+func Themes() []string { return []string{"system", "light", "dark"} }
 
 // Settings are the user's preferences.
 type Settings struct {
@@ -61,12 +61,12 @@ func (s Settings) Validate() error {
 	switch {
 	case s.ModelsDir == "":
 		return errors.New("settings: models folder is empty")
-	case !slices.Contains(backends, s.Backend):
-		return fmt.Errorf("settings: backend %q, want one of %v", s.Backend, backends)
+	case !slices.Contains(Backends(), s.Backend):
+		return fmt.Errorf("settings: backend %q, want one of %v", s.Backend, Backends())
 	case s.Threads < 0 || s.Threads > 1024:
 		return fmt.Errorf("settings: %d threads, want 0 (automatic) to 1024", s.Threads)
-	case !slices.Contains(themes, s.Theme):
-		return fmt.Errorf("settings: theme %q, want one of %v", s.Theme, themes)
+	case !slices.Contains(Themes(), s.Theme):
+		return fmt.Errorf("settings: theme %q, want one of %v", s.Theme, Themes())
 	}
 	return nil
 }
