@@ -52,6 +52,9 @@ func RandomSource(cfg Config, seed uint64) (Source, error) {
 	if cfg.Layers <= 0 || cfg.Width <= 0 || cfg.Width%64 != 0 || cfg.Vocab <= 0 {
 		return nil, fmt.Errorf("random model: bad dimensions %d layers × width %d, vocab %d", cfg.Layers, cfg.Width, cfg.Vocab)
 	}
+	if cfg.DecayLoRA <= 0 || cfg.AlphaLoRA <= 0 || cfg.GateLoRA <= 0 || (cfg.Layers > 1 && cfg.ValueLoRA <= 0) {
+		return nil, fmt.Errorf("random model: LoRA ranks must be positive (decay %d, a %d, v %d, gate %d)", cfg.DecayLoRA, cfg.AlphaLoRA, cfg.ValueLoRA, cfg.GateLoRA)
+	}
 	cfg.HeadSize, cfg.Heads = 64, cfg.Width/64
 	if cfg.FFN == 0 {
 		cfg.FFN = 4 * cfg.Width
