@@ -1,6 +1,9 @@
 package cpu
 
 import (
+	"encoding/binary"
+	"math"
+
 	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 )
@@ -49,18 +52,24 @@ const chunk = 256
 func decodeGeneric(dst []float32, src []byte, dt kernels.DType) {
 	switch dt {
 	case kernels.BF16:
-		half.DecodeBF16(dst, src)
+		src = src[:2*len(dst)]
+		for i := range dst {
+			dst[i] = math.Float32frombits(uint32(src[2*i])<<16 | uint32(src[2*i+1])<<24)
+		}
 	case kernels.F16:
 		half.DecodeF16(dst, src)
 	default:
-		half.DecodeF32(dst, src)
+		src = src[:4*len(dst)]
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+		}
 	}
 }
 
 func dot4Generic(out *[4]float32, x []float32, w []byte, off *[4]int, dt kernels.DType) {
 	es := dt.Size()
 	var r [4][chunk]float32
-	var s [4]float32
+	var s0, s1, s2, s3 float32
 	for k0 := 0; k0 < len(x); k0 += chunk {
 		n := min(chunk, len(x)-k0)
 		xs := x[k0 : k0+n]
@@ -68,15 +77,15 @@ func dot4Generic(out *[4]float32, x []float32, w []byte, off *[4]int, dt kernels
 			o := off[i] + k0*es
 			decodeGeneric(r[i][:n], w[o:o+n*es], dt)
 		}
-		r0, r1, r2, r3 := r[0][:n], r[1][:n], r[2][:n], r[3][:n]
+		r0, r1, r2, r3 := r[0][:len(xs)], r[1][:len(xs)], r[2][:len(xs)], r[3][:len(xs)]
 		for k, v := range xs {
-			s[0] += v * r0[k]
-			s[1] += v * r1[k]
-			s[2] += v * r2[k]
-			s[3] += v * r3[k]
+			s0 += v * r0[k]
+			s1 += v * r1[k]
+			s2 += v * r2[k]
+			s3 += v * r3[k]
 		}
 	}
-	*out = s
+	*out = [4]float32{s0, s1, s2, s3}
 }
 
 func gemvNNGeneric(d, x []float32, w []byte, off, ldw int, dt kernels.DType) {
