@@ -71,7 +71,7 @@ type Backend struct {
 	capturing bool
 	args      argBuf
 	wkvTPR    int        // threads per state row in WKV7: 4, 8 or 16 (tests and benchmarks vary it)
-	wkvRows   wkvVariant // the row-split WKV7 for T > 1 (rpt 0: the wkvTPR kernel)
+	wkvRows   wkvVariant // the row-split WKV7 for T > 1 (tpr 0: the wkvTPR kernel)
 	pdl       bool       // launch the fused kernels with programmatic dependent launch
 	fused     fusedBufs
 
@@ -213,7 +213,7 @@ func New(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("cuda: %w", err)
 	}
 
-	b := &Backend{drv: drv, dev: dev, info: info, sms: sms, bufs: map[*buffer]struct{}{}, wkvTPR: defaultWKVTPR, wkvRows: wkvVariant{defaultWKVRPT, defaultWKVStages}}
+	b := &Backend{drv: drv, dev: dev, info: info, sms: sms, bufs: map[*buffer]struct{}{}, wkvTPR: defaultWKVTPR, wkvRows: defaultWKVRows()}
 	// Programmatic dependent launch needs Hopper (sm_90) and
 	// cuLaunchKernelEx; GOOSE_CUDA_PDL=0 turns it off (for comparisons).
 	b.pdl = maj >= 9 && drv.HasLaunchEx() && os.Getenv("GOOSE_CUDA_PDL") != "0"

@@ -157,8 +157,8 @@ func BenchmarkPrefillLinear(b *testing.B) {
 
 // BenchmarkWKV7 times the recurrence over 32 heads (1.5B) for one token
 // and for 1024 tokens: the one-block-per-head kernel with 4, 8 and 16
-// threads per state row, and (T > 1) the row-split kernel with 1, 2 and 4
-// rows per thread and 2 or 4 input buffers.
+// threads per state row, and (T > 1) the row-split kernels (threads per
+// row, warps per block, input buffers).
 func BenchmarkWKV7(b *testing.B) {
 	g := newGPU(b)
 	for _, T := range []int{1, 1024} {
@@ -168,12 +168,12 @@ func BenchmarkWKV7(b *testing.B) {
 		}
 		kerns := []kern{{4, wkvVariant{}}, {8, wkvVariant{}}, {16, wkvVariant{}}}
 		if T > 1 {
-			for _, v := range []wkvVariant{{1, 2}, {2, 2}, {4, 2}, {1, 4}, {2, 4}} {
+			for _, v := range wkvVariants() {
 				kerns = append(kerns, kern{4, v})
 			}
 		}
 		for _, kern := range kerns {
-			b.Run(fmt.Sprintf("T%d_H32_tpr%d_rpt%d_st%d", T, kern.tpr, kern.v.rpt, kern.v.stages), func(b *testing.B) {
+			b.Run(fmt.Sprintf("T%d_H32_tpr%d_split%d.%d.%d", T, kern.tpr, kern.v.tpr, kern.v.warps, kern.v.stages), func(b *testing.B) {
 				const C = 2048
 				ts := make([]kernels.Tensor, 7)
 				for i := range ts {
@@ -186,7 +186,7 @@ func BenchmarkWKV7(b *testing.B) {
 					reps = 24
 				}
 				g.wkvTPR, g.wkvRows = kern.tpr, kern.v
-				defer func() { g.wkvTPR, g.wkvRows = defaultWKVTPR, wkvVariant{defaultWKVRPT, defaultWKVStages} }()
+				defer func() { g.wkvTPR, g.wkvRows = defaultWKVTPR, defaultWKVRows() }()
 				replay(b, g, func() {
 					for range reps {
 						g.WKV7(ts[0], s, ts[1], ts[2], ts[3], ts[4], ts[5], ts[6])
@@ -228,4 +228,108 @@ func BenchmarkEagerOp(b *testing.B) {
 	if err := g.Sync(); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// decodeLayer holds one layer's operands at an official shape for
+// BenchmarkFusedDecode.
+type decodeLayer struct {
+	wr, wk, wv, wo, key, value kernels.Tensor
+	w1, w2, a1, a2, v1, v2     kernels.Tensor
+	g1, g2                     kernels.Tensor
+	state, shift               kernels.Tensor
+}
+
+// BenchmarkFusedDecode times the fused ops of a one-token step at the 1.5B
+// shape (24 layers of distinct bf16 weights, as in a model, so they come
+// from device memory): each op replayed alone over the 24 layers, and the
+// whole layer sequence with and without programmatic dependent launch.
+// µs/layer is per layer (per op for the single-op cases).
+func BenchmarkFusedDecode(b *testing.B) {
+	g := newGPU(b)
+	const L, C, F, D, Dv, Dg = 24, 2048, 8192, 96, 64, 256
+	w := func(rows, cols int) kernels.Tensor {
+		t := mustAlloc(b, g, kernels.BF16, rows, cols)
+		fill(b, g, t)
+		return t
+	}
+	act := func(cols int) kernels.Tensor {
+		t := mustAlloc(b, g, kernels.F32, 1, cols)
+		fill(b, g, t)
+		return t
+	}
+	ls := make([]decodeLayer, L)
+	ln, vec := act(C), act(C)
+	for l := range ls {
+		ly := &ls[l]
+		ly.wr, ly.wk, ly.wv, ly.wo = w(C, C), w(C, C), w(C, C), w(C, C)
+		ly.key, ly.value = w(F, C), w(C, F)
+		ly.w1, ly.w2, ly.a1, ly.a2 = w(C, D), w(D, C), w(C, D), w(D, C)
+		ly.v1, ly.v2, ly.g1, ly.g2 = w(C, Dv), w(Dv, C), w(C, Dg), w(Dg, C)
+		ly.state, ly.shift = act(C*64), act(C)
+		ly.state = ly.state.Reshape(C, 64)
+	}
+	x, xa := act(C), act(C)
+	mix := make([]kernels.Tensor, 6)
+	mixw := make([]kernels.Tensor, 6)
+	for i := range mix {
+		mix[i], mixw[i] = act(C), act(C)
+	}
+	r, k, v, ww, a, bb, gg, y, o, vf, zv := act(C), act(C), act(C), act(C), act(C), act(C), act(C), act(C), act(C), act(C), act(C)
+	hw, ha, hv, hg, ffh := act(D), act(D), act(Dv), act(Dg), act(F)
+	ops := map[string]func(ly *decodeLayer){
+		"NormShiftMix": func(ly *decodeLayer) {
+			g.NormShiftMix(xa, mix, x, ln, vec, 1e-5, ly.shift, mixw)
+		},
+		"LinearBatch_rkv_down": func(ly *decodeLayer) {
+			g.LinearBatch([]kernels.LinearItem{
+				{Dst: r, X: mix[0], W: ly.wr}, {Dst: k, X: mix[2], W: ly.wk}, {Dst: v, X: mix[3], W: ly.wv},
+				{Dst: hw, X: mix[1], W: ly.w1, NN: true, Activate: true, Act: kernels.Tanh},
+				{Dst: ha, X: mix[4], W: ly.a1, NN: true},
+				{Dst: hg, X: mix[5], W: ly.g1, NN: true, Activate: true, Act: kernels.Sigmoid},
+				{Dst: hv, X: mix[3], W: ly.v1, NN: true},
+			})
+		},
+		"Prep7Up": func(ly *decodeLayer) {
+			g.Prep7Up(kernels.Prep7{K: k, V: v, VFirst: vf, ZV: zv, W: ww, A: a, B: bb, W0: vec, A0: vec, V0: vec, KK: vec, KA: vec, HeadSize: 64},
+				kernels.Up7{HW: hw, W2: ly.w2, HA: ha, A2: ly.a2, HV: hv, V2: ly.v2, HG: hg, G2: ly.g2, G: gg})
+		},
+		"WKV7Out": func(ly *decodeLayer) {
+			g.WKV7Out(ly.state, ww, a, bb, kernels.Out7{Dst: o, Y: y, R: r, K: k, V: v, G: gg, RK: vec, LnW: vec, LnB: vec, HeadSize: 64, Eps: 64e-5})
+		},
+		"LinearBatch_wo": func(ly *decodeLayer) {
+			g.LinearBatch([]kernels.LinearItem{{Dst: x, X: o, W: ly.wo, Accumulate: true}})
+		},
+		"LinearBatch_key": func(ly *decodeLayer) {
+			g.LinearBatch([]kernels.LinearItem{{Dst: ffh, X: mix[0], W: ly.key, Activate: true, Act: kernels.ReLUSquared}})
+		},
+		"LinearBatch_value": func(ly *decodeLayer) {
+			g.LinearBatch([]kernels.LinearItem{{Dst: x, X: ffh, W: ly.value, Accumulate: true}})
+		},
+	}
+	order := []string{"NormShiftMix", "LinearBatch_rkv_down", "Prep7Up", "WKV7Out", "LinearBatch_wo", "NormShiftMix", "LinearBatch_key", "LinearBatch_value"}
+	run := func(name string, pdl bool, fn func(ly *decodeLayer)) {
+		b.Run(name, func(b *testing.B) {
+			saved := g.pdl
+			g.pdl = pdl && saved
+			defer func() { g.pdl = saved }()
+			replay(b, g, func() {
+				for l := range ls {
+					fn(&ls[l])
+				}
+			})
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N*L)*1e6, "µs/layer")
+		})
+	}
+	for _, name := range order[:5] {
+		run(name, true, ops[name])
+	}
+	run("LinearBatch_key", true, ops["LinearBatch_key"])
+	run("LinearBatch_value", true, ops["LinearBatch_value"])
+	layer := func(ly *decodeLayer) {
+		for _, name := range order {
+			ops[name](ly)
+		}
+	}
+	run("layer", true, layer)
+	run("layer_nopdl", false, layer)
 }

@@ -519,20 +519,25 @@ func TestConformance(t *testing.T) {
 				}
 			}
 			a, b := h.upload(T, C, av), h.upload(T, C, bv)
-			for _, kern := range []struct {
+			type kern struct {
 				tpr int
 				v   wkvVariant
-			}{{4, wkvVariant{}}, {8, wkvVariant{}}, {16, wkvVariant{}}, {4, wkvVariant{1, 2}}, {4, wkvVariant{2, 2}}, {4, wkvVariant{4, 2}}, {4, wkvVariant{1, 4}}, {4, wkvVariant{2, 4}}} {
+			}
+			kerns := []kern{{4, wkvVariant{}}, {8, wkvVariant{}}, {16, wkvVariant{}}}
+			for _, v := range wkvVariants() {
+				kerns = append(kerns, kern{4, v})
+			}
+			for _, kern := range kerns {
 				st := h.act(C, 64, 0.5)
 				y := h.out(T, C)
 				h.g.wkvTPR, h.g.wkvRows = kern.tpr, kern.v
 				h.g.WKV7(y.g, st.g, r.g, w.g, k.g, v.g, a.g, b.g)
 				h.c.WKV7(y.c, st.c, r.c, w.c, k.c, v.c, a.c, b.c)
-				name := fmt.Sprintf("WKV7/T%d_C%d_unaligned%v_tpr%d_rows%v", T, C, s.unalign, kern.tpr, kern.v)
+				name := fmt.Sprintf("WKV7/T%d_C%d_unaligned%v_tpr%d_split%v", T, C, s.unalign, kern.tpr, kern.v)
 				h.check(name+"/y", y, 2e-5)
 				h.check(name+"/state", st, 2e-5)
 			}
-			h.g.wkvTPR, h.g.wkvRows = defaultWKVTPR, wkvVariant{defaultWKVRPT, defaultWKVStages}
+			h.g.wkvTPR, h.g.wkvRows = defaultWKVTPR, defaultWKVRows()
 		}
 	})
 

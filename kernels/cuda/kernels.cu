@@ -547,31 +547,28 @@ __device__ __forceinline__ void wkv7_body(float* __restrict__ y, float* __restri
 WKV(4) WKV(8) WKV(16)
 
 // ---------------------------------------------------------------- WKV7, rows split over blocks
-// The rows of a head's state evolve independently (row i only needs v_i and
-// its own S·a), so a head can be spread over several blocks. One warp per
-// block: lanes are 8 row groups × 4 column quarters; each lane holds RPT
-// rows (rg, rg+8, ...) × 16 columns (float4 groups q, q+4, q+8, q+12), so
-// every input value a lane reads from shared memory serves RPT rows.
-// Grid (H, 64 / (8·RPT)). Inputs are staged as in wkv7_body.
-template <int RPT, int NST>
-__device__ __forceinline__ void wkv7r_body(float* __restrict__ y, float* __restrict__ s, const WKVIn& in, int T,
+// The rows of a head's state evolve independently (row i needs only v_i
+// and its own S·a), so a head can be spread over several blocks, giving
+// the GPU more warps than the one-block-per-head kernel (whose per-token
+// chain of dependent instructions leaves most schedulers idle). A block of
+// 32·NW threads covers RB = 32·NW/TPR rows of one head, TPR threads per
+// row as in wkv7_body; grid (H, 64/RB). Inputs are staged in NST chunk
+// buffers, NST−1 chunks loaded ahead.
+template <int TPR, int NW, int NST>
+__device__ __forceinline__ void wkv7g_body(float* __restrict__ y, float* __restrict__ s, const WKVIn& in, int T,
                                            int C, int vec) {
+    const int G = 16 / TPR, RB = 32 * NW / TPR;
     __shared__ float4 buf[NST][6][WCH][16];
-    int h = blockIdx.x, lane = threadIdx.x & 31, rg = lane >> 2, q = lane & 3;
-    int row0 = blockIdx.y * 8 * RPT + rg;
+    int h = blockIdx.x, i = blockIdx.y * RB + threadIdx.x / TPR, q = threadIdx.x % TPR;
     long long hoff = (long long)h * 64;
-    float S[RPT][16];
+    float* srow = s + (hoff + i) * 64;
+    float S[4 * G];
 #pragma unroll
-    for (int r = 0; r < RPT; r++) {
-        const float* srow = s + (hoff + row0 + 8 * r) * 64;
-#pragma unroll
-        for (int m = 0; m < 4; m++) {
-            float4 v4 = *(const float4*)(srow + 4 * (q + 4 * m));
-            S[r][4 * m] = v4.x; S[r][4 * m + 1] = v4.y; S[r][4 * m + 2] = v4.z; S[r][4 * m + 3] = v4.w;
-        }
+    for (int m = 0; m < G; m++) {
+        float4 v4 = *(const float4*)(srow + 4 * (q + TPR * m));
+        S[4 * m] = v4.x; S[4 * m + 1] = v4.y; S[4 * m + 2] = v4.z; S[4 * m + 3] = v4.w;
     }
-    // NST chunk buffers, NST−1 chunks in flight: chunks past the end
-    // commit empty groups, so "wait until at most NST−1 groups are
+    // Chunks past the end commit empty groups, so "at most NST−1 groups
     // pending" always means "chunk c has landed".
     int nch = (T + WCH - 1) / WCH;
 #pragma unroll
@@ -580,7 +577,7 @@ __device__ __forceinline__ void wkv7r_body(float* __restrict__ y, float* __restr
         int st = c % NST;
         wkv_load(buf[(c + NST - 1) % NST], in, (c + NST - 1) * WCH, T, C, hoff, vec);
         cp_wait_n<NST - 1>();
-        __syncwarp();
+        if (NW == 1) __syncwarp(); else __syncthreads();
         int n = min(WCH, T - c * WCH);
         for (int tt = 0; tt < n; tt++) {
             const float4* R4 = buf[st][0][tt];
@@ -588,78 +585,63 @@ __device__ __forceinline__ void wkv7r_body(float* __restrict__ y, float* __restr
             const float4* K4 = buf[st][2][tt];
             const float4* A4 = buf[st][3][tt];
             const float4* B4 = buf[st][4][tt];
-            const float* V = (const float*)buf[st][5][tt];
-            float4 a4[4];
+            float vi = ((const float*)buf[st][5][tt])[i & 63];
+            float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
 #pragma unroll
-            for (int m = 0; m < 4; m++) a4[m] = A4[q + 4 * m];
-            float sa[RPT];
-#pragma unroll
-            for (int r = 0; r < RPT; r++) {
-                float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
-#pragma unroll
-                for (int m = 0; m < 4; m++) {
-                    d0 += a4[m].x * S[r][4 * m];
-                    d1 += a4[m].y * S[r][4 * m + 1];
-                    d2 += a4[m].z * S[r][4 * m + 2];
-                    d3 += a4[m].w * S[r][4 * m + 3];
-                }
-                sa[r] = (d0 + d1) + (d2 + d3);
+            for (int m = 0; m < G; m++) {
+                float4 a4 = A4[q + TPR * m];
+                d0 += a4.x * S[4 * m];
+                d1 += a4.y * S[4 * m + 1];
+                d2 += a4.z * S[4 * m + 2];
+                d3 += a4.w * S[4 * m + 3];
             }
+            // S·w + k·v does not need sa: only one FMA per element waits
+            // for the shuffles.
+            float P[4 * G];
 #pragma unroll
-            for (int r = 0; r < RPT; r++) {
-                sa[r] += __shfl_xor_sync(0xffffffffu, sa[r], 1);
-                sa[r] += __shfl_xor_sync(0xffffffffu, sa[r], 2);
+            for (int m = 0; m < G; m++) {
+                int g = q + TPR * m;
+                float4 ww = W4[g], kk = K4[g];
+                P[4 * m] = S[4 * m] * ww.x + kk.x * vi;
+                P[4 * m + 1] = S[4 * m + 1] * ww.y + kk.y * vi;
+                P[4 * m + 2] = S[4 * m + 2] * ww.z + kk.z * vi;
+                P[4 * m + 3] = S[4 * m + 3] * ww.w + kk.w * vi;
             }
-            float e[RPT][4];
-            float vi[RPT];
+            float sa = (d0 + d1) + (d2 + d3);
 #pragma unroll
-            for (int r = 0; r < RPT; r++) {
-                vi[r] = V[row0 + 8 * r];
-                e[r][0] = e[r][1] = e[r][2] = e[r][3] = 0.0f;
+            for (int o = 1; o < TPR; o <<= 1) sa += __shfl_xor_sync(0xffffffffu, sa, o);
+            float e0 = 0.0f, e1 = 0.0f, e2 = 0.0f, e3 = 0.0f;
+#pragma unroll
+            for (int m = 0; m < G; m++) {
+                int g = q + TPR * m;
+                float4 bb = B4[g], rr = R4[g];
+                S[4 * m] = P[4 * m] + sa * bb.x;
+                S[4 * m + 1] = P[4 * m + 1] + sa * bb.y;
+                S[4 * m + 2] = P[4 * m + 2] + sa * bb.z;
+                S[4 * m + 3] = P[4 * m + 3] + sa * bb.w;
+                e0 += S[4 * m] * rr.x;
+                e1 += S[4 * m + 1] * rr.y;
+                e2 += S[4 * m + 2] * rr.z;
+                e3 += S[4 * m + 3] * rr.w;
             }
+            float yy = (e0 + e1) + (e2 + e3);
 #pragma unroll
-            for (int m = 0; m < 4; m++) {
-                int g = q + 4 * m;
-                float4 ww = W4[g], kk = K4[g], bb = B4[g], rr = R4[g];
-#pragma unroll
-                for (int r = 0; r < RPT; r++) {
-                    float* Sr = S[r];
-                    Sr[4 * m] = Sr[4 * m] * ww.x + kk.x * vi[r] + sa[r] * bb.x;
-                    Sr[4 * m + 1] = Sr[4 * m + 1] * ww.y + kk.y * vi[r] + sa[r] * bb.y;
-                    Sr[4 * m + 2] = Sr[4 * m + 2] * ww.z + kk.z * vi[r] + sa[r] * bb.z;
-                    Sr[4 * m + 3] = Sr[4 * m + 3] * ww.w + kk.w * vi[r] + sa[r] * bb.w;
-                    e[r][0] += Sr[4 * m] * rr.x;
-                    e[r][1] += Sr[4 * m + 1] * rr.y;
-                    e[r][2] += Sr[4 * m + 2] * rr.z;
-                    e[r][3] += Sr[4 * m + 3] * rr.w;
-                }
-            }
-#pragma unroll
-            for (int r = 0; r < RPT; r++) {
-                float yy = (e[r][0] + e[r][1]) + (e[r][2] + e[r][3]);
-                yy += __shfl_xor_sync(0xffffffffu, yy, 1);
-                yy += __shfl_xor_sync(0xffffffffu, yy, 2);
-                if (q == 0) y[(long long)(c * WCH + tt) * C + hoff + row0 + 8 * r] = yy;
-            }
+            for (int o = 1; o < TPR; o <<= 1) yy += __shfl_xor_sync(0xffffffffu, yy, o);
+            if (q == 0) y[(long long)(c * WCH + tt) * C + hoff + i] = yy;
         }
-        __syncwarp();
+        if (NW == 1) __syncwarp(); else __syncthreads();
     }
 #pragma unroll
-    for (int r = 0; r < RPT; r++) {
-        float* srow = s + (hoff + row0 + 8 * r) * 64;
-#pragma unroll
-        for (int m = 0; m < 4; m++)
-            *(float4*)(srow + 4 * (q + 4 * m)) =
-                make_float4(S[r][4 * m], S[r][4 * m + 1], S[r][4 * m + 2], S[r][4 * m + 3]);
-    }
+    for (int m = 0; m < G; m++)
+        *(float4*)(srow + 4 * (q + TPR * m)) = make_float4(S[4 * m], S[4 * m + 1], S[4 * m + 2], S[4 * m + 3]);
 }
 
-#define WKVR(RPT, NST)                                                                                        \
-    extern "C" __global__ void __launch_bounds__(32)                                                          \
-        wkv7r_##RPT##_##NST(float* __restrict__ y, float* __restrict__ s, WKVIn in, int T, int C, int vec) {  \
-        wkv7r_body<RPT, NST>(y, s, in, T, C, vec);                                                            \
+#define WKVG(TPR, NW, NST)                                                                                    \
+    extern "C" __global__ void __launch_bounds__(32 * NW) wkv7g_##TPR##_##NW##_##NST(                          \
+        float* __restrict__ y, float* __restrict__ s, WKVIn in, int T, int C, int vec) {                      \
+        wkv7g_body<TPR, NW, NST>(y, s, in, T, C, vec);                                                        \
     }
-WKVR(1, 2) WKVR(2, 2) WKVR(4, 2) WKVR(1, 4) WKVR(2, 4)
+WKVG(4, 2, 4) WKVG(4, 4, 4) WKVG(4, 8, 3) WKVG(8, 4, 4) WKVG(8, 8, 3) WKVG(16, 4, 4) WKVG(16, 8, 3) WKVG(16, 16, 3)
 
 // ================================================================ fused decode ops
 // The kernels below are launched with programmatic dependent launch (PDL):

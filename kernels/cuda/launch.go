@@ -24,16 +24,21 @@ type kernelSet struct {
 	prep7     uintptr
 	out7      uintptr
 	wkv7      map[int]uintptr // by threads per state row
-	wkv7r     map[wkvVariant]uintptr
+	wkv7g     map[wkvVariant]uintptr
 	linbatch  [3]uintptr // fused ops, by weight dtype
 	up7       [3]uintptr
 	nsm       uintptr
 	wkv7out   uintptr
 }
 
-// wkvVariant selects a row-split WKV7 kernel: rows per thread and the
-// number of input chunk buffers (stages−1 chunks are loaded ahead).
-type wkvVariant struct{ rpt, stages int }
+// wkvVariant selects a row-split WKV7 kernel (wkv7g in kernels.cu):
+// threads per state row, warps per block, and input chunk buffers.
+type wkvVariant struct{ tpr, warps, stages int }
+
+// wkvVariants lists the row-split WKV7 kernels built (WKVG in kernels.cu).
+func wkvVariants() []wkvVariant {
+	return []wkvVariant{{4, 2, 4}, {4, 4, 4}, {4, 8, 3}, {8, 4, 4}, {8, 8, 3}, {16, 4, 4}, {16, 8, 3}, {16, 16, 3}}
+}
 
 // maxSmallT is the most tokens one GEMV/vector-matrix launch handles.
 const maxSmallT = 4
@@ -92,13 +97,13 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 		}
 		k.wkv7[tpr] = f
 	}
-	k.wkv7r = map[wkvVariant]uintptr{}
-	for _, v := range []wkvVariant{{1, 2}, {2, 2}, {4, 2}, {1, 4}, {2, 4}} {
+	k.wkv7g = map[wkvVariant]uintptr{}
+	for _, v := range wkvVariants() {
 		var f uintptr
-		if err := get(&f, fmt.Sprintf("wkv7r_%d_%d", v.rpt, v.stages)); err != nil {
+		if err := get(&f, fmt.Sprintf("wkv7g_%d_%d_%d", v.tpr, v.warps, v.stages)); err != nil {
 			return err
 		}
-		k.wkv7r[v] = f
+		k.wkv7g[v] = f
 	}
 	return nil
 }

@@ -410,10 +410,9 @@ const wkvHead = 64
 // faster: the step is bound by shared-memory wavefronts, see PERF.md).
 const defaultWKVTPR = 4
 
-// defaultWKVRPT and defaultWKVStages select the row-split WKV7 kernel
-// used for more than one token (rpt 0: the one-block-per-head kernel); see
-// PERF.md.
-const defaultWKVRPT, defaultWKVStages = 1, 4
+// defaultWKVRows is the row-split WKV7 kernel used for more than one
+// token (tpr 0: the one-block-per-head kernel); see PERF.md.
+func defaultWKVRows() wkvVariant { return wkvVariant{tpr: 8, warps: 4, stages: 4} }
 
 // WKV7 runs the RWKV-7 recurrence over the rows of r; see kernels.Ops.
 func (b *Backend) WKV7(y, s, r, w, k, v, a, bb kernels.Tensor) {
@@ -448,9 +447,10 @@ func (b *Backend) wkv7(y, s, r, w, k, v, a, bb kernels.Tensor) error {
 		}
 	}
 	b.argsStart().ptr(ps[0]).ptr(ps[1]).raw(in[:]).i32(T).i32(C).i32(vec)
-	if v := b.wkvRows; T > 1 && v.rpt > 0 {
-		// Rows spread over 64/(8·rpt) one-warp blocks per head.
-		return b.launch(b.k.wkv7r[v], [3]uint32{uint32(C / wkvHead), uint32(wkvHead / (8 * v.rpt)), 1}, [3]uint32{32, 1, 1})
+	if v := b.wkvRows; T > 1 && v.tpr > 0 {
+		// Rows spread over blocks of 32·warps/tpr rows.
+		rows := 32 * v.warps / v.tpr
+		return b.launch(b.k.wkv7g[v], [3]uint32{uint32(C / wkvHead), uint32(wkvHead / rows), 1}, [3]uint32{uint32(32 * v.warps), 1, 1})
 	}
 	tpr := b.wkvTPR
 	return b.launch(b.k.wkv7[tpr], [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{uint32(tpr * wkvHead), 1, 1})
