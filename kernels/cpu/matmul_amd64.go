@@ -64,6 +64,7 @@ func avx2Kernels(f16c bool) *kernelSet {
 		decode:     a.decode,
 		transpose8: a.transpose8,
 		tileNN:     tileNNAVX2,
+		wkv:        wkvAVX2,
 	}
 }
 

@@ -31,6 +31,8 @@ type kernelSet struct {
 	// tileNN sets d[i*ldd+j] = Σ_k x[i][k]·w[k*ldw+j] for i < 6, j < 16,
 	// k < len(x[0]) (all x[i] have the same length), or adds to d if acc.
 	tileNN func(d []float32, ldd int, x *[6][]float32, w []float32, ldw int, acc bool)
+	// wkv advances one 64×64 WKV head state by one token (see wkvGeneric).
+	wkv func(s, r, w, k, v, a, b, y []float32)
 }
 
 // genericKernels returns the portable Go implementation.
@@ -42,6 +44,7 @@ func genericKernels() *kernelSet {
 		decode:     decodeGeneric,
 		transpose8: transpose8Generic,
 		tileNN:     tileNNGeneric,
+		wkv:        wkvGeneric,
 	}
 }
 

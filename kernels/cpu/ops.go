@@ -9,7 +9,7 @@ import (
 // decayScale is e^{-1/2}: decay = exp(−e^{−1/2}·σ(z)).
 const decayScale = 0.6065306597126334
 
-func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+func sigmoid(x float32) float32 { return 1 / (1 + expf(-x)) }
 
 // check records a shape error unless cond holds.
 func (b *Backend) check(cond bool, op, format string, args ...any) bool {
@@ -253,7 +253,7 @@ func (b *Backend) Prep7(p kernels.Prep7) {
 					a[i] = -kh
 					bb[i] = kh * alpha
 					k[i] *= 1 + (alpha-1)*ka[c]
-					w[i] = float32(math.Exp(float64(-decayScale * sigmoid(w0[c]+w[i]))))
+					w[i] = expf(-decayScale * sigmoid(w0[c]+w[i]))
 					if hasZV {
 						v[i] += (vf[i] - v[i]) * sigmoid(v0[c]+zv[i])
 					} else {
@@ -277,28 +277,13 @@ func (b *Backend) WKV7(y, s, r, w, k, v, a, bb kernels.Tensor) {
 		return
 	}
 	ys, ss, rs, ws, ks, vs, as, bs := b.f32(y), b.f32(s), b.f32(r), b.f32(w), b.f32(k), b.f32(v), b.f32(a), b.f32(bb)
+	wkv := b.pool.ks.wkv
 	b.pool.For(C/N, 1, func(lo, hi int) {
 		for h := lo; h < hi; h++ {
 			S := ss[h*N*N : (h+1)*N*N]
 			for t := range T {
 				o := t*C + h*N
-				rt, wt, kt, vt, at, bt := rs[o:o+N], ws[o:o+N], ks[o:o+N], vs[o:o+N], as[o:o+N], bs[o:o+N]
-				yt := ys[o : o+N]
-				for i := range N {
-					row := S[i*N : i*N+N : i*N+N]
-					var sa float32
-					for j, x := range row {
-						sa += at[j] * x
-					}
-					vi := vt[i]
-					var acc float32
-					for j := range row {
-						x := row[j]*wt[j] + kt[j]*vi + sa*bt[j]
-						row[j] = x
-						acc += x * rt[j]
-					}
-					yt[i] = acc
-				}
+				wkv(S, rs[o:o+N], ws[o:o+N], ks[o:o+N], vs[o:o+N], as[o:o+N], bs[o:o+N], ys[o:o+N])
 			}
 		}
 	})
