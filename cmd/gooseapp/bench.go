@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -100,6 +101,10 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	prefillRate := float64(len(ids)) / prefill.Seconds()
 	fmt.Fprintf(stdout, "prefill:  %d tokens in %v: %.1f tok/s\n", len(ids), prefill.Round(time.Microsecond), prefillRate)
 
+	// Drop the garbage of loading (random weights are generated in Go
+	// memory) so the RSS series shows the steady state of decoding.
+	runtime.GC()
+	debug.FreeOSMemory()
 	rss0 := readRSS()
 	tok := sample.Greedy(logits)
 	start = time.Now()
