@@ -1,6 +1,9 @@
 package cuda
 
 import (
+	"errors"
+	"math"
+
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -64,7 +67,24 @@ func (b *Backend) allocCounters() error {
 const maxItems = 8
 
 // itemWords is the size of a LinItem in 8-byte words.
-const itemWords = 9
+const itemWords = 10
+
+// normMixWords is the size of a NormMix in 8-byte words.
+const normMixWords = 24
+
+// maxMixC is the widest row MixLinearBatch's kernel takes (MAXC).
+const maxMixC = 4096
+
+// normMix is a kernel NormMix and, for each item, the mix it reads (−1:
+// its own X).
+type normMix struct {
+	words [normMixWords]uint64
+	item  []int
+}
+
+// errNotBatched reports that MixLinearBatch's operands do not suit the
+// one-launch kernel (internal: the caller then runs the ops).
+var errNotBatched = errors.New("cuda: not batched")
 
 // actCode is the kernel's activation number: -1 for none.
 func actCode(it kernels.LinearItem) int32 {
@@ -85,7 +105,7 @@ func boolInt(v bool) int32 {
 
 // LinearBatch runs independent products; see kernels.Fused.
 func (b *Backend) LinearBatch(items []kernels.LinearItem) {
-	b.run("LinearBatch", func() error { return b.linearBatch(items) })
+	b.run("LinearBatch", func() error { return b.linearBatch(items, nil) })
 }
 
 // itemPtrs are the device addresses of a LinearItem's operands.
@@ -107,7 +127,10 @@ func itemDims(it kernels.LinearItem) (T, K, N int, err error) {
 	return T, K, N, nil
 }
 
-func (b *Backend) linearBatch(items []kernels.LinearItem) error {
+// linearBatch runs the items; with nm (the words of a kernel NormMix, whose
+// mixes the items with mix[i] ≥ 0 read) it runs them in one launch with
+// the NormShiftMix or reports false without running anything.
+func (b *Backend) linearBatch(items []kernels.LinearItem, nm *normMix) error {
 	if len(items) == 0 {
 		return nil
 	}
@@ -136,10 +159,13 @@ func (b *Backend) linearBatch(items []kernels.LinearItem) error {
 		}
 	}
 	if batched {
-		ok, err := b.linearBatchKernel(items, ptrs)
+		ok, err := b.linearBatchKernel(items, ptrs, nm)
 		if ok || err != nil {
 			return err
 		}
+	}
+	if nm != nil {
+		return errNotBatched
 	}
 	for i, it := range items {
 		if err := b.itemComposed(it, ptrs[i].dst, ptrs[i].x, ptrs[i].w); err != nil {
@@ -151,16 +177,45 @@ func (b *Backend) linearBatch(items []kernels.LinearItem) error {
 
 // linearBatchKernel launches the batched one-token kernel; it returns false
 // (and launches nothing) when the split products need more counters than
-// there are.
-func (b *Backend) linearBatchKernel(items []kernels.LinearItem, ptrs []itemPtrs) (bool, error) {
+// there are. The NN items (LoRA matrices: small, latency-bound) get the
+// first blocks so that they start first; NT rows are spread so that the
+// blocks of the launch fit on the GPU at once (two per SM), each warp
+// streaming several rows.
+func (b *Backend) linearBatchKernel(items []kernels.LinearItem, ptrs []itemPtrs, nm *normMix) (bool, error) {
+	order := make([]int, 0, len(items))
+	ntRows := 0
+	for i, it := range items {
+		if it.NN {
+			order = append(order, i)
+		} else {
+			_, _, N, _ := itemDims(it)
+			ntRows += N
+		}
+	}
+	for i, it := range items {
+		if !it.NN {
+			order = append(order, i)
+		}
+	}
+	rpw := max(1, (ntRows+16*b.sms-1)/(16*b.sms)) // rows per warp
 	var words [maxItems*itemWords + 1]uint64
 	blocks, parts, slabs := 0, 0, 0
-	type split struct{ kchunk, nsplit, part, count int }
-	splits := make([]split, len(items))
-	for i, it := range items {
+	for slot, i := range order {
+		it := items[i]
 		_, K, N, _ := itemDims(it)
+		o := words[slot*itemWords:]
+		o[0], o[1], o[2] = ptrs[i].dst, ptrs[i].x, ptrs[i].w
+		o[3] = pack2(int32(N), int32(K))
+		o[4] = pack2(boolInt(it.NN), actCode(it))
+		o[5] = pack2(boolInt(it.Accumulate), int32(blocks))
+		mix := int32(-1)
+		if nm != nil {
+			mix = int32(nm.item[i])
+		}
+		o[7] = pack2(mix, 0)
 		if !it.NN {
-			blocks += (N + 7) / 8
+			o[6] = pack2(int32(rpw), 1)
+			blocks += (N + 8*rpw - 1) / (8 * rpw)
 			continue
 		}
 		ncb := (N + 63) / 64
@@ -170,46 +225,35 @@ func (b *Backend) linearBatchKernel(items []kernels.LinearItem, ptrs []itemPtrs)
 		}
 		kchunk := (K + ns - 1) / ns
 		ns = (K + kchunk - 1) / kchunk
-		splits[i] = split{kchunk, ns, parts, slabs}
+		o[6] = pack2(int32(kchunk), int32(ns))
 		if ns > 1 {
+			o[8], o[9] = uint64(parts*4), uint64(slabs*4) // offsets, made addresses below
 			parts += ns * N
 			slabs += ncb
 		}
 		blocks += ncb * ns
 	}
-	if slabs > countSlots {
+	if slabs > countSlots-1 { // the last slot counts NormMix blocks
 		return false, nil
 	}
-	var part, count uint64
 	if slabs > 0 {
-		var err error
-		if part, err = b.grow(&b.fused.part, int64(parts*4)); err != nil {
+		part, err := b.grow(&b.fused.part, int64(parts*4))
+		if err != nil {
 			return false, err
 		}
-		count = b.fused.count
-	}
-	blk := 0
-	for i, it := range items {
-		_, K, N, _ := itemDims(it)
-		o := words[i*itemWords:]
-		o[0], o[1], o[2] = ptrs[i].dst, ptrs[i].x, ptrs[i].w
-		o[3] = pack2(int32(N), int32(K))
-		o[4] = pack2(boolInt(it.NN), actCode(it))
-		o[5] = pack2(boolInt(it.Accumulate), int32(blk))
-		if it.NN {
-			s := splits[i]
-			o[6] = pack2(int32(s.kchunk), int32(s.nsplit))
-			if s.nsplit > 1 {
-				o[7], o[8] = part+uint64(s.part*4), count+uint64(s.count*4)
+		for slot, i := range order {
+			if o := words[slot*itemWords:]; items[i].NN && uint32(o[6]>>32) > 1 {
+				o[8] += part
+				o[9] += b.fused.count
 			}
-			blk += (N + 63) / 64 * s.nsplit
-		} else {
-			o[6] = pack2(int32(K), 1)
-			blk += (N + 7) / 8
 		}
 	}
 	words[maxItems*itemWords] = uint64(len(items))
-	b.argsStart().raw(words[:])
+	var nmw [normMixWords]uint64
+	if nm != nil {
+		nmw = nm.words
+	}
+	b.argsStart().raw(words[:]).raw(nmw[:])
 	return true, b.launchPDL(b.k.linbatch[items[0].W.DType], [3]uint32{uint32(blocks), 1, 1}, [3]uint32{256, 1, 1})
 }
 
@@ -283,32 +327,50 @@ func (b *Backend) NormShiftMix(norm kernels.Tensor, dst []kernels.Tensor, x, w, 
 
 // Prep7Up runs the LoRA up-projections and Prep7; see kernels.Fused.
 func (b *Backend) Prep7Up(p kernels.Prep7, up kernels.Up7) {
-	b.run("Prep7Up", func() error {
-		ok, err := b.prep7UpKernel(p, up)
-		if ok || err != nil {
-			return err
-		}
-		ups := []struct {
-			dst, h, w kernels.Tensor
-		}{{p.W, up.HW, up.W2}, {p.A, up.HA, up.A2}, {p.ZV, up.HV, up.V2}, {up.G, up.HG, up.G2}}
-		for i, u := range ups {
-			if i == 2 && !p.ZV.Valid() {
-				continue
-			}
-			if err := b.product("Prep7Up", u.dst, u.h, u.w, false, false); err != nil {
-				return err
-			}
-		}
-		return b.prep7(p)
-	})
+	b.run("Prep7Up", func() error { return b.prep7Up(p, up) })
 }
 
-// prep7UpKernel launches the one-token kernel when the operands suit it.
-func (b *Backend) prep7UpKernel(p kernels.Prep7, up kernels.Up7) (bool, error) {
+func (b *Backend) prep7Up(p kernels.Prep7, up kernels.Up7) error {
+	ua, p7, ok, err := b.prep7UpArgs(p, up)
+	if err != nil {
+		return err
+	}
+	if ok {
+		H := p.K.Cols / wkvHead
+		if H <= countSlots {
+			part, err := b.grow(&b.fused.part, int64(H*upSplits*4*wkvHead*4))
+			if err != nil {
+				return err
+			}
+			b.argsStart().raw(ua).raw(p7).i32(p.K.Cols).ptr(part).ptr(b.fused.count)
+			return b.launchPDL(b.k.up7[up.W2.DType], [3]uint32{uint32(H), upSplits, 1}, [3]uint32{256, 1, 1})
+		}
+	}
+	ups := []struct {
+		dst, h, w kernels.Tensor
+	}{{p.W, up.HW, up.W2}, {p.A, up.HA, up.A2}, {p.ZV, up.HV, up.V2}, {up.G, up.HG, up.G2}}
+	for i, u := range ups {
+		if i == 2 && !p.ZV.Valid() {
+			continue
+		}
+		if err := b.product("Prep7Up", u.dst, u.h, u.w, false, false); err != nil {
+			return err
+		}
+	}
+	return b.prep7(p)
+}
+
+// upSplits is the number of blocks a head's LoRA rows are split over in
+// the one-token Prep7Up kernel (each loads all its weights at once).
+const upSplits = 4
+
+// prep7UpArgs checks the operands of the one-token kernels and packs their
+// UpArgs and P7Args; ok is false when the ops must run one by one.
+func (b *Backend) prep7UpArgs(p kernels.Prep7, up kernels.Up7) (ua, p7 []uint64, ok bool, err error) {
 	C := p.K.Cols
 	hasZV := p.ZV.Valid()
 	if p.K.Rows != 1 || p.HeadSize != wkvHead || C%wkvHead != 0 {
-		return false, nil
+		return nil, nil, false, nil
 	}
 	hs := []kernels.Tensor{up.HW, up.HA, up.HV, up.HG}
 	ws := []kernels.Tensor{up.W2, up.A2, up.V2, up.G2}
@@ -322,21 +384,21 @@ func (b *Backend) prep7UpKernel(p kernels.Prep7, up kernels.Up7) (bool, error) {
 		}
 		h, w, o := hs[m], ws[m], outs[m]
 		if h.Cols == 0 {
-			return false, nil // the kernel takes D = 0 as "absent"
+			return nil, nil, false, nil // the kernel takes D = 0 as "absent"
 		}
 		if h.Rows != 1 || w.Rows != h.Cols || w.Cols != C || !sameShape(o, p.K) || w.DType != dt || !weightOK(dt) {
-			return false, nil // the composed ops report the shape error
+			return nil, nil, false, nil // the composed ops report the shape error
 		}
 		ptr, err := b.f32Ptrs("Prep7Up", h)
 		if err != nil {
-			return false, err
+			return nil, nil, false, err
 		}
 		wptr, err := b.devPtr(w)
 		if err != nil {
-			return false, shapeErr("Prep7Up", "up matrix %d: %v", m, err)
+			return nil, nil, false, shapeErr("Prep7Up", "up matrix %d: %v", m, err)
 		}
 		if wptr%16 != 0 {
-			return false, nil
+			return nil, nil, false, nil
 		}
 		hp[m], wp[m], d[m] = ptr[0], wptr, h.Cols
 	}
@@ -348,33 +410,31 @@ func (b *Backend) prep7UpKernel(p kernels.Prep7, up kernels.Up7) (bool, error) {
 	}
 	for _, t := range acts {
 		if !sameShape(t, p.K) {
-			return false, nil
+			return nil, nil, false, nil
 		}
 	}
 	for _, t := range params {
 		if t.Len() != C {
-			return false, nil
+			return nil, nil, false, nil
 		}
 	}
 	ap, err := b.f32Ptrs("Prep7Up", acts...)
 	if err != nil {
-		return false, err
+		return nil, nil, false, err
 	}
 	pp, err := b.f32Ptrs("Prep7Up", params...)
 	if err != nil {
-		return false, err
+		return nil, nil, false, err
 	}
 	var zv, v0 uint64
 	if hasZV {
 		zv, v0 = ap[7], pp[4]
 	}
-	// UpArgs {h[4], w[4], d[4]} and P7Args {K, V, VF, ZV, W, A, B, G, W0,
-	// A0, V0, KK, KA}, each one parameter.
-	ua := append(append(hp[:], wp[:]...), pack2(int32(d[0]), int32(d[1])), pack2(int32(d[2]), int32(d[3])))
-	b.argsStart().raw(ua).
-		raw([]uint64{ap[0], ap[1], ap[2], zv, ap[3], ap[4], ap[5], ap[6], pp[0], pp[1], v0, pp[2], pp[3]}).
-		i32(C)
-	return true, b.launchPDL(b.k.up7[dt], [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{256, 1, 1})
+	// UpArgs {h[4], w[4], d[4]}; P7Args {K, V, VF, ZV, W, A, B, G, W0, A0,
+	// V0, KK, KA}.
+	ua = append(append(hp[:], wp[:]...), pack2(int32(d[0]), int32(d[1])), pack2(int32(d[2]), int32(d[3])))
+	p7 = []uint64{ap[0], ap[1], ap[2], zv, ap[3], ap[4], ap[5], ap[6], pp[0], pp[1], v0, pp[2], pp[3]}
+	return ua, p7, true, nil
 }
 
 // WKV7Out runs WKV7 then Out7; see kernels.Fused.
@@ -408,6 +468,135 @@ func (b *Backend) WKV7Out(s, w, a, bb kernels.Tensor, o kernels.Out7) {
 		b.argsStart().ptr(ps[0]).ptr(ps[1]).raw(ps[2:8]).raw(ps[8:13]).i32(C).f32(o.Eps)
 		return b.launchPDL(b.k.wkv7out, [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{256, 1, 1})
 	})
+}
+
+// MixLinearBatch runs NormShiftMix then LinearBatch; see kernels.Fused.
+// One token runs as one launch: every block computes the row's norm and
+// the mix its product reads.
+func (b *Backend) MixLinearBatch(m kernels.NormMix, items []kernels.LinearItem) {
+	b.run("MixLinearBatch", func() error {
+		if nm, ok, err := b.normMixArgs(m, items); err != nil {
+			return err
+		} else if ok {
+			err := b.linearBatch(items, nm)
+			if err != errNotBatched {
+				return err
+			}
+		}
+		if err := b.layerNorm(m.Norm, m.X, m.W, m.B, m.Eps); err != nil {
+			return err
+		}
+		if err := b.shiftMix(m.Dst, m.Norm, m.State, m.Mix); err != nil {
+			return err
+		}
+		return b.linearBatch(items, nil)
+	})
+}
+
+// sameView reports whether a and c are the same view of the same memory.
+func sameView(a, c kernels.Tensor) bool {
+	return a.Buf == c.Buf && a.Offset == c.Offset && a.Rows == c.Rows && a.Cols == c.Cols && a.DType == c.DType
+}
+
+// normMixArgs checks m for the one-launch kernel and packs it; ok is false
+// when the ops must run one by one instead.
+func (b *Backend) normMixArgs(m kernels.NormMix, items []kernels.LinearItem) (*normMix, bool, error) {
+	x := m.X
+	C := x.Cols
+	if x.Rows != 1 || C > maxMixC || len(m.Dst) == 0 || len(m.Dst) != len(m.Mix) || len(m.Dst) > maxMix {
+		return nil, false, nil
+	}
+	ok := sameShape(m.Norm, x) && m.W.Len() == C && m.B.Len() == C && m.State.Len() == C
+	for i := range m.Dst {
+		ok = ok && sameShape(m.Dst[i], x) && m.Mix[i].Len() == C
+	}
+	if !ok {
+		return nil, false, nil // the ops report the shape error
+	}
+	ps, err := b.f32Ptrs("MixLinearBatch", x, m.W, m.B, m.State, m.Norm)
+	if err != nil {
+		return nil, false, err
+	}
+	ds, err := b.f32Ptrs("MixLinearBatch", m.Dst...)
+	if err != nil {
+		return nil, false, err
+	}
+	ms, err := b.f32Ptrs("MixLinearBatch", m.Mix...)
+	if err != nil {
+		return nil, false, err
+	}
+	nm := &normMix{item: make([]int, len(items))}
+	for i, it := range items {
+		nm.item[i] = -1
+		if sameView(it.X, m.Norm) || sameView(it.X, m.State) {
+			return nil, false, nil // written by the launch: run the ops
+		}
+		for j, d := range m.Dst {
+			if sameView(it.X, d) {
+				nm.item[i] = j
+			}
+		}
+	}
+	w := nm.words[:0]
+	w = append(w, ps...)
+	var dst, mix [maxMix]uint64
+	copy(dst[:], ds)
+	copy(mix[:], ms)
+	w = append(w, dst[:]...)
+	w = append(w, mix[:]...)
+	w = append(w, b.fused.count+4*(countSlots-1))
+	w = append(w, pack2(int32(len(m.Dst)), int32(C)), uint64(math.Float32bits(m.Eps)))
+	return nm, true, nil
+}
+
+// TimeMix7 runs Prep7Up then WKV7Out; see kernels.Fused. One token runs
+// as one kernel with a block per head.
+func (b *Backend) TimeMix7(p kernels.Prep7, up kernels.Up7, s kernels.Tensor, o kernels.Out7) {
+	b.run("TimeMix7", func() error {
+		ok, err := b.timeMix7Kernel(p, up, s, o)
+		if ok || err != nil {
+			return err
+		}
+		if err := b.prep7Up(p, up); err != nil {
+			return err
+		}
+		if err := b.wkv7(o.Y, s, o.R, p.W, o.K, o.V, p.A, p.B); err != nil {
+			return err
+		}
+		return b.out7(o)
+	})
+}
+
+func (b *Backend) timeMix7Kernel(p kernels.Prep7, up kernels.Up7, s kernels.Tensor, o kernels.Out7) (bool, error) {
+	ua, p7, ok, err := b.prep7UpArgs(p, up)
+	if !ok || err != nil {
+		return false, err
+	}
+	C := p.K.Cols
+	// The kernel takes k̃, v and g from its own Prep7.
+	if o.HeadSize != wkvHead || s.Len() != C*wkvHead || !sameView(o.K, p.K) || !sameView(o.V, p.V) || !sameView(o.G, up.G) {
+		return false, nil
+	}
+	for _, t := range []kernels.Tensor{o.Y, o.R, o.Dst} {
+		if !sameShape(t, p.K) {
+			return false, nil
+		}
+	}
+	for _, t := range []kernels.Tensor{o.RK, o.LnW, o.LnB} {
+		if t.Len() != C {
+			return false, nil
+		}
+	}
+	ps, err := b.f32Ptrs("TimeMix7", o.Y, s, o.R, o.Dst, o.G, o.RK, o.LnW, o.LnB)
+	if err != nil {
+		return false, err
+	}
+	if ps[1]%16 != 0 {
+		return false, nil
+	}
+	// (UpArgs, P7Args, y, s, r, O7Args{D, G, RK, LW, LB}, C, eps).
+	b.argsStart().raw(ua).raw(p7).ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).raw(ps[3:8]).i32(C).f32(o.Eps)
+	return true, b.launchPDL(b.k.tm7[up.W2.DType], [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{256, 1, 1})
 }
 
 var _ kernels.Fused = (*Backend)(nil)

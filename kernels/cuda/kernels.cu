@@ -661,6 +661,8 @@ __device__ __forceinline__ void pdl_launch() {
 #endif
 }
 
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
 // f: -1 none, 0 tanh, 1 sigmoid, 2 relu² (kernels.Activation).
 __device__ __forceinline__ float apply_act(float v, int f) {
     if (f == 0) return tanhf(v);
@@ -675,8 +677,8 @@ __device__ __forceinline__ float apply_act(float v, int f) {
 // ---------------------------------------------------------------- LinearBatch (one token)
 // Several independent vector-matrix products in one launch. Item i owns
 // blocks [blk0, next item's blk0).
-//   NT (mode 0): dst[n] (=|+=) f(Σ_k x[k]·w[n][k]), w [N, K]: one warp per
-//     output, 8 per block, as gemv_body.
+//   NT (mode 0): dst[n] (=|+=) f(Σ_k x[k]·w[n][k]), w [N, K]: each warp
+//     computes kchunk consecutive rows (see lin_nt), 8 warps per block.
 //   NN (mode 1): dst[n] (=|+=) f(Σ_k x[k]·w[k][n]), w [K, N]: a block covers
 //     64 columns × kchunk rows (8 column groups × 32 k lanes, as mm_body);
 //     with nsplit > 1 row slices, each block stores its partial sums in part
@@ -684,13 +686,30 @@ __device__ __forceinline__ float apply_act(float v, int f) {
 //     it resets) adds them in slice order, so the result is deterministic.
 // Weights are 16-byte aligned and K (NT) or N (NN) a multiple of 8.
 #define MAXITEMS 8
+#define MAXC 4096  // widest row a NormMix prologue takes
 struct LinItem {
     float* dst;
     const float* x;
     const void* w;
-    int N, K, mode, act, acc, blk0, kchunk, nsplit;
+    int N, K, mode, act, acc, blk0, kchunk, nsplit, mix, pad_;
     float* part;
     unsigned* count;
+};
+// The optional NormShiftMix before the products (nmix > 0): norm =
+// LayerNorm(x), dst[j] = norm + (state − norm)·mix[j], state = norm. An
+// item whose mix ≥ 0 multiplies by dst[mix], which each block computes for
+// itself into shared memory; every block writes its slice of norm and dst,
+// and the last block to finish reading state (counted in *count, which it
+// resets) writes the new state.
+struct NormMix {
+    const float *x, *w, *b;
+    float *state, *norm;
+    float* dst[8];
+    const float* mix[8];
+    unsigned* count;
+    int nmix, C;
+    float eps;
+    int pad_;
 };
 struct LinBatch {
     LinItem it[MAXITEMS];
@@ -705,44 +724,68 @@ __device__ __forceinline__ void store_out(float* d, float v, int f, int acc) {
         *d = v;
 }
 
+// One round of a warp's weight loads for an NT row: lane l takes the 8
+// elements at k0 + 8l + 256u for u < 8 (2048 elements per round).
 template <int DT>
-__device__ __forceinline__ void lin_nt(const LinItem& it, int local) {
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int n = local * 8 + warp;
-    int K = it.K;
-    bool live = n < it.N;
-    long long row = (long long)n * K;
-    WRaw<DT> q[8];
-    int k0 = lane * 8;
-    if (live) {
+__device__ __forceinline__ void nt_load(WRaw<DT> (&q)[8], const void* w, long long row, int k0, int K) {
 #pragma unroll
-        for (int u = 0; u < 8; u++)
-            if (k0 + u * 256 < K) wraw_load<DT>(q[u], it.w, row + k0 + u * 256);
-    }
-    pdl_wait();
-    if (!live) return;
-    const float* __restrict__ x = it.x;
-    float acc = 0.0f;
-    for (;;) {
+    for (int u = 0; u < 8; u++)
+        if (k0 + u * 256 < K) wraw_load<DT>(q[u], w, row + k0 + u * 256);
+}
+template <int DT>
+__device__ __forceinline__ void nt_dot(const WRaw<DT> (&q)[8], const float* __restrict__ x, int k0, int K,
+                                       float& acc) {
 #pragma unroll
-        for (int u = 0; u < 8; u++)
-            if (k0 + u * 256 < K) {
-                float wv[8];
-                wraw_cvt<DT>(q[u], wv);
-                dot8<1>(&acc, wv, x, K, k0 + u * 256);
-            }
-        k0 += 8 * 256;
-        if (k0 >= K) break;
-#pragma unroll
-        for (int u = 0; u < 8; u++)
-            if (k0 + u * 256 < K) wraw_load<DT>(q[u], it.w, row + k0 + u * 256);
-    }
-    acc = warp_sum(acc);
-    if (lane == 0) store_out(it.dst + n, acc, it.act, it.acc);
+    for (int u = 0; u < 8; u++)
+        if (k0 + u * 256 < K) {
+            float wv[8];
+            wraw_cvt<DT>(q[u], wv);
+            dot8<1>(&acc, wv, x, K, k0 + u * 256);
+        }
 }
 
-template <int DT>
-__device__ __forceinline__ void lin_nn(const LinItem& it, int local) {
+// A warp computes rows n0 .. n0+rpw−1 (rpw in kchunk), each in rounds of
+// 2048 elements, loading round u+1 while it multiplies round u, so its
+// loads stay in flight from the first to the last row.
+template <int DT, class Wait>
+__device__ __forceinline__ void lin_nt(const LinItem& it, int local, Wait wait) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int rpw = it.kchunk, K = it.K;
+    int n0 = (local * 8 + warp) * rpw;
+    int nseg = (K + 2047) >> 11;
+    int U = max(0, min(rpw, it.N - n0)) * nseg;
+    WRaw<DT> q0[8], q1[8];
+    if (U > 0) nt_load<DT>(q0, it.w, (long long)n0 * K, lane * 8, K);
+    const float* __restrict__ x = wait();
+    if (U == 0) return;
+    float acc = 0.0f;
+    for (int u = 0; u < U; u += 2) {
+        int r0 = u / nseg, s0 = u - r0 * nseg;
+        int r1 = (u + 1) / nseg, s1 = u + 1 - r1 * nseg;
+        if (u + 1 < U) nt_load<DT>(q1, it.w, (long long)(n0 + r1) * K, s1 * 2048 + lane * 8, K);
+        nt_dot<DT>(q0, x, s0 * 2048 + lane * 8, K, acc);
+        if (s0 == nseg - 1) {
+            float v = warp_sum(acc);
+            if (lane == 0) store_out(it.dst + n0 + r0, v, it.act, it.acc);
+            acc = 0.0f;
+        }
+        if (u + 2 < U) {
+            int r2 = (u + 2) / nseg, s2 = u + 2 - r2 * nseg;
+            nt_load<DT>(q0, it.w, (long long)(n0 + r2) * K, s2 * 2048 + lane * 8, K);
+        }
+        if (u + 1 < U) {
+            nt_dot<DT>(q1, x, s1 * 2048 + lane * 8, K, acc);
+            if (s1 == nseg - 1) {
+                float v = warp_sum(acc);
+                if (lane == 0) store_out(it.dst + n0 + r1, v, it.act, it.acc);
+                acc = 0.0f;
+            }
+        }
+    }
+}
+
+template <int DT, class Wait>
+__device__ __forceinline__ void lin_nn(const LinItem& it, int local, Wait wait) {
     __shared__ float sh[8][64];
     __shared__ int last;
     int N = it.N, K = it.K;
@@ -760,8 +803,7 @@ __device__ __forceinline__ void lin_nn(const LinItem& it, int local) {
         for (int u = 0; u < U; u++)
             if (k + 32 * u < k1) wraw_load<DT>(q[u], it.w, (long long)(k + 32 * u) * N + n0);
     }
-    pdl_wait();
-    const float* __restrict__ x = it.x;
+    const float* __restrict__ x = wait();
     float acc[8];
 #pragma unroll
     for (int j = 0; j < 8; j++) acc[j] = 0.0f;
@@ -825,22 +867,75 @@ __device__ __forceinline__ void lin_nn(const LinItem& it, int local) {
     if (threadIdx.x == 0) it.count[cb] = 0;
 }
 
+// The NormMix prologue of a block whose item reads mix mi (−1: none);
+// xm receives that mix. Called by every thread after pdl_wait.
+__device__ __forceinline__ void norm_mix(const NormMix& nm, int mi, float* xm) {
+    __shared__ float red[32];
+    __shared__ int last;
+    int C = nm.C;
+    const float* x = nm.x;
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) s += x[c];
+    float mean = block_sum(s, red) / (float)C;
+    float q = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float d = x[c] - mean;
+        q += d * d;
+    }
+    float var = block_sum(q, red) / (float)C;
+    float inv = 1.0f / sqrtf(var + nm.eps);
+    if (mi >= 0) {
+        const float* mx = nm.mix[mi];
+        for (int c = threadIdx.x; c < C; c += blockDim.x) {
+            float n = (x[c] - mean) * inv * nm.w[c] + nm.b[c];
+            xm[c] = n + (nm.state[c] - n) * mx[c];
+        }
+    }
+    int per = (C + gridDim.x - 1) / gridDim.x, c0 = blockIdx.x * per;
+    for (int c = c0 + threadIdx.x; c < min(C, c0 + per); c += blockDim.x) {
+        float n = (x[c] - mean) * inv * nm.w[c] + nm.b[c];
+        float d = nm.state[c] - n;
+        if (nm.norm) nm.norm[c] = n;
+        for (int j = 0; j < nm.nmix; j++) nm.dst[j][c] = n + d * nm.mix[j][c];
+    }
+    __syncthreads();  // xm is complete and this block has read state
+    if (threadIdx.x == 0) last = atomicAdd(nm.count, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int c = threadIdx.x; c < C; c += blockDim.x) nm.state[c] = (x[c] - mean) * inv * nm.w[c] + nm.b[c];
+    if (threadIdx.x == 0) *nm.count = 0;
+}
+
 template <int DT>
-__device__ __forceinline__ void linbatch_body(const LinBatch& B) {
+__device__ __forceinline__ void linbatch_body(const LinBatch& B, const NormMix& nm) {
+    __shared__ __align__(16) float xm[MAXC];
     int bid = blockIdx.x;
     LinItem it = B.it[0];
 #pragma unroll
     for (int j = 1; j < MAXITEMS; j++)
         if (j < B.n && bid >= B.it[j].blk0) it = B.it[j];
+    if (nm.nmix > 0) {
+        for (int c = threadIdx.x; c < nm.C; c += blockDim.x) {
+            prefetch_l2(nm.state + c);
+            if (it.mix >= 0) prefetch_l2(nm.mix[it.mix] + c);
+        }
+    }
     pdl_launch();
+    auto wait = [&]() -> const float* {
+        pdl_wait();
+        if (nm.nmix == 0) return it.x;
+        norm_mix(nm, it.mix, xm);
+        return it.mix >= 0 ? xm : it.x;
+    };
     if (it.mode == 0)
-        lin_nt<DT>(it, bid - it.blk0);
+        lin_nt<DT>(it, bid - it.blk0, wait);
     else
-        lin_nn<DT>(it, bid - it.blk0);
+        lin_nn<DT>(it, bid - it.blk0, wait);
 }
-extern "C" __global__ void __launch_bounds__(256) linbatch_f32(LinBatch B) { linbatch_body<0>(B); }
-extern "C" __global__ void __launch_bounds__(256) linbatch_f16(LinBatch B) { linbatch_body<1>(B); }
-extern "C" __global__ void __launch_bounds__(256) linbatch_bf16(LinBatch B) { linbatch_body<2>(B); }
+extern "C" __global__ void __launch_bounds__(256) linbatch_f32(LinBatch B, NormMix nm) { linbatch_body<0>(B, nm); }
+extern "C" __global__ void __launch_bounds__(256) linbatch_f16(LinBatch B, NormMix nm) { linbatch_body<1>(B, nm); }
+extern "C" __global__ void __launch_bounds__(256) linbatch_bf16(LinBatch B, NormMix nm) { linbatch_body<2>(B, nm); }
 
 // ---------------------------------------------------------------- NormShiftMix (one token)
 // norm = LayerNorm(x) (the layernorm kernel's arithmetic, so both agree to
@@ -851,6 +946,14 @@ extern "C" __global__ void __launch_bounds__(256)
     normshiftmix(MixArgs m, int nmix, float* norm, const float* x, const float* w, const float* b, float eps,
                  float* state, int C) {
     __shared__ float sh[32];
+    // Warm L2 with this block's parameters and state (safe before the
+    // wait: L2 is coherent), so that only x is waited for.
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
+        prefetch_l2(w + c);
+        prefetch_l2(b + c);
+        prefetch_l2(state + c);
+        for (int j = 0; j < nmix; j++) prefetch_l2(m.mix[j] + c);
+    }
     pdl_launch();
     pdl_wait();
     float s = 0.0f;
@@ -875,8 +978,12 @@ extern "C" __global__ void __launch_bounds__(256)
 // ---------------------------------------------------------------- LoRA ups + Prep7 (one token)
 // For the 64 channels of head blockIdx.x: raw[m][c] = Σ_r h_m[r]·W_m[r][c]
 // for the four up-projections (w, a, v, g; v absent in layer 0), then
-// Prep7 on those channels with the raw w, a, v outputs. 8 column groups ×
-// 32 row lanes, as mm_body.
+// Prep7 on those channels with the raw w, a, v outputs. The rows of each
+// matrix are split over gridDim.y blocks (8 column groups × 32 row lanes
+// each, as mm_body), whose weights are all loaded before pdl_wait; each
+// stores its partial sums in part, and the last block of a head to finish
+// (counted in count[head], which it resets) adds them in order and runs
+// Prep7.
 struct UpArgs {
     const float* h[4];  // hw, ha, hv, hg [1, D_m]
     const void* w[4];   // W2, A2, V2, G2 [D_m, C]
@@ -888,40 +995,51 @@ struct P7Args {
 };
 
 template <int DT>
-__device__ __forceinline__ void up7_body(const UpArgs& u, const P7Args& p, int C) {
+__device__ __forceinline__ void up7_body(const UpArgs& u, const P7Args& p, int C, float* part, unsigned* count) {
     __shared__ float sh[8][4][64];
     __shared__ float red[32];
+    __shared__ int last;
+    const int PRE = 3;
     int cg = threadIdx.x & 7, kl = threadIdx.x >> 3;
-    int c0 = blockIdx.x * 64 + cg * 8;
-    WRaw<DT> pre[4][2];
+    int h = blockIdx.x, sp = blockIdx.y, S = gridDim.y;
+    int c0 = h * 64 + cg * 8;
+    int rb[4], re[4];
+#pragma unroll
+    for (int m = 0; m < 4; m++) {
+        rb[m] = u.d[m] * sp / S;
+        re[m] = u.d[m] * (sp + 1) / S;
+    }
+    WRaw<DT> pre[4][PRE];
 #pragma unroll
     for (int m = 0; m < 4; m++)
 #pragma unroll
-        for (int j = 0; j < 2; j++)
-            if (kl + 32 * j < u.d[m]) wraw_load<DT>(pre[m][j], u.w[m], (long long)(kl + 32 * j) * C + c0);
+        for (int j = 0; j < PRE; j++) {
+            int r = rb[m] + kl + 32 * j;
+            if (r < re[m]) wraw_load<DT>(pre[m][j], u.w[m], (long long)r * C + c0);
+        }
     pdl_launch();
     pdl_wait();
     float acc[4][8];
 #pragma unroll
     for (int m = 0; m < 4; m++) {
 #pragma unroll
-        for (int j = 0; j < 8; j++) acc[m][j] = 0.0f;
-        const float* h = u.h[m];
-        int D = u.d[m];
+        for (int e = 0; e < 8; e++) acc[m][e] = 0.0f;
+        const float* hm = u.h[m];
 #pragma unroll
-        for (int j = 0; j < 2; j++)
-            if (kl + 32 * j < D) {
+        for (int j = 0; j < PRE; j++) {
+            int r = rb[m] + kl + 32 * j;
+            if (r < re[m]) {
                 float wv[8];
                 wraw_cvt<DT>(pre[m][j], wv);
-                float hv = h[kl + 32 * j];
+                float hv = hm[r];
 #pragma unroll
                 for (int e = 0; e < 8; e++) acc[m][e] += hv * wv[e];
             }
-#pragma unroll 2
-        for (int r = kl + 64; r < D; r += 32) {
+        }
+        for (int r = rb[m] + kl + 32 * PRE; r < re[m]; r += 32) {
             float wv[8];
             wload8<DT>(u.w[m], (long long)r * C + c0, wv);
-            float hv = h[r];
+            float hv = hm[r];
 #pragma unroll
             for (int e = 0; e < 8; e++) acc[m][e] += hv * wv[e];
         }
@@ -943,17 +1061,40 @@ __device__ __forceinline__ void up7_body(const UpArgs& u, const P7Args& p, int C
             for (int e = 0; e < 8; e++) sh[warp][m][cg * 8 + e] = acc[m][e];
     }
     __syncthreads();
-    // Prep7 for channel c (threads 0..63); the others join the block sums
-    // with zeros.
     bool live = threadIdx.x < 64;
-    int c = blockIdx.x * 64 + (threadIdx.x & 63);
+    int ci = threadIdx.x & 63;
+    int c = h * 64 + ci;
     float raw[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     if (live) {
 #pragma unroll
         for (int m = 0; m < 4; m++)
 #pragma unroll
-            for (int w = 0; w < 8; w++) raw[m] += sh[w][m][threadIdx.x];
+            for (int w = 0; w < 8; w++) raw[m] += sh[w][m][ci];
     }
+    if (S > 1) {
+        if (live) {
+#pragma unroll
+            for (int m = 0; m < 4; m++) part[(((long long)h * S + sp) * 4 + m) * 64 + ci] = raw[m];
+            __threadfence();
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) last = atomicAdd(&count[h], 1u) == (unsigned)(S - 1);
+        __syncthreads();
+        if (!last) return;
+        __threadfence();
+        if (live) {
+            const volatile float* pv = part;
+#pragma unroll
+            for (int m = 0; m < 4; m++) {
+                float t = 0.0f;
+                for (int q = 0; q < S; q++) t += pv[(((long long)h * S + q) * 4 + m) * 64 + ci];
+                raw[m] = t;
+            }
+        }
+        if (threadIdx.x == 0) count[h] = 0;
+    }
+    // Prep7 for channel c (threads 0..63); the others join the block sums
+    // with zeros.
     float k = live ? p.K[c] : 0.0f;
     float kk = live ? k * p.KK[c] : 0.0f;
     float ss = block_sum(kk * kk, red);
@@ -974,9 +1115,12 @@ __device__ __forceinline__ void up7_body(const UpArgs& u, const P7Args& p, int C
         p.VF[c] = v;
     }
 }
-extern "C" __global__ void __launch_bounds__(256) up7_f32(UpArgs u, P7Args p, int C) { up7_body<0>(u, p, C); }
-extern "C" __global__ void __launch_bounds__(256) up7_f16(UpArgs u, P7Args p, int C) { up7_body<1>(u, p, C); }
-extern "C" __global__ void __launch_bounds__(256) up7_bf16(UpArgs u, P7Args p, int C) { up7_body<2>(u, p, C); }
+#define UP7(NAME, DT)                                                                                         \
+    extern "C" __global__ void __launch_bounds__(256)                                                        \
+        NAME(UpArgs u, P7Args p, int C, float* part, unsigned* count) {                                      \
+        up7_body<DT>(u, p, C, part, count);                                                                   \
+    }
+UP7(up7_f32, 0) UP7(up7_f16, 1) UP7(up7_bf16, 2)
 
 // ---------------------------------------------------------------- WKV7 + Out7 (one token)
 // One block per head, 4 threads per state row as wkv7_body<4>; y goes to
@@ -997,7 +1141,7 @@ extern "C" __global__ void __launch_bounds__(256)
     float* srow = s + (hoff + i) * 64;
     // Warm L2 with this thread's part of the state (safe before the wait:
     // L2 is coherent; the registers are loaded after it).
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(srow + 16 * q));
+    prefetch_l2(srow + 16 * q);
     pdl_launch();
     pdl_wait();
     for (int e = threadIdx.x; e < 6 * 64; e += blockDim.x) inb[e >> 6][e & 63] = in.p[e >> 6][hoff + (e & 63)];
@@ -1064,3 +1208,186 @@ extern "C" __global__ void __launch_bounds__(256)
     float yn = d * (1.0f / sqrtf(var + eps)) * o.LW[c] + o.LB[c];
     o.D[c] = (yn + bonus * inb[5][j]) * o.G[c];
 }
+
+// ---------------------------------------------------------------- LoRA ups + Prep7 + WKV7 + Out7 (one token)
+// One block per head: the four LoRA up-projections for the head's 64
+// channels (weights warmed in L2 before pdl_wait, then read by 8 column
+// groups × 32 row lanes), Prep7 on them (results to global memory, as the
+// ops write them, and to shared memory), the WKV7 step of the head's state
+// (4 threads per row, as wkv7_body) and Out7.
+template <int DT>
+__device__ __forceinline__ void tm7_body(const UpArgs& u, const P7Args& p, float* __restrict__ y,
+                                         float* __restrict__ s, const float* __restrict__ R, const O7Args& o, int C,
+                                         float eps) {
+    __shared__ float sh[8][4][64];
+    __shared__ float inb[7][64];  // r, w, k̃, a, b, v, g
+    __shared__ float ys[64];
+    __shared__ float red[32];
+    const int TPR = 4, G = 4;
+    int h = blockIdx.x, tid = threadIdx.x;
+    long long hoff = (long long)h * 64;
+    int i = tid / TPR, q = tid % TPR;
+    float* srow = s + (hoff + i) * 64;
+    // Warm L2 (safe before the wait: L2 is coherent): the head's columns
+    // of the up matrices (one 64-element row slice per matrix row) and
+    // this thread's part of the state.
+    {
+        const int esz = DT == 0 ? 4 : 2;
+        int rows = u.d[0] + u.d[1] + u.d[2] + u.d[3];
+        for (int r = tid; r < rows; r += blockDim.x) {
+            int m = 0, rr = r;
+            while (m < 3 && rr >= u.d[m]) {
+                rr -= u.d[m];
+                m++;
+            }
+            const char* base = (const char*)u.w[m] + ((long long)rr * C + hoff) * esz;
+            prefetch_l2(base);
+            if (esz == 4) prefetch_l2(base + 128);
+        }
+        prefetch_l2(srow + 16 * q);
+    }
+    pdl_launch();
+    pdl_wait();
+    int cg = tid & 7, kl = tid >> 3;
+    long long c0 = hoff + cg * 8;
+    float acc[4][8];
+#pragma unroll
+    for (int m = 0; m < 4; m++) {
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[m][e] = 0.0f;
+        const float* hm = u.h[m];
+        int D = u.d[m];
+#pragma unroll 4
+        for (int r = kl; r < D; r += 32) {
+            float wv[8];
+            wload8<DT>(u.w[m], (long long)r * C + c0, wv);
+            float hv = hm[r];
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[m][e] += hv * wv[e];
+        }
+    }
+    int warp = tid >> 5;
+#pragma unroll
+    for (int m = 0; m < 4; m++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            float v = acc[m][e];
+            v += __shfl_xor_sync(0xffffffffu, v, 8);
+            v += __shfl_xor_sync(0xffffffffu, v, 16);
+            acc[m][e] = v;
+        }
+    if ((tid & 31) < 8) {
+#pragma unroll
+        for (int m = 0; m < 4; m++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) sh[warp][m][cg * 8 + e] = acc[m][e];
+    }
+    __syncthreads();
+    // Prep7 for channel c (threads 0..63); the others join the block sums
+    // with zeros.
+    bool live = tid < 64;
+    int ci = tid & 63;
+    long long c = hoff + ci;
+    float raw[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (live) {
+#pragma unroll
+        for (int m = 0; m < 4; m++)
+#pragma unroll
+            for (int w = 0; w < 8; w++) raw[m] += sh[w][m][ci];
+    }
+    float k = live ? p.K[c] : 0.0f;
+    float kk = live ? k * p.KK[c] : 0.0f;
+    float ss = block_sum(kk * kk, red);
+    if (live) {
+        float nrm = fmaxf(sqrtf(ss), 1e-12f);
+        float kh = kk / nrm;
+        float alpha = sigmoidf_(p.A0[c] + raw[1]);
+        float wd = expf(-0.6065306597126334f * sigmoidf_(p.W0[c] + raw[0]));
+        float kt = k * (1.0f + (alpha - 1.0f) * p.KA[c]);
+        float v = p.V[c];
+        if (u.d[2] > 0) {
+            p.ZV[c] = raw[2];
+            v = v + (p.VF[c] - v) * sigmoidf_(p.V0[c] + raw[2]);
+            p.V[c] = v;
+        } else {
+            p.VF[c] = v;
+        }
+        p.W[c] = wd;
+        p.A[c] = -kh;
+        p.B[c] = kh * alpha;
+        p.K[c] = kt;
+        p.G[c] = raw[3];
+        inb[0][ci] = R[c];
+        inb[1][ci] = wd;
+        inb[2][ci] = kt;
+        inb[3][ci] = -kh;
+        inb[4][ci] = kh * alpha;
+        inb[5][ci] = v;
+        inb[6][ci] = raw[3];
+    }
+    float S[4 * G];
+#pragma unroll
+    for (int m = 0; m < G; m++) {
+        float4 v4 = *(const float4*)(srow + 4 * (q + TPR * m));
+        S[4 * m] = v4.x; S[4 * m + 1] = v4.y; S[4 * m + 2] = v4.z; S[4 * m + 3] = v4.w;
+    }
+    __syncthreads();
+    const float4* R4 = (const float4*)inb[0];
+    const float4* W4 = (const float4*)inb[1];
+    const float4* K4 = (const float4*)inb[2];
+    const float4* A4 = (const float4*)inb[3];
+    const float4* B4 = (const float4*)inb[4];
+    float vi = inb[5][i];
+    float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+#pragma unroll
+    for (int m = 0; m < G; m++) {
+        float4 a4 = A4[q + TPR * m];
+        d0 += a4.x * S[4 * m];
+        d1 += a4.y * S[4 * m + 1];
+        d2 += a4.z * S[4 * m + 2];
+        d3 += a4.w * S[4 * m + 3];
+    }
+    float sa = (d0 + d1) + (d2 + d3);
+#pragma unroll
+    for (int o2 = 1; o2 < TPR; o2 <<= 1) sa += __shfl_xor_sync(0xffffffffu, sa, o2);
+    float e0 = 0.0f, e1 = 0.0f, e2 = 0.0f, e3 = 0.0f;
+#pragma unroll
+    for (int m = 0; m < G; m++) {
+        int g = q + TPR * m;
+        float4 ww = W4[g], kk4 = K4[g], bb = B4[g], rr = R4[g];
+        S[4 * m] = S[4 * m] * ww.x + kk4.x * vi + sa * bb.x;
+        S[4 * m + 1] = S[4 * m + 1] * ww.y + kk4.y * vi + sa * bb.y;
+        S[4 * m + 2] = S[4 * m + 2] * ww.z + kk4.z * vi + sa * bb.z;
+        S[4 * m + 3] = S[4 * m + 3] * ww.w + kk4.w * vi + sa * bb.w;
+        e0 += S[4 * m] * rr.x;
+        e1 += S[4 * m + 1] * rr.y;
+        e2 += S[4 * m + 2] * rr.z;
+        e3 += S[4 * m + 3] * rr.w;
+    }
+    float yy = (e0 + e1) + (e2 + e3);
+#pragma unroll
+    for (int o2 = 1; o2 < TPR; o2 <<= 1) yy += __shfl_xor_sync(0xffffffffu, yy, o2);
+    if (q == 0) {
+        y[hoff + i] = yy;
+        ys[i] = yy;
+    }
+#pragma unroll
+    for (int m = 0; m < G; m++)
+        *(float4*)(srow + 4 * (q + TPR * m)) = make_float4(S[4 * m], S[4 * m + 1], S[4 * m + 2], S[4 * m + 3]);
+    __syncthreads();
+    float yv = live ? ys[ci] : 0.0f;
+    float mean = block_sum(yv, red) / 64.0f;
+    float d = live ? yv - mean : 0.0f;
+    float var = block_sum(d * d, red) / 64.0f;
+    float bonus = block_sum(live ? inb[0][ci] * inb[2][ci] * o.RK[c] : 0.0f, red);
+    if (!live) return;
+    float yn = d * (1.0f / sqrtf(var + eps)) * o.LW[c] + o.LB[c];
+    o.D[c] = (yn + bonus * inb[5][ci]) * inb[6][ci];
+}
+#define TM7(NAME, DT)                                                                                         \
+    extern "C" __global__ void __launch_bounds__(256) NAME(UpArgs u, P7Args p, float* __restrict__ y,        \
+                                                            float* __restrict__ s, const float* __restrict__ r, \
+                                                            O7Args o, int C, float eps) {                    \
+        tm7_body<DT>(u, p, y, s, r, o, C, eps);                                                               \
+    }
+TM7(tm7_f32, 0) TM7(tm7_f16, 1) TM7(tm7_bf16, 2)
