@@ -210,3 +210,39 @@ func BenchmarkCUDAStep(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCUDAPrefill is the steady-state prefill rate (scratch memory
+// already allocated, unlike the first prompt of a `gooseapp bench` run):
+// 512 tokens at the 0.1B shape and 4096 at the 1.5B shape.
+func BenchmarkCUDAPrefill(b *testing.B) {
+	gpu := cudaBackend(b)
+	for _, c := range []struct {
+		shape string
+		n     int
+	}{{"0.1b", 512}, {"1.5b", 4096}} {
+		b.Run(fmt.Sprintf("%s_%d", c.shape, c.n), func(b *testing.B) {
+			m := cudaModel(b, gpu, c.shape)
+			st, err := m.NewState()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Free()
+			ids := make([]int32, c.n)
+			for i := range ids {
+				ids[i] = int32(1 + i*397%60000)
+			}
+			logits := make([]float32, m.Config().Vocab)
+			ctx := context.Background()
+			if err := m.Forward(ctx, st, ids, logits); err != nil { // allocate
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := m.Forward(ctx, st, ids, logits); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(c.n*b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}

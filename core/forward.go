@@ -274,17 +274,17 @@ func (m *Model) runComposed(sc *scratch, st *State, n, out int) {
 	m.logitsOut(sc, t, n, out)
 }
 
-// runFused issues the same computation through the fused ops: five calls
-// a layer, which a GPU runs as five kernels for one token.
+// runFused issues the same computation through the fused ops: eight calls
+// a layer, which a GPU runs as eight kernels for one token.
 func (m *Model) runFused(f kernels.Fused, sc *scratch, st *State, n, out int) {
 	t := sc.views(n)
 	m.embed(sc, t, n)
 	x := t.x
 	for l := range m.layers {
 		ly := &m.layers[l]
-		// Time mix: ln1 and the token shift, with the r, k, v projections
-		// and the LoRA down-projections (with their activations), which
-		// are independent of each other.
+		// Time mix: the r, k, v projections and the LoRA down-projections
+		// (with their activations) are independent: one batch.
+		f.NormShiftMix(t.xa, t.mix, x, ly.ln1w, ly.ln1b, lnEps, st.att(l), ly.mix)
 		items := []kernels.LinearItem{
 			{Dst: t.r, X: t.xr, W: ly.wr},
 			{Dst: t.k, X: t.xk, W: ly.wk},
@@ -296,16 +296,14 @@ func (m *Model) runFused(f kernels.Fused, sc *scratch, st *State, n, out int) {
 		if l > 0 {
 			items = append(items, kernels.LinearItem{Dst: t.hv, X: t.xv, W: ly.v1, NN: true})
 		}
-		f.MixLinearBatch(kernels.NormMix{Norm: t.xa, Dst: t.mix, X: x, W: ly.ln1w, B: ly.ln1b, Eps: lnEps,
-			State: st.att(l), Mix: ly.mix}, items)
-		// LoRA up-projections, WKV and group norm.
-		f.TimeMix7(m.prep7(t, l), kernels.Up7{HW: t.hw, W2: ly.w2, HA: t.ha, A2: ly.a2,
-			HV: t.hv, V2: ly.v2, HG: t.hg, G2: ly.g2, G: t.g}, st.wkv(l), m.out7(t, l))
+		f.LinearBatch(items)
+		f.Prep7Up(m.prep7(t, l), kernels.Up7{HW: t.hw, W2: ly.w2, HA: t.ha, A2: ly.a2,
+			HV: t.hv, V2: ly.v2, HG: t.hg, G2: ly.g2, G: t.g})
+		f.WKV7Out(st.wkv(l), t.w, t.a, t.b, m.out7(t, l))
 		f.LinearBatch([]kernels.LinearItem{{Dst: x, X: t.o, W: ly.wo, Accumulate: true}})
 		// Channel mix.
-		f.MixLinearBatch(kernels.NormMix{Norm: t.xa, Dst: t.mix[:1], X: x, W: ly.ln2w, B: ly.ln2b, Eps: lnEps,
-			State: st.ffn(l), Mix: []kernels.Tensor{ly.ffnMix}},
-			[]kernels.LinearItem{{Dst: t.ffh, X: t.xr, W: ly.ffnKey, Activate: true, Act: kernels.ReLUSquared}})
+		f.NormShiftMix(t.xa, t.mix[:1], x, ly.ln2w, ly.ln2b, lnEps, st.ffn(l), []kernels.Tensor{ly.ffnMix})
+		f.LinearBatch([]kernels.LinearItem{{Dst: t.ffh, X: t.xr, W: ly.ffnKey, Activate: true, Act: kernels.ReLUSquared}})
 		f.LinearBatch([]kernels.LinearItem{{Dst: x, X: t.ffh, W: ly.ffnValue, Accumulate: true}})
 	}
 	m.logitsOut(sc, t, n, out)

@@ -29,25 +29,6 @@ type Fused interface {
 	Prep7Up(p Prep7, up Up7)
 	// WKV7Out runs WKV7(o.Y, s, o.R, w, o.K, o.V, a, b) then Out7(o).
 	WKV7Out(s, w, a, b Tensor, o Out7)
-	// MixLinearBatch runs NormShiftMix(m.Norm, m.Dst, m.X, m.W, m.B,
-	// m.Eps, m.State, m.Mix) then LinearBatch(items): the items may read
-	// the mixes (their X one of m.Dst).
-	MixLinearBatch(m NormMix, items []LinearItem)
-	// TimeMix7 runs Prep7Up(p, up) then WKV7Out(s, p.W, p.A, p.B, o): the
-	// time mix from the LoRA hidden activations to the input of the output
-	// projection.
-	TimeMix7(p Prep7, up Up7, s Tensor, o Out7)
-}
-
-// NormMix holds the operands of the NormShiftMix that
-// Fused.MixLinearBatch runs first.
-type NormMix struct {
-	Norm    Tensor
-	Dst     []Tensor
-	X, W, B Tensor
-	Eps     float32
-	State   Tensor
-	Mix     []Tensor
 }
 
 // LinearItem is one product of Fused.LinearBatch.

@@ -58,16 +58,4 @@ func (b *Backend) WKV7Out(s, w, a, bb kernels.Tensor, o kernels.Out7) {
 	b.Out7(o)
 }
 
-// MixLinearBatch runs NormShiftMix then LinearBatch.
-func (b *Backend) MixLinearBatch(m kernels.NormMix, items []kernels.LinearItem) {
-	b.NormShiftMix(m.Norm, m.Dst, m.X, m.W, m.B, m.Eps, m.State, m.Mix)
-	b.LinearBatch(items)
-}
-
-// TimeMix7 runs Prep7Up then WKV7Out.
-func (b *Backend) TimeMix7(p kernels.Prep7, up kernels.Up7, s kernels.Tensor, o kernels.Out7) {
-	b.Prep7Up(p, up)
-	b.WKV7Out(s, p.W, p.A, p.B, o)
-}
-
 var _ kernels.Fused = (*Backend)(nil)

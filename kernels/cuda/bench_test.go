@@ -242,8 +242,8 @@ type decodeLayer struct {
 // BenchmarkFusedDecode times the fused ops of a one-token step at the 1.5B
 // shape (24 layers of distinct bf16 weights, as in a model, so they come
 // from device memory): each op replayed alone over the 24 layers, and the
-// whole layer sequence (five ops, as Model runs it; and the earlier eight)
-// with and without programmatic dependent launch.
+// whole layer sequence (as Model runs it) with and without programmatic
+// dependent launch.
 // µs/layer is per layer (per op for the single-op cases).
 func BenchmarkFusedDecode(b *testing.B) {
 	g := newGPU(b)
@@ -308,25 +308,6 @@ func BenchmarkFusedDecode(b *testing.B) {
 		"WKV7Out": func(ly *decodeLayer) {
 			g.WKV7Out(ly.state, ww, a, bb, kernels.Out7{Dst: o, Y: y, R: r, K: k, V: v, G: gg, RK: vec, LnW: vec, LnB: vec, HeadSize: 64, Eps: 64e-5})
 		},
-		"MixLinearBatch_rkv_down": func(ly *decodeLayer) {
-			g.MixLinearBatch(kernels.NormMix{Norm: xa, Dst: mix, X: x, W: ln, B: vec, Eps: 1e-5, State: ly.shift, Mix: mixw},
-				[]kernels.LinearItem{
-					{Dst: r, X: mix[0], W: ly.wr}, {Dst: k, X: mix[2], W: ly.wk}, {Dst: v, X: mix[3], W: ly.wv},
-					{Dst: hw, X: mix[1], W: ly.w1, NN: true, Activate: true, Act: kernels.Tanh},
-					{Dst: ha, X: mix[4], W: ly.a1, NN: true},
-					{Dst: hg, X: mix[5], W: ly.g1, NN: true, Activate: true, Act: kernels.Sigmoid},
-					{Dst: hv, X: mix[3], W: ly.v1, NN: true},
-				})
-		},
-		"TimeMix7": func(ly *decodeLayer) {
-			g.TimeMix7(kernels.Prep7{K: k, V: v, VFirst: vf, ZV: zv, W: ww, A: a, B: bb, W0: vec, A0: vec, V0: vec, KK: vec, KA: vec, HeadSize: 64},
-				kernels.Up7{HW: hw, W2: ly.w2, HA: ha, A2: ly.a2, HV: hv, V2: ly.v2, HG: hg, G2: ly.g2, G: gg}, ly.state,
-				kernels.Out7{Dst: o, Y: y, R: r, K: k, V: v, G: gg, RK: vec, LnW: vec, LnB: vec, HeadSize: 64, Eps: 64e-5})
-		},
-		"MixLinearBatch_key": func(ly *decodeLayer) {
-			g.MixLinearBatch(kernels.NormMix{Norm: xa, Dst: mix[:1], X: x, W: ln, B: vec, Eps: 1e-5, State: ly.shift, Mix: mixw[:1]},
-				[]kernels.LinearItem{{Dst: ffh, X: mix[0], W: ly.key, Activate: true, Act: kernels.ReLUSquared}})
-		},
 		"LinearBatch_wo": func(ly *decodeLayer) {
 			g.LinearBatch([]kernels.LinearItem{{Dst: x, X: o, W: ly.wo, Accumulate: true}})
 		},
@@ -337,8 +318,8 @@ func BenchmarkFusedDecode(b *testing.B) {
 			g.LinearBatch([]kernels.LinearItem{{Dst: x, X: ffh, W: ly.value, Accumulate: true}})
 		},
 	}
-	order := []string{"MixLinearBatch_rkv_down", "TimeMix7", "LinearBatch_wo", "MixLinearBatch_key", "LinearBatch_value"}
-	old := []string{"NormShiftMix", "LinearBatch_rkv_down", "Prep7Up", "WKV7Out", "LinearBatch_wo", "NormShiftMix", "LinearBatch_key", "LinearBatch_value"}
+	// The op sequence of a layer as Model runs it.
+	order := []string{"NormShiftMix", "LinearBatch_rkv_down", "Prep7Up", "WKV7Out", "LinearBatch_wo", "NormShiftMix", "LinearBatch_key", "LinearBatch_value"}
 	run := func(name string, pdl bool, fn func(ly *decodeLayer)) {
 		b.Run(name, func(b *testing.B) {
 			saved := g.pdl
@@ -353,7 +334,7 @@ func BenchmarkFusedDecode(b *testing.B) {
 		})
 	}
 	for _, name := range []string{"NormShiftMix", "LinearBatch_rkv_down", "LinearBatch_rkv", "LinearBatch_down", "Prep7Up", "WKV7Out",
-		"MixLinearBatch_rkv_down", "TimeMix7", "LinearBatch_wo", "LinearBatch_key", "MixLinearBatch_key", "LinearBatch_value"} {
+		"LinearBatch_wo", "LinearBatch_key", "LinearBatch_value"} {
 		run(name, true, ops[name])
 	}
 	layer := func(ly *decodeLayer) {
@@ -361,11 +342,6 @@ func BenchmarkFusedDecode(b *testing.B) {
 			ops[name](ly)
 		}
 	}
-	run("layer_8ops", true, func(ly *decodeLayer) {
-		for _, name := range old {
-			ops[name](ly)
-		}
-	})
 	run("layer", true, layer)
 	run("layer_nopdl", false, layer)
 }

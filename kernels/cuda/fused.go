@@ -1,9 +1,6 @@
 package cuda
 
 import (
-	"errors"
-	"math"
-
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -67,24 +64,7 @@ func (b *Backend) allocCounters() error {
 const maxItems = 8
 
 // itemWords is the size of a LinItem in 8-byte words.
-const itemWords = 10
-
-// normMixWords is the size of a NormMix in 8-byte words.
-const normMixWords = 24
-
-// maxMixC is the widest row MixLinearBatch's kernel takes (MAXC).
-const maxMixC = 4096
-
-// normMix is a kernel NormMix and, for each item, the mix it reads (−1:
-// its own X).
-type normMix struct {
-	words [normMixWords]uint64
-	item  []int
-}
-
-// errNotBatched reports that MixLinearBatch's operands do not suit the
-// one-launch kernel (internal: the caller then runs the ops).
-var errNotBatched = errors.New("cuda: not batched")
+const itemWords = 9
 
 // actCode is the kernel's activation number: -1 for none.
 func actCode(it kernels.LinearItem) int32 {
@@ -105,7 +85,7 @@ func boolInt(v bool) int32 {
 
 // LinearBatch runs independent products; see kernels.Fused.
 func (b *Backend) LinearBatch(items []kernels.LinearItem) {
-	b.run("LinearBatch", func() error { return b.linearBatch(items, nil) })
+	b.run("LinearBatch", func() error { return b.linearBatch(items) })
 }
 
 // itemPtrs are the device addresses of a LinearItem's operands.
@@ -127,10 +107,7 @@ func itemDims(it kernels.LinearItem) (T, K, N int, err error) {
 	return T, K, N, nil
 }
 
-// linearBatch runs the items; with nm (the words of a kernel NormMix, whose
-// mixes the items with mix[i] ≥ 0 read) it runs them in one launch with
-// the NormShiftMix or reports false without running anything.
-func (b *Backend) linearBatch(items []kernels.LinearItem, nm *normMix) error {
+func (b *Backend) linearBatch(items []kernels.LinearItem) error {
 	if len(items) == 0 {
 		return nil
 	}
@@ -159,13 +136,10 @@ func (b *Backend) linearBatch(items []kernels.LinearItem, nm *normMix) error {
 		}
 	}
 	if batched {
-		ok, err := b.linearBatchKernel(items, ptrs, nm)
+		ok, err := b.linearBatchKernel(items, ptrs)
 		if ok || err != nil {
 			return err
 		}
-	}
-	if nm != nil {
-		return errNotBatched
 	}
 	for i, it := range items {
 		if err := b.itemComposed(it, ptrs[i].dst, ptrs[i].x, ptrs[i].w); err != nil {
@@ -181,7 +155,7 @@ func (b *Backend) linearBatch(items []kernels.LinearItem, nm *normMix) error {
 // first blocks so that they start first; NT rows are spread so that the
 // blocks of the launch fit on the GPU at once (two per SM), each warp
 // streaming several rows.
-func (b *Backend) linearBatchKernel(items []kernels.LinearItem, ptrs []itemPtrs, nm *normMix) (bool, error) {
+func (b *Backend) linearBatchKernel(items []kernels.LinearItem, ptrs []itemPtrs) (bool, error) {
 	order := make([]int, 0, len(items))
 	ntRows := 0
 	for i, it := range items {
@@ -208,11 +182,6 @@ func (b *Backend) linearBatchKernel(items []kernels.LinearItem, ptrs []itemPtrs,
 		o[3] = pack2(int32(N), int32(K))
 		o[4] = pack2(boolInt(it.NN), actCode(it))
 		o[5] = pack2(boolInt(it.Accumulate), int32(blocks))
-		mix := int32(-1)
-		if nm != nil {
-			mix = int32(nm.item[i])
-		}
-		o[7] = pack2(mix, 0)
 		if !it.NN {
 			o[6] = pack2(int32(rpw), 1)
 			blocks += (N + 8*rpw - 1) / (8 * rpw)
@@ -227,13 +196,13 @@ func (b *Backend) linearBatchKernel(items []kernels.LinearItem, ptrs []itemPtrs,
 		ns = (K + kchunk - 1) / kchunk
 		o[6] = pack2(int32(kchunk), int32(ns))
 		if ns > 1 {
-			o[8], o[9] = uint64(parts*4), uint64(slabs*4) // offsets, made addresses below
+			o[7], o[8] = uint64(parts*4), uint64(slabs*4) // offsets, made addresses below
 			parts += ns * N
 			slabs += ncb
 		}
 		blocks += ncb * ns
 	}
-	if slabs > countSlots-1 { // the last slot counts NormMix blocks
+	if slabs > countSlots {
 		return false, nil
 	}
 	if slabs > 0 {
@@ -243,17 +212,13 @@ func (b *Backend) linearBatchKernel(items []kernels.LinearItem, ptrs []itemPtrs,
 		}
 		for slot, i := range order {
 			if o := words[slot*itemWords:]; items[i].NN && uint32(o[6]>>32) > 1 {
-				o[8] += part
-				o[9] += b.fused.count
+				o[7] += part
+				o[8] += b.fused.count
 			}
 		}
 	}
 	words[maxItems*itemWords] = uint64(len(items))
-	var nmw [normMixWords]uint64
-	if nm != nil {
-		nmw = nm.words
-	}
-	b.argsStart().raw(words[:]).raw(nmw[:])
+	b.argsStart().raw(words[:])
 	return true, b.launchPDL(b.k.linbatch[items[0].W.DType], [3]uint32{uint32(blocks), 1, 1}, [3]uint32{256, 1, 1})
 }
 
@@ -468,135 +433,6 @@ func (b *Backend) WKV7Out(s, w, a, bb kernels.Tensor, o kernels.Out7) {
 		b.argsStart().ptr(ps[0]).ptr(ps[1]).raw(ps[2:8]).raw(ps[8:13]).i32(C).f32(o.Eps)
 		return b.launchPDL(b.k.wkv7out, [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{256, 1, 1})
 	})
-}
-
-// MixLinearBatch runs NormShiftMix then LinearBatch; see kernels.Fused.
-// One token runs as one launch: every block computes the row's norm and
-// the mix its product reads.
-func (b *Backend) MixLinearBatch(m kernels.NormMix, items []kernels.LinearItem) {
-	b.run("MixLinearBatch", func() error {
-		if nm, ok, err := b.normMixArgs(m, items); err != nil {
-			return err
-		} else if ok {
-			err := b.linearBatch(items, nm)
-			if err != errNotBatched {
-				return err
-			}
-		}
-		if err := b.layerNorm(m.Norm, m.X, m.W, m.B, m.Eps); err != nil {
-			return err
-		}
-		if err := b.shiftMix(m.Dst, m.Norm, m.State, m.Mix); err != nil {
-			return err
-		}
-		return b.linearBatch(items, nil)
-	})
-}
-
-// sameView reports whether a and c are the same view of the same memory.
-func sameView(a, c kernels.Tensor) bool {
-	return a.Buf == c.Buf && a.Offset == c.Offset && a.Rows == c.Rows && a.Cols == c.Cols && a.DType == c.DType
-}
-
-// normMixArgs checks m for the one-launch kernel and packs it; ok is false
-// when the ops must run one by one instead.
-func (b *Backend) normMixArgs(m kernels.NormMix, items []kernels.LinearItem) (*normMix, bool, error) {
-	x := m.X
-	C := x.Cols
-	if x.Rows != 1 || C > maxMixC || len(m.Dst) == 0 || len(m.Dst) != len(m.Mix) || len(m.Dst) > maxMix {
-		return nil, false, nil
-	}
-	ok := sameShape(m.Norm, x) && m.W.Len() == C && m.B.Len() == C && m.State.Len() == C
-	for i := range m.Dst {
-		ok = ok && sameShape(m.Dst[i], x) && m.Mix[i].Len() == C
-	}
-	if !ok {
-		return nil, false, nil // the ops report the shape error
-	}
-	ps, err := b.f32Ptrs("MixLinearBatch", x, m.W, m.B, m.State, m.Norm)
-	if err != nil {
-		return nil, false, err
-	}
-	ds, err := b.f32Ptrs("MixLinearBatch", m.Dst...)
-	if err != nil {
-		return nil, false, err
-	}
-	ms, err := b.f32Ptrs("MixLinearBatch", m.Mix...)
-	if err != nil {
-		return nil, false, err
-	}
-	nm := &normMix{item: make([]int, len(items))}
-	for i, it := range items {
-		nm.item[i] = -1
-		if sameView(it.X, m.Norm) || sameView(it.X, m.State) {
-			return nil, false, nil // written by the launch: run the ops
-		}
-		for j, d := range m.Dst {
-			if sameView(it.X, d) {
-				nm.item[i] = j
-			}
-		}
-	}
-	w := nm.words[:0]
-	w = append(w, ps...)
-	var dst, mix [maxMix]uint64
-	copy(dst[:], ds)
-	copy(mix[:], ms)
-	w = append(w, dst[:]...)
-	w = append(w, mix[:]...)
-	w = append(w, b.fused.count+4*(countSlots-1))
-	w = append(w, pack2(int32(len(m.Dst)), int32(C)), uint64(math.Float32bits(m.Eps)))
-	return nm, true, nil
-}
-
-// TimeMix7 runs Prep7Up then WKV7Out; see kernels.Fused. One token runs
-// as one kernel with a block per head.
-func (b *Backend) TimeMix7(p kernels.Prep7, up kernels.Up7, s kernels.Tensor, o kernels.Out7) {
-	b.run("TimeMix7", func() error {
-		ok, err := b.timeMix7Kernel(p, up, s, o)
-		if ok || err != nil {
-			return err
-		}
-		if err := b.prep7Up(p, up); err != nil {
-			return err
-		}
-		if err := b.wkv7(o.Y, s, o.R, p.W, o.K, o.V, p.A, p.B); err != nil {
-			return err
-		}
-		return b.out7(o)
-	})
-}
-
-func (b *Backend) timeMix7Kernel(p kernels.Prep7, up kernels.Up7, s kernels.Tensor, o kernels.Out7) (bool, error) {
-	ua, p7, ok, err := b.prep7UpArgs(p, up)
-	if !ok || err != nil {
-		return false, err
-	}
-	C := p.K.Cols
-	// The kernel takes k̃, v and g from its own Prep7.
-	if o.HeadSize != wkvHead || s.Len() != C*wkvHead || !sameView(o.K, p.K) || !sameView(o.V, p.V) || !sameView(o.G, up.G) {
-		return false, nil
-	}
-	for _, t := range []kernels.Tensor{o.Y, o.R, o.Dst} {
-		if !sameShape(t, p.K) {
-			return false, nil
-		}
-	}
-	for _, t := range []kernels.Tensor{o.RK, o.LnW, o.LnB} {
-		if t.Len() != C {
-			return false, nil
-		}
-	}
-	ps, err := b.f32Ptrs("TimeMix7", o.Y, s, o.R, o.Dst, o.G, o.RK, o.LnW, o.LnB)
-	if err != nil {
-		return false, err
-	}
-	if ps[1]%16 != 0 {
-		return false, nil
-	}
-	// (UpArgs, P7Args, y, s, r, O7Args{D, G, RK, LW, LB}, C, eps).
-	b.argsStart().raw(ua).raw(p7).ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).raw(ps[3:8]).i32(C).f32(o.Eps)
-	return true, b.launchPDL(b.k.tm7[up.W2.DType], [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{256, 1, 1})
 }
 
 var _ kernels.Fused = (*Backend)(nil)

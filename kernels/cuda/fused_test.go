@@ -218,110 +218,6 @@ func TestFused(t *testing.T) {
 		}
 	})
 
-	t.Run("MixLinearBatch", func(t *testing.T) {
-		h := h0.on(t)
-		gf, cf := h.fused()
-		for _, dt := range dts {
-			for _, s := range []struct{ T, C, mixes int }{{1, 512, 6}, {1, 2048, 1}, {3, 256, 6}} {
-				T, C := s.T, s.C
-				x := h.upload(T, C, h.randn(T*C, 2))
-				lw, lb := h.act(1, C, 1), h.act(1, C, 0.1)
-				st := h.act(1, C, 1)
-				norm := h.out(T, C)
-				var dst, mixes []pair
-				var dg, dc, mg, mc []kernels.Tensor
-				for range s.mixes {
-					d, m := h.out(T, C), h.upload(1, C, h.uniform(C, 0, 1))
-					dst, mixes = append(dst, d), append(mixes, m)
-					dg, dc, mg, mc = append(dg, d.g), append(dc, d.c), append(mg, m.g), append(mc, m.c)
-				}
-				// One product per mix (NT and NN alternating) and one
-				// reading a plain input.
-				var gi, ci []kernels.LinearItem
-				var outs []pair
-				for j := range s.mixes {
-					nn := j%2 == 1
-					var w pair
-					N := 96 + 32*j
-					if nn {
-						w, _ = h.weight(dt, C, N, 0.05)
-					} else {
-						w, _ = h.weight(dt, N, C, 0.05)
-					}
-					o := h.out(T, N)
-					outs = append(outs, o)
-					gi = append(gi, kernels.LinearItem{Dst: o.g, X: dst[j].g, W: w.g, NN: nn, Activate: j == 0, Act: kernels.ReLUSquared})
-					ci = append(ci, kernels.LinearItem{Dst: o.c, X: dst[j].c, W: w.c, NN: nn, Activate: j == 0, Act: kernels.ReLUSquared})
-				}
-				plainX := h.act(T, C, 1)
-				pw, _ := h.weight(dt, 64, C, 0.05)
-				po := h.act(T, 64, 1)
-				outs = append(outs, po)
-				gi = append(gi, kernels.LinearItem{Dst: po.g, X: plainX.g, W: pw.g, Accumulate: true})
-				ci = append(ci, kernels.LinearItem{Dst: po.c, X: plainX.c, W: pw.c, Accumulate: true})
-				gf.MixLinearBatch(kernels.NormMix{Norm: norm.g, Dst: dg, X: x.g, W: lw.g, B: lb.g, Eps: 1e-5, State: st.g, Mix: mg}, gi)
-				cf.MixLinearBatch(kernels.NormMix{Norm: norm.c, Dst: dc, X: x.c, W: lw.c, B: lb.c, Eps: 1e-5, State: st.c, Mix: mc}, ci)
-				name := fmt.Sprintf("MixLinearBatch/%v/T%d_C%d_m%d", dt, T, C, s.mixes)
-				h.check(name+"/norm", norm, 2e-6)
-				h.check(name+"/state", st, 2e-6)
-				for j, d := range dst {
-					h.check(fmt.Sprintf("%s/dst%d", name, j), d, 2e-6)
-				}
-				for j, o := range outs {
-					h.check(fmt.Sprintf("%s/item%d", name, j), o, 2e-5)
-				}
-			}
-		}
-	})
-
-	t.Run("TimeMix7", func(t *testing.T) {
-		h := h0.on(t)
-		gf, cf := h.fused()
-		for _, dt := range dts {
-			for _, s := range []struct {
-				T, C, dw, da, dv, dg int
-				zv                   bool
-			}{{1, 2048, 96, 96, 64, 256, true}, {1, 768, 64, 64, 32, 128, false}, {2, 128, 16, 16, 8, 32, true}} {
-				T, C := s.T, s.C
-				k, v, vf := h.act(T, C, 1), h.act(T, C, 1), h.act(T, C, 1)
-				if !s.zv {
-					vf = h.out(T, C)
-				}
-				w, a, b, zv, g := h.out(T, C), h.out(T, C), h.out(T, C), h.out(T, C), h.out(T, C)
-				w0, a0, v0 := h.act(1, C, 1), h.act(1, C, 1), h.act(1, C, 1)
-				kk, ka := h.act(1, C, 1), h.upload(1, C, h.uniform(C, 0, 1))
-				hw, ha, hv := h.act(T, s.dw, 0.3), h.act(T, s.da, 1), h.act(T, s.dv, 1)
-				hg := h.upload(T, s.dg, h.uniform(T*s.dg, 0, 1))
-				w2, _ := h.weight(dt, s.dw, C, 0.1)
-				a2, _ := h.weight(dt, s.da, C, 0.1)
-				v2, _ := h.weight(dt, s.dv, C, 0.1)
-				g2, _ := h.weight(dt, s.dg, C, 0.1)
-				r := h.act(T, C, 1)
-				rk, lw, lb := h.act(1, C, 1), h.act(1, C, 1), h.act(1, C, 1)
-				st := h.act(C, 64, 0.5)
-				y, d := h.out(T, C), h.out(T, C)
-				pg := kernels.Prep7{K: k.g, V: v.g, VFirst: vf.g, W: w.g, A: a.g, B: b.g, W0: w0.g, A0: a0.g, KK: kk.g, KA: ka.g, HeadSize: 64}
-				pc := kernels.Prep7{K: k.c, V: v.c, VFirst: vf.c, W: w.c, A: a.c, B: b.c, W0: w0.c, A0: a0.c, KK: kk.c, KA: ka.c, HeadSize: 64}
-				if s.zv {
-					pg.ZV, pg.V0 = zv.g, v0.g
-					pc.ZV, pc.V0 = zv.c, v0.c
-				}
-				gf.TimeMix7(pg, kernels.Up7{HW: hw.g, W2: w2.g, HA: ha.g, A2: a2.g, HV: hv.g, V2: v2.g, HG: hg.g, G2: g2.g, G: g.g}, st.g,
-					kernels.Out7{Dst: d.g, Y: y.g, R: r.g, K: k.g, V: v.g, G: g.g, RK: rk.g, LnW: lw.g, LnB: lb.g, HeadSize: 64, Eps: 64e-5})
-				cf.TimeMix7(pc, kernels.Up7{HW: hw.c, W2: w2.c, HA: ha.c, A2: a2.c, HV: hv.c, V2: v2.c, HG: hg.c, G2: g2.c, G: g.c}, st.c,
-					kernels.Out7{Dst: d.c, Y: y.c, R: r.c, K: k.c, V: v.c, G: g.c, RK: rk.c, LnW: lw.c, LnB: lb.c, HeadSize: 64, Eps: 64e-5})
-				name := fmt.Sprintf("TimeMix7/%v/T%d_C%d_zv%v", dt, T, C, s.zv)
-				outs := map[string]pair{"k": k, "v": v, "vfirst": vf, "w": w, "a": a, "b": b, "g": g, "y": y, "state": st, "dst": d}
-				if s.zv {
-					outs["zv"] = zv
-				}
-				for n, o := range outs {
-					h.check(name+"/"+n, o, 5e-5)
-				}
-			}
-		}
-	})
-
 	// A chain of fused ops captured in a graph (with programmatic
 	// dependent launch between them on Hopper) and replayed: each kernel
 	// reads the previous one's output.
@@ -341,13 +237,6 @@ func TestFused(t *testing.T) {
 		step := func(f kernels.Fused, x, lw, lb, st, mix, norm, xm, hid, wk, wv, w1, lo kernels.Tensor) {
 			f.NormShiftMix(norm, []kernels.Tensor{xm}, x, lw, lb, 1e-5, st, []kernels.Tensor{mix})
 			f.LinearBatch([]kernels.LinearItem{
-				{Dst: hid, X: xm, W: wk, Activate: true, Act: kernels.ReLUSquared},
-				{Dst: lo, X: xm, W: w1, NN: true, Activate: true, Act: kernels.Tanh},
-			})
-			f.LinearBatch([]kernels.LinearItem{{Dst: x, X: hid, W: wv, Accumulate: true}})
-			// The same with the norm and mix in the products' launch.
-			f.MixLinearBatch(kernels.NormMix{Norm: norm, Dst: []kernels.Tensor{xm}, X: x, W: lw, B: lb, Eps: 1e-5,
-				State: st, Mix: []kernels.Tensor{mix}}, []kernels.LinearItem{
 				{Dst: hid, X: xm, W: wk, Activate: true, Act: kernels.ReLUSquared},
 				{Dst: lo, X: xm, W: w1, NN: true, Activate: true, Act: kernels.Tanh},
 			})

@@ -686,30 +686,13 @@ __device__ __forceinline__ float apply_act(float v, int f) {
 //     it resets) adds them in slice order, so the result is deterministic.
 // Weights are 16-byte aligned and K (NT) or N (NN) a multiple of 8.
 #define MAXITEMS 8
-#define MAXC 4096  // widest row a NormMix prologue takes
 struct LinItem {
     float* dst;
     const float* x;
     const void* w;
-    int N, K, mode, act, acc, blk0, kchunk, nsplit, mix, pad_;
+    int N, K, mode, act, acc, blk0, kchunk, nsplit;
     float* part;
     unsigned* count;
-};
-// The optional NormShiftMix before the products (nmix > 0): norm =
-// LayerNorm(x), dst[j] = norm + (state − norm)·mix[j], state = norm. An
-// item whose mix ≥ 0 multiplies by dst[mix], which each block computes for
-// itself into shared memory; every block writes its slice of norm and dst,
-// and the last block to finish reading state (counted in *count, which it
-// resets) writes the new state.
-struct NormMix {
-    const float *x, *w, *b;
-    float *state, *norm;
-    float* dst[8];
-    const float* mix[8];
-    unsigned* count;
-    int nmix, C;
-    float eps;
-    int pad_;
 };
 struct LinBatch {
     LinItem it[MAXITEMS];
@@ -867,75 +850,29 @@ __device__ __forceinline__ void lin_nn(const LinItem& it, int local, Wait wait) 
     if (threadIdx.x == 0) it.count[cb] = 0;
 }
 
-// The NormMix prologue of a block whose item reads mix mi (−1: none);
-// xm receives that mix. Called by every thread after pdl_wait.
-__device__ __forceinline__ void norm_mix(const NormMix& nm, int mi, float* xm) {
-    __shared__ float red[32];
-    __shared__ int last;
-    int C = nm.C;
-    const float* x = nm.x;
-    float s = 0.0f;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) s += x[c];
-    float mean = block_sum(s, red) / (float)C;
-    float q = 0.0f;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) {
-        float d = x[c] - mean;
-        q += d * d;
-    }
-    float var = block_sum(q, red) / (float)C;
-    float inv = 1.0f / sqrtf(var + nm.eps);
-    if (mi >= 0) {
-        const float* mx = nm.mix[mi];
-        for (int c = threadIdx.x; c < C; c += blockDim.x) {
-            float n = (x[c] - mean) * inv * nm.w[c] + nm.b[c];
-            xm[c] = n + (nm.state[c] - n) * mx[c];
-        }
-    }
-    int per = (C + gridDim.x - 1) / gridDim.x, c0 = blockIdx.x * per;
-    for (int c = c0 + threadIdx.x; c < min(C, c0 + per); c += blockDim.x) {
-        float n = (x[c] - mean) * inv * nm.w[c] + nm.b[c];
-        float d = nm.state[c] - n;
-        if (nm.norm) nm.norm[c] = n;
-        for (int j = 0; j < nm.nmix; j++) nm.dst[j][c] = n + d * nm.mix[j][c];
-    }
-    __syncthreads();  // xm is complete and this block has read state
-    if (threadIdx.x == 0) last = atomicAdd(nm.count, 1u) == gridDim.x - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    for (int c = threadIdx.x; c < C; c += blockDim.x) nm.state[c] = (x[c] - mean) * inv * nm.w[c] + nm.b[c];
-    if (threadIdx.x == 0) *nm.count = 0;
-}
-
 template <int DT>
-__device__ __forceinline__ void linbatch_body(const LinBatch& B, const NormMix& nm) {
-    __shared__ __align__(16) float xm[MAXC];
+__device__ __forceinline__ void linbatch_body(const LinBatch& B) {
     int bid = blockIdx.x;
     LinItem it = B.it[0];
 #pragma unroll
     for (int j = 1; j < MAXITEMS; j++)
         if (j < B.n && bid >= B.it[j].blk0) it = B.it[j];
-    if (nm.nmix > 0) {
-        for (int c = threadIdx.x; c < nm.C; c += blockDim.x) {
-            prefetch_l2(nm.state + c);
-            if (it.mix >= 0) prefetch_l2(nm.mix[it.mix] + c);
-        }
-    }
     pdl_launch();
+    // Called by every thread once its first weights are in flight.
     auto wait = [&]() -> const float* {
         pdl_wait();
-        if (nm.nmix == 0) return it.x;
-        norm_mix(nm, it.mix, xm);
-        return it.mix >= 0 ? xm : it.x;
+        return it.x;
     };
     if (it.mode == 0)
         lin_nt<DT>(it, bid - it.blk0, wait);
     else
         lin_nn<DT>(it, bid - it.blk0, wait);
 }
-extern "C" __global__ void __launch_bounds__(256) linbatch_f32(LinBatch B, NormMix nm) { linbatch_body<0>(B, nm); }
-extern "C" __global__ void __launch_bounds__(256) linbatch_f16(LinBatch B, NormMix nm) { linbatch_body<1>(B, nm); }
-extern "C" __global__ void __launch_bounds__(256) linbatch_bf16(LinBatch B, NormMix nm) { linbatch_body<2>(B, nm); }
+// Two blocks per SM (at most 128 registers), so that a launch sized for
+// that runs in one wave.
+#define LINBATCH(NAME, DT) \
+    extern "C" __global__ void __launch_bounds__(256, 2) NAME(LinBatch B) { linbatch_body<DT>(B); }
+LINBATCH(linbatch_f32, 0) LINBATCH(linbatch_f16, 1) LINBATCH(linbatch_bf16, 2)
 
 // ---------------------------------------------------------------- NormShiftMix (one token)
 // norm = LayerNorm(x) (the layernorm kernel's arithmetic, so both agree to
@@ -1208,186 +1145,3 @@ extern "C" __global__ void __launch_bounds__(256)
     float yn = d * (1.0f / sqrtf(var + eps)) * o.LW[c] + o.LB[c];
     o.D[c] = (yn + bonus * inb[5][j]) * o.G[c];
 }
-
-// ---------------------------------------------------------------- LoRA ups + Prep7 + WKV7 + Out7 (one token)
-// One block per head: the four LoRA up-projections for the head's 64
-// channels (weights warmed in L2 before pdl_wait, then read by 8 column
-// groups × 32 row lanes), Prep7 on them (results to global memory, as the
-// ops write them, and to shared memory), the WKV7 step of the head's state
-// (4 threads per row, as wkv7_body) and Out7.
-template <int DT>
-__device__ __forceinline__ void tm7_body(const UpArgs& u, const P7Args& p, float* __restrict__ y,
-                                         float* __restrict__ s, const float* __restrict__ R, const O7Args& o, int C,
-                                         float eps) {
-    __shared__ float sh[8][4][64];
-    __shared__ float inb[7][64];  // r, w, k̃, a, b, v, g
-    __shared__ float ys[64];
-    __shared__ float red[32];
-    const int TPR = 4, G = 4;
-    int h = blockIdx.x, tid = threadIdx.x;
-    long long hoff = (long long)h * 64;
-    int i = tid / TPR, q = tid % TPR;
-    float* srow = s + (hoff + i) * 64;
-    // Warm L2 (safe before the wait: L2 is coherent): the head's columns
-    // of the up matrices (one 64-element row slice per matrix row) and
-    // this thread's part of the state.
-    {
-        const int esz = DT == 0 ? 4 : 2;
-        int rows = u.d[0] + u.d[1] + u.d[2] + u.d[3];
-        for (int r = tid; r < rows; r += blockDim.x) {
-            int m = 0, rr = r;
-            while (m < 3 && rr >= u.d[m]) {
-                rr -= u.d[m];
-                m++;
-            }
-            const char* base = (const char*)u.w[m] + ((long long)rr * C + hoff) * esz;
-            prefetch_l2(base);
-            if (esz == 4) prefetch_l2(base + 128);
-        }
-        prefetch_l2(srow + 16 * q);
-    }
-    pdl_launch();
-    pdl_wait();
-    int cg = tid & 7, kl = tid >> 3;
-    long long c0 = hoff + cg * 8;
-    float acc[4][8];
-#pragma unroll
-    for (int m = 0; m < 4; m++) {
-#pragma unroll
-        for (int e = 0; e < 8; e++) acc[m][e] = 0.0f;
-        const float* hm = u.h[m];
-        int D = u.d[m];
-#pragma unroll 4
-        for (int r = kl; r < D; r += 32) {
-            float wv[8];
-            wload8<DT>(u.w[m], (long long)r * C + c0, wv);
-            float hv = hm[r];
-#pragma unroll
-            for (int e = 0; e < 8; e++) acc[m][e] += hv * wv[e];
-        }
-    }
-    int warp = tid >> 5;
-#pragma unroll
-    for (int m = 0; m < 4; m++)
-#pragma unroll
-        for (int e = 0; e < 8; e++) {
-            float v = acc[m][e];
-            v += __shfl_xor_sync(0xffffffffu, v, 8);
-            v += __shfl_xor_sync(0xffffffffu, v, 16);
-            acc[m][e] = v;
-        }
-    if ((tid & 31) < 8) {
-#pragma unroll
-        for (int m = 0; m < 4; m++)
-#pragma unroll
-            for (int e = 0; e < 8; e++) sh[warp][m][cg * 8 + e] = acc[m][e];
-    }
-    __syncthreads();
-    // Prep7 for channel c (threads 0..63); the others join the block sums
-    // with zeros.
-    bool live = tid < 64;
-    int ci = tid & 63;
-    long long c = hoff + ci;
-    float raw[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    if (live) {
-#pragma unroll
-        for (int m = 0; m < 4; m++)
-#pragma unroll
-            for (int w = 0; w < 8; w++) raw[m] += sh[w][m][ci];
-    }
-    float k = live ? p.K[c] : 0.0f;
-    float kk = live ? k * p.KK[c] : 0.0f;
-    float ss = block_sum(kk * kk, red);
-    if (live) {
-        float nrm = fmaxf(sqrtf(ss), 1e-12f);
-        float kh = kk / nrm;
-        float alpha = sigmoidf_(p.A0[c] + raw[1]);
-        float wd = expf(-0.6065306597126334f * sigmoidf_(p.W0[c] + raw[0]));
-        float kt = k * (1.0f + (alpha - 1.0f) * p.KA[c]);
-        float v = p.V[c];
-        if (u.d[2] > 0) {
-            p.ZV[c] = raw[2];
-            v = v + (p.VF[c] - v) * sigmoidf_(p.V0[c] + raw[2]);
-            p.V[c] = v;
-        } else {
-            p.VF[c] = v;
-        }
-        p.W[c] = wd;
-        p.A[c] = -kh;
-        p.B[c] = kh * alpha;
-        p.K[c] = kt;
-        p.G[c] = raw[3];
-        inb[0][ci] = R[c];
-        inb[1][ci] = wd;
-        inb[2][ci] = kt;
-        inb[3][ci] = -kh;
-        inb[4][ci] = kh * alpha;
-        inb[5][ci] = v;
-        inb[6][ci] = raw[3];
-    }
-    float S[4 * G];
-#pragma unroll
-    for (int m = 0; m < G; m++) {
-        float4 v4 = *(const float4*)(srow + 4 * (q + TPR * m));
-        S[4 * m] = v4.x; S[4 * m + 1] = v4.y; S[4 * m + 2] = v4.z; S[4 * m + 3] = v4.w;
-    }
-    __syncthreads();
-    const float4* R4 = (const float4*)inb[0];
-    const float4* W4 = (const float4*)inb[1];
-    const float4* K4 = (const float4*)inb[2];
-    const float4* A4 = (const float4*)inb[3];
-    const float4* B4 = (const float4*)inb[4];
-    float vi = inb[5][i];
-    float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
-#pragma unroll
-    for (int m = 0; m < G; m++) {
-        float4 a4 = A4[q + TPR * m];
-        d0 += a4.x * S[4 * m];
-        d1 += a4.y * S[4 * m + 1];
-        d2 += a4.z * S[4 * m + 2];
-        d3 += a4.w * S[4 * m + 3];
-    }
-    float sa = (d0 + d1) + (d2 + d3);
-#pragma unroll
-    for (int o2 = 1; o2 < TPR; o2 <<= 1) sa += __shfl_xor_sync(0xffffffffu, sa, o2);
-    float e0 = 0.0f, e1 = 0.0f, e2 = 0.0f, e3 = 0.0f;
-#pragma unroll
-    for (int m = 0; m < G; m++) {
-        int g = q + TPR * m;
-        float4 ww = W4[g], kk4 = K4[g], bb = B4[g], rr = R4[g];
-        S[4 * m] = S[4 * m] * ww.x + kk4.x * vi + sa * bb.x;
-        S[4 * m + 1] = S[4 * m + 1] * ww.y + kk4.y * vi + sa * bb.y;
-        S[4 * m + 2] = S[4 * m + 2] * ww.z + kk4.z * vi + sa * bb.z;
-        S[4 * m + 3] = S[4 * m + 3] * ww.w + kk4.w * vi + sa * bb.w;
-        e0 += S[4 * m] * rr.x;
-        e1 += S[4 * m + 1] * rr.y;
-        e2 += S[4 * m + 2] * rr.z;
-        e3 += S[4 * m + 3] * rr.w;
-    }
-    float yy = (e0 + e1) + (e2 + e3);
-#pragma unroll
-    for (int o2 = 1; o2 < TPR; o2 <<= 1) yy += __shfl_xor_sync(0xffffffffu, yy, o2);
-    if (q == 0) {
-        y[hoff + i] = yy;
-        ys[i] = yy;
-    }
-#pragma unroll
-    for (int m = 0; m < G; m++)
-        *(float4*)(srow + 4 * (q + TPR * m)) = make_float4(S[4 * m], S[4 * m + 1], S[4 * m + 2], S[4 * m + 3]);
-    __syncthreads();
-    float yv = live ? ys[ci] : 0.0f;
-    float mean = block_sum(yv, red) / 64.0f;
-    float d = live ? yv - mean : 0.0f;
-    float var = block_sum(d * d, red) / 64.0f;
-    float bonus = block_sum(live ? inb[0][ci] * inb[2][ci] * o.RK[c] : 0.0f, red);
-    if (!live) return;
-    float yn = d * (1.0f / sqrtf(var + eps)) * o.LW[c] + o.LB[c];
-    o.D[c] = (yn + bonus * inb[5][ci]) * inb[6][ci];
-}
-#define TM7(NAME, DT)                                                                                         \
-    extern "C" __global__ void __launch_bounds__(256) NAME(UpArgs u, P7Args p, float* __restrict__ y,        \
-                                                            float* __restrict__ s, const float* __restrict__ r, \
-                                                            O7Args o, int C, float eps) {                    \
-        tm7_body<DT>(u, p, y, s, r, o, C, eps);                                                               \
-    }
-TM7(tm7_f32, 0) TM7(tm7_f16, 1) TM7(tm7_bf16, 2)

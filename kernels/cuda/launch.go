@@ -27,7 +27,6 @@ type kernelSet struct {
 	wkv7g     map[wkvVariant]uintptr
 	linbatch  [3]uintptr // fused ops, by weight dtype
 	up7       [3]uintptr
-	tm7       [3]uintptr
 	nsm       uintptr
 	wkv7out   uintptr
 }
@@ -70,9 +69,6 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 			return err
 		}
 		if err := get(&k.up7[dt], "up7_"+dn); err != nil {
-			return err
-		}
-		if err := get(&k.tm7[dt], "tm7_"+dn); err != nil {
 			return err
 		}
 		if dt != int(kernels.F32) {
