@@ -9,9 +9,13 @@
 // activations and the WKV state are F32, and every sum is accumulated in
 // F32. Linear and MatMul over at most 16 tokens run in this package's own
 // kernels reading the weights directly; longer inputs go to cuBLAS GemmEx:
-// F32 weights as an F32 GEMM (no TF32), F16/BF16 weights by first rounding
-// the activations to the weight's dtype and multiplying with F32
-// accumulation.
+// F32 weights as an F32 GEMM (no TF32), F16/BF16 weights by splitting the
+// activations into two halves of the weight's dtype (x ≈ hi + lo to ~2⁻¹⁷)
+// and adding two GEMMs with F32 accumulation, as exact as F32 activations.
+//
+// The backend also implements kernels.Fused (one kernel per fused op for a
+// single token, launched with programmatic dependent launch on Hopper) and
+// kernels.Prober. PERF.md has the measurements behind the kernels.
 //
 // All CUDA calls of a Backend run on one stream, in issue order. A CUDA
 // context belongs to an OS thread, so every method locks its goroutine to
