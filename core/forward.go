@@ -180,10 +180,18 @@ type acts struct {
 	mix                               []kernels.Tensor // x_r, x_w, x_k, x_v, x_a, x_g
 	xr, xw, xk, xv, xaa, xg           kernels.Tensor
 	hw, ha, hv, hg, zv, ffh           kernels.Tensor
+	// Operand lists for the fused ops, kept here so a decode step does not
+	// allocate them per layer.
+	items  [7]kernels.LinearItem
+	one    [1]kernels.LinearItem
+	ffnMix [1]kernels.Tensor
 }
 
-// views returns sc's activations for n tokens.
+// views returns sc's activations for n tokens (cached for the last n).
 func (sc *scratch) views(n int) *acts {
+	if sc.act != nil && sc.actN == n {
+		return sc.act
+	}
 	rows := func(t kernels.Tensor) kernels.Tensor { return t.Slice(0, n) }
 	a := &acts{x: rows(sc.x), xa: rows(sc.xa), tmp: rows(sc.tmp),
 		r: rows(sc.r), k: rows(sc.k), v: rows(sc.v), w: rows(sc.w), a: rows(sc.a), b: rows(sc.b), g: rows(sc.g),
@@ -194,6 +202,7 @@ func (sc *scratch) views(n int) *acts {
 		a.mix[i] = rows(sc.mix[i])
 	}
 	a.xr, a.xw, a.xk, a.xv, a.xaa, a.xg = a.mix[0], a.mix[1], a.mix[2], a.mix[3], a.mix[4], a.mix[5]
+	sc.act, sc.actN = a, n
 	return a
 }
 
@@ -285,14 +294,13 @@ func (m *Model) runFused(f kernels.Fused, sc *scratch, st *State, n, out int) {
 		// Time mix: the r, k, v projections and the LoRA down-projections
 		// (with their activations) are independent: one batch.
 		f.NormShiftMix(t.xa, t.mix, x, ly.ln1w, ly.ln1b, lnEps, st.att(l), ly.mix)
-		items := []kernels.LinearItem{
-			{Dst: t.r, X: t.xr, W: ly.wr},
-			{Dst: t.k, X: t.xk, W: ly.wk},
-			{Dst: t.v, X: t.xv, W: ly.wv},
-			{Dst: t.hw, X: t.xw, W: ly.w1, NN: true, Activate: true, Act: kernels.Tanh},
-			{Dst: t.ha, X: t.xaa, W: ly.a1, NN: true},
-			{Dst: t.hg, X: t.xg, W: ly.g1, NN: true, Activate: true, Act: kernels.Sigmoid},
-		}
+		items := t.items[:6]
+		items[0] = kernels.LinearItem{Dst: t.r, X: t.xr, W: ly.wr}
+		items[1] = kernels.LinearItem{Dst: t.k, X: t.xk, W: ly.wk}
+		items[2] = kernels.LinearItem{Dst: t.v, X: t.xv, W: ly.wv}
+		items[3] = kernels.LinearItem{Dst: t.hw, X: t.xw, W: ly.w1, NN: true, Activate: true, Act: kernels.Tanh}
+		items[4] = kernels.LinearItem{Dst: t.ha, X: t.xaa, W: ly.a1, NN: true}
+		items[5] = kernels.LinearItem{Dst: t.hg, X: t.xg, W: ly.g1, NN: true, Activate: true, Act: kernels.Sigmoid}
 		if l > 0 {
 			items = append(items, kernels.LinearItem{Dst: t.hv, X: t.xv, W: ly.v1, NN: true})
 		}
@@ -300,11 +308,15 @@ func (m *Model) runFused(f kernels.Fused, sc *scratch, st *State, n, out int) {
 		f.Prep7Up(m.prep7(t, l), kernels.Up7{HW: t.hw, W2: ly.w2, HA: t.ha, A2: ly.a2,
 			HV: t.hv, V2: ly.v2, HG: t.hg, G2: ly.g2, G: t.g})
 		f.WKV7Out(st.wkv(l), t.w, t.a, t.b, m.out7(t, l))
-		f.LinearBatch([]kernels.LinearItem{{Dst: x, X: t.o, W: ly.wo, Accumulate: true}})
+		t.one[0] = kernels.LinearItem{Dst: x, X: t.o, W: ly.wo, Accumulate: true}
+		f.LinearBatch(t.one[:])
 		// Channel mix.
-		f.NormShiftMix(t.xa, t.mix[:1], x, ly.ln2w, ly.ln2b, lnEps, st.ffn(l), []kernels.Tensor{ly.ffnMix})
-		f.LinearBatch([]kernels.LinearItem{{Dst: t.ffh, X: t.xr, W: ly.ffnKey, Activate: true, Act: kernels.ReLUSquared}})
-		f.LinearBatch([]kernels.LinearItem{{Dst: x, X: t.ffh, W: ly.ffnValue, Accumulate: true}})
+		t.ffnMix[0] = ly.ffnMix
+		f.NormShiftMix(t.xa, t.mix[:1], x, ly.ln2w, ly.ln2b, lnEps, st.ffn(l), t.ffnMix[:])
+		t.one[0] = kernels.LinearItem{Dst: t.ffh, X: t.xr, W: ly.ffnKey, Activate: true, Act: kernels.ReLUSquared}
+		f.LinearBatch(t.one[:])
+		t.one[0] = kernels.LinearItem{Dst: x, X: t.ffh, W: ly.ffnValue, Accumulate: true}
+		f.LinearBatch(t.one[:])
 	}
 	m.logitsOut(sc, t, n, out)
 }
@@ -333,6 +345,8 @@ type scratch struct {
 	logits kernels.Tensor
 
 	owned      []kernels.Tensor
+	act        *acts // views for actN tokens
+	actN       int
 	graph      kernels.Graph
 	graphState *State
 }

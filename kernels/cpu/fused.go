@@ -9,7 +9,8 @@ import "github.com/goose-rwkv/goose/kernels"
 // LinearBatch runs each item's Linear or MatMul, then its Act or Add.
 func (b *Backend) LinearBatch(items []kernels.LinearItem) {
 	for _, it := range items {
-		if !b.check(!(it.Activate && it.Accumulate), "LinearBatch", "item %v·%v both activates and accumulates", it.X, it.W) {
+		if !(!(it.Activate && it.Accumulate)) {
+			b.fail("LinearBatch", "item %v·%v both activates and accumulates", it.X, it.W)
 			return
 		}
 		dst := it.Dst

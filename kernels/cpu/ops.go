@@ -11,14 +11,6 @@ const decayScale = 0.6065306597126334
 
 func sigmoid(x float32) float32 { return 1 / (1 + expf(-x)) }
 
-// check records a shape error unless cond holds.
-func (b *Backend) check(cond bool, op, format string, args ...any) bool {
-	if !cond {
-		b.fail(op, format, args...)
-	}
-	return cond
-}
-
 func isF32(ts ...kernels.Tensor) bool {
 	for _, t := range ts {
 		if t.DType != kernels.F32 || t.Buf == nil {
@@ -33,8 +25,8 @@ func isF32(ts ...kernels.Tensor) bool {
 
 // Embed gathers rows of table.
 func (b *Backend) Embed(dst, table, ids kernels.Tensor) {
-	if !b.check(isF32(dst) && ids.DType == kernels.I32 && dst.Rows == ids.Len() && dst.Cols == table.Cols,
-		"Embed", "dst %v, table %v, ids %v", dst, table, ids) {
+	if !(isF32(dst) && ids.DType == kernels.I32 && dst.Rows == ids.Len() && dst.Cols == table.Cols) {
+		b.fail("Embed", "dst %v, table %v, ids %v", dst, table, ids)
 		return
 	}
 	idb := ids.Buf.(*buffer).i32[ids.Offset : ids.Offset+ids.Len()]
@@ -53,8 +45,8 @@ func (b *Backend) Embed(dst, table, ids kernels.Tensor) {
 
 // Linear sets dst = x·wᵀ.
 func (b *Backend) Linear(dst, x, w kernels.Tensor) {
-	if !b.check(isF32(dst, x) && x.Cols == w.Cols && dst.Rows == x.Rows && dst.Cols == w.Rows,
-		"Linear", "dst %v, x %v, w %v", dst, x, w) {
+	if !(isF32(dst, x) && x.Cols == w.Cols && dst.Rows == x.Rows && dst.Cols == w.Rows) {
+		b.fail("Linear", "dst %v, x %v, w %v", dst, x, w)
 		return
 	}
 	raw, dt := weightBytes(w)
@@ -63,8 +55,8 @@ func (b *Backend) Linear(dst, x, w kernels.Tensor) {
 
 // MatMul sets dst = x·w.
 func (b *Backend) MatMul(dst, x, w kernels.Tensor) {
-	if !b.check(isF32(dst, x) && x.Cols == w.Rows && dst.Rows == x.Rows && dst.Cols == w.Cols,
-		"MatMul", "dst %v, x %v, w %v", dst, x, w) {
+	if !(isF32(dst, x) && x.Cols == w.Rows && dst.Rows == x.Rows && dst.Cols == w.Cols) {
+		b.fail("MatMul", "dst %v, x %v, w %v", dst, x, w)
 		return
 	}
 	raw, dt := weightBytes(w)
@@ -73,8 +65,8 @@ func (b *Backend) MatMul(dst, x, w kernels.Tensor) {
 
 // LayerNorm normalises rows.
 func (b *Backend) LayerNorm(dst, x, w, bias kernels.Tensor, eps float32) {
-	if !b.check(isF32(dst, x, w, bias) && dst.Rows == x.Rows && dst.Cols == x.Cols && w.Len() == x.Cols && bias.Len() == x.Cols,
-		"LayerNorm", "dst %v, x %v, w %v, b %v", dst, x, w, bias) {
+	if !(isF32(dst, x, w, bias) && dst.Rows == x.Rows && dst.Cols == x.Cols && w.Len() == x.Cols && bias.Len() == x.Cols) {
+		b.fail("LayerNorm", "dst %v, x %v, w %v, b %v", dst, x, w, bias)
 		return
 	}
 	d, xs, ws, bs := b.f32(dst), b.f32(x), b.f32(w), b.f32(bias)
@@ -110,7 +102,8 @@ func (b *Backend) ShiftMix(dst []kernels.Tensor, x, state kernels.Tensor, mix []
 	for i := range dst {
 		ok = ok && isF32(dst[i], mix[i]) && dst[i].Rows == x.Rows && dst[i].Cols == x.Cols && mix[i].Len() == x.Cols
 	}
-	if !b.check(ok, "ShiftMix", "x %v, state %v, %d dst, %d mix", x, state, len(dst), len(mix)) {
+	if !(ok) {
+		b.fail("ShiftMix", "x %v, state %v, %d dst, %d mix", x, state, len(dst), len(mix))
 		return
 	}
 	C := x.Cols
@@ -136,7 +129,8 @@ func (b *Backend) ShiftMix(dst []kernels.Tensor, x, state kernels.Tensor, mix []
 
 // Act applies f element-wise.
 func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
-	if !b.check(isF32(dst, x) && dst.Len() == x.Len(), "Act", "dst %v, x %v", dst, x) {
+	if !(isF32(dst, x) && dst.Len() == x.Len()) {
+		b.fail("Act", "dst %v, x %v", dst, x)
 		return
 	}
 	d, xs := b.f32(dst), b.f32(x)
@@ -161,8 +155,8 @@ func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
 
 // Add sets dst = a + b, broadcasting a one-row b.
 func (b *Backend) Add(dst, x, y kernels.Tensor) {
-	if !b.check(isF32(dst, x, y) && dst.Len() == x.Len() && (y.Len() == x.Len() || (y.Rows == 1 && y.Cols == x.Cols)),
-		"Add", "dst %v, a %v, b %v", dst, x, y) {
+	if !(isF32(dst, x, y) && dst.Len() == x.Len() && (y.Len() == x.Len() || (y.Rows == 1 && y.Cols == x.Cols))) {
+		b.fail("Add", "dst %v, a %v, b %v", dst, x, y)
 		return
 	}
 	d, xs, ys := b.f32(dst), b.f32(x), b.f32(y)
@@ -180,7 +174,8 @@ func (b *Backend) Add(dst, x, y kernels.Tensor) {
 
 // Mul sets dst = a ⊙ b.
 func (b *Backend) Mul(dst, x, y kernels.Tensor) {
-	if !b.check(isF32(dst, x, y) && dst.Len() == x.Len() && y.Len() == x.Len(), "Mul", "dst %v, a %v, b %v", dst, x, y) {
+	if !(isF32(dst, x, y) && dst.Len() == x.Len() && y.Len() == x.Len()) {
+		b.fail("Mul", "dst %v, a %v, b %v", dst, x, y)
 		return
 	}
 	d, xs, ys := b.f32(dst), b.f32(x), b.f32(y)
@@ -191,7 +186,8 @@ func (b *Backend) Mul(dst, x, y kernels.Tensor) {
 
 // Copy copies src into dst.
 func (b *Backend) Copy(dst, src kernels.Tensor) {
-	if !b.check(dst.DType == src.DType && dst.Len() == src.Len(), "Copy", "dst %v, src %v", dst, src) {
+	if !(dst.DType == src.DType && dst.Len() == src.Len()) {
+		b.fail("Copy", "dst %v, src %v", dst, src)
 		return
 	}
 	db, sb := dst.Buf.(*buffer), src.Buf.(*buffer)
@@ -224,7 +220,8 @@ func (b *Backend) Prep7(p kernels.Prep7) {
 	for _, t := range []kernels.Tensor{p.W0, p.A0, p.KK, p.KA} {
 		ok = ok && t.Len() == p.K.Cols
 	}
-	if !b.check(ok, "Prep7", "k %v, v %v, w %v, a %v, head size %d", p.K, p.V, p.W, p.A, N) {
+	if !(ok) {
+		b.fail("Prep7", "k %v, v %v, w %v, a %v, head size %d", p.K, p.V, p.W, p.A, N)
 		return
 	}
 	C := p.K.Cols
@@ -273,7 +270,8 @@ func (b *Backend) WKV7(y, s, r, w, k, v, a, bb kernels.Tensor) {
 	for _, t := range []kernels.Tensor{y, w, k, v, a, bb} {
 		ok = ok && t.Rows == T && t.Cols == C
 	}
-	if !b.check(ok, "WKV7", "y %v, s %v, r %v (head size 64)", y, s, r) {
+	if !(ok) {
+		b.fail("WKV7", "y %v, s %v, r %v (head size 64)", y, s, r)
 		return
 	}
 	ys, ss, rs, ws, ks, vs, as, bs := b.f32(y), b.f32(s), b.f32(r), b.f32(w), b.f32(k), b.f32(v), b.f32(a), b.f32(bb)
@@ -299,7 +297,8 @@ func (b *Backend) Out7(o kernels.Out7) {
 	for _, t := range []kernels.Tensor{o.RK, o.LnW, o.LnB} {
 		ok = ok && t.Len() == o.Y.Cols
 	}
-	if !b.check(ok, "Out7", "dst %v, y %v, head size %d", o.Dst, o.Y, N) {
+	if !(ok) {
+		b.fail("Out7", "dst %v, y %v, head size %d", o.Dst, o.Y, N)
 		return
 	}
 	C := o.Y.Cols
