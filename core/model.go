@@ -364,7 +364,11 @@ func Load(src Source, opts LoadOptions) (*Model, error) {
 func (m *Model) memoryNeeded() int64 {
 	c := m.cfg
 	perRow := int64(22*c.Width+c.FFN+c.DecayLoRA+c.AlphaLoRA+c.ValueLoRA+c.GateLoRA) * 4
-	act := perRow*int64(m.chunk+1) + 2*int64(c.Vocab)*4
+	chunk := m.chunk
+	if m.be.Name() == "cuda" {
+		chunk = max(chunk, cudaPrefillChunk)
+	}
+	act := perRow*int64(chunk+1) + 2*int64(c.Vocab)*4
 	return c.WeightBytes + act + 4*c.StateBytes() + 64<<20 // + kernels, cuBLAS workspace
 }
 
