@@ -1,22 +1,21 @@
 package core
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"maps"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/internal/atomicfile"
 	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 )
@@ -209,31 +208,22 @@ func WriteSafetensors(path string, src Source) error {
 	for len(hj)%8 != 0 {
 		hj = append(hj, ' ')
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".goose-*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	binary.Write(w, binary.LittleEndian, uint64(len(hj)))
-	w.Write(hj)
-	for _, info := range infos {
-		b, err := src.Bytes(info.Name)
-		if err != nil {
-			tmp.Close()
-			return fmt.Errorf("write %s: %w", path, err)
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		if err := binary.Write(w, binary.LittleEndian, uint64(len(hj))); err != nil {
+			return err
 		}
-		w.Write(b)
-	}
-	if err := w.Flush(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+		if _, err := w.Write(hj); err != nil {
+			return err
+		}
+		for _, info := range infos {
+			b, err := src.Bytes(info.Name)
+			if err != nil {
+				return err
+			}
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

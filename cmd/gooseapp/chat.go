@@ -12,6 +12,7 @@ import (
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/sample"
 	"github.com/goose-rwkv/goose/core/tokenizer"
+	"github.com/goose-rwkv/goose/internal/atomicfile"
 )
 
 // runChat is a terminal chat in the World format. Ctrl-C stops the reply,
@@ -159,7 +160,7 @@ func saveState(s *core.Session, path string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data)
+	return atomicfile.WriteFile(path, data, 0o644)
 }
 
 func loadState(s *core.Session, path string) error {

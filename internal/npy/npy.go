@@ -16,10 +16,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/goose-rwkv/goose/internal/atomicfile"
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -609,40 +609,6 @@ func Write(w io.Writer, shape []int, data []float32) error {
 // WriteFile writes an array to path atomically: it writes a temporary file in
 // the same directory, syncs it and renames it over path, so readers never see
 // a partial file. The file gets mode 0644.
-func WriteFile(path string, shape []int, data []float32) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<16)
-	if err = Write(bw, shape, data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+func WriteFile(path string, shape []int, data []float32) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return Write(w, shape, data) })
 }
