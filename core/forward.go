@@ -127,8 +127,22 @@ func padIDs(buf, ids []int32) []int32 {
 	return buf
 }
 
+// ioGrapher is a kernels.Grapher whose graphs can also carry their input
+// and output through host staging buffers (the CUDA backend's CaptureIO):
+// a decode step is then one call with one wait.
+type ioGrapher interface {
+	CaptureIO(fn func(), in, out kernels.Tensor) (kernels.Graph, error)
+}
+
+// ioGraph is a graph captured by CaptureIO: Step uploads in, replays the
+// graph, waits for it and copies its output into out (nil: no copy).
+type ioGraph interface {
+	Step(in, out []byte) error
+}
+
 // step runs one token through a captured graph, capturing it on first use
-// with this state.
+// with this state. On a backend with CaptureIO the token id's upload and
+// the logits' download are part of the graph.
 func (m *Model) step(st *State, token int32, logits []float32) error {
 	sc, err := m.getScratch(1, false)
 	if err != nil {
@@ -136,19 +150,29 @@ func (m *Model) step(st *State, token int32, logits []float32) error {
 	}
 	defer m.putScratch(sc)
 	sc.idBuf[0] = token
-	if err := m.be.Upload(sc.ids, int32Bytes(sc.idBuf)); err != nil {
-		return err
-	}
+	io, isIO := m.be.(ioGrapher)
 	if sc.graph == nil || sc.graphState != st {
 		if sc.graph != nil {
 			sc.graph.Free()
 			sc.graph = nil
 		}
-		g, err := m.be.(kernels.Grapher).Capture(func() { m.run(sc, st, 1, 1) })
+		run := func() { m.run(sc, st, 1, 1) }
+		var g kernels.Graph
+		if isIO {
+			g, err = io.CaptureIO(run, sc.ids, sc.logits.Slice(0, 1))
+		} else {
+			g, err = m.be.(kernels.Grapher).Capture(run)
+		}
 		if err != nil {
 			return fmt.Errorf("capture decode step: %w", err)
 		}
 		sc.graph, sc.graphState = g, st
+	}
+	if g, ok := sc.graph.(ioGraph); ok && isIO {
+		return g.Step(int32Bytes(sc.idBuf), float32Bytes(logits))
+	}
+	if err := m.be.Upload(sc.ids, int32Bytes(sc.idBuf)); err != nil {
+		return err
 	}
 	if err := sc.graph.Launch(); err != nil {
 		return err

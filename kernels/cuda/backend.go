@@ -15,7 +15,9 @@
 //
 // The backend also implements kernels.Fused (one kernel per fused op for a
 // single token, launched with programmatic dependent launch on Hopper) and
-// kernels.Prober. PERF.md has the measurements behind the kernels.
+// kernels.Prober. Backend.CaptureIO captures a graph whose Step method
+// runs a decode step's input copy, replay and output copy in one call with
+// one wait. PERF.md has the measurements behind the kernels.
 //
 // All CUDA calls of a Backend run on one stream, in issue order. A CUDA
 // context belongs to an OS thread, so every method locks its goroutine to
@@ -85,6 +87,7 @@ type Backend struct {
 	retired   []uint64 // outgrown scratch buffers: captured graphs may still use them
 	workspace uint64   // cuBLAS workspace
 	pinned    []byte   // page-locked staging for Download
+	reg       hostReg  // caller memory that graph Steps copy outputs into
 }
 
 // buffer is device memory.
@@ -221,6 +224,9 @@ func New(opts Options) (*Backend, error) {
 	// Programmatic dependent launch needs Hopper (sm_90) and
 	// cuLaunchKernelEx; GOOSE_CUDA_PDL=0 turns it off (for comparisons).
 	b.pdl = maj >= 9 && drv.HasLaunchEx() && os.Getenv("GOOSE_CUDA_PDL") != "0"
+	// GOOSE_CUDA_REGISTER=0: graph Steps copy outputs through staging
+	// instead of registering the caller's buffer (for comparisons).
+	b.reg.off = os.Getenv("GOOSE_CUDA_REGISTER") == "0"
 	b.args.init()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -592,6 +598,7 @@ func (b *Backend) closeLocked() error {
 	}
 	b.retired, b.scratch, b.workspace = nil, 0, 0
 	b.fused = fusedBufs{}
+	b.reg.release(b)
 	if b.pinned != nil {
 		keep(b.drv.MemFreeHost(b.pinned))
 		b.pinned = nil

@@ -345,3 +345,86 @@ func BenchmarkFusedDecode(b *testing.B) {
 	run("layer", true, layer)
 	run("layer_nopdl", false, layer)
 }
+
+// BenchmarkStepIO is the host side of a decode step around a graph whose
+// GPU work is tiny (an embedding lookup, then one kernel writing 65,536
+// logits): the old sequence (Upload of the id from pageable memory, Launch,
+// Download, Sync), CaptureIO's Step (the logits by DMA into the caller's
+// buffer, which it registers; or through staging; or not at all), the
+// bare Launch + Sync, and the pieces: Download of 256 KB alone and the
+// host copy of 256 KB out of page-locked memory with warm caches.
+func BenchmarkStepIO(b *testing.B) {
+	g := newGPU(b)
+	const V, C = 1024, 768
+	tab := mustAlloc(b, g, kernels.F32, V, C)
+	fill(b, g, tab)
+	ids := mustAlloc(b, g, kernels.I32, 1, 1)
+	x := mustAlloc(b, g, kernels.F32, 1, C)
+	big := mustAlloc(b, g, kernels.F32, 1, 65536)
+	fill(b, g, big)
+	logits := mustAlloc(b, g, kernels.F32, 1, 65536)
+	run := func() {
+		g.Embed(x, tab, ids)
+		g.Act(logits, big, kernels.Tanh)
+	}
+	id := []byte{5, 0, 0, 0}
+	out := make([]byte, 4*65536)
+	plain, err := g.Capture(run)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer plain.Free()
+	io, err := g.CaptureIO(run, ids, logits)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer io.Free()
+	step := io.(*graph)
+	check := func(err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("separate", func(b *testing.B) {
+		for range b.N {
+			check(g.Upload(ids, id))
+			check(plain.Launch())
+			check(g.Download(out, logits))
+			check(g.Sync())
+		}
+	})
+	b.Run("io", func(b *testing.B) {
+		for range b.N {
+			check(step.Step(id, out))
+		}
+	})
+	b.Run("io-staged", func(b *testing.B) {
+		g.reg.off = true
+		defer func() { g.reg.off = false }()
+		for range b.N {
+			check(step.Step(id, out))
+		}
+	})
+	b.Run("io-nologits", func(b *testing.B) {
+		for range b.N {
+			check(step.Step(id, nil))
+		}
+	})
+	b.Run("launch-sync", func(b *testing.B) {
+		for range b.N {
+			check(plain.Launch())
+			check(g.Sync())
+		}
+	})
+	b.Run("download", func(b *testing.B) {
+		for range b.N {
+			check(g.Download(out, logits))
+		}
+	})
+	b.Run("copy-pinned", func(b *testing.B) {
+		b.SetBytes(int64(len(out)))
+		for range b.N {
+			copy(out, step.out)
+		}
+	})
+}

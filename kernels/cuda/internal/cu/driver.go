@@ -25,6 +25,8 @@ type Driver struct {
 	cuMemFree                   func(p uint64) int32
 	cuMemAllocHost              func(p **byte, n uint64) int32
 	cuMemFreeHost               func(p *byte) int32
+	cuMemHostRegister           func(p *byte, n uint64, flags uint32) int32
+	cuMemHostUnregister         func(p *byte) int32
 	cuModuleLoadData            func(m *uintptr, image *byte) int32
 	cuModuleGetFunction         func(f *uintptr, m uintptr, name string) int32
 	cuModuleUnload              func(m uintptr) int32
@@ -76,6 +78,8 @@ func LoadDriver() (*Driver, error) {
 	s.fn(&d.cuMemFree, "cuMemFree_v2")
 	s.fn(&d.cuMemAllocHost, "cuMemAllocHost_v2")
 	s.fn(&d.cuMemFreeHost, "cuMemFreeHost")
+	s.fn(&d.cuMemHostRegister, "cuMemHostRegister_v2")
+	s.fn(&d.cuMemHostUnregister, "cuMemHostUnregister")
 	s.fn(&d.cuModuleLoadData, "cuModuleLoadData")
 	s.fn(&d.cuModuleGetFunction, "cuModuleGetFunction")
 	s.fn(&d.cuModuleUnload, "cuModuleUnload")
@@ -247,6 +251,24 @@ func (d *Driver) MemFreeHost(b []byte) error {
 		return nil
 	}
 	return d.check("cuMemFreeHost", d.cuMemFreeHost(&b[0]))
+}
+
+// MemHostRegister page-locks b (which must stay where it is, e.g. a
+// runtime.Pinner-pinned Go object, until MemHostUnregister) so that
+// device copies to and from it run by DMA without staging.
+func (d *Driver) MemHostRegister(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	return d.check("cuMemHostRegister_v2", d.cuMemHostRegister(&b[0], uint64(len(b)), 0))
+}
+
+// MemHostUnregister undoes MemHostRegister.
+func (d *Driver) MemHostUnregister(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	return d.check("cuMemHostUnregister", d.cuMemHostUnregister(&b[0]))
 }
 
 // MemcpyHtoD copies src to device address dst, synchronously.
