@@ -605,15 +605,37 @@ func expNeg(d float64, tab *[expTableSize]float64) float32 {
 // ties. NaN entries are ignored. It returns -1 for empty logits or when every
 // entry is NaN.
 func Greedy(logits []float32) int32 {
-	best := int32(-1)
-	var bv float32
-	for i, v := range logits {
-		if v != v {
-			continue
+	// Two branch-light passes (the maximum, with four independent running
+	// maxima, then its first index) beat one pass that tracks the index:
+	// this runs once per token on 65536 logits.
+	inf := float32(math.Inf(-1))
+	m0, m1, m2, m3 := inf, inf, inf, inf
+	i := 0
+	for ; i+4 <= len(logits); i += 4 {
+		x := logits[i : i+4 : i+4]
+		if x[0] > m0 {
+			m0 = x[0]
 		}
-		if best < 0 || v > bv {
-			best, bv = int32(i), v
+		if x[1] > m1 {
+			m1 = x[1]
+		}
+		if x[2] > m2 {
+			m2 = x[2]
+		}
+		if x[3] > m3 {
+			m3 = x[3]
 		}
 	}
-	return best
+	for ; i < len(logits); i++ {
+		if logits[i] > m0 {
+			m0 = logits[i]
+		}
+	}
+	m := max(m0, m1, m2, m3) // NaN never got in: comparisons with NaN are false
+	for i, v := range logits {
+		if v == m { // when m is −Inf this finds the first −Inf, skipping NaNs
+			return int32(i)
+		}
+	}
+	return -1 // empty, or every entry NaN
 }

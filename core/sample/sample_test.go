@@ -819,3 +819,13 @@ func BenchmarkSoftmax(b *testing.B) {
 		softmax(p, x)
 	}
 }
+
+func BenchmarkGreedy(b *testing.B) {
+	x := make([]float32, 65536)
+	for i := range x {
+		x[i] = float32((i*7919)%65536) / 65536
+	}
+	for b.Loop() {
+		Greedy(x)
+	}
+}
