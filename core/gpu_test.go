@@ -54,7 +54,7 @@ func (s f32Source) Bytes(name string) ([]byte, error) {
 		return nil, err
 	}
 	f := make([]float32, info.Len())
-	if err := decodeFloats(f, b, info.DType); err != nil {
+	if err := info.DType.Decode(f, b); err != nil {
 		return nil, err
 	}
 	return float32Bytes(f), nil

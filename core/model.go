@@ -390,7 +390,7 @@ func (m *Model) vector(name string) (kernels.Tensor, error) {
 		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
 	}
 	f := make([]float32, info.Len())
-	if err := decodeFloats(f, data, info.DType); err != nil {
+	if err := info.DType.Decode(f, data); err != nil {
 		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
 	}
 	t, err := m.be.Alloc(kernels.F32, 1, len(f))

@@ -16,6 +16,8 @@ package kernels
 
 import (
 	"fmt"
+
+	"github.com/goose-rwkv/goose/internal/half"
 )
 
 // DType is the element type of a Tensor.
@@ -38,6 +40,26 @@ func (d DType) Size() int {
 		return 2
 	}
 	return 0
+}
+
+// Decode converts the little-endian elements of dtype d in src to float32
+// in dst; src must hold exactly len(dst) elements.
+func (d DType) Decode(dst []float32, src []byte) error {
+	if d == I32 || d.Size() == 0 {
+		return fmt.Errorf("kernels: decode %v: not a float type", d)
+	}
+	if len(src) != len(dst)*d.Size() {
+		return fmt.Errorf("kernels: decode %v: %d bytes for %d elements", d, len(src), len(dst))
+	}
+	switch d {
+	case BF16:
+		half.DecodeBF16(dst, src)
+	case F16:
+		half.DecodeF16(dst, src)
+	default:
+		half.DecodeF32(dst, src)
+	}
+	return nil
 }
 
 func (d DType) String() string {

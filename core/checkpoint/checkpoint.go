@@ -20,7 +20,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -271,14 +270,7 @@ func (f *File) Float32(name string) ([]float32, error) {
 	}
 	info := f.tensors[f.index[name]].info
 	dst := make([]float32, info.Len())
-	switch info.DType {
-	case kernels.BF16:
-		half.DecodeBF16(dst, b)
-	case kernels.F16:
-		half.DecodeF16(dst, b)
-	case kernels.F32:
-		half.DecodeF32(dst, b)
-	default:
+	if err := info.DType.Decode(dst, b); err != nil {
 		return nil, &Error{Path: f.path, Tensor: name, Err: fmt.Errorf("%w %s", ErrDType, info.DType)}
 	}
 	return dst, nil
