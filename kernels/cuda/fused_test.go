@@ -81,6 +81,10 @@ func TestFused(t *testing.T) {
 			}{
 				{"step", 1, step},
 				{"acc", 1, []itemSpec{{K: 2048, N: 128, act: -1, acc: true}, {K: 4096, N: 64, act: -1, acc: true}, {K: 512, N: 64, nn: true, act: -1, acc: true}}},
+				// Several rows a warp (rpw 4), rows of 1–3 rounds of 2048
+				// with a short last one, odd round counts, a last warp with
+				// fewer rows.
+				{"rows", 1, []itemSpec{{K: 4104, N: 2999, act: -1}, {K: 520, N: 2500, act: 2}, {K: 2048, N: 1001, act: -1, acc: true}}},
 				{"unaligned", 1, []itemSpec{{K: 256, N: 64, act: 2, unalignX: true}, {K: 100, N: 8, act: -1}}},
 				{"T3", 3, []itemSpec{{K: 256, N: 128, act: 2}, {K: 256, N: 96, nn: true, act: 0}, {K: 128, N: 64, act: -1, acc: true}}},
 				{"T40", 40, []itemSpec{{K: 256, N: 128, act: 1}, {K: 256, N: 96, nn: true, act: -1, acc: true}}},
