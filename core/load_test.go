@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/kernels"
 )
 
 // editedSource changes a checkpoint's tensor list: drop removes a tensor,
@@ -109,5 +111,25 @@ func TestLoadErrors(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "cut.pth") {
 			t.Errorf("truncated to %d bytes: error %q does not name the file", n, err)
 		}
+	}
+}
+
+// smallDevice is a backend that reports little free memory.
+type smallDevice struct{ kernels.Backend }
+
+func (d smallDevice) Device() kernels.DeviceInfo {
+	return kernels.DeviceInfo{Name: "Tiny GPU", TotalMemory: 1 << 20, FreeMemory: 1 << 20}
+}
+
+func TestLoadChecksDeviceMemory(t *testing.T) {
+	f, err := checkpoint.Open(filepath.Join("..", "testdata", "rwkv7", "small.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, err = Load(f, LoadOptions{Backend: smallDevice{newCPU(t)}})
+	var me *MemoryError
+	if !errors.As(err, &me) || !strings.Contains(err.Error(), "Tiny GPU") || !strings.Contains(err.Error(), "GB free") {
+		t.Fatalf("got %v, want a MemoryError naming the device and the sizes", err)
 	}
 }
