@@ -503,36 +503,21 @@ func (m *machine) step(op byte) (done bool, err error) {
 			d.set(items[i], items[i+1])
 		}
 
-	case opBinUnicode:
-		n, err := m.readUint(4)
+	case opBinUnicode, opBinUnicode8, opShortBinUni, opBinString, opShortBinString:
+		// A length of 1, 4 or 8 bytes, then the string: UTF-8 for the
+		// unicode opcodes, raw bytes for the (protocol 0–2) string ones.
+		width := 4
+		switch op {
+		case opShortBinUni, opShortBinString:
+			width = 1
+		case opBinUnicode8:
+			width = 8
+		}
+		n, err := m.readUint(width)
 		if err != nil {
 			return false, err
 		}
-		return false, m.pushString(n, true)
-	case opBinUnicode8:
-		n, err := m.readUint(8)
-		if err != nil {
-			return false, err
-		}
-		return false, m.pushString(n, true)
-	case opShortBinUni:
-		n, err := m.readUint(1)
-		if err != nil {
-			return false, err
-		}
-		return false, m.pushString(n, true)
-	case opBinString:
-		n, err := m.readUint(4)
-		if err != nil {
-			return false, err
-		}
-		return false, m.pushString(n, false)
-	case opShortBinString:
-		n, err := m.readUint(1)
-		if err != nil {
-			return false, err
-		}
-		return false, m.pushString(n, false)
+		return false, m.pushString(n, op == opBinUnicode || op == opBinUnicode8 || op == opShortBinUni)
 	case opBinBytes, opShortBinBytes:
 		w := 4
 		if op == opShortBinBytes {
