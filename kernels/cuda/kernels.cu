@@ -466,6 +466,46 @@ __device__ __forceinline__ void wkv_load(float4 (*dst)[WCH][16], const WKVIn& in
     cp_commit();
 }
 
+// wkv_row advances one token for the 4·G elements of a state row that this
+// thread holds (float4 groups q, q+TPR, …; the row's TPR threads are
+// adjacent lanes) and returns the row's output y_i = Σ_j S_ij·r_j:
+//   sa = Σ_j a_j·S_ij (old state);  S_ij = S_ij·w_j + k_j·v_i + sa·b_j.
+template <int TPR>
+__device__ __forceinline__ float wkv_row(float* S, const float4* R4, const float4* W4, const float4* K4,
+                                         const float4* A4, const float4* B4, float vi, int q) {
+    const int G = 16 / TPR;
+    float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+#pragma unroll
+    for (int m = 0; m < G; m++) {
+        float4 a4 = A4[q + TPR * m];
+        d0 += a4.x * S[4 * m];
+        d1 += a4.y * S[4 * m + 1];
+        d2 += a4.z * S[4 * m + 2];
+        d3 += a4.w * S[4 * m + 3];
+    }
+    float sa = (d0 + d1) + (d2 + d3);
+#pragma unroll
+    for (int o = 1; o < TPR; o <<= 1) sa += __shfl_xor_sync(0xffffffffu, sa, o);
+    float e0 = 0.0f, e1 = 0.0f, e2 = 0.0f, e3 = 0.0f;
+#pragma unroll
+    for (int m = 0; m < G; m++) {
+        int g = q + TPR * m;
+        float4 ww = W4[g], kk = K4[g], bb = B4[g], rr = R4[g];
+        S[4 * m] = S[4 * m] * ww.x + kk.x * vi + sa * bb.x;
+        S[4 * m + 1] = S[4 * m + 1] * ww.y + kk.y * vi + sa * bb.y;
+        S[4 * m + 2] = S[4 * m + 2] * ww.z + kk.z * vi + sa * bb.z;
+        S[4 * m + 3] = S[4 * m + 3] * ww.w + kk.w * vi + sa * bb.w;
+        e0 += S[4 * m] * rr.x;
+        e1 += S[4 * m + 1] * rr.y;
+        e2 += S[4 * m + 2] * rr.z;
+        e3 += S[4 * m + 3] * rr.w;
+    }
+    float yy = (e0 + e1) + (e2 + e3);
+#pragma unroll
+    for (int o = 1; o < TPR; o <<= 1) yy += __shfl_xor_sync(0xffffffffu, yy, o);
+    return yy;
+}
+
 // TPR threads per state row, each holding G = 16/TPR float4 groups
 // (q, q+TPR, ...) of the row; the block has 64·TPR threads.
 template <int TPR>
@@ -501,35 +541,7 @@ __device__ __forceinline__ void wkv7_body(float* __restrict__ y, float* __restri
             const float4* A4 = buf[st][3][tt];
             const float4* B4 = buf[st][4][tt];
             float vi = ((const float*)buf[st][5][tt])[i];
-            float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
-#pragma unroll
-            for (int m = 0; m < G; m++) {
-                float4 a4 = A4[q + TPR * m];
-                d0 += a4.x * S[4 * m];
-                d1 += a4.y * S[4 * m + 1];
-                d2 += a4.z * S[4 * m + 2];
-                d3 += a4.w * S[4 * m + 3];
-            }
-            float sa = (d0 + d1) + (d2 + d3);
-#pragma unroll
-            for (int o = 1; o < TPR; o <<= 1) sa += __shfl_xor_sync(0xffffffffu, sa, o);
-            float e0 = 0.0f, e1 = 0.0f, e2 = 0.0f, e3 = 0.0f;
-#pragma unroll
-            for (int m = 0; m < G; m++) {
-                int g = q + TPR * m;
-                float4 ww = W4[g], kk = K4[g], bb = B4[g], rr = R4[g];
-                S[4 * m] = S[4 * m] * ww.x + kk.x * vi + sa * bb.x;
-                S[4 * m + 1] = S[4 * m + 1] * ww.y + kk.y * vi + sa * bb.y;
-                S[4 * m + 2] = S[4 * m + 2] * ww.z + kk.z * vi + sa * bb.z;
-                S[4 * m + 3] = S[4 * m + 3] * ww.w + kk.w * vi + sa * bb.w;
-                e0 += S[4 * m] * rr.x;
-                e1 += S[4 * m + 1] * rr.y;
-                e2 += S[4 * m + 2] * rr.z;
-                e3 += S[4 * m + 3] * rr.w;
-            }
-            float yy = (e0 + e1) + (e2 + e3);
-#pragma unroll
-            for (int o = 1; o < TPR; o <<= 1) yy += __shfl_xor_sync(0xffffffffu, yy, o);
+            float yy = wkv_row<TPR>(S, R4, W4, K4, A4, B4, vi, q);
             if (q == 0) y[(long long)(c * WCH + tt) * C + hoff + i] = yy;
         }
         __syncthreads();
@@ -1101,35 +1113,7 @@ extern "C" __global__ void __launch_bounds__(256)
     const float4* A4 = (const float4*)inb[3];
     const float4* B4 = (const float4*)inb[4];
     float vi = inb[5][i];
-    float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
-#pragma unroll
-    for (int m = 0; m < G; m++) {
-        float4 a4 = A4[q + TPR * m];
-        d0 += a4.x * S[4 * m];
-        d1 += a4.y * S[4 * m + 1];
-        d2 += a4.z * S[4 * m + 2];
-        d3 += a4.w * S[4 * m + 3];
-    }
-    float sa = (d0 + d1) + (d2 + d3);
-#pragma unroll
-    for (int o2 = 1; o2 < TPR; o2 <<= 1) sa += __shfl_xor_sync(0xffffffffu, sa, o2);
-    float e0 = 0.0f, e1 = 0.0f, e2 = 0.0f, e3 = 0.0f;
-#pragma unroll
-    for (int m = 0; m < G; m++) {
-        int g = q + TPR * m;
-        float4 ww = W4[g], kk = K4[g], bb = B4[g], rr = R4[g];
-        S[4 * m] = S[4 * m] * ww.x + kk.x * vi + sa * bb.x;
-        S[4 * m + 1] = S[4 * m + 1] * ww.y + kk.y * vi + sa * bb.y;
-        S[4 * m + 2] = S[4 * m + 2] * ww.z + kk.z * vi + sa * bb.z;
-        S[4 * m + 3] = S[4 * m + 3] * ww.w + kk.w * vi + sa * bb.w;
-        e0 += S[4 * m] * rr.x;
-        e1 += S[4 * m + 1] * rr.y;
-        e2 += S[4 * m + 2] * rr.z;
-        e3 += S[4 * m + 3] * rr.w;
-    }
-    float yy = (e0 + e1) + (e2 + e3);
-#pragma unroll
-    for (int o2 = 1; o2 < TPR; o2 <<= 1) yy += __shfl_xor_sync(0xffffffffu, yy, o2);
+    float yy = wkv_row<TPR>(S, R4, W4, K4, A4, B4, vi, q);
     if (q == 0) {
         y[hoff + i] = yy;
         ys[i] = yy;
