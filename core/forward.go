@@ -41,6 +41,56 @@ func (m *Model) ForwardAll(ctx context.Context, st *State, tokens []int32, logit
 	return m.forward(ctx, st, tokens, logits, true)
 }
 
+// ForwardEmbeds is Forward for input rows instead of token ids: rows holds
+// n·C floats, n embeddings as the embedding table would give them (before
+// ln0), for example an image's projected features spliced into a prompt
+// (VisualRWKV). Feeding a prompt's segments one call after another — tokens,
+// image rows, tokens — computes the same as one sequence. If logits is not
+// nil it receives the logits after the last row.
+func (m *Model) ForwardEmbeds(ctx context.Context, st *State, rows []float32, logits []float32) error {
+	C := m.cfg.Width
+	if len(rows)%C != 0 {
+		return fmt.Errorf("forward: %d floats are not whole rows of width %d", len(rows), C)
+	}
+	if logits != nil && len(logits) != m.cfg.Vocab {
+		return fmt.Errorf("forward: logits buffer has %d entries, vocabulary is %d", len(logits), m.cfg.Vocab)
+	}
+	if st == nil || st.m != m || !st.buf.Valid() {
+		return fmt.Errorf("forward: %w", ErrClosed)
+	}
+	n := len(rows) / C
+	if n == 0 {
+		return nil
+	}
+	sc, err := m.getScratch(m.prefillChunk(n, false), false)
+	if err != nil {
+		return err
+	}
+	defer m.putScratch(sc)
+	sc.rows = true
+	defer func() { sc.rows = false }()
+	for off := 0; off < n; off += sc.T {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k := min(sc.T, n-off)
+		if err := m.be.Upload(sc.xa.Slice(0, k), float32Bytes(rows[off*C:(off+k)*C])); err != nil {
+			return err
+		}
+		out := 0
+		if off+k == n && logits != nil {
+			out = 1
+		}
+		m.run(sc, st, k, out)
+		if out == 1 {
+			if err := m.be.Download(float32Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
+				return err
+			}
+		}
+	}
+	return m.be.Sync()
+}
+
 func (m *Model) forward(ctx context.Context, st *State, tokens []int32, logits []float32, all bool) error {
 	if st == nil || st.m != m || !st.buf.Valid() {
 		return fmt.Errorf("forward: %w", ErrClosed)
@@ -231,8 +281,12 @@ func (sc *scratch) views(n int) *acts {
 }
 
 // embed issues the embedding and ln0 of n tokens into t.x.
+// With sc.rows set, t.xa already holds the input rows (ForwardEmbeds) and
+// only ln0 runs: VisualRWKV applies ln0 to image rows too.
 func (m *Model) embed(sc *scratch, t *acts, n int) {
-	m.be.Embed(t.xa, m.emb, sc.ids.Reshape(sc.T, 1).Slice(0, n).Reshape(1, n))
+	if !sc.rows {
+		m.be.Embed(t.xa, m.emb, sc.ids.Reshape(sc.T, 1).Slice(0, n).Reshape(1, n))
+	}
 	m.be.LayerNorm(t.x, t.xa, m.ln0w, m.ln0b, lnEps)
 }
 
@@ -369,6 +423,7 @@ type scratch struct {
 	logits kernels.Tensor
 
 	owned      []kernels.Tensor
+	rows       bool  // the input is embedding rows in xa, not ids
 	act        *acts // views for actN tokens
 	actN       int
 	graph      kernels.Graph

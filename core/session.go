@@ -120,20 +120,35 @@ func (s *Session) Prefill(ctx context.Context, text string) error {
 	return s.PrefillTokens(ctx, s.tok.Encode(text))
 }
 
+// PrefillEmbeds feeds rows of input embeddings into the state (see
+// Model.ForwardEmbeds), e.g. an image's projected features between the
+// tokens of a prompt. If ctx is cancelled the state is left as before.
+func (s *Session) PrefillEmbeds(ctx context.Context, rows []float32) error {
+	return s.prefill(func() error { return s.m.ForwardEmbeds(ctx, s.st, rows, s.logits) })
+}
+
 // PrefillTokens feeds tokens into the state. If ctx is cancelled the
 // state is left as it was before the call.
 func (s *Session) PrefillTokens(ctx context.Context, ids []int32) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	return s.prefill(func() error { return s.m.Forward(ctx, s.st, ids, s.logits) })
+}
+
+// prefill runs feed, which advances the state and sets the logits; on an
+// error (a cancelled ctx included) it puts the state back as it was.
+func (s *Session) prefill(feed func() error) error {
 	snap, err := s.st.Clone()
 	if err != nil {
 		return err
 	}
 	defer snap.Free()
-	if err := s.m.Forward(ctx, s.st, ids, s.logits); err != nil {
-		s.fresh = false
+	if err := feed(); err != nil {
+		// The state goes back to the snapshot; the logits are only written
+		// at the end of a successful feed, so they still belong to it.
 		if rerr := s.st.CopyFrom(snap); rerr != nil {
+			s.fresh = false
 			return errors.Join(err, rerr)
 		}
 		return err

@@ -308,3 +308,36 @@ func TestGenerateTextMatchesTokens(t *testing.T) {
 		}
 	}
 }
+
+func TestPrefillEmbeds(t *testing.T) {
+	m := randomModel(t)
+	s := newSession(t, m)
+	rows := make([]float32, 3*m.Config().Width)
+	for i := range rows {
+		rows[i] = float32(i%7) / 7
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before, _ := s.State()
+	defer before.Free()
+	if err := s.PrefillEmbeds(ctx, rows); err == nil {
+		t.Fatal("cancelled PrefillEmbeds succeeded")
+	}
+	after, _ := s.State()
+	defer after.Free()
+	fb, _ := before.Floats()
+	fa, _ := after.Floats()
+	if d, _ := maxDiff(fa, fb); d != 0 {
+		t.Error("a cancelled PrefillEmbeds changed the state")
+	}
+	if err := s.PrefillEmbeds(context.Background(), rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PrefillEmbeds(context.Background(), rows[:5]); err == nil {
+		t.Error("a partial row was accepted")
+	}
+	got, _ := generate(t, s, context.Background(), "", GenerateOptions{MaxTokens: 3})
+	if got == "" {
+		t.Error("nothing generated after the embeddings")
+	}
+}
