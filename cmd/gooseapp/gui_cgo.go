@@ -3,8 +3,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
 
 	"github.com/goose-rwkv/goose/ui"
 )
@@ -19,6 +22,9 @@ func runGUI(args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := checkDisplay(); err != nil {
+		return err
+	}
 	if !*smoke {
 		return ui.Run(ui.Options{})
 	}
@@ -26,4 +32,16 @@ func runGUI(args []string, stderr io.Writer) error {
 		return fmt.Errorf("--smoke-test needs --model FILE and --screenshot OUT.png")
 	}
 	return ui.SmokeTest(ui.Options{}, *model, *shot)
+}
+
+// checkDisplay reports a missing X11/Wayland display before the window
+// toolkit would fail on it.
+func checkDisplay() error {
+	switch runtime.GOOS {
+	case "linux", "freebsd", "openbsd", "netbsd", "dragonfly":
+		if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+			return errors.New("no display (DISPLAY and WAYLAND_DISPLAY are unset): the desktop app needs one; the terminal subcommands work without, e.g. gooseapp chat --model FILE (gooseapp help lists them)")
+		}
+	}
+	return nil
 }
