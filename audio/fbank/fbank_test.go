@@ -1,0 +1,482 @@
+package fbank
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/goose-rwkv/goose/internal/npy"
+)
+
+const testdata = "../../testdata/fbank"
+
+// Golden agreement: max |Δ| ≤ tol (1e-3) in the log domain for every value
+// whose reference is at least ln(Epsilon)+floorMargin, i.e. whose mel energy
+// is more than e (≈ 2.7) times the float32-epsilon floor. Values below that
+// are "near the floor": there the reference's float32 rounding can decide
+// whether the floor applies, so they only need to agree within floorTol, and
+// at most maxNearFloor of all values may fall in that class so the exclusion
+// cannot hide a broken spectrum. (In tone.wav they are 11 silent frames at
+// both rates plus, at 16 kHz, mel bin 3, whose triangle holds no FFT bin;
+// in practice they match exactly.)
+const (
+	tol          = 1e-3
+	floorMargin  = 1.0
+	floorTol     = 0.05
+	maxNearFloor = 0.06 // fraction of all values
+)
+
+func readTone(t testing.TB) ([]float32, int) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(testdata, "tone.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, rate, err := ReadWAV(f)
+	if err != nil {
+		t.Fatalf("ReadWAV tone.wav: %v", err)
+	}
+	return s, rate
+}
+
+func TestGolden(t *testing.T) {
+	samples, rate := readTone(t)
+	if rate != 32000 {
+		t.Fatalf("tone.wav rate %d, want 32000", rate)
+	}
+	half := make([]float32, 0, len(samples)/2+1)
+	for i := 0; i < len(samples); i += 2 {
+		half = append(half, samples[i])
+	}
+	cases := []struct {
+		name    string
+		file    string
+		samples []float32
+		opts    Options
+	}{
+		{"32k", "tone.fbank.npy", samples, AudioSet(32000, 128)},
+		{"16k", "tone.fbank16k.npy", half, AudioSet(16000, 128)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ref, err := npy.ReadFile(filepath.Join(testdata, c.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ref.Shape) != 2 {
+				t.Fatalf("%s: shape %v, want 2-D", c.file, ref.Shape)
+			}
+			got, err := Compute(c.samples, c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != ref.Shape[0] || len(got[0]) != ref.Shape[1] {
+				t.Fatalf("got %d×%d, want %v", len(got), len(got[0]), ref.Shape)
+			}
+			floor := math.Log(Epsilon) + floorMargin
+			var maxD, maxFloorD float64
+			near, worst := 0, [2]int{}
+			cols := ref.Shape[1]
+			for i, row := range got {
+				for j, v := range row {
+					want := float64(ref.Data[i*cols+j])
+					d := math.Abs(float64(v) - want)
+					if want < floor {
+						near++
+						maxFloorD = math.Max(maxFloorD, d)
+						continue
+					}
+					if d > maxD {
+						maxD, worst = d, [2]int{i, j}
+					}
+				}
+			}
+			t.Logf("max |Δ| %.3g at frame %d bin %d; %d of %d values near the floor (max |Δ| %.3g there)",
+				maxD, worst[0], worst[1], near, len(ref.Data), maxFloorD)
+			if maxD > tol {
+				t.Errorf("max |Δ| %g > %g at frame %d bin %d", maxD, tol, worst[0], worst[1])
+			}
+			if maxFloorD > floorTol {
+				t.Errorf("near-floor max |Δ| %g > %g", maxFloorD, floorTol)
+			}
+			if float64(near) > maxNearFloor*float64(len(ref.Data)) {
+				t.Errorf("%d of %d values near the floor, at most %.0f%% allowed", near, len(ref.Data), 100*maxNearFloor)
+			}
+		})
+	}
+}
+
+// TestNaiveDFT checks the packed two-frames-per-FFT path against a direct
+// DFT, for a frame count that is odd (so the unpaired last frame is covered)
+// and with energy, magnitude and snip_edges=false options.
+func TestNaiveDFT(t *testing.T) {
+	samples, _ := readTone(t)
+	samples = samples[:2*800+3*320+17]
+	for _, o := range []Options{
+		AudioSet(32000, 40),
+		func() Options {
+			o := Defaults(32000)
+			o.UseEnergy, o.UsePower, o.SnipEdges = true, false, false
+			return o
+		}(),
+		func() Options {
+			o := Defaults(32000)
+			o.UseEnergy, o.RawEnergy, o.HTKCompat, o.Window = true, false, true, WindowBlackman
+			return o
+		}(),
+	} {
+		got, err := Compute(samples, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := naive(samples, o)
+		if len(got) != len(want) {
+			t.Fatalf("%+v: %d frames, naive %d", o, len(got), len(want))
+		}
+		for i := range got {
+			for j := range got[i] {
+				if d := math.Abs(float64(got[i][j] - want[i][j])); d > 1e-4 {
+					t.Fatalf("%s: frame %d feature %d: got %g, naive %g", o.Window, i, j, got[i][j], want[i][j])
+				}
+			}
+		}
+	}
+}
+
+// naive is an independent, slow transcription of the Kaldi recipe.
+func naive(x []float32, o Options) [][]float32 {
+	win := int(o.SampleRate * o.FrameLengthMs / 1000)
+	shift := int(o.SampleRate * o.FrameShiftMs / 1000)
+	nfft := 1
+	for nfft < win {
+		nfft *= 2
+	}
+	n := len(x)
+	var padded []float32
+	var frames int
+	if o.SnipEdges {
+		padded, frames = x, 1+(n-win)/shift
+	} else {
+		p := win/2 - shift/2
+		for i := p - 1; i >= 0; i-- {
+			padded = append(padded, x[i])
+		}
+		padded = append(padded, x...)
+		for i := n - 1; i >= 0; i-- {
+			padded = append(padded, x[i])
+		}
+		frames = (n + shift/2) / shift
+	}
+	var out [][]float32
+	for f := 0; f < frames; f++ {
+		fr := make([]float64, win)
+		for j := range fr {
+			fr[j] = float64(padded[f*shift+j])
+		}
+		var mean float64
+		for _, v := range fr {
+			mean += v / float64(win)
+		}
+		for j := range fr {
+			fr[j] -= mean
+		}
+		energy := func(v []float64) float64 {
+			s := 0.0
+			for _, a := range v {
+				s += a * a
+			}
+			return math.Max(math.Log(math.Max(s, Epsilon)), math.Log(o.EnergyFloor))
+		}
+		var e float64
+		if o.RawEnergy {
+			e = energy(fr)
+		}
+		pre := make([]float64, win)
+		for j := range fr {
+			prev := fr[0]
+			if j > 0 {
+				prev = fr[j-1]
+			}
+			pre[j] = fr[j] - o.PreemphCoeff*prev
+		}
+		for j := range pre {
+			a := 2 * math.Pi * float64(j) / float64(win-1)
+			var w float64
+			switch o.Window {
+			case WindowHanning:
+				w = 0.5 - 0.5*math.Cos(a)
+			case WindowPovey:
+				w = math.Pow(0.5-0.5*math.Cos(a), 0.85)
+			case WindowBlackman:
+				w = 0.42 - 0.5*math.Cos(a) + 0.08*math.Cos(2*a)
+			}
+			pre[j] *= w
+		}
+		if !o.RawEnergy {
+			e = energy(pre)
+		}
+		spec := make([]float64, nfft/2)
+		for k := range spec {
+			var re, im float64
+			for j, v := range pre {
+				re += v * math.Cos(2*math.Pi*float64(k*j)/float64(nfft))
+				im -= v * math.Sin(2*math.Pi*float64(k*j)/float64(nfft))
+			}
+			spec[k] = re*re + im*im
+			if !o.UsePower {
+				spec[k] = math.Sqrt(spec[k])
+			}
+		}
+		high := o.HighFreq
+		if high <= 0 {
+			high += o.SampleRate / 2
+		}
+		ml, mh := MelScale(o.LowFreq), MelScale(high)
+		d := (mh - ml) / float64(o.NumMelBins+1)
+		var row []float32
+		for b := 0; b < o.NumMelBins; b++ {
+			l, c, r := ml+float64(b)*d, ml+float64(b+1)*d, ml+float64(b+2)*d
+			var s float64
+			for k, p := range spec {
+				m := MelScale(float64(k) * o.SampleRate / float64(nfft))
+				if m > l && m < r {
+					if m <= c {
+						s += p * (m - l) / (c - l)
+					} else {
+						s += p * (r - m) / (r - c)
+					}
+				}
+			}
+			row = append(row, float32(math.Log(math.Max(s, Epsilon))))
+		}
+		if o.UseEnergy {
+			if o.HTKCompat {
+				row = append(row, float32(e))
+			} else {
+				row = append([]float32{float32(e)}, row...)
+			}
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+func TestComputeErrors(t *testing.T) {
+	ok := make([]float32, 16000)
+	mod := func(f func(*Options)) Options {
+		o := AudioSet(16000, 128)
+		f(&o)
+		return o
+	}
+	cases := []struct {
+		name    string
+		samples []float32
+		opts    Options
+		want    string
+	}{
+		{"zero options", ok, Options{}, "sample rate"},
+		{"too short", ok[:399], AudioSet(16000, 128), "shorter than one frame"},
+		{"empty", nil, AudioSet(16000, 128), "shorter than one frame"},
+		{"nan sample", append(make([]float32, 500), float32(math.NaN())), AudioSet(16000, 128), "sample 500"},
+		{"negative rate", ok, mod(func(o *Options) { o.SampleRate = -1 }), "sample rate"},
+		{"nan rate", ok, mod(func(o *Options) { o.SampleRate = math.NaN() }), "sample rate"},
+		{"zero shift", ok, mod(func(o *Options) { o.FrameShiftMs = 0 }), "shift"},
+		{"tiny shift", ok, mod(func(o *Options) { o.FrameShiftMs = 0.01 }), "shift"},
+		{"one-sample frame", ok, mod(func(o *Options) { o.FrameLengthMs = 0.1 }), "need at least 2"},
+		{"huge frame", ok, mod(func(o *Options) { o.FrameLengthMs = 1e12 }), "too long"},
+		{"odd fft", ok, mod(func(o *Options) { o.RoundToPowerOfTwo = false; o.FrameLengthMs = 25.0625 }), "must be even"},
+		{"preemph", ok, mod(func(o *Options) { o.PreemphCoeff = 1.5 }), "pre-emphasis"},
+		{"few bins", ok, mod(func(o *Options) { o.NumMelBins = 3 }), "mel bins"},
+		{"window", ok, mod(func(o *Options) { o.Window = "kaiser" }), "window type"},
+		{"dither", ok, mod(func(o *Options) { o.Dither = -1 }), "dither"},
+		{"low above nyquist", ok, mod(func(o *Options) { o.LowFreq = 9000 }), "mel range"},
+		{"high above nyquist", ok, mod(func(o *Options) { o.HighFreq = 9000 }), "mel range"},
+		{"low above high", ok, mod(func(o *Options) { o.LowFreq = 4000; o.HighFreq = 3000 }), "mel range"},
+		{"high offset below low", ok, mod(func(o *Options) { o.HighFreq = -7990 }), "mel range"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := Compute(c.samples, c.opts)
+			if err == nil {
+				t.Fatalf("no error, got %d frames", len(got))
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not mention %q", err, c.want)
+			}
+		})
+	}
+	if _, err := Compute(ok[:10], AudioSet(16000, 128)); !errors.Is(err, ErrTooShort) {
+		t.Errorf("short input: %v, want ErrTooShort", err)
+	}
+}
+
+func TestFrameCounts(t *testing.T) {
+	x := make([]float32, 16079)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i) * 0.1))
+	}
+	for _, c := range []struct {
+		n    int
+		snip bool
+		want int
+	}{
+		{400, true, 1}, {559, true, 1}, {560, true, 2}, {16000, true, 98},
+		{400, false, 3}, {16000, false, 100}, {16079, false, 100},
+	} {
+		o := AudioSet(16000, 23)
+		o.SnipEdges = c.snip
+		got, err := Compute(x[:c.n], o)
+		if err != nil {
+			t.Fatalf("n=%d snip=%v: %v", c.n, c.snip, err)
+		}
+		if len(got) != c.want {
+			t.Errorf("n=%d snip=%v: %d frames, want %d", c.n, c.snip, len(got), c.want)
+		}
+	}
+}
+
+func TestDither(t *testing.T) {
+	x := make([]float32, 4000)
+	o := AudioSet(16000, 23)
+	o.Dither = 1
+	a, err := Compute(x, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Compute(x, o)
+	o.DitherSeed = 7
+	c, _ := Compute(x, o)
+	if a[3][5] != b[3][5] {
+		t.Errorf("same seed gave %g and %g", a[3][5], b[3][5])
+	}
+	if a[3][5] == c[3][5] {
+		t.Errorf("different seeds gave the same value %g", a[3][5])
+	}
+	// Silence without dither sits exactly on the floor; with dither it must not.
+	if a[3][5] <= float32(math.Log(Epsilon)) {
+		t.Errorf("dithered silence at the floor: %g", a[3][5])
+	}
+}
+
+// wav builds a WAV file from 16-bit samples (interleaved when channels > 1).
+func wav(rate, channels int, pcm []int16, extra ...[]byte) []byte {
+	var b bytes.Buffer
+	le := binary.LittleEndian
+	b.WriteString("RIFF")
+	binary.Write(&b, le, uint32(0))
+	b.WriteString("WAVE")
+	for _, e := range extra {
+		b.Write(e)
+	}
+	b.WriteString("fmt ")
+	binary.Write(&b, le, []uint32{16})
+	binary.Write(&b, le, []uint16{1, uint16(channels)})
+	binary.Write(&b, le, []uint32{uint32(rate), uint32(rate * 2 * channels)})
+	binary.Write(&b, le, []uint16{uint16(2 * channels), 16})
+	b.WriteString("data")
+	binary.Write(&b, le, uint32(2*len(pcm)))
+	binary.Write(&b, le, pcm)
+	return b.Bytes()
+}
+
+func TestReadWAV(t *testing.T) {
+	mono := wav(8000, 1, []int16{0, 16384, -32768, 32767})
+	s, rate, err := ReadWAV(bytes.NewReader(mono))
+	if err != nil || rate != 8000 {
+		t.Fatalf("mono: rate %d, %v", rate, err)
+	}
+	want := []float32{0, 0.5, -1, 32767.0 / 32768}
+	for i := range want {
+		if s[i] != want[i] {
+			t.Errorf("mono sample %d = %g, want %g", i, s[i], want[i])
+		}
+	}
+	list := append([]byte("LIST"), 3, 0, 0, 0, 'a', 'b', 'c', 0)
+	stereo := wav(16000, 2, []int16{100, 300, -32768, -32768}, list)
+	s, rate, err = ReadWAV(bytes.NewReader(stereo))
+	if err != nil || rate != 16000 || len(s) != 2 {
+		t.Fatalf("stereo: %d samples, rate %d, %v", len(s), rate, err)
+	}
+	if s[0] != 200.0/32768 || s[1] != -1 {
+		t.Errorf("stereo downmix %v", s)
+	}
+
+	patch := func(b []byte, off int, v ...byte) []byte {
+		c := bytes.Clone(b)
+		copy(c[off:], v)
+		return c
+	}
+	errCases := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"empty", nil, "RIFF header"},
+		{"not riff", patch(mono, 0, 'R', 'I', 'F', 'X'), "not a RIFF/WAVE"},
+		{"no chunks", mono[:12], "no \"fmt \" chunk"},
+		{"no data", mono[:36], "no \"data\" chunk"},
+		{"float format", patch(mono, 20, 3, 0), "not integer PCM"},
+		{"8 bit", patch(mono, 34, 8, 0), "bits per sample"},
+		{"zero channels", patch(mono, 22, 0, 0), "zero channels"},
+		{"bad align", patch(mono, 32, 4, 0), "block align"},
+		{"zero rate", patch(mono, 24, 0, 0, 0, 0), "sample rate"},
+		{"short fmt", patch(mono, 16, 8, 0, 0, 0), "\"fmt \" chunk of 8 bytes"},
+		{"truncated data", mono[:len(mono)-1], "truncated"},
+		{"odd data", patch(mono[:len(mono)-1], 40, 7, 0, 0, 0), "whole number"},
+		{"huge data", patch(mono, 40, 0xff, 0xff, 0xff, 0xff), "exceeds"},
+		{"truncated fmt", mono[:30], "unexpected EOF"},
+		{"data first", append([]byte("RIFF\x00\x00\x00\x00WAVE"), mono[36:]...), "before"},
+	}
+	for _, c := range errCases {
+		t.Run(c.name, func(t *testing.T) {
+			s, _, err := ReadWAV(bytes.NewReader(c.data))
+			if err == nil {
+				t.Fatalf("no error, got %d samples", len(s))
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not mention %q", err, c.want)
+			}
+		})
+	}
+}
+
+func FuzzReadWAV(f *testing.F) {
+	tone, err := os.ReadFile(filepath.Join(testdata, "tone.wav"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(tone[:4096])
+	f.Add(wav(16000, 2, []int16{1, 2, 3, 4}))
+	f.Add(wav(8000, 1, nil, append([]byte("LIST"), 1, 0, 0, 0, 'x', 0)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, rate, err := ReadWAV(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		if rate <= 0 {
+			t.Fatalf("rate %d without error", rate)
+		}
+		for i, v := range s {
+			if v < -1 || v >= 1 {
+				t.Fatalf("sample %d = %g outside [-1, 1)", i, v)
+			}
+		}
+	})
+}
+
+func BenchmarkCompute32k(b *testing.B) {
+	samples, _ := readTone(b)
+	o := AudioSet(32000, 128)
+	b.SetBytes(int64(4 * len(samples)))
+	for b.Loop() {
+		if _, err := Compute(samples, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
