@@ -1,6 +1,10 @@
 package preprocess
 
-import "math"
+import (
+	"math"
+	"runtime"
+	"sync"
+)
 
 // precisionBits is the number of fraction bits of Pillow's fixed-point
 // resampling weights (PRECISION_BITS = 32 − 8 − 2 in Resample.c).
@@ -133,22 +137,24 @@ func resampleHorizontal(src rgbImage, w int) rgbImage {
 	c := precompute(src.w, w)
 	out := rgbImage{w: w, h: src.h, pix: make([]uint8, 3*w*src.h)}
 	const half = int64(1) << (precisionBits - 1)
-	for y := 0; y < src.h; y++ {
-		in := src.pix[3*y*src.w : 3*(y+1)*src.w]
-		o := out.pix[3*y*w : 3*(y+1)*w]
-		for xx := 0; xx < w; xx++ {
-			k := c.k[xx*c.ksize : xx*c.ksize+c.n[xx]]
-			p := in[3*c.start[xx]:]
-			s0, s1, s2 := half, half, half
-			for x, kv := range k {
-				kk := int64(kv)
-				s0 += int64(p[3*x]) * kk
-				s1 += int64(p[3*x+1]) * kk
-				s2 += int64(p[3*x+2]) * kk
+	parallelRows(src.h, func(y0, y1 int) {
+		for y := y0; y < y1; y++ {
+			in := src.pix[3*y*src.w : 3*(y+1)*src.w]
+			o := out.pix[3*y*w : 3*(y+1)*w]
+			for xx := 0; xx < w; xx++ {
+				k := c.k[xx*c.ksize : xx*c.ksize+c.n[xx]]
+				p := in[3*c.start[xx]:]
+				s0, s1, s2 := half, half, half
+				for x, kv := range k {
+					kk := int64(kv)
+					s0 += int64(p[3*x]) * kk
+					s1 += int64(p[3*x+1]) * kk
+					s2 += int64(p[3*x+2]) * kk
+				}
+				o[3*xx], o[3*xx+1], o[3*xx+2] = clip8(s0), clip8(s1), clip8(s2)
 			}
-			o[3*xx], o[3*xx+1], o[3*xx+2] = clip8(s0), clip8(s1), clip8(s2)
 		}
-	}
+	})
 	return out
 }
 
@@ -158,17 +164,46 @@ func resampleVertical(src rgbImage, h int) rgbImage {
 	rowLen := 3 * src.w
 	out := rgbImage{w: src.w, h: h, pix: make([]uint8, rowLen*h)}
 	const half = int64(1) << (precisionBits - 1)
-	for yy := 0; yy < h; yy++ {
-		k := c.k[yy*c.ksize : yy*c.ksize+c.n[yy]]
-		base := c.start[yy]
-		o := out.pix[yy*rowLen : (yy+1)*rowLen]
-		for i := 0; i < rowLen; i++ {
-			s := half
-			for y, kv := range k {
-				s += int64(src.pix[(base+y)*rowLen+i]) * int64(kv)
+	parallelRows(h, func(y0, y1 int) {
+		acc := make([]int64, rowLen)
+		for yy := y0; yy < y1; yy++ {
+			for i := range acc {
+				acc[i] = half
 			}
-			o[i] = clip8(s)
+			base := c.start[yy]
+			for y, kv := range c.k[yy*c.ksize : yy*c.ksize+c.n[yy]] {
+				kk := int64(kv)
+				row := src.pix[(base+y)*rowLen : (base+y+1)*rowLen]
+				for i, v := range row {
+					acc[i] += int64(v) * kk
+				}
+			}
+			o := out.pix[yy*rowLen : (yy+1)*rowLen]
+			for i, v := range acc {
+				o[i] = clip8(v)
+			}
 		}
-	}
+	})
 	return out
+}
+
+// parallelRows splits rows 0..n-1 into contiguous bands and runs fn on each
+// band in its own goroutine, one band per CPU. Each output row depends only
+// on the input, so the bands are independent.
+func parallelRows(n int, fn func(y0, y1 int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 || n < 64 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		y0, y1 := n*w/workers, n*(w+1)/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(y0, y1)
+		}()
+	}
+	wg.Wait()
 }
