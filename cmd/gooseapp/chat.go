@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/sample"
@@ -133,8 +134,8 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if stats.StopReason == core.StopCancelled {
 			fmt.Fprint(stdout, " [stopped]")
 		}
-		fmt.Fprintf(stderr, "\n[%d tokens, %.1f tok/s; prompt %d tokens at %.1f tok/s]\n",
-			stats.Tokens, stats.DecodeRate(), stats.PromptTokens, stats.PrefillRate())
+		fmt.Fprintf(stderr, "\n[%d tokens, %.1f tok/s; prompt %d tokens at %.1f tok/s; first token after %v]\n",
+			stats.Tokens, stats.DecodeRate(), stats.PromptTokens, stats.PrefillRate(), stats.TimeToFirstToken.Round(time.Millisecond))
 	}
 }
 
