@@ -1,0 +1,281 @@
+// Package vit runs the two timm Vision Transformers of VisualRWKV-7's image
+// side, the DINOv2 (with registers and LayerScale) and SigLIP towers, on the
+// CPU in float32.
+//
+// A Tower returns the patch tokens at the output of one block (VisualRWKV-7
+// takes the second-to-last block), with the prefix tokens (class token and
+// registers) dropped and no final norm. The math lives in small functions
+// (patchEmbed, layerNorm, attention, mlp, layerScale) so that it can be moved
+// to a compute backend piece by piece.
+package vit
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/goose-rwkv/goose/core"
+)
+
+// Config holds a tower's sizes. Head counts are not stored in checkpoints,
+// so they come from here; every other size is checked against the tensors.
+type Config struct {
+	ImageSize int // input side in pixels (square image)
+	Patch     int // patch side and stride of the patch-embedding convolution
+	Dim       int // embedding width
+	Depth     int // blocks in the checkpoint
+	Heads     int // attention heads; must divide Dim
+	MLPHidden int // hidden width of each block's MLP
+	Registers int // register tokens after the class token (DINOv2 reg4: 4)
+	// ClassToken says the tower has a class token (DINOv2: yes, SigLIP: no).
+	ClassToken bool
+	// LayerScale says each residual branch is scaled per channel by
+	// ls1.gamma / ls2.gamma (DINOv2); otherwise the scale is the identity.
+	LayerScale bool
+	// FeatureBlock is the 0-based block whose output Features returns
+	// (Depth-2 in VisualRWKV-7).
+	FeatureBlock int
+	// LNEps is the LayerNorm epsilon (timm: 1e-6).
+	LNEps float64
+}
+
+// DINOv2 returns the configuration of VisualRWKV-7's DINOv2 tower, timm
+// vit_large_patch14_reg4_dinov2 at 448×448.
+func DINOv2() Config {
+	return Config{ImageSize: 448, Patch: 14, Dim: 1024, Depth: 24, Heads: 16, MLPHidden: 4096,
+		Registers: 4, ClassToken: true, LayerScale: true, FeatureBlock: 22, LNEps: 1e-6}
+}
+
+// SigLIP returns the configuration of VisualRWKV-7's SigLIP tower, timm
+// vit_so400m_patch14_siglip_384 at 448×448.
+func SigLIP() Config {
+	return Config{ImageSize: 448, Patch: 14, Dim: 1152, Depth: 27, Heads: 16, MLPHidden: 4304,
+		FeatureBlock: 25, LNEps: 1e-6}
+}
+
+// Grid returns the number of patches along each side.
+func (c Config) Grid() int { return c.ImageSize / c.Patch }
+
+// Patches returns the number of patch tokens, Grid².
+func (c Config) Patches() int { return c.Grid() * c.Grid() }
+
+// prefix returns the number of tokens before the patches.
+func (c Config) prefix() int {
+	n := c.Registers
+	if c.ClassToken {
+		n++
+	}
+	return n
+}
+
+// validate checks that the sizes are consistent.
+func (c Config) validate() error {
+	switch {
+	case c.Patch <= 0 || c.ImageSize <= 0 || c.ImageSize%c.Patch != 0:
+		return fmt.Errorf("image size %d is not a positive multiple of patch %d", c.ImageSize, c.Patch)
+	case c.Dim <= 0 || c.Heads <= 0 || c.Dim%c.Heads != 0:
+		return fmt.Errorf("%d heads do not divide width %d", c.Heads, c.Dim)
+	case c.MLPHidden <= 0:
+		return fmt.Errorf("MLP hidden width %d", c.MLPHidden)
+	case c.Registers < 0:
+		return fmt.Errorf("%d registers", c.Registers)
+	case c.Depth <= 0 || c.FeatureBlock < 0 || c.FeatureBlock >= c.Depth:
+		return fmt.Errorf("feature block %d outside 0..%d", c.FeatureBlock, c.Depth-1)
+	case !(c.LNEps > 0):
+		return fmt.Errorf("LayerNorm epsilon %g", c.LNEps)
+	}
+	return nil
+}
+
+// block holds one transformer block's weights, float32.
+type block struct {
+	norm1W, norm1B []float32 // [D]
+	qkvW, qkvB     []float32 // [3D, D], [3D]: rows q, k, v
+	projW, projB   []float32 // [D, D], [D]
+	ls1, ls2       []float32 // [D], nil without LayerScale
+	norm2W, norm2B []float32 // [D]
+	fc1W, fc1B     []float32 // [H, D], [H]
+	fc2W, fc2B     []float32 // [D, H], [D]
+}
+
+// Tower is one loaded ViT. It is immutable after Load; Features may be
+// called from several goroutines at once.
+type Tower struct {
+	cfg    Config
+	patchW []float32 // [D, 3·P·P], columns in (channel, row, col) order
+	patchB []float32 // [D]
+	pos    []float32 // [patches or prefix+patches, D]
+	posAll bool      // pos covers the prefix tokens too
+	cls    []float32 // [D] or nil
+	reg    []float32 // [R, D] or nil
+	blocks []block   // blocks 0..FeatureBlock only
+}
+
+// Config returns the tower's configuration.
+func (t *Tower) Config() Config { return t.cfg }
+
+// Load reads a tower's weights from src; prefix is prepended to every timm
+// key (for example "vit.dino_featurizer." or "vit.siglip_featurizer.", a
+// missing final dot is added). Only blocks up to cfg.FeatureBlock are read.
+// The SigLIP MAP head and the final norm are not used.
+func Load(src core.Source, prefix string, cfg Config) (*Tower, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("vit: config: %w", err)
+	}
+	if prefix != "" && !strings.HasSuffix(prefix, ".") {
+		prefix += "."
+	}
+	l := loader{src: src, prefix: prefix}
+	D, P, N := cfg.Dim, cfg.Patch, cfg.Patches()
+	t := &Tower{cfg: cfg}
+	t.patchW = l.get("patch_embed.proj.weight", D, 3, P, P)
+	t.patchB = l.get("patch_embed.proj.bias", D)
+	if info, ok := src.Lookup(prefix + "pos_embed"); ok && len(info.Shape) == 3 && info.Shape[1] == N+cfg.prefix() && cfg.prefix() > 0 {
+		t.pos = l.get("pos_embed", 1, N+cfg.prefix(), D)
+		t.posAll = true
+	} else {
+		t.pos = l.get("pos_embed", 1, N, D)
+	}
+	if cfg.ClassToken {
+		t.cls = l.get("cls_token", 1, 1, D)
+	}
+	if cfg.Registers > 0 {
+		t.reg = l.get("reg_token", 1, cfg.Registers, D)
+	}
+	H := cfg.MLPHidden
+	for i := 0; i <= cfg.FeatureBlock; i++ {
+		p := fmt.Sprintf("blocks.%d.", i)
+		b := block{
+			norm1W: l.get(p+"norm1.weight", D), norm1B: l.get(p+"norm1.bias", D),
+			qkvW: l.get(p+"attn.qkv.weight", 3*D, D), qkvB: l.get(p+"attn.qkv.bias", 3*D),
+			projW: l.get(p+"attn.proj.weight", D, D), projB: l.get(p+"attn.proj.bias", D),
+			norm2W: l.get(p+"norm2.weight", D), norm2B: l.get(p+"norm2.bias", D),
+			fc1W: l.get(p+"mlp.fc1.weight", H, D), fc1B: l.get(p+"mlp.fc1.bias", H),
+			fc2W: l.get(p+"mlp.fc2.weight", D, H), fc2B: l.get(p+"mlp.fc2.bias", D),
+		}
+		if cfg.LayerScale {
+			b.ls1 = l.get(p+"ls1.gamma", D)
+			b.ls2 = l.get(p+"ls2.gamma", D)
+		}
+		t.blocks = append(t.blocks, b)
+	}
+	if l.err != nil {
+		return nil, fmt.Errorf("vit: load %s: %w", strings.TrimSuffix(prefix, "."), l.err)
+	}
+	return t, nil
+}
+
+// loader reads tensors as float32, keeping the first error.
+type loader struct {
+	src    core.Source
+	prefix string
+	err    error
+}
+
+// get returns tensor prefix+name decoded to float32 after checking that its
+// shape is exactly shape. After an error it returns nil.
+func (l *loader) get(name string, shape ...int) []float32 {
+	if l.err != nil {
+		return nil
+	}
+	full := l.prefix + name
+	info, ok := l.src.Lookup(full)
+	if !ok {
+		l.err = fmt.Errorf("missing tensor %s", full)
+		return nil
+	}
+	if !sameShape(info.Shape, shape) {
+		l.err = fmt.Errorf("tensor %s has shape %v, want %v", full, info.Shape, shape)
+		return nil
+	}
+	b, err := l.src.Bytes(full)
+	if err != nil {
+		l.err = fmt.Errorf("tensor %s: %w", full, err)
+		return nil
+	}
+	f := make([]float32, info.Len())
+	if err := info.DType.Decode(f, b); err != nil {
+		l.err = fmt.Errorf("tensor %s: %w", full, err)
+		return nil
+	}
+	return f
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Features runs the tower on one image, pixels in normalised CHW order
+// [3, ImageSize, ImageSize], and returns the patch tokens at the output of
+// block FeatureBlock, [Patches, Dim] row-major (token = row·Grid + col).
+func (t *Tower) Features(pixels []float32) ([]float32, error) {
+	c := t.cfg
+	if want := 3 * c.ImageSize * c.ImageSize; len(pixels) != want {
+		return nil, fmt.Errorf("vit: features: %d pixel values, want %d (3×%d×%d)", len(pixels), want, c.ImageSize, c.ImageSize)
+	}
+	D, N, pre := c.Dim, c.Patches(), c.prefix()
+	T := pre + N
+	x := make([]float32, T*D)
+	patchEmbed(x[pre*D:], pixels, t.patchW, t.patchB, c.ImageSize, c.Patch, D)
+	if t.cls != nil {
+		copy(x[:D], t.cls)
+	}
+	if t.reg != nil {
+		off := 0
+		if t.cls != nil {
+			off = D
+		}
+		copy(x[off:], t.reg)
+	}
+	if t.posAll {
+		addInPlace(x, t.pos)
+	} else {
+		addInPlace(x[pre*D:], t.pos)
+	}
+	s := newScratch(T, c)
+	for i := range t.blocks {
+		t.blocks[i].forward(x, s, c)
+	}
+	return x[pre*D:], nil
+}
+
+// scratch holds one forward pass's temporaries.
+type scratch struct {
+	h   []float32 // [T, D] normalised input / branch output
+	qkv []float32 // [T, 3D]
+	att []float32 // [T, D]
+	hid []float32 // [T, MLPHidden]
+}
+
+func newScratch(T int, c Config) *scratch {
+	return &scratch{
+		h:   make([]float32, T*c.Dim),
+		qkv: make([]float32, T*3*c.Dim),
+		att: make([]float32, T*c.Dim),
+		hid: make([]float32, T*c.MLPHidden),
+	}
+}
+
+// forward applies one block to x [T, D] in place:
+// x += ls1(attn(norm1(x))); x += ls2(mlp(norm2(x))).
+func (b *block) forward(x []float32, s *scratch, c Config) {
+	D := c.Dim
+	T := len(x) / D
+	layerNorm(s.h, x, b.norm1W, b.norm1B, D, c.LNEps)
+	linear(s.qkv, s.h, b.qkvW, b.qkvB, T, D, 3*D)
+	attention(s.att, s.qkv, T, D, c.Heads)
+	linear(s.h, s.att, b.projW, b.projB, T, D, D)
+	layerScale(s.h, b.ls1, D)
+	addInPlace(x, s.h)
+	layerNorm(s.h, x, b.norm2W, b.norm2B, D, c.LNEps)
+	mlp(s.h, s.h, s.hid, b.fc1W, b.fc1B, b.fc2W, b.fc2B, T, D, c.MLPHidden)
+	layerScale(s.h, b.ls2, D)
+	addInPlace(x, s.h)
+}

@@ -1,0 +1,267 @@
+package vit
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/internal/npy"
+)
+
+const fixtureDir = "../../testdata/visualrwkv"
+
+// towerConfig is one tower's entry in mm.visualrwkv.json's config.
+type towerConfig struct {
+	ImageSize    int     `json:"image_size"`
+	Patch        int     `json:"patch"`
+	EmbedDim     int     `json:"embed_dim"`
+	Depth        int     `json:"depth"`
+	Heads        int     `json:"heads"`
+	MLPHidden    int     `json:"mlp_hidden"`
+	RegTokens    int     `json:"reg_tokens"`
+	ClassToken   bool    `json:"class_token"`
+	LayerScale   bool    `json:"layer_scale"`
+	GELU         string  `json:"gelu"`
+	LNEps        float64 `json:"ln_eps"`
+	FeatureBlock int     `json:"feature_block"`
+}
+
+func (c towerConfig) config() Config {
+	return Config{ImageSize: c.ImageSize, Patch: c.Patch, Dim: c.EmbedDim, Depth: c.Depth, Heads: c.Heads,
+		MLPHidden: c.MLPHidden, Registers: c.RegTokens, ClassToken: c.ClassToken, LayerScale: c.LayerScale,
+		FeatureBlock: c.FeatureBlock, LNEps: c.LNEps}
+}
+
+func fixtureConfigs(t testing.TB) map[string]towerConfig {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(fixtureDir, "mm.visualrwkv.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Config map[string]towerConfig `json:"config"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("mm.visualrwkv.json: %v", err)
+	}
+	return doc.Config
+}
+
+func openFixture(t testing.TB) *checkpoint.File {
+	t.Helper()
+	f, err := checkpoint.Open(filepath.Join(fixtureDir, "mm.visualrwkv.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// readNpy reads a fixture array. internal/npy reads C order only; a 2-D
+// '<f4' array saved in Fortran order (as mm.feat_siglip.npy is) holds the
+// same bytes as the C-order transpose, so it is read as that and transposed.
+func readNpy(t testing.TB, name string) *npy.Array {
+	t.Helper()
+	path := filepath.Join(fixtureDir, name)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := npy.Read(bytes.NewReader(raw))
+	if err == nil {
+		return a
+	}
+	if !strings.Contains(err.Error(), "fortran_order") {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	if len(raw) < 10 || raw[6] != 1 {
+		t.Fatalf("read %s: Fortran-order fallback handles npy v1 only", path)
+	}
+	hlen := int(binary.LittleEndian.Uint16(raw[8:10]))
+	dict := string(raw[10 : 10+hlen])
+	var r, c int
+	if !strings.Contains(dict, "'descr': '<f4'") {
+		t.Fatalf("read %s: Fortran-order fallback handles '<f4' only: %s", path, dict)
+	}
+	if _, err := fmt.Sscanf(dict[strings.Index(dict, "'shape': (")+len("'shape': ("):], "%d, %d)", &r, &c); err != nil {
+		t.Fatalf("read %s: shape in %q: %v", path, dict, err)
+	}
+	hdr, err := npy.Header([]int{c, r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := npy.Read(bytes.NewReader(append(hdr, raw[10+hlen:]...)))
+	if err != nil {
+		t.Fatalf("read %s as C order: %v", path, err)
+	}
+	out := &npy.Array{Shape: []int{r, c}, Data: make([]float32, r*c)}
+	for i := range r {
+		for j := range c {
+			out.Data[i*c+j] = tr.Data[j*r+i]
+		}
+	}
+	return out
+}
+
+var towers = []struct {
+	name, prefix, pixels, feat string
+}{
+	{"dino", "vit.dino_featurizer.", "mm.pixels_dino.npy", "mm.feat_dino.npy"},
+	{"siglip", "vit.siglip_featurizer", "mm.pixels_siglip.npy", "mm.feat_siglip.npy"},
+}
+
+func TestFeaturesGolden(t *testing.T) {
+	cfgs := fixtureConfigs(t)
+	f := openFixture(t)
+	for _, tc := range towers {
+		t.Run(tc.name, func(t *testing.T) {
+			jc, ok := cfgs[tc.name]
+			if !ok {
+				t.Fatalf("mm.visualrwkv.json: no config for %s", tc.name)
+			}
+			if jc.GELU != "erf" {
+				t.Fatalf("fixture uses %q GELU; only erf is implemented", jc.GELU)
+			}
+			cfg := jc.config()
+			tower, err := Load(f, tc.prefix, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pix := readNpy(t, tc.pixels)
+			want := readNpy(t, tc.feat)
+			if !slices.Equal(want.Shape, []int{cfg.Patches(), cfg.Dim}) {
+				t.Fatalf("%s shape %v, want [%d %d]", tc.feat, want.Shape, cfg.Patches(), cfg.Dim)
+			}
+			got, err := tower.Features(pix.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want.Data) {
+				t.Fatalf("got %d values, want %d", len(got), len(want.Data))
+			}
+			var mean, sq, maxd float64
+			for _, v := range want.Data {
+				mean += float64(v)
+			}
+			mean /= float64(len(want.Data))
+			for i, v := range want.Data {
+				sq += (float64(v) - mean) * (float64(v) - mean)
+				maxd = max(maxd, math.Abs(float64(got[i])-float64(v)))
+			}
+			std := math.Sqrt(sq / float64(len(want.Data)))
+			t.Logf("%s: max |Δ| = %.3g, std = %.3g, max|Δ|/std = %.3g", tc.name, maxd, std, maxd/std)
+			if !(maxd <= 1e-3*std) {
+				t.Errorf("%s: max |Δ| %.3g exceeds 1e-3 × std (%.3g)", tc.name, maxd, 1e-3*std)
+			}
+		})
+	}
+}
+
+func TestFeaturesBadInput(t *testing.T) {
+	cfgs := fixtureConfigs(t)
+	f := openFixture(t)
+	tower, err := Load(f, "vit.dino_featurizer.", cfgs["dino"].config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 3 * tower.Config().ImageSize * tower.Config().ImageSize
+	for _, size := range []int{0, 1, n - 1, n + 1, 2 * n} {
+		if _, err := tower.Features(make([]float32, size)); err == nil {
+			t.Errorf("Features with %d values (want %d): no error", size, n)
+		}
+	}
+	if _, err := tower.Features(make([]float32, n)); err != nil {
+		t.Errorf("Features with %d values: %v", n, err)
+	}
+}
+
+// editSource wraps a Source, hiding one tensor or changing its shape.
+type editSource struct {
+	core.Source
+	hide  string
+	shape map[string][]int
+}
+
+func (s editSource) Lookup(name string) (checkpoint.Info, bool) {
+	if name == s.hide {
+		return checkpoint.Info{}, false
+	}
+	info, ok := s.Source.Lookup(name)
+	if sh, found := s.shape[name]; found && ok {
+		info.Shape = sh
+	}
+	return info, ok
+}
+
+func TestLoadErrors(t *testing.T) {
+	cfgs := fixtureConfigs(t)
+	f := openFixture(t)
+	dino := cfgs["dino"].config()
+	tests := []struct {
+		name    string
+		src     core.Source
+		cfg     func(Config) Config
+		wantErr string
+	}{
+		{"missing qkv", editSource{Source: f, hide: "vit.dino_featurizer.blocks.1.attn.qkv.weight"}, nil,
+			"missing tensor vit.dino_featurizer.blocks.1.attn.qkv.weight"},
+		{"missing gamma", editSource{Source: f, hide: "vit.dino_featurizer.blocks.0.ls2.gamma"}, nil,
+			"missing tensor vit.dino_featurizer.blocks.0.ls2.gamma"},
+		{"missing registers", editSource{Source: f, hide: "vit.dino_featurizer.reg_token"}, nil,
+			"missing tensor vit.dino_featurizer.reg_token"},
+		{"wrong patch shape", editSource{Source: f, shape: map[string][]int{
+			"vit.dino_featurizer.patch_embed.proj.weight": {64, 3, 7, 28}}}, nil,
+			"patch_embed.proj.weight has shape [64 3 7 28]"},
+		{"wrong mlp width", f, func(c Config) Config { c.MLPHidden = 128; return c },
+			"mlp.fc1.weight has shape [256 64], want [128 64]"},
+		{"wrong image size", f, func(c Config) Config { c.ImageSize = 70; return c }, "pos_embed has shape"},
+		{"heads do not divide", f, func(c Config) Config { c.Heads = 3; return c }, "3 heads do not divide width 64"},
+		{"feature block past depth", f, func(c Config) Config { c.FeatureBlock = 4; return c }, "feature block 4"},
+		{"image not a multiple of patch", f, func(c Config) Config { c.ImageSize = 57; return c }, "not a positive multiple"},
+		{"wrong prefix", f, func(c Config) Config { return c }, "missing tensor"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := dino
+			if tc.cfg != nil {
+				cfg = tc.cfg(cfg)
+			}
+			prefix := "vit.dino_featurizer."
+			if tc.name == "wrong prefix" {
+				prefix = "vit.nope"
+			}
+			_, err := Load(tc.src, prefix, cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Load: error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func BenchmarkFeaturesFixture(b *testing.B) {
+	cfgs := fixtureConfigs(b)
+	f := openFixture(b)
+	for _, tc := range towers {
+		b.Run(tc.name, func(b *testing.B) {
+			tower, err := Load(f, tc.prefix, cfgs[tc.name].config())
+			if err != nil {
+				b.Fatal(err)
+			}
+			pix := readNpy(b, tc.pixels)
+			for b.Loop() {
+				if _, err := tower.Features(pix.Data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
