@@ -261,9 +261,6 @@ func read(r io.Reader, size int64) (*Array, error) {
 	if err != nil {
 		return nil, fmt.Errorf("npy: header %q: %w", clip(string(hbuf), 200), err)
 	}
-	if h.fortranOrder {
-		return nil, errors.New("npy: fortran_order True is not supported (only C order)")
-	}
 	dt, err := parseDescr(h.descr)
 	if err != nil {
 		return nil, fmt.Errorf("npy: %w", err)
@@ -285,7 +282,35 @@ func read(r io.Reader, size int64) (*Array, error) {
 	if err != nil {
 		return nil, fmt.Errorf("npy: shape %v of %s: %w", h.shape, h.descr, err)
 	}
+	if h.fortranOrder {
+		data = fromFortran(data, h.shape)
+	}
 	return &Array{Shape: h.shape, Data: data}, nil
+}
+
+// fromFortran reorders column-major (Fortran-order) data into row-major
+// (C) order.
+func fromFortran(data []float32, shape []int) []float32 {
+	if len(shape) < 2 || len(data) == 0 {
+		return data
+	}
+	out := make([]float32, len(data))
+	idx := make([]int, len(shape)) // C-order multi-index of out[i]
+	for i := range out {
+		off, stride := 0, 1
+		for d := range shape { // Fortran strides grow from the first axis
+			off += idx[d] * stride
+			stride *= shape[d]
+		}
+		out[i] = data[off]
+		for d := len(shape) - 1; d >= 0; d-- { // advance idx in C order
+			if idx[d]++; idx[d] < shape[d] {
+				break
+			}
+			idx[d] = 0
+		}
+	}
+	return out
 }
 
 // readData reads n elements of type dt. Unless sizeKnown (the caller has

@@ -366,7 +366,6 @@ func TestReadErrors(t *testing.T) {
 		{"dtype order", file(hdr("|f4", "(2, 3)"), f4), `unsupported dtype "|f4"`},
 		{"object dtype", file(hdr("|O", "(2, 3)"), f4), `unsupported dtype "|O"`},
 		{"structured", file("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", f4), "structured"},
-		{"fortran", file("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", f4), "fortran_order True"},
 		{"missing key", file("{'descr': '<f4', 'shape': (2, 3), }", f4), `missing key "fortran_order"`},
 		{"extra key", file("{'descr': '<f4', 'fortran_order': False, 'shape': (6,), 'x': 1}", f4), `unexpected key "x"`},
 		{"duplicate key", file("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (6,)}", f4), "duplicate key"},
@@ -448,4 +447,34 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("shape %v but %d elements", a.Shape, len(a.Data))
 		}
 	})
+}
+
+// TestFortranOrder reads a column-major array: a (2, 3) array [[0 1 2]
+// [3 4 5]] is stored as 0 3 1 4 2 5, and a (2, 2, 2) one likewise.
+func TestFortranOrder(t *testing.T) {
+	tests := []struct {
+		shape string
+		dims  []int
+		data  []float32 // stored, column-major
+		want  []float32 // row-major
+	}{
+		{"(2, 3)", []int{2, 3}, []float32{0, 3, 1, 4, 2, 5}, []float32{0, 1, 2, 3, 4, 5}},
+		{"(2, 2, 2)", []int{2, 2, 2}, []float32{0, 4, 2, 6, 1, 5, 3, 7}, []float32{0, 1, 2, 3, 4, 5, 6, 7}},
+		{"(4,)", []int{4}, []float32{1, 2, 3, 4}, []float32{1, 2, 3, 4}},
+	}
+	for _, tc := range tests {
+		dict := "{'descr': '<f4', 'fortran_order': True, 'shape': " + tc.shape + ", }"
+		var payload []byte
+		for _, v := range tc.data {
+			payload = binary.LittleEndian.AppendUint32(payload, math.Float32bits(v))
+		}
+		raw := file(dict, payload)
+		a, err := Read(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.shape, err)
+		}
+		if !slices.Equal(a.Shape, tc.dims) || !slices.Equal(a.Data, tc.want) {
+			t.Errorf("%s: got %v %v, want %v %v", tc.shape, a.Shape, a.Data, tc.dims, tc.want)
+		}
+	}
 }

@@ -1,10 +1,7 @@
 package vit
 
 import (
-	"bytes"
-	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -66,50 +63,15 @@ func openFixture(t testing.TB) *checkpoint.File {
 	return f
 }
 
-// readNpy reads a fixture array. internal/npy reads C order only; a 2-D
-// '<f4' array saved in Fortran order (as mm.feat_siglip.npy is) holds the
-// same bytes as the C-order transpose, so it is read as that and transposed.
+// readNpy reads a fixture array (mm.feat_siglip.npy is stored in Fortran
+// order; npy returns every array in C order).
 func readNpy(t testing.TB, name string) *npy.Array {
 	t.Helper()
-	path := filepath.Join(fixtureDir, name)
-	raw, err := os.ReadFile(path)
+	a, err := npy.ReadFile(filepath.Join(fixtureDir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := npy.Read(bytes.NewReader(raw))
-	if err == nil {
-		return a
-	}
-	if !strings.Contains(err.Error(), "fortran_order") {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	if len(raw) < 10 || raw[6] != 1 {
-		t.Fatalf("read %s: Fortran-order fallback handles npy v1 only", path)
-	}
-	hlen := int(binary.LittleEndian.Uint16(raw[8:10]))
-	dict := string(raw[10 : 10+hlen])
-	var r, c int
-	if !strings.Contains(dict, "'descr': '<f4'") {
-		t.Fatalf("read %s: Fortran-order fallback handles '<f4' only: %s", path, dict)
-	}
-	if _, err := fmt.Sscanf(dict[strings.Index(dict, "'shape': (")+len("'shape': ("):], "%d, %d)", &r, &c); err != nil {
-		t.Fatalf("read %s: shape in %q: %v", path, dict, err)
-	}
-	hdr, err := npy.Header([]int{c, r})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := npy.Read(bytes.NewReader(append(hdr, raw[10+hlen:]...)))
-	if err != nil {
-		t.Fatalf("read %s as C order: %v", path, err)
-	}
-	out := &npy.Array{Shape: []int{r, c}, Data: make([]float32, r*c)}
-	for i := range r {
-		for j := range c {
-			out.Data[i*c+j] = tr.Data[j*r+i]
-		}
-	}
-	return out
+	return a
 }
 
 var towers = []struct {
