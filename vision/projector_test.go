@@ -1,7 +1,6 @@
 package vision
 
 import (
-	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,18 +44,7 @@ func TestProjector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s, s2 float64
-	for _, v := range want.Data {
-		s += float64(v)
-		s2 += float64(v) * float64(v)
-	}
-	n := float64(len(want.Data))
-	tol := 1e-3 * math.Sqrt(s2/n-(s/n)*(s/n))
-	for i := range want.Data {
-		if d := math.Abs(float64(got[i] - want.Data[i])); !(d <= tol) {
-			t.Fatalf("element %d: got %g, want %g (tolerance %.3g)", i, got[i], want.Data[i], tol)
-		}
-	}
+	within(t, "projected", got, want.Data)
 	if _, err := p.Project(feat.Data[:10]); err == nil || !strings.Contains(err.Error(), "whole rows") {
 		t.Errorf("partial row: %v", err)
 	}

@@ -18,24 +18,28 @@ import (
 
 // Config holds a tower's sizes. Head counts are not stored in checkpoints,
 // so they come from here; every other size is checked against the tensors.
+// The JSON names are those of VisualRWKV-7 configuration files.
 type Config struct {
-	ImageSize int // input side in pixels (square image)
-	Patch     int // patch side and stride of the patch-embedding convolution
-	Dim       int // embedding width
-	Depth     int // blocks in the checkpoint
-	Heads     int // attention heads; must divide Dim
-	MLPHidden int // hidden width of each block's MLP
-	Registers int // register tokens after the class token (DINOv2 reg4: 4)
+	ImageSize int `json:"image_size"` // input side in pixels (square image)
+	Patch     int `json:"patch"`      // patch side and stride of the patch-embedding convolution
+	Dim       int `json:"embed_dim"`  // embedding width
+	Depth     int `json:"depth"`      // blocks in the checkpoint
+	Heads     int `json:"heads"`      // attention heads; must divide Dim
+	MLPHidden int `json:"mlp_hidden"` // hidden width of each block's MLP
+	Registers int `json:"reg_tokens"` // register tokens after the class token (DINOv2 reg4: 4)
 	// ClassToken says the tower has a class token (DINOv2: yes, SigLIP: no).
-	ClassToken bool
+	ClassToken bool `json:"class_token"`
 	// LayerScale says each residual branch is scaled per channel by
 	// ls1.gamma / ls2.gamma (DINOv2); otherwise the scale is the identity.
-	LayerScale bool
+	LayerScale bool `json:"layer_scale"`
 	// FeatureBlock is the 0-based block whose output Features returns
 	// (Depth-2 in VisualRWKV-7).
-	FeatureBlock int
+	FeatureBlock int `json:"feature_block"`
 	// LNEps is the LayerNorm epsilon (timm: 1e-6).
-	LNEps float64
+	LNEps float64 `json:"ln_eps"`
+	// GELU names the MLP activation: "erf" (exact; VisualRWKV-7 uses it
+	// for both towers) or empty for the same. Others are rejected.
+	GELU string `json:"gelu"`
 }
 
 // DINOv2 returns the configuration of VisualRWKV-7's DINOv2 tower, timm
@@ -69,6 +73,9 @@ func (c Config) prefix() int {
 
 // validate checks that the sizes are consistent.
 func (c Config) validate() error {
+	if c.GELU != "" && c.GELU != "erf" {
+		return fmt.Errorf("GELU %q unsupported (only the exact erf form)", c.GELU)
+	}
 	switch {
 	case c.Patch <= 0 || c.ImageSize <= 0 || c.ImageSize%c.Patch != 0:
 		return fmt.Errorf("image size %d is not a positive multiple of patch %d", c.ImageSize, c.Patch)

@@ -17,35 +17,14 @@ import (
 const fixtureDir = "../../testdata/visualrwkv"
 
 // towerConfig is one tower's entry in mm.visualrwkv.json's config.
-type towerConfig struct {
-	ImageSize    int     `json:"image_size"`
-	Patch        int     `json:"patch"`
-	EmbedDim     int     `json:"embed_dim"`
-	Depth        int     `json:"depth"`
-	Heads        int     `json:"heads"`
-	MLPHidden    int     `json:"mlp_hidden"`
-	RegTokens    int     `json:"reg_tokens"`
-	ClassToken   bool    `json:"class_token"`
-	LayerScale   bool    `json:"layer_scale"`
-	GELU         string  `json:"gelu"`
-	LNEps        float64 `json:"ln_eps"`
-	FeatureBlock int     `json:"feature_block"`
-}
-
-func (c towerConfig) config() Config {
-	return Config{ImageSize: c.ImageSize, Patch: c.Patch, Dim: c.EmbedDim, Depth: c.Depth, Heads: c.Heads,
-		MLPHidden: c.MLPHidden, Registers: c.RegTokens, ClassToken: c.ClassToken, LayerScale: c.LayerScale,
-		FeatureBlock: c.FeatureBlock, LNEps: c.LNEps}
-}
-
-func fixtureConfigs(t testing.TB) map[string]towerConfig {
+func fixtureConfigs(t testing.TB) map[string]Config {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(fixtureDir, "mm.visualrwkv.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var doc struct {
-		Config map[string]towerConfig `json:"config"`
+		Config map[string]Config `json:"config"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatalf("mm.visualrwkv.json: %v", err)
@@ -93,7 +72,7 @@ func TestFeaturesGolden(t *testing.T) {
 			if jc.GELU != "erf" {
 				t.Fatalf("fixture uses %q GELU; only erf is implemented", jc.GELU)
 			}
-			cfg := jc.config()
+			cfg := jc
 			tower, err := Load(f, tc.prefix, cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -131,7 +110,7 @@ func TestFeaturesGolden(t *testing.T) {
 func TestFeaturesBadInput(t *testing.T) {
 	cfgs := fixtureConfigs(t)
 	f := openFixture(t)
-	tower, err := Load(f, "vit.dino_featurizer.", cfgs["dino"].config())
+	tower, err := Load(f, "vit.dino_featurizer.", cfgs["dino"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +146,7 @@ func (s editSource) Lookup(name string) (checkpoint.Info, bool) {
 func TestLoadErrors(t *testing.T) {
 	cfgs := fixtureConfigs(t)
 	f := openFixture(t)
-	dino := cfgs["dino"].config()
+	dino := cfgs["dino"]
 	tests := []struct {
 		name    string
 		src     core.Source
@@ -214,7 +193,7 @@ func BenchmarkFeaturesFixture(b *testing.B) {
 	f := openFixture(b)
 	for _, tc := range towers {
 		b.Run(tc.name, func(b *testing.B) {
-			tower, err := Load(f, tc.prefix, cfgs[tc.name].config())
+			tower, err := Load(f, tc.prefix, cfgs[tc.name])
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,0 +1,121 @@
+package vision
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/internal/npy"
+	"github.com/goose-rwkv/goose/kernels/cpu"
+	"github.com/goose-rwkv/goose/vision/sam"
+	"github.com/goose-rwkv/goose/vision/vit"
+)
+
+// TestPipeline runs the fixture's normalised pixels through the three
+// towers, concatenates their features per row (DINOv2 | SigLIP | SAM) and
+// projects them, comparing with the reference's concatenated features and
+// projected embeddings (which TestVisualSplice in core feeds to the LM).
+func TestPipeline(t *testing.T) {
+	dir := filepath.Join("..", "testdata", "visualrwkv")
+	raw, err := os.ReadFile(filepath.Join(dir, "mm.visualrwkv.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Config struct {
+			DINO   vit.Config `json:"dino"`
+			SigLIP vit.Config `json:"siglip"`
+			SAM    sam.Config `json:"sam"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	f, err := checkpoint.Open(filepath.Join(dir, "mm.visualrwkv.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	read := func(name string) *npy.Array {
+		a, err := npy.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	dino, err := vit.Load(f, "vit.dino_featurizer.", doc.Config.DINO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := vit.Load(f, "vit.siglip_featurizer.", doc.Config.SigLIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := sam.Load(f, "vit.sam_featurizer.", doc.Config.SAM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := make([][]float32, 3)
+	if parts[0], err = dino.Features(read("mm.pixels_dino.npy").Data); err != nil {
+		t.Fatal(err)
+	}
+	if parts[1], err = sig.Features(read("mm.pixels_siglip.npy").Data); err != nil {
+		t.Fatal(err)
+	}
+	if parts[2], err = enc.Features(read("mm.pixels_sam.npy").Data); err != nil {
+		t.Fatal(err)
+	}
+	wantFeat := read("mm.features.npy")
+	rows := wantFeat.Shape[0]
+	var feat []float32
+	for r := range rows {
+		for _, p := range parts {
+			w := len(p) / rows
+			feat = append(feat, p[r*w:(r+1)*w]...)
+		}
+	}
+	within(t, "features", feat, wantFeat.Data)
+
+	be, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	proj, err := LoadProjector(f, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proj.Close()
+	emb, err := proj.Project(feat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, "projected", emb, read("mm.projected.npy").Data)
+}
+
+// within fails unless got matches want element-wise at 1e-3·std(want).
+func within(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	var s, s2 float64
+	for _, v := range want {
+		s += float64(v)
+		s2 += float64(v) * float64(v)
+	}
+	n := float64(len(want))
+	tol := 1e-3 * math.Sqrt(s2/n-(s/n)*(s/n))
+	worst := 0.0
+	for i := range want {
+		d := math.Abs(float64(got[i] - want[i]))
+		if !(d <= tol) {
+			t.Fatalf("%s[%d] = %g, want %g (tolerance %.3g)", what, i, got[i], want[i], tol)
+		}
+		worst = max(worst, d)
+	}
+	t.Logf("%s: max |Δ| = %.3g (tolerance %.3g)", what, worst, tol)
+}
