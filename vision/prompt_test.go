@@ -1,0 +1,112 @@
+package vision
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/core/tokenizer"
+	"github.com/goose-rwkv/goose/kernels/cpu"
+	"github.com/goose-rwkv/goose/vision/preprocess"
+)
+
+// TestAskFromPNG answers the fixture's question about mm.png end to end:
+// decode, preprocess, three towers, projector, prompt with the image
+// spliced in, and the language model's first reply token, which must be
+// the reference's argmax.
+func TestAskFromPNG(t *testing.T) {
+	dir := filepath.Join("..", "testdata", "visualrwkv")
+	raw, err := os.ReadFile(filepath.Join(dir, "mm.visualrwkv.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fx struct {
+		Question  string  `json:"question"`
+		PromptIDs []int32 `json:"prompt_ids"`
+		Argmax    int32   `json:"argmax_last"`
+		Config    Config  `json:"config"`
+	}
+	if err := json.Unmarshal(raw, &fx); err != nil {
+		t.Fatal(err)
+	}
+	f, err := checkpoint.Open(filepath.Join(dir, "mm.visualrwkv.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	be, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	vm, err := Load(f, be, fx.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	lm, err := core.Load(core.SubSource(f, "rwkv."), core.LoadOptions{Backend: be})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lm.Close()
+	tok, err := tokenizer.World()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := core.NewSession(lm, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	png, err := os.Open(filepath.Join(dir, "mm.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer png.Close()
+	img, err := preprocess.Decode(png)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := vm.Embed(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != vm.Tokens()*lm.Config().Width {
+		t.Fatalf("%d embedding floats, want %d tokens × %d", len(rows), vm.Tokens(), lm.Config().Width)
+	}
+
+	// The text pieces tokenize as the reference prompt does.
+	head := tok.Encode("User: ")
+	tail := append(tok.Encode("\n"+fx.Question+"\n\n"), tok.Encode("Assistant:")...)
+	want := append(append(head, fx.PromptIDs[len(head):len(head)+vm.Tokens()]...), tail...)
+	for i := range fx.PromptIDs {
+		if i >= len(want) || want[i] != fx.PromptIDs[i] {
+			t.Fatalf("prompt ids differ from the reference at %d: %v vs %v", i, want, fx.PromptIDs)
+		}
+	}
+
+	ctx := context.Background()
+	if err := Prefill(ctx, s, rows, fx.Question); err != nil {
+		t.Fatal(err)
+	}
+	var reply strings.Builder
+	st, err := s.Generate(ctx, "", core.GenerateOptions{MaxTokens: 1}, func(p core.Piece) bool {
+		reply.WriteString(p.Text)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := reply.String(), string(tok.Token(fx.Argmax)); got != want || st.Tokens != 1 {
+		t.Errorf("first reply token %q (%d tokens), reference %q (id %d)", got, st.Tokens, want, fx.Argmax)
+	}
+	if err := Prefill(ctx, s, rows[:5], fx.Question); err == nil {
+		t.Error("a partial embedding row was accepted")
+	}
+}
