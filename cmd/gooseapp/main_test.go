@@ -49,6 +49,31 @@ func TestBinary(t *testing.T) {
 			}
 		}
 	})
+	t.Run("ask", func(t *testing.T) {
+		// The VisualRWKV-7 fixture: mm.png and its question; the first
+		// answer token must be the reference's argmax (token 44602).
+		dir := "../../testdata/visualrwkv/"
+		cmd := exec.Command(bin, "ask", "--model", dir+"mm.visualrwkv.pth", "--config", dir+"mm.visualrwkv.json",
+			"--image", dir+"mm.png", "--backend", "cpu", "--max-tokens", "1", "What is in the image?")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		want := exec.Command(bin, "detokenize")
+		want.Stdin = strings.NewReader("44602")
+		w, err := want.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSuffix(string(out), "\n"); got != string(w) {
+			t.Errorf("ask answered %q, want the reference's first token %q", got, w)
+		}
+		bad := exec.Command(bin, "ask", "--model", dir+"mm.visualrwkv.pth", "--config", dir+"mm.visualrwkv.json",
+			"--image", "../../testdata/rwkv7/tiny.json", "--backend", "cpu", "What?")
+		if msg, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(msg), "tiny.json") {
+			t.Errorf("a non-image file: %v\n%s", err, msg)
+		}
+	})
 	t.Run("errors", func(t *testing.T) {
 		bad := filepath.Join(t.TempDir(), "bad.pth")
 		os.WriteFile(bad, []byte("PK\x03\x04 this is not a zip"), 0o644)
