@@ -86,19 +86,12 @@ func TestFromWAV(t *testing.T) {
 	if rate != cfg.SampleRate {
 		t.Fatalf("mm.wav rate %d, config %d", rate, cfg.SampleRate)
 	}
-	feats, err := fbank.Compute(samples, fbank.AudioSet(float64(rate), cfg.Fbank.NumMelBins))
+	input, err := cfg.Input(samples, rate)
 	if err != nil {
 		t.Fatal(err)
 	}
-	input := make([]float32, cfg.TargetLength*cfg.Fbank.NumMelBins)
-	for i := range cfg.TargetLength {
-		row := input[i*cfg.Fbank.NumMelBins : (i+1)*cfg.Fbank.NumMelBins]
-		if i < len(feats) {
-			copy(row, feats[i])
-		}
-		for j := range row {
-			row[j] = (row[j] - cfg.NormMean) / cfg.NormStd
-		}
+	if _, err := cfg.Input(samples, rate/2); err == nil {
+		t.Error("audio at the wrong rate was accepted")
 	}
 	wantIn := readNpy(t, "mm.arwkv_input.npy")
 	var maxIn float64

@@ -1,0 +1,36 @@
+package arwkv
+
+import (
+	"fmt"
+
+	"github.com/goose-rwkv/goose/audio/fbank"
+)
+
+// Input turns mono samples (scaled to [-1, 1), at rate Hz) into the
+// tagger's input: the Kaldi log-mel filterbank with the AudioSet settings,
+// zero-padded or truncated to TargetLength frames, normalised with NormMean
+// and NormStd. It does not resample: rate must be the configured one.
+func (c Config) Input(samples []float32, rate int) ([]float32, error) {
+	if rate != c.SampleRate {
+		return nil, fmt.Errorf("arwkv: audio at %d Hz, the model expects %d Hz", rate, c.SampleRate)
+	}
+	bins := c.Fbank.NumMelBins
+	if c.TargetLength <= 0 || bins <= 0 || c.NormStd == 0 {
+		return nil, fmt.Errorf("arwkv: config lacks target_length, num_mel_bins or norm_std")
+	}
+	feats, err := fbank.Compute(samples, fbank.AudioSet(float64(rate), bins))
+	if err != nil {
+		return nil, fmt.Errorf("arwkv: %w", err)
+	}
+	input := make([]float32, c.TargetLength*bins)
+	for i := range c.TargetLength {
+		row := input[i*bins : (i+1)*bins]
+		if i < len(feats) {
+			copy(row, feats[i])
+		}
+		for j := range row {
+			row[j] = (row[j] - c.NormMean) / c.NormStd
+		}
+	}
+	return input, nil
+}
