@@ -46,31 +46,42 @@ type Model struct {
 
 // Load reads the towers (keys vit.dino_featurizer.*, vit.siglip_featurizer.*,
 // vit.sam_featurizer.*) and the projector (proj.*) of a VisualRWKV-7
-// checkpoint. The projector runs on be; the towers run on the CPU.
+// checkpoint. The projector and the towers' matrix products run on be
+// (the towers' element-wise parts in Go); src must stay open while the
+// model lives.
 func Load(src core.Source, be kernels.Backend, cfg Config) (*Model, error) {
 	m := &Model{cfg: cfg}
+	if err := m.load(src, be); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// load reads the parts into m; on error m holds those read so far.
+func (m *Model) load(src core.Source, be kernels.Backend) error {
+	cfg := m.cfg
 	var err error
-	if m.dino, err = vit.Load(src, "vit.dino_featurizer.", cfg.DINO); err != nil {
-		return nil, fmt.Errorf("DINOv2 tower: %w", err)
+	if m.dino, err = vit.Load(src, "vit.dino_featurizer.", cfg.DINO, be); err != nil {
+		return fmt.Errorf("DINOv2 tower: %w", err)
 	}
-	if m.siglip, err = vit.Load(src, "vit.siglip_featurizer.", cfg.SigLIP); err != nil {
-		return nil, fmt.Errorf("SigLIP tower: %w", err)
+	if m.siglip, err = vit.Load(src, "vit.siglip_featurizer.", cfg.SigLIP, be); err != nil {
+		return fmt.Errorf("SigLIP tower: %w", err)
 	}
-	if m.sam, err = sam.Load(src, "vit.sam_featurizer.", cfg.SAM); err != nil {
-		return nil, fmt.Errorf("SAM tower: %w", err)
+	if m.sam, err = sam.Load(src, "vit.sam_featurizer.", cfg.SAM, be); err != nil {
+		return fmt.Errorf("SAM tower: %w", err)
 	}
 	n := cfg.DINO.Patches()
 	if cfg.SigLIP.Patches() != n || cfg.SAM.Tokens() != n {
-		return nil, fmt.Errorf("towers give %d, %d and %d image tokens; they must agree", n, cfg.SigLIP.Patches(), cfg.SAM.Tokens())
+		return fmt.Errorf("towers give %d, %d and %d image tokens; they must agree", n, cfg.SigLIP.Patches(), cfg.SAM.Tokens())
 	}
 	if m.proj, err = LoadProjector(src, be); err != nil {
-		return nil, err
+		return err
 	}
 	if want := cfg.DINO.Dim + cfg.SigLIP.Dim + cfg.SAM.FeatureDim(); m.proj.InDim() != want {
-		m.proj.Close()
-		return nil, fmt.Errorf("projector takes %d features, the towers give %d", m.proj.InDim(), want)
+		return fmt.Errorf("projector takes %d features, the towers give %d", m.proj.InDim(), want)
 	}
-	return m, nil
+	return nil
 }
 
 // Tokens is the number of embedding rows an image becomes.
@@ -104,5 +115,18 @@ func (m *Model) Embed(img image.Image) ([]float32, error) {
 	return m.proj.Project(feat)
 }
 
-// Close frees the projector's device memory.
-func (m *Model) Close() { m.proj.Close() }
+// Close frees the towers' and the projector's backend memory.
+func (m *Model) Close() {
+	if m.dino != nil {
+		m.dino.Close()
+	}
+	if m.siglip != nil {
+		m.siglip.Close()
+	}
+	if m.sam != nil {
+		m.sam.Close()
+	}
+	if m.proj != nil {
+		m.proj.Close()
+	}
+}

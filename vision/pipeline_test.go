@@ -46,15 +46,20 @@ func TestPipeline(t *testing.T) {
 		}
 		return a
 	}
-	dino, err := vit.Load(f, "vit.dino_featurizer.", doc.Config.DINO)
+	be, err := cpu.New(cpu.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := vit.Load(f, "vit.siglip_featurizer.", doc.Config.SigLIP)
+	defer be.Close()
+	dino, err := vit.Load(f, "vit.dino_featurizer.", doc.Config.DINO, be)
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := sam.Load(f, "vit.sam_featurizer.", doc.Config.SAM)
+	sig, err := vit.Load(f, "vit.siglip_featurizer.", doc.Config.SigLIP, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := sam.Load(f, "vit.sam_featurizer.", doc.Config.SAM, be)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,11 +84,6 @@ func TestPipeline(t *testing.T) {
 	}
 	within(t, "features", feat, wantFeat.Data)
 
-	be, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
 	proj, err := LoadProjector(f, be)
 	if err != nil {
 		t.Fatal(err)

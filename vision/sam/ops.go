@@ -65,24 +65,6 @@ func axpy(a float32, x, y []float32) {
 	}
 }
 
-// linear computes out[n, o] = bias[o] + Σ_i x[n, i]·w[o, i] for n rows of
-// in values; w is [outDim, in] (PyTorch's Linear layout) and bias may be nil.
-func linear(out, x, w, bias []float32, n, in, outDim int) {
-	parallelFor(n, 4, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr := x[r*in : (r+1)*in]
-			or := out[r*outDim : (r+1)*outDim]
-			for o := range or {
-				s := dot(xr, w[o*in:(o+1)*in])
-				if bias != nil {
-					s += bias[o]
-				}
-				or[o] = s
-			}
-		}
-	})
-}
-
 // layerNorm normalises each of the n rows of x (width c) to zero mean and
 // unit variance and applies the affine weight and bias, writing to out
 // (which may be x). LayerNorm2d over channels is the same operation on

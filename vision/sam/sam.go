@@ -1,5 +1,7 @@
-// Package sam is the SAM ViT image encoder tower of VisualRWKV-7 on the
-// CPU in float32: patch embedding plus absolute position embedding, ViT
+// Package sam is the SAM ViT image encoder tower of VisualRWKV-7 in
+// float32, its matrix products (patch embedding, qkv, proj, MLP, neck
+// convolutions) on a kernels.Backend with the weights in their checkpoint
+// dtype and everything else in Go: patch embedding plus absolute position embedding, ViT
 // blocks with windowed or global attention and decomposed relative
 // position embeddings, the convolutional neck, and the f×f lossless merge
 // that turns the neck's map into feature rows.
@@ -12,6 +14,7 @@ import (
 	"slices"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/kernels"
 )
 
 // Config holds the encoder's sizes. Head count, window size and global
@@ -74,32 +77,34 @@ func (c Config) validate() error {
 	return nil
 }
 
-// block is one transformer block's weights, all float32.
+// block is one transformer block's weights: the Linear layers on the
+// backend, the rest float32 in Go.
 type block struct {
 	norm1W, norm1B []float32
-	qkvW, qkvB     []float32 // [3D, D], [3D]
-	projW, projB   []float32 // [D, D], [D]
+	qkv            dense     // [3D, D]
+	proj           dense     // [D, D]
 	relH, relW     []float32 // [2s−1, hd], resampled to the block's span s
 	norm2W, norm2B []float32
-	lin1W, lin1B   []float32 // [hidden, D], [hidden]
-	lin2W, lin2B   []float32 // [D, hidden], [D]
-	span           int       // window side, or the grid side for global blocks
+	lin1           dense // [hidden, D]
+	lin2           dense // [D, hidden]
+	span           int   // window side, or the grid side for global blocks
 	global         bool
 }
 
 // Encoder is a loaded SAM image encoder. It is immutable after Load and
-// Features may be called from several goroutines.
+// Features may be called from several goroutines when its backend allows
+// concurrent ops on different tensors (the CPU backend does).
 type Encoder struct {
 	cfg      Config
+	be       kernels.Backend
 	eps      float32
-	patchW   []float32 // [D, 3·p·p]
-	patchB   []float32 // [D]
+	patch    dense     // [D, 3·p·p]
 	pos      []float32 // [grid·grid, D]
 	blocks   []block
-	neck0    []float32 // [N, D]
+	neck0    dense // [N, D], no bias
 	neck1W   []float32
 	neck1B   []float32
-	neck2    []float32 // [N, N·9]
+	neck2    dense // [N, N·9], no bias
 	neck3W   []float32
 	neck3B   []float32
 	channels int // input channels, 3
@@ -141,15 +146,77 @@ func (l loader) get(name string, want ...int) ([]float32, []int, error) {
 	return f, info.Shape, nil
 }
 
+// weight places the tensor prefix+name, which must have exactly shape want,
+// on be in its checkpoint dtype as a [rows, cols] matrix.
+func (l loader) weight(be kernels.Backend, name string, rows, cols int, want ...int) (kernels.Tensor, error) {
+	full := l.prefix + name
+	info, ok := l.src.Lookup(full)
+	if !ok {
+		return kernels.Tensor{}, fmt.Errorf("missing tensor %s", full)
+	}
+	if !slices.Equal(info.Shape, want) {
+		return kernels.Tensor{}, fmt.Errorf("tensor %s has shape %v, want %v", full, info.Shape, want)
+	}
+	b, err := l.src.Bytes(full)
+	if err != nil {
+		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", full, err)
+	}
+	t, err := be.Weight(info.DType, rows, cols, b)
+	if err != nil {
+		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", full, err)
+	}
+	return t, nil
+}
+
+// dense places the weight prefix+name (of exactly shape want) on be as the
+// [rows, cols] matrix of a Linear layer with the given bias (nil for none).
+func (l loader) dense(be kernels.Backend, name string, bias []float32, rows, cols int, want ...int) (dense, error) {
+	w, err := l.weight(be, name, rows, cols, want...)
+	if err != nil {
+		return dense{}, err
+	}
+	return dense{w: w, bias: bias, in: cols, out: rows}, nil
+}
+
 // Load reads the encoder whose tensors are named prefix+"patch_embed.proj.weight"
 // and so on (prefix "vit.sam_featurizer." in VisualRWKV-7 checkpoints),
 // checking every shape against cfg. Relative-position tables whose length
-// differs from 2·span−1 are resampled linearly, as SAM does.
-func Load(src core.Source, prefix string, cfg Config) (*Encoder, error) {
+// differs from 2·span−1 are resampled linearly, as SAM does. The Linear
+// and convolution weights are placed on be in their checkpoint dtype (the
+// CPU backend keeps a reference to src's bytes, so src must stay open while
+// the encoder lives); Close frees them.
+func Load(src core.Source, prefix string, cfg Config, be kernels.Backend) (*Encoder, error) {
+	if be == nil {
+		return nil, errors.New("sam: load: no backend")
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("sam: config: %w", err)
 	}
-	e := &Encoder{cfg: cfg, eps: cfg.LNEps, channels: 3}
+	e := &Encoder{cfg: cfg, be: be, eps: cfg.LNEps, channels: 3}
+	e, err := e.load(src, prefix)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close frees the encoder's weights on its backend. The encoder must not be
+// used afterwards.
+func (e *Encoder) Close() {
+	ds := []*dense{&e.patch, &e.neck0, &e.neck2}
+	for i := range e.blocks {
+		b := &e.blocks[i]
+		ds = append(ds, &b.qkv, &b.proj, &b.lin1, &b.lin2)
+	}
+	for _, d := range ds {
+		d.free(e.be)
+	}
+}
+
+// load reads the tensors into e; on error e holds what was placed so far.
+func (e *Encoder) load(src core.Source, prefix string) (*Encoder, error) {
+	cfg := e.cfg
 	if e.eps == 0 {
 		e.eps = 1e-6
 	}
@@ -158,14 +225,14 @@ func Load(src core.Source, prefix string, cfg Config) (*Encoder, error) {
 	hd := D / cfg.Heads
 	var err error
 	wrap := func(err error) error { return fmt.Errorf("sam: load: %w", err) }
-	if e.patchW, _, err = l.get("patch_embed.proj.weight", D, e.channels, P, P); err != nil {
-		return nil, wrap(err)
+	if e.patch, err = l.dense(e.be, "patch_embed.proj.weight", nil, D, e.channels*P*P, D, e.channels, P, P); err != nil {
+		return e, wrap(err)
 	}
-	if e.patchB, _, err = l.get("patch_embed.proj.bias", D); err != nil {
-		return nil, wrap(err)
+	if e.patch.bias, _, err = l.get("patch_embed.proj.bias", D); err != nil {
+		return e, wrap(err)
 	}
 	if e.pos, _, err = l.get("pos_embed", 1, G, G, D); err != nil {
-		return nil, wrap(err)
+		return e, wrap(err)
 	}
 	for i := 0; i < cfg.Depth; i++ {
 		b := block{global: slices.Contains(cfg.GlobalBlocks, i), span: cfg.Window}
@@ -179,57 +246,60 @@ func Load(src core.Source, prefix string, cfg Config) (*Encoder, error) {
 			n    int
 		}{
 			{&b.norm1W, "norm1.weight", D}, {&b.norm1B, "norm1.bias", D},
-			{&b.qkvB, "attn.qkv.bias", 3 * D}, {&b.projB, "attn.proj.bias", D},
+			{&b.qkv.bias, "attn.qkv.bias", 3 * D}, {&b.proj.bias, "attn.proj.bias", D},
 			{&b.norm2W, "norm2.weight", D}, {&b.norm2B, "norm2.bias", D},
-			{&b.lin1B, "mlp.lin1.bias", cfg.MLPHidden}, {&b.lin2B, "mlp.lin2.bias", D},
+			{&b.lin1.bias, "mlp.lin1.bias", cfg.MLPHidden}, {&b.lin2.bias, "mlp.lin2.bias", D},
 		}
 		for _, v := range vecs {
 			if *v.dst, _, err = l.get(p+v.name, v.n); err != nil {
-				return nil, wrap(err)
+				return e, wrap(err)
 			}
 		}
+		// Appended before the weights are placed, so that Close frees
+		// them if a later tensor fails.
+		e.blocks = append(e.blocks, b)
+		bp := &e.blocks[len(e.blocks)-1]
 		mats := []struct {
-			dst       *[]float32
+			dst       *dense
 			name      string
 			rows, col int
 		}{
-			{&b.qkvW, "attn.qkv.weight", 3 * D, D}, {&b.projW, "attn.proj.weight", D, D},
-			{&b.lin1W, "mlp.lin1.weight", cfg.MLPHidden, D}, {&b.lin2W, "mlp.lin2.weight", D, cfg.MLPHidden},
+			{&bp.qkv, "attn.qkv.weight", 3 * D, D}, {&bp.proj, "attn.proj.weight", D, D},
+			{&bp.lin1, "mlp.lin1.weight", cfg.MLPHidden, D}, {&bp.lin2, "mlp.lin2.weight", D, cfg.MLPHidden},
 		}
 		for _, m := range mats {
-			if *m.dst, _, err = l.get(p+m.name, m.rows, m.col); err != nil {
-				return nil, wrap(err)
+			if *m.dst, err = l.dense(e.be, p+m.name, m.dst.bias, m.rows, m.col, m.rows, m.col); err != nil {
+				return e, wrap(err)
 			}
 		}
 		for _, r := range []struct {
 			dst  *[]float32
 			name string
-		}{{&b.relH, "attn.rel_pos_h"}, {&b.relW, "attn.rel_pos_w"}} {
+		}{{&bp.relH, "attn.rel_pos_h"}, {&bp.relW, "attn.rel_pos_w"}} {
 			t, shape, err := l.get(p+r.name, -1, hd)
 			if err != nil {
-				return nil, wrap(err)
+				return e, wrap(err)
 			}
-			*r.dst = resizeRelPos(t, shape[0], hd, 2*b.span-1)
+			*r.dst = resizeRelPos(t, shape[0], hd, 2*bp.span-1)
 		}
-		e.blocks = append(e.blocks, b)
 	}
-	if e.neck0, _, err = l.get("neck.0.weight", N, D, 1, 1); err != nil {
-		return nil, wrap(err)
+	if e.neck0, err = l.dense(e.be, "neck.0.weight", nil, N, D, N, D, 1, 1); err != nil {
+		return e, wrap(err)
 	}
 	if e.neck1W, _, err = l.get("neck.1.weight", N); err != nil {
-		return nil, wrap(err)
+		return e, wrap(err)
 	}
 	if e.neck1B, _, err = l.get("neck.1.bias", N); err != nil {
-		return nil, wrap(err)
+		return e, wrap(err)
 	}
-	if e.neck2, _, err = l.get("neck.2.weight", N, N, 3, 3); err != nil {
-		return nil, wrap(err)
+	if e.neck2, err = l.dense(e.be, "neck.2.weight", nil, N, N*9, N, N, 3, 3); err != nil {
+		return e, wrap(err)
 	}
 	if e.neck3W, _, err = l.get("neck.3.weight", N); err != nil {
-		return nil, wrap(err)
+		return e, wrap(err)
 	}
 	if e.neck3B, _, err = l.get("neck.3.bias", N); err != nil {
-		return nil, wrap(err)
+		return e, wrap(err)
 	}
 	return e, nil
 }
@@ -250,18 +320,25 @@ func (e *Encoder) Features(pixels []float32) ([]float32, error) {
 	D, P, G := cfg.EmbedDim, cfg.Patch, cfg.Grid()
 	T := G * G
 	x := make([]float32, T*D)
-	linear(x, patchRows(pixels, e.channels, S, S, P), e.patchW, e.patchB, T, e.channels*P*P, D)
+	if err := e.patch.apply(e.be, x, patchRows(pixels, e.channels, S, S, P), T); err != nil {
+		return nil, fmt.Errorf("sam: features: patch embedding: %w", err)
+	}
 	add(x, e.pos)
 	for i := range e.blocks {
-		e.blockForward(&e.blocks[i], x)
+		if err := e.blockForward(&e.blocks[i], x); err != nil {
+			return nil, fmt.Errorf("sam: features: block %d: %w", i, err)
+		}
 	}
-	y := e.neck(x)
+	y, err := e.neck(x)
+	if err != nil {
+		return nil, fmt.Errorf("sam: features: neck: %w", err)
+	}
 	return losslessMerge(y, G, G, cfg.NeckChannels, cfg.Merge), nil
 }
 
 // blockForward applies one pre-norm transformer block to the [grid, grid,
-// D] map x in place.
-func (e *Encoder) blockForward(b *block, x []float32) {
+// D] map x in place; the Linear layers run on the backend.
+func (e *Encoder) blockForward(b *block, x []float32) error {
 	cfg := e.cfg
 	D, G, H := cfg.EmbedDim, cfg.Grid(), cfg.Heads
 	T := G * G
@@ -273,11 +350,15 @@ func (e *Encoder) blockForward(b *block, x []float32) {
 	}
 	n := nWin * b.span * b.span
 	qkv := make([]float32, n*3*D)
-	linear(qkv, win, b.qkvW, b.qkvB, n, D, 3*D)
+	if err := b.qkv.apply(e.be, qkv, win, n); err != nil {
+		return fmt.Errorf("qkv: %w", err)
+	}
 	att := make([]float32, n*D)
 	attention(att, qkv, b.relH, b.relW, nWin, b.span, H, D/H)
 	proj := make([]float32, n*D)
-	linear(proj, att, b.projW, b.projB, n, D, D)
+	if err := b.proj.apply(e.be, proj, att, n); err != nil {
+		return fmt.Errorf("proj: %w", err)
+	}
 	if b.global {
 		add(x, proj)
 	} else {
@@ -285,23 +366,33 @@ func (e *Encoder) blockForward(b *block, x []float32) {
 	}
 	layerNorm(h, x, b.norm2W, b.norm2B, T, D, e.eps)
 	mid := make([]float32, T*cfg.MLPHidden)
-	linear(mid, h, b.lin1W, b.lin1B, T, D, cfg.MLPHidden)
+	if err := b.lin1.apply(e.be, mid, h, T); err != nil {
+		return fmt.Errorf("lin1: %w", err)
+	}
 	geluErf(mid)
-	linear(h, mid, b.lin2W, b.lin2B, T, cfg.MLPHidden, D)
+	if err := b.lin2.apply(e.be, h, mid, T); err != nil {
+		return fmt.Errorf("lin2: %w", err)
+	}
 	add(x, h)
+	return nil
 }
 
 // neck maps the [grid, grid, D] map to [grid, grid, NeckChannels]:
 // conv 1×1 → LayerNorm2d → conv 3×3 (padding 1) → LayerNorm2d, no biases
-// on the convolutions.
-func (e *Encoder) neck(x []float32) []float32 {
-	D, G, N := e.cfg.EmbedDim, e.cfg.Grid(), e.cfg.NeckChannels
+// on the convolutions, which run as products on the backend (the 3×3 one
+// over im2col rows).
+func (e *Encoder) neck(x []float32) ([]float32, error) {
+	G, N := e.cfg.Grid(), e.cfg.NeckChannels
 	T := G * G
 	a := make([]float32, T*N)
-	linear(a, x, e.neck0, nil, T, D, N)
+	if err := e.neck0.apply(e.be, a, x, T); err != nil {
+		return nil, fmt.Errorf("conv 1×1: %w", err)
+	}
 	layerNorm(a, a, e.neck1W, e.neck1B, T, N, e.eps)
 	b := make([]float32, T*N)
-	linear(b, conv3x3Rows(a, G, G, N), e.neck2, nil, T, N*9, N)
+	if err := e.neck2.apply(e.be, b, conv3x3Rows(a, G, G, N), T); err != nil {
+		return nil, fmt.Errorf("conv 3×3: %w", err)
+	}
 	layerNorm(b, b, e.neck3W, e.neck3B, T, N, e.eps)
-	return b
+	return b, nil
 }

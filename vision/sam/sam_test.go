@@ -11,7 +11,20 @@ import (
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/internal/npy"
+	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/kernels/cpu"
 )
+
+// testBackend returns a CPU backend closed when t ends.
+func testBackend(t testing.TB) kernels.Backend {
+	t.Helper()
+	be, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	return be
+}
 
 const (
 	fixtureDir = "../../testdata/visualrwkv"
@@ -58,7 +71,7 @@ func readNpy(t testing.TB, name string) *npy.Array {
 
 func TestFeatures(t *testing.T) {
 	cfg := fixtureConfig(t)
-	enc, err := Load(openFixture(t), prefix, cfg)
+	enc, err := Load(openFixture(t), prefix, cfg, testBackend(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +108,7 @@ func TestFeatures(t *testing.T) {
 
 func TestFeaturesBadInput(t *testing.T) {
 	cfg := fixtureConfig(t)
-	enc, err := Load(openFixture(t), prefix, cfg)
+	enc, err := Load(openFixture(t), prefix, cfg, testBackend(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +204,7 @@ func TestLoadErrors(t *testing.T) {
 			if p == "" {
 				p = prefix
 			}
-			_, err := Load(tt.src, p, tt.cfg)
+			_, err := Load(tt.src, p, tt.cfg, testBackend(t))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want one containing %q", err, tt.want)
 			}
@@ -217,7 +230,7 @@ func TestResizeRelPos(t *testing.T) {
 
 func BenchmarkFeatures(b *testing.B) {
 	cfg := fixtureConfig(b)
-	enc, err := Load(openFixture(b), prefix, cfg)
+	enc, err := Load(openFixture(b), prefix, cfg, testBackend(b))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,13 +1,18 @@
 package vit
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/goose-rwkv/goose/internal/half"
+	"github.com/goose-rwkv/goose/kernels"
 )
 
 // BenchmarkBlockReal times one transformer block at the released towers'
-// sizes (448×448 input: 1024 patches plus prefix tokens) with random
-// weights; a whole tower runs FeatureBlock+1 such blocks.
+// sizes (448×448 input: 1024 patches plus prefix tokens) with random bf16
+// weights (the checkpoints' dtype) on the CPU backend; a whole tower runs
+// FeatureBlock+1 such blocks.
 func BenchmarkBlockReal(b *testing.B) {
 	for _, tc := range []struct {
 		name string
@@ -15,6 +20,7 @@ func BenchmarkBlockReal(b *testing.B) {
 	}{{"dinov2-L", DINOv2()}, {"siglip-so400m", SigLIP()}} {
 		b.Run(tc.name, func(b *testing.B) {
 			c := tc.cfg
+			be := testBackend(b)
 			rng := rand.New(rand.NewPCG(1, 2))
 			vec := func(n int, scale float32) []float32 {
 				v := make([]float32, n)
@@ -23,11 +29,21 @@ func BenchmarkBlockReal(b *testing.B) {
 				}
 				return v
 			}
+			mat := func(rows, cols int) dense {
+				raw := make([]byte, 2*rows*cols)
+				for i := range rows * cols {
+					binary.LittleEndian.PutUint16(raw[2*i:], half.F32ToBF16((rng.Float32()*2-1)*0.03))
+				}
+				w, err := be.Weight(kernels.BF16, rows, cols, raw)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return dense{w: w, bias: vec(rows, 0.1), in: cols, out: rows}
+			}
 			D, H := c.Dim, c.MLPHidden
 			blk := block{
-				norm1W: vec(D, 1), norm1B: vec(D, 0.1), qkvW: vec(3*D*D, 0.03), qkvB: vec(3*D, 0.1),
-				projW: vec(D*D, 0.03), projB: vec(D, 0.1), norm2W: vec(D, 1), norm2B: vec(D, 0.1),
-				fc1W: vec(H*D, 0.03), fc1B: vec(H, 0.1), fc2W: vec(D*H, 0.03), fc2B: vec(D, 0.1),
+				norm1W: vec(D, 1), norm1B: vec(D, 0.1), qkv: mat(3*D, D), proj: mat(D, D),
+				norm2W: vec(D, 1), norm2B: vec(D, 0.1), fc1: mat(H, D), fc2: mat(D, H),
 			}
 			if c.LayerScale {
 				blk.ls1, blk.ls2 = vec(D, 0.1), vec(D, 0.1)
@@ -36,7 +52,9 @@ func BenchmarkBlockReal(b *testing.B) {
 			x := vec(T*D, 1)
 			s := newScratch(T, c)
 			for b.Loop() {
-				blk.forward(x, s, c)
+				if err := blk.forward(be, x, s, c); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

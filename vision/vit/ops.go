@@ -1,9 +1,12 @@
 package vit
 
 import (
+	"fmt"
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/goose-rwkv/goose/kernels"
 )
 
 // parallelFor splits 0..n into contiguous ranges of at least grain items and
@@ -33,9 +36,17 @@ func parallelFor(n, grain int, fn func(lo, hi int)) {
 }
 
 // patchEmbed is the Conv2d(3→D, kernel P, stride P, bias) over a CHW image
-// of side size, written as [Grid², D] rows into dst (token = row·Grid + col).
-// w is [D, 3·P·P] in (channel, ky, kx) order.
-func patchEmbed(dst, pixels, w, bias []float32, size, P, D int) {
+// of side size, written as [Grid², D] rows into dst (token = row·Grid + col):
+// the im2col patches, columns in (channel, ky, kx) order, times the
+// [D, 3·P·P] weight on be.
+func patchEmbed(be kernels.Backend, dst, pixels []float32, w *dense, size, P int) error {
+	G := size / P
+	return w.apply(be, dst, patchRows(pixels, size, P), G*G)
+}
+
+// patchRows gathers the P×P patches of a CHW image of side size into
+// [Grid², 3·P·P] rows in (channel, ky, kx) order.
+func patchRows(pixels []float32, size, P int) []float32 {
 	G := size / P
 	K := 3 * P * P
 	patches := make([]float32, G*G*K)
@@ -53,71 +64,7 @@ func patchEmbed(dst, pixels, w, bias []float32, size, P, D int) {
 			}
 		}
 	})
-	linear(dst, patches, w, bias, G*G, K, D)
-}
-
-// linear computes dst[t, o] = Σ_i x[t, i]·w[o, i] + bias[o] for T rows of
-// width in, out outputs (PyTorch Linear layout); bias may be nil. dst must
-// not alias x. Goroutines take bands of rowBlock rows of x (kept in cache
-// while w streams past once per band); within a band, linear4x2 computes
-// 4×2 output tiles.
-func linear(dst, x, w, bias []float32, T, in, out int) {
-	const rowBlock = 32
-	parallelFor((T+rowBlock-1)/rowBlock, 1, func(lo, hi int) {
-		for blk := lo; blk < hi; blk++ {
-			t0, t1 := blk*rowBlock, min((blk+1)*rowBlock, T)
-			for o := 0; o < out; o += 2 {
-				o1 := min(o+2, out)
-				for t := t0; t < t1; t += 4 {
-					tEnd := min(t+4, t1)
-					if tEnd-t == 4 && o1-o == 2 {
-						linear4x2(dst, x, w, t, o, in, out)
-						continue
-					}
-					for r := t; r < tEnd; r++ {
-						for c := o; c < o1; c++ {
-							dst[r*out+c] = dot(x[r*in:(r+1)*in], w[c*in:(c+1)*in])
-						}
-					}
-				}
-				if bias != nil {
-					for t := t0; t < t1; t++ {
-						row := dst[t*out+o : t*out+o1]
-						for i := range row {
-							row[i] += bias[o+i]
-						}
-					}
-				}
-			}
-		}
-	})
-}
-
-// linear4x2 writes the 4×2 tile dst[t..t+3, o..o+1] = x[t..t+3]·w[o..o+1]ᵀ
-// (eight accumulators and six loads fit the sixteen SSE registers).
-func linear4x2(dst, x, w []float32, t, o, in, out int) {
-	x0, x1 := x[t*in:(t+1)*in], x[(t+1)*in:(t+2)*in]
-	x2, x3 := x[(t+2)*in:(t+3)*in], x[(t+3)*in:(t+4)*in]
-	w0, w1 := w[o*in:(o+1)*in], w[(o+1)*in:(o+2)*in]
-	x1, x2, x3 = x1[:len(x0)], x2[:len(x0)], x3[:len(x0)]
-	w0, w1 = w0[:len(x0)], w1[:len(x0)]
-	var s00, s01, s10, s11, s20, s21, s30, s31 float32
-	for k := range x0 {
-		b0, b1 := w0[k], w1[k]
-		a0, a1, a2, a3 := x0[k], x1[k], x2[k], x3[k]
-		s00 += a0 * b0
-		s01 += a0 * b1
-		s10 += a1 * b0
-		s11 += a1 * b1
-		s20 += a2 * b0
-		s21 += a2 * b1
-		s30 += a3 * b0
-		s31 += a3 * b1
-	}
-	dst[t*out+o], dst[t*out+o+1] = s00, s01
-	dst[(t+1)*out+o], dst[(t+1)*out+o+1] = s10, s11
-	dst[(t+2)*out+o], dst[(t+2)*out+o+1] = s20, s21
-	dst[(t+3)*out+o], dst[(t+3)*out+o+1] = s30, s31
+	return patches
 }
 
 // dot returns Σ a[i]·b[i] with four accumulators; len(b) ≥ len(a).
@@ -206,12 +153,17 @@ func attention(dst, qkv []float32, T, D, heads int) {
 	})
 }
 
-// mlp computes dst = fc2(gelu(fc1(x))) for T rows of width D with hidden
-// width H; hid is [T, H] scratch. dst may alias x.
-func mlp(dst, x, hid, w1, b1, w2, b2 []float32, T, D, H int) {
-	linear(hid, x, w1, b1, T, D, H)
+// mlp computes dst = fc2(gelu(fc1(x))) for T rows, the products on be;
+// hid is [T, hidden] scratch. dst may alias x.
+func mlp(be kernels.Backend, dst, x, hid []float32, fc1, fc2 *dense, T int) error {
+	if err := fc1.apply(be, hid, x, T); err != nil {
+		return fmt.Errorf("fc1: %w", err)
+	}
 	gelu(hid)
-	linear(dst, hid, w2, b2, T, H, D)
+	if err := fc2.apply(be, dst, hid, T); err != nil {
+		return fmt.Errorf("fc2: %w", err)
+	}
+	return nil
 }
 
 // gelu applies the exact (erf) GELU, x·½(1 + erf(x/√2)), in place.

@@ -1,6 +1,8 @@
 // Package vit runs the two timm Vision Transformers of VisualRWKV-7's image
-// side, the DINOv2 (with registers and LayerScale) and SigLIP towers, on the
-// CPU in float32.
+// side, the DINOv2 (with registers and LayerScale) and SigLIP towers, in
+// float32: the matrix products (patch embedding, qkv, proj, MLP) run on a
+// kernels.Backend with the weights in their checkpoint dtype, the rest
+// (norms, attention, GELU, residuals) in Go.
 //
 // A Tower returns the patch tokens at the output of one block (VisualRWKV-7
 // takes the second-to-last block), with the prefix tokens (class token and
@@ -14,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/kernels"
 )
 
 // Config holds a tower's sizes. Head counts are not stored in checkpoints,
@@ -93,23 +96,25 @@ func (c Config) validate() error {
 	return nil
 }
 
-// block holds one transformer block's weights, float32.
+// block holds one transformer block's weights: the Linear layers on the
+// backend, the vectors in Go (float32).
 type block struct {
 	norm1W, norm1B []float32 // [D]
-	qkvW, qkvB     []float32 // [3D, D], [3D]: rows q, k, v
-	projW, projB   []float32 // [D, D], [D]
+	qkv            dense     // [3D, D]: rows q, k, v
+	proj           dense     // [D, D]
 	ls1, ls2       []float32 // [D], nil without LayerScale
 	norm2W, norm2B []float32 // [D]
-	fc1W, fc1B     []float32 // [H, D], [H]
-	fc2W, fc2B     []float32 // [D, H], [D]
+	fc1            dense     // [H, D]
+	fc2            dense     // [D, H]
 }
 
 // Tower is one loaded ViT. It is immutable after Load; Features may be
-// called from several goroutines at once.
+// called from several goroutines at once when its backend allows
+// concurrent ops on different tensors (the CPU backend does).
 type Tower struct {
 	cfg    Config
-	patchW []float32 // [D, 3·P·P], columns in (channel, row, col) order
-	patchB []float32 // [D]
+	be     kernels.Backend
+	patch  dense     // [D, 3·P·P], columns in (channel, row, col) order
 	pos    []float32 // [patches or prefix+patches, D]
 	posAll bool      // pos covers the prefix tokens too
 	cls    []float32 // [D] or nil
@@ -123,19 +128,24 @@ func (t *Tower) Config() Config { return t.cfg }
 // Load reads a tower's weights from src; prefix is prepended to every timm
 // key (for example "vit.dino_featurizer." or "vit.siglip_featurizer.", a
 // missing final dot is added). Only blocks up to cfg.FeatureBlock are read.
-// The SigLIP MAP head and the final norm are not used.
-func Load(src core.Source, prefix string, cfg Config) (*Tower, error) {
+// The SigLIP MAP head and the final norm are not used. The Linear weights
+// are placed on be in their checkpoint dtype (the CPU backend keeps a
+// reference to src's bytes, so src must stay open while the tower lives);
+// Close frees them.
+func Load(src core.Source, prefix string, cfg Config, be kernels.Backend) (*Tower, error) {
+	if be == nil {
+		return nil, fmt.Errorf("vit: load %s: no backend", strings.TrimSuffix(prefix, "."))
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("vit: config: %w", err)
 	}
 	if prefix != "" && !strings.HasSuffix(prefix, ".") {
 		prefix += "."
 	}
-	l := loader{src: src, prefix: prefix}
+	l := loader{src: src, prefix: prefix, be: be}
 	D, P, N := cfg.Dim, cfg.Patch, cfg.Patches()
-	t := &Tower{cfg: cfg}
-	t.patchW = l.get("patch_embed.proj.weight", D, 3, P, P)
-	t.patchB = l.get("patch_embed.proj.bias", D)
+	t := &Tower{cfg: cfg, be: be}
+	t.patch = l.dense("patch_embed.proj", D, 3*P*P, D, 3, P, P)
 	if info, ok := src.Lookup(prefix + "pos_embed"); ok && len(info.Shape) == 3 && info.Shape[1] == N+cfg.prefix() && cfg.prefix() > 0 {
 		t.pos = l.get("pos_embed", 1, N+cfg.prefix(), D)
 		t.posAll = true
@@ -153,11 +163,11 @@ func Load(src core.Source, prefix string, cfg Config) (*Tower, error) {
 		p := fmt.Sprintf("blocks.%d.", i)
 		b := block{
 			norm1W: l.get(p+"norm1.weight", D), norm1B: l.get(p+"norm1.bias", D),
-			qkvW: l.get(p+"attn.qkv.weight", 3*D, D), qkvB: l.get(p+"attn.qkv.bias", 3*D),
-			projW: l.get(p+"attn.proj.weight", D, D), projB: l.get(p+"attn.proj.bias", D),
+			qkv:    l.dense(p+"attn.qkv", 3*D, D, 3*D, D),
+			proj:   l.dense(p+"attn.proj", D, D, D, D),
 			norm2W: l.get(p+"norm2.weight", D), norm2B: l.get(p+"norm2.bias", D),
-			fc1W: l.get(p+"mlp.fc1.weight", H, D), fc1B: l.get(p+"mlp.fc1.bias", H),
-			fc2W: l.get(p+"mlp.fc2.weight", D, H), fc2B: l.get(p+"mlp.fc2.bias", D),
+			fc1: l.dense(p+"mlp.fc1", H, D, H, D),
+			fc2: l.dense(p+"mlp.fc2", D, H, D, H),
 		}
 		if cfg.LayerScale {
 			b.ls1 = l.get(p+"ls1.gamma", D)
@@ -166,16 +176,65 @@ func Load(src core.Source, prefix string, cfg Config) (*Tower, error) {
 		t.blocks = append(t.blocks, b)
 	}
 	if l.err != nil {
+		t.Close()
 		return nil, fmt.Errorf("vit: load %s: %w", strings.TrimSuffix(prefix, "."), l.err)
 	}
 	return t, nil
 }
 
-// loader reads tensors as float32, keeping the first error.
+// Close frees the tower's weights on its backend. The tower must not be
+// used afterwards.
+func (t *Tower) Close() {
+	t.patch.free(t.be)
+	for i := range t.blocks {
+		b := &t.blocks[i]
+		for _, d := range []*dense{&b.qkv, &b.proj, &b.fc1, &b.fc2} {
+			d.free(t.be)
+		}
+	}
+}
+
+// loader reads tensors, keeping the first error.
 type loader struct {
 	src    core.Source
 	prefix string
+	be     kernels.Backend
 	err    error
+}
+
+// dense reads the Linear layer prefix+name (".weight" of exactly shape,
+// viewed as [rows, cols], and ".bias" of rows values), placing the weight
+// on the backend in its checkpoint dtype. After an error it returns a
+// zero dense.
+func (l *loader) dense(name string, rows, cols int, shape ...int) dense {
+	if l.err != nil {
+		return dense{}
+	}
+	full := l.prefix + name + ".weight"
+	info, ok := l.src.Lookup(full)
+	if !ok {
+		l.err = fmt.Errorf("missing tensor %s", full)
+		return dense{}
+	}
+	if !sameShape(info.Shape, shape) {
+		l.err = fmt.Errorf("tensor %s has shape %v, want %v", full, info.Shape, shape)
+		return dense{}
+	}
+	bias := l.get(name+".bias", rows)
+	if l.err != nil {
+		return dense{}
+	}
+	b, err := l.src.Bytes(full)
+	if err != nil {
+		l.err = fmt.Errorf("tensor %s: %w", full, err)
+		return dense{}
+	}
+	w, err := l.be.Weight(info.DType, rows, cols, b)
+	if err != nil {
+		l.err = fmt.Errorf("tensor %s: %w", full, err)
+		return dense{}
+	}
+	return dense{w: w, bias: bias, in: cols, out: rows}
 }
 
 // get returns tensor prefix+name decoded to float32 after checking that its
@@ -230,7 +289,9 @@ func (t *Tower) Features(pixels []float32) ([]float32, error) {
 	D, N, pre := c.Dim, c.Patches(), c.prefix()
 	T := pre + N
 	x := make([]float32, T*D)
-	patchEmbed(x[pre*D:], pixels, t.patchW, t.patchB, c.ImageSize, c.Patch, D)
+	if err := patchEmbed(t.be, x[pre*D:], pixels, &t.patch, c.ImageSize, c.Patch); err != nil {
+		return nil, fmt.Errorf("vit: features: patch embedding: %w", err)
+	}
 	if t.cls != nil {
 		copy(x[:D], t.cls)
 	}
@@ -248,7 +309,9 @@ func (t *Tower) Features(pixels []float32) ([]float32, error) {
 	}
 	s := newScratch(T, c)
 	for i := range t.blocks {
-		t.blocks[i].forward(x, s, c)
+		if err := t.blocks[i].forward(t.be, x, s, c); err != nil {
+			return nil, fmt.Errorf("vit: features: block %d: %w", i, err)
+		}
 	}
 	return x[pre*D:], nil
 }
@@ -271,18 +334,26 @@ func newScratch(T int, c Config) *scratch {
 }
 
 // forward applies one block to x [T, D] in place:
-// x += ls1(attn(norm1(x))); x += ls2(mlp(norm2(x))).
-func (b *block) forward(x []float32, s *scratch, c Config) {
+// x += ls1(attn(norm1(x))); x += ls2(mlp(norm2(x))). The Linear layers
+// run on be.
+func (b *block) forward(be kernels.Backend, x []float32, s *scratch, c Config) error {
 	D := c.Dim
 	T := len(x) / D
 	layerNorm(s.h, x, b.norm1W, b.norm1B, D, c.LNEps)
-	linear(s.qkv, s.h, b.qkvW, b.qkvB, T, D, 3*D)
+	if err := b.qkv.apply(be, s.qkv, s.h, T); err != nil {
+		return fmt.Errorf("qkv: %w", err)
+	}
 	attention(s.att, s.qkv, T, D, c.Heads)
-	linear(s.h, s.att, b.projW, b.projB, T, D, D)
+	if err := b.proj.apply(be, s.h, s.att, T); err != nil {
+		return fmt.Errorf("proj: %w", err)
+	}
 	layerScale(s.h, b.ls1, D)
 	addInPlace(x, s.h)
 	layerNorm(s.h, x, b.norm2W, b.norm2B, D, c.LNEps)
-	mlp(s.h, s.h, s.hid, b.fc1W, b.fc1B, b.fc2W, b.fc2B, T, D, c.MLPHidden)
+	if err := mlp(be, s.h, s.h, s.hid, &b.fc1, &b.fc2, T); err != nil {
+		return fmt.Errorf("mlp: %w", err)
+	}
 	layerScale(s.h, b.ls2, D)
 	addInPlace(x, s.h)
+	return nil
 }

@@ -12,7 +12,20 @@ import (
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/internal/npy"
+	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/kernels/cpu"
 )
+
+// testBackend returns a CPU backend closed when t ends.
+func testBackend(t testing.TB) kernels.Backend {
+	t.Helper()
+	be, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	return be
+}
 
 const fixtureDir = "../../testdata/visualrwkv"
 
@@ -73,7 +86,7 @@ func TestFeaturesGolden(t *testing.T) {
 				t.Fatalf("fixture uses %q GELU; only erf is implemented", jc.GELU)
 			}
 			cfg := jc
-			tower, err := Load(f, tc.prefix, cfg)
+			tower, err := Load(f, tc.prefix, cfg, testBackend(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -110,7 +123,7 @@ func TestFeaturesGolden(t *testing.T) {
 func TestFeaturesBadInput(t *testing.T) {
 	cfgs := fixtureConfigs(t)
 	f := openFixture(t)
-	tower, err := Load(f, "vit.dino_featurizer.", cfgs["dino"])
+	tower, err := Load(f, "vit.dino_featurizer.", cfgs["dino"], testBackend(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +193,7 @@ func TestLoadErrors(t *testing.T) {
 			if tc.name == "wrong prefix" {
 				prefix = "vit.nope"
 			}
-			_, err := Load(tc.src, prefix, cfg)
+			_, err := Load(tc.src, prefix, cfg, testBackend(t))
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("Load: error %v, want one containing %q", err, tc.wantErr)
 			}
@@ -193,7 +206,7 @@ func BenchmarkFeaturesFixture(b *testing.B) {
 	f := openFixture(b)
 	for _, tc := range towers {
 		b.Run(tc.name, func(b *testing.B) {
-			tower, err := Load(f, tc.prefix, cfgs[tc.name])
+			tower, err := Load(f, tc.prefix, cfgs[tc.name], testBackend(b))
 			if err != nil {
 				b.Fatal(err)
 			}
