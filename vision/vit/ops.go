@@ -67,23 +67,6 @@ func patchRows(pixels []float32, size, P int) []float32 {
 	return patches
 }
 
-// dot returns Σ a[i]·b[i] with four accumulators; len(b) ≥ len(a).
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
 // layerNorm normalises each D-wide row of x into dst (dst may alias x):
 // (x − mean)/sqrt(var + eps)·w + b, statistics in float64.
 func layerNorm(dst, x, w, b []float32, D int, eps float64) {
@@ -112,42 +95,93 @@ func layerNorm(dst, x, w, b []float32, D int, eps float64) {
 
 // attention is multi-head self-attention over T tokens: qkv is [T, 3D]
 // (q | k | v, each split into heads of D/heads channels), dst [T, D] gets
-// softmax(q·kᵀ/√hd)·v per head, heads concatenated.
-func attention(dst, qkv []float32, T, D, heads int) {
+// softmax(q·kᵀ/√hd)·v per head, heads concatenated. Per head, the score
+// product runs as be.Linear with k as an F32 weight and the value product
+// as be.MatMul with v as one; the softmax runs in Go.
+func attention(be kernels.Backend, dst, qkv []float32, T, D, heads int) error {
 	hd := D / heads
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	parallelFor(heads*T, 8, func(lo, hi int) {
-		scores := make([]float32, T)
-		q := make([]float32, hd)
-		for job := lo; job < hi; job++ {
-			h, t := job/T, job%T
-			qrow := qkv[t*3*D+h*hd : t*3*D+h*hd+hd]
-			for i, v := range qrow {
-				q[i] = v * scale
+	q, k, v := make([]float32, T*hd), make([]float32, T*hd), make([]float32, T*hd)
+	scores := make([]float32, T*T)
+	out := make([]float32, T*hd)
+	for h := range heads {
+		for t := range T {
+			row := qkv[t*3*D:]
+			for i := range hd {
+				q[t*hd+i] = row[h*hd+i] * scale
 			}
+			copy(k[t*hd:(t+1)*hd], row[D+h*hd:])
+			copy(v[t*hd:(t+1)*hd], row[2*D+h*hd:])
+		}
+		if err := headProducts(be, out, scores, q, k, v, T, hd); err != nil {
+			return fmt.Errorf("head %d: %w", h, err)
+		}
+		for t := range T {
+			copy(dst[t*D+h*hd:t*D+h*hd+hd], out[t*hd:(t+1)*hd])
+		}
+	}
+	return nil
+}
+
+// headProducts sets out [T, hd] = softmax(q·kᵀ)·v for one head, q already
+// scaled; scores is [T, T] scratch.
+func headProducts(be kernels.Backend, out, scores, q, k, v []float32, T, hd int) error {
+	kw, err := be.Weight(kernels.F32, T, hd, floatBytes(k))
+	if err != nil {
+		return err
+	}
+	defer be.Free(kw)
+	score := dense{w: kw, in: hd, out: T}
+	if err := score.apply(be, scores, q, T); err != nil {
+		return fmt.Errorf("scores: %w", err)
+	}
+	softmaxRows(scores, T)
+	vw, err := be.Weight(kernels.F32, T, hd, floatBytes(v))
+	if err != nil {
+		return err
+	}
+	defer be.Free(vw)
+	pt, err := be.Alloc(kernels.F32, T, T)
+	if err != nil {
+		return err
+	}
+	defer be.Free(pt)
+	ot, err := be.Alloc(kernels.F32, T, hd)
+	if err != nil {
+		return err
+	}
+	defer be.Free(ot)
+	if err := be.Upload(pt, floatBytes(scores)); err != nil {
+		return fmt.Errorf("values: upload: %w", err)
+	}
+	be.MatMul(ot, pt, vw)
+	if err := be.Download(floatBytes(out), ot); err != nil {
+		return fmt.Errorf("values: download: %w", err)
+	}
+	if err := be.Sync(); err != nil {
+		return fmt.Errorf("values: %w", err)
+	}
+	return nil
+}
+
+// softmaxRows replaces each n-wide row of x by its softmax.
+func softmaxRows(x []float32, n int) {
+	parallelFor(len(x)/n, 16, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := x[r*n : (r+1)*n]
 			best := float32(math.Inf(-1))
-			for j := range T {
-				s := dot(q, qkv[j*3*D+D+h*hd:])
-				scores[j] = s
+			for _, s := range row {
 				best = max(best, s)
 			}
 			var sum float32
-			for j, s := range scores {
+			for j, s := range row {
 				e := float32(math.Exp(float64(s - best)))
-				scores[j] = e
+				row[j] = e
 				sum += e
 			}
-			out := dst[t*D+h*hd : t*D+h*hd+hd]
-			clear(out)
-			for j, p := range scores {
-				v := qkv[j*3*D+2*D+h*hd : j*3*D+2*D+h*hd+hd]
-				for i := range out {
-					out[i] += p * v[i]
-				}
-			}
 			inv := 1 / sum
-			for i := range out {
-				out[i] *= inv
+			for j := range row {
+				row[j] *= inv
 			}
 		}
 	})

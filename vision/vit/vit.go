@@ -343,7 +343,9 @@ func (b *block) forward(be kernels.Backend, x []float32, s *scratch, c Config) e
 	if err := b.qkv.apply(be, s.qkv, s.h, T); err != nil {
 		return fmt.Errorf("qkv: %w", err)
 	}
-	attention(s.att, s.qkv, T, D, c.Heads)
+	if err := attention(be, s.att, s.qkv, T, D, c.Heads); err != nil {
+		return fmt.Errorf("attention: %w", err)
+	}
 	if err := b.proj.apply(be, s.h, s.att, T); err != nil {
 		return fmt.Errorf("proj: %w", err)
 	}
