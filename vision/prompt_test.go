@@ -3,6 +3,7 @@ package vision
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,9 @@ import (
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/core/tokenizer"
+	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/cpu"
+	"github.com/goose-rwkv/goose/kernels/cuda"
 	"github.com/goose-rwkv/goose/vision/preprocess"
 )
 
@@ -20,6 +23,30 @@ import (
 // spliced in, and the language model's first reply token, which must be
 // the reference's argmax.
 func TestAskFromPNG(t *testing.T) {
+	be, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	checkAsk(t, be)
+}
+
+// TestAskFromPNGCUDA is TestAskFromPNG with the towers, the projector and
+// the language model on the GPU; it skips, saying why, without one.
+func TestAskFromPNGCUDA(t *testing.T) {
+	be, err := cuda.New(cuda.Options{})
+	var un *kernels.UnavailableError
+	if errors.As(err, &un) {
+		t.Skipf("no GPU: %s", un.Reason)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	checkAsk(t, be)
+}
+
+func checkAsk(t *testing.T, be kernels.Backend) {
 	dir := filepath.Join("..", "testdata", "visualrwkv")
 	raw, err := os.ReadFile(filepath.Join(dir, "mm.visualrwkv.json"))
 	if err != nil {
@@ -39,11 +66,6 @@ func TestAskFromPNG(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	be, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
 	vm, err := Load(f, be, fx.Config)
 	if err != nil {
 		t.Fatal(err)
