@@ -1,9 +1,12 @@
 package sam
 
 import (
+	"fmt"
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/goose-rwkv/goose/kernels"
 )
 
 // The functions in this file hold the encoder's math, one operation each,
@@ -55,14 +58,6 @@ func dot(a, b []float32) float32 {
 		s0 += a[i] * b[i]
 	}
 	return (s0 + s1) + (s2 + s3)
-}
-
-// axpy adds a·x to y.
-func axpy(a float32, x, y []float32) {
-	x = x[:len(y)]
-	for i := range y {
-		y[i] += a * x[i]
-	}
 }
 
 // layerNorm normalises each of the n rows of x (width c) to zero mean and
@@ -254,46 +249,146 @@ func resizeRelPos(rel []float32, l, d, n int) []float32 {
 // relH and relW are [2s−1, hd] tables; the score of query (qy, qx) and key
 // (ky, kx) is scale·q·k + q·relH[qy−ky+s−1] + q·relW[qx−kx+s−1], with the
 // unscaled q in the position terms.
-func attention(out, qkv, relH, relW []float32, nWin, s, heads, hd int) {
+//
+// Head by head, the windows' queries, keys and values go to be in one
+// upload each; the score product runs per window as be.Linear with the
+// window's keys as an F32 weight and the value product as be.MatMul with
+// its values as one, on row slices of the same tensors, so a head costs
+// five transfers whatever the window count. The position terms and the
+// softmax run in Go.
+func attention(be kernels.Backend, out, qkv, relH, relW []float32, nWin, s, heads, hd int) error {
 	n := s * s
 	d := heads * hd
+	R := nWin * n
+	var ts [5]kernels.Tensor
+	for i, cols := range []int{hd, hd, hd, n, hd} {
+		t, err := be.Alloc(kernels.F32, R, cols)
+		if err != nil {
+			return fmt.Errorf("attention: %w", err)
+		}
+		defer be.Free(t)
+		ts[i] = t
+	}
+	qt, kt, vt, st, ot := ts[0], ts[1], ts[2], ts[3], ts[4]
+	q, k, v, o := make([]float32, R*hd), make([]float32, R*hd), make([]float32, R*hd), make([]float32, R*hd)
+	scores := make([]float32, R*n)
+	for h := range heads {
+		parallelFor(R, 256, func(lo, hi int) {
+			for t := lo; t < hi; t++ {
+				row := qkv[t*3*d:]
+				copy(q[t*hd:(t+1)*hd], row[h*hd:])
+				copy(k[t*hd:(t+1)*hd], row[d+h*hd:])
+				copy(v[t*hd:(t+1)*hd], row[2*d+h*hd:])
+			}
+		})
+		for i, up := range [][]float32{q, k, v} {
+			if err := be.Upload(ts[i], floatBytes(up)); err != nil {
+				return fmt.Errorf("attention: head %d: upload: %w", h, err)
+			}
+		}
+		for w := range nWin {
+			lo, hi := w*n, (w+1)*n
+			be.Linear(st.Slice(lo, hi), qt.Slice(lo, hi), kt.Slice(lo, hi))
+		}
+		if err := be.Download(floatBytes(scores), st); err != nil {
+			return fmt.Errorf("attention: head %d: scores: download: %w", h, err)
+		}
+		if err := be.Sync(); err != nil {
+			return fmt.Errorf("attention: head %d: scores: %w", h, err)
+		}
+		relSoftmax(scores, q, relH, relW, R, s, hd)
+		if err := be.Upload(st, floatBytes(scores)); err != nil {
+			return fmt.Errorf("attention: head %d: upload: %w", h, err)
+		}
+		for w := range nWin {
+			lo, hi := w*n, (w+1)*n
+			be.MatMul(ot.Slice(lo, hi), st.Slice(lo, hi), vt.Slice(lo, hi))
+		}
+		if err := be.Download(floatBytes(o), ot); err != nil {
+			return fmt.Errorf("attention: head %d: values: download: %w", h, err)
+		}
+		if err := be.Sync(); err != nil {
+			return fmt.Errorf("attention: head %d: values: %w", h, err)
+		}
+		parallelFor(R, 256, func(lo, hi int) {
+			for t := lo; t < hi; t++ {
+				copy(out[t*d+h*hd:t*d+(h+1)*hd], o[t*hd:(t+1)*hd])
+			}
+		})
+	}
+	return nil
+}
+
+// relSoftmax turns the R rows of raw products q·k in scores (n = s·s per
+// row, the keys of the row's window) into attention weights: row i, a
+// query at (qy, qx) of its s×s window with unscaled query q[i], gets
+// scale·q·k + q·relH[qy−ky+s−1] + q·relW[qx−kx+s−1] for key (ky, kx),
+// then the softmax over the row.
+func relSoftmax(scores, q, relH, relW []float32, R, s, hd int) {
+	n := s * s
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	parallelFor(nWin*heads*n, 8, func(lo, hi int) {
-		scores := make([]float32, n)
+	parallelFor(R, 8, func(lo, hi int) {
 		ph := make([]float32, s)
 		pw := make([]float32, s)
-		for item := lo; item < hi; item++ {
-			win := item / (heads * n)
-			h := (item / n) % heads
-			i := item % n
-			base := win * n
-			q := qkv[(base+i)*3*d+h*hd:][:hd]
+		for r := lo; r < hi; r++ {
+			qr := q[r*hd : (r+1)*hd]
+			i := r % n
 			qy, qx := i/s, i%s
 			for k := 0; k < s; k++ {
-				ph[k] = dot(q, relH[(qy-k+s-1)*hd:])
-				pw[k] = dot(q, relW[(qx-k+s-1)*hd:])
+				ph[k] = dot(qr, relH[(qy-k+s-1)*hd:])
+				pw[k] = dot(qr, relW[(qx-k+s-1)*hd:])
 			}
+			row := scores[r*n : (r+1)*n]
 			maxScore := float32(math.Inf(-1))
-			for j := 0; j < n; j++ {
-				k := qkv[(base+j)*3*d+d+h*hd:][:hd]
-				sc := scale*dot(q, k) + ph[j/s] + pw[j%s]
-				scores[j] = sc
-				maxScore = max(maxScore, sc)
+			for ky := range s {
+				keys := row[ky*s : (ky+1)*s]
+				bias := ph[ky]
+				for kx, sc := range keys {
+					sc = scale*sc + bias + pw[kx]
+					keys[kx] = sc
+					maxScore = max(maxScore, sc)
+				}
 			}
-			var sum float32
-			for j, sc := range scores {
-				e := float32(math.Exp(float64(sc - maxScore)))
-				scores[j] = e
-				sum += e
-			}
-			o := out[(base+i)*d+h*hd:][:hd]
-			clear(o)
-			inv := 1 / sum
-			for j, p := range scores {
-				axpy(p*inv, qkv[(base+j)*3*d+2*d+h*hd:], o)
+			inv := 1 / expShifted(row, maxScore)
+			for j := range row {
+				row[j] *= inv
 			}
 		}
 	})
+}
+
+// expShifted replaces each x of row, all at most m, by e^(x−m) in float32
+// and returns their sum. With y = x − m = n·ln2 + r, |r| ≤ ln2/2, e^r is
+// its degree-6 Taylor polynomial (truncation error below 1.3e-7), scaled
+// by 2^n through the exponent bits; y below −87.3 gives 0 (no
+// subnormals) and NaN stays NaN. It is about twice as fast as math.Exp.
+func expShifted(row []float32, m float32) float32 {
+	const (
+		log2e = 1.44269504088896341
+		ln2Hi = 0.693145751953125
+		ln2Lo = 1.428606765330187045e-06
+	)
+	var sum float32
+	for j, x := range row {
+		x -= m
+		if !(x >= -87.3) { // underflow, or NaN from an infinite score
+			if x != x {
+				row[j] = x
+				sum += x
+			} else {
+				row[j] = 0
+			}
+			continue
+		}
+		n := int32(x*log2e - 0.5) // round to nearest, x ≤ 0
+		fn := float32(n)
+		r := x - fn*ln2Hi - fn*ln2Lo
+		p := 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720))))))
+		e := p * math.Float32frombits(uint32(n+127)<<23)
+		row[j] = e
+		sum += e
+	}
+	return sum
 }
 
 // losslessMerge folds each f×f block of the [h, w, c] map x into one

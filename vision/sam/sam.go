@@ -1,7 +1,9 @@
 // Package sam is the SAM ViT image encoder tower of VisualRWKV-7 in
 // float32, its matrix products (patch embedding, qkv, proj, MLP, neck
 // convolutions) on a kernels.Backend with the weights in their checkpoint
-// dtype and everything else in Go: patch embedding plus absolute position embedding, ViT
+// dtype, the attention score and value products there too (per head and
+// window, keys and values as F32 operands), and everything else (the
+// relative-position terms, softmax, norms) in Go: patch embedding plus absolute position embedding, ViT
 // blocks with windowed or global attention and decomposed relative
 // position embeddings, the convolutional neck, and the f×f lossless merge
 // that turns the neck's map into feature rows.
@@ -354,7 +356,9 @@ func (e *Encoder) blockForward(b *block, x []float32) error {
 		return fmt.Errorf("qkv: %w", err)
 	}
 	att := make([]float32, n*D)
-	attention(att, qkv, b.relH, b.relW, nWin, b.span, H, D/H)
+	if err := attention(e.be, att, qkv, b.relH, b.relW, nWin, b.span, H, D/H); err != nil {
+		return err
+	}
 	proj := make([]float32, n*D)
 	if err := b.proj.apply(e.be, proj, att, n); err != nil {
 		return fmt.Errorf("proj: %w", err)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -240,5 +241,45 @@ func BenchmarkFeatures(b *testing.B) {
 		if _, err := enc.Features(pixels.Data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestExpShifted(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		lo, hi, m float32
+	}{
+		{"softmax range", -30, 0, 0},
+		{"near zero", -1, 0, 0},
+		{"small", -87, -30, 0},
+		{"shifted", -40, 12.5, 12.5},
+		{"negative max", -90, -3, -3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const steps = 50000
+			row := make([]float32, steps+1)
+			for i := range row {
+				row[i] = tc.lo + (tc.hi-tc.lo)*float32(i)/steps
+			}
+			xs := slices.Clone(row)
+			sum := expShifted(row, tc.m)
+			var worst, wantSum float64
+			for i, x := range xs {
+				want := math.Exp(float64(x - tc.m)) // the float32 difference, as the softmax forms it
+				wantSum += want
+				worst = max(worst, math.Abs(float64(row[i])-want)/want)
+			}
+			if worst > 1e-6 {
+				t.Errorf("worst relative error %.3g > 1e-6", worst)
+			}
+			if d := math.Abs(float64(sum)-wantSum) / wantSum; d > 1e-4 {
+				t.Errorf("sum %g, want %g", sum, wantSum)
+			}
+		})
+	}
+	row := []float32{0, -100, float32(math.NaN())}
+	expShifted(row, 0)
+	if row[0] != 1 || row[1] != 0 || !math.IsNaN(float64(row[2])) {
+		t.Errorf("exp of [0, -100, NaN] = %v, want [1 0 NaN]", row)
 	}
 }
