@@ -3,10 +3,11 @@
 // convolutions) on a kernels.Backend with the weights in their checkpoint
 // dtype, the attention score and value products there too (per head and
 // window, keys and values as F32 operands), and everything else (the
-// relative-position terms, softmax, norms) in Go: patch embedding plus absolute position embedding, ViT
-// blocks with windowed or global attention and decomposed relative
-// position embeddings, the convolutional neck, and the f×f lossless merge
-// that turns the neck's map into feature rows.
+// relative-position terms, softmax, norms) in Go: patch embedding plus
+// absolute position embedding, ViT blocks with windowed or global
+// attention and decomposed relative position embeddings, the
+// convolutional neck, and the f×f lossless merge that turns the neck's
+// map into feature rows.
 package sam
 
 import (
