@@ -9,6 +9,7 @@ import (
 
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/vision/internal/nn"
 )
 
 // Projector is VisualRWKV-7's MLP with context gating, on a compute backend:
@@ -66,7 +67,7 @@ func LoadProjector(src core.Source, be kernels.Backend) (*Projector, error) {
 			return kernels.Tensor{}, err
 		}
 		p.owned = append(p.owned, t)
-		return t, be.Upload(t, floatBytes(f))
+		return t, be.Upload(t, nn.FloatBytes(f))
 	}
 	var err error
 	if p.gate, err = matrix("proj.gate.weight"); err == nil {
@@ -135,7 +136,7 @@ func (p *Projector) Project(features []float32) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := be.Upload(x, floatBytes(features)); err != nil {
+	if err := be.Upload(x, nn.FloatBytes(features)); err != nil {
 		return nil, err
 	}
 	be.Linear(g, x, p.gate)
@@ -144,7 +145,7 @@ func (p *Projector) Project(features []float32) ([]float32, error) {
 	be.Linear(h, g, p.out)
 	be.LayerNorm(y, h, p.lnW, p.lnB, 1e-5)
 	out := make([]float32, n*C)
-	if err := be.Download(floatBytes(out), y); err != nil {
+	if err := be.Download(nn.FloatBytes(out), y); err != nil {
 		return nil, err
 	}
 	return out, be.Sync()

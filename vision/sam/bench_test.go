@@ -2,6 +2,7 @@ package sam
 
 import (
 	"encoding/binary"
+	"github.com/goose-rwkv/goose/vision/internal/nn"
 	"math/rand/v2"
 	"testing"
 
@@ -38,7 +39,7 @@ func BenchmarkBlockReal(b *testing.B) {
 				}
 				return v
 			}
-			mat := func(rows, cols int) dense {
+			mat := func(rows, cols int) nn.Dense {
 				raw := make([]byte, 2*rows*cols)
 				for i := range rows * cols {
 					binary.LittleEndian.PutUint16(raw[2*i:], half.F32ToBF16((rng.Float32()*2-1)*0.03))
@@ -47,7 +48,7 @@ func BenchmarkBlockReal(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				return dense{w: w, bias: vec(rows, 0.1), in: cols, out: rows}
+				return nn.Dense{W: w, Bias: vec(rows, 0.1), In: cols, Out: rows}
 			}
 			D, M, G := cfg.EmbedDim, cfg.MLPHidden, cfg.Grid()
 			hd := D / cfg.Heads
@@ -74,7 +75,7 @@ func BenchmarkBlockReal(b *testing.B) {
 		be := testBackend(b)
 		rng := rand.New(rand.NewPCG(3, 4))
 		D, N, G := cfg.EmbedDim, cfg.NeckChannels, cfg.Grid()
-		mat := func(rows, cols int) dense {
+		mat := func(rows, cols int) nn.Dense {
 			raw := make([]byte, 2*rows*cols)
 			for i := range rows * cols {
 				binary.LittleEndian.PutUint16(raw[2*i:], half.F32ToBF16((rng.Float32()*2-1)*0.03))
@@ -83,7 +84,7 @@ func BenchmarkBlockReal(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			return dense{w: w, in: cols, out: rows}
+			return nn.Dense{W: w, In: cols, Out: rows}
 		}
 		ones := make([]float32, N)
 		for i := range ones {

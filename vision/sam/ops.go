@@ -2,9 +2,8 @@ package sam
 
 import (
 	"fmt"
+	"github.com/goose-rwkv/goose/vision/internal/nn"
 	"math"
-	"runtime"
-	"sync"
 
 	"github.com/goose-rwkv/goose/kernels"
 )
@@ -12,36 +11,6 @@ import (
 // The functions in this file hold the encoder's math, one operation each,
 // on row-major float32 slices. Activations are token rows: a [H, W, C]
 // feature map is stored as H·W rows of C values.
-
-// parallelFor splits [0, n) into contiguous ranges and runs fn on them in
-// parallel; grain is the smallest range worth a goroutine.
-func parallelFor(n, grain int, fn func(lo, hi int)) {
-	if n <= 0 {
-		return
-	}
-	workers := runtime.GOMAXPROCS(0)
-	if grain < 1 {
-		grain = 1
-	}
-	if c := (n + grain - 1) / grain; c < workers {
-		workers = c
-	}
-	if workers <= 1 {
-		fn(0, n)
-		return
-	}
-	step := (n + workers - 1) / workers
-	var wg sync.WaitGroup
-	for lo := 0; lo < n; lo += step {
-		hi := min(lo+step, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	wg.Wait()
-}
 
 // dot returns Σ a[i]·b[i]; len(b) must be at least len(a).
 func dot(a, b []float32) float32 {
@@ -65,7 +34,7 @@ func dot(a, b []float32) float32 {
 // (which may be x). LayerNorm2d over channels is the same operation on
 // pixel rows.
 func layerNorm(out, x, weight, bias []float32, n, c int, eps float32) {
-	parallelFor(n, 16, func(lo, hi int) {
+	nn.ParallelFor(n, 16, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr := x[r*c : (r+1)*c]
 			or := out[r*c : (r+1)*c]
@@ -90,7 +59,7 @@ func layerNorm(out, x, weight, bias []float32, n, c int, eps float32) {
 
 // geluErf applies the exact GELU, x·Φ(x) = x/2·(1 + erf(x/√2)), in place.
 func geluErf(x []float32) {
-	parallelFor(len(x), 4096, func(lo, hi int) {
+	nn.ParallelFor(len(x), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := float64(x[i])
 			x[i] = float32(0.5 * v * (1 + math.Erf(v/math.Sqrt2)))
@@ -100,7 +69,7 @@ func geluErf(x []float32) {
 
 // add adds x to y element-wise.
 func add(y, x []float32) {
-	parallelFor(len(y), 4096, func(lo, hi int) {
+	nn.ParallelFor(len(y), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			y[i] += x[i]
 		}
@@ -115,7 +84,7 @@ func patchRows(pixels []float32, ch, h, w, p int) []float32 {
 	gh, gw := h/p, w/p
 	k := ch * p * p
 	rows := make([]float32, gh*gw*k)
-	parallelFor(gh, 1, func(lo, hi int) {
+	nn.ParallelFor(gh, 1, func(lo, hi int) {
 		for gy := lo; gy < hi; gy++ {
 			for gx := 0; gx < gw; gx++ {
 				row := rows[(gy*gw+gx)*k:]
@@ -140,7 +109,7 @@ func patchRows(pixels []float32, ch, h, w, p int) []float32 {
 func conv3x3Rows(x []float32, h, w, c int) []float32 {
 	k := c * 9
 	rows := make([]float32, h*w*k)
-	parallelFor(h, 1, func(lo, hi int) {
+	nn.ParallelFor(h, 1, func(lo, hi int) {
 		for y := lo; y < hi; y++ {
 			for xx := 0; xx < w; xx++ {
 				row := rows[(y*w+xx)*k : (y*w+xx+1)*k]
@@ -199,7 +168,7 @@ func windowPartition(x []float32, h, w, c, s int) ([]float32, int) {
 // padding.
 func windowUnpartitionAdd(dst, win []float32, h, w, c, s int) {
 	nw := (w + s - 1) / s
-	parallelFor(h, 1, func(lo, hi int) {
+	nn.ParallelFor(h, 1, func(lo, hi int) {
 		for y := lo; y < hi; y++ {
 			wy, iy := y/s, y%s
 			for xx := 0; xx < w; xx++ {
@@ -273,7 +242,7 @@ func attention(be kernels.Backend, out, qkv, relH, relW []float32, nWin, s, head
 	q, k, v, o := make([]float32, R*hd), make([]float32, R*hd), make([]float32, R*hd), make([]float32, R*hd)
 	scores := make([]float32, R*n)
 	for h := range heads {
-		parallelFor(R, 256, func(lo, hi int) {
+		nn.ParallelFor(R, 256, func(lo, hi int) {
 			for t := lo; t < hi; t++ {
 				row := qkv[t*3*d:]
 				copy(q[t*hd:(t+1)*hd], row[h*hd:])
@@ -282,7 +251,7 @@ func attention(be kernels.Backend, out, qkv, relH, relW []float32, nWin, s, head
 			}
 		})
 		for i, up := range [][]float32{q, k, v} {
-			if err := be.Upload(ts[i], floatBytes(up)); err != nil {
+			if err := be.Upload(ts[i], nn.FloatBytes(up)); err != nil {
 				return fmt.Errorf("attention: head %d: upload: %w", h, err)
 			}
 		}
@@ -290,27 +259,27 @@ func attention(be kernels.Backend, out, qkv, relH, relW []float32, nWin, s, head
 			lo, hi := w*n, (w+1)*n
 			be.Linear(st.Slice(lo, hi), qt.Slice(lo, hi), kt.Slice(lo, hi))
 		}
-		if err := be.Download(floatBytes(scores), st); err != nil {
+		if err := be.Download(nn.FloatBytes(scores), st); err != nil {
 			return fmt.Errorf("attention: head %d: scores: download: %w", h, err)
 		}
 		if err := be.Sync(); err != nil {
 			return fmt.Errorf("attention: head %d: scores: %w", h, err)
 		}
 		relSoftmax(scores, q, relH, relW, R, s, hd)
-		if err := be.Upload(st, floatBytes(scores)); err != nil {
+		if err := be.Upload(st, nn.FloatBytes(scores)); err != nil {
 			return fmt.Errorf("attention: head %d: upload: %w", h, err)
 		}
 		for w := range nWin {
 			lo, hi := w*n, (w+1)*n
 			be.MatMul(ot.Slice(lo, hi), st.Slice(lo, hi), vt.Slice(lo, hi))
 		}
-		if err := be.Download(floatBytes(o), ot); err != nil {
+		if err := be.Download(nn.FloatBytes(o), ot); err != nil {
 			return fmt.Errorf("attention: head %d: values: download: %w", h, err)
 		}
 		if err := be.Sync(); err != nil {
 			return fmt.Errorf("attention: head %d: values: %w", h, err)
 		}
-		parallelFor(R, 256, func(lo, hi int) {
+		nn.ParallelFor(R, 256, func(lo, hi int) {
 			for t := lo; t < hi; t++ {
 				copy(out[t*d+h*hd:t*d+(h+1)*hd], o[t*hd:(t+1)*hd])
 			}
@@ -327,7 +296,7 @@ func attention(be kernels.Backend, out, qkv, relH, relW []float32, nWin, s, head
 func relSoftmax(scores, q, relH, relW []float32, R, s, hd int) {
 	n := s * s
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	parallelFor(R, 8, func(lo, hi int) {
+	nn.ParallelFor(R, 8, func(lo, hi int) {
 		ph := make([]float32, s)
 		pw := make([]float32, s)
 		for r := lo; r < hi; r++ {

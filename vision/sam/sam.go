@@ -13,6 +13,7 @@ package sam
 import (
 	"errors"
 	"fmt"
+	"github.com/goose-rwkv/goose/vision/internal/nn"
 	"math"
 	"slices"
 
@@ -84,13 +85,13 @@ func (c Config) validate() error {
 // backend, the rest float32 in Go.
 type block struct {
 	norm1W, norm1B []float32
-	qkv            dense     // [3D, D]
-	proj           dense     // [D, D]
+	qkv            nn.Dense  // [3D, D]
+	proj           nn.Dense  // [D, D]
 	relH, relW     []float32 // [2s−1, hd], resampled to the block's span s
 	norm2W, norm2B []float32
-	lin1           dense // [hidden, D]
-	lin2           dense // [D, hidden]
-	span           int   // window side, or the grid side for global blocks
+	lin1           nn.Dense // [hidden, D]
+	lin2           nn.Dense // [D, hidden]
+	span           int      // window side, or the grid side for global blocks
 	global         bool
 }
 
@@ -101,13 +102,13 @@ type Encoder struct {
 	cfg      Config
 	be       kernels.Backend
 	eps      float32
-	patch    dense     // [D, 3·p·p]
+	patch    nn.Dense  // [D, 3·p·p]
 	pos      []float32 // [grid·grid, D]
 	blocks   []block
-	neck0    dense // [N, D], no bias
+	neck0    nn.Dense // [N, D], no bias
 	neck1W   []float32
 	neck1B   []float32
-	neck2    dense // [N, N·9], no bias
+	neck2    nn.Dense // [N, N·9], no bias
 	neck3W   []float32
 	neck3B   []float32
 	channels int // input channels, 3
@@ -171,14 +172,14 @@ func (l loader) weight(be kernels.Backend, name string, rows, cols int, want ...
 	return t, nil
 }
 
-// dense places the weight prefix+name (of exactly shape want) on be as the
+// nn.Dense places the weight prefix+name (of exactly shape want) on be as the
 // [rows, cols] matrix of a Linear layer with the given bias (nil for none).
-func (l loader) dense(be kernels.Backend, name string, bias []float32, rows, cols int, want ...int) (dense, error) {
+func (l loader) dense(be kernels.Backend, name string, bias []float32, rows, cols int, want ...int) (nn.Dense, error) {
 	w, err := l.weight(be, name, rows, cols, want...)
 	if err != nil {
-		return dense{}, err
+		return nn.Dense{}, err
 	}
-	return dense{w: w, bias: bias, in: cols, out: rows}, nil
+	return nn.Dense{W: w, Bias: bias, In: cols, Out: rows}, nil
 }
 
 // Load reads the encoder whose tensors are named prefix+"patch_embed.proj.weight"
@@ -207,13 +208,13 @@ func Load(src core.Source, prefix string, cfg Config, be kernels.Backend) (*Enco
 // Close frees the encoder's weights on its backend. The encoder must not be
 // used afterwards.
 func (e *Encoder) Close() {
-	ds := []*dense{&e.patch, &e.neck0, &e.neck2}
+	ds := []*nn.Dense{&e.patch, &e.neck0, &e.neck2}
 	for i := range e.blocks {
 		b := &e.blocks[i]
 		ds = append(ds, &b.qkv, &b.proj, &b.lin1, &b.lin2)
 	}
 	for _, d := range ds {
-		d.free(e.be)
+		d.Free(e.be)
 	}
 }
 
@@ -231,7 +232,7 @@ func (e *Encoder) load(src core.Source, prefix string) (*Encoder, error) {
 	if e.patch, err = l.dense(e.be, "patch_embed.proj.weight", nil, D, e.channels*P*P, D, e.channels, P, P); err != nil {
 		return e, wrap(err)
 	}
-	if e.patch.bias, _, err = l.get("patch_embed.proj.bias", D); err != nil {
+	if e.patch.Bias, _, err = l.get("patch_embed.proj.bias", D); err != nil {
 		return e, wrap(err)
 	}
 	if e.pos, _, err = l.get("pos_embed", 1, G, G, D); err != nil {
@@ -249,9 +250,9 @@ func (e *Encoder) load(src core.Source, prefix string) (*Encoder, error) {
 			n    int
 		}{
 			{&b.norm1W, "norm1.weight", D}, {&b.norm1B, "norm1.bias", D},
-			{&b.qkv.bias, "attn.qkv.bias", 3 * D}, {&b.proj.bias, "attn.proj.bias", D},
+			{&b.qkv.Bias, "attn.qkv.bias", 3 * D}, {&b.proj.Bias, "attn.proj.bias", D},
 			{&b.norm2W, "norm2.weight", D}, {&b.norm2B, "norm2.bias", D},
-			{&b.lin1.bias, "mlp.lin1.bias", cfg.MLPHidden}, {&b.lin2.bias, "mlp.lin2.bias", D},
+			{&b.lin1.Bias, "mlp.lin1.bias", cfg.MLPHidden}, {&b.lin2.Bias, "mlp.lin2.bias", D},
 		}
 		for _, v := range vecs {
 			if *v.dst, _, err = l.get(p+v.name, v.n); err != nil {
@@ -263,7 +264,7 @@ func (e *Encoder) load(src core.Source, prefix string) (*Encoder, error) {
 		e.blocks = append(e.blocks, b)
 		bp := &e.blocks[len(e.blocks)-1]
 		mats := []struct {
-			dst       *dense
+			dst       *nn.Dense
 			name      string
 			rows, col int
 		}{
@@ -271,7 +272,7 @@ func (e *Encoder) load(src core.Source, prefix string) (*Encoder, error) {
 			{&bp.lin1, "mlp.lin1.weight", cfg.MLPHidden, D}, {&bp.lin2, "mlp.lin2.weight", D, cfg.MLPHidden},
 		}
 		for _, m := range mats {
-			if *m.dst, err = l.dense(e.be, p+m.name, m.dst.bias, m.rows, m.col, m.rows, m.col); err != nil {
+			if *m.dst, err = l.dense(e.be, p+m.name, m.dst.Bias, m.rows, m.col, m.rows, m.col); err != nil {
 				return e, wrap(err)
 			}
 		}
@@ -323,7 +324,7 @@ func (e *Encoder) Features(pixels []float32) ([]float32, error) {
 	D, P, G := cfg.EmbedDim, cfg.Patch, cfg.Grid()
 	T := G * G
 	x := make([]float32, T*D)
-	if err := e.patch.apply(e.be, x, patchRows(pixels, e.channels, S, S, P), T); err != nil {
+	if err := e.patch.Apply(e.be, x, patchRows(pixels, e.channels, S, S, P), T); err != nil {
 		return nil, fmt.Errorf("sam: features: patch embedding: %w", err)
 	}
 	add(x, e.pos)
@@ -353,7 +354,7 @@ func (e *Encoder) blockForward(b *block, x []float32) error {
 	}
 	n := nWin * b.span * b.span
 	qkv := make([]float32, n*3*D)
-	if err := b.qkv.apply(e.be, qkv, win, n); err != nil {
+	if err := b.qkv.Apply(e.be, qkv, win, n); err != nil {
 		return fmt.Errorf("qkv: %w", err)
 	}
 	att := make([]float32, n*D)
@@ -361,7 +362,7 @@ func (e *Encoder) blockForward(b *block, x []float32) error {
 		return err
 	}
 	proj := make([]float32, n*D)
-	if err := b.proj.apply(e.be, proj, att, n); err != nil {
+	if err := b.proj.Apply(e.be, proj, att, n); err != nil {
 		return fmt.Errorf("proj: %w", err)
 	}
 	if b.global {
@@ -371,11 +372,11 @@ func (e *Encoder) blockForward(b *block, x []float32) error {
 	}
 	layerNorm(h, x, b.norm2W, b.norm2B, T, D, e.eps)
 	mid := make([]float32, T*cfg.MLPHidden)
-	if err := b.lin1.apply(e.be, mid, h, T); err != nil {
+	if err := b.lin1.Apply(e.be, mid, h, T); err != nil {
 		return fmt.Errorf("lin1: %w", err)
 	}
 	geluErf(mid)
-	if err := b.lin2.apply(e.be, h, mid, T); err != nil {
+	if err := b.lin2.Apply(e.be, h, mid, T); err != nil {
 		return fmt.Errorf("lin2: %w", err)
 	}
 	add(x, h)
@@ -390,12 +391,12 @@ func (e *Encoder) neck(x []float32) ([]float32, error) {
 	G, N := e.cfg.Grid(), e.cfg.NeckChannels
 	T := G * G
 	a := make([]float32, T*N)
-	if err := e.neck0.apply(e.be, a, x, T); err != nil {
+	if err := e.neck0.Apply(e.be, a, x, T); err != nil {
 		return nil, fmt.Errorf("conv 1×1: %w", err)
 	}
 	layerNorm(a, a, e.neck1W, e.neck1B, T, N, e.eps)
 	b := make([]float32, T*N)
-	if err := e.neck2.apply(e.be, b, conv3x3Rows(a, G, G, N), T); err != nil {
+	if err := e.neck2.Apply(e.be, b, conv3x3Rows(a, G, G, N), T); err != nil {
 		return nil, fmt.Errorf("conv 3×3: %w", err)
 	}
 	layerNorm(b, b, e.neck3W, e.neck3B, T, N, e.eps)

@@ -2,6 +2,7 @@ package vit
 
 import (
 	"encoding/binary"
+	"github.com/goose-rwkv/goose/vision/internal/nn"
 	"math/rand/v2"
 	"testing"
 
@@ -29,7 +30,7 @@ func BenchmarkBlockReal(b *testing.B) {
 				}
 				return v
 			}
-			mat := func(rows, cols int) dense {
+			mat := func(rows, cols int) nn.Dense {
 				raw := make([]byte, 2*rows*cols)
 				for i := range rows * cols {
 					binary.LittleEndian.PutUint16(raw[2*i:], half.F32ToBF16((rng.Float32()*2-1)*0.03))
@@ -38,7 +39,7 @@ func BenchmarkBlockReal(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				return dense{w: w, bias: vec(rows, 0.1), in: cols, out: rows}
+				return nn.Dense{W: w, Bias: vec(rows, 0.1), In: cols, Out: rows}
 			}
 			D, H := c.Dim, c.MLPHidden
 			blk := block{

@@ -2,46 +2,19 @@ package vit
 
 import (
 	"fmt"
+	"github.com/goose-rwkv/goose/vision/internal/nn"
 	"math"
-	"runtime"
-	"sync"
 
 	"github.com/goose-rwkv/goose/kernels"
 )
-
-// parallelFor splits 0..n into contiguous ranges of at least grain items and
-// runs fn on them from up to GOMAXPROCS goroutines.
-func parallelFor(n, grain int, fn func(lo, hi int)) {
-	if n <= 0 {
-		return
-	}
-	if grain < 1 {
-		grain = 1
-	}
-	workers := min(runtime.GOMAXPROCS(0), (n+grain-1)/grain)
-	if workers <= 1 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := n*w/workers, n*(w+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	wg.Wait()
-}
 
 // patchEmbed is the Conv2d(3→D, kernel P, stride P, bias) over a CHW image
 // of side size, written as [Grid², D] rows into dst (token = row·Grid + col):
 // the im2col patches, columns in (channel, ky, kx) order, times the
 // [D, 3·P·P] weight on be.
-func patchEmbed(be kernels.Backend, dst, pixels []float32, w *dense, size, P int) error {
+func patchEmbed(be kernels.Backend, dst, pixels []float32, w *nn.Dense, size, P int) error {
 	G := size / P
-	return w.apply(be, dst, patchRows(pixels, size, P), G*G)
+	return w.Apply(be, dst, patchRows(pixels, size, P), G*G)
 }
 
 // patchRows gathers the P×P patches of a CHW image of side size into
@@ -50,7 +23,7 @@ func patchRows(pixels []float32, size, P int) []float32 {
 	G := size / P
 	K := 3 * P * P
 	patches := make([]float32, G*G*K)
-	parallelFor(G*G, 16, func(lo, hi int) {
+	nn.ParallelFor(G*G, 16, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			py, px := t/G, t%G
 			row := patches[t*K : (t+1)*K]
@@ -71,7 +44,7 @@ func patchRows(pixels []float32, size, P int) []float32 {
 // (x − mean)/sqrt(var + eps)·w + b, statistics in float64.
 func layerNorm(dst, x, w, b []float32, D int, eps float64) {
 	T := len(x) / D
-	parallelFor(T, 32, func(lo, hi int) {
+	nn.ParallelFor(T, 32, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			row := x[t*D : (t+1)*D]
 			var sum float64
@@ -126,17 +99,17 @@ func attention(be kernels.Backend, dst, qkv []float32, T, D, heads int) error {
 // headProducts sets out [T, hd] = softmax(q·kᵀ)·v for one head, q already
 // scaled; scores is [T, T] scratch.
 func headProducts(be kernels.Backend, out, scores, q, k, v []float32, T, hd int) error {
-	kw, err := be.Weight(kernels.F32, T, hd, floatBytes(k))
+	kw, err := be.Weight(kernels.F32, T, hd, nn.FloatBytes(k))
 	if err != nil {
 		return err
 	}
 	defer be.Free(kw)
-	score := dense{w: kw, in: hd, out: T}
-	if err := score.apply(be, scores, q, T); err != nil {
+	score := nn.Dense{W: kw, In: hd, Out: T}
+	if err := score.Apply(be, scores, q, T); err != nil {
 		return fmt.Errorf("scores: %w", err)
 	}
 	softmaxRows(scores, T)
-	vw, err := be.Weight(kernels.F32, T, hd, floatBytes(v))
+	vw, err := be.Weight(kernels.F32, T, hd, nn.FloatBytes(v))
 	if err != nil {
 		return err
 	}
@@ -151,11 +124,11 @@ func headProducts(be kernels.Backend, out, scores, q, k, v []float32, T, hd int)
 		return err
 	}
 	defer be.Free(ot)
-	if err := be.Upload(pt, floatBytes(scores)); err != nil {
+	if err := be.Upload(pt, nn.FloatBytes(scores)); err != nil {
 		return fmt.Errorf("values: upload: %w", err)
 	}
 	be.MatMul(ot, pt, vw)
-	if err := be.Download(floatBytes(out), ot); err != nil {
+	if err := be.Download(nn.FloatBytes(out), ot); err != nil {
 		return fmt.Errorf("values: download: %w", err)
 	}
 	if err := be.Sync(); err != nil {
@@ -166,7 +139,7 @@ func headProducts(be kernels.Backend, out, scores, q, k, v []float32, T, hd int)
 
 // softmaxRows replaces each n-wide row of x by its softmax.
 func softmaxRows(x []float32, n int) {
-	parallelFor(len(x)/n, 16, func(lo, hi int) {
+	nn.ParallelFor(len(x)/n, 16, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row := x[r*n : (r+1)*n]
 			best := float32(math.Inf(-1))
@@ -189,12 +162,12 @@ func softmaxRows(x []float32, n int) {
 
 // mlp computes dst = fc2(gelu(fc1(x))) for T rows, the products on be;
 // hid is [T, hidden] scratch. dst may alias x.
-func mlp(be kernels.Backend, dst, x, hid []float32, fc1, fc2 *dense, T int) error {
-	if err := fc1.apply(be, hid, x, T); err != nil {
+func mlp(be kernels.Backend, dst, x, hid []float32, fc1, fc2 *nn.Dense, T int) error {
+	if err := fc1.Apply(be, hid, x, T); err != nil {
 		return fmt.Errorf("fc1: %w", err)
 	}
 	gelu(hid)
-	if err := fc2.apply(be, dst, hid, T); err != nil {
+	if err := fc2.Apply(be, dst, hid, T); err != nil {
 		return fmt.Errorf("fc2: %w", err)
 	}
 	return nil
@@ -202,7 +175,7 @@ func mlp(be kernels.Backend, dst, x, hid []float32, fc1, fc2 *dense, T int) erro
 
 // gelu applies the exact (erf) GELU, x·½(1 + erf(x/√2)), in place.
 func gelu(x []float32) {
-	parallelFor(len(x), 4096, func(lo, hi int) {
+	nn.ParallelFor(len(x), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := float64(x[i])
 			x[i] = float32(0.5 * v * (1 + math.Erf(v/math.Sqrt2)))

@@ -13,6 +13,7 @@ package vit
 
 import (
 	"fmt"
+	"github.com/goose-rwkv/goose/vision/internal/nn"
 	"strings"
 
 	"github.com/goose-rwkv/goose/core"
@@ -100,12 +101,12 @@ func (c Config) validate() error {
 // backend, the vectors in Go (float32).
 type block struct {
 	norm1W, norm1B []float32 // [D]
-	qkv            dense     // [3D, D]: rows q, k, v
-	proj           dense     // [D, D]
+	qkv            nn.Dense  // [3D, D]: rows q, k, v
+	proj           nn.Dense  // [D, D]
 	ls1, ls2       []float32 // [D], nil without LayerScale
 	norm2W, norm2B []float32 // [D]
-	fc1            dense     // [H, D]
-	fc2            dense     // [D, H]
+	fc1            nn.Dense  // [H, D]
+	fc2            nn.Dense  // [D, H]
 }
 
 // Tower is one loaded ViT. It is immutable after Load; Features may be
@@ -114,7 +115,7 @@ type block struct {
 type Tower struct {
 	cfg    Config
 	be     kernels.Backend
-	patch  dense     // [D, 3·P·P], columns in (channel, row, col) order
+	patch  nn.Dense  // [D, 3·P·P], columns in (channel, row, col) order
 	pos    []float32 // [patches or prefix+patches, D]
 	posAll bool      // pos covers the prefix tokens too
 	cls    []float32 // [D] or nil
@@ -185,11 +186,11 @@ func Load(src core.Source, prefix string, cfg Config, be kernels.Backend) (*Towe
 // Close frees the tower's weights on its backend. The tower must not be
 // used afterwards.
 func (t *Tower) Close() {
-	t.patch.free(t.be)
+	t.patch.Free(t.be)
 	for i := range t.blocks {
 		b := &t.blocks[i]
-		for _, d := range []*dense{&b.qkv, &b.proj, &b.fc1, &b.fc2} {
-			d.free(t.be)
+		for _, d := range []*nn.Dense{&b.qkv, &b.proj, &b.fc1, &b.fc2} {
+			d.Free(t.be)
 		}
 	}
 }
@@ -202,39 +203,39 @@ type loader struct {
 	err    error
 }
 
-// dense reads the Linear layer prefix+name (".weight" of exactly shape,
+// nn.Dense reads the Linear layer prefix+name (".weight" of exactly shape,
 // viewed as [rows, cols], and ".bias" of rows values), placing the weight
 // on the backend in its checkpoint dtype. After an error it returns a
-// zero dense.
-func (l *loader) dense(name string, rows, cols int, shape ...int) dense {
+// zero nn.Dense.
+func (l *loader) dense(name string, rows, cols int, shape ...int) nn.Dense {
 	if l.err != nil {
-		return dense{}
+		return nn.Dense{}
 	}
 	full := l.prefix + name + ".weight"
 	info, ok := l.src.Lookup(full)
 	if !ok {
 		l.err = fmt.Errorf("missing tensor %s", full)
-		return dense{}
+		return nn.Dense{}
 	}
 	if !sameShape(info.Shape, shape) {
 		l.err = fmt.Errorf("tensor %s has shape %v, want %v", full, info.Shape, shape)
-		return dense{}
+		return nn.Dense{}
 	}
 	bias := l.get(name+".bias", rows)
 	if l.err != nil {
-		return dense{}
+		return nn.Dense{}
 	}
 	b, err := l.src.Bytes(full)
 	if err != nil {
 		l.err = fmt.Errorf("tensor %s: %w", full, err)
-		return dense{}
+		return nn.Dense{}
 	}
 	w, err := l.be.Weight(info.DType, rows, cols, b)
 	if err != nil {
 		l.err = fmt.Errorf("tensor %s: %w", full, err)
-		return dense{}
+		return nn.Dense{}
 	}
-	return dense{w: w, bias: bias, in: cols, out: rows}
+	return nn.Dense{W: w, Bias: bias, In: cols, Out: rows}
 }
 
 // get returns tensor prefix+name decoded to float32 after checking that its
@@ -340,13 +341,13 @@ func (b *block) forward(be kernels.Backend, x []float32, s *scratch, c Config) e
 	D := c.Dim
 	T := len(x) / D
 	layerNorm(s.h, x, b.norm1W, b.norm1B, D, c.LNEps)
-	if err := b.qkv.apply(be, s.qkv, s.h, T); err != nil {
+	if err := b.qkv.Apply(be, s.qkv, s.h, T); err != nil {
 		return fmt.Errorf("qkv: %w", err)
 	}
 	if err := attention(be, s.att, s.qkv, T, D, c.Heads); err != nil {
 		return fmt.Errorf("attention: %w", err)
 	}
-	if err := b.proj.apply(be, s.h, s.att, T); err != nil {
+	if err := b.proj.Apply(be, s.h, s.att, T); err != nil {
 		return fmt.Errorf("proj: %w", err)
 	}
 	layerScale(s.h, b.ls1, D)
