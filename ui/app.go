@@ -329,10 +329,12 @@ func (a *App) loadModel(path string) {
 				a.model = nil
 				a.status.refresh()
 				a.models.refresh()
+				a.chat.refreshAttach()
 				a.showError(fmt.Errorf("could not load %s: %w", filepath.Base(path), err))
 				return
 			}
 			a.model = &info
+			a.chat.refreshAttach()
 			a.cfg.LastModel = path
 			if err := settings.Save(a.cfgPath, a.cfg); err != nil {
 				a.showError(err)
@@ -354,6 +356,7 @@ func (a *App) unloadModel() {
 	a.model = nil
 	a.status.refresh()
 	a.models.refresh()
+	a.chat.refreshAttach()
 	go func() {
 		a.engineMu.Lock()
 		a.chat.closeSession()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,14 +65,18 @@ type chatView struct {
 	scroll   *container.Scroll
 	empty    fyne.CanvasObject
 	input    *composer
-	send     *widget.Button
-	stopBtn  *widget.Button
-	speed    *widget.Label
-	root     fyne.CanvasObject
+	attach   *attachBar
+	// images maps user messages sent with an image, in this run of the
+	// app, to the image file, so regenerating re-reads the image.
+	images  map[int64]string
+	send    *widget.Button
+	stopBtn *widget.Button
+	speed   *widget.Label
+	root    fyne.CanvasObject
 }
 
 func newChatView(a *App) *chatView {
-	c := &chatView{a: a}
+	c := &chatView{a: a, images: map[int64]string{}}
 
 	c.search = widget.NewEntry()
 	c.search.SetPlaceHolder("Search chats")
@@ -131,6 +136,7 @@ func newChatView(a *App) *chatView {
 	c.empty = emptyChat()
 
 	c.input = newComposer(c.submit)
+	c.attach = c.newAttachBar()
 	c.send = widget.NewButtonWithIcon("", theme.MailSendIcon(), func() { c.submit(c.input.Text) })
 	c.send.Importance = widget.HighImportance
 	c.stopBtn = widget.NewButtonWithIcon("Stop", theme.MediaStopIcon(), c.stop)
@@ -141,7 +147,7 @@ func newChatView(a *App) *chatView {
 	c.speed.Importance = widget.LowImportance
 	buttons := container.NewVBox(layout.NewSpacer(), container.NewStack(c.send, c.stopBtn))
 	composerRow := container.New(&columnLayout{maxWidth: 860}, container.New(layout.NewCustomPaddedLayout(4, 10, 20, 20),
-		container.NewBorder(nil, c.speed, nil, buttons, c.input)))
+		container.NewBorder(c.attach.root, c.speed, nil, buttons, c.input)))
 
 	main := container.NewBorder(container.NewVBox(header, widget.NewSeparator()), composerRow, nil, nil,
 		container.NewStack(c.scroll, c.empty))
@@ -280,6 +286,7 @@ func (c *chatView) render() {
 		c.empty.Hide()
 	}
 	c.setBusy(c.generating)
+	c.refreshAttach()
 	c.scroll.ScrollToBottom()
 }
 
@@ -306,15 +313,24 @@ func titleFrom(text string) string {
 	return t
 }
 
-// submit sends the composer's text as a new user message.
+// submit sends the composer's text, with the attached image if any, as a
+// new user message.
 func (c *chatView) submit(text string) {
 	text = strings.TrimSpace(text)
-	if text == "" || c.generating {
+	imgPath := c.attach.path
+	if (text == "" && imgPath == "") || c.generating {
 		return
 	}
 	if c.a.model == nil {
 		c.a.showError(errors.New("no model is loaded: open Models to download, import or load one"))
 		return
+	}
+	if imgPath != "" {
+		if !c.a.model.Vision {
+			c.a.showError(errors.New("the loaded model cannot read images: load a VisualRWKV-7 model or remove the image"))
+			return
+		}
+		text = imageMarker(filepath.Base(imgPath)) + "\n" + text
 	}
 	if c.conv == nil {
 		conv, err := c.a.store.CreateConversation(titleFrom(text), "", history.DefaultSampling())
@@ -330,6 +346,10 @@ func (c *chatView) submit(text string) {
 		return
 	}
 	c.input.SetText("")
+	if imgPath != "" {
+		c.images[u.ID] = imgPath
+		c.clearAttachment()
+	}
 	c.reply(u)
 }
 
@@ -359,16 +379,18 @@ func (c *chatView) reply(u history.Message) {
 	done := make(chan struct{})
 	c.genDone = done
 	key := c.a.model.StateKey
+	imgPath := c.images[u.ID]
 	c.speed.SetText("Reading the conversation…")
 	go func() {
 		defer close(done)
-		c.generate(ctx, conv, u, asst, key)
+		c.generate(ctx, conv, u, asst, key, imgPath)
 	}()
 }
 
 // generate runs on a background goroutine: it prepares the state, streams
 // the reply into the bubble and the database, and stores the final state.
-func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, asst history.Message, key string) {
+// imgPath, when not empty, is the image sent with u.
+func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, asst history.Message, key, imgPath string) {
 	a := c.a
 	var res GenResult
 	var genErr error
@@ -419,6 +441,9 @@ func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, a
 	a.engineMu.Lock()
 	epoch := c.epoch.Load()
 	prompt, err := c.prepare(ctx, conv, u, key, epoch)
+	if err == nil && imgPath != "" {
+		prompt, err = c.prefillImage(ctx, prompt, u, imgPath)
+	}
 	if err == nil {
 		start = time.Now()
 		res, genErr = c.session.Generate(ctx, prompt, GenParams{Sampling: conv.Sampling, Stop: []string{"\n\n"}}, func(piece string) {

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"image"
 
 	"github.com/goose-rwkv/goose/ui/history"
 )
@@ -50,6 +51,9 @@ type ModelInfo struct {
 	// StateKey identifies the model for stored states: a state saved with
 	// one key is only restored into a model with the same key.
 	StateKey string
+	// Vision is true for a VisualRWKV-7 checkpoint, whose chats accept
+	// images (Chat.PrefillImage).
+	Vision bool
 }
 
 // GenParams control one reply.
@@ -81,6 +85,11 @@ type Chat interface {
 	Snapshot() ([]byte, error)
 	// Prefill feeds text into the state without generating.
 	Prefill(ctx context.Context, text string) error
+	// PrefillImage encodes img with the model's image encoder and feeds it
+	// with question as one user turn ending in "Assistant:", so that
+	// Generate with an empty prompt answers it. Encoding can take a minute
+	// on the CPU. It fails for a model without vision.
+	PrefillImage(ctx context.Context, img image.Image, question string) error
 	// Generate feeds prompt and samples a reply, calling onPiece with each
 	// piece of text (whole UTF-8 characters). Cancelling ctx stops within
 	// one token and is not an error.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"image"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,11 +15,13 @@ import (
 
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/catalog"
+	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/core/sample"
 	"github.com/goose-rwkv/goose/core/tokenizer"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/backend"
 	"github.com/goose-rwkv/goose/ui/history"
+	"github.com/goose-rwkv/goose/vision"
 )
 
 // CoreEngine runs models with the Goose engine (package core).
@@ -27,22 +30,42 @@ type CoreEngine struct {
 	tok   *tokenizer.Tokenizer
 	be    kernels.Backend
 	model *core.Model
-	info  ModelInfo
+	// vision is the image encoder of a VisualRWKV-7 checkpoint, nil for a
+	// text model; file is the open checkpoint both read from.
+	vision *vision.Model
+	file   *checkpoint.File
+	info   ModelInfo
 }
 
 // NewCoreEngine returns an engine with no model loaded.
 func NewCoreEngine() *CoreEngine { return &CoreEngine{} }
 
-// Load implements Engine.
+// Load implements Engine. A VisualRWKV-7 checkpoint (language model under
+// "rwkv.", image towers under "vit.") loads with its image encoder.
 func (e *CoreEngine) Load(ctx context.Context, path string, opts LoadOptions, progress func(float64)) (ModelInfo, error) {
 	// Check the file before touching the loaded model.
 	fi, err := os.Stat(path)
 	if err != nil {
 		return ModelInfo{}, fmt.Errorf("load model: %w", err)
 	}
-	cfg, err := catalog.Inspect(path)
+	f, err := checkpoint.Open(path)
 	if err != nil {
 		return ModelInfo{}, fmt.Errorf("load model: %w", err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			f.Close()
+		}
+	}()
+	visual := isVisualRWKV(f)
+	var src core.Source = f
+	if visual {
+		src = core.SubSource(f, "rwkv.")
+	}
+	cfg, err := core.Inspect(src)
+	if err != nil {
+		return ModelInfo{}, fmt.Errorf("load model: %s is not a usable RWKV-7 model: %w", path, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return ModelInfo{}, err
@@ -64,21 +87,49 @@ func (e *CoreEngine) Load(ctx context.Context, path string, opts LoadOptions, pr
 	if err != nil {
 		return ModelInfo{}, fmt.Errorf("open %s backend: %w", opts.Backend, err)
 	}
-	m, err := core.LoadFile(path, core.LoadOptions{Backend: be, Progress: progress})
+	m, err := core.Load(src, core.LoadOptions{Backend: be, Progress: progress})
 	if err != nil {
 		be.Close()
-		return ModelInfo{}, err
+		return ModelInfo{}, fmt.Errorf("load %s: %w", path, err)
 	}
-	e.be, e.model = be, m
+	var vm *vision.Model
+	if visual {
+		vm, err = vision.Load(f, be, vision.Released())
+		if err != nil {
+			m.Close()
+			be.Close()
+			return ModelInfo{}, fmt.Errorf("load %s: image encoder: %w", path, err)
+		}
+	}
+	keep = true
+	e.be, e.model, e.vision, e.file = be, m, vm, f
 	c := m.Config()
 	key := sha256.Sum256(fmt.Appendf(nil, "%s|%d|%d|%+v", filepath.Base(path), fi.Size(), fi.ModTime().Unix(), c))
+	summary := catalog.Describe(c)
+	if visual {
+		summary += ", vision"
+	}
 	e.info = ModelInfo{
 		Path: path, Name: strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)),
-		Summary: catalog.Describe(c), Backend: rep.Used, Device: rep.Device.Name, Fallback: rep.Fallback,
+		Summary: summary, Backend: rep.Used, Device: rep.Device.Name, Fallback: rep.Fallback,
 		WeightBytes: c.WeightBytes, StateBytes: c.StateBytes(),
-		StateKey: hex.EncodeToString(key[:8]),
+		StateKey: hex.EncodeToString(key[:8]), Vision: visual,
 	}
 	return e.infoLocked(), nil
+}
+
+// isVisualRWKV reports whether a checkpoint is VisualRWKV-7's: a language
+// model under "rwkv." and DINOv2 tower weights under "vit.dino_featurizer.".
+func isVisualRWKV(src core.Source) bool {
+	if _, ok := src.Lookup("rwkv.emb.weight"); !ok {
+		return false
+	}
+	for _, t := range src.Tensors() {
+		if strings.HasPrefix(t.Name, "vit.dino_featurizer.") {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *CoreEngine) infoLocked() ModelInfo {
@@ -109,9 +160,17 @@ func (e *CoreEngine) Unload() error {
 
 func (e *CoreEngine) unloadLocked() error {
 	var errs []error
+	if e.vision != nil {
+		e.vision.Close()
+		e.vision = nil
+	}
 	if e.model != nil {
 		errs = append(errs, e.model.Close())
 		e.model = nil
+	}
+	if e.file != nil {
+		errs = append(errs, e.file.Close())
+		e.file = nil
 	}
 	if e.be != nil {
 		errs = append(errs, e.be.Close())
@@ -132,13 +191,28 @@ func (e *CoreEngine) NewChat() (Chat, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new session: %w", err)
 	}
-	return &coreChat{s: s, m: e.model}, nil
+	return &coreChat{s: s, m: e.model, vm: e.vision}, nil
 }
 
 // coreChat adapts core.Session to Chat.
 type coreChat struct {
-	s *core.Session
-	m *core.Model
+	s  *core.Session
+	m  *core.Model
+	vm *vision.Model // nil for a text model
+}
+
+func (c *coreChat) PrefillImage(ctx context.Context, img image.Image, question string) error {
+	if c.vm == nil {
+		return errors.New("this model cannot read images: load a VisualRWKV-7 model")
+	}
+	rows, err := c.vm.Embed(img)
+	if err != nil {
+		return fmt.Errorf("encode image: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return vision.Prefill(ctx, c.s, rows, question)
 }
 
 func (c *coreChat) Reset() error { return c.s.Reset() }

@@ -3,6 +3,8 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
+	"image"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -31,6 +33,16 @@ type fakeEngine struct {
 	// afterCancel counts pieces emitted after ctx was cancelled.
 	afterCancel int
 	loadErr     error
+	// vision makes loaded models VisualRWKV-7 ones.
+	vision bool
+	// images records every PrefillImage call.
+	images []fakeImage
+}
+
+// fakeImage is one PrefillImage call.
+type fakeImage struct {
+	img      image.Image
+	question string
 }
 
 func newFakeEngine() *fakeEngine {
@@ -53,6 +65,7 @@ func (e *fakeEngine) Load(ctx context.Context, path string, opts LoadOptions, pr
 	info := ModelInfo{Path: path, Name: strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)), Summary: "fake",
 		Backend: "cpu", Device: "Test CPU (2 threads)", Fallback: "no libcuda.so.1", WeightBytes: 123456789, StateBytes: 2400000, StateKey: "fake-key"}
 	e.mu.Lock()
+	info.Vision = e.vision
 	e.info = &info
 	e.mu.Unlock()
 	return info, nil
@@ -99,6 +112,26 @@ func (c *fakeChat) Close()                    {}
 func (c *fakeChat) Prefill(_ context.Context, s string) error {
 	c.state += s
 	return nil
+}
+
+// PrefillImage records the image and feeds the turn as text, with the
+// image as "<image WxH>".
+func (c *fakeChat) PrefillImage(_ context.Context, img image.Image, question string) error {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	if !c.e.vision {
+		return errors.New("this model cannot read images")
+	}
+	c.e.images = append(c.e.images, fakeImage{img: img, question: question})
+	b := img.Bounds()
+	c.state += fmt.Sprintf("User: <image %dx%d>\n%s\n\nAssistant:", b.Dx(), b.Dy(), question)
+	return nil
+}
+
+func (e *fakeEngine) allImages() []fakeImage {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]fakeImage(nil), e.images...)
 }
 
 func (c *fakeChat) Generate(ctx context.Context, prompt string, p GenParams, onPiece func(string)) (GenResult, error) {
