@@ -98,14 +98,15 @@ func (m *Model) Config() Config { return m.cfg }
 // Backend returns the backend the model runs on.
 func (m *Model) Backend() kernels.Backend { return m.be }
 
-// LoadFile opens a checkpoint (.pth or .safetensors) and loads it onto be.
+// LoadFile opens a checkpoint (.pth or .safetensors) and loads its language
+// model onto be (for a multimodal checkpoint, the part under "rwkv.").
 // The file stays memory-mapped while the model lives; Close releases it.
 func LoadFile(path string, opts LoadOptions) (*Model, error) {
 	f, err := checkpoint.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	m, err := Load(f, opts)
+	m, err := Load(LanguageModel(f), opts)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("load %s: %w", path, err)

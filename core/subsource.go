@@ -37,3 +37,16 @@ func (s *prefixSource) Lookup(name string) (checkpoint.Info, bool) {
 }
 
 func (s *prefixSource) Bytes(name string) ([]byte, error) { return s.src.Bytes(s.prefix + name) }
+
+// LanguageModel returns the RWKV-7 language model inside a checkpoint: src
+// itself, or for a multimodal checkpoint that keeps it under "rwkv."
+// (VisualRWKV-7) that part. Load and Inspect need the language model's
+// names at the top level; LoadFile applies this itself.
+func LanguageModel(src Source) Source {
+	if _, ok := src.Lookup("emb.weight"); !ok {
+		if _, ok := src.Lookup("rwkv.emb.weight"); ok {
+			return SubSource(src, "rwkv.")
+		}
+	}
+	return src
+}

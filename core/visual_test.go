@@ -115,3 +115,16 @@ func argmax(x []float32) int32 {
 	}
 	return int32(best)
 }
+
+// TestLoadFileMultimodal loads the language model of a VisualRWKV-7
+// checkpoint straight from the file.
+func TestLoadFileMultimodal(t *testing.T) {
+	m, err := LoadFile(filepath.Join("..", "testdata", "visualrwkv", "mm.visualrwkv.pth"), LoadOptions{Backend: newCPU(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if c := m.Config(); c.Layers != 2 || c.Width != 64 || c.Vocab != 65536 {
+		t.Errorf("config %+v", c)
+	}
+}

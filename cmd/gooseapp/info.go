@@ -29,7 +29,7 @@ func runInfo(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	c, err := core.Inspect(f)
+	c, err := core.Inspect(core.LanguageModel(f))
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -38,7 +38,11 @@ func runInfo(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "file:        %s\n", path)
-	fmt.Fprintf(stdout, "kind:        RWKV-7 (x070) language model, %s\n", f.Format())
+	kind := "RWKV-7 (x070) language model"
+	if _, ok := f.Lookup("vit.dino_featurizer.patch_embed.proj.weight"); ok {
+		kind = "VisualRWKV-7 (RWKV-7 language model with DINOv2, SigLIP and SAM towers)"
+	}
+	fmt.Fprintf(stdout, "kind:        %s, %s\n", kind, f.Format())
 	fmt.Fprintf(stdout, "layers:      %d\n", c.Layers)
 	fmt.Fprintf(stdout, "width:       %d\n", c.Width)
 	fmt.Fprintf(stdout, "heads:       %d × %d\n", c.Heads, c.HeadSize)

@@ -22,7 +22,7 @@ func Inspect(path string) (core.Config, error) {
 		return core.Config{}, err
 	}
 	defer f.Close()
-	cfg, err := core.Inspect(f)
+	cfg, err := core.Inspect(core.LanguageModel(f))
 	if err != nil {
 		return core.Config{}, fmt.Errorf("%s is not a usable RWKV-7 model: %w", path, err)
 	}
