@@ -205,7 +205,7 @@ func (c *coreChat) PrefillImage(ctx context.Context, img image.Image, question s
 	if c.vm == nil {
 		return errors.New("this model cannot read images: load a VisualRWKV-7 model")
 	}
-	rows, err := c.vm.Embed(img)
+	rows, err := c.vm.Embed(ctx, img)
 	if err != nil {
 		return fmt.Errorf("encode image: %w", err)
 	}

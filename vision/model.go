@@ -1,6 +1,7 @@
 package vision
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -88,20 +89,22 @@ func (m *Model) load(src core.Source, be kernels.Backend) error {
 func (m *Model) Tokens() int { return m.cfg.DINO.Patches() }
 
 // Embed encodes an image into Tokens() rows of language-model embeddings
-// (row-major, OutDim wide), ready for core.Session.PrefillEmbeds.
-func (m *Model) Embed(img image.Image) ([]float32, error) {
+// (row-major, OutDim wide), ready for core.Session.PrefillEmbeds. ctx is
+// checked between the towers' blocks, so a cancelled encoding stops within
+// one block.
+func (m *Model) Embed(ctx context.Context, img image.Image) ([]float32, error) {
 	if img == nil || img.Bounds().Empty() {
 		return nil, errors.New("vision: empty image")
 	}
 	parts := make([][]float32, 3)
 	var err error
-	if parts[0], err = m.dino.Features(preprocess.Pixels(img, preprocess.DINOv2(m.cfg.DINO.ImageSize))); err != nil {
+	if parts[0], err = m.dino.Features(ctx, preprocess.Pixels(img, preprocess.DINOv2(m.cfg.DINO.ImageSize))); err != nil {
 		return nil, fmt.Errorf("DINOv2 tower: %w", err)
 	}
-	if parts[1], err = m.siglip.Features(preprocess.Pixels(img, preprocess.SigLIP(m.cfg.SigLIP.ImageSize))); err != nil {
+	if parts[1], err = m.siglip.Features(ctx, preprocess.Pixels(img, preprocess.SigLIP(m.cfg.SigLIP.ImageSize))); err != nil {
 		return nil, fmt.Errorf("SigLIP tower: %w", err)
 	}
-	if parts[2], err = m.sam.Features(preprocess.Pixels(img, preprocess.SAM(m.cfg.SAM.ImageSize))); err != nil {
+	if parts[2], err = m.sam.Features(ctx, preprocess.Pixels(img, preprocess.SAM(m.cfg.SAM.ImageSize))); err != nil {
 		return nil, fmt.Errorf("SAM tower: %w", err)
 	}
 	n := m.Tokens()

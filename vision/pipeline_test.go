@@ -1,6 +1,7 @@
 package vision
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -64,13 +65,13 @@ func TestPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	parts := make([][]float32, 3)
-	if parts[0], err = dino.Features(read("mm.pixels_dino.npy").Data); err != nil {
+	if parts[0], err = dino.Features(context.Background(), read("mm.pixels_dino.npy").Data); err != nil {
 		t.Fatal(err)
 	}
-	if parts[1], err = sig.Features(read("mm.pixels_siglip.npy").Data); err != nil {
+	if parts[1], err = sig.Features(context.Background(), read("mm.pixels_siglip.npy").Data); err != nil {
 		t.Fatal(err)
 	}
-	if parts[2], err = enc.Features(read("mm.pixels_sam.npy").Data); err != nil {
+	if parts[2], err = enc.Features(context.Background(), read("mm.pixels_sam.npy").Data); err != nil {
 		t.Fatal(err)
 	}
 	wantFeat := read("mm.features.npy")

@@ -95,7 +95,7 @@ func checkAsk(t *testing.T, be kernels.Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := vm.Embed(img)
+	rows, err := vm.Embed(context.Background(), img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,5 +130,10 @@ func checkAsk(t *testing.T, be kernels.Backend) {
 	}
 	if err := Prefill(ctx, s, rows[:5], fx.Question); err == nil {
 		t.Error("a partial embedding row was accepted")
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := vm.Embed(cancelled, img); !errors.Is(err, context.Canceled) {
+		t.Errorf("Embed with a cancelled context: %v", err)
 	}
 }

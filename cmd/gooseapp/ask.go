@@ -89,7 +89,7 @@ func runAsk(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	start := time.Now()
-	rows, err := vm.Embed(img)
+	rows, err := vm.Embed(ctx, img)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *imagePath, err)
 	}

@@ -11,6 +11,7 @@
 package sam
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"github.com/goose-rwkv/goose/vision/internal/nn"
@@ -310,7 +311,7 @@ func (e *Encoder) load(src core.Source, prefix string) (*Encoder, error) {
 
 // Features encodes one image, normalised and laid out channel-first
 // [3, ImageSize, ImageSize], into Tokens() rows of FeatureDim() values.
-func (e *Encoder) Features(pixels []float32) ([]float32, error) {
+func (e *Encoder) Features(ctx context.Context, pixels []float32) ([]float32, error) {
 	cfg := e.cfg
 	S := cfg.ImageSize
 	if want := e.channels * S * S; len(pixels) != want {
@@ -329,6 +330,9 @@ func (e *Encoder) Features(pixels []float32) ([]float32, error) {
 	}
 	add(x, e.pos)
 	for i := range e.blocks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if err := e.blockForward(&e.blocks[i], x); err != nil {
 			return nil, fmt.Errorf("sam: features: block %d: %w", i, err)
 		}

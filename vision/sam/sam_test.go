@@ -1,6 +1,7 @@
 package sam
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -81,7 +82,7 @@ func TestFeatures(t *testing.T) {
 	if len(want.Shape) != 2 || want.Shape[0] != cfg.Tokens() || want.Shape[1] != cfg.FeatureDim() {
 		t.Fatalf("mm.feat_sam.npy shape %v, config gives [%d %d]", want.Shape, cfg.Tokens(), cfg.FeatureDim())
 	}
-	got, err := enc.Features(pixels.Data)
+	got, err := enc.Features(context.Background(), pixels.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestFeaturesBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := enc.Features(tt.pixels)
+			_, err := enc.Features(context.Background(), tt.pixels)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want one containing %q", err, tt.want)
 			}
@@ -238,7 +239,7 @@ func BenchmarkFeatures(b *testing.B) {
 	pixels := readNpy(b, "mm.pixels_sam.npy")
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := enc.Features(pixels.Data); err != nil {
+		if _, err := enc.Features(context.Background(), pixels.Data); err != nil {
 			b.Fatal(err)
 		}
 	}

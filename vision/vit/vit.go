@@ -12,6 +12,7 @@
 package vit
 
 import (
+	"context"
 	"fmt"
 	"github.com/goose-rwkv/goose/vision/internal/nn"
 	"strings"
@@ -282,7 +283,7 @@ func sameShape(a, b []int) bool {
 // Features runs the tower on one image, pixels in normalised CHW order
 // [3, ImageSize, ImageSize], and returns the patch tokens at the output of
 // block FeatureBlock, [Patches, Dim] row-major (token = row·Grid + col).
-func (t *Tower) Features(pixels []float32) ([]float32, error) {
+func (t *Tower) Features(ctx context.Context, pixels []float32) ([]float32, error) {
 	c := t.cfg
 	if want := 3 * c.ImageSize * c.ImageSize; len(pixels) != want {
 		return nil, fmt.Errorf("vit: features: %d pixel values, want %d (3×%d×%d)", len(pixels), want, c.ImageSize, c.ImageSize)
@@ -310,6 +311,9 @@ func (t *Tower) Features(pixels []float32) ([]float32, error) {
 	}
 	s := newScratch(T, c)
 	for i := range t.blocks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if err := t.blocks[i].forward(t.be, x, s, c); err != nil {
 			return nil, fmt.Errorf("vit: features: block %d: %w", i, err)
 		}

@@ -1,6 +1,7 @@
 package vit
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -95,7 +96,7 @@ func TestFeaturesGolden(t *testing.T) {
 			if !slices.Equal(want.Shape, []int{cfg.Patches(), cfg.Dim}) {
 				t.Fatalf("%s shape %v, want [%d %d]", tc.feat, want.Shape, cfg.Patches(), cfg.Dim)
 			}
-			got, err := tower.Features(pix.Data)
+			got, err := tower.Features(context.Background(), pix.Data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,11 +130,11 @@ func TestFeaturesBadInput(t *testing.T) {
 	}
 	n := 3 * tower.Config().ImageSize * tower.Config().ImageSize
 	for _, size := range []int{0, 1, n - 1, n + 1, 2 * n} {
-		if _, err := tower.Features(make([]float32, size)); err == nil {
+		if _, err := tower.Features(context.Background(), make([]float32, size)); err == nil {
 			t.Errorf("Features with %d values (want %d): no error", size, n)
 		}
 	}
-	if _, err := tower.Features(make([]float32, n)); err != nil {
+	if _, err := tower.Features(context.Background(), make([]float32, n)); err != nil {
 		t.Errorf("Features with %d values: %v", n, err)
 	}
 }
@@ -212,7 +213,7 @@ func BenchmarkFeaturesFixture(b *testing.B) {
 			}
 			pix := readNpy(b, tc.pixels)
 			for b.Loop() {
-				if _, err := tower.Features(pix.Data); err != nil {
+				if _, err := tower.Features(context.Background(), pix.Data); err != nil {
 					b.Fatal(err)
 				}
 			}
