@@ -80,100 +80,38 @@ func parseDescr(descr string) (dtype, error) {
 	default:
 		return dtype{}, fmt.Errorf("unsupported dtype %q: unknown byte order %q", descr, descr[0])
 	}
-	code := descr[1:]
-	dt := dtype{big: big}
-	switch code {
-	case "b1":
-		dt.size = 1
-		dt.decode = func(dst []float32, src []byte, _ binary.ByteOrder) {
-			for i := range dst {
-				if src[i] != 0 {
-					dst[i] = 1
-				} else {
-					dst[i] = 0
-				}
+	// Each element type: its size and the conversion of one element.
+	conv := map[string]struct {
+		size int
+		elem func(b []byte, o binary.ByteOrder) float32
+	}{
+		"b1": {1, func(b []byte, _ binary.ByteOrder) float32 {
+			if b[0] != 0 {
+				return 1
 			}
-		}
-	case "u1":
-		dt.size = 1
-		dt.decode = func(dst []float32, src []byte, _ binary.ByteOrder) {
-			for i := range dst {
-				dst[i] = float32(src[i])
-			}
-		}
-	case "i1":
-		dt.size = 1
-		dt.decode = func(dst []float32, src []byte, _ binary.ByteOrder) {
-			for i := range dst {
-				dst[i] = float32(int8(src[i]))
-			}
-		}
-	case "u2":
-		dt.size = 2
-		dt.decode = func(dst []float32, src []byte, o binary.ByteOrder) {
-			for i := range dst {
-				dst[i] = float32(o.Uint16(src[2*i:]))
-			}
-		}
-	case "i2":
-		dt.size = 2
-		dt.decode = func(dst []float32, src []byte, o binary.ByteOrder) {
-			for i := range dst {
-				dst[i] = float32(int16(o.Uint16(src[2*i:])))
-			}
-		}
-	case "f2":
-		dt.size = 2
-		dt.decode = func(dst []float32, src []byte, o binary.ByteOrder) {
-			for i := range dst {
-				dst[i] = half.F16ToF32(o.Uint16(src[2*i:]))
-			}
-		}
-	case "u4":
-		dt.size = 4
-		dt.decode = func(dst []float32, src []byte, o binary.ByteOrder) {
-			for i := range dst {
-				dst[i] = float32(o.Uint32(src[4*i:]))
-			}
-		}
-	case "i4":
-		dt.size = 4
-		dt.decode = func(dst []float32, src []byte, o binary.ByteOrder) {
-			for i := range dst {
-				dst[i] = float32(int32(o.Uint32(src[4*i:])))
-			}
-		}
-	case "f4":
-		dt.size = 4
-		dt.decode = func(dst []float32, src []byte, o binary.ByteOrder) {
-			for i := range dst {
-				dst[i] = math.Float32frombits(o.Uint32(src[4*i:]))
-			}
-		}
-	case "u8":
-		dt.size = 8
-		dt.decode = func(dst []float32, src []byte, o binary.ByteOrder) {
-			for i := range dst {
-				dst[i] = float32(o.Uint64(src[8*i:]))
-			}
-		}
-	case "i8":
-		dt.size = 8
-		dt.decode = func(dst []float32, src []byte, o binary.ByteOrder) {
-			for i := range dst {
-				dst[i] = float32(int64(o.Uint64(src[8*i:])))
-			}
-		}
-	case "f8":
-		dt.size = 8
-		dt.decode = func(dst []float32, src []byte, o binary.ByteOrder) {
-			for i := range dst {
-				dst[i] = float32(math.Float64frombits(o.Uint64(src[8*i:])))
-			}
-		}
-	default:
+			return 0
+		}},
+		"u1": {1, func(b []byte, _ binary.ByteOrder) float32 { return float32(b[0]) }},
+		"i1": {1, func(b []byte, _ binary.ByteOrder) float32 { return float32(int8(b[0])) }},
+		"u2": {2, func(b []byte, o binary.ByteOrder) float32 { return float32(o.Uint16(b)) }},
+		"i2": {2, func(b []byte, o binary.ByteOrder) float32 { return float32(int16(o.Uint16(b))) }},
+		"f2": {2, func(b []byte, o binary.ByteOrder) float32 { return half.F16ToF32(o.Uint16(b)) }},
+		"u4": {4, func(b []byte, o binary.ByteOrder) float32 { return float32(o.Uint32(b)) }},
+		"i4": {4, func(b []byte, o binary.ByteOrder) float32 { return float32(int32(o.Uint32(b))) }},
+		"f4": {4, func(b []byte, o binary.ByteOrder) float32 { return math.Float32frombits(o.Uint32(b)) }},
+		"u8": {8, func(b []byte, o binary.ByteOrder) float32 { return float32(o.Uint64(b)) }},
+		"i8": {8, func(b []byte, o binary.ByteOrder) float32 { return float32(int64(o.Uint64(b))) }},
+		"f8": {8, func(b []byte, o binary.ByteOrder) float32 { return float32(math.Float64frombits(o.Uint64(b))) }},
+	}[descr[1:]]
+	if conv.elem == nil {
 		return dtype{}, fmt.Errorf("unsupported dtype %q", descr)
 	}
+	size, elem := conv.size, conv.elem
+	dt := dtype{big: big, size: size, decode: func(dst []float32, src []byte, o binary.ByteOrder) {
+		for i := range dst {
+			dst[i] = elem(src[i*size:], o)
+		}
+	}}
 	if descr[0] == '|' && dt.size != 1 {
 		return dtype{}, fmt.Errorf("unsupported dtype %q: byte order '|' on a multi-byte type", descr)
 	}
