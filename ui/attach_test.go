@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"github.com/goose-rwkv/goose/vision"
 	"image"
 	"image/color"
 	"image/png"
@@ -173,7 +174,7 @@ func TestSplitImageMarker(t *testing.T) {
 	}
 }
 
-// fakeSource lists tensor names for isVisualRWKV.
+// fakeSource lists tensor names for vision.IsCheckpoint.
 type fakeSource []string
 
 func (s fakeSource) Tensors() []checkpoint.Info {
@@ -207,8 +208,8 @@ func TestIsVisualRWKV(t *testing.T) {
 		{"towers only", fakeSource{"vit.dino_featurizer.cls_token"}, false},
 	}
 	for _, tt := range tests {
-		if got := isVisualRWKV(tt.src); got != tt.want {
-			t.Errorf("%s: isVisualRWKV = %v, want %v", tt.name, got, tt.want)
+		if got := vision.IsCheckpoint(tt.src); got != tt.want {
+			t.Errorf("%s: vision.IsCheckpoint = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

@@ -58,11 +58,8 @@ func (e *CoreEngine) Load(ctx context.Context, path string, opts LoadOptions, pr
 			f.Close()
 		}
 	}()
-	visual := isVisualRWKV(f)
-	var src core.Source = f
-	if visual {
-		src = core.SubSource(f, "rwkv.")
-	}
+	visual := vision.IsCheckpoint(f)
+	src := core.LanguageModel(f)
 	cfg, err := core.Inspect(src)
 	if err != nil {
 		return ModelInfo{}, fmt.Errorf("load model: %s is not a usable RWKV-7 model: %w", path, err)
@@ -116,20 +113,6 @@ func (e *CoreEngine) Load(ctx context.Context, path string, opts LoadOptions, pr
 		StateKey: hex.EncodeToString(key[:8]), Vision: visual,
 	}
 	return e.infoLocked(), nil
-}
-
-// isVisualRWKV reports whether a checkpoint is VisualRWKV-7's: a language
-// model under "rwkv." and DINOv2 tower weights under "vit.dino_featurizer.".
-func isVisualRWKV(src core.Source) bool {
-	if _, ok := src.Lookup("rwkv.emb.weight"); !ok {
-		return false
-	}
-	for _, t := range src.Tensors() {
-		if strings.HasPrefix(t.Name, "vit.dino_featurizer.") {
-			return true
-		}
-	}
-	return false
 }
 
 func (e *CoreEngine) infoLocked() ModelInfo {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"strings"
 
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/kernels"
@@ -32,6 +33,21 @@ func Released() Config {
 		SAM: sam.Config{ImageSize: 1024, Patch: 16, EmbedDim: 768, Depth: 12, Heads: 12, MLPHidden: 3072,
 			Window: 14, GlobalBlocks: []int{2, 5, 8, 11}, RelPos: true, NeckChannels: 256, Merge: 2, GELU: "erf"},
 	}
+}
+
+// IsCheckpoint reports whether src is a VisualRWKV-7 checkpoint: a
+// language model under "rwkv." and DINOv2 tower weights under
+// "vit.dino_featurizer.".
+func IsCheckpoint(src core.Source) bool {
+	if _, ok := src.Lookup("rwkv.emb.weight"); !ok {
+		return false
+	}
+	for _, t := range src.Tensors() {
+		if strings.HasPrefix(t.Name, "vit.dino_featurizer.") {
+			return true
+		}
+	}
+	return false
 }
 
 // Model is VisualRWKV-7's image encoder: three towers whose features are

@@ -8,6 +8,7 @@ import (
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/kernels/cuda"
+	"github.com/goose-rwkv/goose/vision"
 )
 
 // runInfo describes a checkpoint, or lists GPUs with --devices.
@@ -39,7 +40,7 @@ func runInfo(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "file:        %s\n", path)
 	kind := "RWKV-7 (x070) language model"
-	if _, ok := f.Lookup("vit.dino_featurizer.patch_embed.proj.weight"); ok {
+	if vision.IsCheckpoint(f) {
 		kind = "VisualRWKV-7 (RWKV-7 language model with DINOv2, SigLIP and SAM towers)"
 	}
 	fmt.Fprintf(stdout, "kind:        %s, %s\n", kind, f.Format())
