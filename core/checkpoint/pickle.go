@@ -394,32 +394,22 @@ func (m *machine) step(op byte) (done bool, err error) {
 		}
 		return false, m.pushGlobal(module, name)
 
-	case opBinPut:
-		idx, err := m.readUint(1)
+	case opBinPut, opLongBinPut, opBinGet, opLongBinGet:
+		// A memo index of 1 or 4 bytes.
+		width := 1
+		if op == opLongBinPut || op == opLongBinGet {
+			width = 4
+		}
+		idx, err := m.readUint(width)
 		if err != nil {
 			return false, err
 		}
-		return false, m.putMemo(uint32(idx))
-	case opLongBinPut:
-		idx, err := m.readUint(4)
-		if err != nil {
-			return false, err
+		if op == opBinPut || op == opLongBinPut {
+			return false, m.putMemo(uint32(idx))
 		}
-		return false, m.putMemo(uint32(idx))
+		return false, m.getMemo(uint32(idx))
 	case opMemoize:
 		return false, m.putMemo(uint32(len(m.memo)))
-	case opBinGet:
-		idx, err := m.readUint(1)
-		if err != nil {
-			return false, err
-		}
-		return false, m.getMemo(uint32(idx))
-	case opLongBinGet:
-		idx, err := m.readUint(4)
-		if err != nil {
-			return false, err
-		}
-		return false, m.getMemo(uint32(idx))
 
 	case opEmptyTuple:
 		m.push(pyTuple{})
