@@ -28,13 +28,15 @@ package cuda
 
 import (
 	"crypto/sha256"
-	_ "embed"
+	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 
@@ -42,8 +44,32 @@ import (
 	"github.com/goose-rwkv/goose/kernels/cuda/internal/cu"
 )
 
-//go:embed kernels.cu
-var kernelSource string
+// kernelFiles holds the CUDA C sources: kernels.cu (shared helpers and the
+// language model's kernels) and one file per family of ops. They compile
+// as one NVRTC program, kernels.cu first and the rest in name order.
+//
+//go:embed *.cu
+var kernelFiles embed.FS
+
+// kernelSource is the NVRTC program: every embedded .cu file.
+var kernelSource = func() string {
+	names, err := fs.Glob(kernelFiles, "*.cu")
+	if err != nil {
+		panic(err) // a malformed pattern: a bug
+	}
+	sort.SliceStable(names, func(i, j int) bool { return names[i] == "kernels.cu" && names[j] != "kernels.cu" })
+	var b strings.Builder
+	for _, n := range names {
+		src, err := kernelFiles.ReadFile(n)
+		if err != nil {
+			panic(err) // embedded: cannot fail
+		}
+		fmt.Fprintf(&b, "// ---- %s\n", n)
+		b.Write(src)
+		b.WriteString("\n")
+	}
+	return b.String()
+}()
 
 // minMajor is the oldest compute capability supported (Ampere: bf16).
 const minMajor = 8
