@@ -13,6 +13,22 @@ import (
 func cpuid(leaf, sub uint32) (a, b, c, d uint32)
 func xgetbv() (a, d uint32)
 
+// avx512 reports whether the CPU and OS support AVX-512 F and BW (512-bit
+// registers, the word-to-dword widening the bf16 kernels use) on top of
+// AVX2, FMA and F16C.
+func avx512() bool {
+	if ok, f16c := cpuFeatures(); !ok || !f16c {
+		return false
+	}
+	const zmmState = 0xe0 // opmask, upper halves of ZMM0-15, ZMM16-31
+	if xcr0, _ := xgetbv(); xcr0&zmmState != zmmState {
+		return false
+	}
+	_, b7, _, _ := cpuid(7, 0)
+	const f, bw = 1 << 16, 1 << 30
+	return b7&(f|bw) == f|bw
+}
+
 // cpuFeatures reports whether the CPU and OS support AVX2 with FMA, and
 // whether F16C (half-precision conversion) is present too.
 func cpuFeatures() (avx2FMA, f16c bool) {
@@ -42,6 +58,9 @@ func cpuFeatures() (avx2FMA, f16c bool) {
 
 // bestKernels returns the fastest kernel set this CPU supports.
 func bestKernels() *kernelSet {
+	if avx512() {
+		return avx512Kernels()
+	}
 	ok, f16c := cpuFeatures()
 	if !ok {
 		return genericKernels()
@@ -64,6 +83,7 @@ func avx2Kernels(f16c bool) *kernelSet {
 		decode:     a.decode,
 		transpose8: a.transpose8,
 		tileNN:     tileNNAVX2,
+		nr:         16,
 		wkv:        wkvAVX2,
 	}
 }
@@ -258,6 +278,9 @@ func allKernels() []*kernelSet {
 		if f16c {
 			ks = append(ks, avx2Kernels(true))
 		}
+	}
+	if avx512() {
+		ks = append(ks, avx512Kernels())
 	}
 	return ks
 }

@@ -222,7 +222,7 @@ func TestKernelSetsAgree(t *testing.T) {
 	r := rand.New(rand.NewPCG(4, 0))
 	for _, ks := range allKernels() {
 		for _, dt := range dtypes {
-			for _, n := range []int{0, 1, 8, 23, 64, 100} {
+			for _, n := range []int{0, 1, 8, 23, 48, 64, 100} {
 				w, _ := randWeights(r, 4*n+3, dt)
 				off := &[4]int{0, n * dt.Size(), 3 * n * dt.Size(), (3*n + 3) * dt.Size()}
 				x := randActs(r, n)
@@ -274,29 +274,30 @@ func TestKernelSetsAgree(t *testing.T) {
 	}
 }
 
-// TestTileNN checks the 6×16 micro-kernel of every set against float64,
+// TestTileNN checks the 6×nr micro-kernel of every set against float64,
 // storing and accumulating, with strides wider than the tile.
 func TestTileNN(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 0))
 	for _, ks := range allKernels() {
+		nr := ks.nr
 		for _, n := range []int{1, 2, 7, 64, 255} {
-			const ldd, ldw = 19, 21
+			ldd, ldw := nr+3, nr+5
 			var xs [6][]float32
 			for i := range xs {
 				xs[i] = randActs(r, n)
 			}
-			w := randActs(r, (n-1)*ldw+16)
+			w := randActs(r, (n-1)*ldw+nr)
 			for _, acc := range []bool{false, true} {
-				d := randActs(r, 5*ldd+16)
+				d := randActs(r, 5*ldd+nr)
 				before := append([]float32(nil), d...)
 				ks.tileNN(d, ldd, &xs, w, ldw, acc)
 				for i := range 6 {
 					for j := range ldd {
-						if i == 5 && j >= 16 {
+						if i == 5 && j >= nr {
 							break
 						}
 						got := d[i*ldd+j]
-						if j >= 16 {
+						if j >= nr {
 							if got != before[i*ldd+j] {
 								t.Fatalf("%s n=%d: wrote outside the tile at [%d,%d]", ks.name, n, i, j)
 							}
