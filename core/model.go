@@ -59,6 +59,45 @@ type LoadOptions struct {
 	Backend kernels.Backend
 	// Progress, if set, is called with the fraction of weights placed.
 	Progress func(frac float64)
+	// Quant, if not QuantNone, stores the large matrices in a smaller
+	// encoding, converted at load from the checkpoint's bf16/f16/f32.
+	Quant Quantization
+}
+
+// Quantization selects how Load stores the model's large matrices.
+type Quantization uint8
+
+const (
+	// QuantNone keeps every matrix in its checkpoint dtype.
+	QuantNone Quantization = iota
+	// QuantInt8 stores the Linear weights (the time-mix receptance, key,
+	// value and output, the channel-mix key and value, and the head) as
+	// int8 with one float32 scale per output channel (kernels.I8), about
+	// half the bytes of bf16; activations stay float32. The embedding and
+	// the small LoRA matrices keep their dtype.
+	QuantInt8
+)
+
+// String returns "none" or "int8".
+func (q Quantization) String() string {
+	switch q {
+	case QuantNone:
+		return "none"
+	case QuantInt8:
+		return "int8"
+	}
+	return fmt.Sprintf("quant(%d)", uint8(q))
+}
+
+// ParseQuantization reads "none" (or "") and "int8".
+func ParseQuantization(s string) (Quantization, error) {
+	switch strings.ToLower(s) {
+	case "", "none", "off":
+		return QuantNone, nil
+	case "int8", "i8", "q8":
+		return QuantInt8, nil
+	}
+	return QuantNone, fmt.Errorf("quantization %q: want none or int8", s)
 }
 
 // Model is an RWKV-7 (x070) language model on a backend. It is immutable
@@ -81,6 +120,8 @@ type Model struct {
 	graphsSupported bool
 	closed          bool
 	chunk           int
+	quant           Quantization
+	resident        int64 // bytes of weights placed on the backend
 }
 
 // layer holds one block's weights. Vectors are F32 [1, C]; matrices stay
@@ -98,6 +139,14 @@ type layer struct {
 
 // Config returns the model's dimensions.
 func (m *Model) Config() Config { return m.cfg }
+
+// Quantization returns how the model's matrices are stored.
+func (m *Model) Quantization() Quantization { return m.quant }
+
+// WeightBytes is the size of the weights as placed on the backend: the
+// checkpoint's Config().WeightBytes, less what quantization saved (vectors
+// count as float32).
+func (m *Model) WeightBytes() int64 { return m.resident }
 
 // Backend returns the backend the model runs on.
 func (m *Model) Backend() kernels.Backend { return m.be }
@@ -288,7 +337,16 @@ func Load(src Source, opts LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{cfg: cfg, be: opts.Backend, src: src, chunk: defaultChunk}
+	m := &Model{cfg: cfg, be: opts.Backend, src: src, chunk: defaultChunk, quant: opts.Quant}
+	switch opts.Quant {
+	case QuantNone:
+	case QuantInt8:
+		if !slices.Contains(opts.Backend.Capabilities().Quant, kernels.I8) {
+			return nil, fmt.Errorf("load: the %s backend cannot run int8 weights", opts.Backend.Name())
+		}
+	default:
+		return nil, fmt.Errorf("load: unknown quantization %v", opts.Quant)
+	}
 	if c := opts.Backend.Capabilities().PrefillChunk; c > 0 {
 		m.chunk = c
 	}
@@ -322,14 +380,24 @@ func Load(src Source, opts LoadOptions) (*Model, error) {
 			return kernels.Tensor{}
 		}
 		var t kernels.Tensor
-		t, err = m.matrix(name)
+		t, err = m.matrix(name, false)
+		progress()
+		return t
+	}
+	// lin places a Linear weight, quantized when asked.
+	lin := func(name string) kernels.Tensor {
+		if err != nil {
+			return kernels.Tensor{}
+		}
+		var t kernels.Tensor
+		t, err = m.matrix(name, m.quant == QuantInt8)
 		progress()
 		return t
 	}
 	m.emb = mat("emb.weight")
 	m.ln0w, m.ln0b = vec("blocks.0.ln0.weight"), vec("blocks.0.ln0.bias")
 	m.lnOutW, m.lnOutB = vec("ln_out.weight"), vec("ln_out.bias")
-	m.head = mat("head.weight")
+	m.head = lin("head.weight")
 	m.layers = make([]layer, cfg.Layers)
 	for l := range m.layers {
 		ly := &m.layers[l]
@@ -349,10 +417,10 @@ func Load(src Source, opts LoadOptions) (*Model, error) {
 			ly.v0 = vec(p + "att.v0")
 			ly.v1, ly.v2 = mat(p+"att.v1"), mat(p+"att.v2")
 		}
-		ly.wr, ly.wk = mat(p+"att.receptance.weight"), mat(p+"att.key.weight")
-		ly.wv, ly.wo = mat(p+"att.value.weight"), mat(p+"att.output.weight")
+		ly.wr, ly.wk = lin(p+"att.receptance.weight"), lin(p+"att.key.weight")
+		ly.wv, ly.wo = lin(p+"att.value.weight"), lin(p+"att.output.weight")
 		ly.ffnMix = vec(p + "ffn.x_k")
-		ly.ffnKey, ly.ffnValue = mat(p+"ffn.key.weight"), mat(p+"ffn.value.weight")
+		ly.ffnKey, ly.ffnValue = lin(p+"ffn.key.weight"), lin(p+"ffn.value.weight")
 	}
 	if err == nil {
 		err = m.be.Sync()
@@ -370,7 +438,11 @@ func (m *Model) memoryNeeded() int64 {
 	c := m.cfg
 	perRow := int64(22*c.Width+c.FFN+c.DecayLoRA+c.AlphaLoRA+c.ValueLoRA+c.GateLoRA) * 4
 	act := perRow*int64(m.chunk+1) + 2*int64(c.Vocab)*4
-	return c.WeightBytes + act + 4*c.StateBytes() + 64<<20 // + kernels, cuBLAS workspace
+	w := c.WeightBytes
+	if m.quant == QuantInt8 { // about half of the matrices' bf16 bytes
+		w = w * 5 / 8
+	}
+	return w + act + 4*c.StateBytes() + 64<<20 // + kernels, cuBLAS workspace
 }
 
 // MemoryError reports a model that does not fit in a device's free memory.
@@ -399,24 +471,34 @@ func (m *Model) vector(name string) (kernels.Tensor, error) {
 		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
 	}
 	m.owned = append(m.owned, t)
+	m.resident += int64(4 * len(f))
 	if err := m.be.Upload(t, float32Bytes(f)); err != nil {
 		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
 	}
 	return t, nil
 }
 
-// matrix places a 2-D tensor in its file dtype.
-func (m *Model) matrix(name string) (kernels.Tensor, error) {
+// matrix places a 2-D tensor in its file dtype, or as int8 with
+// per-row scales (kernels.I8) when quantize is set.
+func (m *Model) matrix(name string, quantize bool) (kernels.Tensor, error) {
 	info, _ := m.src.Lookup(name)
 	data, err := m.src.Bytes(name)
 	if err != nil {
 		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
 	}
-	t, err := m.be.Weight(info.DType, info.Shape[0], info.Shape[1], data)
+	dt, rows, cols := info.DType, info.Shape[0], info.Shape[1]
+	if quantize {
+		if data, err = kernels.QuantizeI8(data, dt, rows, cols); err != nil {
+			return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
+		}
+		dt = kernels.I8
+	}
+	t, err := m.be.Weight(dt, rows, cols, data)
 	if err != nil {
 		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
 	}
 	m.owned = append(m.owned, t)
+	m.resident += int64(len(data))
 	return t, nil
 }
 

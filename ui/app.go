@@ -307,7 +307,7 @@ func (a *App) loadModel(path string) {
 	a.loading, a.loadFrac, a.loadName = true, 0, filepath.Base(path)
 	a.status.refresh()
 	a.models.refresh()
-	opts := LoadOptions{Backend: a.cfg.Backend, Threads: a.cfg.Threads}
+	opts := LoadOptions{Backend: a.cfg.Backend, Threads: a.cfg.Threads, Quant: a.cfg.Quant}
 	go func() {
 		a.engineMu.Lock()
 		a.chat.closeSession()

@@ -84,7 +84,12 @@ func (e *CoreEngine) Load(ctx context.Context, path string, opts LoadOptions, pr
 	if err != nil {
 		return ModelInfo{}, fmt.Errorf("open %s backend: %w", opts.Backend, err)
 	}
-	m, err := core.Load(src, core.LoadOptions{Backend: be, Progress: progress})
+	quant, err := core.ParseQuantization(opts.Quant)
+	if err != nil {
+		be.Close()
+		return ModelInfo{}, err
+	}
+	m, err := core.Load(src, core.LoadOptions{Backend: be, Progress: progress, Quant: quant})
 	if err != nil {
 		be.Close()
 		return ModelInfo{}, fmt.Errorf("load %s: %w", path, err)
@@ -109,8 +114,11 @@ func (e *CoreEngine) Load(ctx context.Context, path string, opts LoadOptions, pr
 	e.info = ModelInfo{
 		Path: path, Name: strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)),
 		Summary: summary, Backend: rep.Used, Device: rep.Device.Name, Fallback: rep.Fallback,
-		WeightBytes: c.WeightBytes, StateBytes: c.StateBytes(),
+		WeightBytes: m.WeightBytes(), StateBytes: c.StateBytes(),
 		StateKey: hex.EncodeToString(key[:8]), Vision: visual,
+	}
+	if quant != core.QuantNone {
+		e.info.Quant, e.info.SavedBytes = quant.String(), c.WeightBytes-m.WeightBytes()
 	}
 	return e.infoLocked(), nil
 }

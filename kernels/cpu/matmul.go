@@ -82,6 +82,51 @@ func gemvNT(ks *kernelSet, dst, x []float32, w []byte, dt kernels.DType, K, lo, 
 	}
 }
 
+// linearI8 sets dst[T,N] = x[T,K] · wᵀ for an I8 weight: q [N,K] int8
+// and scale [N], w[n][k] = q[n][k]·scale[n]. One token sums x·q per row
+// and scales the sum; longer inputs convert tiles to q·scale in float32 for
+// the GEMM.
+func linearI8(p *pool, dst, x []float32, T, K int, q []byte, scale []float32, N int) {
+	if T <= 0 || N <= 0 {
+		return
+	}
+	if K <= 0 {
+		clear(dst[:T*N])
+		return
+	}
+	ks := p.ks
+	_ = x[T*K-1]
+	_ = dst[T*N-1]
+	_ = q[N*K-1]
+	_ = scale[N-1]
+	if T == 1 {
+		grain := max(4, (16<<10)/K)
+		p.For(N, grain, func(lo, hi int) {
+			gemvNT(ks, dst, x[:K], q, kernels.I8, K, lo, hi)
+			for n := lo; n < hi; n++ {
+				dst[n] *= scale[n]
+			}
+		})
+		return
+	}
+	pack := func(wf []float32, ld, kb, kl, nb, nl int) {
+		var off [8]int
+		for r0 := 0; r0 < ld; r0 += 8 {
+			for i := range off {
+				off[i] = (nb+min(r0+i, nl-1))*K + kb
+			}
+			ks.transpose8(wf[r0:], ld, q, &off, kl, kernels.I8)
+		}
+		for k := range kl {
+			row := wf[k*ld : k*ld+nl]
+			for j := range row {
+				row[j] *= scale[nb+j]
+			}
+		}
+	}
+	gemm(p, dst, x, T, K, N, true, pack)
+}
+
 // matmul sets dst[T,N] = x[T,K] · w where w is [K,N] in dtype dt.
 func matmul(p *pool, dst, x []float32, T, K int, w []byte, dt kernels.DType, N int) {
 	if T <= 0 || N <= 0 {
@@ -230,6 +275,8 @@ func gemmRange(ks *kernelSet, buf, dst, x []float32, t0, t1, K, N, lo, hi int, a
 func decodeRow(dst []float32, w []byte, dt kernels.DType, off int) {
 	n := len(dst)
 	switch dt {
+	case kernels.I8:
+		decodeGeneric(dst, w[off:off+n], dt)
 	case kernels.BF16:
 		half.DecodeBF16(dst, w[2*off:2*(off+n)])
 	case kernels.F16:

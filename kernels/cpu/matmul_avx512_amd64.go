@@ -24,6 +24,9 @@ func dot4BF16x16(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
 func dot4F16x16(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
 
 //go:noescape
+func dot4I8x16(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
+
+//go:noescape
 func dot4F32x16(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
 
 //go:noescape
@@ -38,6 +41,10 @@ func tileNN6x32(d *float32, ldd int, x0, x1, x2, x3, x4, x5 *float32, w *float32
 // dot4AVX512 runs the multiple-of-16 part of the rows in assembly and the
 // rest through the AVX2 wrapper.
 func dot4AVX512(out *[4]float32, x []float32, w []byte, off *[4]int, dt kernels.DType) {
+	if dt == kernels.I8 {
+		dot4I8AVX512(out, x, w, off)
+		return
+	}
 	n := len(x)
 	n16 := n &^ 15
 	*out = [4]float32{}
@@ -72,7 +79,7 @@ func dot4AVX512(out *[4]float32, x []float32, w []byte, off *[4]int, dt kernels.
 func gemvNNAVX512(d, x []float32, w []byte, off, ldw int, dt kernels.DType) {
 	n, k := len(d), len(x)
 	n16, k4 := n&^15, k&^3
-	if dt == kernels.F32 || n16 == 0 || k4 == 0 {
+	if dt == kernels.F32 || dt == kernels.I8 || n16 == 0 || k4 == 0 {
 		avx2{f16c: true}.gemvNN(d, x, w, off, ldw, dt)
 		return
 	}
@@ -103,4 +110,26 @@ func tileNNAVX512(d []float32, ldd int, x *[6][]float32, w []float32, ldw int, a
 	_ = w[(n-1)*ldw+31]
 	x0, x1, x2, x3, x4, x5 := x[0][:n], x[1][:n], x[2][:n], x[3][:n], x[4][:n], x[5][:n]
 	tileNN6x32(&d[0], ldd, &x0[0], &x1[0], &x2[0], &x3[0], &x4[0], &x5[0], &w[0], ldw, n, acc)
+}
+
+// dot4I8AVX512 is dot4 for int8 rows (unscaled).
+func dot4I8AVX512(out *[4]float32, x []float32, w []byte, off *[4]int) {
+	n := len(x)
+	n16 := n &^ 15
+	*out = [4]float32{}
+	if n16 > 0 {
+		p0, p1, p2, p3 := rows(w, off, n, 1)
+		dot4I8x16(&x[0], p0, p1, p2, p3, n16, out)
+	}
+	if n16 < n {
+		var t [4]float32
+		var tail [4]int
+		for i, o := range off {
+			tail[i] = o + n16
+		}
+		avx2{f16c: true}.dot4I8(&t, x[n16:], w, &tail)
+		for i := range out {
+			out[i] += t[i]
+		}
+	}
 }

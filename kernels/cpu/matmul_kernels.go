@@ -57,6 +57,11 @@ const chunk = 256
 
 func decodeGeneric(dst []float32, src []byte, dt kernels.DType) {
 	switch dt {
+	case kernels.I8:
+		src = src[:len(dst)]
+		for i := range dst {
+			dst[i] = float32(int8(src[i]))
+		}
 	case kernels.BF16:
 		src = src[:2*len(dst)]
 		for i := range dst {

@@ -347,3 +347,35 @@ func TestDecodeSpecials(t *testing.T) {
 		}
 	}
 }
+
+// TestLinearI8 runs linearI8 with every kernel set and thread count on
+// shapes with tails of every vector width, against float64 of x·(q·s)ᵀ.
+func TestLinearI8(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, ks := range allKernels() {
+		for _, threads := range []int{1, 2} {
+			p := newPoolWith(threads, ks)
+			defer p.Close()
+			for _, T := range []int{1, 2, 7} {
+				for _, K := range []int{1, 8, 17, 48, 100, 300} {
+					for _, N := range []int{1, 5, 33, 130} {
+						q := make([]byte, N*K)
+						for i := range q {
+							q[i] = byte(r.IntN(255) - 127)
+						}
+						scale := randActs(r, N)
+						x := randActs(r, T*K)
+						dst, all := dstWithGuard(T * N)
+						linearI8(p, dst, x, T, K, q, scale, N)
+						if !guardIntact(all, T*N) {
+							t.Fatalf("%s T=%d K=%d N=%d: wrote past dst", ks.name, T, K, N)
+						}
+						checkProduct(t, dst, x, T, K, N, func(n, k int) float64 {
+							return float64(float32(int8(q[n*K+k])) * scale[n])
+						}, 1e-5)
+					}
+				}
+			}
+		}
+	}
+}
