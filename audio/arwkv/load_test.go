@@ -1,12 +1,11 @@
 package arwkv
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/goose-rwkv/goose/audio/fbank"
+	"github.com/goose-rwkv/goose/audio/wav"
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/checkpoint"
 )
@@ -74,15 +73,16 @@ func TestLoadErrors(t *testing.T) {
 func TestFromWAV(t *testing.T) {
 	cfg := readConfig(t)
 	tg := loadFixture(t)
-	r, err := os.Open(filepath.Join(fixtureDir, "mm.wav"))
+	r, err := wav.Open(filepath.Join(fixtureDir, "mm.wav"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	samples, rate, err := fbank.ReadWAV(r)
+	samples, err := wav.ReadAll(r.Reader, 1<<22)
 	if err != nil {
 		t.Fatal(err)
 	}
+	rate := r.Rate()
 	if rate != cfg.SampleRate {
 		t.Fatalf("mm.wav rate %d, config %d", rate, cfg.SampleRate)
 	}

@@ -10,7 +10,7 @@
 //	gooseapp info FILE | --devices
 //	gooseapp bench (--model FILE | --shape 0.1b|0.4b|1.5b|2.9b) [--backend cpu] [--threads N] [--prompt 512] [--gen 128]
 //	gooseapp ask --model VISUALRWKV.pth --image FILE QUESTION
-//	gooseapp tag --model ARWKV.pth --config CONFIG.json AUDIO.wav
+//	gooseapp tag --model ARWKV.pth [--config CONFIG.json] [--top N] [--threshold P] [--json] AUDIO.wav
 //	gooseapp testmodel --out FILE.safetensors [--shape 2x64]
 //	gooseapp serve --model FILE [--addr 127.0.0.1:11435] [--backend auto] [--api-key KEY] [--parallel N] [--queue N] [--cache-mb MB]
 package main
@@ -43,7 +43,7 @@ func commands() []command {
 		{"info", "info FILE | info --devices", runInfo},
 		{"bench", "bench (--model FILE | --shape 0.1b|0.4b|1.5b|2.9b) [--backend cpu] [--threads N] [--prompt 512] [--gen 128]", runBench},
 		{"ask", "ask --model VISUALRWKV.pth --image FILE [--config FILE.json] QUESTION  (VisualRWKV-7 image question)", runAsk},
-		{"tag", "tag --model ARWKV.pth --config CONFIG.json AUDIO.wav [--top 5]  (A-RWKV audio tags)", runTag},
+		{"tag", "tag --model ARWKV.pth [--config CONFIG.json] [--top 5] [--threshold P] [--timeline] [--json] AUDIO.wav  (AudioSet tags)", runTag},
 		{"testmodel", "testmodel --out FILE.safetensors [--shape 2x64]  (random weights, full vocabulary)", runTestModel},
 		{"serve", "serve --model FILE [--addr 127.0.0.1:11435] [--backend auto] [--api-key KEY] [--parallel N] [--queue N] [--cache-mb MB]", runServe},
 	}
