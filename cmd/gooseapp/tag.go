@@ -20,7 +20,7 @@ func runTag(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	model := fs.String("model", "", "A-RWKV checkpoint `FILE`")
 	configPath := fs.String("config", "", "model configuration `FILE.json` (sample_rate, target_length, norm_mean, norm_std, fbank.num_mel_bins, model.grid, model.patch)")
 	top := fs.Int("top", 5, "how many classes to print")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *model == "" || *configPath == "" || fs.NArg() != 1 {
