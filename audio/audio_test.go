@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,16 +29,16 @@ func openFixture(t testing.TB) *Tagger {
 
 func readFixtureWAV(t testing.TB) ([]float32, int) {
 	t.Helper()
-	f, err := wav.Open(filepath.Join(fixtureDir, "mm.wav"))
+	f, err := os.Open(filepath.Join(fixtureDir, "mm.wav"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	s, err := wav.ReadAll(f.Reader, 1<<22)
+	s, format, err := wav.ReadAll(f, 1<<22)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, f.Rate()
+	return s, format.Rate
 }
 
 func sigmoid(x float32) float64 { return 1 / (1 + math.Exp(-float64(x))) }

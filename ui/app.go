@@ -27,6 +27,7 @@ import (
 
 	"github.com/goose-rwkv/goose/core/catalog"
 	"github.com/goose-rwkv/goose/ui/history"
+	_ "github.com/goose-rwkv/goose/ui/internal/posixlocale" // C.UTF-8 reads as English, silently
 	"github.com/goose-rwkv/goose/ui/settings"
 )
 

@@ -1,6 +1,7 @@
 package arwkv
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,16 +74,16 @@ func TestLoadErrors(t *testing.T) {
 func TestFromWAV(t *testing.T) {
 	cfg := readConfig(t)
 	tg := loadFixture(t)
-	r, err := wav.Open(filepath.Join(fixtureDir, "mm.wav"))
+	r, err := os.Open(filepath.Join(fixtureDir, "mm.wav"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	samples, err := wav.ReadAll(r.Reader, 1<<22)
+	samples, format, err := wav.ReadAll(r, 1<<22)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rate := r.Rate()
+	rate := format.Rate
 	if rate != cfg.SampleRate {
 		t.Fatalf("mm.wav rate %d, config %d", rate, cfg.SampleRate)
 	}

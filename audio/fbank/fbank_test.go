@@ -37,15 +37,11 @@ func readTone(t testing.TB) ([]float32, int) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	r, err := wav.NewReader(f)
+	s, format, err := wav.ReadAll(f, 1<<24)
 	if err != nil {
 		t.Fatalf("tone.wav: %v", err)
 	}
-	s, err := wav.ReadAll(r, 1<<24)
-	if err != nil {
-		t.Fatalf("tone.wav: %v", err)
-	}
-	return s, r.Rate()
+	return s, format.Rate
 }
 
 func TestGolden(t *testing.T) {

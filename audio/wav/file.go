@@ -32,11 +32,12 @@ func Open(path string) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if r.size >= 0 {
+	if n := r.Frames(); n >= 0 {
+		size := n * int64(r.frameBytes)
 		pos, err := f.Seek(0, io.SeekCurrent)
-		if err == nil && r.size > st.Size()-pos {
+		if err == nil && size > st.Size()-pos {
 			f.Close()
-			return nil, fmt.Errorf("%s: %w: the header declares %d bytes of samples, the file holds %d", path, ErrTruncated, r.size, st.Size()-pos)
+			return nil, fmt.Errorf("%s: wav: truncated (%w): the header declares %d bytes of samples, the file holds %d", path, io.ErrUnexpectedEOF, size, st.Size()-pos)
 		}
 	}
 	return &File{Reader: r, f: f, path: path}, nil
@@ -44,6 +45,9 @@ func Open(path string) (*File, error) {
 
 // Path returns the path given to Open.
 func (f *File) Path() string { return f.path }
+
+// Rate returns the sampling rate in Hz.
+func (f *File) Rate() int { return f.Format().Rate }
 
 // Close closes the file.
 func (f *File) Close() error { return f.f.Close() }

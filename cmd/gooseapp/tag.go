@@ -29,7 +29,7 @@ func runTag(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	hop := fs.Duration("hop", 0, "time between window starts (default: half the clip, 5s)")
 	timeline := fs.Bool("timeline", false, "also print each window's tags")
 	asJSON := fs.Bool("json", false, `print one JSON object: {"tags":[{"index":I,"label":"…","prob":P},…],"windows":[…],…}`)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *model == "" || fs.NArg() != 1 {
