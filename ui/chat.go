@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/core/sample"
 	"github.com/goose-rwkv/goose/ui/history"
 )
 
@@ -73,6 +75,8 @@ type chatView struct {
 	stopBtn *widget.Button
 	speed   *widget.Label
 	root    fyne.CanvasObject
+	// settings is the chat settings dialog last opened (tests).
+	settings *dialog.FormDialog
 }
 
 func newChatView(a *App) *chatView {
@@ -700,7 +704,45 @@ func (c *chatView) remove(id int64) {
 	c.reloadList()
 }
 
-// settingsDialog edits the conversation's system prompt and sampling.
+// samplingField is one number of the chat settings form, with its limits
+// (those of package sample, which the terminal and the API share).
+type samplingField struct {
+	name, hint string
+	lo, hi     float64
+	whole      bool // a whole number
+}
+
+// samplingFields returns the chat settings form's numbers, in the order
+// of parseSampling's arguments.
+func samplingFields() [7]samplingField {
+	return [...]samplingField{
+		{"Temperature", fmt.Sprintf("0 to %d; 0 = always the most likely word, 1 = default", sample.MaxTemperature), 0, sample.MaxTemperature, false},
+		{"Top-p", "0 to 1; lower is more focused", 0, 1, false},
+		{"Top-k", "0 = off; else keep only the k most likely words", 0, 65536, true},
+		{"Presence penalty", fmt.Sprintf("%d to %d; higher avoids repeating words", sample.MinPenalty, sample.MaxPenalty), sample.MinPenalty, sample.MaxPenalty, false},
+		{"Frequency penalty", fmt.Sprintf("%d to %d; higher avoids repeating words often", sample.MinPenalty, sample.MaxPenalty), sample.MinPenalty, sample.MaxPenalty, false},
+		{"Penalty decay", "0 to 1; how fast penalties fade (0 = never)", 0, 1, false},
+		{"Max tokens", "1 to 1048576; the longest reply", 1, 1 << 20, true},
+	}
+}
+
+// parse reads the field's text.
+func (f samplingField) parse(text string) (float64, error) {
+	x, err := strconv.ParseFloat(strings.TrimSpace(text), 64)
+	switch {
+	case err != nil || math.IsNaN(x):
+		return 0, fmt.Errorf("%s must be a number", strings.ToLower(f.name))
+	case x < f.lo || x > f.hi:
+		return 0, fmt.Errorf("%s must be from %g to %g", strings.ToLower(f.name), f.lo, f.hi)
+	case f.whole && x != math.Trunc(x):
+		return 0, fmt.Errorf("%s must be a whole number", strings.ToLower(f.name))
+	}
+	return x, nil
+}
+
+// settingsDialog edits the conversation's system prompt and sampling. Each
+// number is checked as it is typed, the problem shown under it, and Save
+// stays disabled until all are valid: nothing typed is lost.
 func (c *chatView) settingsDialog() {
 	if c.conv == nil {
 		return
@@ -712,37 +754,35 @@ func (c *chatView) settingsDialog() {
 	sys.SetPlaceHolder("e.g. You are a concise assistant who answers in English.")
 	sys.SetMinRowsVisible(3)
 	s := conv.Sampling
-	num := func(v float64) *widget.Entry {
+	values := []float64{s.Temperature, s.TopP, float64(s.TopK), s.PresencePenalty, s.FrequencyPenalty, s.PenaltyDecay, float64(s.MaxTokens)}
+	items := []*widget.FormItem{widget.NewFormItem("System prompt", sys)}
+	var entries []*widget.Entry
+	for i, f := range samplingFields() {
 		e := widget.NewEntry()
-		e.SetText(strconv.FormatFloat(v, 'g', -1, 64))
-		return e
-	}
-	temp, topP, pres, freq, decay := num(s.Temperature), num(s.TopP), num(s.PresencePenalty), num(s.FrequencyPenalty), num(s.PenaltyDecay)
-	topK, maxTok := num(float64(s.TopK)), num(float64(s.MaxTokens))
-	items := []*widget.FormItem{
-		widget.NewFormItem("System prompt", sys),
-		{Text: "Temperature", Widget: temp, HintText: "0 = always the most likely word; 1 = default"},
-		{Text: "Top-p", Widget: topP, HintText: "0–1; lower is more focused"},
-		{Text: "Top-k", Widget: topK, HintText: "0 = off"},
-		widget.NewFormItem("Presence penalty", pres),
-		widget.NewFormItem("Frequency penalty", freq),
-		widget.NewFormItem("Penalty decay", decay),
-		widget.NewFormItem("Max tokens", maxTok),
+		e.SetText(strconv.FormatFloat(values[i], 'g', -1, 64))
+		e.Validator = func(text string) error { _, err := f.parse(text); return err }
+		entries = append(entries, e)
+		items = append(items, &widget.FormItem{Text: f.name, Widget: e, HintText: f.hint})
 	}
 	d := dialog.NewForm("Chat settings", "Save", "Cancel", items, func(ok bool) {
 		if !ok {
 			return
 		}
-		ns, err := parseSampling(temp.Text, topP.Text, topK.Text, pres.Text, freq.Text, decay.Text, maxTok.Text)
+		texts := make([]string, len(entries))
+		for i, e := range entries {
+			texts[i] = e.Text
+		}
+		ns, err := parseSampling(texts...)
 		if err != nil {
-			c.a.showError(err)
+			c.a.showError(err) // not reached: Save is disabled while a field is invalid
 			return
 		}
 		conv.SystemPrompt = strings.TrimSpace(sys.Text)
 		conv.Sampling = ns
 		c.saveSettings(conv)
 	}, c.a.win)
-	d.Resize(fyne.NewSize(560, 560))
+	d.Resize(fyne.NewSize(560, 600))
+	c.settings = d
 	d.Show()
 }
 
@@ -767,24 +807,22 @@ func (c *chatView) saveSettings(conv history.Conversation) {
 	}
 }
 
-// parseSampling checks the chat settings form.
-func parseSampling(temp, topP, topK, pres, freq, decay, maxTok string) (history.Sampling, error) {
-	var s history.Sampling
-	var errs []error
-	f := func(name, v string, lo, hi float64) float64 {
-		x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil || x < lo || x > hi {
-			errs = append(errs, fmt.Errorf("%s must be a number from %g to %g", name, lo, hi))
-		}
-		return x
+// parseSampling checks the chat settings form's numbers, given in the
+// order of samplingFields.
+func parseSampling(texts ...string) (history.Sampling, error) {
+	fields := samplingFields()
+	if len(texts) != len(fields) {
+		return history.Sampling{}, fmt.Errorf("parseSampling: %d values, want %d", len(texts), len(fields))
 	}
-	s.Temperature = f("temperature", temp, 0, 5)
-	s.TopP = f("top-p", topP, 0, 1)
-	s.TopK = int(f("top-k", topK, 0, 65536))
-	s.PresencePenalty = f("presence penalty", pres, -5, 5)
-	s.FrequencyPenalty = f("frequency penalty", freq, -5, 5)
-	s.PenaltyDecay = f("penalty decay", decay, 0, 1)
-	s.MaxTokens = int(f("max tokens", maxTok, 1, 1<<20))
+	var x [len(fields)]float64
+	var errs []error
+	for i, f := range fields {
+		v, err := f.parse(texts[i])
+		errs = append(errs, err)
+		x[i] = v
+	}
+	s := history.Sampling{Temperature: x[0], TopP: x[1], TopK: int(x[2]), PresencePenalty: x[3],
+		FrequencyPenalty: x[4], PenaltyDecay: x[5], MaxTokens: int(x[6])}
 	return s, errors.Join(errs...)
 }
 

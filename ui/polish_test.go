@@ -16,6 +16,8 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/goose-rwkv/goose/core/catalog"
+	"github.com/goose-rwkv/goose/core/sample"
+	"github.com/goose-rwkv/goose/ui/history"
 )
 
 // walk calls f on obj and everything drawn inside it (not inside a
@@ -328,4 +330,75 @@ func TestModelsScreenCosmetics(t *testing.T) {
 			t.Error("no Load button for the second model")
 		}
 	})
+}
+
+// The chat settings dialog checks each number as it is typed, keeps Save
+// disabled while one is invalid, and loses no edit.
+func TestChatSettingsValidateInline(t *testing.T) {
+	h := newHarness(t, newFakeEngine(), "", nil)
+	h.load(tinyModel(t, h.dir))
+	h.ui(func() {
+		conv, err := h.a.store.CreateConversation("Settings", "", history.DefaultSampling())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.a.chat.open(conv.ID)
+		h.a.chat.settingsDialog()
+	})
+	var entries []*widget.Entry
+	var save *widget.Button
+	h.ui(func() {
+		d := h.topDialog()
+		walk(d, func(o fyne.CanvasObject) {
+			if e, ok := o.(*widget.Entry); ok {
+				entries = append(entries, e)
+			}
+		})
+		if s := buttons(d, "Save"); len(s) == 1 {
+			save = s[0]
+		}
+	})
+	if len(entries) != 8 || save == nil {
+		t.Fatalf("%d entries and Save %v, want the system prompt and 7 numbers", len(entries), save)
+	}
+	sys, temp, topK := entries[0], entries[1], entries[3]
+	h.ui(func() {
+		sys.SetText("Answer in French.")
+		topK.SetText("40")
+		temp.SetText("9") // above sample.MaxTemperature
+		if err := temp.Validate(); err == nil || !strings.Contains(err.Error(), "from 0 to 2") {
+			t.Errorf("temperature 9: %v, want 'from 0 to 2'", err)
+		}
+		if !save.Disabled() {
+			t.Error("Save is enabled with an invalid temperature")
+		}
+		test.Tap(save)
+		if h.topDialog() == nil {
+			t.Fatal("the dialog closed on an invalid value")
+		}
+		if sys.Text != "Answer in French." || topK.Text != "40" {
+			t.Errorf("edits lost: %q %q", sys.Text, topK.Text)
+		}
+		topK.SetText("4.5")
+		if topK.Validate() == nil {
+			t.Error("top-k 4.5 accepted")
+		}
+		topK.SetText("40")
+		temp.SetText("0.7")
+		if save.Disabled() {
+			t.Errorf("Save is disabled with valid values")
+		}
+		test.Tap(save)
+	})
+	h.ui(func() {
+		c := h.a.chat.conv
+		if c.SystemPrompt != "Answer in French." || c.Sampling.Temperature != 0.7 || c.Sampling.TopK != 40 {
+			t.Errorf("saved %+v", *c)
+		}
+	})
+	// The form's limits are package sample's.
+	f := samplingFields()
+	if f[0].hi != sample.MaxTemperature || f[3].lo != sample.MinPenalty || f[4].hi != sample.MaxPenalty {
+		t.Errorf("form limits %+v differ from package sample's", f)
+	}
 }
