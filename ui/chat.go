@@ -20,12 +20,12 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/layout"
-	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/sample"
+	"github.com/goose-rwkv/goose/internal/atomicfile"
 	"github.com/goose-rwkv/goose/ui/history"
 )
 
@@ -59,7 +59,7 @@ type chatView struct {
 	sessionAt    int64 // message whose state the session holds; 0 = unknown
 	sessionEpoch int64
 
-	search   *widget.Entry
+	search   *keyedEntry
 	list     *widget.List
 	title    *widget.Label
 	headBtns *fyne.Container
@@ -75,6 +75,11 @@ type chatView struct {
 	stopBtn *widget.Button
 	speed   *widget.Label
 	root    fyne.CanvasObject
+	// follow keeps the latest message in view (see followLayout); it
+	// ends when the user scrolls up.
+	follow bool
+	// selectedRow is the list row highlighted as the open chat, or -1.
+	selectedRow int
 	// settings is the chat settings dialog last opened (tests).
 	settings *dialog.FormDialog
 }
@@ -82,7 +87,7 @@ type chatView struct {
 func newChatView(a *App) *chatView {
 	c := &chatView{a: a, images: map[int64]string{}}
 
-	c.search = widget.NewEntry()
+	c.search = newKeyedEntry(a)
 	c.search.SetPlaceHolder("Search chats")
 	c.search.ActionItem = widget.NewIcon(theme.SearchIcon())
 	c.search.OnChanged = func(string) { c.reloadList() }
@@ -106,9 +111,16 @@ func newChatView(a *App) *chatView {
 			d.Text = relativeTime(c.convs[i].Updated)
 			d.Refresh()
 		})
+	c.selectedRow = -1
 	c.list.OnSelected = func(i widget.ListItemID) {
+		c.selectedRow = i
 		if i < len(c.convs) && (c.conv == nil || c.conv.ID != c.convs[i].ID) {
 			c.open(c.convs[i].ID)
+		}
+	}
+	c.list.OnUnselected = func(i widget.ListItemID) {
+		if c.selectedRow == i {
+			c.selectedRow = -1
 		}
 	}
 	newBtn := widget.NewButtonWithIcon("New chat", theme.ContentAddIcon(), c.newChat)
@@ -140,6 +152,7 @@ func newChatView(a *App) *chatView {
 	c.empty = emptyChat()
 
 	c.input = newComposer(c.submit)
+	c.input.onShortcut, c.input.onKey, c.input.onUp = a.shortcut, a.typedKey, c.editLast
 	c.attach = c.newAttachBar()
 	c.send = widget.NewButtonWithIcon("", theme.MailSendIcon(), func() { c.submit(c.input.Text) })
 	c.send.Importance = widget.HighImportance
@@ -153,8 +166,9 @@ func newChatView(a *App) *chatView {
 	composerRow := container.New(&columnLayout{maxWidth: 860}, container.New(layout.NewCustomPaddedLayout(4, 10, 20, 20),
 		container.NewBorder(c.attach.root, c.speed, nil, buttons, c.input)))
 
+	c.scroll.OnScrolled = func(fyne.Position) { c.follow = atBottom(c) }
 	main := container.NewBorder(container.NewVBox(header, widget.NewSeparator()), composerRow, nil, nil,
-		container.NewStack(c.scroll, c.empty))
+		container.New(&followLayout{c}, c.scroll, c.empty))
 	c.root = container.New(&sidebarLayout{width: 270}, side, main)
 	c.reloadList()
 	if len(c.convs) > 0 {
@@ -200,15 +214,26 @@ func (c *chatView) reloadList() {
 	}
 	c.convs = convs
 	c.list.Refresh()
-	c.list.UnselectAll()
-	if c.conv != nil {
-		for i, x := range c.convs {
-			if x.ID == c.conv.ID {
+	c.highlight()
+}
+
+// highlight selects the open conversation's row in the list (none for a
+// new chat).
+func (c *chatView) highlight() {
+	for i, x := range c.convs {
+		if c.conv != nil && x.ID == c.conv.ID {
+			if c.selectedRow != i {
 				c.list.Select(i)
+				c.list.ScrollTo(i)
 			}
+			return
 		}
 	}
+	c.list.UnselectAll()
 }
+
+// selected returns the highlighted row of the conversation list, or -1.
+func (c *chatView) selected() int { return c.selectedRow }
 
 // bubbleFor returns the shown bubble of message id, or nil.
 func (c *chatView) bubbleFor(id int64) *bubble {
@@ -238,6 +263,7 @@ func (c *chatView) open(id int64) {
 	}
 	c.conv = &conv
 	c.loadThread()
+	c.highlight()
 }
 
 // loadThread re-reads the current conversation's branch and shows it.
@@ -291,7 +317,38 @@ func (c *chatView) render() {
 	}
 	c.setBusy(c.generating)
 	c.refreshAttach()
+	c.follow = true
 	c.scroll.ScrollToBottom()
+}
+
+// atBottom reports whether the chat shows its latest message.
+func atBottom(c *chatView) bool {
+	limit := c.scroll.Content.MinSize().Height - c.scroll.Size().Height
+	return limit <= 0 || c.scroll.Offset.Y >= limit-1
+}
+
+// followLayout stacks the messages' scroll and the empty-chat notice, and
+// keeps the latest message in view while c.follow holds: the messages'
+// heights are known only once they are laid out at the window's width,
+// after a chat is opened (or restored at start).
+type followLayout struct{ c *chatView }
+
+func (l *followLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	for _, o := range objs {
+		o.Move(fyne.NewPos(0, 0))
+		o.Resize(size)
+	}
+	if l.c.follow {
+		l.c.scroll.ScrollToBottom()
+	}
+}
+
+func (l *followLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	var m fyne.Size
+	for _, o := range objs {
+		m = m.Max(o.MinSize())
+	}
+	return m
 }
 
 func (c *chatView) setBusy(busy bool) {
@@ -429,7 +486,9 @@ func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, a
 						// the reply's current bubble.
 						if b := c.bubbleFor(asst.ID); b != nil {
 							b.setContent(s, history.StatusStreaming)
-							c.scroll.ScrollToBottom()
+							if c.follow {
+								c.scroll.ScrollToBottom()
+							}
 						}
 						c.speed.SetText(fmt.Sprintf("%.1f tok/s", rate))
 					})
@@ -842,21 +901,12 @@ func (c *chatView) exportDialog() {
 		if format.Selected != "Markdown" {
 			ext = ".json"
 		}
-		save := dialog.NewFileSave(func(w fyne.URIWriteCloser, err error) {
+		c.a.saveFile("Export chat", safeFileName(title)+ext, func(path string) {
+			err := atomicfile.Write(path, 0o644, func(w io.Writer) error { return c.export(id, ext, w) })
 			if err != nil {
-				c.a.showError(err)
-				return
+				c.a.showProblem("Could not export the chat", err)
 			}
-			if w == nil {
-				return
-			}
-			defer w.Close()
-			if err := c.export(id, ext, w); err != nil {
-				c.a.showError(err)
-			}
-		}, c.a.win)
-		save.SetFileName(safeFileName(title) + ext)
-		save.Show()
+		})
 	}, c.a.win)
 }
 
@@ -882,19 +932,7 @@ func safeFileName(s string) string {
 }
 
 func (c *chatView) importDialog() {
-	open := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
-		if err != nil {
-			c.a.showError(err)
-			return
-		}
-		if r == nil {
-			return
-		}
-		defer r.Close()
-		c.importFrom(r)
-	}, c.a.win)
-	open.SetFilter(storage.NewExtensionFileFilter([]string{".json"}))
-	open.Show()
+	c.a.openFile("Import a chat", fileFilter{"Goose chats (JSON)", []string{".json"}}, c.importFile)
 }
 
 // importFrom adds a conversation exported as JSON and opens it.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
@@ -400,5 +401,166 @@ func TestChatSettingsValidateInline(t *testing.T) {
 	f := samplingFields()
 	if f[0].hi != sample.MaxTemperature || f[3].lo != sample.MinPenalty || f[4].hi != sample.MaxPenalty {
 		t.Errorf("form limits %+v differ from package sample's", f)
+	}
+}
+
+// A chat restored at start opens at its latest message, and the open chat
+// is highlighted in the list.
+func TestRestoredChatOpensAtLatest(t *testing.T) {
+	dir := t.TempDir()
+	{
+		h := newHarness(t, newFakeEngine(), dir, nil)
+		h.ui(func() {
+			other, _ := h.a.store.CreateConversation("Older chat", "", history.DefaultSampling())
+			_ = other
+			conv, err := h.a.store.CreateConversation("Long chat", "", history.DefaultSampling())
+			if err != nil {
+				t.Fatal(err)
+			}
+			parent := int64(0)
+			for i := range 30 {
+				role := history.RoleUser
+				if i%2 == 1 {
+					role = history.RoleAssistant
+				}
+				m, err := h.a.store.AddMessage(history.Message{Conversation: conv.ID, Parent: parent, Role: role,
+					Content: fmt.Sprintf("Message %d. %s", i, strings.Repeat("Words that wrap across the bubble. ", 8)), Status: history.StatusDone})
+				if err != nil {
+					t.Fatal(err)
+				}
+				parent = m.ID
+			}
+		})
+		h.close()
+	}
+	h := newHarness(t, newFakeEngine(), dir, nil)
+	h.ui(func() { h.a.show("chat") })
+	time.Sleep(50 * time.Millisecond)
+	h.ui(func() {
+		c := h.a.chat
+		if c.conv == nil || c.conv.Title != "Long chat" {
+			t.Fatalf("opened %+v", c.conv)
+		}
+		if !atBottom(c) {
+			t.Errorf("restored chat shows offset %v of %v: not its latest message", c.scroll.Offset.Y, c.scroll.Content.MinSize().Height-c.scroll.Size().Height)
+		}
+		if got := c.selected(); got != 0 {
+			t.Errorf("the open chat is not highlighted (selected row %d, want 0)", got)
+		}
+		c.open(c.convs[1].ID)
+		if got := c.selected(); got != 1 {
+			t.Errorf("after opening the second chat the selected row is %d", got)
+		}
+	})
+}
+
+// Esc stops a reply, Ctrl+N starts a chat, Ctrl+F searches, Ctrl+, opens
+// the settings, and Up in the empty message box edits the last message;
+// text boxes pass the shortcuts on.
+func TestKeyboardShortcuts(t *testing.T) {
+	eng := newFakeEngine()
+	h := newHarness(t, eng, "", nil)
+	h.load(tinyModel(t, h.dir))
+	h.ui(func() { h.a.show("chat") })
+	h.send("first question")
+	ctrl := func(k fyne.KeyName) fyne.Shortcut {
+		return &desktop.CustomShortcut{KeyName: k, Modifier: fyne.KeyModifierShortcutDefault}
+	}
+
+	// Up in the empty message box edits the last user message.
+	h.ui(func() {
+		h.a.chat.input.SetText("")
+		h.a.chat.input.TypedKey(&fyne.KeyEvent{Name: fyne.KeyUp})
+		var e *widget.Entry
+		walk(h.topDialog(), func(o fyne.CanvasObject) {
+			if x, ok := o.(*widget.Entry); ok {
+				e = x
+			}
+		})
+		if e == nil || e.Text != "first question" {
+			t.Fatalf("Up did not open the last message for editing (dialog entry %v)", e)
+		}
+		h.closeDialogs()
+		// With text in the box, Up moves the cursor as usual.
+		h.a.chat.input.SetText("draft")
+		h.a.chat.input.TypedKey(&fyne.KeyEvent{Name: fyne.KeyUp})
+		if h.topDialog() != nil {
+			t.Error("Up with a draft opened a dialog")
+		}
+	})
+
+	// Ctrl+F from the message box focuses the search box; Ctrl+, from
+	// the search box opens the settings; Ctrl+N from anywhere a new chat.
+	h.ui(func() {
+		h.a.win.Canvas().Focus(h.a.chat.input)
+		h.a.chat.input.TypedShortcut(ctrl(fyne.KeyF))
+		if h.a.win.Canvas().Focused() != h.a.chat.search {
+			t.Errorf("Ctrl+F focused %T, want the search box", h.a.win.Canvas().Focused())
+		}
+		h.a.chat.search.TypedShortcut(ctrl(fyne.KeyComma))
+		if h.a.screen != "settings" {
+			t.Errorf("Ctrl+, shows %q, want settings", h.a.screen)
+		}
+		h.a.shortcut(ctrl(fyne.KeyN))
+		if h.a.screen != "chat" || h.a.chat.conv != nil || h.a.chat.selected() != -1 {
+			t.Errorf("Ctrl+N: screen %q, conversation %v, row %d", h.a.screen, h.a.chat.conv, h.a.chat.selected())
+		}
+		// Ordinary shortcuts still reach the text box.
+		h.a.chat.input.SetText("copy me")
+		h.a.chat.input.TypedShortcut(&fyne.ShortcutSelectAll{})
+		if h.a.chat.input.SelectedText() != "copy me" {
+			t.Errorf("Ctrl+A in the message box selected %q", h.a.chat.input.SelectedText())
+		}
+		h.a.chat.input.SetText("")
+	})
+
+	// Esc stops a reply that is being written.
+	eng.step = make(chan struct{})
+	eng.reply = func(string) []string { return []string{"one ", "two ", "three"} }
+	h.ui(func() { h.a.chat.submit("count") })
+	eng.step <- struct{}{}
+	h.waitFor("the first piece", func() bool {
+		return len(h.a.chat.bubbles) == 2 && strings.Contains(richText(h.a.chat.bubbles[1].text), "one")
+	})
+	h.ui(func() { h.a.chat.input.TypedKey(&fyne.KeyEvent{Name: fyne.KeyEscape}) })
+	h.waitReply()
+	if msgs := h.messages(); msgs[len(msgs)-1].Status != history.StatusStopped {
+		t.Errorf("after Esc the reply is %+v", msgs[len(msgs)-1])
+	}
+}
+
+// Without a desktop portal the file dialogs are Fyne's, nearly as large as
+// the window; the toolkit's "Getting favorite locations" message is kept
+// out of the log.
+func TestFileDialogs(t *testing.T) {
+	h := newHarness(t, newFakeEngine(), "", nil)
+	h.ui(func() {
+		h.a.models.importDialog()
+		d := h.topDialog()
+		if d == nil {
+			t.Fatal("no file dialog")
+		}
+		win := h.a.win.Canvas().Size()
+		if s := d.Size(); s.Width < 0.85*win.Width || s.Height < 0.85*win.Height {
+			t.Errorf("file dialog %v in a %v window: too small", s, win)
+		}
+	})
+
+	var out strings.Builder
+	q := &quietLog{w: &out}
+	for _, line := range []string{
+		"2026/12/03 12:00:00 Fyne error:  Getting favorite locations\n",
+		"2026/12/03 12:00:00   Cause: this computer does not define a MUSIC folder\n",
+		"2026/12/03 12:00:00   At: /root/go/pkg/mod/fyne.io/fyne/v2@v2.7.1/dialog/file.go:396\n",
+		"2026/12/03 12:00:01 Fyne error:  Something else\n",
+		"2026/12/03 12:00:01   Cause: a real problem\n",
+	} {
+		if n, err := q.Write([]byte(line)); n != len(line) || err != nil {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+	}
+	if got := out.String(); strings.Contains(got, "favorite") || strings.Contains(got, "MUSIC") ||
+		!strings.Contains(got, "Something else") || !strings.Contains(got, "a real problem") {
+		t.Errorf("log kept:\n%s", got)
 	}
 }
