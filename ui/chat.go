@@ -678,6 +678,7 @@ func (c *chatView) editDialog(m history.Message) {
 	}, c.a.win)
 	d.Resize(fyne.NewSize(560, 300))
 	d.Show()
+	c.a.win.Canvas().Focus(e)
 }
 
 // switchSibling shows the branch of m's previous or next sibling.

@@ -90,26 +90,50 @@ func (a *App) showFileDialog(d *dialog.FileDialog) {
 }
 
 // quietLog is the app's standard log output: it passes everything on to w
-// but for one harmless toolkit message. Fyne's file dialog logs "Getting
-// favorite locations" whenever one of the folders it lists as favourites
-// (Documents, Downloads, Music, Pictures, Videos) does not exist, as on a
-// fresh machine; the dialog works all the same, and the message only
-// alarms people reading the log.
+// but for two harmless toolkit messages, which only alarm people reading
+// the log:
+//
+//   - "Getting favorite locations": Fyne's file dialog logs it whenever one
+//     of the folders it lists as favourites (Documents, Downloads, Music,
+//     Pictures, Videos) does not exist, as on a fresh machine; the dialog
+//     works all the same.
+//   - "Preferences load error" caused by EOF: Fyne's preferences file is
+//     read back by its change watcher while Fyne itself is rewriting it
+//     (the file dialog remembers its last folder there); the next read
+//     succeeds.
+//
+// Fyne logs a message as up to three lines, one write each: the message,
+// "  Cause: ...", "  At: ...".
 type quietLog struct {
-	mu   sync.Mutex
-	w    io.Writer
-	skip bool // inside a dropped message: drop its Cause/At lines
+	mu      sync.Mutex
+	w       io.Writer
+	pending []byte // a message line whose fate its cause decides
+	skip    bool   // inside a dropped message: drop its Cause/At lines
 }
 
 func (q *quietLog) Write(p []byte) (int, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	// The log package writes one whole line per call.
+	cont := bytes.Contains(p, []byte("  Cause:")) || bytes.Contains(p, []byte("  At:"))
+	if q.pending != nil {
+		held := q.pending
+		q.pending = nil
+		if cont && bytes.HasSuffix(bytes.TrimSpace(p), []byte("Cause: EOF")) {
+			q.skip = true
+			return len(p), nil
+		}
+		if _, err := q.w.Write(held); err != nil {
+			return 0, err
+		}
+	}
 	switch {
 	case bytes.Contains(p, []byte("Fyne error:  Getting favorite locations")):
 		q.skip = true
 		return len(p), nil
-	case q.skip && (bytes.Contains(p, []byte("  Cause:")) || bytes.Contains(p, []byte("  At:"))):
+	case bytes.Contains(p, []byte("Fyne error:  Preferences load error")):
+		q.pending, q.skip = append([]byte(nil), p...), false
+		return len(p), nil
+	case q.skip && cont:
 		return len(p), nil
 	}
 	q.skip = false

@@ -554,12 +554,18 @@ func TestFileDialogs(t *testing.T) {
 		"2026/12/03 12:00:00   At: /root/go/pkg/mod/fyne.io/fyne/v2@v2.7.1/dialog/file.go:396\n",
 		"2026/12/03 12:00:01 Fyne error:  Something else\n",
 		"2026/12/03 12:00:01   Cause: a real problem\n",
+		"2026/12/03 12:00:02 Fyne error:  Preferences load error:\n",
+		"2026/12/03 12:00:02   Cause: EOF\n",
+		"2026/12/03 12:00:02   At: /root/go/pkg/mod/fyne.io/fyne/v2@v2.7.1/app/preferences.go:103\n",
+		"2026/12/03 12:00:03 Fyne error:  Preferences load error:\n",
+		"2026/12/03 12:00:03   Cause: invalid character 'x'\n",
 	} {
 		if n, err := q.Write([]byte(line)); n != len(line) || err != nil {
 			t.Fatalf("Write = %d, %v", n, err)
 		}
 	}
-	if got := out.String(); strings.Contains(got, "favorite") || strings.Contains(got, "MUSIC") ||
+	if got := out.String(); strings.Contains(got, "favorite") || strings.Contains(got, "MUSIC") || strings.Contains(got, "EOF") ||
+		strings.Count(got, "Preferences load error") != 1 || !strings.Contains(got, "invalid character") ||
 		!strings.Contains(got, "Something else") || !strings.Contains(got, "a real problem") {
 		t.Errorf("log kept:\n%s", got)
 	}
