@@ -1,8 +1,10 @@
 package ui
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -153,7 +155,16 @@ func TestRealEngineFailedLoadKeepsModel(t *testing.T) {
 	h.ui(func() { h.a.cfg.Backend = "cpu"; h.a.cfg.Threads = 1 })
 	good := tinyModel(t, h.dir)
 	h.load(good)
-	h.ui(func() { h.a.chat.newChat() })
+	h.ui(func() {
+		// Keep replies short: a random model rarely emits "\n\n".
+		smp := history.DefaultSampling()
+		smp.MaxTokens = 16
+		conv, err := h.a.store.CreateConversation("Real engine", "", smp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.a.chat.open(conv.ID)
+	})
 	h.send("Hello")
 	bad := filepath.Join(h.dir, "truncated.safetensors")
 	b, _ := os.ReadFile(good)
@@ -534,6 +545,9 @@ func TestKeyboardShortcuts(t *testing.T) {
 // out of the log.
 func TestFileDialogs(t *testing.T) {
 	h := newHarness(t, newFakeEngine(), "", nil)
+	var logged bytes.Buffer
+	log.SetOutput(&quietLog{w: &logged}) // as Run does
+	defer log.SetOutput(os.Stderr)
 	h.ui(func() {
 		h.a.models.importDialog()
 		d := h.topDialog()
@@ -546,6 +560,9 @@ func TestFileDialogs(t *testing.T) {
 		}
 	})
 
+	if strings.Contains(logged.String(), "favorite") {
+		t.Errorf("the file dialog logged:\n%s", logged.String())
+	}
 	var out strings.Builder
 	q := &quietLog{w: &out}
 	for _, line := range []string{
