@@ -149,4 +149,3 @@ func (s *randomSource) Bytes(name string) ([]byte, error) {
 	}
 	return b, nil
 }
-
