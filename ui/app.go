@@ -25,6 +25,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/goose-rwkv/goose/core/catalog"
+	"github.com/goose-rwkv/goose/ui/capture"
 	"github.com/goose-rwkv/goose/ui/history"
 	_ "github.com/goose-rwkv/goose/ui/internal/posixlocale" // C.UTF-8 reads as English, silently
 	"github.com/goose-rwkv/goose/ui/settings"
@@ -43,6 +44,11 @@ type Options struct {
 	Downloader *catalog.Downloader
 	// Catalog lists downloadable models; nil means catalog.Official().
 	Catalog []catalog.Model
+	// Audio tags audio on the Audio screen; nil means NewCoreAudioEngine().
+	Audio AudioEngine
+	// Sound records and plays audio; nil means the computer's sound
+	// devices (capture.Open).
+	Sound capture.System
 }
 
 // App is the running desktop app.
@@ -53,6 +59,7 @@ type App struct {
 
 	store    *history.Store
 	eng      Engine
+	audioEng AudioEngine
 	cfg      settings.Settings
 	cfgPath  string
 	settErr  error
@@ -68,6 +75,7 @@ type App struct {
 	chat      *chatView
 	models    *modelsView
 	prefs     *settingsView
+	audio     *audioView
 	body      *fyne.Container
 	nav       map[string]*widget.Button
 	status    *statusBar
@@ -80,9 +88,12 @@ type App struct {
 
 // newApp builds the app's window on fa. The caller shows it.
 func newApp(fa fyne.App, opts Options) (*App, error) {
-	a := &App{fa: fa, opts: opts, eng: opts.Engine}
+	a := &App{fa: fa, opts: opts, eng: opts.Engine, audioEng: opts.Audio}
 	if a.eng == nil {
 		a.eng = NewCoreEngine()
+	}
+	if a.audioEng == nil {
+		a.audioEng = NewCoreAudioEngine()
 	}
 	if a.opts.Catalog == nil {
 		a.opts.Catalog = catalog.Official()
@@ -148,6 +159,11 @@ func (a *App) build() {
 	}
 	a.models.rebuild()
 	a.prefs = newSettingsView(a)
+	if a.audio == nil {
+		a.audio = newAudioView(a) // kept across theme changes: it may be recording
+	} else {
+		a.audio.pic.set(a.audio.pic.in) // redraw in the new theme
+	}
 	a.body = container.NewStack()
 
 	a.nav = map[string]*widget.Button{}
@@ -163,6 +179,7 @@ func (a *App) build() {
 	rail := container.NewVBox(
 		container.New(layout.NewCustomPaddedLayout(8, 12, 10, 10), logo),
 		navBtn("chat", "Chats", theme.MailComposeIcon()),
+		navBtn("audio", "Audio", theme.MediaRecordIcon()),
 		navBtn("models", "Models", theme.StorageIcon()),
 		navBtn("settings", "Settings", theme.SettingsIcon()),
 	)
@@ -220,6 +237,7 @@ func (a *App) close() {
 			}
 		}
 		a.models.pauseAll()
+		a.audio.close()
 		a.engineMu.Lock()
 		a.chat.closeSession()
 		a.eng.Unload()
@@ -228,8 +246,8 @@ func (a *App) close() {
 	})
 }
 
-// show switches the main area to a screen: "welcome", "chat", "models" or
-// "settings".
+// show switches the main area to a screen: "welcome", "chat", "audio",
+// "models" or "settings".
 func (a *App) show(screen string) {
 	a.screen = screen
 	var obj fyne.CanvasObject
@@ -242,6 +260,9 @@ func (a *App) show(screen string) {
 	case "settings":
 		a.prefs.reset()
 		obj = a.prefs.root
+	case "audio":
+		a.audio.shown()
+		obj = a.audio.root
 	default:
 		a.screen = "chat"
 		obj = a.chat.root
