@@ -11,11 +11,17 @@ import (
 	"sync"
 
 	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
 // Source provides a checkpoint's named tensors. *checkpoint.File
 // implements it; so does the in-memory source of RandomSource.
+//
+// A Source backed by a file may also have the methods Path() string (used
+// in error messages) and Changed() error (see checkpoint.File.Changed):
+// the model then checks before each forward pass that its weights file
+// was not truncated or rewritten on disk.
 type Source interface {
 	Tensors() []checkpoint.Info
 	Lookup(name string) (checkpoint.Info, bool)
@@ -64,6 +70,8 @@ type Model struct {
 	cfg Config
 	be  kernels.Backend
 	src Source
+	// path names src's file in errors ("" for an in-memory source).
+	path string
 
 	emb             kernels.Tensor // [V, C], file dtype
 	ln0w, ln0b      kernels.Tensor
@@ -276,15 +284,20 @@ func (e *ShapeError) Error() string {
 
 // Load places src's weights on opts.Backend. Matrices keep their dtype;
 // vectors are converted to float32 (they are a few KB per layer).
-func Load(src Source, opts LoadOptions) (*Model, error) {
+//
+// A file truncated under the loader (its memory mapping faults) fails the
+// load with an error naming the file instead of crashing the process.
+func Load(src Source, opts LoadOptions) (_ *Model, err error) {
 	if opts.Backend == nil {
 		return nil, errors.New("load: no backend")
 	}
+	defer nameFault(sourcePath(src), &err)
+	defer memfault.Catch(&err)()
 	cfg, err := Inspect(src)
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{cfg: cfg, be: opts.Backend, src: src, chunk: 256}
+	m := &Model{cfg: cfg, be: opts.Backend, src: src, path: sourcePath(src), chunk: 256}
 	if opts.Backend.Name() == "cuda" {
 		m.chunk = 1024 // larger GEMMs; activations are a few hundred MB at most
 	}
@@ -371,6 +384,26 @@ func (m *Model) memoryNeeded() int64 {
 	}
 	act := perRow*int64(chunk+1) + 2*int64(c.Vocab)*4
 	return c.WeightBytes + act + 4*c.StateBytes() + 64<<20 // + kernels, cuBLAS workspace
+}
+
+// checkSource fails when the model's weights file changed on disk since it
+// was opened (one fstat; see checkpoint.File.Changed).
+func (m *Model) checkSource() error {
+	return sourceChanged(m.src)
+}
+
+// nameFault adds the weights file's name to a memory fault caught by
+// memfault.Catch: a fault while reading weights means their file was
+// truncated or rewritten under the mapping.
+func nameFault(path string, err *error) {
+	var fe *memfault.Error
+	if *err == nil || !errors.As(*err, &fe) {
+		return
+	}
+	if path == "" {
+		path = "(weights)"
+	}
+	*err = fmt.Errorf("read weights from %s: %w; reload the model", path, *err)
 }
 
 // MemoryError reports a model that does not fit in a device's free memory.
