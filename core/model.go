@@ -123,6 +123,11 @@ func LoadFile(path string, opts LoadOptions) (*Model, error) {
 	return m, nil
 }
 
+// maxLayers bounds a layer index read from a tensor name. The largest
+// RWKV-7 release has 32 layers (61 for the 13.3B G1); an index past this is
+// reported as an unexpected tensor.
+const maxLayers = 1 << 12
+
 var blockKey = regexp.MustCompile(`^blocks\.(\d+)\.(.+)$`)
 
 // Inspect reads a checkpoint's dimensions from its tensor shapes without
@@ -139,20 +144,35 @@ func Inspect(src Source) (Config, error) {
 	}
 	c.Vocab, c.Width, c.DType = emb.Shape[0], emb.Shape[1], emb.DType
 	var unexpected []string
+	present := make(map[int]bool) // layer indices with at least one tensor
 	for _, t := range src.Tensors() {
 		mm := blockKey.FindStringSubmatch(t.Name)
 		if mm == nil {
 			continue
 		}
 		l, err := strconv.Atoi(mm[1])
-		if err != nil || l > 1<<16 {
+		if err != nil || l > maxLayers {
 			unexpected = append(unexpected, t.Name)
 			continue
 		}
+		present[l] = true
 		c.Layers = max(c.Layers, l+1)
 	}
 	if c.Layers == 0 {
 		return c, errors.New("no blocks.N tensors: not an RWKV-7 checkpoint")
+	}
+	// Every layer below the highest index must be there. Checked before
+	// expectedShapes lists every tensor of every layer: one absurd index
+	// would otherwise cost a list of millions of names.
+	if len(present) != c.Layers {
+		var gaps []string
+		for l := 0; l < c.Layers && len(gaps) <= 8; l++ {
+			if !present[l] {
+				gaps = append(gaps, fmt.Sprintf("blocks.%d.*", l))
+			}
+		}
+		return c, fmt.Errorf("layers missing: the checkpoint has tensors for %d layers but its highest layer index is %d (missing %s)",
+			len(present), c.Layers-1, listNames(gaps))
 	}
 	rk, ok := src.Lookup("blocks.0.att.r_k")
 	if !ok {
