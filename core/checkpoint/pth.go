@@ -10,8 +10,9 @@ import (
 )
 
 // maxPickle caps the size of data.pkl. A state dict's pickle holds only
-// names, shapes and storage keys: about 100 bytes per tensor.
-const maxPickle = 64 << 20
+// names, shapes and storage keys: about 100 bytes per tensor, 110 KB for
+// the official 2.9B checkpoint.
+const maxPickle = 16 << 20
 
 // span is a byte range of the file.
 type span struct{ off, n int64 }
