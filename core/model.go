@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -85,6 +86,8 @@ type Model struct {
 	graphsSupported bool
 	closed          bool
 	chunk           int
+	verifying       sync.WaitGroup       // running Verify calls
+	stopVerify      []context.CancelFunc // cancels them
 }
 
 // layer holds one block's weights. Vectors are F32 [1, C]; matrices stay
@@ -269,6 +272,11 @@ func expectedShapes(c Config) map[string][]int {
 	return w
 }
 
+// weightNames lists the tensors a model of these dimensions reads, sorted.
+func weightNames(c Config) []string {
+	return slices.Sorted(maps.Keys(expectedShapes(c)))
+}
+
 // shapeMatches compares a stored shape with the expected one, treating
 // leading 1s as absent ([1,1,C] is a [C] vector).
 func shapeMatches(got, want []int) bool {
@@ -447,6 +455,9 @@ func (m *Model) vector(name string) (kernels.Tensor, error) {
 	if err := info.DType.Decode(f, data); err != nil {
 		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
 	}
+	if err := checkFinite(name, kernels.F32, float32Bytes(f), 0, 0); err != nil {
+		return kernels.Tensor{}, err
+	}
 	t, err := m.be.Alloc(kernels.F32, 1, len(f))
 	if err != nil {
 		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
@@ -465,6 +476,9 @@ func (m *Model) matrix(name string) (kernels.Tensor, error) {
 	if err != nil {
 		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
 	}
+	if err := checkSample(name, info.DType, data, info.Shape[0], info.Shape[1]); err != nil {
+		return kernels.Tensor{}, err
+	}
 	t, err := m.be.Weight(info.DType, info.Shape[0], info.Shape[1], data)
 	if err != nil {
 		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
@@ -481,6 +495,10 @@ func (m *Model) Close() error {
 		return nil
 	}
 	m.closed = true
+	for _, cancel := range m.stopVerify {
+		cancel()
+	}
+	m.verifying.Wait() // Verify reads the weights Close is about to release
 	for _, sc := range m.free {
 		sc.release(m.be)
 	}

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,7 +13,6 @@ import (
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/sample"
 	"github.com/goose-rwkv/goose/core/tokenizer"
-	"github.com/goose-rwkv/goose/internal/atomicfile"
 )
 
 // runChat is a terminal chat in the World format. Ctrl-C stops the reply,
@@ -65,15 +64,22 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if *system != "" {
 		pending = "System: " + core.CleanTurn(*system) + "\n\n"
 	}
-	in := bufio.NewScanner(stdin)
-	in.Buffer(make([]byte, 1<<20), 1<<20)
+	in := newLineReader(stdin, maxLine)
 	for {
 		fmt.Fprint(stdout, "\nUser: ")
-		if !in.Scan() {
-			fmt.Fprintln(stdout)
-			return in.Err()
+		text, err := in.next()
+		if errors.Is(err, errLineTooLong) {
+			fmt.Fprintf(stdout, "(message ignored: it is longer than %d MiB)\n", maxLine>>20)
+			continue
 		}
-		line := strings.TrimSpace(in.Text())
+		if err != nil {
+			fmt.Fprintln(stdout)
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		line := strings.TrimSpace(text)
 		switch {
 		case line == "":
 			continue
@@ -157,25 +163,20 @@ func saveState(s *core.Session, path string) error {
 		return err
 	}
 	defer st.Free()
-	data, err := st.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(path, data, 0o644)
+	return st.WriteFile(path)
 }
 
+// loadState restores the session state from a /save file. The file's
+// header and size are checked before its data is read, so /load of a
+// device, a FIFO or a large file of another kind fails at once.
 func loadState(s *core.Session, path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
 	st, err := s.Model().NewState()
 	if err != nil {
 		return err
 	}
 	defer st.Free()
-	if err := st.UnmarshalBinary(data); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	if err := st.ReadFile(path); err != nil {
+		return err
 	}
 	return s.SetState(st)
 }

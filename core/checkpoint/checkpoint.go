@@ -38,9 +38,13 @@ var (
 	ErrTorchScript = errors.New("TorchScript archive, not a state dict")
 	// ErrNoPickle reports a zip archive without a */data.pkl entry.
 	ErrNoPickle = errors.New("missing data.pkl")
-	// ErrTruncated reports tensor data that extends past its storage or the
-	// end of the file.
-	ErrTruncated = errors.New("truncated storage")
+	// ErrTruncated reports a file cut short: tensor data that extends past
+	// its storage or the end of the file, or a zip archive without its
+	// central directory.
+	ErrTruncated = errors.New("truncated")
+	// ErrChecksum reports stored bytes whose CRC-32 differs from the one
+	// in the zip directory (see File.Verify): the file is damaged.
+	ErrChecksum = errors.New("checksum mismatch")
 	// ErrDType reports an element type this package does not read.
 	ErrDType = errors.New("unknown dtype")
 	// ErrShape reports an invalid shape, stride or storage offset, or a
@@ -122,6 +126,7 @@ type File struct {
 	fh      *os.File  // the mapped file, kept open for Changed; nil when none
 	mtime   time.Time // fh's modification time at Open
 	tensors []tensor  // sorted by name
+	stored  []stored  // .pth storage entries and their CRC-32s, for Verify
 	index   map[string]int
 	closed  bool
 }
@@ -226,7 +231,7 @@ func parse(r io.ReaderAt, size int64, path string, data []byte) (*File, error) {
 	switch {
 	case bytes.HasPrefix(hdr, zipMagic):
 		f.format = "pth"
-		ts, err = readPth(r, size, path)
+		ts, f.stored, err = readPth(r, size, path)
 	case bytes.HasPrefix(hdr, emptyZipMagic):
 		return nil, &Error{Path: path, Err: fmt.Errorf("%w (empty zip archive)", ErrFormat)}
 	case len(hdr) > 0 && hdr[0] == 0x80:
