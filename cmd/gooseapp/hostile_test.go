@@ -67,8 +67,8 @@ func TestChatHostileInput(t *testing.T) {
 		"(load failed: open /dev/zero: not a regular file",
 		"(load failed: " + big + ": state: not a Goose state file",
 		"(message ignored: it is longer than 1 MiB)",
-		"(state saved)",
-		"(state loaded)",
+		"(state saved to " + saved + ")",
+		"(state loaded from " + saved + ")",
 	} {
 		if !strings.Contains(o, want) {
 			t.Errorf("chat output lacks %q:\n%s", want, o)

@@ -16,7 +16,7 @@ func runInfo(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("info", stderr)
 	devices := fs.Bool("devices", false, "list GPUs instead")
 	verify := fs.Bool("verify", false, "also read every weight: check the .pth checksums and that no weight is NaN or infinite")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *devices {

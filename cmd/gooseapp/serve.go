@@ -44,7 +44,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	allowedHosts := fs.String("allowed-hosts", "", "comma-separated host `names` clients may use besides IP addresses and localhost (\"*\": any; \".example.com\": names under it)")
 	corsOrigins := fs.String("cors-origin", "", "comma-separated web `origins` (e.g. http://localhost:3000; \"*\": all) whose pages may call the API")
 	maxConns := fs.Int("max-conns", server.DefaultMaxConns, "most open connections; more are answered 503")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -110,7 +110,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(server.LimitListener(ln, *maxConns)) }()
 	verifyInBackground(baseCtx, m, stderr, "gooseapp serve")
-	fmt.Fprintf(stderr, "%s\n", rep)
+	fmt.Fprintln(stderr, deviceLine(rep))
 	fmt.Fprintf(stdout, "Serving %q at http://%s/v1 (OpenAI-compatible; metrics at /metrics). Ctrl-C stops.\n", id, ln.Addr())
 	if ready != nil {
 		ready(ln.Addr().String())
