@@ -15,47 +15,6 @@ import (
 	"github.com/goose-rwkv/goose/kernels"
 )
 
-func TestFirstNonFinite(t *testing.T) {
-	nan32 := math.Float32frombits(0x7fc00001)
-	inf := float32(math.Inf(1))
-	for _, dt := range []kernels.DType{kernels.BF16, kernels.F16, kernels.F32} {
-		for _, n := range []int{0, 1, 3, 4, 5, 8, 9, 33} {
-			for _, bad := range []float32{nan32, inf, -inf} {
-				for pos := -1; pos < n; pos++ {
-					v := make([]float32, n)
-					for i := range v {
-						v[i] = float32(i%7) - 3.5 // includes negatives and zero-ish values
-					}
-					if n > 2 {
-						v[n/2] = 1e-40 // subnormal in f32, zero in the 16-bit types: finite
-					}
-					if pos >= 0 {
-						v[pos] = bad
-					}
-					b := encodeFloats(v, dt)
-					if got := firstNonFinite(dt, b); got != pos {
-						t.Fatalf("%v n=%d %v at %d: got %d", dt, n, bad, pos, got)
-					}
-				}
-			}
-		}
-	}
-	// The largest finite values are not flagged.
-	for _, c := range []struct {
-		dt kernels.DType
-		b  []byte
-	}{
-		{kernels.BF16, binary.LittleEndian.AppendUint16(nil, 0x7f7f)},
-		{kernels.F16, binary.LittleEndian.AppendUint16(nil, half.F32ToF16(65504))},
-		{kernels.F32, binary.LittleEndian.AppendUint32(nil, math.Float32bits(math.MaxFloat32))},
-	} {
-		b := bytes.Repeat(c.b, 9)
-		if got := firstNonFinite(c.dt, b); got != -1 {
-			t.Errorf("%v max finite flagged at %d", c.dt, got)
-		}
-	}
-}
-
 // poisoned sets one element of one tensor to a non-finite value.
 type poisoned struct {
 	Source
@@ -71,7 +30,7 @@ func (p poisoned) Bytes(name string) ([]byte, error) {
 	}
 	info, _ := p.Lookup(name)
 	b = bytes.Clone(b)
-	copy(b[p.elem*info.DType.Size():], encodeFloats([]float32{p.val}, info.DType))
+	copy(b[p.elem*info.DType.Size():], encodeOne(p.val, info.DType))
 	return b, nil
 }
 
@@ -184,4 +143,15 @@ func TestNonFiniteState(t *testing.T) {
 	if !errors.Is(err, ErrNotFinite) || !strings.Contains(err.Error(), "corrupt") {
 		t.Errorf("generate from a NaN state: %v", err)
 	}
+}
+
+// encodeOne encodes v in dtype dt.
+func encodeOne(v float32, dt kernels.DType) []byte {
+	switch dt {
+	case kernels.BF16:
+		return binary.LittleEndian.AppendUint16(nil, half.F32ToBF16(v))
+	case kernels.F16:
+		return binary.LittleEndian.AppendUint16(nil, half.F32ToF16(v))
+	}
+	return binary.LittleEndian.AppendUint32(nil, math.Float32bits(v))
 }

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/goose-rwkv/goose/core/block"
 	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/core/weights"
 	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 )
@@ -23,11 +25,7 @@ import (
 // in error messages) and Changed() error (see checkpoint.File.Changed):
 // the model then checks before each forward pass that its weights file
 // was not truncated or rewritten on disk.
-type Source interface {
-	Tensors() []checkpoint.Info
-	Lookup(name string) (checkpoint.Info, bool)
-	Bytes(name string) ([]byte, error)
-}
+type Source = weights.Source
 
 // Config holds a model's dimensions, all read from tensor shapes.
 type Config struct {
@@ -82,7 +80,7 @@ type Model struct {
 	ln0w, ln0b      kernels.Tensor
 	lnOutW, lnOutB  kernels.Tensor
 	head            kernels.Tensor // [V, C]
-	layers          []layer
+	layers          []block.Layer
 	owned           []kernels.Tensor
 	closeSrc        func() error
 	mu              sync.Mutex
@@ -92,19 +90,6 @@ type Model struct {
 	chunk           int
 	verifying       sync.WaitGroup       // running Verify calls
 	stopVerify      []context.CancelFunc // cancels them
-}
-
-// layer holds one block's weights. Vectors are F32 [1, C]; matrices stay
-// in the checkpoint's dtype.
-type layer struct {
-	ln1w, ln1b, ln2w, ln2b         kernels.Tensor
-	mix                            []kernels.Tensor // x_r, x_w, x_k, x_v, x_a, x_g
-	w0, a0, v0, kk, ka, rk         kernels.Tensor
-	lnxw, lnxb                     kernels.Tensor
-	w1, w2, a1, a2, v1, v2, g1, g2 kernels.Tensor // LoRA, used as stored: x·w1·w2
-	wr, wk, wv, wo                 kernels.Tensor // Linear, [out, in]
-	ffnMix                         kernels.Tensor
-	ffnKey, ffnValue               kernels.Tensor
 }
 
 // Config returns the model's dimensions.
@@ -283,36 +268,15 @@ func weightNames(c Config) []string {
 
 // shapeMatches compares a stored shape with the expected one, treating
 // leading 1s as absent ([1,1,C] is a [C] vector).
-func shapeMatches(got, want []int) bool {
-	for len(got) > len(want) && got[0] == 1 {
-		got = got[1:]
-	}
-	return slices.Equal(got, want) && !slices.Contains(want, 0)
-}
+func shapeMatches(got, want []int) bool { return weights.ShapeMatches(got, want) }
 
-func listNames(names []string) string {
-	const show = 8
-	if len(names) <= show {
-		return strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:show], ", "), len(names)-show)
-}
+func listNames(names []string) string { return weights.ListNames(names) }
 
 // MissingError lists tensors a checkpoint lacks.
-type MissingError struct{ Names []string }
-
-func (e *MissingError) Error() string { return "missing tensors " + listNames(e.Names) }
+type MissingError = weights.MissingError
 
 // ShapeError reports a tensor whose shape does not fit the model.
-type ShapeError struct {
-	Name string
-	Got  []int
-	Want string
-}
-
-func (e *ShapeError) Error() string {
-	return fmt.Sprintf("tensor %s has shape %v, want %s", e.Name, e.Got, e.Want)
-}
+type ShapeError = weights.ShapeError
 
 // Load places src's weights on opts.Backend. Matrices keep their dtype;
 // vectors are converted to float32 (they are a few KB per layer).
@@ -343,58 +307,24 @@ func Load(src Source, opts LoadOptions) (_ *Model, err error) {
 	}
 	total := float64(len(expectedShapes(cfg)))
 	placed := 0
-	progress := func() {
+	ld := weights.NewLoader(src, opts.Backend)
+	ld.Placed = func() {
 		placed++
 		if opts.Progress != nil {
 			opts.Progress(float64(placed) / total)
 		}
 	}
-	vec := func(name string) kernels.Tensor {
-		if err != nil {
-			return kernels.Tensor{}
-		}
-		var t kernels.Tensor
-		t, err = m.vector(name)
-		progress()
-		return t
-	}
-	mat := func(name string) kernels.Tensor {
-		if err != nil {
-			return kernels.Tensor{}
-		}
-		var t kernels.Tensor
-		t, err = m.matrix(name)
-		progress()
-		return t
-	}
-	m.emb = mat("emb.weight")
-	m.ln0w, m.ln0b = vec("blocks.0.ln0.weight"), vec("blocks.0.ln0.bias")
-	m.lnOutW, m.lnOutB = vec("ln_out.weight"), vec("ln_out.bias")
-	m.head = mat("head.weight")
-	m.layers = make([]layer, cfg.Layers)
+	C, V := cfg.Width, cfg.Vocab
+	m.emb = ld.Matrix("emb.weight", V, C)
+	m.ln0w, m.ln0b = ld.Vector("blocks.0.ln0.weight", C), ld.Vector("blocks.0.ln0.bias", C)
+	m.lnOutW, m.lnOutB = ld.Vector("ln_out.weight", C), ld.Vector("ln_out.bias", C)
+	m.head = ld.Matrix("head.weight", V, C)
+	m.layers = make([]block.Layer, cfg.Layers)
 	for l := range m.layers {
-		ly := &m.layers[l]
-		p := fmt.Sprintf("blocks.%d.", l)
-		ly.ln1w, ly.ln1b = vec(p+"ln1.weight"), vec(p+"ln1.bias")
-		ly.ln2w, ly.ln2b = vec(p+"ln2.weight"), vec(p+"ln2.bias")
-		for _, n := range []string{"x_r", "x_w", "x_k", "x_v", "x_a", "x_g"} {
-			ly.mix = append(ly.mix, vec(p+"att."+n))
-		}
-		ly.w0, ly.a0 = vec(p+"att.w0"), vec(p+"att.a0")
-		ly.kk, ly.ka, ly.rk = vec(p+"att.k_k"), vec(p+"att.k_a"), vec(p+"att.r_k")
-		ly.lnxw, ly.lnxb = vec(p+"att.ln_x.weight"), vec(p+"att.ln_x.bias")
-		ly.w1, ly.w2 = mat(p+"att.w1"), mat(p+"att.w2")
-		ly.a1, ly.a2 = mat(p+"att.a1"), mat(p+"att.a2")
-		ly.g1, ly.g2 = mat(p+"att.g1"), mat(p+"att.g2")
-		if l > 0 {
-			ly.v0 = vec(p + "att.v0")
-			ly.v1, ly.v2 = mat(p+"att.v1"), mat(p+"att.v2")
-		}
-		ly.wr, ly.wk = mat(p+"att.receptance.weight"), mat(p+"att.key.weight")
-		ly.wv, ly.wo = mat(p+"att.value.weight"), mat(p+"att.output.weight")
-		ly.ffnMix = vec(p + "ffn.x_k")
-		ly.ffnKey, ly.ffnValue = mat(p+"ffn.key.weight"), mat(p+"ffn.value.weight")
+		m.layers[l] = block.Load(ld, l, m.dims(), block.LoadOptions{ValueResidual: l > 0})
 	}
+	m.owned = ld.Owned()
+	err = ld.Err()
 	if err == nil {
 		err = m.be.Sync()
 	}
@@ -403,6 +333,13 @@ func Load(src Source, opts LoadOptions) (_ *Model, err error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// dims returns the sizes of the model's blocks.
+func (m *Model) dims() block.Dims {
+	c := m.cfg
+	return block.Dims{Width: c.Width, FFN: c.FFN, DecayLoRA: c.DecayLoRA, AlphaLoRA: c.AlphaLoRA,
+		ValueLoRA: c.ValueLoRA, GateLoRA: c.GateLoRA}
 }
 
 // memoryNeeded estimates the device memory a loaded model uses: weights,
@@ -442,49 +379,6 @@ type MemoryError struct {
 
 func (e *MemoryError) Error() string {
 	return fmt.Sprintf("not enough memory on %s: the model needs %.1f GB, %.1f GB free", e.Device, float64(e.Need)/1e9, float64(e.Free)/1e9)
-}
-
-// vector uploads a small tensor as F32 [1, n].
-func (m *Model) vector(name string) (kernels.Tensor, error) {
-	info, _ := m.src.Lookup(name)
-	data, err := m.src.Bytes(name)
-	if err != nil {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
-	}
-	f := make([]float32, info.Len())
-	if err := info.DType.Decode(f, data); err != nil {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
-	}
-	if err := checkFinite(name, kernels.F32, float32Bytes(f), 0, 0); err != nil {
-		return kernels.Tensor{}, err
-	}
-	t, err := m.be.Alloc(kernels.F32, 1, len(f))
-	if err != nil {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
-	}
-	m.owned = append(m.owned, t)
-	if err := m.be.Upload(t, float32Bytes(f)); err != nil {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
-	}
-	return t, nil
-}
-
-// matrix places a 2-D tensor in its file dtype.
-func (m *Model) matrix(name string) (kernels.Tensor, error) {
-	info, _ := m.src.Lookup(name)
-	data, err := m.src.Bytes(name)
-	if err != nil {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
-	}
-	if err := checkSample(name, info.DType, data, info.Shape[0], info.Shape[1]); err != nil {
-		return kernels.Tensor{}, err
-	}
-	t, err := m.be.Weight(info.DType, info.Shape[0], info.Shape[1], data)
-	if err != nil {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
-	}
-	m.owned = append(m.owned, t)
-	return t, nil
 }
 
 // Close frees the model's device memory and closes its file.

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 
+	"github.com/goose-rwkv/goose/core/weights"
 	"github.com/goose-rwkv/goose/internal/atomicfile"
 	"github.com/goose-rwkv/goose/internal/regfile"
 	"github.com/goose-rwkv/goose/kernels"
@@ -185,8 +186,8 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	if sum := le.Uint32(data[want-4:]); sum != crc32.ChecksumIEEE(data[:want-4]) {
 		return errors.New("state: checksum mismatch: the data is corrupt")
 	}
-	if i := firstNonFinite(kernels.F32, body); i >= 0 {
-		return fmt.Errorf("state: %s is %s: %w (the state is corrupt)", s.describeIndex(i), describe(kernels.F32, body, i), ErrNotFinite)
+	if i := weights.FirstNonFinite(kernels.F32, body); i >= 0 {
+		return fmt.Errorf("state: %s is %s: %w (the state is corrupt)", s.describeIndex(i), weights.Describe(kernels.F32, body, i), ErrNotFinite)
 	}
 	return s.m.be.Upload(s.buf, body)
 }
