@@ -24,6 +24,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/goose-rwkv/goose/core/catalog"
+	"github.com/goose-rwkv/goose/ui/capture"
 	"github.com/goose-rwkv/goose/ui/history"
 	_ "github.com/goose-rwkv/goose/ui/internal/posixlocale" // C.UTF-8 reads as English, silently
 	"github.com/goose-rwkv/goose/ui/settings"
@@ -42,6 +43,11 @@ type Options struct {
 	Downloader *catalog.Downloader
 	// Catalog lists downloadable models; nil means catalog.Official().
 	Catalog []catalog.Model
+	// Audio tags audio on the Audio screen; nil means NewCoreAudioEngine().
+	Audio AudioEngine
+	// Sound records and plays audio; nil means the computer's sound
+	// devices (capture.Open).
+	Sound capture.System
 }
 
 // App is the running desktop app.
@@ -52,6 +58,7 @@ type App struct {
 
 	store    *history.Store
 	eng      Engine
+	audioEng AudioEngine
 	cfg      settings.Settings
 	cfgPath  string
 	settErr  error
@@ -67,6 +74,7 @@ type App struct {
 	chat      *chatView
 	models    *modelsView
 	prefs     *settingsView
+	audio     *audioView
 	body      *fyne.Container
 	nav       map[string]*widget.Button
 	status    *statusBar
@@ -77,9 +85,12 @@ type App struct {
 
 // newApp builds the app's window on fa. The caller shows it.
 func newApp(fa fyne.App, opts Options) (*App, error) {
-	a := &App{fa: fa, opts: opts, eng: opts.Engine}
+	a := &App{fa: fa, opts: opts, eng: opts.Engine, audioEng: opts.Audio}
 	if a.eng == nil {
 		a.eng = NewCoreEngine()
+	}
+	if a.audioEng == nil {
+		a.audioEng = NewCoreAudioEngine()
 	}
 	if a.opts.Catalog == nil {
 		a.opts.Catalog = catalog.Official()
@@ -144,6 +155,11 @@ func (a *App) build() {
 	}
 	a.models.rebuild()
 	a.prefs = newSettingsView(a)
+	if a.audio == nil {
+		a.audio = newAudioView(a) // kept across theme changes: it may be recording
+	} else {
+		a.audio.pic.set(a.audio.pic.in) // redraw in the new theme
+	}
 	a.body = container.NewStack()
 
 	a.nav = map[string]*widget.Button{}
@@ -159,6 +175,7 @@ func (a *App) build() {
 	rail := container.NewVBox(
 		container.New(layout.NewCustomPaddedLayout(8, 12, 10, 10), logo),
 		navBtn("chat", "Chats", theme.MailComposeIcon()),
+		navBtn("audio", "Audio", theme.MediaRecordIcon()),
 		navBtn("models", "Models", theme.StorageIcon()),
 		navBtn("settings", "Settings", theme.SettingsIcon()),
 	)
@@ -216,6 +233,7 @@ func (a *App) close() {
 			}
 		}
 		a.models.pauseAll()
+		a.audio.close()
 		a.engineMu.Lock()
 		a.chat.closeSession()
 		a.eng.Unload()
@@ -224,8 +242,8 @@ func (a *App) close() {
 	})
 }
 
-// show switches the main area to a screen: "welcome", "chat", "models" or
-// "settings".
+// show switches the main area to a screen: "welcome", "chat", "audio",
+// "models" or "settings".
 func (a *App) show(screen string) {
 	a.screen = screen
 	var obj fyne.CanvasObject
@@ -238,6 +256,9 @@ func (a *App) show(screen string) {
 	case "settings":
 		a.prefs.reset()
 		obj = a.prefs.root
+	case "audio":
+		a.audio.shown()
+		obj = a.audio.root
 	default:
 		a.screen = "chat"
 		obj = a.chat.root

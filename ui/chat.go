@@ -66,6 +66,7 @@ type chatView struct {
 	empty    fyne.CanvasObject
 	input    *composer
 	attach   *attachBar
+	recChip  *recordingChip // an attached audio recording
 	// images maps user messages sent with an image, in this run of the
 	// app, to the image file, so regenerating re-reads the image.
 	images  map[int64]string
@@ -137,6 +138,7 @@ func newChatView(a *App) *chatView {
 
 	c.input = newComposer(c.submit)
 	c.attach = c.newAttachBar()
+	c.recChip = c.newRecordingChip()
 	c.send = widget.NewButtonWithIcon("", theme.MailSendIcon(), func() { c.submit(c.input.Text) })
 	c.send.Importance = widget.HighImportance
 	c.stopBtn = widget.NewButtonWithIcon("Stop", theme.MediaStopIcon(), c.stop)
@@ -147,7 +149,7 @@ func newChatView(a *App) *chatView {
 	c.speed.Importance = widget.LowImportance
 	buttons := container.NewVBox(layout.NewSpacer(), container.NewStack(c.send, c.stopBtn))
 	composerRow := container.New(&columnLayout{maxWidth: 860}, container.New(layout.NewCustomPaddedLayout(4, 10, 20, 20),
-		container.NewBorder(c.attach.root, c.speed, nil, buttons, c.input)))
+		container.NewBorder(container.NewHBox(c.attach.root, c.recChip.root), c.speed, nil, buttons, c.input)))
 
 	main := container.NewBorder(container.NewVBox(header, widget.NewSeparator()), composerRow, nil, nil,
 		container.NewStack(c.scroll, c.empty))
@@ -318,12 +320,16 @@ func titleFrom(text string) string {
 func (c *chatView) submit(text string) {
 	text = strings.TrimSpace(text)
 	imgPath := c.attach.path
-	if (text == "" && imgPath == "") || c.generating {
+	rec := c.recChip.rec
+	if (text == "" && imgPath == "" && rec == nil) || c.generating {
 		return
 	}
 	if c.a.model == nil {
 		c.a.showError(errors.New("no model is loaded: open Models to download, import or load one"))
 		return
+	}
+	if rec != nil {
+		text = recordingMessage(*rec, text)
 	}
 	if imgPath != "" {
 		if !c.a.model.Vision {
@@ -346,6 +352,9 @@ func (c *chatView) submit(text string) {
 		return
 	}
 	c.input.SetText("")
+	if rec != nil {
+		c.clearRecording()
+	}
 	if imgPath != "" {
 		c.images[u.ID] = imgPath
 		c.clearAttachment()
