@@ -292,7 +292,7 @@ func parseChat(body []byte, tok *tokenizer.Tokenizer, lim limits) (*job, error) 
 		msgs[i] = core.Message{Role: role, Content: text}
 	}
 	j.ids, j.checkpoint = chatTokens(tok, msgs)
-	if err := checkPromptLength(len(j.ids), lim); err != nil {
+	if err := checkPromptLength(len(j.ids), lim, "messages"); err != nil {
 		return nil, err
 	}
 	last := msgs[len(msgs)-1]
@@ -378,12 +378,14 @@ func chatTokens(tok *tokenizer.Tokenizer, msgs []core.Message) (ids []int32, che
 	return append(ids, tok.Encode("Assistant:")...), checkpoint
 }
 
-func checkPromptLength(n int, lim limits) error {
+// checkPromptLength checks a prompt's length in tokens; param names the
+// request field that holds it ("messages" or "prompt").
+func checkPromptLength(n int, lim limits, param string) error {
 	if n == 0 {
-		return invalid("prompt", "invalid_value", "the prompt is empty")
+		return invalid(param, "invalid_value", "the prompt is empty")
 	}
 	if n > lim.maxPromptTokens {
-		return invalid("messages", "context_length_exceeded", "the prompt has %d tokens; this server accepts at most %d", n, lim.maxPromptTokens)
+		return invalid(param, "context_length_exceeded", "the prompt has %d tokens; this server accepts at most %d", n, lim.maxPromptTokens)
 	}
 	return nil
 }
@@ -409,7 +411,7 @@ func parseCompletion(body []byte, tok *tokenizer.Tokenizer, lim limits) (*job, e
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPromptLength(len(ids), lim); err != nil {
+	if err := checkPromptLength(len(ids), lim, "prompt"); err != nil {
 		return nil, err
 	}
 	j.ids = ids
