@@ -10,7 +10,7 @@ package ui
 import (
 	"context"
 	"errors"
-	"fmt"
+	"log"
 	"os"
 	"path/filepath"
 	"sync"
@@ -20,12 +20,12 @@ import (
 	"fyne.io/fyne/v2/app"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/goose-rwkv/goose/core/catalog"
+	"github.com/goose-rwkv/goose/ui/capture"
 	"github.com/goose-rwkv/goose/ui/history"
 	_ "github.com/goose-rwkv/goose/ui/internal/posixlocale" // C.UTF-8 reads as English, silently
 	"github.com/goose-rwkv/goose/ui/settings"
@@ -44,6 +44,11 @@ type Options struct {
 	Downloader *catalog.Downloader
 	// Catalog lists downloadable models; nil means catalog.Official().
 	Catalog []catalog.Model
+	// Audio tags audio on the Audio screen; nil means NewCoreAudioEngine().
+	Audio AudioEngine
+	// Sound records and plays audio; nil means the computer's sound
+	// devices (capture.Open).
+	Sound capture.System
 }
 
 // App is the running desktop app.
@@ -54,6 +59,7 @@ type App struct {
 
 	store    *history.Store
 	eng      Engine
+	audioEng AudioEngine
 	cfg      settings.Settings
 	cfgPath  string
 	settErr  error
@@ -69,19 +75,25 @@ type App struct {
 	chat      *chatView
 	models    *modelsView
 	prefs     *settingsView
+	audio     *audioView
 	body      *fyne.Container
 	nav       map[string]*widget.Button
 	status    *statusBar
 	closeOnce sync.Once
 	// onError, when set, sees every error shown (tests, smoke test).
 	onError func(error)
+	// portal reaches the desktop's own file chooser; nil uses Fyne's.
+	portal *xdgPortal
 }
 
 // newApp builds the app's window on fa. The caller shows it.
 func newApp(fa fyne.App, opts Options) (*App, error) {
-	a := &App{fa: fa, opts: opts, eng: opts.Engine}
+	a := &App{fa: fa, opts: opts, eng: opts.Engine, audioEng: opts.Audio}
 	if a.eng == nil {
 		a.eng = NewCoreEngine()
+	}
+	if a.audioEng == nil {
+		a.audioEng = NewCoreAudioEngine()
 	}
 	if a.opts.Catalog == nil {
 		a.opts.Catalog = catalog.Official()
@@ -118,6 +130,7 @@ func newApp(fa fyne.App, opts Options) (*App, error) {
 	a.win.SetCloseIntercept(func() { a.close(); a.win.Close() })
 	a.models = newModelsView(a)
 	a.build()
+	a.installShortcuts()
 	if a.firstRun() {
 		a.show("welcome")
 	} else {
@@ -146,6 +159,11 @@ func (a *App) build() {
 	}
 	a.models.rebuild()
 	a.prefs = newSettingsView(a)
+	if a.audio == nil {
+		a.audio = newAudioView(a) // kept across theme changes: it may be recording
+	} else {
+		a.audio.pic.set(a.audio.pic.in) // redraw in the new theme
+	}
 	a.body = container.NewStack()
 
 	a.nav = map[string]*widget.Button{}
@@ -161,6 +179,7 @@ func (a *App) build() {
 	rail := container.NewVBox(
 		container.New(layout.NewCustomPaddedLayout(8, 12, 10, 10), logo),
 		navBtn("chat", "Chats", theme.MailComposeIcon()),
+		navBtn("audio", "Audio", theme.MediaRecordIcon()),
 		navBtn("models", "Models", theme.StorageIcon()),
 		navBtn("settings", "Settings", theme.SettingsIcon()),
 	)
@@ -218,6 +237,7 @@ func (a *App) close() {
 			}
 		}
 		a.models.pauseAll()
+		a.audio.close()
 		a.engineMu.Lock()
 		a.chat.closeSession()
 		a.eng.Unload()
@@ -226,8 +246,8 @@ func (a *App) close() {
 	})
 }
 
-// show switches the main area to a screen: "welcome", "chat", "models" or
-// "settings".
+// show switches the main area to a screen: "welcome", "chat", "audio",
+// "models" or "settings".
 func (a *App) show(screen string) {
 	a.screen = screen
 	var obj fyne.CanvasObject
@@ -240,6 +260,9 @@ func (a *App) show(screen string) {
 	case "settings":
 		a.prefs.reset()
 		obj = a.prefs.root
+	case "audio":
+		a.audio.shown()
+		obj = a.audio.root
 	default:
 		a.screen = "chat"
 		obj = a.chat.root
@@ -268,32 +291,6 @@ func (a *App) do(f func()) {
 	})
 }
 
-// showError shows err in a dialog. UI goroutine only.
-func (a *App) showError(err error) {
-	if err == nil {
-		return
-	}
-	if a.onError != nil {
-		a.onError(err)
-	}
-	d := dialog.NewError(friendlyError(err), a.win)
-	d.Show()
-}
-
-// friendlyError adds a hint to errors people can act on.
-func friendlyError(err error) error {
-	var ce *catalog.ChecksumError
-	switch {
-	case errors.As(err, &ce):
-		return fmt.Errorf("The downloaded file is corrupt and was deleted.\n\n%w", err)
-	case isNoSpace(err):
-		return fmt.Errorf("The disk is full. Free some space or choose another models folder in Settings.\n\n%w", err)
-	case isOutOfMemory(err):
-		return fmt.Errorf("Not enough GPU memory for this model. Try a smaller model, or set the backend to CPU in Settings.\n\n%w", err)
-	}
-	return err
-}
-
 // loadModel loads path in the background, showing progress in the status
 // bar. UI goroutine only.
 func (a *App) loadModel(path string) {
@@ -308,9 +305,12 @@ func (a *App) loadModel(path string) {
 	a.status.refresh()
 	a.models.refresh()
 	opts := LoadOptions{Backend: a.cfg.Backend, Threads: a.cfg.Threads, Quant: a.cfg.Quant}
+	prev := ""
+	if a.model != nil {
+		prev = a.model.Path
+	}
 	go func() {
 		a.engineMu.Lock()
-		a.chat.closeSession()
 		last := time.Time{}
 		info, err := a.eng.Load(context.Background(), path, opts, func(f float64) {
 			if time.Since(last) < 50*time.Millisecond && f < 1 {
@@ -323,17 +323,28 @@ func (a *App) loadModel(path string) {
 				a.models.setLoadProgress(f)
 			})
 		})
+		// The engine keeps the working model when the new one fails;
+		// the chat session goes with the model it was made on.
+		current, ok := a.eng.Info()
+		if err == nil || !ok || current.Path != prev {
+			a.chat.closeSession()
+		}
 		a.engineMu.Unlock()
 		a.do(func() {
 			a.loading = false
 			if err != nil {
 				a.model = nil
+				if ok {
+					a.model = &current
+				}
+				a.models.markBad(path, err)
 				a.status.refresh()
 				a.models.refresh()
 				a.chat.refreshAttach()
-				a.showError(fmt.Errorf("could not load %s: %w", filepath.Base(path), err))
+				a.showProblem("Could not load "+filepath.Base(path), err)
 				return
 			}
+			delete(a.models.bad, path)
 			a.model = &info
 			a.chat.refreshAttach()
 			a.cfg.LastModel = path
@@ -377,6 +388,8 @@ func Run(opts Options) error {
 		return err
 	}
 	defer a.close()
+	a.portal = newPortal()
+	log.SetOutput(&quietLog{w: os.Stderr}) // the toolkit logs through the standard logger
 	a.win.SetMaster()
 	a.win.Show()
 	a.start()

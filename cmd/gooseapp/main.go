@@ -10,7 +10,7 @@
 //	gooseapp info FILE | --devices
 //	gooseapp bench (--model FILE | --shape 0.1b|0.4b|1.5b|2.9b) [--backend cpu] [--threads N] [--prompt 512] [--gen 128]
 //	gooseapp ask --model VISUALRWKV.pth --image FILE QUESTION
-//	gooseapp tag --model ARWKV.pth --config CONFIG.json AUDIO.wav
+//	gooseapp tag --model ARWKV.pth [--config CONFIG.json] [--top N] [--threshold P] [--json] AUDIO.wav
 //	gooseapp testmodel --out FILE.safetensors [--shape 2x64]
 //	gooseapp serve --model FILE [--addr 127.0.0.1:11435] [--backend auto] [--api-key KEY] [--parallel N] [--queue N] [--cache-mb MB]
 //
@@ -66,9 +66,9 @@ func commands() []command {
 		{"ask", "Answer a question about an image with a VisualRWKV-7 checkpoint.",
 			"ask --model VISUALRWKV.pth --image FILE [--config FILE.json] [--max-tokens N] QUESTION", -1,
 			[]string{"gooseapp ask --model VisualRWKV-v0700-0B4-v1.0-20250109.pth --image photo.png \"What is in the image?\""}, runAsk},
-		{"tag", "Tag a WAV recording with AudioSet classes using an A-RWKV checkpoint; prints class and probability.",
-			"tag --model ARWKV.pth --config CONFIG.json [--top 5] AUDIO.wav", 1,
-			[]string{"gooseapp tag --model arwkv.pth --config arwkv.json recording.wav --top 3"}, runTag},
+		{"tag", "Tag a WAV recording with AudioSet classes using an A-RWKV checkpoint: the recording's top tags (names and probabilities), each window's with --timeline, or JSON. Long recordings are read window by window (10 s windows every 5 s).",
+			"tag --model ARWKV.pth [--config CONFIG.json] [--backend auto|cpu|cuda] [--top 5] [--threshold P] [--hop 5s] [--timeline] [--json] AUDIO.wav", 1,
+			[]string{"gooseapp tag --model arwkv-s.pth recording.wav --top 3", "gooseapp tag --model arwkv-s.pth --json --threshold 0.2 recording.wav"}, runTag},
 		{"testmodel", "Write a small random-weight model with the full World vocabulary, to try the app or API without a download (its replies are gibberish).",
 			"testmodel --out FILE.safetensors [--shape 2x64] [--seed N]", 0,
 			[]string{"gooseapp testmodel --out tiny.safetensors && gooseapp chat --model tiny.safetensors"}, runTestModel},

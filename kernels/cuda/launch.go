@@ -35,6 +35,7 @@ type kernelSet struct {
 	up7        [3]uintptr
 	nsm        uintptr
 	wkv7out    uintptr
+	audio      audioKernels
 }
 
 // wkvVariant selects a row-split WKV7 kernel (wkv7g in kernels.cu):
@@ -103,6 +104,9 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 		if err := get(&k.gemv[kernels.I8][nt], fmt.Sprintf("gemv_i8_%d", nt)); err != nil {
 			return err
 		}
+	}
+	if err := k.audio.load(drv, m); err != nil {
+		return err
 	}
 	k.wkv7 = map[int]uintptr{}
 	for _, tpr := range []int{4, 8, 16} {
