@@ -67,6 +67,15 @@ type Options struct {
 	// "*" for all) whose pages may call the API from a browser. Requests
 	// from other origins are refused with 403.
 	CORSOrigins []string
+	// Batch decodes the Parallel sessions' replies together (continuous
+	// batching, core.Batcher): each step reads the weights once for every
+	// reply in flight, and requests join and leave between steps. Prompts
+	// are prefilled between the steps in pieces of at most PrefillPiece
+	// tokens, so that a long prompt does not stall the others.
+	Batch bool
+	// PrefillPiece is the most prompt tokens fed at once when batching;
+	// default 512.
+	PrefillPiece int
 }
 
 func (o Options) withDefaults() Options {
@@ -97,6 +106,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxTokens <= 0 {
 		o.MaxTokens = 4096
 	}
+	if o.PrefillPiece <= 0 {
+		o.PrefillPiece = 512
+	}
 	return o
 }
 
@@ -107,6 +119,7 @@ type Server struct {
 	tok     *tokenizer.Tokenizer
 	lim     limits
 	workers []*worker
+	batcher *core.Batcher // when Options.Batch
 	sched   *scheduler
 	cache   *prefixCache
 	metrics *metrics
@@ -133,11 +146,21 @@ func New(m *core.Model, tok *tokenizer.Tokenizer, opts Options) (*Server, error)
 		started: time.Now(),
 	}
 	s.created = s.started.Unix()
+	if opts.Batch {
+		bt, err := m.NewBatcher(opts.Parallel, 0)
+		if err != nil {
+			return nil, fmt.Errorf("server: batch of %d: %w", opts.Parallel, err)
+		}
+		s.batcher = bt
+	}
 	for i := range opts.Parallel {
 		sess, err := core.NewSession(m, tok)
 		if err != nil {
 			s.freeWorkers()
 			return nil, fmt.Errorf("server: session %d: %w", i, err)
+		}
+		if s.batcher != nil {
+			sess.SetBatcher(s.batcher)
 		}
 		s.workers = append(s.workers, &worker{id: i, sess: sess})
 	}
@@ -150,6 +173,10 @@ func (s *Server) freeWorkers() {
 		w.sess.Close()
 	}
 	s.workers = nil
+	if s.batcher != nil {
+		s.batcher.Close()
+		s.batcher = nil
+	}
 }
 
 // Close refuses further requests, answers queued ones with 503, waits for
@@ -402,8 +429,11 @@ type outcome struct {
 // tokens.
 func (s *Server) prefill(ctx context.Context, sess *core.Session, ids []int32) error {
 	piece := len(ids)
+	if s.batcher != nil {
+		piece = s.opts.PrefillPiece
+	}
 	if c := s.model.Backend().Capabilities().InterruptChunk; c > 0 {
-		piece = c
+		piece = min(piece, c)
 	}
 	for len(ids) > 0 {
 		k := min(piece, len(ids))
