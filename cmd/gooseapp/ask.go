@@ -71,7 +71,11 @@ func runAsk(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%s: %w", mf.model, err)
 	}
 	defer vm.Close()
-	lm, err := core.Load(core.SubSource(f, "rwkv."), core.LoadOptions{Backend: be})
+	opts, err := mf.loadOptions(be)
+	if err != nil {
+		return err
+	}
+	lm, err := core.Load(core.SubSource(f, "rwkv."), opts)
 	if err != nil {
 		return fmt.Errorf("%s: language model: %w", mf.model, err)
 	}
