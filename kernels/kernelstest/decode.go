@@ -160,4 +160,23 @@ func linearI8Cases(t *testing.T, h *H) {
 		want2[n] = a
 	}
 	h.Check("LinearBatch/i8_acc", h.Get(d2), want2, 1e-5)
+
+	// Rows of a length that is a multiple of 8 but not of 16, and a row
+	// count that is not a multiple of the rows per warp.
+	for _, s := range []struct{ K, N int }{{200, 37}, {2048, 333}} {
+		x := h.Randn(s.K, 1)
+		xt := h.Upload(1, s.K, x)
+		w, wv := h.I8Weight(s.N, s.K, 0.05)
+		d := h.Out(1, s.N)
+		f.LinearBatch([]kernels.LinearItem{{Dst: d, X: xt, W: w, Activate: true, Act: kernels.Tanh}})
+		want := make([]float64, s.N)
+		for n := range s.N {
+			var a float64
+			for k := range s.K {
+				a += float64(x[k]) * float64(wv[n*s.K+k])
+			}
+			want[n] = math.Tanh(a)
+		}
+		h.Check(fmt.Sprintf("LinearBatch/i8_K%d_N%d", s.K, s.N), h.Get(d), want, 1e-5)
+	}
 }
