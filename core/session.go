@@ -9,6 +9,7 @@ import (
 
 	"github.com/goose-rwkv/goose/core/sample"
 	"github.com/goose-rwkv/goose/core/tokenizer"
+	"github.com/goose-rwkv/goose/kernels"
 )
 
 // GenerateOptions control one Generate call.
@@ -125,6 +126,12 @@ func (s *Session) Prefill(ctx context.Context, text string) error {
 // tokens of a prompt. If ctx is cancelled the state is left as before.
 func (s *Session) PrefillEmbeds(ctx context.Context, rows []float32) error {
 	return s.prefill(func() error { return s.m.ForwardEmbeds(ctx, s.st, rows, s.logits) })
+}
+
+// PrefillEmbedTensor is PrefillEmbeds for rows already on the model's
+// backend (see Model.ForwardEmbedTensor).
+func (s *Session) PrefillEmbedTensor(ctx context.Context, rows kernels.Tensor) error {
+	return s.prefill(func() error { return s.m.ForwardEmbedTensor(ctx, s.st, rows, s.logits) })
 }
 
 // PrefillTokens feeds tokens into the state. If ctx is cancelled the

@@ -30,10 +30,10 @@ type CoreEngine struct {
 	tok   *tokenizer.Tokenizer
 	be    kernels.Backend
 	model *core.Model
-	// vision is the image encoder of a VisualRWKV-7 checkpoint, nil for a
-	// text model; file is the open checkpoint both read from.
-	vision *vision.Model
-	file   *checkpoint.File
+	// visual is a loaded VisualRWKV-7 checkpoint (nil for a text model):
+	// it owns the backend, the language model (model) and the file.
+	visual *vision.Model
+	file   *checkpoint.File // a text model's checkpoint
 	info   ModelInfo
 }
 
@@ -80,26 +80,33 @@ func (e *CoreEngine) Load(ctx context.Context, path string, opts LoadOptions, pr
 		return ModelInfo{}, fmt.Errorf("load model %s: vocabulary of %d tokens does not match the World tokenizer (%d)", path, cfg.Vocab, e.tok.VocabSize())
 	}
 	e.unloadLocked()
-	be, rep, err := backend.Open(opts.Backend, backend.Options{Threads: opts.Threads})
-	if err != nil {
-		return ModelInfo{}, fmt.Errorf("open %s backend: %w", opts.Backend, err)
-	}
-	m, err := core.Load(src, core.LoadOptions{Backend: be, Progress: progress})
-	if err != nil {
-		be.Close()
-		return ModelInfo{}, fmt.Errorf("load %s: %w", path, err)
-	}
-	var vm *vision.Model
+	var (
+		be  kernels.Backend
+		rep backend.Report
+		m   *core.Model
+		vm  *vision.Model
+	)
 	if visual {
-		vm, err = vision.Load(f, be, vision.Released())
+		f.Close()
+		keep = true
+		vm, err = vision.Open(path, vision.Options{Backend: opts.Backend, Threads: opts.Threads, Progress: progress})
 		if err != nil {
-			m.Close()
-			be.Close()
-			return ModelInfo{}, fmt.Errorf("load %s: image encoder: %w", path, err)
+			return ModelInfo{}, fmt.Errorf("load model: %w", err)
 		}
+		be, rep, m, f = vm.Backend(), vm.Report(), vm.LM(), nil
+	} else {
+		be, rep, err = backend.Open(opts.Backend, backend.Options{Threads: opts.Threads})
+		if err != nil {
+			return ModelInfo{}, fmt.Errorf("open %s backend: %w", opts.Backend, err)
+		}
+		m, err = core.Load(src, core.LoadOptions{Backend: be, Progress: progress})
+		if err != nil {
+			be.Close()
+			return ModelInfo{}, fmt.Errorf("load %s: %w", path, err)
+		}
+		keep = true
 	}
-	keep = true
-	e.be, e.model, e.vision, e.file = be, m, vm, f
+	e.be, e.model, e.visual, e.file = be, m, vm, f
 	c := m.Config()
 	key := sha256.Sum256(fmt.Appendf(nil, "%s|%d|%d|%+v", filepath.Base(path), fi.Size(), fi.ModTime().Unix(), c))
 	summary := catalog.Describe(c)
@@ -143,9 +150,10 @@ func (e *CoreEngine) Unload() error {
 
 func (e *CoreEngine) unloadLocked() error {
 	var errs []error
-	if e.vision != nil {
-		e.vision.Close()
-		e.vision = nil
+	if e.visual != nil {
+		// The model owns the language model, the backend and the file.
+		errs = append(errs, e.visual.Close())
+		e.visual, e.model, e.be = nil, nil, nil
 	}
 	if e.model != nil {
 		errs = append(errs, e.model.Close())
@@ -174,7 +182,7 @@ func (e *CoreEngine) NewChat() (Chat, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new session: %w", err)
 	}
-	return &coreChat{s: s, m: e.model, vm: e.vision}, nil
+	return &coreChat{s: s, m: e.model, vm: e.visual}, nil
 }
 
 // coreChat adapts core.Session to Chat.
@@ -188,14 +196,7 @@ func (c *coreChat) PrefillImage(ctx context.Context, img image.Image, question s
 	if c.vm == nil {
 		return errors.New("this model cannot read images: load a VisualRWKV-7 model")
 	}
-	rows, err := c.vm.Embed(ctx, img)
-	if err != nil {
-		return fmt.Errorf("encode image: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return vision.Prefill(ctx, c.s, rows, question)
+	return c.vm.Ask(ctx, c.s, img, question, nil)
 }
 
 func (c *coreChat) Reset() error { return c.s.Reset() }

@@ -29,6 +29,7 @@ type kernelSet struct {
 	up7       [3]uintptr
 	nsm       uintptr
 	wkv7out   uintptr
+	vision    visionKernels // looked up on first use
 }
 
 // wkvVariant selects a row-split WKV7 kernel (wkv7g in kernels.cu):
