@@ -470,3 +470,37 @@ func isqrt(n int) int {
 	}
 	return r
 }
+
+// FLOPs counts the floating-point operations (2 per multiply-add) of one
+// image through each tower and the projector: the matrix products
+// (patch embedding, qkv, proj, MLP, SAM's neck, the projector's two) and
+// attention's two products per head; the element-wise work is left out.
+// lmWidth is the language model's width (the projector's output).
+func (c Config) FLOPs(lmWidth int) (dino, siglip, samF, proj float64) {
+	vitF := func(v vit.Config) float64 {
+		N, D, H, P := float64(v.Patches()), float64(v.Dim), float64(v.MLPHidden), float64(v.Patch)
+		T := N + float64(v.Registers+btoi(v.ClassToken))
+		f := 2 * N * 3 * P * P * D
+		per := 2*T*(4*D*D+2*D*H) + 4*T*T*D
+		return f + per*float64(v.FeatureBlock+1)
+	}
+	s := c.SAM
+	G, D, H, P, N := float64(s.Grid()), float64(s.EmbedDim), float64(s.MLPHidden), float64(s.Patch), float64(s.NeckChannels)
+	T := G * G
+	samF = 2 * T * 3 * P * P * D
+	for i := range s.Depth {
+		rows, n, groups := T, T, 1.0
+		if !slices.Contains(s.GlobalBlocks, i) && s.Window > 0 {
+			w := float64(s.Window)
+			groups = float64(s.WindowCount())
+			n = w * w
+			rows = groups * n
+		}
+		samF += 2*rows*4*D*D + 2*T*2*D*H + groups*4*n*n*D
+	}
+	samF += 2*T*D*N + 2*T*9*N*N
+	in := float64(c.DINO.Dim + c.SigLIP.Dim + s.FeatureDim())
+	tokens := float64(c.DINO.Patches())
+	proj = 2 * tokens * (in*in + in*float64(lmWidth))
+	return vitF(c.DINO), vitF(c.SigLIP), samF, proj
+}

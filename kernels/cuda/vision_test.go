@@ -2,7 +2,9 @@ package cuda
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/kernelstest"
@@ -116,4 +118,65 @@ func visionConformance(t *testing.T, h0 *harness) {
 			h.g.k.vision.simt = false
 		}
 	})
+}
+
+// BenchmarkAttention times the fused attention at the released towers'
+// shapes, the tensor-core kernel and the portable one (GPU time: the
+// launches are queued back to back and waited for once).
+func BenchmarkAttention(b *testing.B) {
+	g := newGPU(b)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, c := range []struct {
+		name                       string
+		T, heads, hd, groups, span int
+	}{
+		{"dinov2", 1029, 16, 64, 1, 0}, {"siglip", 1024, 16, 72, 1, 0},
+		{"sam-windows", 25 * 196, 12, 64, 25, 14}, {"sam-global", 4096, 12, 64, 1, 64},
+	} {
+		D := c.heads * c.hd
+		up := func(rows, cols int, scale float64) kernels.Tensor {
+			t, err := g.Alloc(kernels.F32, rows, cols)
+			if err != nil {
+				b.Fatal(err)
+			}
+			v := make([]float32, rows*cols)
+			for i := range v {
+				v[i] = float32(rng.NormFloat64() * scale)
+			}
+			if err := g.Upload(t, f32Bytes(v)); err != nil {
+				b.Fatal(err)
+			}
+			return t
+		}
+		a := kernels.Attention{Dst: up(c.T, D, 0), QKV: up(c.T, 3*D, 1), Heads: c.heads, Scale: 0.125, Groups: c.groups}
+		if c.span > 0 {
+			a.RelH, a.RelW, a.Span = up(2*c.span-1, c.hd, 0.1), up(2*c.span-1, c.hd, 0.1), c.span
+		}
+		n := float64(c.T / c.groups)
+		flops := 4 * float64(c.groups) * n * n * float64(D)
+		for _, simt := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/simt=%v", c.name, simt), func(b *testing.B) {
+				g.k.vision.simt = simt
+				g.Attention(a)
+				if err := g.Sync(); err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				start := time.Now()
+				for i := 0; i < b.N; i++ {
+					g.Attention(a)
+				}
+				if err := g.Sync(); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(flops*float64(b.N)/time.Since(start).Seconds()/1e12, "TFLOP/s")
+			})
+		}
+		g.k.vision.simt = false
+		for _, t := range []kernels.Tensor{a.Dst, a.QKV, a.RelH, a.RelW} {
+			if t.Valid() {
+				g.Free(t)
+			}
+		}
+	}
 }

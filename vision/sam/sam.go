@@ -207,6 +207,15 @@ type scratch struct {
 	out     kernels.Tensor // [Tokens, FeatureDim]
 }
 
+// WindowCount is the number of windows of a windowed block (0 when every
+// block is global).
+func (c Config) WindowCount() int {
+	if c.Window <= 0 {
+		return 0
+	}
+	return kernels.Window{Height: c.Grid(), Width: c.Grid(), Size: c.Window}.Count()
+}
+
 // windowRows is the number of rows of a windowed block's padded windows
 // (0 when every block is global).
 func (c Config) windowRows() int {

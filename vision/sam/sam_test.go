@@ -3,6 +3,7 @@ package sam
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/goose-rwkv/goose/internal/npy"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/cpu"
+	"github.com/goose-rwkv/goose/kernels/cuda"
 )
 
 // testBackend returns a CPU backend closed when t ends.
@@ -70,12 +72,30 @@ func readNpy(t testing.TB, name string) *npy.Array {
 	return a
 }
 
-func TestFeatures(t *testing.T) {
-	cfg := fixtureConfig(t)
-	enc, err := Load(openFixture(t), prefix, cfg, testBackend(t))
+func TestFeatures(t *testing.T) { checkFeatures(t, testBackend(t)) }
+
+// TestFeaturesCUDA is TestFeatures on the GPU; it skips, saying why,
+// without one.
+func TestFeaturesCUDA(t *testing.T) {
+	be, err := cuda.New(cuda.Options{})
+	var un *kernels.UnavailableError
+	if errors.As(err, &un) {
+		t.Skipf("no GPU: %s", un.Reason)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer be.Close()
+	checkFeatures(t, be)
+}
+
+func checkFeatures(t *testing.T, be kernels.Backend) {
+	cfg := fixtureConfig(t)
+	enc, err := Load(openFixture(t), prefix, cfg, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
 	pixels := readNpy(t, "mm.pixels_sam.npy")
 	want := readNpy(t, "mm.feat_sam.npy")
 	if len(want.Shape) != 2 || want.Shape[0] != cfg.Tokens() || want.Shape[1] != cfg.FeatureDim() {
