@@ -1,5 +1,6 @@
 // Package assets holds the data files that ship inside the Goose binary:
-// the RWKV World tokenizer vocabulary and its license notice.
+// the RWKV World tokenizer vocabulary and the AudioSet class names, each
+// with its license notice.
 //
 // The files are embedded with go:embed, so a built program needs nothing
 // beside itself to tokenize text.
@@ -12,6 +13,12 @@ var worldVocab string
 
 //go:embed NOTICE.md
 var notice string
+
+//go:embed audioset/class_labels_indices.csv
+var audioSetLabels string
+
+//go:embed audioset/NOTICE.md
+var audioSetNotice string
 
 // WorldVocab returns the RWKV World tokenizer vocabulary
 // (rwkv_vocab_v20230424.txt, 65,529 lines of "<id> <python literal> <length>").
@@ -26,4 +33,18 @@ func WorldVocab() []byte {
 // notice with it.
 func Notice() string {
 	return notice
+}
+
+// AudioSetLabels returns class_labels_indices.csv: a header line
+// "index,mid,display_name" and the 527 AudioSet classes in the order of an
+// AudioSet tagger's outputs. Each call returns a fresh copy. Package audio
+// parses it; see audio.Labels.
+func AudioSetLabels() []byte {
+	return []byte(audioSetLabels)
+}
+
+// AudioSetNotice returns the attribution that ships with the AudioSet class
+// names: labels CC BY 4.0, ontology names CC BY-SA 4.0 (Google).
+func AudioSetNotice() string {
+	return audioSetNotice
 }

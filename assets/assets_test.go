@@ -33,3 +33,24 @@ func TestNotice(t *testing.T) {
 		}
 	}
 }
+
+func TestAudioSetLabels(t *testing.T) {
+	v := AudioSetLabels()
+	lines := strings.Split(strings.TrimRight(string(v), "\n"), "\n")
+	if len(lines) != 528 || lines[0] != "index,mid,display_name" {
+		t.Fatalf("AudioSetLabels: %d lines starting %q, want 528 starting with the header", len(lines), lines[0])
+	}
+	if !strings.HasPrefix(lines[1], "0,/m/09x0r,") {
+		t.Errorf("first class line %q, want index 0 Speech", lines[1])
+	}
+	v[0] = 'X'
+	if AudioSetLabels()[0] == 'X' {
+		t.Error("modifying the result of AudioSetLabels changed the embedded data")
+	}
+	n := AudioSetNotice()
+	for _, want := range []string{"CC BY 4.0", "CC BY-SA 4.0", "Google"} {
+		if !strings.Contains(n, want) {
+			t.Errorf("AudioSetNotice does not mention %q", want)
+		}
+	}
+}

@@ -102,7 +102,7 @@ func (m *Model) forwardRows(ctx context.Context, st *State, n int, logits []floa
 		if off+k == n && logits != nil {
 			out = 1
 		}
-		m.run(sc, st, k, out)
+		m.run(m.be, sc, st, k, out)
 		if out == 1 {
 			if err := m.be.Download(float32Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
 				return err
@@ -149,36 +149,34 @@ func (m *Model) forward(ctx context.Context, st *State, tokens []int32, logits [
 		last := off+n == len(tokens)
 		switch {
 		case all:
-			m.run(sc, st, n, n)
+			m.run(m.be, sc, st, n, n)
 			if err := m.be.Download(float32Bytes(logits[off*V:(off+n)*V]), sc.logits.Slice(0, n)); err != nil {
 				return err
 			}
 		case last && logits != nil:
-			m.run(sc, st, n, 1)
+			m.run(m.be, sc, st, n, 1)
 			if err := m.be.Download(float32Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
 				return err
 			}
 		default:
-			m.run(sc, st, n, 0)
+			m.run(m.be, sc, st, n, 0)
 		}
 	}
 	return m.be.Sync()
 }
 
-// cudaPrefillChunk is the most tokens a CUDA prefill runs at once (without
-// all logits): long enough that every GEMM, the LoRA ones with 64–320
-// columns included, has enough tiles to fill an H100.
-const cudaPrefillChunk = 4096
+// allLogitsChunk is the most tokens per call of ForwardAll, whose logits
+// buffer holds one vocabulary row per token (256 MB at 1,024 tokens).
+const allLogitsChunk = 1024
 
 // prefillChunk returns the scratch size for a forward call of n tokens:
-// at most one chunk (m.chunk, or cudaPrefillChunk on CUDA without all
-// logits, whose buffer would be 1 GB at that size), and otherwise n
-// rounded up to a power of two, so that prompts of many lengths share a
-// few scratch sizes.
+// at most one chunk (the backend's preferred chunk, at most allLogitsChunk
+// when every token's logits are wanted), and otherwise n rounded up to a
+// power of two, so that prompts of many lengths share a few scratch sizes.
 func (m *Model) prefillChunk(n int, all bool) int {
 	limit := m.chunk
-	if !all && m.be.Name() == "cuda" {
-		limit = max(limit, cudaPrefillChunk)
+	if all {
+		limit = min(limit, allLogitsChunk)
 	}
 	if n >= limit {
 		return limit
@@ -198,22 +196,9 @@ func padIDs(buf, ids []int32) []int32 {
 	return buf
 }
 
-// ioGrapher is a kernels.Grapher whose graphs can also carry their input
-// and output through host staging buffers (the CUDA backend's CaptureIO):
-// a decode step is then one call with one wait.
-type ioGrapher interface {
-	CaptureIO(fn func(), in, out kernels.Tensor) (kernels.Graph, error)
-}
-
-// ioGraph is a graph captured by CaptureIO: Step uploads in, replays the
-// graph, waits for it and copies its output into out (nil: no copy).
-type ioGraph interface {
-	Step(in, out []byte) error
-}
-
 // step runs one token through a captured graph, capturing it on first use
-// with this state. On a backend with CaptureIO the token id's upload and
-// the logits' download are part of the graph.
+// with this state. On a backend with CaptureIO (kernels.StepGrapher) the
+// token id's upload and the logits' download are part of the graph.
 func (m *Model) step(st *State, token int32, logits []float32) error {
 	sc, err := m.getScratch(1, false)
 	if err != nil {
@@ -221,13 +206,13 @@ func (m *Model) step(st *State, token int32, logits []float32) error {
 	}
 	defer m.putScratch(sc)
 	sc.idBuf[0] = token
-	io, isIO := m.be.(ioGrapher)
+	io, isIO := m.be.(kernels.StepGrapher)
 	if sc.graph == nil || sc.graphState != st {
 		if sc.graph != nil {
 			sc.graph.Free()
 			sc.graph = nil
 		}
-		run := func() { m.run(sc, st, 1, 1) }
+		run := func(rec kernels.Backend) { m.run(rec, sc, st, 1, 1) }
 		var g kernels.Graph
 		if isIO {
 			g, err = io.CaptureIO(run, sc.ids, sc.logits.Slice(0, 1))
@@ -239,7 +224,7 @@ func (m *Model) step(st *State, token int32, logits []float32) error {
 		}
 		sc.graph, sc.graphState = g, st
 	}
-	if g, ok := sc.graph.(ioGraph); ok && isIO {
+	if g, ok := sc.graph.(kernels.StepGraph); ok && isIO {
 		return g.Step(int32Bytes(sc.idBuf), float32Bytes(logits))
 	}
 	if err := m.be.Upload(sc.ids, int32Bytes(sc.idBuf)); err != nil {
@@ -260,11 +245,11 @@ func (m *Model) step(st *State, token int32, logits []float32) error {
 // of the last `out` rows into sc.logits rows [0, out). A backend with fused
 // ops (kernels.Fused) gets them (runFused); otherwise each op is issued on
 // its own (runComposed). Both compute the same function.
-func (m *Model) run(sc *scratch, st *State, n, out int) {
-	if f, ok := m.be.(kernels.Fused); ok {
-		m.runFused(f, sc, st, n, out)
+func (m *Model) run(be kernels.Backend, sc *scratch, st *State, n, out int) {
+	if f, ok := be.(kernels.Fused); ok {
+		m.runFused(be, f, sc, st, n, out)
 	} else {
-		m.runComposed(sc, st, n, out)
+		m.runComposed(be, sc, st, n, out)
 	}
 }
 
@@ -304,22 +289,22 @@ func (sc *scratch) views(n int) *acts {
 // embed issues the embedding and ln0 of n tokens into t.x.
 // With sc.rows set, t.xa already holds the input rows (ForwardEmbeds) and
 // only ln0 runs: VisualRWKV applies ln0 to image rows too.
-func (m *Model) embed(sc *scratch, t *acts, n int) {
+func (m *Model) embed(be kernels.Ops, sc *scratch, t *acts, n int) {
 	if !sc.rows {
-		m.be.Embed(t.xa, m.emb, sc.ids.Reshape(sc.T, 1).Slice(0, n).Reshape(1, n))
+		be.Embed(t.xa, m.emb, sc.ids.Reshape(sc.T, 1).Slice(0, n).Reshape(1, n))
 	}
-	m.be.LayerNorm(t.x, t.xa, m.ln0w, m.ln0b, lnEps)
+	be.LayerNorm(t.x, t.xa, m.ln0w, m.ln0b, lnEps)
 }
 
 // logitsOut issues the output norm and head of the last `out` rows of t.x.
-func (m *Model) logitsOut(sc *scratch, t *acts, n, out int) {
+func (m *Model) logitsOut(be kernels.Ops, sc *scratch, t *acts, n, out int) {
 	if out == 0 {
 		return
 	}
 	last := t.x.Slice(n-out, n)
 	norm := t.xa.Slice(0, out)
-	m.be.LayerNorm(norm, last, m.lnOutW, m.lnOutB, lnEps)
-	m.be.Linear(sc.logits.Slice(0, out), norm, m.head)
+	be.LayerNorm(norm, last, m.lnOutW, m.lnOutB, lnEps)
+	be.Linear(sc.logits.Slice(0, out), norm, m.head)
 }
 
 // prep7 returns the Prep7 operands of layer l.
@@ -341,10 +326,9 @@ func (m *Model) out7(t *acts, l int) kernels.Out7 {
 }
 
 // runComposed issues every op on its own (about 30 per layer).
-func (m *Model) runComposed(sc *scratch, st *State, n, out int) {
-	be := m.be
+func (m *Model) runComposed(be kernels.Ops, sc *scratch, st *State, n, out int) {
 	t := sc.views(n)
-	m.embed(sc, t, n)
+	m.embed(be, sc, t, n)
 	x, xa, tmp := t.x, t.xa, t.tmp
 	for l := range m.layers {
 		ly := &m.layers[l]
@@ -379,14 +363,14 @@ func (m *Model) runComposed(sc *scratch, st *State, n, out int) {
 		be.Linear(tmp, t.ffh, ly.ffnValue)
 		be.Add(x, x, tmp)
 	}
-	m.logitsOut(sc, t, n, out)
+	m.logitsOut(be, sc, t, n, out)
 }
 
 // runFused issues the same computation through the fused ops: eight calls
 // a layer, which a GPU runs as eight kernels for one token.
-func (m *Model) runFused(f kernels.Fused, sc *scratch, st *State, n, out int) {
+func (m *Model) runFused(be kernels.Ops, f kernels.Fused, sc *scratch, st *State, n, out int) {
 	t := sc.views(n)
-	m.embed(sc, t, n)
+	m.embed(be, sc, t, n)
 	x := t.x
 	for l := range m.layers {
 		ly := &m.layers[l]
@@ -417,7 +401,7 @@ func (m *Model) runFused(f kernels.Fused, sc *scratch, st *State, n, out int) {
 		t.one[0] = kernels.LinearItem{Dst: x, X: t.ffh, W: ly.ffnValue, Accumulate: true}
 		f.LinearBatch(t.one[:])
 	}
-	m.logitsOut(sc, t, n, out)
+	m.logitsOut(be, sc, t, n, out)
 }
 
 // scratch holds the activations of one forward call for up to T tokens.

@@ -49,6 +49,10 @@ func (c Config) StateBytes() int64 {
 	return int64(c.Layers) * int64(2*c.Width+c.Width*c.HeadSize) * 4
 }
 
+// defaultChunk is the most tokens per sequence-mode call on a backend that
+// states no preference (kernels.Capabilities.PrefillChunk).
+const defaultChunk = 256
+
 // LoadOptions configure Load.
 type LoadOptions struct {
 	// Backend runs the model. Required.
@@ -284,9 +288,9 @@ func Load(src Source, opts LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{cfg: cfg, be: opts.Backend, src: src, chunk: 256}
-	if opts.Backend.Name() == "cuda" {
-		m.chunk = 1024 // larger GEMMs; activations are a few hundred MB at most
+	m := &Model{cfg: cfg, be: opts.Backend, src: src, chunk: defaultChunk}
+	if c := opts.Backend.Capabilities().PrefillChunk; c > 0 {
+		m.chunk = c
 	}
 	if _, ok := opts.Backend.(kernels.Grapher); ok {
 		m.graphsSupported = true
@@ -365,11 +369,7 @@ func Load(src Source, opts LoadOptions) (*Model, error) {
 func (m *Model) memoryNeeded() int64 {
 	c := m.cfg
 	perRow := int64(22*c.Width+c.FFN+c.DecayLoRA+c.AlphaLoRA+c.ValueLoRA+c.GateLoRA) * 4
-	chunk := m.chunk
-	if m.be.Name() == "cuda" {
-		chunk = max(chunk, cudaPrefillChunk)
-	}
-	act := perRow*int64(chunk+1) + 2*int64(c.Vocab)*4
+	act := perRow*int64(m.chunk+1) + 2*int64(c.Vocab)*4
 	return c.WeightBytes + act + 4*c.StateBytes() + 64<<20 // + kernels, cuBLAS workspace
 }
 

@@ -24,7 +24,7 @@ type plainGraphs struct {
 // also covers copying the logits straight into it.
 func TestCUDAStepIO(t *testing.T) {
 	gpu := cudaBackend(t)
-	if _, ok := gpu.(ioGrapher); !ok {
+	if _, ok := gpu.(kernels.StepGrapher); !ok {
 		t.Fatalf("%T has no CaptureIO", gpu)
 	}
 	plain := plainGraphs{gpu, gpu.(kernels.Grapher), gpu.(kernels.Fused)}

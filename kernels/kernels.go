@@ -219,8 +219,12 @@ type Ops interface {
 // Backend owns device memory and runs Ops on it.
 type Backend interface {
 	Ops
-	// Name is the backend's short name: "cpu", "cuda".
+	// Name is the backend's short name: "cpu", "cuda". It is for people
+	// (reports, logs); code chooses by Capabilities and by the optional
+	// interfaces (Grapher, StepGrapher, Fused, Prober), never by name.
 	Name() string
+	// Capabilities declares how the backend prefers to be driven.
+	Capabilities() Capabilities
 	// Device describes the hardware.
 	Device() DeviceInfo
 	// Alloc returns a zeroed tensor.
@@ -244,13 +248,60 @@ type Backend interface {
 	Close() error
 }
 
+// Capabilities are what a backend declares about itself so that model code
+// can choose how to drive it without knowing which backend it is. A new
+// backend fills in what it supports; the zero value describes a plain eager
+// backend (no graphs) that runs prompts in
+// the model's default chunks.
+//
+// What a backend can do beyond Ops is also declared by the optional
+// interfaces it implements: Grapher (record and replay a decode step),
+// StepGrapher (a recorded step that takes its input and returns its output
+// in one call), Fused (fused one-token ops), Prober (its own ceilings).
+type Capabilities struct {
+	// PrefillChunk is the number of tokens per sequence-mode call at which
+	// the backend's products reach their rate (larger chunks cost memory
+	// and gain little). 0 means the model's default.
+	PrefillChunk int
+	// InterruptChunk, when positive, is the most prompt tokens a caller
+	// should feed per call when it wants a cancellation to take effect
+	// quickly (a slow backend, where a full chunk can take seconds).
+	InterruptChunk int
+}
+
 // Grapher is implemented by backends that can record a fixed sequence of
 // ops once and replay it with less overhead (CUDA graphs). The recorded ops
 // keep their operands: replaying reads whatever those tensors hold then, so a
 // caller changes inputs with Upload before Launch.
 type Grapher interface {
-	// Capture runs fn, recording the ops it issues instead of running them.
-	Capture(fn func()) (Graph, error)
+	// Capture runs fn, recording the ops fn issues on rec instead of
+	// running them. The capture is exclusive: while fn runs, ops that
+	// other goroutines issue on the backend wait until it ends, so they
+	// are neither recorded into the graph nor run in between. rec is
+	// valid only inside fn and only on fn's goroutine; fn must issue its
+	// ops on rec (an op on the backend itself from inside fn would wait
+	// for the capture to end, forever). Only ops may be called on rec:
+	// its Alloc, Weight, Upload, Download, Free and Sync return errors.
+	Capture(fn func(rec Backend)) (Graph, error)
+}
+
+// StepGrapher is implemented by backends whose graphs can also carry a
+// step's input and output through host staging (a decode step is then one
+// call with one wait).
+type StepGrapher interface {
+	// CaptureIO is Capture for a graph replayed with a new input and a
+	// result to read back each time; the graph it returns is a StepGraph.
+	// A zero Tensor for in or out means none.
+	CaptureIO(fn func(rec Backend), in, out Tensor) (Graph, error)
+}
+
+// StepGraph is a Graph from StepGrapher.CaptureIO.
+type StepGraph interface {
+	Graph
+	// Step copies in into the input tensor, replays the graph, copies the
+	// output tensor into out (nil: no copy) and waits for all of it. len(in)
+	// must be the input's size in bytes and a non-nil out the output's.
+	Step(in, out []byte) error
 }
 
 // Graph is a recorded sequence of ops.

@@ -346,17 +346,14 @@ type outcome struct {
 	ttft         time.Duration // from getting a worker to the first token
 }
 
-// cpuPrefillPiece is how many prompt tokens the server feeds at a time on
-// the CPU, where a model's own chunk (256 tokens) can take seconds: a
-// disconnected client then stops its prefill within this many tokens.
-const cpuPrefillPiece = 64
-
-// prefill feeds ids into sess, in pieces on the CPU so that cancellation
-// takes effect quickly.
+// prefill feeds ids into sess, in pieces of the backend's InterruptChunk
+// where it states one (a slow backend, where a model's own chunk can take
+// seconds): a disconnected client then stops its prefill within that many
+// tokens.
 func (s *Server) prefill(ctx context.Context, sess *core.Session, ids []int32) error {
 	piece := len(ids)
-	if s.model.Backend().Name() == "cpu" {
-		piece = cpuPrefillPiece
+	if c := s.model.Backend().Capabilities().InterruptChunk; c > 0 {
+		piece = c
 	}
 	for len(ids) > 0 {
 		k := min(piece, len(ids))

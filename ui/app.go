@@ -10,7 +10,6 @@ package ui
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -20,13 +19,13 @@ import (
 	"fyne.io/fyne/v2/app"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/goose-rwkv/goose/core/catalog"
 	"github.com/goose-rwkv/goose/ui/history"
+	_ "github.com/goose-rwkv/goose/ui/internal/posixlocale" // C.UTF-8 reads as English, silently
 	"github.com/goose-rwkv/goose/ui/settings"
 )
 
@@ -267,32 +266,6 @@ func (a *App) do(f func()) {
 	})
 }
 
-// showError shows err in a dialog. UI goroutine only.
-func (a *App) showError(err error) {
-	if err == nil {
-		return
-	}
-	if a.onError != nil {
-		a.onError(err)
-	}
-	d := dialog.NewError(friendlyError(err), a.win)
-	d.Show()
-}
-
-// friendlyError adds a hint to errors people can act on.
-func friendlyError(err error) error {
-	var ce *catalog.ChecksumError
-	switch {
-	case errors.As(err, &ce):
-		return fmt.Errorf("The downloaded file is corrupt and was deleted.\n\n%w", err)
-	case isNoSpace(err):
-		return fmt.Errorf("The disk is full. Free some space or choose another models folder in Settings.\n\n%w", err)
-	case isOutOfMemory(err):
-		return fmt.Errorf("Not enough GPU memory for this model. Try a smaller model, or set the backend to CPU in Settings.\n\n%w", err)
-	}
-	return err
-}
-
 // loadModel loads path in the background, showing progress in the status
 // bar. UI goroutine only.
 func (a *App) loadModel(path string) {
@@ -307,9 +280,12 @@ func (a *App) loadModel(path string) {
 	a.status.refresh()
 	a.models.refresh()
 	opts := LoadOptions{Backend: a.cfg.Backend, Threads: a.cfg.Threads}
+	prev := ""
+	if a.model != nil {
+		prev = a.model.Path
+	}
 	go func() {
 		a.engineMu.Lock()
-		a.chat.closeSession()
 		last := time.Time{}
 		info, err := a.eng.Load(context.Background(), path, opts, func(f float64) {
 			if time.Since(last) < 50*time.Millisecond && f < 1 {
@@ -322,17 +298,28 @@ func (a *App) loadModel(path string) {
 				a.models.setLoadProgress(f)
 			})
 		})
+		// The engine keeps the working model when the new one fails;
+		// the chat session goes with the model it was made on.
+		current, ok := a.eng.Info()
+		if err == nil || !ok || current.Path != prev {
+			a.chat.closeSession()
+		}
 		a.engineMu.Unlock()
 		a.do(func() {
 			a.loading = false
 			if err != nil {
 				a.model = nil
+				if ok {
+					a.model = &current
+				}
+				a.models.markBad(path, err)
 				a.status.refresh()
 				a.models.refresh()
 				a.chat.refreshAttach()
-				a.showError(fmt.Errorf("could not load %s: %w", filepath.Base(path), err))
+				a.showProblem("Could not load "+filepath.Base(path), err)
 				return
 			}
+			delete(a.models.bad, path)
 			a.model = &info
 			a.chat.refreshAttach()
 			a.cfg.LastModel = path

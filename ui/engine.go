@@ -11,8 +11,11 @@ import (
 // only from background goroutines, never from the UI goroutine, and never
 // from two goroutines at once. CoreEngine is the real one; tests use fakes.
 type Engine interface {
-	// Load loads the model file at path, replacing any loaded model, and
-	// reports progress in [0, 1].
+	// Load loads the model file at path and reports progress in [0, 1].
+	// The loaded model, if any, is replaced only once the new one is
+	// ready: when loading fails it stays loaded (unless it had to be freed
+	// to make room, which Info then shows). Replacing a model closes the
+	// chats made on it.
 	Load(ctx context.Context, path string, opts LoadOptions, progress func(frac float64)) (ModelInfo, error)
 	// Unload frees the loaded model, if any.
 	Unload() error

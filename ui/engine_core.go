@@ -35,6 +35,9 @@ type CoreEngine struct {
 	visual *vision.Model
 	file   *checkpoint.File // a text model's checkpoint
 	info   ModelInfo
+	// chats are the open sessions on model; they are closed before it is
+	// freed (a session outliving its model would use freed memory).
+	chats map[*coreChat]bool
 }
 
 // NewCoreEngine returns an engine with no model loaded.
@@ -79,34 +82,26 @@ func (e *CoreEngine) Load(ctx context.Context, path string, opts LoadOptions, pr
 	if cfg.Vocab > e.tok.VocabSize()+16 || cfg.Vocab < e.tok.VocabSize() {
 		return ModelInfo{}, fmt.Errorf("load model %s: vocabulary of %d tokens does not match the World tokenizer (%d)", path, cfg.Vocab, e.tok.VocabSize())
 	}
+	// The loaded model stays until the new one is ready. When the new
+	// one does not fit beside it (out of memory), the old one is freed and
+	// the load tried once more; Info then tells whether any is loaded.
+	be, rep, m, vm, err := e.open(f, src, visual, path, opts, progress)
+	if err != nil && e.model != nil && isOutOfMemory(err) {
+		e.unloadLocked()
+		be, rep, m, vm, err = e.open(f, src, visual, path, opts, progress)
+	}
+	if err != nil {
+		return ModelInfo{}, err
+	}
 	e.unloadLocked()
-	var (
-		be  kernels.Backend
-		rep backend.Report
-		m   *core.Model
-		vm  *vision.Model
-	)
-	if visual {
-		f.Close()
-		keep = true
-		vm, err = vision.Open(path, vision.Options{Backend: opts.Backend, Threads: opts.Threads, Progress: progress})
-		if err != nil {
-			return ModelInfo{}, fmt.Errorf("load model: %w", err)
-		}
-		be, rep, m, f = vm.Backend(), vm.Report(), vm.LM(), nil
+	// A VisualRWKV-7 model opened the file itself (it owns its copy).
+	file := f
+	if vm != nil {
+		file = nil
 	} else {
-		be, rep, err = backend.Open(opts.Backend, backend.Options{Threads: opts.Threads})
-		if err != nil {
-			return ModelInfo{}, fmt.Errorf("open %s backend: %w", opts.Backend, err)
-		}
-		m, err = core.Load(src, core.LoadOptions{Backend: be, Progress: progress})
-		if err != nil {
-			be.Close()
-			return ModelInfo{}, fmt.Errorf("load %s: %w", path, err)
-		}
 		keep = true
 	}
-	e.be, e.model, e.visual, e.file = be, m, vm, f
+	e.be, e.model, e.visual, e.file = be, m, vm, file
 	c := m.Config()
 	key := sha256.Sum256(fmt.Appendf(nil, "%s|%d|%d|%+v", filepath.Base(path), fi.Size(), fi.ModTime().Unix(), c))
 	summary := catalog.Describe(c)
@@ -120,6 +115,30 @@ func (e *CoreEngine) Load(ctx context.Context, path string, opts LoadOptions, pr
 		StateKey: hex.EncodeToString(key[:8]), Vision: visual,
 	}
 	return e.infoLocked(), nil
+}
+
+// open makes a backend and loads the language model (and the image
+// encoder of a VisualRWKV-7 checkpoint) on it, touching nothing of e.
+func (e *CoreEngine) open(f *checkpoint.File, src core.Source, visual bool, path string, opts LoadOptions, progress func(float64)) (kernels.Backend, backend.Report, *core.Model, *vision.Model, error) {
+	if visual {
+		// The model opens the file again and owns that copy, its backend
+		// and its language model.
+		vm, err := vision.Open(path, vision.Options{Backend: opts.Backend, Threads: opts.Threads, Progress: progress})
+		if err != nil {
+			return nil, backend.Report{}, nil, nil, fmt.Errorf("load model: %w", err)
+		}
+		return vm.Backend(), vm.Report(), vm.LM(), vm, nil
+	}
+	be, rep, err := backend.Open(opts.Backend, backend.Options{Threads: opts.Threads})
+	if err != nil {
+		return nil, rep, nil, nil, fmt.Errorf("open %s backend: %w", opts.Backend, err)
+	}
+	m, err := core.Load(src, core.LoadOptions{Backend: be, Progress: progress})
+	if err != nil {
+		be.Close()
+		return nil, rep, nil, nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return be, rep, m, nil, nil
 }
 
 func (e *CoreEngine) infoLocked() ModelInfo {
@@ -149,6 +168,9 @@ func (e *CoreEngine) Unload() error {
 }
 
 func (e *CoreEngine) unloadLocked() error {
+	for c := range e.chats {
+		c.closeLocked()
+	}
 	var errs []error
 	if e.visual != nil {
 		// The model owns the language model, the backend and the file.
@@ -182,26 +204,67 @@ func (e *CoreEngine) NewChat() (Chat, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new session: %w", err)
 	}
-	return &coreChat{s: s, m: e.model, vm: e.visual}, nil
+	c := &coreChat{e: e, s: s, m: e.model, vm: e.visual}
+	if e.chats == nil {
+		e.chats = map[*coreChat]bool{}
+	}
+	e.chats[c] = true
+	return c, nil
 }
 
-// coreChat adapts core.Session to Chat.
+// coreChat adapts core.Session to Chat. After Close, or once its model is
+// unloaded or replaced, its methods fail with errChatClosed.
 type coreChat struct {
-	s  *core.Session
-	m  *core.Model
-	vm *vision.Model // nil for a text model
+	e      *CoreEngine
+	s      *core.Session
+	m      *core.Model
+	vm     *vision.Model // nil for a text model
+	closed bool          // guarded by e.mu
+}
+
+// errChatClosed is the error of a chat whose model is gone.
+var errChatClosed = errors.New("the chat's model was unloaded")
+
+// live reports whether the chat's session may be used.
+func (c *coreChat) live() error {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	if c.closed {
+		return errChatClosed
+	}
+	return nil
+}
+
+// closeLocked frees the session once; e.mu is held.
+func (c *coreChat) closeLocked() {
+	if !c.closed {
+		c.closed = true
+		c.s.Close()
+		delete(c.e.chats, c)
+	}
 }
 
 func (c *coreChat) PrefillImage(ctx context.Context, img image.Image, question string) error {
+	if err := c.live(); err != nil {
+		return err
+	}
 	if c.vm == nil {
 		return errors.New("this model cannot read images: load a VisualRWKV-7 model")
 	}
 	return c.vm.Ask(ctx, c.s, img, question, nil)
 }
 
-func (c *coreChat) Reset() error { return c.s.Reset() }
+func (c *coreChat) Reset() error {
+	if err := c.live(); err != nil {
+		return err
+	}
+	return c.s.Reset()
+}
 
 func (c *coreChat) Restore(b []byte) error {
+	if err := c.live(); err != nil {
+		return err
+	}
 	st, err := c.m.NewState()
 	if err != nil {
 		return err
@@ -214,6 +277,9 @@ func (c *coreChat) Restore(b []byte) error {
 }
 
 func (c *coreChat) Snapshot() ([]byte, error) {
+	if err := c.live(); err != nil {
+		return nil, err
+	}
 	st, err := c.s.State()
 	if err != nil {
 		return nil, err
@@ -222,9 +288,17 @@ func (c *coreChat) Snapshot() ([]byte, error) {
 	return st.MarshalBinary()
 }
 
-func (c *coreChat) Prefill(ctx context.Context, text string) error { return c.s.Prefill(ctx, text) }
+func (c *coreChat) Prefill(ctx context.Context, text string) error {
+	if err := c.live(); err != nil {
+		return err
+	}
+	return c.s.Prefill(ctx, text)
+}
 
 func (c *coreChat) Generate(ctx context.Context, prompt string, p GenParams, onPiece func(string)) (GenResult, error) {
+	if err := c.live(); err != nil {
+		return GenResult{}, err
+	}
 	sp := sampleParams(p.Sampling)
 	sp.Seed = rand.Uint64() // a regenerated reply should differ
 	stats, err := c.s.Generate(ctx, prompt, core.GenerateOptions{
@@ -243,7 +317,11 @@ func (c *coreChat) Generate(ctx context.Context, prompt string, p GenParams, onP
 	}, err
 }
 
-func (c *coreChat) Close() { c.s.Close() }
+func (c *coreChat) Close() {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	c.closeLocked()
+}
 
 // sampleParams converts stored settings to the sampler's.
 func sampleParams(s history.Sampling) sample.Params {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -18,6 +19,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/goose-rwkv/goose/core/catalog"
+	"github.com/goose-rwkv/goose/ui/settings"
 )
 
 // download is the state of one catalog entry's download. UI goroutine only.
@@ -36,6 +38,9 @@ type download struct {
 type modelsView struct {
 	a         *App
 	downloads map[string]*download // by file name
+	// bad holds the files that failed to load, with a short reason; they
+	// are marked in the list until they load or are removed.
+	bad       map[string]string
 	importing bool
 	body      *fyne.Container
 	loadBar   *widget.ProgressBar
@@ -43,7 +48,7 @@ type modelsView struct {
 }
 
 func newModelsView(a *App) *modelsView {
-	v := &modelsView{a: a, downloads: map[string]*download{}}
+	v := &modelsView{a: a, downloads: map[string]*download{}, bad: map[string]string{}}
 	v.rebuild()
 	return v
 }
@@ -113,15 +118,10 @@ func (v *modelsView) refresh() {
 		}
 		rows := []fyne.CanvasObject{
 			container.NewBorder(nil, nil, nil, unload, widget.NewLabelWithStyle(m.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})),
-			widget.NewLabel(fmt.Sprintf("Running on %s: %s", backendName(m.Backend), m.Device)),
+			widget.NewLabel("Running on " + deviceText(*m)),
 			caption(m.Summary + "\n" + memoryText(*m)),
 		}
-		if m.Fallback != "" {
-			w := widget.NewLabel("GPU not used: " + m.Fallback)
-			w.Importance = widget.WarningImportance
-			w.Wrapping = fyne.TextWrapWord
-			rows = append(rows, w)
-		}
+		// Why the GPU is not used is in the status bar, always in view.
 		objs = append(objs, card(rows...))
 	}
 
@@ -170,21 +170,91 @@ func (v *modelsView) localRow(l catalog.Local) fyne.CanvasObject {
 	if l.Official != nil {
 		info = l.Official.Name + " · " + info
 	}
-	var btn fyne.CanvasObject
-	switch {
-	case a.model != nil && a.model.Path == l.Path:
-		b := widget.NewButtonWithIcon("Loaded", theme.ConfirmIcon(), nil)
-		b.Disable()
-		btn = b
-	default:
-		b := widget.NewButtonWithIcon("Load", theme.MediaPlayIcon(), func() { a.loadModel(l.Path) })
-		b.Importance = widget.HighImportance
-		if a.loading || a.chat.generating {
+	text := []fyne.CanvasObject{label, caption(info)}
+	loaded := a.model != nil && a.model.Path == l.Path
+	busy := a.loading || a.chat.generating
+	var buttons []fyne.CanvasObject
+	if reason, bad := v.bad[l.Path]; bad {
+		text = append(text, captionIn("Cannot be loaded: "+reason, theme.ColorNameError))
+		b := widget.NewButtonWithIcon("Remove", theme.DeleteIcon(), func() { v.deleteDialog(l) })
+		b.Importance = widget.DangerImportance
+		buttons = append(buttons, b)
+	} else {
+		if loaded {
+			b := widget.NewButtonWithIcon("Loaded", theme.ConfirmIcon(), nil)
 			b.Disable()
+			buttons = append(buttons, b)
+		} else {
+			b := widget.NewButtonWithIcon("Load", theme.MediaPlayIcon(), func() { a.loadModel(l.Path) })
+			b.Importance = widget.HighImportance
+			if busy {
+				b.Disable()
+			}
+			buttons = append(buttons, b)
 		}
-		btn = b
+		del := widget.NewButtonWithIcon("", theme.DeleteIcon(), func() { v.deleteDialog(l) })
+		del.Importance = widget.LowImportance
+		if loaded || busy {
+			del.Disable() // unload it first
+		}
+		buttons = append(buttons, del)
 	}
-	return container.NewBorder(nil, nil, nil, btn, container.NewVBox(label, caption(info)))
+	return container.NewBorder(nil, nil, nil, topRight(buttons...), container.NewVBox(text...))
+}
+
+// topRight lines buttons up in a row at their natural height, at the top
+// (a Border's side would stretch them to the row's height).
+func topRight(buttons ...fyne.CanvasObject) fyne.CanvasObject {
+	return container.NewVBox(container.NewHBox(buttons...))
+}
+
+// markBad records that the model file at path failed to load with err.
+func (v *modelsView) markBad(path string, err error) {
+	reason := advice(err)
+	if i := strings.Index(reason, ":"); i > 0 {
+		reason = reason[:i] // "The file is damaged or is not an RWKV-7 model"
+	} else if reason == "" {
+		// The innermost part of the error, without the paths before it.
+		msg := err.Error()
+		reason = sentenceCase(msg[strings.LastIndex(msg, ": ")+1:])
+	}
+	v.bad[path] = reason
+}
+
+// deleteDialog asks before deleting the model file of l from the models
+// folder.
+func (v *modelsView) deleteDialog(l catalog.Local) {
+	a := v.a
+	msg := fmt.Sprintf("Delete %s (%s) from the models folder? A file you imported stays where it was; a downloaded one must be downloaded again.",
+		filepath.Base(l.Path), catalog.FormatBytes(l.Size))
+	dialog.ShowConfirm("Delete model", msg, func(ok bool) {
+		if ok {
+			v.deleteModel(l.Path)
+		}
+	}, a.win)
+}
+
+// deleteModel removes the model file at path (never the loaded one).
+func (v *modelsView) deleteModel(path string) {
+	a := v.a
+	if a.model != nil && a.model.Path == path {
+		a.showError(errors.New("this model is loaded: unload it before deleting it"))
+		return
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		a.showProblem("Could not delete "+filepath.Base(path), err)
+		return
+	}
+	os.Remove(path + ".part")
+	os.Remove(path + ".part.json")
+	delete(v.bad, path)
+	if a.cfg.LastModel == path {
+		a.cfg.LastModel = ""
+		if err := settings.Save(a.cfgPath, a.cfg); err != nil {
+			a.showError(err)
+		}
+	}
+	v.refresh()
 }
 
 func (v *modelsView) catalogCard(m catalog.Model) fyne.CanvasObject {
@@ -233,18 +303,24 @@ func (v *modelsView) catalogCard(m catalog.Model) fyne.CanvasObject {
 			rows = append(rows, bar, caption(fmt.Sprintf("Paused at %s of %s", catalog.FormatBytes(part.Size()), catalog.FormatBytes(m.Size))))
 		}
 		if d != nil && d.err != nil && !errors.Is(d.err, context.Canceled) {
-			rows = append(rows, captionIn("Last attempt failed: "+d.err.Error(), theme.ColorNameError))
+			rows = append(rows, captionIn("Last attempt failed: "+shortReason(d.err), theme.ColorNameError))
 			label = "Retry"
 		}
 		b := widget.NewButtonWithIcon(label, icon, func() { v.startDownload(m) })
 		b.Importance = widget.HighImportance
 		buttons = append(buttons, b)
 	}
-	return card(container.NewBorder(nil, nil, nil, container.NewVBox(buttons...), container.NewVBox(rows...)))
+	return card(container.NewBorder(nil, nil, nil, topRight(buttons...), container.NewVBox(rows...)))
 }
 
 func progressText(d *download) string {
 	s := d.prog.Phase.String()
+	switch d.prog.Phase {
+	case catalog.Connecting:
+		s = "Connecting…"
+	case catalog.Checking:
+		s = "Checking the partial file…"
+	}
 	if d.prog.Phase == catalog.Downloading {
 		s = catalog.FormatBytes(d.prog.Done)
 		if d.prog.Total > 0 {
@@ -275,7 +351,7 @@ func (v *modelsView) startDownload(m catalog.Model) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &download{model: m, running: true, cancel: cancel, done: make(chan struct{})}
+	d := &download{model: m, running: true, cancel: cancel, done: make(chan struct{}), prog: catalog.Progress{Phase: catalog.Connecting}}
 	v.downloads[m.File] = d
 	v.refresh()
 	req := catalog.Request{URL: m.URL, Dest: filepath.Join(a.cfg.ModelsDir, m.File), SHA256: m.SHA256}
@@ -324,7 +400,7 @@ func (v *modelsView) startDownload(m catalog.Model) {
 			d.running, d.err = false, err
 			v.refresh()
 			if err != nil && !errors.Is(err, context.Canceled) {
-				a.showError(fmt.Errorf("download of %s failed: %w", m.Name, err))
+				a.showProblem("Could not download "+m.Name, err)
 			}
 			if err == nil && a.screen == "welcome" {
 				a.loadModel(req.Dest)
@@ -381,10 +457,18 @@ func (v *modelsView) importFile(path string) {
 			v.importing = false
 			v.refresh()
 			if err != nil {
-				a.showError(fmt.Errorf("could not import %s: %w", filepath.Base(path), err))
+				a.showProblem("Could not import "+filepath.Base(path), err)
 				return
 			}
 			a.loadModel(dest)
 		})
 	}()
+}
+
+// shortReason is the first sentence of what to do about err, or err.
+func shortReason(err error) string {
+	if s := advice(err); s != "" {
+		return s
+	}
+	return err.Error()
 }

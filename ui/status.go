@@ -71,13 +71,27 @@ func (s *statusBar) refresh() {
 		return
 	}
 	m := a.model
-	s.device.SetText(fmt.Sprintf("%s · %s", strings.ToUpper(m.Backend), m.Device))
+	s.device.SetText(deviceText(*m))
 	s.memory.SetText(memoryText(*m))
 	if m.Fallback != "" {
 		s.fallback.SetText("GPU not used: " + m.Fallback)
 	} else {
 		s.fallback.SetText("")
 	}
+}
+
+// deviceText names the device a model runs on, once: "CPU (2 threads,
+// amd64)", "GPU (CUDA): NVIDIA H100".
+func deviceText(m ModelInfo) string {
+	switch {
+	case m.Backend == "cuda":
+		return "GPU (CUDA): " + m.Device
+	case strings.Contains(strings.ToUpper(m.Device), strings.ToUpper(m.Backend)):
+		return m.Device
+	case m.Device == "":
+		return backendName(m.Backend)
+	}
+	return backendName(m.Backend) + ": " + m.Device
 }
 
 // memoryText renders the memory a model takes.

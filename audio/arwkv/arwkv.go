@@ -17,40 +17,13 @@ import (
 // headSize is the RWKV-7 head size used by every A-RWKV model.
 const headSize = 64
 
-// Config is an A-RWKV model's configuration, in the layout of the
-// fixture's JSON file. Only Model.Grid and Model.Patch are needed by Load;
-// the rest describe the front end that produces the input.
-type Config struct {
-	SampleRate   int         `json:"sample_rate"`
-	TargetLength int         `json:"target_length"` // frames after padding
-	NormMean     float32     `json:"norm_mean"`
-	NormStd      float32     `json:"norm_std"`
-	Fbank        FbankConfig `json:"fbank"`
-	Model        ModelConfig `json:"model"`
-}
-
-// FbankConfig holds the Kaldi fbank arguments of the front end.
-type FbankConfig struct {
-	NumMelBins int `json:"num_mel_bins"`
-}
-
-// ModelConfig holds the network's sizes. Layers, Width and Classes are
-// optional (zero means "take it from the checkpoint"); when set they must
-// match the checkpoint.
-type ModelConfig struct {
-	Layers  int    `json:"n_layer"`
-	Width   int    `json:"n_embd"`
-	Classes int    `json:"num_classes"`
-	Grid    [2]int `json:"grid"`  // patches along time, along frequency
-	Patch   int    `json:"patch"` // patch side, 16
-}
-
 // Tagger is a loaded A-RWKV model. It is immutable, and Logits may be
 // called from several goroutines at once.
 type Tagger struct {
 	width, heads, classes int
 	gridT, gridF, patch   int
 	ffnWidth              int
+	params                int64
 
 	embW, embB []float32 // [C, patch*patch], [C]
 	pos        []float32 // [T, C]
@@ -65,6 +38,15 @@ func (t *Tagger) Frames() int { return t.gridT * t.patch }
 
 // Bins returns the number of mel bins Logits expects.
 func (t *Tagger) Bins() int { return t.gridF * t.patch }
+
+// Layers returns the number of blocks.
+func (t *Tagger) Layers() int { return len(t.layers) }
+
+// Width returns the number of channels.
+func (t *Tagger) Width() int { return t.width }
+
+// Params returns the number of parameters the model uses.
+func (t *Tagger) Params() int64 { return t.params }
 
 // Classes returns the number of logits Logits returns.
 func (t *Tagger) Classes() int { return t.classes }
@@ -180,5 +162,6 @@ func Load(src core.Source, cfg Config) (*Tagger, error) {
 			return nil, r.err
 		}
 	}
+	t.params = r.params
 	return t, nil
 }

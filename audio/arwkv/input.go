@@ -11,13 +11,13 @@ import (
 // zero-padded or truncated to TargetLength frames, normalised with NormMean
 // and NormStd. It does not resample: rate must be the configured one.
 func (c Config) Input(samples []float32, rate int) ([]float32, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
 	if rate != c.SampleRate {
 		return nil, fmt.Errorf("arwkv: audio at %d Hz, the model expects %d Hz", rate, c.SampleRate)
 	}
 	bins := c.Fbank.NumMelBins
-	if c.TargetLength <= 0 || bins <= 0 || c.NormStd == 0 {
-		return nil, fmt.Errorf("arwkv: config lacks target_length, num_mel_bins or norm_std")
-	}
 	feats, err := fbank.Compute(samples, fbank.AudioSet(float64(rate), bins))
 	if err != nil {
 		return nil, fmt.Errorf("arwkv: %w", err)

@@ -34,8 +34,9 @@ type layer struct {
 
 // reader decodes tensors to float32, remembering the first error.
 type reader struct {
-	src core.Source
-	err error
+	src    core.Source
+	err    error
+	params int64
 }
 
 // get returns the named tensor as float32 after checking its shape.
@@ -57,6 +58,7 @@ func (r *reader) get(name string, shape ...int) []float32 {
 		r.err = fmt.Errorf("arwkv: tensor %s: %w", name, err)
 		return nil
 	}
+	r.params += int64(info.Len())
 	dst := make([]float32, info.Len())
 	if err := info.DType.Decode(dst, b); err != nil {
 		r.err = fmt.Errorf("arwkv: tensor %s: %w", name, err)

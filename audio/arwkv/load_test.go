@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/goose-rwkv/goose/audio/fbank"
+	"github.com/goose-rwkv/goose/audio/wav"
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/checkpoint"
 )
@@ -79,10 +79,11 @@ func TestFromWAV(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	samples, rate, err := fbank.ReadWAV(r)
+	samples, format, err := wav.ReadAll(r, 1<<22)
 	if err != nil {
 		t.Fatal(err)
 	}
+	rate := format.Rate
 	if rate != cfg.SampleRate {
 		t.Fatalf("mm.wav rate %d, config %d", rate, cfg.SampleRate)
 	}

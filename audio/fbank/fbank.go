@@ -9,7 +9,7 @@
 // filters spaced on Kaldi's mel scale 1127·ln(1+f/700), and the natural log
 // floored at float32 machine epsilon. AudioSet returns the settings the
 // A-RWKV and AST taggers use; their input is 16-bit PCM scaled to [-1, 1)
-// (int16 / 32768), which is what ReadWAV returns.
+// (int16 / 32768), which is what package audio/wav returns.
 //
 // The FFT is github.com/mjibson/go-dsp/fft. Its real-input entry point only
 // widens the input to complex, so Compute packs two real frames into one

@@ -1,8 +1,6 @@
 package fbank
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"math"
 	"os"
@@ -10,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/goose-rwkv/goose/audio/wav"
 	"github.com/goose-rwkv/goose/internal/npy"
 )
 
@@ -38,11 +37,11 @@ func readTone(t testing.TB) ([]float32, int) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	s, rate, err := ReadWAV(f)
+	s, format, err := wav.ReadAll(f, 1<<24)
 	if err != nil {
-		t.Fatalf("ReadWAV tone.wav: %v", err)
+		t.Fatalf("tone.wav: %v", err)
 	}
-	return s, rate
+	return s, format.Rate
 }
 
 func TestGolden(t *testing.T) {
@@ -361,122 +360,5 @@ func TestDither(t *testing.T) {
 	// Silence without dither sits exactly on the floor; with dither it must not.
 	if a[3][5] <= float32(math.Log(Epsilon)) {
 		t.Errorf("dithered silence at the floor: %g", a[3][5])
-	}
-}
-
-// wav builds a WAV file from 16-bit samples (interleaved when channels > 1).
-func wav(rate, channels int, pcm []int16, extra ...[]byte) []byte {
-	var b bytes.Buffer
-	le := binary.LittleEndian
-	b.WriteString("RIFF")
-	binary.Write(&b, le, uint32(0))
-	b.WriteString("WAVE")
-	for _, e := range extra {
-		b.Write(e)
-	}
-	b.WriteString("fmt ")
-	binary.Write(&b, le, []uint32{16})
-	binary.Write(&b, le, []uint16{1, uint16(channels)})
-	binary.Write(&b, le, []uint32{uint32(rate), uint32(rate * 2 * channels)})
-	binary.Write(&b, le, []uint16{uint16(2 * channels), 16})
-	b.WriteString("data")
-	binary.Write(&b, le, uint32(2*len(pcm)))
-	binary.Write(&b, le, pcm)
-	return b.Bytes()
-}
-
-func TestReadWAV(t *testing.T) {
-	mono := wav(8000, 1, []int16{0, 16384, -32768, 32767})
-	s, rate, err := ReadWAV(bytes.NewReader(mono))
-	if err != nil || rate != 8000 {
-		t.Fatalf("mono: rate %d, %v", rate, err)
-	}
-	want := []float32{0, 0.5, -1, 32767.0 / 32768}
-	for i := range want {
-		if s[i] != want[i] {
-			t.Errorf("mono sample %d = %g, want %g", i, s[i], want[i])
-		}
-	}
-	list := append([]byte("LIST"), 3, 0, 0, 0, 'a', 'b', 'c', 0)
-	stereo := wav(16000, 2, []int16{100, 300, -32768, -32768}, list)
-	s, rate, err = ReadWAV(bytes.NewReader(stereo))
-	if err != nil || rate != 16000 || len(s) != 2 {
-		t.Fatalf("stereo: %d samples, rate %d, %v", len(s), rate, err)
-	}
-	if s[0] != 200.0/32768 || s[1] != -1 {
-		t.Errorf("stereo downmix %v", s)
-	}
-
-	patch := func(b []byte, off int, v ...byte) []byte {
-		c := bytes.Clone(b)
-		copy(c[off:], v)
-		return c
-	}
-	errCases := []struct {
-		name string
-		data []byte
-		want string
-	}{
-		{"empty", nil, "RIFF header"},
-		{"not riff", patch(mono, 0, 'R', 'I', 'F', 'X'), "not a RIFF/WAVE"},
-		{"no chunks", mono[:12], "no \"fmt \" chunk"},
-		{"no data", mono[:36], "no \"data\" chunk"},
-		{"float format", patch(mono, 20, 3, 0), "not integer PCM"},
-		{"8 bit", patch(mono, 34, 8, 0), "bits per sample"},
-		{"zero channels", patch(mono, 22, 0, 0), "zero channels"},
-		{"bad align", patch(mono, 32, 4, 0), "block align"},
-		{"zero rate", patch(mono, 24, 0, 0, 0, 0), "sample rate"},
-		{"short fmt", patch(mono, 16, 8, 0, 0, 0), "\"fmt \" chunk of 8 bytes"},
-		{"truncated data", mono[:len(mono)-1], "truncated"},
-		{"odd data", patch(mono[:len(mono)-1], 40, 7, 0, 0, 0), "whole number"},
-		{"huge data", patch(mono, 40, 0xff, 0xff, 0xff, 0xff), "exceeds"},
-		{"truncated fmt", mono[:30], "unexpected EOF"},
-		{"data first", append([]byte("RIFF\x00\x00\x00\x00WAVE"), mono[36:]...), "before"},
-	}
-	for _, c := range errCases {
-		t.Run(c.name, func(t *testing.T) {
-			s, _, err := ReadWAV(bytes.NewReader(c.data))
-			if err == nil {
-				t.Fatalf("no error, got %d samples", len(s))
-			}
-			if !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("error %q does not mention %q", err, c.want)
-			}
-		})
-	}
-}
-
-func FuzzReadWAV(f *testing.F) {
-	tone, err := os.ReadFile(filepath.Join(testdata, "tone.wav"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(tone[:4096])
-	f.Add(wav(16000, 2, []int16{1, 2, 3, 4}))
-	f.Add(wav(8000, 1, nil, append([]byte("LIST"), 1, 0, 0, 0, 'x', 0)))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		s, rate, err := ReadWAV(bytes.NewReader(data))
-		if err != nil {
-			return
-		}
-		if rate <= 0 {
-			t.Fatalf("rate %d without error", rate)
-		}
-		for i, v := range s {
-			if v < -1 || v >= 1 {
-				t.Fatalf("sample %d = %g outside [-1, 1)", i, v)
-			}
-		}
-	})
-}
-
-func BenchmarkCompute32k(b *testing.B) {
-	samples, _ := readTone(b)
-	o := AudioSet(32000, 128)
-	b.SetBytes(int64(4 * len(samples)))
-	for b.Loop() {
-		if _, err := Compute(samples, o); err != nil {
-			b.Fatal(err)
-		}
 	}
 }

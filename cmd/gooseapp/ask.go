@@ -26,7 +26,7 @@ func runAsk(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	imagePath := fs.String("image", "", "image `FILE` (PNG, JPEG or GIF)")
 	configPath := fs.String("config", "", "tower sizes as VisualRWKV-7 JSON (`FILE` with dino/siglip/sam objects, or one whose \"config\" holds them); default: read from the checkpoint")
 	maxTokens := fs.Int("max-tokens", 128, "longest answer in tokens")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	question := strings.Join(fs.Args(), " ")

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -192,7 +191,7 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 	}
 
 	// Floors: FLOPs over the GEMM rate measured on a tower-shaped product.
-	r := visionReport{Backend: rep.Used, Device: rep.Device.Name, CPUs: runtime.NumCPU(), Commit: commit(),
+	r := visionReport{Backend: rep.Used, Device: rep.Device.Name, CPUs: runtime.NumCPU(), Commit: benchCommit(),
 		LM: strings.ToLower(*lmShape), Image: label, FirstTokenMS: slices.Min(firsts), FirstTokenRuns: firsts,
 		Stages: staged}
 	if p, ok := m.Backend().(kernels.Prober); ok {
@@ -248,6 +247,12 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// benchCommit is the commit the binary was built from.
+func benchCommit() string {
+	_, rev := buildVersion()
+	return rev
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 
 func roundAll(v []float64) []float64 {
@@ -256,18 +261,6 @@ func roundAll(v []float64) []float64 {
 		out[i] = float64(int(x*10+0.5)) / 10
 	}
 	return out
-}
-
-// commit returns the VCS revision the binary was built from, if recorded.
-func commit() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				return s.Value
-			}
-		}
-	}
-	return "unknown"
 }
 
 // syntheticPNG draws a w×h test picture (gradients, a disc, noise) and

@@ -16,8 +16,10 @@ import (
 	"github.com/goose-rwkv/goose/internal/atomicfile"
 )
 
-// runChat is a terminal chat in the World format. Ctrl-C stops the reply,
-// not the program; /reset, /save FILE and /load FILE manage the state.
+// runChat is a terminal chat in the World format. Ctrl-C stops a reply or,
+// at the prompt, clears it (twice quits, like a shell); /help lists the
+// commands (/reset, /save FILE, /load FILE, /quit), handled here and never
+// sent to the model.
 func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("chat", stderr)
 	var mf modelFlags
@@ -29,7 +31,7 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 0, "random seed (0: from the clock)")
 	maxTokens := fs.Int("max-tokens", 1000, "longest reply in tokens")
 	system := fs.String("system", "", "system prompt")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	p.Seed = *seed
@@ -54,82 +56,77 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer s.Close()
-	fmt.Fprintf(stderr, "%s\nType a message. Commands: /reset, /save FILE, /load FILE, /quit. Ctrl-C stops a reply.\n", rep)
+	fmt.Fprintf(stderr, "%s\nType a message; /help lists the commands. Ctrl-C stops a reply; Ctrl-D, or Ctrl-C twice, quits.\n", deviceLine(rep))
 
-	// Ctrl-C cancels the reply in progress.
+	// Ctrl-C stops the reply in progress; at the prompt it clears the line
+	// (the terminal drops what was typed) and a second one quits.
 	interrupts := make(chan os.Signal, 1)
 	signal.Notify(interrupts, os.Interrupt)
 	defer signal.Stop(interrupts)
+	done := make(chan struct{})
+	defer close(done)
+	lines, readErr := readLines(stdin, done)
 
-	pending := "" // text to feed before the next user turn
-	if *system != "" {
-		pending = "System: " + core.CleanTurn(*system) + "\n\n"
-	}
-	in := bufio.NewScanner(stdin)
-	in.Buffer(make([]byte, 1<<20), 1<<20)
+	c := chat{s: s, system: *system, stdout: stdout}
+	c.reset()
+	armed := false // Ctrl-C was pressed at the prompt
 	for {
 		fmt.Fprint(stdout, "\nUser: ")
-		if !in.Scan() {
-			fmt.Fprintln(stdout)
-			return in.Err()
-		}
-		line := strings.TrimSpace(in.Text())
-		switch {
-		case line == "":
+		var line string
+		select {
+		case <-interrupts:
+			if armed {
+				fmt.Fprintln(stdout)
+				return nil
+			}
+			armed = true
+			fmt.Fprint(stdout, "\n(Ctrl-C again or Ctrl-D to quit)")
 			continue
-		case line == "/quit" || line == "/exit":
-			return nil
-		case line == "/reset":
-			if err := s.Reset(); err != nil {
+		case l, ok := <-lines:
+			if !ok {
+				fmt.Fprintln(stdout)
+				return <-readErr
+			}
+			line = strings.TrimSpace(l)
+		}
+		armed = false
+		if line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, "/") && !strings.HasPrefix(line, "//") {
+			quit, err := c.command(line)
+			if quit || err != nil {
 				return err
 			}
-			pending = ""
-			if *system != "" {
-				pending = "System: " + core.CleanTurn(*system) + "\n\n"
-			}
-			fmt.Fprintln(stdout, "(state reset)")
-			continue
-		case strings.HasPrefix(line, "/save "):
-			if err := saveState(s, strings.TrimSpace(line[len("/save "):])); err != nil {
-				fmt.Fprintln(stdout, "(save failed:", err, ")")
-			} else {
-				fmt.Fprintln(stdout, "(state saved)")
-			}
-			continue
-		case strings.HasPrefix(line, "/load "):
-			if err := loadState(s, strings.TrimSpace(line[len("/load "):])); err != nil {
-				fmt.Fprintln(stdout, "(load failed:", err, ")")
-			} else {
-				pending = ""
-				fmt.Fprintln(stdout, "(state loaded)")
-			}
 			continue
 		}
+		line = strings.TrimPrefix(line, "/") // "//text" sends "/text"
+
 		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
+		replied := make(chan struct{})
 		go func() {
 			select {
 			case <-interrupts:
 				cancel()
-			case <-done:
+			case <-replied:
 			}
 		}()
 		fmt.Fprint(stdout, "\nAssistant:")
-		stats, err := s.Generate(ctx, pending+core.ChatTurn(line), core.GenerateOptions{
+		stats, err := s.Generate(ctx, c.pending+core.ChatTurn(line), core.GenerateOptions{
 			Sample: p, MaxTokens: *maxTokens, Stop: []string{"\n\n"}, BanEndOfText: true,
 		}, func(pc core.Piece) bool {
 			fmt.Fprint(stdout, pc.Text)
 			return true
 		})
-		close(done)
+		close(replied)
 		cancel()
 		if err != nil {
 			return err
 		}
 		// The next turn must follow a "\n\n"; a reply cut short lacks it.
-		pending = ""
+		c.pending = ""
 		if stats.StopReason != core.StopSequence {
-			pending = "\n\n"
+			c.pending = "\n\n"
 		}
 		if stats.StopReason == core.StopCancelled {
 			fmt.Fprint(stdout, " [stopped]")
@@ -137,6 +134,94 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "\n[%d tokens, %.1f tok/s; prompt %d tokens at %.1f tok/s; first token after %v]\n",
 			stats.Tokens, stats.DecodeRate(), stats.PromptTokens, stats.PrefillRate(), stats.TimeToFirstToken.Round(time.Millisecond))
 	}
+}
+
+// chatHelp is what /help prints.
+const chatHelp = `Commands:
+  /reset       start over (forget the conversation)
+  /save FILE   save the conversation state to FILE
+  /load FILE   continue from a state saved with /save
+  /quit        quit (also /exit, Ctrl-D, or Ctrl-C twice at the prompt)
+  /help        this list
+Start a message with // to send text that begins with /.`
+
+// chat is the state of a terminal conversation between turns.
+type chat struct {
+	s       *core.Session
+	system  string
+	pending string // text to feed before the next user turn
+	stdout  io.Writer
+}
+
+// reset sets up a fresh conversation (the session itself is reset by the
+// caller when it holds one).
+func (c *chat) reset() {
+	c.pending = ""
+	if c.system != "" {
+		c.pending = "System: " + core.CleanTurn(c.system) + "\n\n"
+	}
+}
+
+// command runs one /command line; quit reports /quit. Mistakes are
+// reported on stdout and the chat goes on; err is a failure that ends it.
+func (c *chat) command(line string) (quit bool, err error) {
+	name, arg, _ := strings.Cut(line, " ")
+	arg = strings.TrimSpace(arg)
+	switch name {
+	case "/quit", "/exit":
+		return true, nil
+	case "/help", "/?":
+		fmt.Fprintln(c.stdout, chatHelp)
+	case "/reset":
+		if err := c.s.Reset(); err != nil {
+			return false, err
+		}
+		c.reset()
+		fmt.Fprintln(c.stdout, "(state reset)")
+	case "/save":
+		if arg == "" {
+			fmt.Fprintln(c.stdout, "(/save needs a file name: /save FILE)")
+		} else if err := saveState(c.s, arg); err != nil {
+			fmt.Fprintf(c.stdout, "(save failed: %v)\n", err)
+		} else {
+			fmt.Fprintf(c.stdout, "(state saved to %s)\n", arg)
+		}
+	case "/load":
+		if arg == "" {
+			fmt.Fprintln(c.stdout, "(/load needs a file name: /load FILE)")
+		} else if err := loadState(c.s, arg); err != nil {
+			fmt.Fprintf(c.stdout, "(load failed: %v)\n", err)
+		} else {
+			c.pending = ""
+			fmt.Fprintf(c.stdout, "(state loaded from %s)\n", arg)
+		}
+	default:
+		fmt.Fprintf(c.stdout, "(unknown command %s: /help lists the commands; start with // to send text that begins with /)\n", name)
+	}
+	return false, nil
+}
+
+// readLines reads stdin line by line on its own goroutine, so that the
+// chat can wait for a line or Ctrl-C at once. lines is closed at the end
+// of input; then readErr holds the read error, if any. The goroutine ends
+// when done is closed.
+func readLines(stdin io.Reader, done <-chan struct{}) (lines <-chan string, readErr <-chan error) {
+	out := make(chan string)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(out)
+		in := bufio.NewScanner(stdin)
+		in.Buffer(make([]byte, 1<<20), 1<<20)
+		for in.Scan() {
+			select {
+			case out <- in.Text():
+			case <-done:
+				return
+			}
+		}
+		errc <- in.Err()
+	}()
+	return out, errc
 }
 
 func floatFlag(dst *float32) func(string) error {

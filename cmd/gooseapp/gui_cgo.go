@@ -12,6 +12,9 @@ import (
 	"github.com/goose-rwkv/goose/ui"
 )
 
+// guiBuilt says that this build has the desktop app, for --version.
+const guiBuilt = "desktop app (Fyne)"
+
 // runGUI opens the desktop app, or with --smoke-test drives the real window
 // through one message and saves a screenshot.
 func runGUI(args []string, stderr io.Writer) error {
@@ -19,8 +22,11 @@ func runGUI(args []string, stderr io.Writer) error {
 	smoke := fs.Bool("smoke-test", false, "open the window, load --model, send one message, save --screenshot, exit")
 	model := fs.String("model", "", "model `FILE` for --smoke-test")
 	shot := fs.String("screenshot", "", "PNG `FILE` for --smoke-test")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: the app takes only flags (gooseapp --help lists the commands)", fs.Arg(0))
 	}
 	if err := checkDisplay(); err != nil {
 		return err

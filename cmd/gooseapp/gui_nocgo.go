@@ -7,6 +7,9 @@ import (
 	"io"
 )
 
+// guiBuilt says that this build lacks the desktop app, for --version.
+const guiBuilt = "none (built with CGO_ENABLED=0: terminal commands only)"
+
 // runGUI is unavailable in builds without cgo (the desktop app needs it);
 // the terminal subcommands work.
 func runGUI(args []string, stderr io.Writer) error {

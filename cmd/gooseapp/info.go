@@ -15,7 +15,7 @@ import (
 func runInfo(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("info", stderr)
 	devices := fs.Bool("devices", false, "list GPUs instead")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *devices {

@@ -19,7 +19,7 @@ func runLogits(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	tokens := fs.String("tokens", "", "comma-separated token `ids`")
 	mode := fs.String("mode", "seq", "seq (whole sequence at once) or rnn (one token at a time)")
 	out := fs.String("out", "", "output `FILE.npy`")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {

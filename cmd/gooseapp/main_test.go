@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -102,32 +101,7 @@ func TestBinary(t *testing.T) {
 			}
 		}
 	})
-	t.Run("tag", func(t *testing.T) {
-		// The A-RWKV fixture: mm.wav's five most likely classes, in order.
-		dir := "../../testdata/arwkv/"
-		out, err := exec.Command(bin, "tag", "--model", dir+"mm.arwkv.pth", "--config", dir+"mm.arwkv.json", dir+"mm.wav").Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var fx struct {
-			Top5 []int `json:"top5"`
-		}
-		raw, _ := os.ReadFile(dir + "mm.arwkv.json")
-		if err := json.Unmarshal(raw, &fx); err != nil || len(fx.Top5) != 5 {
-			t.Fatalf("fixture top5: %v", err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		if len(lines) != 5 {
-			t.Fatalf("tag printed %q", out)
-		}
-		for i, l := range lines {
-			var c int
-			var p float64
-			if _, err := fmt.Sscanf(l, "class %d %f", &c, &p); err != nil || c != fx.Top5[i] || p <= 0 || p >= 1 {
-				t.Errorf("line %d %q: want class %d with a probability", i, l, fx.Top5[i])
-			}
-		}
-	})
+	t.Run("tag", func(t *testing.T) { testTag(t, bin) })
 	t.Run("errors", func(t *testing.T) {
 		bad := filepath.Join(t.TempDir(), "bad.pth")
 		os.WriteFile(bad, []byte("PK\x03\x04 this is not a zip"), 0o644)

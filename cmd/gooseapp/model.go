@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/kernels"
@@ -23,14 +26,29 @@ func (m *modelFlags) register(fs *flag.FlagSet, defaultBackend string) {
 	fs.IntVar(&m.threads, "threads", 0, "CPU threads (0: all cores)")
 }
 
-// open opens the backend, reporting any fallback on stderr.
+// open opens the backend, reporting any fallback on stderr, once. The
+// model file, when --model names one, is checked first, so that a missing
+// file is the only message.
 func (m *modelFlags) open(stderr io.Writer) (kernels.Backend, backend.Report, error) {
+	if m.model != "" {
+		fi, err := os.Stat(m.model)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, backend.Report{}, fmt.Errorf("%s: %w", m.model, pe.Err)
+		}
+		if err != nil {
+			return nil, backend.Report{}, err
+		}
+		if fi.IsDir() {
+			return nil, backend.Report{}, fmt.Errorf("%s is a folder, not a checkpoint file", m.model)
+		}
+	}
 	be, rep, err := backend.Open(m.backend, backend.Options{Threads: m.threads})
 	if err != nil {
 		return nil, rep, err
 	}
 	if rep.Fallback != "" {
-		fmt.Fprintf(stderr, "gooseapp: using the CPU: %s\n", rep.Fallback)
+		fmt.Fprintf(stderr, "gooseapp: using the CPU (GPU not used: %s)\n", rep.Fallback)
 	}
 	return be, rep, nil
 }
@@ -50,4 +68,10 @@ func (m *modelFlags) load(stderr io.Writer) (*core.Model, backend.Report, error)
 		return nil, rep, err
 	}
 	return model, rep, nil
+}
+
+// deviceLine names the backend and device in use, without the fallback
+// reason that open has already printed.
+func deviceLine(rep backend.Report) string {
+	return fmt.Sprintf("backend %s: %s", rep.Used, rep.Device.Name)
 }

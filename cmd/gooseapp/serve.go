@@ -41,7 +41,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	cacheMB := fs.Int("cache-mb", 256, "prefix state cache size in MiB (0: off)")
 	maxTokens := fs.Int("max-tokens", 4096, "largest max_tokens a request may ask for")
 	maxPrompt := fs.Int("max-prompt", 32768, "longest prompt in tokens")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -111,7 +111,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	fmt.Fprintf(stderr, "%s\n", rep)
+	fmt.Fprintln(stderr, deviceLine(rep))
 	fmt.Fprintf(stdout, "Serving %q at http://%s/v1 (OpenAI-compatible; metrics at /metrics). Ctrl-C stops.\n", id, ln.Addr())
 	if ready != nil {
 		ready(ln.Addr().String())

@@ -15,7 +15,7 @@ func runTestModel(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "output `FILE.safetensors`")
 	shape := fs.String("shape", "2x64", "LAYERSxWIDTH or an official size (0.1b, …)")
 	seed := fs.Uint64("seed", 1, "random seed")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {

@@ -13,7 +13,7 @@ import (
 // included) and prints its World token ids on one line.
 func runTokenize(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("tokenize", stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	text, err := io.ReadAll(stdin)
@@ -39,7 +39,7 @@ func runTokenize(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 // on stdin and writes their bytes to stdout.
 func runDetokenize(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("detokenize", stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	text, err := io.ReadAll(stdin)

@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -26,6 +29,8 @@ const (
 	Checking Phase = iota
 	// Downloading: receiving bytes from the server.
 	Downloading
+	// Connecting: waiting for the server's answer.
+	Connecting
 )
 
 func (p Phase) String() string {
@@ -34,6 +39,8 @@ func (p Phase) String() string {
 		return "checking partial file"
 	case Downloading:
 		return "downloading"
+	case Connecting:
+		return "connecting"
 	}
 	return "phase(" + strconv.Itoa(int(p)) + ")"
 }
@@ -124,6 +131,31 @@ func (e *HTTPError) Temporary() bool {
 		e.Status == http.StatusTooEarly || e.Status >= 500
 }
 
+// OfflineError reports that the server could not be reached at all: no
+// network connection (or no name resolution).
+type OfflineError struct {
+	URL string
+	Err error
+}
+
+func (e *OfflineError) Error() string {
+	host := e.URL
+	if u, err := url.Parse(e.URL); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	return fmt.Sprintf("no network connection: cannot reach %s (%v)", host, e.Err)
+}
+
+func (e *OfflineError) Unwrap() error { return e.Err }
+
+// offline reports whether err, from an HTTP request, means that the
+// network is not there: the name did not resolve or no route leads out.
+func offline(err error) bool {
+	var dns *net.DNSError
+	return errors.As(err, &dns) || errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.ENETDOWN) ||
+		errors.Is(err, syscall.EHOSTUNREACH)
+}
+
 // partMeta is what the downloader remembers about a .part file between runs:
 // the URL and the server's validators, so a resumed request can ask for the
 // remaining bytes only if the file on the server has not changed.
@@ -145,6 +177,7 @@ type transfer struct {
 	h        hash.Hash
 	off      int64 // bytes in the .part file that have been hashed
 	attempt  int
+	received bool // some response body bytes arrived in this call
 }
 
 // retryable marks an error after which another attempt may succeed.
@@ -166,17 +199,28 @@ func (r retryable) Unwrap() error { return r.err }
 // is returned at once, wrapped with the path. When the file is complete its
 // size and digest are checked; a bad file is deleted and a *ChecksumError or
 // *SizeError returned. On success the .part file is renamed to Dest.
-func (d *Downloader) Download(ctx context.Context, req Request) error {
+//
+// When the server cannot be reached at all (no network) and no byte has
+// arrived in this call, Download returns an *OfflineError at once, without
+// retrying. A new download that fails or pauses before receiving anything
+// leaves no files behind; an earlier partial file stays for a resume.
+func (d *Downloader) Download(ctx context.Context, req Request) (err error) {
 	if req.URL == "" || req.Dest == "" {
 		return errors.New("download: URL and destination are required")
 	}
 	t := &transfer{d: d, req: req, part: req.Dest + ".part", metaPath: req.Dest + ".part.json", h: sha256.New()}
+	_, statErr := os.Stat(t.part)
+	fresh := errors.Is(statErr, os.ErrNotExist) // no earlier partial download
 	if err := t.open(ctx); err != nil {
 		return err
 	}
 	defer func() {
 		if t.f != nil {
 			t.f.Close()
+		}
+		if err != nil && fresh && t.off == 0 {
+			os.Remove(t.part)
+			os.Remove(t.metaPath)
 		}
 	}()
 
@@ -201,6 +245,9 @@ func (d *Downloader) Download(ctx context.Context, req Request) error {
 		var r retryable
 		if !errors.As(err, &r) {
 			return err
+		}
+		if !t.received && offline(err) {
+			return &OfflineError{URL: req.URL, Err: errors.Unwrap(r.err)}
 		}
 		if t.off > before {
 			failures, wait = 0, max(d.Backoff, 0)
@@ -322,6 +369,7 @@ func (t *transfer) fetch(ctx context.Context) (done bool, err error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
+	t.progress(Connecting, t.off)
 	resp, err := client.Do(hreq)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -390,6 +438,7 @@ func (t *transfer) fetch(ctx context.Context) (done bool, err error) {
 		}
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
+			t.received = true
 			if t.meta.Total > 0 && t.off+int64(n) > t.meta.Total {
 				t.restart()
 				return false, retryable{fmt.Errorf("download %s: server sent more than the %d bytes it announced", t.req.URL, t.meta.Total)}

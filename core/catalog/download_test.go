@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -205,8 +206,8 @@ func TestPauseResume(t *testing.T) {
 	if want := "bytes=" + itoa(int(kept)) + "-"; r[len(r)-1] != want {
 		t.Errorf("resume asked Range %q, want %q", r[len(r)-1], want)
 	}
-	if len(phases) != 2 || phases[0] != Checking || phases[1] != Downloading {
-		t.Errorf("phases %v, want [checking downloading]", phases)
+	if len(phases) != 3 || phases[0] != Checking || phases[1] != Connecting || phases[2] != Downloading {
+		t.Errorf("phases %v, want [checking connecting downloading]", phases)
 	}
 	if h := srv.requests[len(srv.requests)-1].Header.Get("If-Range"); h != `"abc"` {
 		t.Errorf("If-Range %q, want the ETag", h)
@@ -355,5 +356,70 @@ func TestParseContentRange(t *testing.T) {
 		if s != tt.start || tot != tt.total || ok != tt.ok {
 			t.Errorf("parseContentRange(%q) = %d, %d, %v; want %d, %d, %v", tt.in, s, tot, ok, tt.start, tt.total, tt.ok)
 		}
+	}
+}
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// With no network, a download fails at once with an OfflineError and
+// leaves no files; a partial file from earlier stays for a resume.
+func TestDownloadOffline(t *testing.T) {
+	for _, cause := range []error{
+		&net.DNSError{Err: "no such host", Name: "huggingface.co", IsNotFound: true},
+		&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ENETUNREACH)},
+	} {
+		calls := 0
+		d := &Downloader{Backoff: time.Second, Retries: 5, Client: &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+			calls++
+			return nil, cause
+		})}}
+		dir := t.TempDir()
+		dest := filepath.Join(dir, "m.pth")
+		var phases []Phase
+		start := time.Now()
+		err := d.Download(context.Background(), Request{URL: "https://huggingface.co/m.pth", Dest: dest,
+			Progress: func(p Progress) { phases = append(phases, p.Phase) }})
+		var oe *OfflineError
+		if !errors.As(err, &oe) || !strings.Contains(err.Error(), "no network connection") || !strings.Contains(err.Error(), "huggingface.co") {
+			t.Fatalf("%v: got %v, want an OfflineError", cause, err)
+		}
+		if calls != 1 || time.Since(start) > 500*time.Millisecond {
+			t.Errorf("%v: %d attempts in %v, want one, at once", cause, calls, time.Since(start))
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("%v: files left behind: %v", cause, ents)
+		}
+		if len(phases) == 0 || phases[0] != Connecting {
+			t.Errorf("%v: phases %v, want Connecting first", cause, phases)
+		}
+
+		// A partial file from an earlier run is kept.
+		os.WriteFile(dest+".part", []byte("abc"), 0o644)
+		os.WriteFile(dest+".part.json", []byte(`{"url":"https://huggingface.co/m.pth"}`), 0o644)
+		if err := d.Download(context.Background(), Request{URL: "https://huggingface.co/m.pth", Dest: dest}); !errors.As(err, &oe) {
+			t.Errorf("resume offline: %v", err)
+		}
+		if b, _ := os.ReadFile(dest + ".part"); string(b) != "abc" {
+			t.Errorf("the partial file became %q", b)
+		}
+	}
+}
+
+// A download that fails before any byte (here: the server answers 404)
+// leaves no .part behind either.
+func TestDownloadFailureLeavesNothing(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	dir := t.TempDir()
+	err := fastDownloader().Download(context.Background(), Request{URL: srv.URL + "/m.pth", Dest: filepath.Join(dir, "m.pth")})
+	var he *HTTPError
+	if !errors.As(err, &he) {
+		t.Fatalf("got %v, want an HTTPError", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("files left behind: %v", ents)
 	}
 }

@@ -4,8 +4,10 @@ package atomicfile
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -21,7 +23,7 @@ func Write(path string, perm os.FileMode, fill func(w io.Writer) error) (err err
 	}
 	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, hideTemp(err))
 	}
 	defer func() {
 		if err != nil {
@@ -32,21 +34,22 @@ func Write(path string, perm os.FileMode, fill func(w io.Writer) error) (err err
 	}()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	if err = fill(bw); err != nil {
-		return err
+		return err // the caller's error, as it is
 	}
+	// Below, errors name the temporary file, which is removed: hideTemp.
 	if err = bw.Flush(); err != nil {
-		return err
+		return hideTemp(err)
 	}
 	if err = f.Chmod(perm); err != nil {
-		return err
+		return hideTemp(err)
 	}
 	if err = f.Sync(); err != nil {
-		return err
+		return hideTemp(err)
 	}
 	if err = f.Close(); err != nil {
-		return err
+		return hideTemp(err)
 	}
-	return os.Rename(f.Name(), path)
+	return hideTemp(os.Rename(f.Name(), path))
 }
 
 // WriteFile is Write with the contents data.
@@ -55,4 +58,22 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 		_, err := w.Write(data)
 		return err
 	})
+}
+
+// hideTemp drops the temporary file's name from err: the file is gone
+// and its name would only puzzle the reader, who knows path. What remains
+// is the system's reason ("no space left on device").
+func hideTemp(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -39,5 +40,29 @@ func TestWrite(t *testing.T) {
 	}
 	if err := WriteFile(filepath.Join(dir, "missing", "f"), nil, 0o644); err == nil {
 		t.Error("write into a missing folder succeeded")
+	}
+}
+
+// Errors name the file asked for, never the temporary file beside it.
+func TestErrorsHideTemporaryName(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{
+		filepath.Join(dir, "missing", "state.bin"), // the temporary file cannot be created
+		sub, // the rename over a folder fails
+	} {
+		err := WriteFile(path, []byte("x"), 0o644)
+		if err == nil {
+			t.Fatalf("%s: no error", path)
+		}
+		if msg := err.Error(); strings.Contains(msg, ".tmp") || !strings.Contains(msg, path) {
+			t.Errorf("%s: error %q names the temporary file or not the path", path, msg)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("temporary files left behind: %v", ents)
 	}
 }

@@ -55,6 +55,13 @@ func New(opts Options) (*Backend, error) {
 // Name returns "cpu".
 func (b *Backend) Name() string { return "cpu" }
 
+// Capabilities: prompts in chunks of 256 tokens (the GEMMs' blocking is
+// saturated well before that), fed 64 at a time by callers that want a
+// cancellation to take effect within a fraction of a second.
+func (b *Backend) Capabilities() kernels.Capabilities {
+	return kernels.Capabilities{PrefillChunk: 256, InterruptChunk: 64}
+}
+
 // Threads is the number of worker goroutines.
 func (b *Backend) Threads() int { return b.threads }
 

@@ -84,7 +84,24 @@ type Options struct {
 }
 
 // Backend runs kernels.Ops on an NVIDIA GPU.
+//
+// Its methods are safe for concurrent use: each takes the device's mutex
+// for the duration of the call. A graph capture holds the mutex for its
+// whole duration and hands its function a recorder: a Backend on the same
+// device whose ops run without taking the mutex (the capture holds it).
 type Backend struct {
+	*device
+	// rec is set on a capture's recorder; done once that capture ended.
+	rec *recorder
+}
+
+// recorder marks a Backend handed to a capture's function.
+type recorder struct {
+	done bool
+}
+
+// device is the state a Backend and its capture recorders share.
+type device struct {
 	mu sync.Mutex
 
 	drv    *cu.Driver
@@ -120,7 +137,7 @@ type Backend struct {
 type buffer struct {
 	ptr   uint64
 	bytes int64
-	owner *Backend
+	owner *device
 }
 
 // Bytes is the buffer's size in bytes.
@@ -246,7 +263,7 @@ func New(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("cuda: %w", err)
 	}
 
-	b := &Backend{drv: drv, dev: dev, info: info, sms: sms, bufs: map[*buffer]struct{}{}, wkvTPR: defaultWKVTPR, wkvRows: defaultWKVRows()}
+	b := &Backend{device: &device{drv: drv, dev: dev, info: info, sms: sms, bufs: map[*buffer]struct{}{}, wkvTPR: defaultWKVTPR, wkvRows: defaultWKVRows()}}
 	// Programmatic dependent launch needs Hopper (sm_90) and
 	// cuLaunchKernelEx; GOOSE_CUDA_PDL=0 turns it off (for comparisons).
 	b.pdl = maj >= 9 && drv.HasLaunchEx() && os.Getenv("GOOSE_CUDA_PDL") != "0"
@@ -358,6 +375,13 @@ func writeCache(file string, img []byte) {
 // Name returns "cuda".
 func (b *Backend) Name() string { return "cuda" }
 
+// Capabilities: prompts in chunks of up to 4,096 tokens, long enough that
+// every GEMM (the LoRA ones with 64–320 columns included) has enough tiles
+// to fill the GPU. Decode steps run as graphs (Grapher, StepGrapher).
+func (b *Backend) Capabilities() kernels.Capabilities {
+	return kernels.Capabilities{PrefillChunk: 4096}
+}
+
 // Device describes the GPU; FreeMemory is read now.
 func (b *Backend) Device() kernels.DeviceInfo {
 	info := b.info
@@ -374,6 +398,9 @@ func (b *Backend) Device() kernels.DeviceInfo {
 // locked runs f holding the mutex on a locked OS thread with the context
 // current. It does not record f's error.
 func (b *Backend) locked(f func() error) error {
+	if b.rec != nil {
+		return b.recorded(f)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -383,6 +410,16 @@ func (b *Backend) locked(f func() error) error {
 	defer runtime.UnlockOSThread()
 	if err := b.drv.SetCurrent(b.ctx); err != nil {
 		return fmt.Errorf("cuda: %w", err)
+	}
+	return f()
+}
+
+// recorded runs f for a capture's recorder: the capture holds the mutex,
+// the OS thread and the current context, so f runs as it is. Once the
+// capture has ended the recorder refuses.
+func (b *Backend) recorded(f func() error) error {
+	if b.rec.done {
+		return errors.New("cuda: a capture's recorder used after the capture ended")
 	}
 	return f()
 }
@@ -400,22 +437,36 @@ func (b *Backend) idle(what string, f func() error) error {
 // run executes an op, recording its first failure for Sync. After a
 // failure later ops are skipped.
 func (b *Backend) run(op string, f func() error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.err != nil {
-		return
+	var err error
+	if b.rec != nil {
+		if b.rec.done { // a programming error: fail the backend
+			b.mu.Lock()
+			defer b.mu.Unlock()
+		}
+		err = b.recorded(func() error {
+			if b.err != nil {
+				return nil
+			}
+			return f()
+		})
+	} else {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.err != nil {
+			return
+		}
+		if b.closed {
+			b.err = fmt.Errorf("cuda: %s: backend closed", op)
+			return
+		}
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err = b.drv.SetCurrent(b.ctx)
+		if err == nil {
+			err = f()
+		}
 	}
-	if b.closed {
-		b.err = fmt.Errorf("cuda: %s: backend closed", op)
-		return
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	err := b.drv.SetCurrent(b.ctx)
-	if err == nil {
-		err = f()
-	}
-	if err != nil {
+	if err != nil && b.err == nil {
 		var se *kernels.ShapeError
 		if !errors.As(err, &se) {
 			err = fmt.Errorf("cuda: %s: %w", op, err)
@@ -451,7 +502,7 @@ func (b *Backend) alloc(n int64) (*buffer, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf := &buffer{ptr: p, bytes: n, owner: b}
+	buf := &buffer{ptr: p, bytes: n, owner: b.device}
 	b.bufs[buf] = struct{}{}
 	return buf, nil
 }
@@ -493,7 +544,7 @@ func (b *Backend) Weight(dtype kernels.DType, rows, cols int, data []byte) (kern
 // that t lies inside a live buffer of this backend.
 func (b *Backend) devPtr(t kernels.Tensor) (uint64, error) {
 	buf, ok := t.Buf.(*buffer)
-	if !ok || buf.owner != b {
+	if !ok || buf.owner != b.device {
 		return 0, fmt.Errorf("tensor %v is not from this CUDA backend", t)
 	}
 	if _, live := b.bufs[buf]; !live {
@@ -565,7 +616,7 @@ func (b *Backend) Download(dst []byte, t kernels.Tensor) error {
 // Free releases the buffer behind t (all views of it).
 func (b *Backend) Free(t kernels.Tensor) {
 	buf, ok := t.Buf.(*buffer)
-	if !ok || buf.owner != b {
+	if !ok || buf.owner != b.device {
 		return
 	}
 	b.idle("Free", func() error {
@@ -591,6 +642,9 @@ func (b *Backend) Sync() error {
 
 // Close releases everything the backend holds.
 func (b *Backend) Close() error {
+	if b.rec != nil {
+		return errors.New("cuda: Close on a capture's recorder")
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {

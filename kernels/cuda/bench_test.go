@@ -33,7 +33,7 @@ func fill(b *testing.B, g *Backend, t kernels.Tensor) {
 
 // replay captures fn into a graph and times b.N replays of it.
 func replay(b *testing.B, g *Backend, fn func()) {
-	gr, err := g.Capture(fn)
+	gr, err := g.Capture(recording(g, fn))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -369,12 +369,12 @@ func BenchmarkStepIO(b *testing.B) {
 	}
 	id := []byte{5, 0, 0, 0}
 	out := make([]byte, 4*65536)
-	plain, err := g.Capture(run)
+	plain, err := g.Capture(recording(g, run))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer plain.Free()
-	io, err := g.CaptureIO(run, ids, logits)
+	io, err := g.CaptureIO(recording(g, run), ids, logits)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -555,7 +555,7 @@ func TestConformance(t *testing.T) {
 			b.Add(y, y, bias)
 			b.Act(z, y, kernels.Tanh)
 		}
-		gr, err := h.g.Capture(func() { step(h.g, x.g, w.g, bias.g, y.g, z.g) })
+		gr, err := h.g.Capture(func(rec kernels.Backend) { step(rec, x.g, w.g, bias.g, y.g, z.g) })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -227,7 +227,7 @@ func TestFused(t *testing.T) {
 	// reads the previous one's output.
 	t.Run("Graph", func(t *testing.T) {
 		h := h0.on(t)
-		gf, cf := h.fused()
+		_, cf := h.fused()
 		const C, F = 512, 1024
 		x := h.act(1, C, 1)
 		lw, lb := h.act(1, C, 1), h.act(1, C, 0.1)
@@ -246,7 +246,9 @@ func TestFused(t *testing.T) {
 			})
 			f.LinearBatch([]kernels.LinearItem{{Dst: x, X: hid, W: wv, Accumulate: true}})
 		}
-		gr, err := h.g.Capture(func() { step(gf, x.g, lw.g, lb.g, st.g, mix.g, norm.g, xm.g, hid.g, wk.g, wv.g, w1.g, lo.g) })
+		gr, err := h.g.Capture(func(rec kernels.Backend) {
+			step(rec.(kernels.Fused), x.g, lw.g, lb.g, st.g, mix.g, norm.g, xm.g, hid.g, wk.g, wv.g, w1.g, lo.g)
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

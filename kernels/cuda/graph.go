@@ -22,11 +22,14 @@ type graph struct {
 }
 
 // Capture runs fn with the backend's stream in capture mode, so the ops fn
-// issues are recorded instead of run, and returns them as a CUDA graph.
-// While fn runs, only ops may be called: Alloc, Weight, Upload, Download,
-// Free and Sync return an error. An op failing inside fn fails the capture
-// (and, like any op failure, is reported by later Syncs).
-func (b *Backend) Capture(fn func()) (kernels.Graph, error) {
+// issues on rec are recorded instead of run, and returns them as a CUDA
+// graph. The capture holds the backend for its whole duration: ops other
+// goroutines issue meanwhile wait until it ends, so they are neither
+// recorded into this graph nor run in between (kernels.Grapher). On rec
+// only ops may be called: Alloc, Weight, Upload, Download, Free and Sync
+// return an error. An op failing inside fn fails the capture (and, like any
+// op failure, is reported by later Syncs).
+func (b *Backend) Capture(fn func(rec kernels.Backend)) (kernels.Graph, error) {
 	g, err := b.capture(fn)
 	if err != nil {
 		return nil, err
@@ -35,8 +38,8 @@ func (b *Backend) Capture(fn func()) (kernels.Graph, error) {
 }
 
 // CaptureIO is Capture for a graph that is replayed with a new input and a
-// result to read back each time, as a decode step is. The returned graph
-// also has the method
+// result to read back each time, as a decode step is
+// (kernels.StepGrapher). The returned graph also has the method
 //
 //	Step(in, out []byte) error
 //
@@ -48,7 +51,7 @@ func (b *Backend) Capture(fn func()) (kernels.Graph, error) {
 // alive and registered until another out takes its place or the backend
 // closes); otherwise it goes through page-locked staging. A zero Tensor
 // for in or out means none. Launch replays the recorded ops only.
-func (b *Backend) CaptureIO(fn func(), in, out kernels.Tensor) (kernels.Graph, error) {
+func (b *Backend) CaptureIO(fn func(rec kernels.Backend), in, out kernels.Tensor) (kernels.Graph, error) {
 	var inPtr, outPtr uint64
 	var inHost, outHost []byte
 	free := func() {
@@ -95,58 +98,59 @@ func (b *Backend) CaptureIO(fn func(), in, out kernels.Tensor) (kernels.Graph, e
 	return g, nil
 }
 
-func (b *Backend) capture(fn func()) (*graph, error) {
+// capture records fn's ops holding the backend (mutex, OS thread, current
+// context) from the start of the capture to its end.
+func (b *Backend) capture(fn func(kernels.Backend)) (*graph, error) {
+	if b.rec != nil {
+		return nil, errors.New("cuda: capture inside a capture")
+	}
+	var out *graph
 	err := b.locked(func() error {
 		if b.err != nil {
 			return b.err
-		}
-		if b.capturing {
-			return errors.New("cuda: capture: already capturing")
 		}
 		if err := b.drv.BeginCapture(b.stream, cu.CaptureRelaxed); err != nil {
 			return fmt.Errorf("cuda: capture: %w", err)
 		}
 		b.capturing = true
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	ended := false
-	defer func() {
-		if !ended { // fn panicked: leave capture mode before unwinding
-			b.endCapture()
-		}
-	}()
-	fn()
-	ended = true
-	return b.endCapture()
-}
-
-func (b *Backend) endCapture() (*graph, error) {
-	var out *graph
-	err := b.locked(func() error {
-		b.capturing = false
-		g, err := b.drv.EndCapture(b.stream)
-		if err != nil {
-			if b.err == nil {
-				b.err = fmt.Errorf("cuda: capture: %w", err)
+		rec := &Backend{device: b.device, rec: &recorder{}}
+		ended := false
+		defer func() {
+			rec.rec.done = true
+			if !ended { // fn panicked: leave capture mode before unwinding
+				b.endCapture()
 			}
-			return b.err
-		}
-		if b.err != nil {
-			b.drv.GraphDestroy(g)
-			return fmt.Errorf("cuda: capture: %w", b.err)
-		}
-		exec, err := b.drv.GraphInstantiate(g)
-		if err != nil {
-			b.drv.GraphDestroy(g)
-			return fmt.Errorf("cuda: capture: %w", err)
-		}
-		out = &graph{b: b, g: g, exec: exec}
-		return nil
+		}()
+		fn(rec)
+		ended = true
+		var err error
+		out, err = b.endCapture()
+		return err
 	})
 	return out, err
+}
+
+// endCapture ends the stream's capture and instantiates the graph. The
+// caller holds the lock.
+func (b *Backend) endCapture() (*graph, error) {
+	b.capturing = false
+	g, err := b.drv.EndCapture(b.stream)
+	if err != nil {
+		if b.err == nil {
+			b.err = fmt.Errorf("cuda: capture: %w", err)
+		}
+		return nil, b.err
+	}
+	if b.err != nil {
+		b.drv.GraphDestroy(g)
+		return nil, fmt.Errorf("cuda: capture: %w", b.err)
+	}
+	exec, err := b.drv.GraphInstantiate(g)
+	if err != nil {
+		b.drv.GraphDestroy(g)
+		return nil, fmt.Errorf("cuda: capture: %w", err)
+	}
+	return &graph{b: b, g: g, exec: exec}, nil
 }
 
 // check reports why g cannot be launched now. The caller holds the lock.

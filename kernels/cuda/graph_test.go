@@ -2,8 +2,11 @@ package cuda
 
 import (
 	"encoding/binary"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/cpu"
@@ -45,7 +48,7 @@ func TestCaptureIO(t *testing.T) {
 	}
 	idBytes := func(id int) []byte { return binary.LittleEndian.AppendUint32(nil, uint32(id)) }
 
-	gr, err := g.CaptureIO(run, ids, y)
+	gr, err := g.CaptureIO(recording(g, run), ids, y)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +127,7 @@ func TestCaptureIO(t *testing.T) {
 	}
 
 	// Output only: the input is uploaded the ordinary way.
-	gr, err = g.CaptureIO(run, kernels.Tensor{}, y)
+	gr, err = g.CaptureIO(recording(g, run), kernels.Tensor{}, y)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,10 +153,122 @@ func TestCaptureIO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.CaptureIO(run, foreign, y); err == nil {
+	if _, err := g.CaptureIO(recording(g, run), foreign, y); err == nil {
 		t.Error("CaptureIO with a foreign input: no error")
 	}
 	if err := g.Sync(); err != nil {
 		t.Fatalf("a refused CaptureIO poisoned the backend: %v", err)
+	}
+}
+
+// recording adapts fn, which issues its ops on g itself, to Capture: while
+// fn runs, g acts as the capture's recorder (the tests and benchmarks of
+// this package write their op sequences against one *Backend).
+func recording(g *Backend, fn func()) func(kernels.Backend) {
+	return func(rec kernels.Backend) {
+		g.rec = rec.(*Backend).rec
+		defer func() { g.rec = nil }()
+		fn()
+	}
+}
+
+// TestCaptureExclusive captures a graph in one goroutine, slowly, while
+// another issues eager ops and reads their results. The eager ops must run
+// (not be recorded into the graph) and give their own results, and the
+// graph, replayed afterwards, must do only what its function issued.
+func TestCaptureExclusive(t *testing.T) {
+	g := newGPU(t)
+	const C = 256
+	alloc := func(v float32) kernels.Tensor {
+		x, err := g.Alloc(kernels.F32, 1, C)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Upload(x, f32Bytes(slices.Repeat([]float32{v}, C))); err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	one := alloc(1)
+	gx, gy := alloc(0), alloc(0) // the graph's
+	ex, ey := alloc(0), alloc(0) // the eager goroutine's
+	read := func(x kernels.Tensor) (float32, error) {
+		out := make([]byte, 4*C)
+		if err := g.Download(out, x); err != nil {
+			return 0, err
+		}
+		v := bytesF32(out)
+		for _, e := range v {
+			if e != v[0] {
+				return 0, fmt.Errorf("uneven tensor %v", v)
+			}
+		}
+		return v[0], nil
+	}
+	started := make(chan struct{})
+	var wg sync.WaitGroup
+	var eagerErr error
+	wg.Go(func() {
+		<-started
+		for i := range 20 {
+			g.Add(ex, ex, one) // ex = i+1
+			g.Mul(ey, ex, one) // ey = ex
+			v, err := read(ey)
+			if err == nil && v != float32(i+1) {
+				err = fmt.Errorf("eager step %d: %v, want %d", i, v, i+1)
+			}
+			if err != nil {
+				eagerErr = err
+				return
+			}
+		}
+	})
+	gr, err := g.Capture(func(rec kernels.Backend) {
+		close(started)
+		for range 10 {
+			rec.Add(gx, gx, one)
+			time.Sleep(2 * time.Millisecond) // the other goroutine tries to run now
+		}
+		rec.Mul(gy, gx, one)
+	})
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gr.Free()
+	if eagerErr != nil {
+		t.Fatalf("eager ops during a capture: %v", eagerErr)
+	}
+	for _, c := range []struct {
+		x    kernels.Tensor
+		want float32
+	}{{gx, 0}, {gy, 0}, {ex, 20}, {ey, 20}} {
+		if v, err := read(c.x); err != nil || v != c.want {
+			t.Fatalf("after the capture: %v (%v), want %v", v, err, c.want)
+		}
+	}
+	for i := range 2 {
+		if err := gr.Launch(); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			x    kernels.Tensor
+			want float32
+		}{{gx, float32(10 * (i + 1))}, {gy, float32(10 * (i + 1))}, {ex, 20}, {ey, 20}} {
+			if v, err := read(c.x); err != nil || v != c.want {
+				t.Fatalf("replay %d: %v (%v), want %v", i, v, err, c.want)
+			}
+		}
+	}
+	// The recorder is dead after its capture.
+	var kept kernels.Backend
+	gr2, err := g.Capture(func(rec kernels.Backend) { kept = rec })
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr2.Free()
+	kept.Add(gx, gx, one)
+	if err := g.Sync(); err == nil {
+		t.Fatal("an op on a recorder after its capture: no error")
 	}
 }

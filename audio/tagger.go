@@ -1,0 +1,286 @@
+// Package audio tags sound with AudioSet labels: it loads an AudioRWKV-7
+// (A-RWKV) checkpoint onto a compute backend, turns PCM at any rate into
+// the model's log-mel input, runs sliding windows of the model's clip
+// length through it in batches, and returns a timeline of tags and a
+// recording's top tags. Live audio is tagged with a Stream, window by
+// window as it completes.
+//
+// The model itself is in audio/arwkv, the front end in audio/fbank, WAV
+// reading in audio/wav and rate conversion in audio/resample. This package
+// imports no GUI or audio-device code.
+package audio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/goose-rwkv/goose/audio/arwkv"
+	"github.com/goose-rwkv/goose/audio/fbank"
+	"github.com/goose-rwkv/goose/audio/resample"
+	"github.com/goose-rwkv/goose/core/checkpoint"
+)
+
+// Options configure Open.
+type Options struct {
+	// Backend is "auto", "cpu" or "cuda" (empty means "auto").
+	Backend string
+	// Threads for the CPU backend; 0 means all cores.
+	Threads int
+	// Config is the path of a JSON configuration (the layout of
+	// arwkv.Config). Empty means the released models' configuration,
+	// which fits any checkpoint with a 62×8 patch grid.
+	Config string
+}
+
+// Info describes a loaded tagger.
+type Info struct {
+	Kind       string        // "A-RWKV-T", "A-RWKV-S", "A-RWKV-B" or "A-RWKV (C=…)"
+	Size       string        // "T", "S", "B" or "" for other widths
+	Layers     int           // blocks
+	Width      int           // channels, C
+	Classes    int           // outputs (527 for AudioSet)
+	Params     int64         // parameters
+	SampleRate int           // Hz the model hears (input at other rates is resampled)
+	Clip       time.Duration // window length (10 s for the released models)
+	Frames     int           // log-mel frames per window
+	Bins       int           // mel bins per frame
+	Backend    string        // "cpu" or "cuda"
+	Device     string        // e.g. "CPU (2 threads, amd64)"
+}
+
+// Tagger is a loaded A-RWKV model. It owns its backend, its weights and
+// its file; Close releases all three. Its methods may be called from
+// several goroutines (model calls run one at a time).
+type Tagger struct {
+	cfg  arwkv.Config
+	info Info
+
+	mu     sync.Mutex // serialises model calls and Close
+	model  *arwkv.Tagger
+	file   *checkpoint.File
+	closed bool
+}
+
+// ErrClosed is returned by a closed Tagger.
+var ErrClosed = errors.New("audio: tagger closed")
+
+// Open loads the A-RWKV checkpoint at path.
+func Open(path string, opts Options) (*Tagger, error) {
+	cfg := arwkv.Released()
+	if opts.Config != "" {
+		c, err := ReadConfig(opts.Config)
+		if err != nil {
+			return nil, err
+		}
+		cfg = c
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	switch opts.Backend {
+	case "", "auto", "cpu":
+	default:
+		return nil, fmt.Errorf("audio: backend %q: this build tags on the CPU only", opts.Backend)
+	}
+	f, err := checkpoint.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := arwkv.Load(f, cfg)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	t := &Tagger{cfg: cfg, model: m, file: f}
+	t.info = Info{
+		Layers: m.Layers(), Width: m.Width(), Classes: m.Classes(), Params: m.Params(),
+		SampleRate: cfg.SampleRate, Frames: cfg.TargetLength, Bins: cfg.Fbank.NumMelBins,
+		Clip:    time.Duration(clipSamples(cfg)) * time.Second / time.Duration(cfg.SampleRate),
+		Backend: "cpu", Device: "CPU",
+	}
+	t.info.Size, t.info.Kind = arwkv.Kind(m.Width())
+	return t, nil
+}
+
+// ReadConfig reads an A-RWKV configuration file and validates it.
+func ReadConfig(path string) (arwkv.Config, error) {
+	var c arwkv.Config
+	st, err := os.Stat(path)
+	if err != nil {
+		return c, err
+	}
+	if !st.Mode().IsRegular() || st.Size() > 1<<20 {
+		return c, fmt.Errorf("%s: not a regular file of at most 1 MiB", path)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Info describes the model.
+func (t *Tagger) Info() Info { return t.info }
+
+// Close releases the model and its file.
+func (t *Tagger) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	t.model = nil
+	return t.file.Close()
+}
+
+// TagOptions configure Tag and NewStream.
+type TagOptions struct {
+	// Hop is the time between window starts; 0 means half the clip
+	// length (5 s for the released models). It must not exceed the clip.
+	Hop time.Duration
+	// Batch is the most windows run through the model at once; 0 picks a
+	// size suited to the backend.
+	Batch int
+	// Top and Threshold filter Result.Top (Window.Top filters on demand):
+	// at most Top tags (0 means 10, a negative value all of them) with
+	// probability at least Threshold.
+	Top       int
+	Threshold float32
+}
+
+// hopFrames returns the hop in samples at the model's rate.
+func (t *Tagger) hopSamples(opts TagOptions) (int, error) {
+	clip := t.clipSamples()
+	if opts.Hop == 0 {
+		return clip / 2, nil
+	}
+	if opts.Hop < 10*time.Millisecond || opts.Hop > t.info.Clip {
+		return 0, fmt.Errorf("audio: hop %v: want 10ms to the clip length %v", opts.Hop, t.info.Clip)
+	}
+	return int(opts.Hop.Seconds() * float64(t.cfg.SampleRate)), nil
+}
+
+// clipSamples is the clip length in samples at the model's rate: the
+// samples of TargetLength frames (25 ms long, every 10 ms), rounded up to
+// a tenth of a second (10 s for the released models' 992 frames).
+func (t *Tagger) clipSamples() int { return clipSamples(t.cfg) }
+
+func clipSamples(c arwkv.Config) int {
+	shift, win := c.SampleRate/100, c.SampleRate/40
+	n := (c.TargetLength-1)*shift + win
+	tenth := c.SampleRate / 10
+	return (n + tenth - 1) / tenth * tenth
+}
+
+// Tag tags mono PCM in [-1, 1] at any sample rate (resampled to the
+// model's): sliding windows of the clip length with hop opts.Hop, the last
+// one covering the end of the recording, batched through the model. ctx
+// is checked between batches.
+func (t *Tagger) Tag(ctx context.Context, pcm []float32, rate int, opts TagOptions) (*Result, error) {
+	s, err := t.newStream(rate, opts)
+	if err != nil {
+		return nil, err
+	}
+	// Write in pieces of one batch of hops, so windows complete in batches.
+	piece := max(1, int(float64(s.hop*s.batch)*float64(rate)/float64(t.cfg.SampleRate)))
+	var ws []Window
+	for off := 0; off < len(pcm); off += piece {
+		w, err := s.Write(ctx, pcm[off:min(off+piece, len(pcm))])
+		if err != nil {
+			return nil, err
+		}
+		ws = append(ws, w...)
+	}
+	w, err := s.Flush(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ws = append(ws, w...)
+	return s.result(ws), nil
+}
+
+// Spectrogram returns the log-mel features the model hears, for drawing:
+// frames × bins, one frame every 10 ms (not normalised, not padded).
+func (t *Tagger) Spectrogram(pcm []float32, rate int) ([][]float32, error) {
+	x, err := resample.Resample(pcm, rate, t.cfg.SampleRate)
+	if err != nil {
+		return nil, err
+	}
+	if len(x) < t.cfg.SampleRate/40 {
+		return nil, nil
+	}
+	return fbank.Compute(x, fbank.AudioSet(float64(t.cfg.SampleRate), t.cfg.Fbank.NumMelBins))
+}
+
+// probs runs windows of samples (at the model's rate) through the model
+// and returns each window's class probabilities.
+func (t *Tagger) probs(ctx context.Context, clips [][]float32) ([][]float32, error) {
+	inputs := make([][]float32, len(clips))
+	for i, c := range clips {
+		in, err := t.input(c)
+		if err != nil {
+			return nil, err
+		}
+		inputs[i] = in
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, ErrClosed
+	}
+	out := make([][]float32, len(inputs))
+	for i, in := range inputs {
+		l, err := t.model.Logits(in)
+		if err != nil {
+			return nil, err
+		}
+		for j, v := range l {
+			l[j] = float32(1 / (1 + math.Exp(-float64(v))))
+		}
+		out[i] = l
+	}
+	return out, nil
+}
+
+// input returns the model input of one clip: log-mel frames, padded with
+// zeros (after the log, as the reference does) to the model's frame count,
+// normalised. A clip shorter than one frame is all padding.
+func (t *Tagger) input(clip []float32) ([]float32, error) {
+	c := t.cfg
+	bins := c.Fbank.NumMelBins
+	var feats [][]float32
+	if len(clip) >= c.SampleRate/40 {
+		var err error
+		feats, err = fbank.Compute(clip, fbank.AudioSet(float64(c.SampleRate), bins))
+		if err != nil {
+			return nil, fmt.Errorf("audio: %w", err)
+		}
+	}
+	in := make([]float32, c.TargetLength*bins)
+	for i := range c.TargetLength {
+		row := in[i*bins : (i+1)*bins]
+		if i < len(feats) {
+			copy(row, feats[i])
+		}
+		for j := range row {
+			row[j] = (row[j] - c.NormMean) / c.NormStd
+		}
+	}
+	return in, nil
+}

@@ -1,0 +1,331 @@
+package ui
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/goose-rwkv/goose/core/catalog"
+)
+
+// walk calls f on obj and everything drawn inside it (not inside a
+// label's own rendering).
+func walk(obj fyne.CanvasObject, f func(fyne.CanvasObject)) {
+	if obj == nil || !obj.Visible() {
+		return
+	}
+	f(obj)
+	if _, ok := obj.(*widget.Label); ok {
+		return
+	}
+	switch o := obj.(type) {
+	case *fyne.Container:
+		for _, c := range o.Objects {
+			walk(c, f)
+		}
+	case fyne.Widget:
+		for _, c := range test.WidgetRenderer(o).Objects() {
+			walk(c, f)
+		}
+	}
+}
+
+// buttons returns the visible buttons under obj whose text is text.
+func buttons(obj fyne.CanvasObject, text string) []*widget.Button {
+	var out []*widget.Button
+	walk(obj, func(o fyne.CanvasObject) {
+		if b, ok := o.(*widget.Button); ok && b.Text == text {
+			out = append(out, b)
+		}
+	})
+	return out
+}
+
+// texts returns every label and rich text under obj, joined by newlines.
+func texts(obj fyne.CanvasObject) string {
+	var b strings.Builder
+	walk(obj, func(o fyne.CanvasObject) {
+		switch w := o.(type) {
+		case *widget.Label:
+			b.WriteString(w.Text + "\n")
+		case *widget.RichText:
+			b.WriteString(w.String() + "\n")
+		}
+	})
+	return b.String()
+}
+
+// topDialog returns the content of the dialog over the window, or nil.
+func (h *harness) topDialog() fyne.CanvasObject {
+	return h.a.win.Canvas().Overlays().Top()
+}
+
+func (h *harness) closeDialogs() {
+	for _, o := range h.a.win.Canvas().Overlays().List() {
+		h.a.win.Canvas().Overlays().Remove(o)
+	}
+}
+
+// A failed load keeps the working model; the file is marked in the list
+// with a Remove button, which deletes it.
+func TestFailedLoadKeepsModel(t *testing.T) {
+	eng := newFakeEngine()
+	h := newHarness(t, eng, "", nil)
+	models := filepath.Join(h.dir, "models")
+	os.MkdirAll(models, 0o755)
+	good := tinyModel(t, models)
+	h.load(good)
+	bad := filepath.Join(models, "broken.pth")
+	os.WriteFile(bad, []byte("PK\x03\x04 not a checkpoint"), 0o644)
+
+	eng.loadErr = fmt.Errorf("load %s: %w", bad, errors.New("zip: not a valid zip file"))
+	h.ui(func() { h.a.loadModel(bad) })
+	h.waitFor("the load to fail", func() bool { return !h.a.loading })
+	h.ui(func() {
+		if h.a.model == nil || h.a.model.Path != good {
+			t.Fatalf("after a failed load the model is %+v, want %s still loaded", h.a.model, good)
+		}
+		if !strings.Contains(h.a.status.model.Text, "tiny-rwkv7") {
+			t.Errorf("status bar says %q", h.a.status.model.Text)
+		}
+		if !h.dialogShown() {
+			t.Error("no error dialog")
+		}
+		h.closeDialogs()
+		h.a.show("models")
+	})
+	var remove []*widget.Button
+	h.ui(func() {
+		remove = buttons(h.a.models.root, "Remove")
+		if s := texts(h.a.models.root); !strings.Contains(s, "Cannot be loaded") {
+			t.Errorf("the broken file is not marked:\n%s", s)
+		}
+	})
+	if len(remove) != 1 {
+		t.Fatalf("%d Remove buttons, want 1", len(remove))
+	}
+	os.MkdirAll(filepath.Join("testdata", "screens"), 0o755)
+	h.ui(func() { h.a.cfg.Theme = "dark"; h.a.applyTheme() })
+	shot(t, h, filepath.Join("testdata", "screens", "models-bad-file.png"))
+	h.ui(func() {
+		if s := texts(h.a.models.root); !strings.Contains(s, "Cannot be loaded: Not a valid zip file.") {
+			t.Errorf("the reason is not short:\n%s", s)
+		}
+		remove = buttons(h.a.models.root, "Remove")
+	})
+	h.ui(func() { test.Tap(remove[0]) })
+	h.ui(func() {
+		// The confirmation dialog: press its Yes button.
+		yes := buttons(h.topDialog(), "Yes")
+		if len(yes) != 1 {
+			t.Fatalf("no confirmation dialog")
+		}
+		test.Tap(yes[0])
+	})
+	if _, err := os.Stat(bad); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the broken file is still there: %v", err)
+	}
+	if _, err := os.Stat(good); err != nil {
+		t.Errorf("the good file is gone: %v", err)
+	}
+}
+
+// The real engine keeps its model when another file fails to load, and
+// the chat goes on with it.
+func TestRealEngineFailedLoadKeepsModel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads the World tokenizer")
+	}
+	h := newHarness(t, NewCoreEngine(), "", nil)
+	h.ui(func() { h.a.cfg.Backend = "cpu"; h.a.cfg.Threads = 1 })
+	good := tinyModel(t, h.dir)
+	h.load(good)
+	h.ui(func() { h.a.chat.newChat() })
+	h.send("Hello")
+	bad := filepath.Join(h.dir, "truncated.safetensors")
+	b, _ := os.ReadFile(good)
+	os.WriteFile(bad, b[:len(b)/2], 0o644)
+	h.ui(func() { h.a.loadModel(bad) })
+	h.waitFor("the load to fail", func() bool { return !h.a.loading })
+	if info, ok := h.eng.Info(); !ok || info.Path != good {
+		t.Fatalf("engine model after a failed load: %+v %v", info, ok)
+	}
+	h.ui(func() {
+		if h.a.model == nil || h.a.model.Path != good {
+			t.Fatalf("app model %+v", h.a.model)
+		}
+		h.closeDialogs()
+	})
+	h.send("Still there?")
+	if msgs := h.messages(); len(msgs) != 4 || msgs[3].Tokens == 0 {
+		t.Fatalf("the chat after a failed load: %+v", msgs)
+	}
+	if errs := h.errs(); len(errs) != 1 {
+		t.Errorf("errors %v, want the one failed load", errs)
+	}
+	// Loading another good model replaces it; the old chat session does
+	// not outlive its model.
+	other := filepath.Join(t.TempDir(), "other.safetensors")
+	os.WriteFile(other, b, 0o644)
+	h.load(other)
+	h.send("And now?")
+}
+
+// An error dialog says what happened (title) and what to do (one
+// sentence); the full error is behind Details.
+func TestErrorDialog(t *testing.T) {
+	h := newHarness(t, newFakeEngine(), "", nil)
+	cause := fmt.Errorf("load /home/me/models/m.pth: %w", &catalog.OfflineError{URL: "https://huggingface.co/x", Err: errors.New("dial tcp: lookup huggingface.co: no such host")})
+	for _, c := range []struct {
+		err                   error
+		title, sentence, more string
+	}{
+		{&problem{"Could not download RWKV-7 World 0.1B", cause}, "Could not download RWKV-7 World 0.1B", "no network connection", "lookup huggingface.co"},
+		{&problem{"Could not load m.pth", fmt.Errorf("open m.pth: %w", os.ErrNotExist)}, "Could not load m.pth", "no longer there", "open m.pth"},
+		{errors.New("no model is loaded: open Models to load one"), "Goose", "No model is loaded: open Models to load one.", ""},
+		{fmt.Errorf("history: %w", errors.New("database is locked")), "Something went wrong", "Try again", "database is locked"},
+	} {
+		title, sentence, details := explain(c.err)
+		if title != c.title || !strings.Contains(strings.ToLower(sentence), strings.ToLower(c.sentence)) || !strings.Contains(details, c.more) {
+			t.Errorf("%v:\ngot  %q / %q / %q\nwant %q / %q / %q", c.err, title, sentence, details, c.title, c.sentence, c.more)
+		}
+		if strings.Count(sentence, ". ") > 0 {
+			t.Errorf("%v: %q is more than one sentence", c.err, sentence)
+		}
+	}
+	h.ui(func() { h.a.showProblem("Could not download RWKV-7 World 0.1B", cause) })
+	h.ui(func() {
+		d := h.topDialog()
+		if d == nil {
+			t.Fatal("no dialog")
+		}
+		show := buttons(d, "Show details")
+		if len(show) != 1 {
+			t.Fatalf("no Show details button:\n%s", texts(d))
+		}
+		if shown := texts(d); strings.Contains(shown, "lookup huggingface.co") || !strings.Contains(shown, "no network connection") {
+			t.Errorf("before the click the dialog shows:\n%s", shown)
+		}
+		test.Tap(show[0])
+		if !strings.Contains(texts(d), "lookup huggingface.co") {
+			t.Errorf("the details lack the error:\n%s", texts(d))
+		}
+	})
+	os.MkdirAll(filepath.Join("testdata", "screens"), 0o755)
+	shot(t, h, filepath.Join("testdata", "screens", "error-dialog.png"))
+}
+
+// Models on disk can be deleted, but not the loaded one.
+func TestDeleteModel(t *testing.T) {
+	h := newHarness(t, newFakeEngine(), "", nil)
+	models := filepath.Join(h.dir, "models")
+	os.MkdirAll(models, 0o755)
+	a := tinyModel(t, models)
+	b := filepath.Join(models, "second.safetensors")
+	data, _ := os.ReadFile(a)
+	os.WriteFile(b, data, 0o644)
+	h.load(a)
+	h.ui(func() {
+		h.a.show("models")
+		h.a.models.deleteModel(a)
+	})
+	if _, err := os.Stat(a); err != nil {
+		t.Errorf("the loaded model was deleted")
+	}
+	if len(h.errs()) != 1 {
+		t.Errorf("errors %v, want one saying it is loaded", h.errs())
+	}
+	h.ui(func() {
+		h.closeDialogs()
+		h.a.models.deleteModel(b)
+	})
+	if _, err := os.Stat(b); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("second model not deleted: %v", err)
+	}
+	h.ui(func() {
+		if strings.Contains(texts(h.a.models.root), "second.safetensors") {
+			t.Error("the deleted model is still listed")
+		}
+	})
+}
+
+// Offline, a download fails at once saying so, and leaves no .part.
+func TestDownloadOfflineFailsFast(t *testing.T) {
+	data := []byte("never served")
+	cat := fixtureCatalog(t, "https://huggingface.co/fixture.safetensors", data)
+	h := newHarness(t, newFakeEngine(), "", cat)
+	h.a.opts.Downloader = &catalog.Downloader{Backoff: time.Second, Retries: 5, Client: &http.Client{Transport: offlineTransport{}}}
+	start := time.Now()
+	h.ui(func() { h.a.show("models"); h.a.models.startDownload(cat[0]) })
+	h.waitFor("the download to fail", func() bool { return !h.a.models.downloads[cat[0].File].running })
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the offline download took %v to fail", d)
+	}
+	errs := h.errs()
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "no network connection") {
+		t.Fatalf("errors %v, want one saying there is no network connection", errs)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(h.dir, "models")); len(ents) != 0 {
+		t.Errorf("files left in the models folder: %v", ents)
+	}
+	h.ui(func() {
+		if s := texts(h.a.models.root); !strings.Contains(s, "no network connection") {
+			t.Errorf("the card does not say why:\n%s", s)
+		}
+	})
+}
+
+type offlineTransport struct{}
+
+func (offlineTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, &net.DNSError{Err: "no such host", Name: "huggingface.co", IsNotFound: true}
+}
+
+// The cosmetic details: the device is named once, the GPU warning appears
+// once on the Models screen, and buttons keep their natural height.
+func TestModelsScreenCosmetics(t *testing.T) {
+	for _, c := range []struct {
+		m    ModelInfo
+		want string
+	}{
+		{ModelInfo{Backend: "cpu", Device: "CPU (2 threads, amd64)"}, "CPU (2 threads, amd64)"},
+		{ModelInfo{Backend: "cuda", Device: "NVIDIA H100 80GB HBM3"}, "GPU (CUDA): NVIDIA H100 80GB HBM3"},
+	} {
+		if got := deviceText(c.m); got != c.want {
+			t.Errorf("deviceText(%+v) = %q, want %q", c.m, got, c.want)
+		}
+	}
+	h := newHarness(t, newFakeEngine(), "", catalog.Official())
+	models := filepath.Join(h.dir, "models")
+	os.MkdirAll(models, 0o755)
+	h.load(tinyModel(t, models))
+	other := filepath.Join(models, "other.safetensors")
+	data, _ := os.ReadFile(filepath.Join(models, "tiny-rwkv7.safetensors"))
+	os.WriteFile(other, data, 0o644)
+	h.ui(func() {
+		h.a.show("models")
+		if n := strings.Count(texts(h.a.win.Content()), "GPU not used"); n != 1 {
+			t.Errorf("the GPU warning shows %d times on the Models screen", n)
+		}
+		for _, label := range []string{"Load", "Download", "Loaded"} {
+			for _, b := range buttons(h.a.models.root, label) {
+				if b.Size().Height > b.MinSize().Height+1 {
+					t.Errorf("%q button is %v tall, its natural height is %v", label, b.Size().Height, b.MinSize().Height)
+				}
+			}
+		}
+		if len(buttons(h.a.models.root, "Load")) == 0 {
+			t.Error("no Load button for the second model")
+		}
+	})
+}
