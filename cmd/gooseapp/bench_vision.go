@@ -69,6 +69,7 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 	imagePath := fs.String("image", "", "image `FILE` (default: a synthetic 1024×768 PNG)")
 	runs := fs.Int("runs", 0, "timed runs (0: 5 on a GPU, 1 on the CPU)")
 	jsonOut := fs.Bool("json", false, "print one JSON object on the last line")
+	profile := fs.Bool("profile", false, "also time each backend op of one image question (waiting after each)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -104,7 +105,13 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	loadStart := time.Now()
-	m, err := vision.New(src, be, cfg, nil)
+	var prof *opProfile
+	var mbe kernels.Backend = be
+	if *profile {
+		prof = newOpProfile(be)
+		mbe = prof
+	}
+	m, err := vision.New(src, mbe, cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -188,6 +195,13 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 	staged, err := ask(&st)
 	if err != nil {
 		return err
+	}
+	if prof != nil {
+		prof.reset()
+		if _, err := ask(nil); err != nil {
+			return err
+		}
+		prof.print(stdout)
 	}
 
 	// Floors: FLOPs over the GEMM rate measured on a tower-shaped product.
