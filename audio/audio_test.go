@@ -262,3 +262,43 @@ func TestSpectrogram(t *testing.T) {
 		t.Fatalf("spectrogram %d×%d, want 138×64", len(sp), len(sp[0]))
 	}
 }
+
+// TestTagCUDA tags a recording on the GPU (several windows, batched) and
+// compares every window's probabilities with the CPU's.
+func TestTagCUDA(t *testing.T) {
+	gpu, err := Open(filepath.Join(fixtureDir, "mm.arwkv.pth"), Options{Backend: "cuda", Config: filepath.Join(fixtureDir, "mm.arwkv.json")})
+	if err != nil {
+		if os.Getenv("GOOSE_CUDA_REQUIRED") == "" {
+			t.Skip("cuda:", err)
+		}
+		t.Fatal(err)
+	}
+	defer gpu.Close()
+	if gpu.Info().Backend != "cuda" {
+		t.Fatalf("backend %q", gpu.Info().Backend)
+	}
+	cpu := openFixture(t)
+	pcm := make([]float32, 32000*6)
+	for i := range pcm {
+		pcm[i] = float32(0.3 * math.Sin(float64(i)*0.01*(1+float64(i/16000))))
+	}
+	ctx := context.Background()
+	want, err := cpu.Tag(ctx, pcm, 32000, TagOptions{Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := gpu.Tag(ctx, pcm, 32000, TagOptions{Batch: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Windows) != len(want.Windows) || len(got.Windows) < 5 {
+		t.Fatalf("GPU %d windows, CPU %d", len(got.Windows), len(want.Windows))
+	}
+	for i := range got.Windows {
+		for j, p := range got.Windows[i].Probs {
+			if d := math.Abs(float64(p - want.Windows[i].Probs[j])); d > 1e-4 {
+				t.Fatalf("window %d class %d: GPU %g, CPU %g", i, j, p, want.Windows[i].Probs[j])
+			}
+		}
+	}
+}

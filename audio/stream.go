@@ -60,7 +60,7 @@ func (t *Tagger) newStream(rate int, opts TagOptions) (*Stream, error) {
 
 // defaultBatch is the number of windows run at once when TagOptions.Batch
 // is zero.
-func (t *Tagger) defaultBatch() int { return 4 }
+func (t *Tagger) defaultBatch() int { return t.batch }
 
 // errFlushed is returned by Write after Flush.
 var errFlushed = errors.New("audio: stream already flushed")

@@ -24,6 +24,8 @@ import (
 	"github.com/goose-rwkv/goose/audio/fbank"
 	"github.com/goose-rwkv/goose/audio/resample"
 	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/kernels/backend"
 )
 
 // Options configure Open.
@@ -58,19 +60,21 @@ type Info struct {
 // its file; Close releases all three. Its methods may be called from
 // several goroutines (model calls run one at a time).
 type Tagger struct {
-	cfg  arwkv.Config
-	info Info
+	cfg   arwkv.Config
+	info  Info
+	batch int // default windows per model call
 
-	mu     sync.Mutex // serialises model calls and Close
-	model  *arwkv.Tagger
+	mu     sync.Mutex // guards closed against Close
+	model  *arwkv.Model
 	file   *checkpoint.File
+	be     kernels.Backend
 	closed bool
 }
 
 // ErrClosed is returned by a closed Tagger.
 var ErrClosed = errors.New("audio: tagger closed")
 
-// Open loads the A-RWKV checkpoint at path.
+// Open loads the A-RWKV checkpoint at path onto the backend opts names.
 func Open(path string, opts Options) (*Tagger, error) {
 	cfg := arwkv.Released()
 	if opts.Config != "" {
@@ -80,31 +84,36 @@ func Open(path string, opts Options) (*Tagger, error) {
 		}
 		cfg = c
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
-	}
-	switch opts.Backend {
-	case "", "auto", "cpu":
-	default:
-		return nil, fmt.Errorf("audio: backend %q: this build tags on the CPU only", opts.Backend)
-	}
 	f, err := checkpoint.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	m, err := arwkv.Load(f, cfg)
+	if !arwkv.IsCheckpoint(f) {
+		f.Close()
+		return nil, fmt.Errorf("load %s: not an A-RWKV audio tagger (no patch embedding emb.weight [C,1,16,16], pos_embed and ConvShift kernels)", path)
+	}
+	be, rep, err := backend.Open(opts.Backend, backend.Options{Threads: opts.Threads})
 	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	m, err := arwkv.Load(f, cfg, be)
+	if err != nil {
+		be.Close()
 		f.Close()
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	t := &Tagger{cfg: cfg, model: m, file: f}
+	t := &Tagger{cfg: cfg, model: m, file: f, be: be}
+	d := m.Dims()
 	t.info = Info{
-		Layers: m.Layers(), Width: m.Width(), Classes: m.Classes(), Params: m.Params(),
+		Layers: d.Layers, Width: d.Width, Classes: d.Classes, Params: m.Params(),
 		SampleRate: cfg.SampleRate, Frames: cfg.TargetLength, Bins: cfg.Fbank.NumMelBins,
 		Clip:    time.Duration(clipSamples(cfg)) * time.Second / time.Duration(cfg.SampleRate),
-		Backend: "cpu", Device: "CPU",
+		Backend: rep.Used, Device: rep.Device.Name,
 	}
-	t.info.Size, t.info.Kind = arwkv.Kind(m.Width())
+	t.info.Size, t.info.Kind = d.Size()
+	// Enough windows per call that the products reach the backend's rate.
+	t.batch = min(16, max(1, (be.Capabilities().PrefillChunk+d.Tokens-1)/d.Tokens))
 	return t, nil
 }
 
@@ -134,7 +143,7 @@ func ReadConfig(path string) (arwkv.Config, error) {
 // Info describes the model.
 func (t *Tagger) Info() Info { return t.info }
 
-// Close releases the model and its file.
+// Close releases the model, its backend and its file.
 func (t *Tagger) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -142,7 +151,8 @@ func (t *Tagger) Close() error {
 		return nil
 	}
 	t.closed = true
-	t.model = nil
+	t.model.Close()
+	t.be.Close()
 	return t.file.Close()
 }
 
@@ -226,61 +236,36 @@ func (t *Tagger) Spectrogram(pcm []float32, rate int) ([][]float32, error) {
 }
 
 // probs runs windows of samples (at the model's rate) through the model
-// and returns each window's class probabilities.
+// and returns each window's class probabilities. The inputs (log-mel
+// features) are computed in parallel.
 func (t *Tagger) probs(ctx context.Context, clips [][]float32) ([][]float32, error) {
 	inputs := make([][]float32, len(clips))
+	errs := make([]error, len(clips))
+	var wg sync.WaitGroup
 	for i, c := range clips {
-		in, err := t.input(c)
-		if err != nil {
-			return nil, err
-		}
-		inputs[i] = in
+		wg.Go(func() { inputs[i], errs[i] = t.cfg.Input(c, t.cfg.SampleRate) })
 	}
-	if err := ctx.Err(); err != nil {
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
 		return nil, ErrClosed
 	}
-	out := make([][]float32, len(inputs))
-	for i, in := range inputs {
-		l, err := t.model.Logits(in)
-		if err != nil {
-			return nil, err
-		}
+	logits, err := t.model.Logits(ctx, inputs)
+	if errors.Is(err, arwkv.ErrClosed) {
+		return nil, ErrClosed
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range logits {
 		for j, v := range l {
 			l[j] = float32(1 / (1 + math.Exp(-float64(v))))
 		}
-		out[i] = l
 	}
-	return out, nil
-}
-
-// input returns the model input of one clip: log-mel frames, padded with
-// zeros (after the log, as the reference does) to the model's frame count,
-// normalised. A clip shorter than one frame is all padding.
-func (t *Tagger) input(clip []float32) ([]float32, error) {
-	c := t.cfg
-	bins := c.Fbank.NumMelBins
-	var feats [][]float32
-	if len(clip) >= c.SampleRate/40 {
-		var err error
-		feats, err = fbank.Compute(clip, fbank.AudioSet(float64(c.SampleRate), bins))
-		if err != nil {
-			return nil, fmt.Errorf("audio: %w", err)
-		}
-	}
-	in := make([]float32, c.TargetLength*bins)
-	for i := range c.TargetLength {
-		row := in[i*bins : (i+1)*bins]
-		if i < len(feats) {
-			copy(row, feats[i])
-		}
-		for j := range row {
-			row[j] = (row[j] - c.NormMean) / c.NormStd
-		}
-	}
-	return in, nil
+	return logits, nil
 }

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,17 +11,21 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/goose-rwkv/goose/core/block"
 	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/core/weights"
+	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
 // Source provides a checkpoint's named tensors. *checkpoint.File
 // implements it; so does the in-memory source of RandomSource.
-type Source interface {
-	Tensors() []checkpoint.Info
-	Lookup(name string) (checkpoint.Info, bool)
-	Bytes(name string) ([]byte, error)
-}
+//
+// A Source backed by a file may also have the methods Path() string (used
+// in error messages) and Changed() error (see checkpoint.File.Changed):
+// the model then checks before each forward pass that its weights file
+// was not truncated or rewritten on disk.
+type Source = weights.Source
 
 // Config holds a model's dimensions, all read from tensor shapes.
 type Config struct {
@@ -68,12 +73,14 @@ type Model struct {
 	cfg Config
 	be  kernels.Backend
 	src Source
+	// path names src's file in errors ("" for an in-memory source).
+	path string
 
 	emb             kernels.Tensor // [V, C], file dtype
 	ln0w, ln0b      kernels.Tensor
 	lnOutW, lnOutB  kernels.Tensor
 	head            kernels.Tensor // [V, C]
-	layers          []layer
+	layers          []block.Layer
 	owned           []kernels.Tensor
 	closeSrc        func() error
 	mu              sync.Mutex
@@ -81,19 +88,8 @@ type Model struct {
 	graphsSupported bool
 	closed          bool
 	chunk           int
-}
-
-// layer holds one block's weights. Vectors are F32 [1, C]; matrices stay
-// in the checkpoint's dtype.
-type layer struct {
-	ln1w, ln1b, ln2w, ln2b         kernels.Tensor
-	mix                            []kernels.Tensor // x_r, x_w, x_k, x_v, x_a, x_g
-	w0, a0, v0, kk, ka, rk         kernels.Tensor
-	lnxw, lnxb                     kernels.Tensor
-	w1, w2, a1, a2, v1, v2, g1, g2 kernels.Tensor // LoRA, used as stored: x·w1·w2
-	wr, wk, wv, wo                 kernels.Tensor // Linear, [out, in]
-	ffnMix                         kernels.Tensor
-	ffnKey, ffnValue               kernels.Tensor
+	verifying       sync.WaitGroup       // running Verify calls
+	stopVerify      []context.CancelFunc // cancels them
 }
 
 // Config returns the model's dimensions.
@@ -119,6 +115,11 @@ func LoadFile(path string, opts LoadOptions) (*Model, error) {
 	return m, nil
 }
 
+// maxLayers bounds a layer index read from a tensor name. The largest
+// RWKV-7 release has 32 layers (61 for the 13.3B G1); an index past this is
+// reported as an unexpected tensor.
+const maxLayers = 1 << 12
+
 var blockKey = regexp.MustCompile(`^blocks\.(\d+)\.(.+)$`)
 
 // Inspect reads a checkpoint's dimensions from its tensor shapes without
@@ -135,20 +136,35 @@ func Inspect(src Source) (Config, error) {
 	}
 	c.Vocab, c.Width, c.DType = emb.Shape[0], emb.Shape[1], emb.DType
 	var unexpected []string
+	present := make(map[int]bool) // layer indices with at least one tensor
 	for _, t := range src.Tensors() {
 		mm := blockKey.FindStringSubmatch(t.Name)
 		if mm == nil {
 			continue
 		}
 		l, err := strconv.Atoi(mm[1])
-		if err != nil || l > 1<<16 {
+		if err != nil || l > maxLayers {
 			unexpected = append(unexpected, t.Name)
 			continue
 		}
+		present[l] = true
 		c.Layers = max(c.Layers, l+1)
 	}
 	if c.Layers == 0 {
 		return c, errors.New("no blocks.N tensors: not an RWKV-7 checkpoint")
+	}
+	// Every layer below the highest index must be there. Checked before
+	// expectedShapes lists every tensor of every layer: one absurd index
+	// would otherwise cost a list of millions of names.
+	if len(present) != c.Layers {
+		var gaps []string
+		for l := 0; l < c.Layers && len(gaps) <= 8; l++ {
+			if !present[l] {
+				gaps = append(gaps, fmt.Sprintf("blocks.%d.*", l))
+			}
+		}
+		return c, fmt.Errorf("layers missing: the checkpoint has tensors for %d layers but its highest layer index is %d (missing %s)",
+			len(present), c.Layers-1, listNames(gaps))
 	}
 	rk, ok := src.Lookup("blocks.0.att.r_k")
 	if !ok {
@@ -245,50 +261,39 @@ func expectedShapes(c Config) map[string][]int {
 	return w
 }
 
+// weightNames lists the tensors a model of these dimensions reads, sorted.
+func weightNames(c Config) []string {
+	return slices.Sorted(maps.Keys(expectedShapes(c)))
+}
+
 // shapeMatches compares a stored shape with the expected one, treating
 // leading 1s as absent ([1,1,C] is a [C] vector).
-func shapeMatches(got, want []int) bool {
-	for len(got) > len(want) && got[0] == 1 {
-		got = got[1:]
-	}
-	return slices.Equal(got, want) && !slices.Contains(want, 0)
-}
+func shapeMatches(got, want []int) bool { return weights.ShapeMatches(got, want) }
 
-func listNames(names []string) string {
-	const show = 8
-	if len(names) <= show {
-		return strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:show], ", "), len(names)-show)
-}
+func listNames(names []string) string { return weights.ListNames(names) }
 
 // MissingError lists tensors a checkpoint lacks.
-type MissingError struct{ Names []string }
-
-func (e *MissingError) Error() string { return "missing tensors " + listNames(e.Names) }
+type MissingError = weights.MissingError
 
 // ShapeError reports a tensor whose shape does not fit the model.
-type ShapeError struct {
-	Name string
-	Got  []int
-	Want string
-}
-
-func (e *ShapeError) Error() string {
-	return fmt.Sprintf("tensor %s has shape %v, want %s", e.Name, e.Got, e.Want)
-}
+type ShapeError = weights.ShapeError
 
 // Load places src's weights on opts.Backend. Matrices keep their dtype;
 // vectors are converted to float32 (they are a few KB per layer).
-func Load(src Source, opts LoadOptions) (*Model, error) {
+//
+// A file truncated under the loader (its memory mapping faults) fails the
+// load with an error naming the file instead of crashing the process.
+func Load(src Source, opts LoadOptions) (_ *Model, err error) {
 	if opts.Backend == nil {
 		return nil, errors.New("load: no backend")
 	}
+	defer nameFault(sourcePath(src), &err)
+	defer memfault.Catch(&err)()
 	cfg, err := Inspect(src)
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{cfg: cfg, be: opts.Backend, src: src, chunk: defaultChunk}
+	m := &Model{cfg: cfg, be: opts.Backend, src: src, path: sourcePath(src), chunk: defaultChunk}
 	if c := opts.Backend.Capabilities().PrefillChunk; c > 0 {
 		m.chunk = c
 	}
@@ -302,58 +307,24 @@ func Load(src Source, opts LoadOptions) (*Model, error) {
 	}
 	total := float64(len(expectedShapes(cfg)))
 	placed := 0
-	progress := func() {
+	ld := weights.NewLoader(src, opts.Backend)
+	ld.Placed = func() {
 		placed++
 		if opts.Progress != nil {
 			opts.Progress(float64(placed) / total)
 		}
 	}
-	vec := func(name string) kernels.Tensor {
-		if err != nil {
-			return kernels.Tensor{}
-		}
-		var t kernels.Tensor
-		t, err = m.vector(name)
-		progress()
-		return t
-	}
-	mat := func(name string) kernels.Tensor {
-		if err != nil {
-			return kernels.Tensor{}
-		}
-		var t kernels.Tensor
-		t, err = m.matrix(name)
-		progress()
-		return t
-	}
-	m.emb = mat("emb.weight")
-	m.ln0w, m.ln0b = vec("blocks.0.ln0.weight"), vec("blocks.0.ln0.bias")
-	m.lnOutW, m.lnOutB = vec("ln_out.weight"), vec("ln_out.bias")
-	m.head = mat("head.weight")
-	m.layers = make([]layer, cfg.Layers)
+	C, V := cfg.Width, cfg.Vocab
+	m.emb = ld.Matrix("emb.weight", V, C)
+	m.ln0w, m.ln0b = ld.Vector("blocks.0.ln0.weight", C), ld.Vector("blocks.0.ln0.bias", C)
+	m.lnOutW, m.lnOutB = ld.Vector("ln_out.weight", C), ld.Vector("ln_out.bias", C)
+	m.head = ld.Matrix("head.weight", V, C)
+	m.layers = make([]block.Layer, cfg.Layers)
 	for l := range m.layers {
-		ly := &m.layers[l]
-		p := fmt.Sprintf("blocks.%d.", l)
-		ly.ln1w, ly.ln1b = vec(p+"ln1.weight"), vec(p+"ln1.bias")
-		ly.ln2w, ly.ln2b = vec(p+"ln2.weight"), vec(p+"ln2.bias")
-		for _, n := range []string{"x_r", "x_w", "x_k", "x_v", "x_a", "x_g"} {
-			ly.mix = append(ly.mix, vec(p+"att."+n))
-		}
-		ly.w0, ly.a0 = vec(p+"att.w0"), vec(p+"att.a0")
-		ly.kk, ly.ka, ly.rk = vec(p+"att.k_k"), vec(p+"att.k_a"), vec(p+"att.r_k")
-		ly.lnxw, ly.lnxb = vec(p+"att.ln_x.weight"), vec(p+"att.ln_x.bias")
-		ly.w1, ly.w2 = mat(p+"att.w1"), mat(p+"att.w2")
-		ly.a1, ly.a2 = mat(p+"att.a1"), mat(p+"att.a2")
-		ly.g1, ly.g2 = mat(p+"att.g1"), mat(p+"att.g2")
-		if l > 0 {
-			ly.v0 = vec(p + "att.v0")
-			ly.v1, ly.v2 = mat(p+"att.v1"), mat(p+"att.v2")
-		}
-		ly.wr, ly.wk = mat(p+"att.receptance.weight"), mat(p+"att.key.weight")
-		ly.wv, ly.wo = mat(p+"att.value.weight"), mat(p+"att.output.weight")
-		ly.ffnMix = vec(p + "ffn.x_k")
-		ly.ffnKey, ly.ffnValue = mat(p+"ffn.key.weight"), mat(p+"ffn.value.weight")
+		m.layers[l] = block.Load(ld, l, m.dims(), block.LoadOptions{ValueResidual: l > 0})
 	}
+	m.owned = ld.Owned()
+	err = ld.Err()
 	if err == nil {
 		err = m.be.Sync()
 	}
@@ -364,6 +335,13 @@ func Load(src Source, opts LoadOptions) (*Model, error) {
 	return m, nil
 }
 
+// dims returns the sizes of the model's blocks.
+func (m *Model) dims() block.Dims {
+	c := m.cfg
+	return block.Dims{Width: c.Width, FFN: c.FFN, DecayLoRA: c.DecayLoRA, AlphaLoRA: c.AlphaLoRA,
+		ValueLoRA: c.ValueLoRA, GateLoRA: c.GateLoRA}
+}
+
 // memoryNeeded estimates the device memory a loaded model uses: weights,
 // activations for one prefill chunk and one decode step, and a few states.
 func (m *Model) memoryNeeded() int64 {
@@ -371,6 +349,26 @@ func (m *Model) memoryNeeded() int64 {
 	perRow := int64(22*c.Width+c.FFN+c.DecayLoRA+c.AlphaLoRA+c.ValueLoRA+c.GateLoRA) * 4
 	act := perRow*int64(m.chunk+1) + 2*int64(c.Vocab)*4
 	return c.WeightBytes + act + 4*c.StateBytes() + 64<<20 // + kernels, cuBLAS workspace
+}
+
+// checkSource fails when the model's weights file changed on disk since it
+// was opened (one fstat; see checkpoint.File.Changed).
+func (m *Model) checkSource() error {
+	return sourceChanged(m.src)
+}
+
+// nameFault adds the weights file's name to a memory fault caught by
+// memfault.Catch: a fault while reading weights means their file was
+// truncated or rewritten under the mapping.
+func nameFault(path string, err *error) {
+	var fe *memfault.Error
+	if *err == nil || !errors.As(*err, &fe) {
+		return
+	}
+	if path == "" {
+		path = "(weights)"
+	}
+	*err = fmt.Errorf("read weights from %s: %w; reload the model", path, *err)
 }
 
 // MemoryError reports a model that does not fit in a device's free memory.
@@ -383,43 +381,6 @@ func (e *MemoryError) Error() string {
 	return fmt.Sprintf("not enough memory on %s: the model needs %.1f GB, %.1f GB free", e.Device, float64(e.Need)/1e9, float64(e.Free)/1e9)
 }
 
-// vector uploads a small tensor as F32 [1, n].
-func (m *Model) vector(name string) (kernels.Tensor, error) {
-	info, _ := m.src.Lookup(name)
-	data, err := m.src.Bytes(name)
-	if err != nil {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
-	}
-	f := make([]float32, info.Len())
-	if err := info.DType.Decode(f, data); err != nil {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
-	}
-	t, err := m.be.Alloc(kernels.F32, 1, len(f))
-	if err != nil {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
-	}
-	m.owned = append(m.owned, t)
-	if err := m.be.Upload(t, float32Bytes(f)); err != nil {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
-	}
-	return t, nil
-}
-
-// matrix places a 2-D tensor in its file dtype.
-func (m *Model) matrix(name string) (kernels.Tensor, error) {
-	info, _ := m.src.Lookup(name)
-	data, err := m.src.Bytes(name)
-	if err != nil {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
-	}
-	t, err := m.be.Weight(info.DType, info.Shape[0], info.Shape[1], data)
-	if err != nil {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", name, err)
-	}
-	m.owned = append(m.owned, t)
-	return t, nil
-}
-
 // Close frees the model's device memory and closes its file.
 func (m *Model) Close() error {
 	m.mu.Lock()
@@ -428,6 +389,10 @@ func (m *Model) Close() error {
 		return nil
 	}
 	m.closed = true
+	for _, cancel := range m.stopVerify {
+		cancel()
+	}
+	m.verifying.Wait() // Verify reads the weights Close is about to release
 	for _, sc := range m.free {
 		sc.release(m.be)
 	}

@@ -209,11 +209,40 @@ type Ops interface {
 	// F32 state [H·64, 64] laid out [head][value row i][key column j] and is
 	// updated in place; y [T, C] receives S_t·r_t per head.
 	//   S ← S·diag(w) + (S·a)·bᵀ + v·kᵀ ;  y = S·r
+	// s may also hold n such states one after another ([n·H·64, 64]): the
+	// rows then form n sequences of T/n rows (n must divide T), sequence i
+	// running from state i, all of them independent (batched windows, the
+	// two directions of a bidirectional WKV).
 	WKV7(y, s, r, w, k, v, a, b Tensor)
 	// Out7 computes the time-mix output before its projection; see Out7.
 	Out7(o Out7)
 	// VisionOps are the image towers' ops (vision.go).
 	VisionOps
+
+	// The ops below serve models whose token shift and recurrence are not
+	// the language model's (A-RWKV: a 2-D shift over a patch grid and a
+	// bidirectional WKV).
+
+	// DepthwiseConv3 sets dst to the 3×3 depthwise convolution (zero
+	// padding 1, stride 1, no bias) of x viewed as images of h×w pixels
+	// with C channels: x and dst are F32 [n·h·w, C], rows in the order
+	// (image, pixel row, pixel column); k is F32 [C, 9], channel c's
+	// kernel row-major in row c. dst must not overlap x.
+	DepthwiseConv3(dst, x, k Tensor, h, w int)
+	// Lerp sets dst[i] = x + d ⊙ mix[i] for each i; x, d and dst[i] are
+	// [T, C], mix[i] is [1, C] broadcast over rows. (ShiftMix is Lerp with
+	// d = prev(x) − x.)
+	Lerp(dst []Tensor, x, d Tensor, mix []Tensor)
+	// FlipRows sets dst to x with the order of the rows reversed within
+	// each group of n consecutive rows (n must divide x.Rows). dst must
+	// not overlap x.
+	FlipRows(dst, x Tensor, n int)
+	// GateMix sets dst = g·a + (1−g)·b per row and head: a, b and dst are
+	// [T, C], g is [T, H] and head h covers channels [h·C/H, (h+1)·C/H).
+	GateMix(dst, a, b, g Tensor)
+	// MeanRows sets row i of dst [m, C] to the mean of rows
+	// [i·n, (i+1)·n) of x [m·n, C].
+	MeanRows(dst, x Tensor)
 }
 
 // Backend owns device memory and runs Ops on it.

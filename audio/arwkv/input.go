@@ -6,10 +6,12 @@ import (
 	"github.com/goose-rwkv/goose/audio/fbank"
 )
 
-// Input turns mono samples (scaled to [-1, 1), at rate Hz) into the
-// tagger's input: the Kaldi log-mel filterbank with the AudioSet settings,
-// zero-padded or truncated to TargetLength frames, normalised with NormMean
-// and NormStd. It does not resample: rate must be the configured one.
+// Input turns mono samples (scaled to [-1, 1), at the configured rate)
+// into the tagger's input: the Kaldi log-mel filterbank with the AudioSet
+// settings, zero-padded (after the log, as the reference pads) or
+// truncated to TargetLength frames, normalised with NormMean and NormStd.
+// Samples shorter than one frame give an input of padding only. It does
+// not resample: rate must be the configured one.
 func (c Config) Input(samples []float32, rate int) ([]float32, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -18,9 +20,16 @@ func (c Config) Input(samples []float32, rate int) ([]float32, error) {
 		return nil, fmt.Errorf("arwkv: audio at %d Hz, the model expects %d Hz", rate, c.SampleRate)
 	}
 	bins := c.Fbank.NumMelBins
-	feats, err := fbank.Compute(samples, fbank.AudioSet(float64(rate), bins))
-	if err != nil {
-		return nil, fmt.Errorf("arwkv: %w", err)
+	opts := fbank.AudioSet(float64(rate), bins)
+	// Only the samples of TargetLength frames are needed (25 ms frames
+	// every 10 ms).
+	need := (c.TargetLength-1)*rate/100 + rate/40
+	var feats [][]float32
+	if len(samples) >= rate/40 {
+		var err error
+		if feats, err = fbank.Compute(samples[:min(len(samples), need)], opts); err != nil {
+			return nil, fmt.Errorf("arwkv: %w", err)
+		}
 	}
 	input := make([]float32, c.TargetLength*bins)
 	for i := range c.TargetLength {

@@ -13,26 +13,47 @@ func (b *Backend) LinearBatch(items []kernels.LinearItem) {
 			b.fail("LinearBatch", "item %v·%v both activates and accumulates", it.X, it.W)
 			return
 		}
-		dst := it.Dst
 		if it.Accumulate {
-			tmp, err := b.Alloc(kernels.F32, it.Dst.Rows, it.Dst.Cols)
-			if err != nil {
-				b.fail("LinearBatch", "temporary %v: %v", it.Dst, err)
-				return
-			}
-			dst = tmp
+			b.accumulate(it)
+			continue
 		}
 		if it.NN {
-			b.MatMul(dst, it.X, it.W)
+			b.MatMul(it.Dst, it.X, it.W)
 		} else {
-			b.Linear(dst, it.X, it.W)
+			b.Linear(it.Dst, it.X, it.W)
 		}
-		switch {
-		case it.Accumulate:
-			b.Add(it.Dst, it.Dst, dst)
-		case it.Activate:
+		if it.Activate {
 			b.Act(it.Dst, it.Dst, it.Act)
 		}
+	}
+}
+
+// accumulate adds an item's product to its Dst: the product goes to a
+// pooled temporary (the same values Linear or MatMul would write), then
+// is added, as Add would.
+func (b *Backend) accumulate(it kernels.LinearItem) {
+	x, w, dst := it.X, it.W, it.Dst
+	K, N := w.Cols, w.Rows
+	if it.NN {
+		K, N = w.Rows, w.Cols
+	}
+	if !(isF32(dst, x) && x.Cols == K && dst.Rows == x.Rows && dst.Cols == N) {
+		b.fail("LinearBatch", "accumulate dst %v, x %v, w %v", dst, x, w)
+		return
+	}
+	n := dst.Len()
+	s := b.pool.getScratch(n)
+	defer b.pool.putScratch(s)
+	tmp := (*s)[:n]
+	raw, dt := weightBytes(w)
+	if it.NN {
+		matmul(b.pool, tmp, b.f32(x), x.Rows, K, raw, dt, N)
+	} else {
+		linear(b.pool, tmp, b.f32(x), x.Rows, K, raw, dt, N)
+	}
+	d := b.f32(dst)
+	for i, v := range tmp {
+		d[i] += v
 	}
 }
 

@@ -276,24 +276,32 @@ func (b *Backend) Prep7(p kernels.Prep7) {
 	})
 }
 
-// WKV7 runs the recurrence over the rows in order, heads in parallel.
+// WKV7 runs the recurrence over the rows in order, heads (and sequences)
+// in parallel.
 func (b *Backend) WKV7(y, s, r, w, k, v, a, bb kernels.Tensor) {
 	T, C := r.Rows, r.Cols
 	const N = 64
-	ok := isF32(y, s, r, w, k, v, a, bb) && C%N == 0 && s.Len() == C*N
+	ok := isF32(y, s, r, w, k, v, a, bb) && C%N == 0 && C > 0 && s.Len() > 0 && s.Len()%(C*N) == 0
+	seqs := 1
+	if ok {
+		seqs = s.Len() / (C * N)
+		ok = T%seqs == 0
+	}
 	for _, t := range []kernels.Tensor{y, w, k, v, a, bb} {
 		ok = ok && t.Rows == T && t.Cols == C
 	}
 	if !(ok) {
-		b.fail("WKV7", "y %v, s %v, r %v (head size 64)", y, s, r)
+		b.fail("WKV7", "y %v, s %v, r %v (head size 64; the states must divide the rows)", y, s, r)
 		return
 	}
 	ys, ss, rs, ws, ks, vs, as, bs := b.f32(y), b.f32(s), b.f32(r), b.f32(w), b.f32(k), b.f32(v), b.f32(a), b.f32(bb)
 	wkv := b.pool.ks.wkv
-	b.pool.For(C/N, 1, func(lo, hi int) {
-		for h := lo; h < hi; h++ {
-			S := ss[h*N*N : (h+1)*N*N]
-			for t := range T {
+	H, L := C/N, T/seqs
+	b.pool.For(seqs*H, 1, func(lo, hi int) {
+		for job := lo; job < hi; job++ {
+			q, h := job/H, job%H
+			S := ss[job*N*N : (job+1)*N*N]
+			for t := q * L; t < (q+1)*L; t++ {
 				o := t*C + h*N
 				wkv(S, rs[o:o+N], ws[o:o+N], ks[o:o+N], vs[o:o+N], as[o:o+N], bs[o:o+N], ys[o:o+N])
 			}

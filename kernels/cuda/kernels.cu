@@ -469,6 +469,17 @@ __device__ __forceinline__ void wkv_load(float4 (*dst)[WCH][16], const WKVIn& in
     cp_commit();
 }
 
+// wkv_seq returns the inputs moved by off elements: a batched launch runs
+// sequence blockIdx.z (sequences of T rows one after another, one state
+// each; z = 0 for a single sequence) at offset z·T·C of y and the inputs
+// and z·C·64 of the states.
+__device__ __forceinline__ WKVIn wkv_seq(const WKVIn& in0, long long off) {
+    WKVIn in = in0;
+#pragma unroll
+    for (int k = 0; k < 6; k++) in.p[k] += off;
+    return in;
+}
+
 // wkv_row advances one token for the 4·G elements of a state row that this
 // thread holds (float4 groups q, q+TPR, …; the row's TPR threads are
 // adjacent lanes) and returns the row's output y_i = Σ_j S_ij·r_j:
@@ -512,10 +523,14 @@ __device__ __forceinline__ float wkv_row(float* S, const float4* R4, const float
 // TPR threads per state row, each holding G = 16/TPR float4 groups
 // (q, q+TPR, ...) of the row; the block has 64·TPR threads.
 template <int TPR>
-__device__ __forceinline__ void wkv7_body(float* __restrict__ y, float* __restrict__ s, const WKVIn& in, int T,
+__device__ __forceinline__ void wkv7_body(float* __restrict__ y, float* __restrict__ s, const WKVIn& in0, int T,
                                           int C, int vec) {
     const int G = 16 / TPR;
     __shared__ float4 buf[2][6][WCH][16];
+    long long soff = (long long)blockIdx.z * T * C;
+    WKVIn in = wkv_seq(in0, soff);
+    y += soff;
+    s += (long long)blockIdx.z * C * 64;
     int h = blockIdx.x, i = threadIdx.x / TPR, q = threadIdx.x % TPR;
     long long hoff = (long long)h * 64;
     float* srow = s + (hoff + i) * 64;
@@ -570,10 +585,14 @@ WKV(4) WKV(8) WKV(16)
 // row as in wkv7_body; grid (H, 64/RB). Inputs are staged in NST chunk
 // buffers, NST−1 chunks loaded ahead.
 template <int TPR, int NW, int NST>
-__device__ __forceinline__ void wkv7g_body(float* __restrict__ y, float* __restrict__ s, const WKVIn& in, int T,
+__device__ __forceinline__ void wkv7g_body(float* __restrict__ y, float* __restrict__ s, const WKVIn& in0, int T,
                                            int C, int vec) {
     const int G = 16 / TPR, RB = 32 * NW / TPR;
     __shared__ float4 buf[NST][6][WCH][16];
+    long long soff = (long long)blockIdx.z * T * C;
+    WKVIn in = wkv_seq(in0, soff);
+    y += soff;
+    s += (long long)blockIdx.z * C * 64;
     int h = blockIdx.x, i = blockIdx.y * RB + threadIdx.x / TPR, q = threadIdx.x % TPR;
     long long hoff = (long long)h * 64;
     float* srow = s + (hoff + i) * 64;

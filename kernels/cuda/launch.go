@@ -30,6 +30,7 @@ type kernelSet struct {
 	nsm       uintptr
 	wkv7out   uintptr
 	vision    visionKernels // looked up on first use
+	audio     audioKernels
 }
 
 // wkvVariant selects a row-split WKV7 kernel (wkv7g in kernels.cu):
@@ -89,6 +90,9 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 		if err := get(f.p, f.name); err != nil {
 			return err
 		}
+	}
+	if err := k.audio.load(drv, m); err != nil {
+		return err
 	}
 	k.wkv7 = map[int]uintptr{}
 	for _, tpr := range []int{4, 8, 16} {

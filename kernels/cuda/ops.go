@@ -433,12 +433,17 @@ func (b *Backend) WKV7(y, s, r, w, k, v, a, bb kernels.Tensor) {
 
 func (b *Backend) wkv7(y, s, r, w, k, v, a, bb kernels.Tensor) error {
 	T, C := r.Rows, r.Cols
-	ok := C%wkvHead == 0 && s.Len() == C*wkvHead
+	ok := C%wkvHead == 0 && C > 0 && s.Len() > 0 && s.Len()%(C*wkvHead) == 0
+	seqs := 1
+	if ok {
+		seqs = s.Len() / (C * wkvHead)
+		ok = T%seqs == 0
+	}
 	for _, t := range []kernels.Tensor{y, w, k, v, a, bb} {
 		ok = ok && sameShape(t, r)
 	}
 	if !ok {
-		return shapeErr("WKV7", "y %v, s %v, r %v (head size %d)", y, s, r, wkvHead)
+		return shapeErr("WKV7", "y %v, s %v, r %v (head size %d; the states must divide the rows)", y, s, r, wkvHead)
 	}
 	ps, err := b.f32Ptrs("WKV7", y, s, r, w, k, v, a, bb)
 	if err != nil {
@@ -458,12 +463,14 @@ func (b *Backend) wkv7(y, s, r, w, k, v, a, bb kernels.Tensor) error {
 			vec = 0
 		}
 	}
-	b.argsStart().ptr(ps[0]).ptr(ps[1]).raw(in[:]).i32(T).i32(C).i32(vec)
-	if v := b.wkvRows; T > 1 && v.tpr > 0 {
+	// Sequences run side by side as grid z (each kernel moves to its own).
+	L := T / seqs
+	b.argsStart().ptr(ps[0]).ptr(ps[1]).raw(in[:]).i32(L).i32(C).i32(vec)
+	if v := b.wkvRows; L > 1 && v.tpr > 0 {
 		// Rows spread over blocks of 32·warps/tpr rows.
 		rows := 32 * v.warps / v.tpr
-		return b.launch(b.k.wkv7g[v], [3]uint32{uint32(C / wkvHead), uint32(wkvHead / rows), 1}, [3]uint32{uint32(32 * v.warps), 1, 1})
+		return b.launch(b.k.wkv7g[v], [3]uint32{uint32(C / wkvHead), uint32(wkvHead / rows), uint32(seqs)}, [3]uint32{uint32(32 * v.warps), 1, 1})
 	}
 	tpr := b.wkvTPR
-	return b.launch(b.k.wkv7[tpr], [3]uint32{uint32(C / wkvHead), 1, 1}, [3]uint32{uint32(tpr * wkvHead), 1, 1})
+	return b.launch(b.k.wkv7[tpr], [3]uint32{uint32(C / wkvHead), 1, uint32(seqs)}, [3]uint32{uint32(tpr * wkvHead), 1, 1})
 }

@@ -1,0 +1,111 @@
+package block
+
+import (
+	"fmt"
+
+	"github.com/goose-rwkv/goose/kernels"
+)
+
+// Acts are the activations of a block for up to T rows, allocated once
+// (per model and row count) and reused by every layer and call, so their
+// addresses stay fixed (a captured decode step replays them). Tensors are
+// F32 [T, C] unless noted.
+type Acts struct {
+	T int
+	// X is the residual stream, updated in place by Forward; XA receives
+	// its normalised rows; Tmp is scratch.
+	X, XA, Tmp kernels.Tensor
+	// The time mix's projections and WKV inputs, its recurrence output Y,
+	// its output O before the projection, the first layer's values and
+	// the value-residual LoRA output.
+	R, K, V, W, A, B, G, Y, O, VFirst, ZV kernels.Tensor
+	// Mix are the six lerps of the time mix (the channel mix uses Mix[0]).
+	Mix [6]kernels.Tensor
+	// LoRA hidden activations [T, rank] and the channel mix's hidden
+	// layer [T, FFN].
+	HW, HA, HV, HG, FFH kernels.Tensor
+	// Stack holds R, W, K, V, A, B and Y as allocated, with Stack rows
+	// per row of the fields above (which view its first T rows); see
+	// NewActs.
+	Stack [7]kernels.Tensor
+
+	owned []kernels.Tensor
+	views *Acts // views for viewsN rows
+	// Operand lists of the fused ops, kept here so that a decode step
+	// allocates nothing.
+	items  [7]kernels.LinearItem
+	one    [1]kernels.LinearItem
+	ffnMix [1]kernels.Tensor
+}
+
+// NewActs allocates the activations for T rows of a block of dims d. With
+// stack > 1 the recurrence's inputs and output (R, W, K, V, A, B, Y) get
+// stack·T rows, of which the fields view the first T: room for a model to
+// lay further sequences beside them (A-RWKV's time-reversed copy).
+func NewActs(be kernels.Backend, T int, d Dims, stack int) (*Acts, error) {
+	C := d.Width
+	a := &Acts{T: T}
+	var err error
+	alloc := func(rows, cols int) kernels.Tensor {
+		if err != nil {
+			return kernels.Tensor{}
+		}
+		var t kernels.Tensor
+		t, err = be.Alloc(kernels.F32, rows, cols)
+		if err == nil {
+			a.owned = append(a.owned, t)
+		}
+		return t
+	}
+	stack = max(stack, 1)
+	for i, p := range []*kernels.Tensor{&a.R, &a.W, &a.K, &a.V, &a.A, &a.B, &a.Y} {
+		a.Stack[i] = alloc(stack*T, C)
+		if err == nil {
+			*p = a.Stack[i].Slice(0, T)
+		}
+	}
+	for _, p := range []*kernels.Tensor{&a.X, &a.XA, &a.Tmp, &a.G, &a.O, &a.VFirst, &a.ZV} {
+		*p = alloc(T, C)
+	}
+	for i := range a.Mix {
+		a.Mix[i] = alloc(T, C)
+	}
+	a.HW = alloc(T, d.DecayLoRA)
+	a.HA = alloc(T, d.AlphaLoRA)
+	a.HV = alloc(T, max(d.ValueLoRA, 1))
+	a.HG = alloc(T, d.GateLoRA)
+	a.FFH = alloc(T, d.FFN)
+	if err != nil {
+		a.Free(be)
+		return nil, fmt.Errorf("allocate activations for %d rows: %w", T, err)
+	}
+	return a, nil
+}
+
+// Rows returns views of the first n rows (n <= T), the same value for
+// the same n until another n is asked for.
+func (a *Acts) Rows(n int) *Acts {
+	if n == a.T {
+		return a
+	}
+	if a.views != nil && a.views.T == n {
+		return a.views
+	}
+	r := func(t kernels.Tensor) kernels.Tensor { return t.Slice(0, n) }
+	v := &Acts{T: n, X: r(a.X), XA: r(a.XA), Tmp: r(a.Tmp),
+		R: r(a.R), K: r(a.K), V: r(a.V), W: r(a.W), A: r(a.A), B: r(a.B), G: r(a.G), Y: r(a.Y), O: r(a.O),
+		VFirst: r(a.VFirst), ZV: r(a.ZV), HW: r(a.HW), HA: r(a.HA), HV: r(a.HV), HG: r(a.HG), FFH: r(a.FFH)}
+	for i := range a.Mix {
+		v.Mix[i] = r(a.Mix[i])
+	}
+	a.views = v
+	return v
+}
+
+// Free releases the tensors NewActs allocated.
+func (a *Acts) Free(be kernels.Backend) {
+	for _, t := range a.owned {
+		be.Free(t)
+	}
+	a.owned = nil
+}

@@ -1,0 +1,139 @@
+package cpu
+
+import "github.com/goose-rwkv/goose/kernels"
+
+// The ops of A-RWKV's 2-D token shift and bidirectional WKV.
+
+// DepthwiseConv3 convolves each channel of h×w images with its 3×3 kernel.
+func (b *Backend) DepthwiseConv3(dst, x, k kernels.Tensor, h, w int) {
+	C := x.Cols
+	ok := isF32(dst, x, k) && h > 0 && w > 0 && x.Rows%(h*w) == 0 && dst.Rows == x.Rows && dst.Cols == C &&
+		k.Rows == C && k.Cols == 9
+	if !ok {
+		b.fail("DepthwiseConv3", "dst %v, x %v, k %v, image %d×%d", dst, x, k, h, w)
+		return
+	}
+	d, xs, ks := b.f32(dst), b.f32(x), b.f32(k)
+	// Kernels transposed to [9][C], so the inner loop runs along channels.
+	kt := make([]float32, 9*C)
+	for c := range C {
+		for j := range 9 {
+			kt[j*C+c] = ks[c*9+j]
+		}
+	}
+	b.pool.For(x.Rows, 8, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			img, pix := p/(h*w), p%(h*w)
+			i, j := pix/w, pix%w
+			out := d[p*C : (p+1)*C]
+			clear(out)
+			for di := -1; di <= 1; di++ {
+				ii := i + di
+				if ii < 0 || ii >= h {
+					continue
+				}
+				for dj := -1; dj <= 1; dj++ {
+					jj := j + dj
+					if jj < 0 || jj >= w {
+						continue
+					}
+					q := img*h*w + ii*w + jj
+					src := xs[q*C : (q+1)*C]
+					kk := kt[((di+1)*3+dj+1)*C:][:C]
+					for c, v := range src {
+						out[c] += kk[c] * v
+					}
+				}
+			}
+		}
+	})
+}
+
+// Lerp sets dst[i] = x + d ⊙ mix[i].
+func (b *Backend) Lerp(dst []kernels.Tensor, x, d kernels.Tensor, mix []kernels.Tensor) {
+	ok := isF32(x, d) && len(dst) == len(mix) && d.Rows == x.Rows && d.Cols == x.Cols
+	for i := range dst {
+		ok = ok && isF32(dst[i], mix[i]) && dst[i].Rows == x.Rows && dst[i].Cols == x.Cols && mix[i].Len() == x.Cols
+	}
+	if !ok {
+		b.fail("Lerp", "x %v, d %v, %d dst, %d mix", x, d, len(dst), len(mix))
+		return
+	}
+	C := x.Cols
+	xs, ds := b.f32(x), b.f32(d)
+	for i := range dst {
+		o, m := b.f32(dst[i]), b.f32(mix[i])
+		b.pool.For(x.Rows, 16, func(lo, hi int) {
+			for t := lo; t < hi; t++ {
+				xr, dr, or := xs[t*C:(t+1)*C], ds[t*C:(t+1)*C], o[t*C:(t+1)*C]
+				for c, v := range xr {
+					or[c] = v + dr[c]*m[c]
+				}
+			}
+		})
+	}
+}
+
+// FlipRows reverses the rows within each group of n.
+func (b *Backend) FlipRows(dst, x kernels.Tensor, n int) {
+	if !(isF32(dst, x) && n > 0 && x.Rows%n == 0 && dst.Rows == x.Rows && dst.Cols == x.Cols) {
+		b.fail("FlipRows", "dst %v, x %v, groups of %d", dst, x, n)
+		return
+	}
+	C := x.Cols
+	d, xs := b.f32(dst), b.f32(x)
+	for t := range x.Rows {
+		g := t / n * n
+		src := g + n - 1 - (t - g)
+		copy(d[t*C:(t+1)*C], xs[src*C:(src+1)*C])
+	}
+}
+
+// GateMix sets dst = g·a + (1−g)·b per head.
+func (b *Backend) GateMix(dst, a, bb, g kernels.Tensor) {
+	T, C, H := a.Rows, a.Cols, g.Cols
+	ok := isF32(dst, a, bb, g) && H > 0 && C%H == 0 && g.Rows == T
+	for _, t := range []kernels.Tensor{dst, bb} {
+		ok = ok && t.Rows == T && t.Cols == C
+	}
+	if !ok {
+		b.fail("GateMix", "dst %v, a %v, b %v, g %v", dst, a, bb, g)
+		return
+	}
+	d, as, bs, gs := b.f32(dst), b.f32(a), b.f32(bb), b.f32(g)
+	N := C / H
+	b.pool.For(T, 16, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			for h := range H {
+				gv := gs[t*H+h]
+				o := t*C + h*N
+				for i := o; i < o+N; i++ {
+					d[i] = gv*as[i] + (1-gv)*bs[i]
+				}
+			}
+		}
+	})
+}
+
+// MeanRows averages groups of rows.
+func (b *Backend) MeanRows(dst, x kernels.Tensor) {
+	ok := isF32(dst, x) && dst.Rows > 0 && x.Rows%dst.Rows == 0 && x.Rows > 0 && dst.Cols == x.Cols
+	if !ok {
+		b.fail("MeanRows", "dst %v, x %v", dst, x)
+		return
+	}
+	C, n := x.Cols, x.Rows/dst.Rows
+	d, xs := b.f32(dst), b.f32(x)
+	sum := make([]float64, C)
+	for i := range dst.Rows {
+		clear(sum)
+		for t := i * n; t < (i+1)*n; t++ {
+			for c, v := range xs[t*C : (t+1)*C] {
+				sum[c] += float64(v)
+			}
+		}
+		for c, s := range sum {
+			d[i*C+c] = float32(s / float64(n))
+		}
+	}
+}
