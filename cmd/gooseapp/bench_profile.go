@@ -67,7 +67,9 @@ func (p *opProfile) Linear(d, x, w kernels.Tensor) {
 	}
 	p.time(name, func() { p.Backend.Linear(d, x, w) })
 }
-func (p *opProfile) MatMul(d, x, w kernels.Tensor) { p.time("MatMul", func() { p.Backend.MatMul(d, x, w) }) }
+func (p *opProfile) MatMul(d, x, w kernels.Tensor) {
+	p.time("MatMul", func() { p.Backend.MatMul(d, x, w) })
+}
 func (p *opProfile) LayerNorm(d, x, w, b kernels.Tensor, eps float32) {
 	p.time("LayerNorm", func() { p.Backend.LayerNorm(d, x, w, b, eps) })
 }
