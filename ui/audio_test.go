@@ -534,3 +534,74 @@ func TestRenderAudioScreens(t *testing.T) {
 		})
 	}
 }
+
+// TestCoreAudioEngine runs the real engine on the A-RWKV fixture (its
+// configuration beside it): the app's tags are the audio package's, and
+// the app imports, tags and stores the fixture's recording.
+func TestCoreAudioEngine(t *testing.T) {
+	fixture := filepath.Join("..", "testdata", "arwkv")
+	dir := t.TempDir()
+	for _, name := range []string{"mm.arwkv.pth", "mm.arwkv.json"} {
+		b, err := os.ReadFile(filepath.Join(fixture, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name), b, 0o644)
+	}
+	e := NewCoreAudioEngine()
+	defer e.Unload()
+	if _, err := e.Tag(context.Background(), make([]float32, 100), 32000); err == nil {
+		t.Error("Tag without a model: no error")
+	}
+	if spec, err := e.Spectrogram(make([]float32, 32000), 32000); err != nil || len(spec) != 98 || len(spec[0]) != 128 {
+		t.Errorf("spectrogram without a model: %d frames, %v", len(spec), err)
+	}
+	info, err := e.Load(context.Background(), filepath.Join(dir, "mm.arwkv.pth"), LoadOptions{Backend: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Labels) == 0 || info.Name != "mm.arwkv" || !strings.Contains(info.Summary, "classes") {
+		t.Errorf("info %+v", info)
+	}
+	f, err := os.Open(filepath.Join(fixture, "mm.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm, format, err := wav.ReadAll(f, 0)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Tag(context.Background(), pcm, format.Rate)
+	if err != nil || len(res.Windows) == 0 || len(res.Top) == 0 {
+		t.Fatalf("tag: %+v, %v", res, err)
+	}
+	if res.Top[0].Label != info.Labels[res.Top[0].Index] {
+		t.Errorf("top tag %+v does not match label %q", res.Top[0], info.Labels[res.Top[0].Index])
+	}
+	// A live stream of the same audio gives windows as they complete.
+	s, err := e.NewStream(format.Rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(context.Background(), pcm); err != nil {
+		t.Fatal(err)
+	}
+
+	// In the app: import the fixture's WAV with the real tagger loaded.
+	h := newHarness(t, newFakeEngine(), "", nil, func(o *Options) { o.Audio = NewCoreAudioEngine() })
+	h.ui(func() {
+		h.a.show("audio")
+		h.a.audio.loadModel(filepath.Join(dir, "mm.arwkv.pth"))
+	})
+	h.waitFor("the tagger", func() bool { return h.a.audio.model != nil })
+	h.ui(func() { h.a.audio.importFile(filepath.Join(fixture, "mm.wav")) })
+	h.waitFor("the import to be tagged", func() bool { c := h.a.audio.cur; return c != nil && c.Tags != nil })
+	recs, _ := h.a.store.Recordings("")
+	if len(recs) != 1 || recs[0].Tags.Top[0].Index != res.Top[0].Index || recs[0].Model != "mm.arwkv.pth" {
+		t.Errorf("stored %+v, want top class %d", recs, res.Top[0].Index)
+	}
+	if errs := h.errs(); len(errs) != 0 {
+		t.Errorf("errors: %v", errs)
+	}
+}
