@@ -167,8 +167,8 @@ func TestAudioRecordTagTimelineHistoryChat(t *testing.T) {
 	// Tags update every window while recording: three windows need 2 s.
 	h.waitFor("three live windows", func() bool { return v.live != nil && len(v.live.windows) >= 3 })
 	h.ui(func() {
-		if v.level.Value <= 0.1 || v.elapsed.Text == "0:00" && len(v.spec) < 150 {
-			t.Errorf("level %v, elapsed %q, %d spectrogram frames", v.level.Value, v.elapsed.Text, len(v.spec))
+		if v.level.level <= 0.1 || v.elapsed.Text == "0:00" && len(v.spec) < 150 {
+			t.Errorf("level %v, elapsed %q, %d spectrogram frames", v.level.level, v.elapsed.Text, len(v.spec))
 		}
 		if got := liveTop(v.live.windows); len(got) < 2 || got[0].Label != "Speech" || got[1].Label != "Dog barking" {
 			t.Errorf("live top tags %+v", got)
@@ -494,9 +494,15 @@ func TestAudioPromptSpans(t *testing.T) {
 	if got != want {
 		t.Errorf("prompt:\n%s\nwant:\n%s", got, want)
 	}
+	if got := titleFrom(recordingMessage(r, "Is it busy?")); got != "Is it busy? (Street)" {
+		t.Errorf("title %q", got)
+	}
 	r.Tags = nil
 	if !strings.Contains(recordingMessage(r, ""), defaultAudioQuestion) {
 		t.Error("default question missing")
+	}
+	if titleFrom("[recording: x") != "[recording: x" {
+		t.Error("title of plain text changed")
 	}
 }
 
@@ -531,6 +537,10 @@ func TestRenderAudioScreens(t *testing.T) {
 			h.ui(func() { h.a.audio.showPicture() })
 			h.picShown()
 			shot(t, h, filepath.Join(out, "audio-"+mode+".png"))
+			h.load(tinyModel(t, h.dir))
+			h.ui(func() { h.a.audio.attachToChat() })
+			h.send("What can you hear in it?")
+			shot(t, h, filepath.Join(out, "audio-chat-"+mode+".png"))
 		})
 	}
 }

@@ -124,38 +124,42 @@ func (a *App) smoke(modelPath, screenshotPath string, timeout time.Duration) err
 	}
 	time.Sleep(500 * time.Millisecond) // let the window paint the reply
 	var shot error
-	onUI(func() {
-		img := a.win.Canvas().Capture()
-		if blank(img) {
-			// Some GL stacks (Xvfb with software Mesa) do not let the
-			// front buffer be read back. Paint the same widget tree with
-			// Fyne's software painter instead.
-			size := a.win.Canvas().Size()
-			content := a.win.Content()
-			sc := software.NewCanvas()
-			sc.SetPadded(false)
-			sc.SetContent(content)
-			sc.Resize(size)
-			img = sc.Capture()
-			sc.SetContent(canvas.NewRectangle(color.Transparent))
-			a.win.SetContent(content)
-		}
-		f, err := os.Create(screenshotPath)
-		if err != nil {
-			shot = err
-			return
-		}
-		if err := png.Encode(f, img); err != nil {
-			f.Close()
-			shot = err
-			return
-		}
-		shot = f.Close()
-	})
+	onUI(func() { shot = a.screenshot(screenshotPath) })
 	if shot != nil {
 		return fmt.Errorf("smoke test: screenshot: %w", shot)
 	}
+	if a.opts.SmokeAudio != nil {
+		return a.smokeAudio(*a.opts.SmokeAudio, onUI, waitFor)
+	}
 	return nil
+}
+
+// screenshot saves the window as a PNG file. UI goroutine only.
+func (a *App) screenshot(path string) error {
+	img := a.win.Canvas().Capture()
+	if blank(img) {
+		// Some GL stacks (Xvfb with software Mesa) do not let the
+		// front buffer be read back. Paint the same widget tree with
+		// Fyne's software painter instead.
+		size := a.win.Canvas().Size()
+		content := a.win.Content()
+		sc := software.NewCanvas()
+		sc.SetPadded(false)
+		sc.SetContent(content)
+		sc.Resize(size)
+		img = sc.Capture()
+		sc.SetContent(canvas.NewRectangle(color.Transparent))
+		a.win.SetContent(content)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // blank reports whether img is a single color (an unreadable capture).

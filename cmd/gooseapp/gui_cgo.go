@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/goose-rwkv/goose/ui"
 )
@@ -22,6 +23,8 @@ func runGUI(args []string, stderr io.Writer) error {
 	smoke := fs.Bool("smoke-test", false, "open the window, load --model, send one message, save --screenshot, exit")
 	model := fs.String("model", "", "model `FILE` for --smoke-test")
 	shot := fs.String("screenshot", "", "PNG `FILE` for --smoke-test")
+	audioModel := fs.String("audio-model", "", "with --smoke-test, also load this A-RWKV `FILE` on the Audio screen, record 3 s, attach it to a message and save the screen to --screenshot's name with -audio")
+	audioFile := fs.String("audio-file", "", "with --audio-model, also import this WAV/FLAC/MP3 `FILE`")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -37,7 +40,11 @@ func runGUI(args []string, stderr io.Writer) error {
 	if *model == "" || *shot == "" {
 		return fmt.Errorf("--smoke-test needs --model FILE and --screenshot OUT.png")
 	}
-	return ui.SmokeTest(ui.Options{}, *model, *shot)
+	opts := ui.Options{}
+	if *audioModel != "" {
+		opts.SmokeAudio = &ui.SmokeAudio{Model: *audioModel, File: *audioFile, Screenshot: strings.TrimSuffix(*shot, ".png") + "-audio.png"}
+	}
+	return ui.SmokeTest(opts, *model, *shot)
 }
 
 // checkDisplay reports a missing X11/Wayland display before the window
