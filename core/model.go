@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -13,11 +14,17 @@ import (
 	"github.com/goose-rwkv/goose/core/block"
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/core/weights"
+	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
 // Source provides a checkpoint's named tensors. *checkpoint.File
 // implements it; so does the in-memory source of RandomSource.
+//
+// A Source backed by a file may also have the methods Path() string (used
+// in error messages) and Changed() error (see checkpoint.File.Changed):
+// the model then checks before each forward pass that its weights file
+// was not truncated or rewritten on disk.
 type Source = weights.Source
 
 // Config holds a model's dimensions, all read from tensor shapes.
@@ -57,6 +64,45 @@ type LoadOptions struct {
 	Backend kernels.Backend
 	// Progress, if set, is called with the fraction of weights placed.
 	Progress func(frac float64)
+	// Quant, if not QuantNone, stores the large matrices in a smaller
+	// encoding, converted at load from the checkpoint's bf16/f16/f32.
+	Quant Quantization
+}
+
+// Quantization selects how Load stores the model's large matrices.
+type Quantization uint8
+
+const (
+	// QuantNone keeps every matrix in its checkpoint dtype.
+	QuantNone Quantization = iota
+	// QuantInt8 stores the Linear weights (the time-mix receptance, key,
+	// value and output, the channel-mix key and value, and the head) as
+	// int8 with one float32 scale per output channel (kernels.I8), about
+	// half the bytes of bf16; activations stay float32. The embedding and
+	// the small LoRA matrices keep their dtype.
+	QuantInt8
+)
+
+// String returns "none" or "int8".
+func (q Quantization) String() string {
+	switch q {
+	case QuantNone:
+		return "none"
+	case QuantInt8:
+		return "int8"
+	}
+	return fmt.Sprintf("quant(%d)", uint8(q))
+}
+
+// ParseQuantization reads "none" (or "") and "int8".
+func ParseQuantization(s string) (Quantization, error) {
+	switch strings.ToLower(s) {
+	case "", "none", "off":
+		return QuantNone, nil
+	case "int8", "i8", "q8":
+		return QuantInt8, nil
+	}
+	return QuantNone, fmt.Errorf("quantization %q: want none or int8", s)
 }
 
 // Model is an RWKV-7 (x070) language model on a backend. It is immutable
@@ -66,6 +112,8 @@ type Model struct {
 	cfg Config
 	be  kernels.Backend
 	src Source
+	// path names src's file in errors ("" for an in-memory source).
+	path string
 
 	emb             kernels.Tensor // [V, C], file dtype
 	ln0w, ln0b      kernels.Tensor
@@ -79,10 +127,22 @@ type Model struct {
 	graphsSupported bool
 	closed          bool
 	chunk           int
+	verifying       sync.WaitGroup       // running Verify calls
+	stopVerify      []context.CancelFunc // cancels them
+	quant           Quantization
+	resident        int64 // bytes of weights placed on the backend
 }
 
 // Config returns the model's dimensions.
 func (m *Model) Config() Config { return m.cfg }
+
+// Quantization returns how the model's matrices are stored.
+func (m *Model) Quantization() Quantization { return m.quant }
+
+// WeightBytes is the size of the weights as placed on the backend: the
+// checkpoint's Config().WeightBytes, less what quantization saved (vectors
+// count as float32).
+func (m *Model) WeightBytes() int64 { return m.resident }
 
 // Backend returns the backend the model runs on.
 func (m *Model) Backend() kernels.Backend { return m.be }
@@ -104,6 +164,11 @@ func LoadFile(path string, opts LoadOptions) (*Model, error) {
 	return m, nil
 }
 
+// maxLayers bounds a layer index read from a tensor name. The largest
+// RWKV-7 release has 32 layers (61 for the 13.3B G1); an index past this is
+// reported as an unexpected tensor.
+const maxLayers = 1 << 12
+
 var blockKey = regexp.MustCompile(`^blocks\.(\d+)\.(.+)$`)
 
 // Inspect reads a checkpoint's dimensions from its tensor shapes without
@@ -120,20 +185,35 @@ func Inspect(src Source) (Config, error) {
 	}
 	c.Vocab, c.Width, c.DType = emb.Shape[0], emb.Shape[1], emb.DType
 	var unexpected []string
+	present := make(map[int]bool) // layer indices with at least one tensor
 	for _, t := range src.Tensors() {
 		mm := blockKey.FindStringSubmatch(t.Name)
 		if mm == nil {
 			continue
 		}
 		l, err := strconv.Atoi(mm[1])
-		if err != nil || l > 1<<16 {
+		if err != nil || l > maxLayers {
 			unexpected = append(unexpected, t.Name)
 			continue
 		}
+		present[l] = true
 		c.Layers = max(c.Layers, l+1)
 	}
 	if c.Layers == 0 {
 		return c, errors.New("no blocks.N tensors: not an RWKV-7 checkpoint")
+	}
+	// Every layer below the highest index must be there. Checked before
+	// expectedShapes lists every tensor of every layer: one absurd index
+	// would otherwise cost a list of millions of names.
+	if len(present) != c.Layers {
+		var gaps []string
+		for l := 0; l < c.Layers && len(gaps) <= 8; l++ {
+			if !present[l] {
+				gaps = append(gaps, fmt.Sprintf("blocks.%d.*", l))
+			}
+		}
+		return c, fmt.Errorf("layers missing: the checkpoint has tensors for %d layers but its highest layer index is %d (missing %s)",
+			len(present), c.Layers-1, listNames(gaps))
 	}
 	rk, ok := src.Lookup("blocks.0.att.r_k")
 	if !ok {
@@ -230,6 +310,11 @@ func expectedShapes(c Config) map[string][]int {
 	return w
 }
 
+// weightNames lists the tensors a model of these dimensions reads, sorted.
+func weightNames(c Config) []string {
+	return slices.Sorted(maps.Keys(expectedShapes(c)))
+}
+
 // shapeMatches compares a stored shape with the expected one, treating
 // leading 1s as absent ([1,1,C] is a [C] vector).
 func shapeMatches(got, want []int) bool { return weights.ShapeMatches(got, want) }
@@ -244,15 +329,29 @@ type ShapeError = weights.ShapeError
 
 // Load places src's weights on opts.Backend. Matrices keep their dtype;
 // vectors are converted to float32 (they are a few KB per layer).
-func Load(src Source, opts LoadOptions) (*Model, error) {
+//
+// A file truncated under the loader (its memory mapping faults) fails the
+// load with an error naming the file instead of crashing the process.
+func Load(src Source, opts LoadOptions) (_ *Model, err error) {
 	if opts.Backend == nil {
 		return nil, errors.New("load: no backend")
 	}
+	defer nameFault(sourcePath(src), &err)
+	defer memfault.Catch(&err)()
 	cfg, err := Inspect(src)
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{cfg: cfg, be: opts.Backend, src: src, chunk: defaultChunk}
+	m := &Model{cfg: cfg, be: opts.Backend, src: src, path: sourcePath(src), chunk: defaultChunk, quant: opts.Quant}
+	switch opts.Quant {
+	case QuantNone:
+	case QuantInt8:
+		if !slices.Contains(opts.Backend.Capabilities().Quant, kernels.I8) {
+			return nil, fmt.Errorf("load: the %s backend cannot run int8 weights", opts.Backend.Name())
+		}
+	default:
+		return nil, fmt.Errorf("load: unknown quantization %v", opts.Quant)
+	}
 	if c := opts.Backend.Capabilities().PrefillChunk; c > 0 {
 		m.chunk = c
 	}
@@ -267,6 +366,7 @@ func Load(src Source, opts LoadOptions) (*Model, error) {
 	total := float64(len(expectedShapes(cfg)))
 	placed := 0
 	ld := weights.NewLoader(src, opts.Backend)
+	ld.QuantizeLinear = opts.Quant == QuantInt8
 	ld.Placed = func() {
 		placed++
 		if opts.Progress != nil {
@@ -277,12 +377,13 @@ func Load(src Source, opts LoadOptions) (*Model, error) {
 	m.emb = ld.Matrix("emb.weight", V, C)
 	m.ln0w, m.ln0b = ld.Vector("blocks.0.ln0.weight", C), ld.Vector("blocks.0.ln0.bias", C)
 	m.lnOutW, m.lnOutB = ld.Vector("ln_out.weight", C), ld.Vector("ln_out.bias", C)
-	m.head = ld.Matrix("head.weight", V, C)
+	m.head = ld.Linear("head.weight", V, C)
 	m.layers = make([]block.Layer, cfg.Layers)
 	for l := range m.layers {
 		m.layers[l] = block.Load(ld, l, m.dims(), block.LoadOptions{ValueResidual: l > 0})
 	}
 	m.owned = ld.Owned()
+	m.resident = ld.Bytes()
 	err = ld.Err()
 	if err == nil {
 		err = m.be.Sync()
@@ -307,7 +408,31 @@ func (m *Model) memoryNeeded() int64 {
 	c := m.cfg
 	perRow := int64(22*c.Width+c.FFN+c.DecayLoRA+c.AlphaLoRA+c.ValueLoRA+c.GateLoRA) * 4
 	act := perRow*int64(m.chunk+1) + 2*int64(c.Vocab)*4
-	return c.WeightBytes + act + 4*c.StateBytes() + 64<<20 // + kernels, cuBLAS workspace
+	w := c.WeightBytes
+	if m.quant == QuantInt8 { // about half of the matrices' bf16 bytes
+		w = w * 5 / 8
+	}
+	return w + act + 4*c.StateBytes() + 64<<20 // + kernels, cuBLAS workspace
+}
+
+// checkSource fails when the model's weights file changed on disk since it
+// was opened (one fstat; see checkpoint.File.Changed).
+func (m *Model) checkSource() error {
+	return sourceChanged(m.src)
+}
+
+// nameFault adds the weights file's name to a memory fault caught by
+// memfault.Catch: a fault while reading weights means their file was
+// truncated or rewritten under the mapping.
+func nameFault(path string, err *error) {
+	var fe *memfault.Error
+	if *err == nil || !errors.As(*err, &fe) {
+		return
+	}
+	if path == "" {
+		path = "(weights)"
+	}
+	*err = fmt.Errorf("read weights from %s: %w; reload the model", path, *err)
 }
 
 // MemoryError reports a model that does not fit in a device's free memory.
@@ -328,6 +453,10 @@ func (m *Model) Close() error {
 		return nil
 	}
 	m.closed = true
+	for _, cancel := range m.stopVerify {
+		cancel()
+	}
+	m.verifying.Wait() // Verify reads the weights Close is about to release
 	for _, sc := range m.free {
 		sc.release(m.be)
 	}

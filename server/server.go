@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -50,11 +51,22 @@ type Options struct {
 	APIKey string
 	// MaxBodyBytes caps request bodies; default 4 MiB.
 	MaxBodyBytes int64
+	// BodyTimeout bounds reading a request's body; default BodyTimeout.
+	BodyTimeout time.Duration
 	// MaxPromptTokens caps a prompt's length; default 32768.
 	MaxPromptTokens int
 	// MaxTokens is the largest max_tokens a request may ask for, and the
 	// default for chat; default 4096.
 	MaxTokens int
+	// AllowedHosts lists the host names, besides IP addresses and
+	// localhost, that requests may carry in their Host header ("*": any;
+	// ".example.com": names under it). Checking Host defeats DNS
+	// rebinding, through which a web page could otherwise read replies.
+	AllowedHosts []string
+	// CORSOrigins lists the web origins (such as "http://localhost:3000";
+	// "*" for all) whose pages may call the API from a browser. Requests
+	// from other origins are refused with 403.
+	CORSOrigins []string
 }
 
 func (o Options) withDefaults() Options {
@@ -75,6 +87,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 4 << 20
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = BodyTimeout
 	}
 	if o.MaxPromptTokens <= 0 {
 		o.MaxPromptTokens = 32768
@@ -174,8 +189,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.metrics.countRequest(endpoint, code)
 }
 
+// serve screens a request and runs its handler. Everything that can
+// refuse a request is checked before its body is read, and a refusal
+// closes the connection without draining the body; the body itself must
+// arrive within BodyTimeout.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h func(http.ResponseWriter, *http.Request) int) int {
-	fail := func(err *apiError) int { return writeError(w, err) }
+	fail := func(err *apiError) int {
+		refuseEarly(w)
+		return writeError(w, err)
+	}
+	if done, err := s.screen(w, r); err != nil {
+		return fail(err)
+	} else if done {
+		return http.StatusNoContent
+	}
 	if s.opts.APIKey != "" && !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="goose"`)
 		return fail(&apiError{Status: http.StatusUnauthorized, Type: typeAuthentication, Code: strPtr("invalid_api_key"),
@@ -189,6 +216,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h 
 		w.Header().Set("Allow", method)
 		return fail(&apiError{Status: http.StatusMethodNotAllowed, Type: typeInvalidRequest, Code: strPtr("method_not_allowed"),
 			Message: fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, method)})
+	}
+	if method == http.MethodPost {
+		if err := s.jsonBody(r); err != nil {
+			return fail(err)
+		}
 	}
 	return h(w, r)
 }
@@ -247,8 +279,26 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) int {
 
 // readBody reads a capped request body.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	// The body must arrive within BodyTimeout; the deadline is lifted
+	// afterwards, or net/http's watch for a client disconnecting would hit
+	// it and cancel a long generation.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
+		// Close the connection after the reply without waiting for the
+		// rest of the body.
+		w.Header().Set("Connection", "close")
+		rc.SetReadDeadline(time.Now())
+	} else {
+		rc.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, &apiError{Status: http.StatusRequestTimeout, Type: typeInvalidRequest, Code: strPtr("request_timeout"),
+				Message: fmt.Sprintf("the request body did not arrive within %v", s.opts.BodyTimeout)}
+		}
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest, Code: strPtr("request_too_large"),

@@ -83,7 +83,7 @@ func (a *App) smokeAudio(s SmokeAudio, onUI func(func()), waitFor func(string, f
 	}
 	time.Sleep(500 * time.Millisecond) // let the window paint
 	var err error
-	onUI(func() { err = a.screenshot(s.Screenshot) })
+	onUI(func() { err = a.capture(s.Screenshot) })
 	if err != nil {
 		return fmt.Errorf("smoke test: screenshot: %w", err)
 	}
