@@ -15,7 +15,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goose-rwkv/goose/audio"
+	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/tokenizer"
+	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/kernels/backend"
 	"github.com/goose-rwkv/goose/server"
 )
 
@@ -41,6 +45,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	cacheMB := fs.Int("cache-mb", 256, "prefix state cache size in MiB (0: off)")
 	maxTokens := fs.Int("max-tokens", 4096, "largest max_tokens a request may ask for")
 	maxPrompt := fs.Int("max-prompt", 32768, "longest prompt in tokens")
+	audioModel := fs.String("audio-model", "", "also tag audio at POST /v1/audio/tags with this A-RWKV checkpoint `FILE` (alone, without --model, the server only tags audio)")
+	audioConfig := fs.String("audio-config", "", "the audio model's configuration `FILE.json` (default: the released A-RWKV configuration)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -61,8 +67,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	if !isLoopback(host) && key == "" {
 		fmt.Fprintf(stderr, "gooseapp serve: warning: %s is reachable from other machines and no --api-key is set\n", *addr)
 	}
-	if mf.model == "" {
-		return errors.New("--model FILE is required")
+	if mf.model == "" && *audioModel == "" {
+		return errors.New("--model FILE (a language model) or --audio-model FILE (an audio tagger) is required")
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -70,19 +76,39 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	}
 	defer ln.Close()
 
-	m, rep, err := mf.load(stderr)
-	if err != nil {
-		return err
+	var (
+		m   *core.Model
+		tok *tokenizer.Tokenizer
+		rep backend.Report
+		tg  *audio.Tagger
+	)
+	if mf.model != "" {
+		if m, rep, err = mf.load(stderr); err != nil {
+			return err
+		}
+		defer m.Backend().Close()
+		defer m.Close()
+		if tok, err = tokenizer.World(); err != nil {
+			return err
+		}
 	}
-	defer m.Backend().Close()
-	defer m.Close()
-	tok, err := tokenizer.World()
-	if err != nil {
-		return err
+	if *audioModel != "" {
+		tg, err = audio.Open(*audioModel, audio.Options{Backend: mf.backend, Threads: mf.threads, Config: *audioConfig})
+		if err != nil {
+			return err
+		}
+		defer tg.Close()
+		if mf.model == "" {
+			rep = backend.Report{Used: tg.Info().Backend, Device: kernels.DeviceInfo{Name: tg.Info().Device}}
+		}
 	}
 	id := *name
 	if id == "" {
-		id = strings.TrimSuffix(filepath.Base(mf.model), filepath.Ext(mf.model))
+		idPath := mf.model
+		if idPath == "" {
+			idPath = *audioModel
+		}
+		id = strings.TrimSuffix(filepath.Base(idPath), filepath.Ext(idPath))
 	}
 	queueOpt := *queue
 	if queueOpt == 0 {
@@ -93,7 +119,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		cacheBytes = -1
 	}
 	srv, err := server.New(m, tok, server.Options{ModelID: id, Parallel: *parallel, MaxQueue: queueOpt,
-		CacheBytes: cacheBytes, APIKey: key, MaxTokens: *maxTokens, MaxPromptTokens: *maxPrompt})
+		CacheBytes: cacheBytes, APIKey: key, MaxTokens: *maxTokens, MaxPromptTokens: *maxPrompt, Audio: tg})
 	if err != nil {
 		return err
 	}
@@ -113,6 +139,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	go func() { served <- hs.Serve(ln) }()
 	fmt.Fprintln(stderr, deviceLine(rep))
 	fmt.Fprintf(stdout, "Serving %q at http://%s/v1 (OpenAI-compatible; metrics at /metrics). Ctrl-C stops.\n", id, ln.Addr())
+	if tg != nil {
+		fmt.Fprintf(stdout, "Audio tags: POST a WAV to http://%s/v1/audio/tags (%s).\n", ln.Addr(), tg.Info().Kind)
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
