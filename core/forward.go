@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/goose-rwkv/goose/core/block"
+	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -42,7 +43,12 @@ func (m *Model) ForwardAll(ctx context.Context, st *State, tokens []int32, logit
 // (VisualRWKV). Feeding a prompt's segments one call after another — tokens,
 // image rows, tokens — computes the same as one sequence. If logits is not
 // nil it receives the logits after the last row.
-func (m *Model) ForwardEmbeds(ctx context.Context, st *State, rows []float32, logits []float32) error {
+func (m *Model) ForwardEmbeds(ctx context.Context, st *State, rows []float32, logits []float32) (err error) {
+	if err := m.checkSource(); err != nil {
+		return err
+	}
+	defer nameFault(m.path, &err)
+	defer memfault.Catch(&err)()
 	C := m.cfg.Width
 	if len(rows)%C != 0 {
 		return fmt.Errorf("forward: %d floats are not whole rows of width %d", len(rows), C)
@@ -86,7 +92,16 @@ func (m *Model) ForwardEmbeds(ctx context.Context, st *State, rows []float32, lo
 	return m.be.Sync()
 }
 
-func (m *Model) forward(ctx context.Context, st *State, tokens []int32, logits []float32, all bool) error {
+// forward runs Forward and ForwardAll. A weights file changed on disk
+// fails the call before it starts (checkSource) and a fault while reading
+// it fails the call with an error naming the file (memfault): the process
+// lives, and st is left undefined.
+func (m *Model) forward(ctx context.Context, st *State, tokens []int32, logits []float32, all bool) (err error) {
+	if err := m.checkSource(); err != nil {
+		return err
+	}
+	defer nameFault(m.path, &err)
+	defer memfault.Catch(&err)()
 	if st == nil || st.m != m || !st.buf.Valid() {
 		return fmt.Errorf("forward: %w", ErrClosed)
 	}

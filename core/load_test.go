@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -73,9 +74,20 @@ func TestLoadErrors(t *testing.T) {
 		{"wrong shape", editedSource{Source: f, reshape: map[string][]int{"blocks.1.ffn.value.weight": {128, 100}}}, []string{"blocks.1.ffn.value.weight", "shape [128 100]"}},
 		{"no embedding", editedSource{Source: f, drop: "emb.weight"}, []string{"missing tensors emb.weight"}},
 		{"layer-0 value lora ignored", editedSource{Source: f, add: "blocks.0.att.v0"}, nil},
+		// One absurd layer index is rejected before a tensor list of that
+		// many layers is built (it cost 5 s and 622 MB).
+		{"absurd layer index", editedSource{Source: f, add: "blocks.4000.ln1.weight"}, []string{"layers missing", "highest layer index is 4000", "blocks.2.*"}},
+		{"huge layer index", editedSource{Source: f, add: "blocks.60000.ln1.weight"}, []string{"unexpected tensors", "blocks.60000.ln1.weight"}},
+		{"overflowing layer index", editedSource{Source: f, add: "blocks.99999999999999999999.ln1.weight"}, []string{"unexpected tensors"}},
 	}
 	for _, tc := range tests {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		m, err := Load(tc.src, LoadOptions{Backend: be})
+		runtime.ReadMemStats(&after)
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+			t.Errorf("%s: load allocated %d MB", tc.name, alloc>>20)
+		}
 		if tc.want == nil {
 			if err != nil {
 				t.Errorf("%s: %v", tc.name, err)

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -13,11 +14,17 @@ import (
 	"github.com/goose-rwkv/goose/core/block"
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/core/weights"
+	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
 // Source provides a checkpoint's named tensors. *checkpoint.File
 // implements it; so does the in-memory source of RandomSource.
+//
+// A Source backed by a file may also have the methods Path() string (used
+// in error messages) and Changed() error (see checkpoint.File.Changed):
+// the model then checks before each forward pass that its weights file
+// was not truncated or rewritten on disk.
 type Source = weights.Source
 
 // Config holds a model's dimensions, all read from tensor shapes.
@@ -66,6 +73,8 @@ type Model struct {
 	cfg Config
 	be  kernels.Backend
 	src Source
+	// path names src's file in errors ("" for an in-memory source).
+	path string
 
 	emb             kernels.Tensor // [V, C], file dtype
 	ln0w, ln0b      kernels.Tensor
@@ -79,6 +88,8 @@ type Model struct {
 	graphsSupported bool
 	closed          bool
 	chunk           int
+	verifying       sync.WaitGroup       // running Verify calls
+	stopVerify      []context.CancelFunc // cancels them
 }
 
 // Config returns the model's dimensions.
@@ -104,6 +115,11 @@ func LoadFile(path string, opts LoadOptions) (*Model, error) {
 	return m, nil
 }
 
+// maxLayers bounds a layer index read from a tensor name. The largest
+// RWKV-7 release has 32 layers (61 for the 13.3B G1); an index past this is
+// reported as an unexpected tensor.
+const maxLayers = 1 << 12
+
 var blockKey = regexp.MustCompile(`^blocks\.(\d+)\.(.+)$`)
 
 // Inspect reads a checkpoint's dimensions from its tensor shapes without
@@ -120,20 +136,35 @@ func Inspect(src Source) (Config, error) {
 	}
 	c.Vocab, c.Width, c.DType = emb.Shape[0], emb.Shape[1], emb.DType
 	var unexpected []string
+	present := make(map[int]bool) // layer indices with at least one tensor
 	for _, t := range src.Tensors() {
 		mm := blockKey.FindStringSubmatch(t.Name)
 		if mm == nil {
 			continue
 		}
 		l, err := strconv.Atoi(mm[1])
-		if err != nil || l > 1<<16 {
+		if err != nil || l > maxLayers {
 			unexpected = append(unexpected, t.Name)
 			continue
 		}
+		present[l] = true
 		c.Layers = max(c.Layers, l+1)
 	}
 	if c.Layers == 0 {
 		return c, errors.New("no blocks.N tensors: not an RWKV-7 checkpoint")
+	}
+	// Every layer below the highest index must be there. Checked before
+	// expectedShapes lists every tensor of every layer: one absurd index
+	// would otherwise cost a list of millions of names.
+	if len(present) != c.Layers {
+		var gaps []string
+		for l := 0; l < c.Layers && len(gaps) <= 8; l++ {
+			if !present[l] {
+				gaps = append(gaps, fmt.Sprintf("blocks.%d.*", l))
+			}
+		}
+		return c, fmt.Errorf("layers missing: the checkpoint has tensors for %d layers but its highest layer index is %d (missing %s)",
+			len(present), c.Layers-1, listNames(gaps))
 	}
 	rk, ok := src.Lookup("blocks.0.att.r_k")
 	if !ok {
@@ -230,6 +261,11 @@ func expectedShapes(c Config) map[string][]int {
 	return w
 }
 
+// weightNames lists the tensors a model of these dimensions reads, sorted.
+func weightNames(c Config) []string {
+	return slices.Sorted(maps.Keys(expectedShapes(c)))
+}
+
 // shapeMatches compares a stored shape with the expected one, treating
 // leading 1s as absent ([1,1,C] is a [C] vector).
 func shapeMatches(got, want []int) bool { return weights.ShapeMatches(got, want) }
@@ -244,15 +280,20 @@ type ShapeError = weights.ShapeError
 
 // Load places src's weights on opts.Backend. Matrices keep their dtype;
 // vectors are converted to float32 (they are a few KB per layer).
-func Load(src Source, opts LoadOptions) (*Model, error) {
+//
+// A file truncated under the loader (its memory mapping faults) fails the
+// load with an error naming the file instead of crashing the process.
+func Load(src Source, opts LoadOptions) (_ *Model, err error) {
 	if opts.Backend == nil {
 		return nil, errors.New("load: no backend")
 	}
+	defer nameFault(sourcePath(src), &err)
+	defer memfault.Catch(&err)()
 	cfg, err := Inspect(src)
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{cfg: cfg, be: opts.Backend, src: src, chunk: defaultChunk}
+	m := &Model{cfg: cfg, be: opts.Backend, src: src, path: sourcePath(src), chunk: defaultChunk}
 	if c := opts.Backend.Capabilities().PrefillChunk; c > 0 {
 		m.chunk = c
 	}
@@ -310,6 +351,26 @@ func (m *Model) memoryNeeded() int64 {
 	return c.WeightBytes + act + 4*c.StateBytes() + 64<<20 // + kernels, cuBLAS workspace
 }
 
+// checkSource fails when the model's weights file changed on disk since it
+// was opened (one fstat; see checkpoint.File.Changed).
+func (m *Model) checkSource() error {
+	return sourceChanged(m.src)
+}
+
+// nameFault adds the weights file's name to a memory fault caught by
+// memfault.Catch: a fault while reading weights means their file was
+// truncated or rewritten under the mapping.
+func nameFault(path string, err *error) {
+	var fe *memfault.Error
+	if *err == nil || !errors.As(*err, &fe) {
+		return
+	}
+	if path == "" {
+		path = "(weights)"
+	}
+	*err = fmt.Errorf("read weights from %s: %w; reload the model", path, *err)
+}
+
 // MemoryError reports a model that does not fit in a device's free memory.
 type MemoryError struct {
 	Device     string
@@ -328,6 +389,10 @@ func (m *Model) Close() error {
 		return nil
 	}
 	m.closed = true
+	for _, cancel := range m.stopVerify {
+		cancel()
+	}
+	m.verifying.Wait() // Verify reads the weights Close is about to release
 	for _, sc := range m.free {
 		sc.release(m.be)
 	}

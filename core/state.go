@@ -8,6 +8,9 @@ import (
 	"hash/crc32"
 	"io"
 
+	"github.com/goose-rwkv/goose/core/weights"
+	"github.com/goose-rwkv/goose/internal/atomicfile"
+	"github.com/goose-rwkv/goose/internal/regfile"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -137,31 +140,118 @@ func (s *State) MarshalBinary() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// stateHeader is the size of the serialized state's header: magic,
+// version, layers, width, head size.
+const stateHeader = len(stateMagic) + 16
+
+// checkHeader validates a serialized state's header against s's model.
+func (s *State) checkHeader(h []byte) error {
+	if len(h) < stateHeader || string(h[:len(stateMagic)]) != stateMagic {
+		return ErrStateFormat
+	}
+	le := binary.LittleEndian
+	if v := le.Uint32(h[8:]); v != stateVersion {
+		return fmt.Errorf("state: version %d unsupported (this build reads version %d)", v, stateVersion)
+	}
+	c := s.m.cfg
+	L, C, N := int64(le.Uint32(h[12:])), int64(le.Uint32(h[16:])), int64(le.Uint32(h[20:]))
+	if L != int64(c.Layers) || C != int64(c.Width) || N != int64(c.HeadSize) {
+		return fmt.Errorf("state: saved for a model with %d layers × width %d, this model has %d × %d", L, C, c.Layers, c.Width)
+	}
+	return nil
+}
+
+// serializedSize is the length of MarshalBinary's output for s.
+func (s *State) serializedSize() int64 { return int64(stateHeader) + 4*int64(s.buf.Len()) + 4 }
+
 // UnmarshalBinary restores s from MarshalBinary's output. The data must
-// come from a model of the same dimensions.
+// come from a model of the same dimensions, pass its checksum, and hold
+// only finite numbers (a NaN would poison every later token).
 func (s *State) UnmarshalBinary(data []byte) error {
 	if !s.buf.Valid() {
 		return ErrClosed
 	}
-	const head = len(stateMagic) + 16
-	if len(data) < head+4 || string(data[:len(stateMagic)]) != stateMagic {
+	if len(data) < stateHeader+4 {
 		return ErrStateFormat
 	}
-	le := binary.LittleEndian
-	if v := le.Uint32(data[8:]); v != stateVersion {
-		return fmt.Errorf("state: version %d unsupported (this build reads version %d)", v, stateVersion)
+	if err := s.checkHeader(data[:stateHeader]); err != nil {
+		return err
 	}
-	c := s.m.cfg
-	L, C, N := int(le.Uint32(data[12:])), int(le.Uint32(data[16:])), int(le.Uint32(data[20:]))
-	if L != c.Layers || C != c.Width || N != c.HeadSize {
-		return fmt.Errorf("state: saved for a model with %d layers × width %d, this model has %d × %d", L, C, c.Layers, c.Width)
-	}
-	want := head + 4*s.buf.Len() + 4
-	if len(data) != want {
+	want := s.serializedSize()
+	if int64(len(data)) != want {
 		return fmt.Errorf("state: %d bytes, want %d: %w", len(data), want, io.ErrUnexpectedEOF)
 	}
+	le := binary.LittleEndian
+	body := data[stateHeader : want-4]
 	if sum := le.Uint32(data[want-4:]); sum != crc32.ChecksumIEEE(data[:want-4]) {
 		return errors.New("state: checksum mismatch: the data is corrupt")
 	}
-	return s.m.be.Upload(s.buf, data[head:want-4])
+	if i := weights.FirstNonFinite(kernels.F32, body); i >= 0 {
+		return fmt.Errorf("state: %s is %s: %w (the state is corrupt)", s.describeIndex(i), weights.Describe(kernels.F32, body, i), ErrNotFinite)
+	}
+	return s.m.be.Upload(s.buf, body)
+}
+
+// describeIndex names element i of Floats' layout.
+func (s *State) describeIndex(i int) string {
+	C := s.m.cfg.Width
+	per := s.m.rowsPerLayer() * C
+	l, j := i/per, i%per
+	switch {
+	case j < C:
+		return fmt.Sprintf("layer %d time-mix shift, element %d", l, j)
+	case j < 2*C:
+		return fmt.Sprintf("layer %d channel-mix shift, element %d", l, j-C)
+	}
+	j -= 2 * C
+	hs := s.m.cfg.HeadSize
+	return fmt.Sprintf("layer %d WKV matrix, head %d, row %d, column %d", l, j/(hs*hs), j/hs%hs, j%hs)
+}
+
+// ReadFile restores s from a file holding MarshalBinary's output (what
+// `gooseapp chat` writes with /save). Only a regular file is opened (a
+// FIFO or a device is refused at once), its header is checked against the
+// model and its size against the state's before the data is read, so
+// naming a large file of another kind costs nothing.
+func (s *State) ReadFile(path string) error {
+	if !s.buf.Valid() {
+		return ErrClosed
+	}
+	f, size, err := regfile.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	head := make([]byte, stateHeader)
+	if _, err := io.ReadFull(f, head); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("%s: %w (%d bytes)", path, ErrStateFormat, size)
+		}
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := s.checkHeader(head); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if want := s.serializedSize(); size != want {
+		return fmt.Errorf("%s: state: %d bytes, want %d for this model: %w", path, size, want, io.ErrUnexpectedEOF)
+	}
+	data := make([]byte, size)
+	copy(data, head)
+	if _, err := io.ReadFull(f, data[stateHeader:]); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := s.UnmarshalBinary(data); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// WriteFile writes MarshalBinary's output to path atomically: a crash
+// leaves the old file or the new one, never a mix.
+func (s *State) WriteFile(path string) error {
+	data, err := s.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, data, 0o644)
 }

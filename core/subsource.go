@@ -38,6 +38,30 @@ func (s *prefixSource) Lookup(name string) (checkpoint.Info, bool) {
 
 func (s *prefixSource) Bytes(name string) ([]byte, error) { return s.src.Bytes(s.prefix + name) }
 
+// Path returns the path of the underlying file, if it has one.
+func (s *prefixSource) Path() string { return sourcePath(s.src) }
+
+// Changed reports whether the underlying file changed on disk.
+func (s *prefixSource) Changed() error { return sourceChanged(s.src) }
+
+// sourcePath returns src's file path when it is a file (Source
+// implementations may have a Path method, as *checkpoint.File does).
+func sourcePath(src Source) string {
+	if p, ok := src.(interface{ Path() string }); ok {
+		return p.Path()
+	}
+	return ""
+}
+
+// sourceChanged calls src's Changed method when it has one (see
+// checkpoint.File.Changed).
+func sourceChanged(src Source) error {
+	if c, ok := src.(interface{ Changed() error }); ok {
+		return c.Changed()
+	}
+	return nil
+}
+
 // LanguageModel returns the RWKV-7 language model inside a checkpoint: src
 // itself, or for a multimodal checkpoint that keeps it under "rwkv."
 // (VisualRWKV-7) that part. Load and Inspect need the language model's

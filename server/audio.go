@@ -6,9 +6,11 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/goose-rwkv/goose/audio"
@@ -81,38 +83,38 @@ func (s *Server) handleAudioTags(w http.ResponseWriter, r *http.Request) int {
 		return writeError(w, err)
 	}
 	clip := t.Info().Clip
-	body := http.MaxBytesReader(w, r.Body, s.opts.MaxAudioBytes)
-	ct, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil && r.Header.Get("Content-Type") != "" {
-		return writeError(w, unsupportedAudio(r.Header.Get("Content-Type")))
-	}
-	var src io.Reader
-	switch ct {
-	case "audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "application/octet-stream", "":
-		src = body
-	case "multipart/form-data":
-		mr := multipart.NewReader(body, params["boundary"])
-		if src, err = audioPart(mr, &opts); err != nil {
+	// The recording may take long to arrive as a whole, but it must keep
+	// coming: each read must progress within BodyTimeout.
+	rc := http.NewResponseController(w)
+	defer rc.SetReadDeadline(time.Time{})
+	body := http.MaxBytesReader(w, &idleReader{r: r.Body, rc: rc, d: s.opts.BodyTimeout}, s.opts.MaxAudioBytes)
+	ct, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type")) // checked by audioBody
+	var src io.Reader = body
+	if ct == "multipart/form-data" {
+		var err error
+		if src, err = audioPart(multipart.NewReader(body, params["boundary"]), &opts); err != nil {
 			return writeError(w, err)
 		}
-	default:
-		return writeError(w, unsupportedAudio(ct))
 	}
 	if opts.hop > clip {
 		return writeError(w, invalid("hop", "invalid_hop", "hop %v: at most the clip length %v", opts.hop, clip))
 	}
 	rd, err := wav.NewReader(src)
 	if err != nil {
-		return writeError(w, badAudio(err, s.opts.MaxAudioBytes))
+		w.Header().Set("Connection", "close")
+		return writeError(w, s.badAudio(err))
 	}
 	res, err := t.TagReader(r.Context(), rd, rd.Format().Rate, audio.TagOptions{Hop: opts.hop, Top: opts.top, Threshold: opts.threshold})
+	var ne net.Error
+	timedOut := errors.As(err, &ne) && ne.Timeout()
 	switch {
-	case r.Context().Err() != nil:
+	case r.Context().Err() != nil && !timedOut:
 		return statusClientClosed
 	case errors.Is(err, audio.ErrClosed):
 		return writeError(w, &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: strPtr("server_busy"), Message: "the server is shutting down"})
 	case err != nil:
-		return writeError(w, badAudio(err, s.opts.MaxAudioBytes))
+		w.Header().Set("Connection", "close") // the rest of the body is not read
+		return writeError(w, s.badAudio(err))
 	}
 	writeJSON(w, http.StatusOK, res.Summary(t.Info().Kind, opts.top, opts.threshold))
 	return http.StatusOK
@@ -144,18 +146,59 @@ func audioPart(mr *multipart.Reader, opts *audioOptions) (io.Reader, error) {
 	}
 }
 
-func unsupportedAudio(ct string) *apiError {
+// isAudioPath reports whether path (without a trailing slash) is the
+// audio tags endpoint.
+func isAudioPath(path string) bool { return strings.TrimSuffix(path, "/") == "/v1/audio/tags" }
+
+// audioBody checks that a tags request declares a WAV body (audio/wav and
+// its aliases, or application/octet-stream) or a multipart/form-data
+// upload. Text and form encodings, which a web page can send without a
+// CORS preflight, and bodies of no declared type are refused, as the JSON
+// endpoints refuse anything but application/json.
+func audioBody(r *http.Request) *apiError {
+	ct := r.Header.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if err == nil {
+		switch mt {
+		case "audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "application/octet-stream":
+			return nil
+		case "multipart/form-data":
+			if params["boundary"] != "" {
+				return nil
+			}
+		}
+	}
 	return &apiError{Status: http.StatusUnsupportedMediaType, Type: typeInvalidRequest, Code: strPtr("unsupported_media_type"),
-		Message: fmt.Sprintf("Content-Type %q: send a WAV file as audio/wav, or as the \"file\" field of multipart/form-data", ct)}
+		Message: fmt.Sprintf("Content-Type %q: send a WAV file as Content-Type: audio/wav, or as the \"file\" field of a multipart/form-data upload", ct)}
 }
 
-// badAudio is a 400 that says what is wrong with the audio (or a 413 for
-// a body over the limit).
-func badAudio(err error, limit int64) *apiError {
+// badAudio is a 400 that says what is wrong with the audio (a 413 for a
+// body over the limit, a 408 for one that stopped arriving).
+func (s *Server) badAudio(err error) *apiError {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest, Code: strPtr("request_too_large"),
-			Message: fmt.Sprintf("the recording exceeds %d bytes", limit)}
+			Message: fmt.Sprintf("the recording exceeds %d bytes", s.opts.MaxAudioBytes)}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &apiError{Status: http.StatusRequestTimeout, Type: typeInvalidRequest, Code: strPtr("request_timeout"),
+			Message: fmt.Sprintf("the recording stopped arriving for %v", s.opts.BodyTimeout)}
 	}
 	return invalid("file", "invalid_audio", "the audio cannot be tagged: %v", err)
 }
+
+// idleReader sets a read deadline d ahead before each read, so that a
+// body may take any time as long as it keeps arriving.
+type idleReader struct {
+	r  io.ReadCloser
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	i.rc.SetReadDeadline(time.Now().Add(i.d))
+	return i.r.Read(p)
+}
+
+func (i *idleReader) Close() error { return i.r.Close() }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/goose-rwkv/goose/audio"
 )
@@ -133,6 +134,9 @@ func TestAudioTags(t *testing.T) {
 		{"bad threshold", "?threshold=2", "audio/wav", wavBytes, 400, "threshold \"2\""},
 		{"long hop", "?hop=60", "audio/wav", wavBytes, 400, "at most the clip length"},
 		{"text", "", "text/plain", wavBytes, 415, "Content-Type \"text/plain\""},
+		{"form", "", "application/x-www-form-urlencoded", wavBytes, 415, "Content-Type: audio/wav"},
+		{"no type", "", "", wavBytes, 415, "Content-Type \"\""},
+		{"no boundary", "", "multipart/form-data", wavBytes, 415, "multipart/form-data upload"},
 		{"no file", "", mw.FormDataContentType(), noFile.Bytes(), 400, "no \"file\" part"},
 		{"too big", "", "audio/wav", endless, 413, "exceeds"},
 	} {
@@ -157,6 +161,34 @@ func TestAudioTags(t *testing.T) {
 	code, v := post(t, hs, "/v1/chat/completions", `{"messages":[{"role":"user","content":"Hi"}]}`)
 	if msg, _ := path(v, "error", "message").(string); code != 404 || !strings.Contains(msg, "no language model") {
 		t.Errorf("chat on an audio-only server: %d %v", code, v)
+	}
+}
+
+// TestAudioTagsSlowBody: a body that stops arriving ends the request
+// after BodyTimeout with a 408 (a slow client cannot hold the tagger).
+func TestAudioTagsSlowBody(t *testing.T) {
+	hs := startAudioServer(t, Options{Audio: openTagger(t), BodyTimeout: 300 * time.Millisecond})
+	wavBytes, err := os.ReadFile(filepath.Join(arwkvDir, "mm.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(wavBytes[:5000])
+		time.Sleep(3 * time.Second) // stalls
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", hs.URL+"/v1/audio/tags", pr)
+	req.Header.Set("Content-Type", "audio/wav")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 408 || !strings.Contains(string(b), "stopped arriving") || time.Since(start) > 2*time.Second {
+		t.Errorf("%d after %v: %s", resp.StatusCode, time.Since(start), b)
 	}
 }
 

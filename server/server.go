@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -52,6 +53,8 @@ type Options struct {
 	APIKey string
 	// MaxBodyBytes caps request bodies; default 4 MiB.
 	MaxBodyBytes int64
+	// BodyTimeout bounds reading a request's body; default BodyTimeout.
+	BodyTimeout time.Duration
 	// MaxPromptTokens caps a prompt's length; default 32768.
 	MaxPromptTokens int
 	// MaxTokens is the largest max_tokens a request may ask for, and the
@@ -63,6 +66,15 @@ type Options struct {
 	// MaxAudioBytes caps a /v1/audio/tags body; default 256 MiB (over an
 	// hour of 32 kHz 16-bit mono). It is read as it arrives, never whole.
 	MaxAudioBytes int64
+	// AllowedHosts lists the host names, besides IP addresses and
+	// localhost, that requests may carry in their Host header ("*": any;
+	// ".example.com": names under it). Checking Host defeats DNS
+	// rebinding, through which a web page could otherwise read replies.
+	AllowedHosts []string
+	// CORSOrigins lists the web origins (such as "http://localhost:3000";
+	// "*" for all) whose pages may call the API from a browser. Requests
+	// from other origins are refused with 403.
+	CORSOrigins []string
 }
 
 func (o Options) withDefaults() Options {
@@ -83,6 +95,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 4 << 20
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = BodyTimeout
 	}
 	if o.MaxPromptTokens <= 0 {
 		o.MaxPromptTokens = 32768
@@ -179,7 +194,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		endpoint, method, h = "chat", http.MethodPost, s.handleChat
 	case path == "/v1/completions" || path == "/completions":
 		endpoint, method, h = "completions", http.MethodPost, s.handleCompletion
-	case path == "/v1/audio/tags":
+	case isAudioPath(path):
 		endpoint, method, h = "audio_tags", http.MethodPost, s.handleAudioTags
 	case path == "/v1/models" || path == "/models":
 		endpoint, h = "models", s.handleModels
@@ -194,8 +209,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.metrics.countRequest(endpoint, code)
 }
 
+// serve screens a request and runs its handler. Everything that can
+// refuse a request is checked before its body is read, and a refusal
+// closes the connection without draining the body; the body itself must
+// arrive within BodyTimeout.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h func(http.ResponseWriter, *http.Request) int) int {
-	fail := func(err *apiError) int { return writeError(w, err) }
+	fail := func(err *apiError) int {
+		refuseEarly(w)
+		return writeError(w, err)
+	}
+	if done, err := s.screen(w, r); err != nil {
+		return fail(err)
+	} else if done {
+		return http.StatusNoContent
+	}
 	if s.opts.APIKey != "" && !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="goose"`)
 		return fail(&apiError{Status: http.StatusUnauthorized, Type: typeAuthentication, Code: strPtr("invalid_api_key"),
@@ -209,6 +236,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h 
 		w.Header().Set("Allow", method)
 		return fail(&apiError{Status: http.StatusMethodNotAllowed, Type: typeInvalidRequest, Code: strPtr("method_not_allowed"),
 			Message: fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, method)})
+	}
+	if method == http.MethodPost {
+		check := s.jsonBody
+		if isAudioPath(r.URL.Path) {
+			check = audioBody
+		}
+		if err := check(r); err != nil {
+			return fail(err)
+		}
 	}
 	return h(w, r)
 }
@@ -267,8 +303,26 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) int {
 
 // readBody reads a capped request body.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	// The body must arrive within BodyTimeout; the deadline is lifted
+	// afterwards, or net/http's watch for a client disconnecting would hit
+	// it and cancel a long generation.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
+		// Close the connection after the reply without waiting for the
+		// rest of the body.
+		w.Header().Set("Connection", "close")
+		rc.SetReadDeadline(time.Now())
+	} else {
+		rc.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, &apiError{Status: http.StatusRequestTimeout, Type: typeInvalidRequest, Code: strPtr("request_timeout"),
+				Message: fmt.Sprintf("the request body did not arrive within %v", s.opts.BodyTimeout)}
+		}
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest, Code: strPtr("request_too_large"),

@@ -354,6 +354,7 @@ func TestCancelOnDisconnect(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "POST", hs.URL+"/v1/chat/completions", strings.NewReader(fmt.Sprintf(body, 1<<20)))
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -392,6 +393,7 @@ func TestOverload(t *testing.T) {
 	ctxA, cancelA := context.WithCancel(context.Background())
 	defer cancelA()
 	reqA, _ := http.NewRequestWithContext(ctxA, "POST", hs.URL+"/v1/chat/completions", strings.NewReader(long))
+	reqA.Header.Set("Content-Type", "application/json")
 	respA, err := http.DefaultClient.Do(reqA)
 	if err != nil {
 		t.Fatal(err)
@@ -405,6 +407,7 @@ func TestOverload(t *testing.T) {
 	doneB := make(chan error, 1)
 	go func() {
 		reqB, _ := http.NewRequestWithContext(ctxB, "POST", hs.URL+"/v1/chat/completions", strings.NewReader(long))
+		reqB.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(reqB)
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)

@@ -10,6 +10,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"log"
 	"os"
 	"path/filepath"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/goose-rwkv/goose/core/catalog"
+	"github.com/goose-rwkv/goose/ui/capture"
 	"github.com/goose-rwkv/goose/ui/history"
 	_ "github.com/goose-rwkv/goose/ui/internal/posixlocale" // C.UTF-8 reads as English, silently
 	"github.com/goose-rwkv/goose/ui/settings"
@@ -42,6 +44,11 @@ type Options struct {
 	Downloader *catalog.Downloader
 	// Catalog lists downloadable models; nil means catalog.Official().
 	Catalog []catalog.Model
+	// Audio tags audio on the Audio screen; nil means NewCoreAudioEngine().
+	Audio AudioEngine
+	// Sound records and plays audio; nil means the computer's sound
+	// devices (capture.Open).
+	Sound capture.System
 }
 
 // App is the running desktop app.
@@ -52,6 +59,7 @@ type App struct {
 
 	store    *history.Store
 	eng      Engine
+	audioEng AudioEngine
 	cfg      settings.Settings
 	cfgPath  string
 	settErr  error
@@ -67,19 +75,25 @@ type App struct {
 	chat      *chatView
 	models    *modelsView
 	prefs     *settingsView
+	audio     *audioView
 	body      *fyne.Container
 	nav       map[string]*widget.Button
 	status    *statusBar
 	closeOnce sync.Once
 	// onError, when set, sees every error shown (tests, smoke test).
 	onError func(error)
+	// portal reaches the desktop's own file chooser; nil uses Fyne's.
+	portal *xdgPortal
 }
 
 // newApp builds the app's window on fa. The caller shows it.
 func newApp(fa fyne.App, opts Options) (*App, error) {
-	a := &App{fa: fa, opts: opts, eng: opts.Engine}
+	a := &App{fa: fa, opts: opts, eng: opts.Engine, audioEng: opts.Audio}
 	if a.eng == nil {
 		a.eng = NewCoreEngine()
+	}
+	if a.audioEng == nil {
+		a.audioEng = NewCoreAudioEngine()
 	}
 	if a.opts.Catalog == nil {
 		a.opts.Catalog = catalog.Official()
@@ -116,6 +130,7 @@ func newApp(fa fyne.App, opts Options) (*App, error) {
 	a.win.SetCloseIntercept(func() { a.close(); a.win.Close() })
 	a.models = newModelsView(a)
 	a.build()
+	a.installShortcuts()
 	if a.firstRun() {
 		a.show("welcome")
 	} else {
@@ -144,6 +159,11 @@ func (a *App) build() {
 	}
 	a.models.rebuild()
 	a.prefs = newSettingsView(a)
+	if a.audio == nil {
+		a.audio = newAudioView(a) // kept across theme changes: it may be recording
+	} else {
+		a.audio.pic.set(a.audio.pic.in) // redraw in the new theme
+	}
 	a.body = container.NewStack()
 
 	a.nav = map[string]*widget.Button{}
@@ -159,6 +179,7 @@ func (a *App) build() {
 	rail := container.NewVBox(
 		container.New(layout.NewCustomPaddedLayout(8, 12, 10, 10), logo),
 		navBtn("chat", "Chats", theme.MailComposeIcon()),
+		navBtn("audio", "Audio", theme.MediaRecordIcon()),
 		navBtn("models", "Models", theme.StorageIcon()),
 		navBtn("settings", "Settings", theme.SettingsIcon()),
 	)
@@ -216,6 +237,7 @@ func (a *App) close() {
 			}
 		}
 		a.models.pauseAll()
+		a.audio.close()
 		a.engineMu.Lock()
 		a.chat.closeSession()
 		a.eng.Unload()
@@ -224,8 +246,8 @@ func (a *App) close() {
 	})
 }
 
-// show switches the main area to a screen: "welcome", "chat", "models" or
-// "settings".
+// show switches the main area to a screen: "welcome", "chat", "audio",
+// "models" or "settings".
 func (a *App) show(screen string) {
 	a.screen = screen
 	var obj fyne.CanvasObject
@@ -238,6 +260,9 @@ func (a *App) show(screen string) {
 	case "settings":
 		a.prefs.reset()
 		obj = a.prefs.root
+	case "audio":
+		a.audio.shown()
+		obj = a.audio.root
 	default:
 		a.screen = "chat"
 		obj = a.chat.root
@@ -363,6 +388,8 @@ func Run(opts Options) error {
 		return err
 	}
 	defer a.close()
+	a.portal = newPortal()
+	log.SetOutput(&quietLog{w: os.Stderr}) // the toolkit logs through the standard logger
 	a.win.SetMaster()
 	a.win.Show()
 	a.start()

@@ -15,6 +15,7 @@ import (
 	"fyne.io/fyne/v2/test"
 
 	"github.com/goose-rwkv/goose/core/catalog"
+	"github.com/goose-rwkv/goose/ui/capture"
 	"github.com/goose-rwkv/goose/ui/history"
 )
 
@@ -170,20 +171,26 @@ type harness struct {
 	errors []error
 }
 
-func newHarness(t *testing.T, eng Engine, dir string, cat []catalog.Model) *harness {
+// newHarness starts the app with eng; mods may change its options.
+func newHarness(t *testing.T, eng Engine, dir string, cat []catalog.Model, mods ...func(*Options)) *harness {
 	t.Helper()
 	fa := test.NewTempApp(t)
 	if dir == "" {
 		dir = t.TempDir()
 	}
 	h := &harness{t: t, dir: dir, eng: eng}
-	a, err := newApp(fa, Options{
+	opts := Options{
 		SettingsPath: filepath.Join(dir, "settings.json"),
 		HistoryPath:  filepath.Join(dir, "history.db"),
 		Engine:       eng,
 		Catalog:      cat,
 		Downloader:   &catalog.Downloader{Backoff: time.Millisecond, Retries: 3},
-	})
+		Sound:        &capture.Synth{NoDevice: true},
+	}
+	for _, m := range mods {
+		m(&opts)
+	}
+	a, err := newApp(fa, opts)
 	if err != nil {
 		t.Fatalf("newApp: %v", err)
 	}

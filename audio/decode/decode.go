@@ -143,6 +143,8 @@ type flacStream struct {
 	rate    int
 	bits    int
 	ch      int
+	total   uint64    // samples per channel the header declares; 0 if unknown
+	done    uint64    // samples per channel decoded
 	pending []float32 // decoded samples not yet read
 	err     error
 }
@@ -152,7 +154,7 @@ func newFLAC(s *flac.Stream) (*flacStream, error) {
 	if info.SampleRate == 0 || info.NChannels == 0 || info.BitsPerSample < 4 || info.BitsPerSample > 32 {
 		return nil, fmt.Errorf("flac: unsupported stream: %d channels of %d bits at %d Hz", info.NChannels, info.BitsPerSample, info.SampleRate)
 	}
-	return &flacStream{s: s, rate: int(info.SampleRate), bits: int(info.BitsPerSample), ch: int(info.NChannels)}, nil
+	return &flacStream{s: s, rate: int(info.SampleRate), bits: int(info.BitsPerSample), ch: int(info.NChannels), total: info.NSamples}, nil
 }
 
 func (f *flacStream) Rate() int { return f.rate }
@@ -175,6 +177,10 @@ func (f *flacStream) Read(dst []float32) (n int, err error) {
 			fr, err := f.s.ParseNext()
 			if err == io.EOF {
 				f.err = io.EOF
+				if f.done < f.total {
+					// The decoder reports a frame cut short as the end.
+					f.err = fmt.Errorf("flac: the file ends after %d of its %d samples (%w)", f.done, f.total, io.ErrUnexpectedEOF)
+				}
 				break
 			}
 			if err != nil {
@@ -186,6 +192,7 @@ func (f *flacStream) Read(dst []float32) (n int, err error) {
 				break
 			}
 			count := len(fr.Subframes[0].Samples)
+			f.done += uint64(count)
 			scale := 1 / (float64(int64(1)<<(f.bits-1)) * float64(f.ch))
 			f.pending = f.pending[:0]
 			for i := 0; i < count; i++ {

@@ -100,7 +100,8 @@ func TestBadFiles(t *testing.T) {
 		{"text", []byte("hello, this is not audio"), "unsupported audio format"},
 		{"ogg", []byte("OggS\x00\x02\x00\x00\x00\x00\x00\x00"), "Goose reads WAV, FLAC and MP3"},
 		{"flac header only", flacData[:30], "flac"},
-		{"truncated flac", flacData[:len(flacData)/2], "flac"},
+		{"truncated flac", flacData[:len(flacData)/2], "flac: unexpected EOF"},
+		{"flac cut in its first frame", flacData[:len(flacData)/3], "flac: the file ends after 0 of its 24000 samples"},
 		{"garbled mp3", append(append([]byte{}, mp3Data[:200]...), bytes.Repeat([]byte{0xFF, 0xFB, 0x00}, 400)...), "mp3"},
 		{"wav header only", []byte("RIFF\x00\x00\x00\x00WAVE"), "wav"},
 	} {

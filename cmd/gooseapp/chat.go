@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,7 +13,6 @@ import (
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/sample"
 	"github.com/goose-rwkv/goose/core/tokenizer"
-	"github.com/goose-rwkv/goose/internal/atomicfile"
 )
 
 // runChat is a terminal chat in the World format. Ctrl-C stops a reply or,
@@ -87,7 +86,11 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 				fmt.Fprintln(stdout)
 				return <-readErr
 			}
-			line = strings.TrimSpace(l)
+			if l.tooLong {
+				fmt.Fprintf(stdout, "(message ignored: it is longer than %d MiB)\n", maxLine>>20)
+				continue
+			}
+			line = strings.TrimSpace(l.text)
 		}
 		armed = false
 		if line == "" {
@@ -204,24 +207,38 @@ func (c *chat) command(line string) (quit bool, err error) {
 // readLines reads stdin line by line on its own goroutine, so that the
 // chat can wait for a line or Ctrl-C at once. lines is closed at the end
 // of input; then readErr holds the read error, if any. The goroutine ends
-// when done is closed.
-func readLines(stdin io.Reader, done <-chan struct{}) (lines <-chan string, readErr <-chan error) {
-	out := make(chan string)
+// when done is closed. A line longer than maxLine comes as tooLong (its
+// text dropped) and the chat goes on.
+func readLines(stdin io.Reader, done <-chan struct{}) (lines <-chan inputLine, readErr <-chan error) {
+	out := make(chan inputLine)
 	errc := make(chan error, 1)
 	go func() {
 		defer close(out)
-		in := bufio.NewScanner(stdin)
-		in.Buffer(make([]byte, 1<<20), 1<<20)
-		for in.Scan() {
+		in := newLineReader(stdin, maxLine)
+		for {
+			text, err := in.next()
+			l := inputLine{text: text, tooLong: errors.Is(err, errLineTooLong)}
+			if err != nil && !l.tooLong {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				errc <- err
+				return
+			}
 			select {
-			case out <- in.Text():
+			case out <- l:
 			case <-done:
 				return
 			}
 		}
-		errc <- in.Err()
 	}()
 	return out, errc
+}
+
+// inputLine is one line of chat input.
+type inputLine struct {
+	text    string
+	tooLong bool // over maxLine: text is empty
 }
 
 func floatFlag(dst *float32) func(string) error {
@@ -242,25 +259,20 @@ func saveState(s *core.Session, path string) error {
 		return err
 	}
 	defer st.Free()
-	data, err := st.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(path, data, 0o644)
+	return st.WriteFile(path)
 }
 
+// loadState restores the session state from a /save file. The file's
+// header and size are checked before its data is read, so /load of a
+// device, a FIFO or a large file of another kind fails at once.
 func loadState(s *core.Session, path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
 	st, err := s.Model().NewState()
 	if err != nil {
 		return err
 	}
 	defer st.Free()
-	if err := st.UnmarshalBinary(data); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	if err := st.ReadFile(path); err != nil {
+		return err
 	}
 	return s.SetState(st)
 }

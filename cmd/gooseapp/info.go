@@ -16,6 +16,7 @@ import (
 func runInfo(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("info", stderr)
 	devices := fs.Bool("devices", false, "list GPUs instead")
+	verify := fs.Bool("verify", false, "also read every weight: check the .pth checksums and that no weight is NaN or infinite")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -58,6 +59,12 @@ func runInfo(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "parameters:  %d (%.2f M)\n", c.Params, float64(c.Params)/1e6)
 	fmt.Fprintf(stdout, "state:       %d bytes\n", c.StateBytes())
 	fmt.Fprintf(stdout, "file size:   %d bytes\n", fi.Size())
+	if *verify {
+		if err := verifyFile(f, stderr); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "verified:    checksums match, every weight is finite")
+	}
 	return nil
 }
 

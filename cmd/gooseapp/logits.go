@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 
@@ -61,6 +62,9 @@ func runLogits(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := finiteLogits(logits, V); err != nil {
+		return err
+	}
 	return npy.WriteFile(*out, []int{len(ids), V}, logits)
 }
 
@@ -75,4 +79,15 @@ func parseIDs(s string) ([]int32, error) {
 		ids = append(ids, int32(v))
 	}
 	return ids, nil
+}
+
+// finiteLogits fails when the model produced NaN or ±Inf: its weights (or
+// an input state) are corrupt, and a file of NaNs is no answer.
+func finiteLogits(logits []float32, V int) error {
+	for i, v := range logits {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("the logits after token %d are not finite (logit %d is %v): the model's weights are corrupt; `gooseapp info --verify MODEL` checks the file", i/V, i%V, v)
+		}
+	}
+	return nil
 }

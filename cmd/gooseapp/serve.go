@@ -47,14 +47,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	maxPrompt := fs.Int("max-prompt", 32768, "longest prompt in tokens")
 	audioModel := fs.String("audio-model", "", "also tag audio at POST /v1/audio/tags with this A-RWKV checkpoint `FILE` (alone, without --model, the server only tags audio)")
 	audioConfig := fs.String("audio-config", "", "the audio model's configuration `FILE.json` (default: the released A-RWKV configuration)")
+	allowedHosts := fs.String("allowed-hosts", "", "comma-separated host `names` clients may use besides IP addresses and localhost (\"*\": any; \".example.com\": names under it)")
+	corsOrigins := fs.String("cors-origin", "", "comma-separated web `origins` (e.g. http://localhost:3000; \"*\": all) whose pages may call the API")
+	maxConns := fs.Int("max-conns", server.DefaultMaxConns, "most open connections; more are answered 503")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *parallel < 1 || *queue < 0 || *cacheMB < 0 || *maxTokens < 1 || *maxPrompt < 1 {
-		return errors.New("--parallel, --max-tokens and --max-prompt must be at least 1; --queue and --cache-mb at least 0")
+	if *parallel < 1 || *queue < 0 || *cacheMB < 0 || *maxTokens < 1 || *maxPrompt < 1 || *maxConns < 1 {
+		return errors.New("--parallel, --max-tokens, --max-prompt and --max-conns must be at least 1; --queue and --cache-mb at least 0")
 	}
 	key := *apiKey
 	if key == "" {
@@ -119,7 +122,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		cacheBytes = -1
 	}
 	srv, err := server.New(m, tok, server.Options{ModelID: id, Parallel: *parallel, MaxQueue: queueOpt,
-		CacheBytes: cacheBytes, APIKey: key, MaxTokens: *maxTokens, MaxPromptTokens: *maxPrompt, Audio: tg})
+		CacheBytes: cacheBytes, APIKey: key, MaxTokens: *maxTokens, MaxPromptTokens: *maxPrompt,
+		AllowedHosts: splitList(*allowedHosts), CORSOrigins: splitList(*corsOrigins), Audio: tg})
 	if err != nil {
 		return err
 	}
@@ -128,15 +132,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	// Generations see baseCtx end when a graceful shutdown takes too long.
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
-		ErrorLog:          log.New(stderr, "gooseapp serve: ", 0),
-	}
+	hs := srv.HTTPServer(baseCtx, log.New(stderr, "gooseapp serve: ", 0))
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	go func() { served <- hs.Serve(server.LimitListener(ln, *maxConns)) }()
+	if m != nil {
+		verifyInBackground(baseCtx, m, stderr, "gooseapp serve")
+	}
 	fmt.Fprintln(stderr, deviceLine(rep))
 	fmt.Fprintf(stdout, "Serving %q at http://%s/v1 (OpenAI-compatible; metrics at /metrics). Ctrl-C stops.\n", id, ln.Addr())
 	if tg != nil {
@@ -171,4 +172,15 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -16,10 +16,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
+	"os"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -34,9 +38,13 @@ var (
 	ErrTorchScript = errors.New("TorchScript archive, not a state dict")
 	// ErrNoPickle reports a zip archive without a */data.pkl entry.
 	ErrNoPickle = errors.New("missing data.pkl")
-	// ErrTruncated reports tensor data that extends past its storage or the
-	// end of the file.
-	ErrTruncated = errors.New("truncated storage")
+	// ErrTruncated reports a file cut short: tensor data that extends past
+	// its storage or the end of the file, or a zip archive without its
+	// central directory.
+	ErrTruncated = errors.New("truncated")
+	// ErrChecksum reports stored bytes whose CRC-32 differs from the one
+	// in the zip directory (see File.Verify): the file is damaged.
+	ErrChecksum = errors.New("checksum mismatch")
 	// ErrDType reports an element type this package does not read.
 	ErrDType = errors.New("unknown dtype")
 	// ErrShape reports an invalid shape, stride or storage offset, or a
@@ -46,6 +54,10 @@ var (
 	ErrNotFound = errors.New("no such tensor")
 	// ErrClosed reports use of a File after Close.
 	ErrClosed = errors.New("file already closed")
+	// ErrChanged reports a file that was truncated or rewritten on disk
+	// after Open mapped it: its tensors can no longer be trusted (reading
+	// past a new end would fault). Reload it.
+	ErrChanged = errors.New("file changed on disk while in use; reload it")
 )
 
 // Error describes a failure to read a checkpoint. Tensor is empty when the
@@ -111,7 +123,10 @@ type File struct {
 	r       io.ReaderAt
 	data    []byte // the whole file when mapped or loaded; nil when reading from r on demand
 	release func() error
-	tensors []tensor // sorted by name
+	fh      *os.File  // the mapped file, kept open for Changed; nil when none
+	mtime   time.Time // fh's modification time at Open
+	tensors []tensor  // sorted by name
+	stored  []stored  // .pth storage entries and their CRC-32s, for Verify
 	index   map[string]int
 	closed  bool
 }
@@ -123,20 +138,65 @@ type File struct {
 // On Unix the file is memory-mapped read-only and Bytes returns slices of
 // the mapping: they are valid until Close and must not be written to.
 // Elsewhere the file is read into memory.
-func Open(path string) (*File, error) {
-	data, release, err := mapFile(path)
+//
+// Only regular files are opened: a FIFO or a device is refused at once
+// (regfile.ErrNotRegular) rather than read or waited on.
+func Open(path string) (f *File, err error) {
+	data, fh, release, err := mapFile(path)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == path {
+			err = pe.Err // Error names the file already
+		}
 		return nil, &Error{Path: path, Err: err}
 	}
-	f, err := parse(bytes.NewReader(data), int64(len(data)), path, data)
-	if err != nil {
-		if rerr := release(); rerr != nil {
-			return nil, errors.Join(err, &Error{Path: path, Err: rerr})
+	var mtime time.Time
+	if fh != nil {
+		if st, serr := fh.Stat(); serr == nil {
+			mtime = st.ModTime()
 		}
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		if fh != nil {
+			fh.Close()
+		}
+		if rerr := release(); rerr != nil {
+			err = errors.Join(err, &Error{Path: path, Err: rerr})
+		}
+	}()
+	// The file could be truncated while its directory is parsed.
+	defer memfault.Catch(&err)()
+	f, err = parse(bytes.NewReader(data), int64(len(data)), path, data)
+	if err != nil {
 		return nil, err
 	}
-	f.release = release
+	f.release, f.fh, f.mtime = release, fh, mtime
 	return f, nil
+}
+
+// Changed reports, as an *Error wrapping ErrChanged, whether the file was
+// truncated or rewritten since Open (its size or modification time
+// differs). Replacing it by renaming another file over its path does not
+// count: the mapping keeps the old file. It costs one fstat system call,
+// so callers may check it before each use of the weights.
+func (f *File) Changed() error {
+	if f.fh == nil || f.closed {
+		return nil
+	}
+	st, err := f.fh.Stat()
+	if err != nil {
+		return &Error{Path: f.path, Err: fmt.Errorf("%w: %v", ErrChanged, err)}
+	}
+	if st.Size() != f.size {
+		return &Error{Path: f.path, Err: fmt.Errorf("%w (its size went from %d to %d bytes)", ErrChanged, f.size, st.Size())}
+	}
+	if !st.ModTime().Equal(f.mtime) {
+		return &Error{Path: f.path, Err: fmt.Errorf("%w (it was rewritten at %s)", ErrChanged, st.ModTime().Format(time.RFC3339))}
+	}
+	return nil
 }
 
 // NewReader reads a checkpoint of size bytes from r; name is used in error
@@ -171,7 +231,7 @@ func parse(r io.ReaderAt, size int64, path string, data []byte) (*File, error) {
 	switch {
 	case bytes.HasPrefix(hdr, zipMagic):
 		f.format = "pth"
-		ts, err = readPth(r, size, path)
+		ts, f.stored, err = readPth(r, size, path)
 	case bytes.HasPrefix(hdr, emptyZipMagic):
 		return nil, &Error{Path: path, Err: fmt.Errorf("%w (empty zip archive)", ErrFormat)}
 	case len(hdr) > 0 && hdr[0] == 0x80:
@@ -284,6 +344,9 @@ func (f *File) Close() error {
 	}
 	f.closed = true
 	f.data = nil
+	if f.fh != nil {
+		f.fh.Close()
+	}
 	if f.release != nil {
 		if err := f.release(); err != nil {
 			return &Error{Path: f.path, Err: fmt.Errorf("close: %w", err)}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/goose-rwkv/goose/internal/regfile"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -311,7 +312,8 @@ func TestOpenErrors(t *testing.T) {
 		want error
 	}{
 		{filepath.Join(dir, "missing.pth"), os.ErrNotExist},
-		{dir, ErrFormat},
+		{dir, regfile.ErrNotRegular},
+		{"/dev/zero", regfile.ErrNotRegular},
 		{empty, ErrFormat},
 		{text, ErrFormat},
 	}

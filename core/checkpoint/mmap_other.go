@@ -3,23 +3,18 @@
 package checkpoint
 
 import (
-	"fmt"
 	"os"
+
+	"github.com/goose-rwkv/goose/internal/regfile"
 )
 
-// mapFile reads the whole file at path into memory; this platform has no
-// memory mapping through package syscall. The returned function is a no-op.
-func mapFile(path string) ([]byte, func() error, error) {
-	st, err := os.Stat(path)
+// mapFile reads the whole regular file at path into memory; this platform
+// has no memory mapping through package syscall. The returned file is nil
+// (the copy cannot change) and the release function is a no-op.
+func mapFile(path string) ([]byte, *os.File, func() error, error) {
+	data, err := regfile.ReadFile(path, 1<<62)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if !st.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%w (not a regular file)", ErrFormat)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	return data, func() error { return nil }, nil
+	return data, nil, func() error { return nil }, nil
 }

@@ -7,33 +7,34 @@ import (
 	"math"
 	"os"
 	"syscall"
+
+	"github.com/goose-rwkv/goose/internal/regfile"
 )
 
-// mapFile maps the whole file at path read-only. The returned function
-// unmaps it. An empty file yields an empty slice and nothing to unmap.
-func mapFile(path string) ([]byte, func() error, error) {
-	fh, err := os.Open(path)
+// mapFile maps the whole regular file at path read-only and privately. It
+// returns the mapping, the open file (kept to notice later changes; the
+// caller closes it) and a function that unmaps. An empty file yields an
+// empty slice and nothing to unmap.
+//
+// A private mapping does not protect against the file being truncated
+// while mapped (reading past the new end faults); File.Changed and the
+// fault guard in internal/memfault handle that.
+func mapFile(path string) ([]byte, *os.File, func() error, error) {
+	fh, size, err := regfile.Open(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%w (not a regular file)", ErrFormat)
-	}
-	size := st.Size()
 	if size == 0 {
-		return []byte{}, func() error { return nil }, nil
+		return []byte{}, fh, func() error { return nil }, nil
 	}
 	if size > math.MaxInt {
-		return nil, nil, fmt.Errorf("file of %d bytes is too large to map on this platform", size)
+		fh.Close()
+		return nil, nil, nil, fmt.Errorf("file of %d bytes is too large to map on this platform", size)
 	}
-	data, err := syscall.Mmap(int(fh.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	data, err := syscall.Mmap(int(fh.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_PRIVATE)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mmap: %w", err)
+		fh.Close()
+		return nil, nil, nil, fmt.Errorf("mmap: %w", err)
 	}
-	return data, func() error { return syscall.Munmap(data) }, nil
+	return data, fh, func() error { return syscall.Munmap(data) }, nil
 }

@@ -69,8 +69,26 @@ var (
 	// ErrGlobal reports a pickle that refers to a Python global outside the
 	// allow-list of tensor-building functions and storage classes.
 	ErrGlobal = errors.New("unsupported global")
+	// ErrPickleLimit reports a pickle that needs more memory than any real
+	// checkpoint does (see the limits below): a hostile or corrupt file.
+	ErrPickleLimit = errors.New("pickle exceeds a limit")
 	// errPickle is the base of every other malformed-pickle error.
 	errPickle = errors.New("malformed pickle")
+)
+
+// Limits of the pickle machine. A state dict's pickle, as torch.save
+// writes it, pushes about 22 values, memoizes about 8 and keeps 2 on the
+// stack per tensor (its dict items are set in batches of 1000), under 3
+// nested marks. The official 2.9B RWKV-7 checkpoint has 1,062 tensors:
+// 23,500 values, 8,600 memo entries, a stack of 2,010 (TestPickleCaps
+// measures a pickle of its names and shapes). The limits leave room for
+// checkpoints twenty times as large, and keep a hostile pickle under
+// ~100 MB of memory and well under a second before it fails.
+const (
+	maxPushes = 1 << 19 // values pushed in all
+	maxMemo   = 1 << 18 // memo entries
+	maxStack  = 1 << 16 // values on the stack at once
+	maxMarks  = 64      // nested MARKs
 )
 
 // Values on the machine's stack. Strings, int64, float64, bool and nil are
@@ -185,11 +203,14 @@ func typeName(v any) string {
 
 // machine is the state of one unpickling run.
 type machine struct {
-	data  []byte
-	pos   int
-	stack []any
-	marks []int // stack heights at each MARK
-	memo  map[uint32]any
+	data   []byte
+	pos    int
+	stack  []any
+	marks  []int // stack heights at each MARK
+	memo   map[uint32]any
+	pushes int // values pushed so far (bounded by maxPushes)
+	// err is set by push when a limit is exceeded; step returns it.
+	err error
 }
 
 // unpickle runs the pickle in data and returns the object it builds.
@@ -203,6 +224,9 @@ func unpickle(data []byte) (any, error) {
 		op := m.data[m.pos]
 		m.pos++
 		done, err := m.step(op)
+		if err == nil {
+			err = m.err
+		}
 		if err != nil {
 			return nil, fmt.Errorf("data.pkl offset %d (opcode 0x%02x): %w", start, op, err)
 		}
@@ -249,7 +273,22 @@ func (m *machine) readLine() (string, error) {
 	return "", fmt.Errorf("%w: unterminated line argument", errPickle)
 }
 
-func (m *machine) push(v any) { m.stack = append(m.stack, v) }
+// push puts v on the stack. Past a limit it records ErrPickleLimit in
+// m.err (returned after the current opcode) and drops v.
+func (m *machine) push(v any) {
+	m.pushes++
+	switch {
+	case m.err != nil:
+		return
+	case m.pushes > maxPushes:
+		m.err = fmt.Errorf("%w: more than %d values (a real checkpoint pushes about 22 per tensor)", ErrPickleLimit, maxPushes)
+		return
+	case len(m.stack) >= maxStack:
+		m.err = fmt.Errorf("%w: more than %d values on the stack", ErrPickleLimit, maxStack)
+		return
+	}
+	m.stack = append(m.stack, v)
+}
 
 func (m *machine) pop() (any, error) {
 	n := len(m.stack)
@@ -298,6 +337,9 @@ func (m *machine) putMemo(idx uint32) error {
 	v, err := m.top()
 	if err != nil {
 		return err
+	}
+	if _, ok := m.memo[idx]; !ok && len(m.memo) >= maxMemo {
+		return fmt.Errorf("%w: more than %d memo entries (a real checkpoint memoizes about 8 per tensor)", ErrPickleLimit, maxMemo)
 	}
 	m.memo[idx] = v
 	return nil
@@ -356,6 +398,9 @@ func (m *machine) step(op byte) (done bool, err error) {
 
 	case opMark:
 		// Marks are kept apart from the values, as stack heights.
+		if len(m.marks) >= maxMarks {
+			return false, fmt.Errorf("%w: more than %d nested MARKs", ErrPickleLimit, maxMarks)
+		}
 		m.marks = append(m.marks, len(m.stack))
 	case opPop:
 		if _, err := m.pop(); err != nil {

@@ -2,40 +2,60 @@ package checkpoint
 
 import (
 	"archive/zip"
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 )
 
 // maxPickle caps the size of data.pkl. A state dict's pickle holds only
-// names, shapes and storage keys: about 100 bytes per tensor.
-const maxPickle = 64 << 20
+// names, shapes and storage keys: about 100 bytes per tensor, 110 KB for
+// the official 2.9B checkpoint.
+const maxPickle = 16 << 20
 
 // span is a byte range of the file.
 type span struct{ off, n int64 }
 
+// stored is a zip entry whose data Verify checks against its CRC-32.
+type stored struct {
+	name    string // the zip entry
+	span    span
+	crc     uint32
+	tensors []string // the tensors whose bytes it holds
+}
+
 // readPth reads the tensor directory of a PyTorch zip checkpoint: the
 // archive layout of torch.save since PyTorch 1.6, with a pickled state dict
 // in <prefix>/data.pkl and one raw storage per <prefix>/data/<key> entry.
-func readPth(r io.ReaderAt, size int64, path string) ([]tensor, error) {
+//
+// It also returns the storage entries with their CRC-32s for Verify.
+func readPth(r io.ReaderAt, size int64, path string) ([]tensor, []stored, error) {
 	fail := func(err error) error { return &Error{Path: path, Err: err} }
 
 	zr, err := zip.NewReader(r, size)
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		// ErrInsecurePath only matters when extracting to disk.
-		return nil, fail(fmt.Errorf("%w (zip: %v)", ErrFormat, err))
+		if !hasEndRecord(r, size) {
+			return nil, nil, fail(fmt.Errorf("%w: the zip archive ends after %d bytes without its central directory (was the download or copy cut short?)", ErrTruncated, size))
+		}
+		return nil, nil, fail(fmt.Errorf("%w (zip archive: %s)", ErrFormat, strings.TrimPrefix(err.Error(), "zip: ")))
+	}
+	if err := checkLayout(zr.File, size); err != nil {
+		return nil, nil, fail(err)
 	}
 	entries := make(map[string]*zip.File, len(zr.File))
 	var pickles []*zip.File
 	for _, zf := range zr.File {
 		if _, dup := entries[zf.Name]; dup {
-			return nil, fail(fmt.Errorf("%w (duplicate zip entry %q)", ErrFormat, zf.Name))
+			return nil, nil, fail(fmt.Errorf("%w (duplicate zip entry %q)", ErrFormat, zf.Name))
 		}
 		entries[zf.Name] = zf
 		if zf.Name == "constants.pkl" || strings.HasSuffix(zf.Name, "/constants.pkl") {
-			return nil, fail(ErrTorchScript)
+			return nil, nil, fail(ErrTorchScript)
 		}
 		if zf.Name == "data.pkl" || strings.HasSuffix(zf.Name, "/data.pkl") {
 			pickles = append(pickles, zf)
@@ -43,62 +63,67 @@ func readPth(r io.ReaderAt, size int64, path string) ([]tensor, error) {
 	}
 	switch len(pickles) {
 	case 0:
-		return nil, fail(ErrNoPickle)
+		return nil, nil, fail(ErrNoPickle)
 	case 1:
 	default:
-		return nil, fail(fmt.Errorf("%w (%d data.pkl entries: %q and %q)", ErrFormat, len(pickles), pickles[0].Name, pickles[1].Name))
+		return nil, nil, fail(fmt.Errorf("%w (%d data.pkl entries: %q and %q)", ErrFormat, len(pickles), pickles[0].Name, pickles[1].Name))
 	}
 	prefix := strings.TrimSuffix(pickles[0].Name, "data.pkl")
 
 	if bo, ok := entries[prefix+"byteorder"]; ok {
 		b, err := readSmall(bo, 64)
 		if err != nil {
-			return nil, fail(fmt.Errorf("read %s: %w", bo.Name, err))
+			return nil, nil, fail(fmt.Errorf("read %s: %w", bo.Name, err))
 		}
 		if s := strings.TrimSpace(string(b)); s != "little" {
-			return nil, fail(fmt.Errorf("%w (byte order %q; only little-endian checkpoints are supported)", ErrFormat, s))
+			return nil, nil, fail(fmt.Errorf("%w (byte order %q; only little-endian checkpoints are supported)", ErrFormat, s))
 		}
 	}
 
 	pkl, err := readSmall(pickles[0], maxPickle)
 	if err != nil {
-		return nil, fail(fmt.Errorf("read %s: %w", pickles[0].Name, err))
+		return nil, nil, fail(fmt.Errorf("read %s: %w", pickles[0].Name, err))
 	}
 	root, err := unpickle(pkl)
 	if err != nil {
-		return nil, fail(err)
+		return nil, nil, fail(err)
 	}
 	dict, ok := root.(*pyDict)
 	if !ok {
-		return nil, fail(fmt.Errorf("%w (data.pkl holds a %s, not a state dict)", ErrFormat, typeName(root)))
+		return nil, nil, fail(fmt.Errorf("%w (data.pkl holds a %s, not a state dict)", ErrFormat, typeName(root)))
 	}
 
-	spans := make(map[string]span) // storage key -> its bytes in the file
+	spans := make(map[string]int) // storage key -> index in checks
+	var checks []stored
 	out := make([]tensor, 0, len(dict.keys))
 	for i, k := range dict.keys {
 		name, ok := k.(string)
 		if !ok {
-			return nil, fail(fmt.Errorf("%w (state dict key is a %s, not a string)", ErrFormat, typeName(k)))
+			return nil, nil, fail(fmt.Errorf("%w (state dict key is a %s, not a string)", ErrFormat, typeName(k)))
 		}
 		pt, ok := dict.vals[i].(*pyTensor)
 		if !ok {
-			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("%w (value is of type %s, not a tensor)", ErrFormat, typeName(dict.vals[i]))}
+			return nil, nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("%w (value is of type %s, not a tensor)", ErrFormat, typeName(dict.vals[i]))}
 		}
-		sp, ok := spans[pt.storage.key]
+		ci, ok := spans[pt.storage.key]
 		if !ok {
-			sp, err = storageSpan(entries, prefix+"data/"+pt.storage.key, size)
+			entry := prefix + "data/" + pt.storage.key
+			sp, err := storageSpan(entries, entry, size)
 			if err != nil {
-				return nil, &Error{Path: path, Tensor: name, Err: err}
+				return nil, nil, &Error{Path: path, Tensor: name, Err: err}
 			}
-			spans[pt.storage.key] = sp
+			ci = len(checks)
+			spans[pt.storage.key] = ci
+			checks = append(checks, stored{name: entry, span: sp, crc: entries[entry].CRC32})
 		}
-		t, err := checkTensor(name, pt, sp)
+		checks[ci].tensors = append(checks[ci].tensors, name)
+		t, err := checkTensor(name, pt, checks[ci].span)
 		if err != nil {
-			return nil, &Error{Path: path, Tensor: name, Err: err}
+			return nil, nil, &Error{Path: path, Tensor: name, Err: err}
 		}
 		out = append(out, t)
 	}
-	return out, nil
+	return out, checks, nil
 }
 
 // readSmall reads a whole zip entry of at most limit bytes, checking its CRC.
@@ -204,4 +229,51 @@ func satMul(a, b int64) int64 {
 		return math.MaxInt64
 	}
 	return a * b
+}
+
+// hasEndRecord reports whether the last 64 KiB of the file (the most a zip
+// comment allows) hold an end-of-central-directory signature. A zip file
+// cut short has none.
+func hasEndRecord(r io.ReaderAt, size int64) bool {
+	const window = 22 + 65535
+	off := max(0, size-window)
+	buf := make([]byte, size-off)
+	if n, err := r.ReadAt(buf, off); err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
+		return false
+	}
+	return bytes.Contains(buf, []byte("PK\x05\x06"))
+}
+
+// checkLayout rejects archives whose entries overlap: each entry's local
+// header and data must end before the next entry's local header begins,
+// and all of them before the central directory (which archive/zip found at
+// the end). Such an archive is not what torch.save writes; a crafted or
+// damaged one could make two tensors share bytes or shift one tensor's
+// data into another's.
+func checkLayout(files []*zip.File, size int64) error {
+	type extent struct {
+		name      string
+		head, end int64 // local header offset (lower bound) and end of data
+	}
+	ext := make([]extent, 0, len(files))
+	for _, zf := range files {
+		off, err := zf.DataOffset()
+		if err != nil {
+			return fmt.Errorf("%w (entry %q: %s)", ErrFormat, zf.Name, strings.TrimPrefix(err.Error(), "zip: "))
+		}
+		n := int64(zf.CompressedSize64)
+		if off < 0 || off > size || n < 0 || n > size-off {
+			return fmt.Errorf("%w (entry %q needs %d bytes at offset %d, the file has %d)", ErrTruncated, zf.Name, zf.CompressedSize64, off, size)
+		}
+		// A local header is 30 bytes plus the name (and an extra field,
+		// whose length only the local header knows).
+		ext = append(ext, extent{name: zf.Name, head: off - 30 - int64(len(zf.Name)), end: off + n})
+	}
+	slices.SortFunc(ext, func(a, b extent) int { return cmp.Compare(a.head, b.head) })
+	for i := 1; i < len(ext); i++ {
+		if ext[i].head < ext[i-1].end {
+			return fmt.Errorf("%w (zip entries %q and %q overlap: the archive is damaged or crafted)", ErrFormat, ext[i-1].name, ext[i].name)
+		}
+	}
+	return nil
 }

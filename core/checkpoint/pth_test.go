@@ -102,7 +102,7 @@ func TestBuiltPth(t *testing.T) {
 			archive: func() []byte {
 				return pthArchive("a/", statePickle([]fakeTensor{bf("t", "1", 100, 100)}, false), stor, false)
 			},
-			err: ErrTruncated, msg: `tensor "t": truncated storage (need 200 bytes, have 16)`,
+			err: ErrTruncated, msg: `tensor "t": truncated (need 200 bytes, have 16)`,
 		},
 		{
 			name: "offset past the storage",
@@ -334,7 +334,7 @@ func TestErrorMessage(t *testing.T) {
 	ts := []fakeTensor{{name: "blocks.0.att.key.weight", storage: "BFloat16Storage", key: "0", numel: 16384, shape: []int64{128, 128}}}
 	data := pthArchive("tiny/", statePickle(ts, false), map[string][]byte{"0": make([]byte, 100)}, false)
 	_, err := NewReader(bytes.NewReader(data), int64(len(data)), "tiny.pth")
-	const want = `checkpoint tiny.pth: tensor "blocks.0.att.key.weight": truncated storage (need 32768 bytes, have 100)`
+	const want = `checkpoint tiny.pth: tensor "blocks.0.att.key.weight": truncated (need 32768 bytes, have 100)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v\nwant    %s", err, want)
 	}

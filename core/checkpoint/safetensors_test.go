@@ -59,7 +59,7 @@ func TestSafetensors(t *testing.T) {
 		{
 			name: "offsets past the end",
 			file: buildSafetensors(with(2, func(e *stEntry) { e.Offsets = [2]int64{48, 80} }), nil, data),
-			err:  ErrTruncated, msg: `tensor "h": truncated storage (data_offsets [48, 80] outside the 64-byte data buffer)`,
+			err:  ErrTruncated, msg: `tensor "h": truncated (data_offsets [48, 80] outside the 64-byte data buffer)`,
 		},
 		{
 			name: "begin after end",

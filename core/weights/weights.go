@@ -128,6 +128,12 @@ func (l *Loader) Floats(name string, shape ...int) []float32 {
 		l.fail(name, err)
 		return nil
 	}
+	if err := CheckFinite(name, info.DType, data, 0, 0); err != nil {
+		if l.err == nil {
+			l.err = err
+		}
+		return nil
+	}
 	l.params += int64(info.Len())
 	l.bytes += int64(info.Len()) * 4
 	return f
@@ -184,6 +190,12 @@ func (l *Loader) MatrixAs(name string, shape []int, rows, cols int) kernels.Tens
 	data, err := l.src.Bytes(name)
 	if err != nil {
 		l.fail(name, err)
+		return kernels.Tensor{}
+	}
+	if err := CheckSample(name, info.DType, data, rows, cols); err != nil {
+		if l.err == nil {
+			l.err = err
+		}
 		return kernels.Tensor{}
 	}
 	t, err := l.be.Weight(info.DType, rows, cols, data)

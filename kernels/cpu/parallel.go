@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/goose-rwkv/goose/internal/memfault"
 )
 
 // spinFor is how long an idle worker (or the caller waiting for workers)
@@ -52,6 +54,7 @@ type job struct {
 	next     atomic.Int32 // next chunk to claim
 	finished atomic.Int32 // chunks completed
 	parked   atomic.Int32 // 1 while the caller is parked on team.done
+	fault    atomic.Pointer[memfault.Error]
 }
 
 // worker is one persistent goroutine.
@@ -132,6 +135,9 @@ func (p *pool) forChunks(n, grain int, fn func(c, lo, hi int)) {
 	// Drop fn so the finished job, which stays reachable from the team,
 	// keeps nothing alive (the pool itself, through fn, included).
 	j.fn = nil
+	if e := j.fault.Load(); e != nil {
+		memfault.Repanic(e)
+	}
 }
 
 // wait returns once every chunk of j has finished.
@@ -155,20 +161,44 @@ func (j *job) work() (last bool) {
 			return last
 		}
 		n, k := j.n, int(j.chunks)
-		j.fn(int(c), int(c)*n/k, int(c+1)*n/k)
+		guard(&j.fault, j.fn, int(c), int(c)*n/k, int(c+1)*n/k)
 		last = j.finished.Add(1) == j.chunks
 	}
+}
+
+// guard runs fn(c, lo, hi), recovering a memory fault (a truncated
+// memory-mapped weights file) into *fault so that the chunk still counts
+// as finished and the For call can re-raise it on its caller's goroutine
+// (see internal/memfault). Other panics go on.
+func guard(fault *atomic.Pointer[memfault.Error], fn func(c, lo, hi int), c, lo, hi int) {
+	defer func() {
+		if r := recover(); r != nil {
+			e, ok := memfault.Recovered(r)
+			if !ok {
+				panic(r)
+			}
+			fault.CompareAndSwap(nil, e)
+		}
+	}()
+	fn(c, lo, hi)
 }
 
 // spawn runs chunks ranges of [0, n) on new goroutines and the caller.
 func spawn(n, chunks int, fn func(c, lo, hi int)) {
 	var wg sync.WaitGroup
+	var fault atomic.Pointer[memfault.Error]
 	for c := 1; c < chunks; c++ {
 		lo, hi := c*n/chunks, (c+1)*n/chunks
-		wg.Go(func() { fn(c, lo, hi) })
+		wg.Go(func() {
+			memfault.Enable()
+			guard(&fault, fn, c, lo, hi)
+		})
 	}
-	fn(0, 0, n/chunks)
+	guard(&fault, fn, 0, 0, n/chunks)
 	wg.Wait()
+	if e := fault.Load(); e != nil {
+		memfault.Repanic(e)
+	}
 }
 
 func (t *team) start(k int) {
@@ -198,6 +228,7 @@ func (t *team) close() {
 
 // run is a worker's loop: wait for a new job, help with it, repeat.
 func (t *team) run(w *worker) {
+	memfault.Enable() // faults in a chunk are recovered by guard
 	var last *job
 	for {
 		j := t.job.Load()

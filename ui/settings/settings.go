@@ -31,6 +31,8 @@ type Settings struct {
 	// LastModel is the path of the model loaded last; it is loaded again at
 	// start.
 	LastModel string `json:"last_model,omitempty"`
+	// AudioModel is the A-RWKV tagger the Audio screen loaded last.
+	AudioModel string `json:"audio_model,omitempty"`
 }
 
 // Default returns the settings of a fresh install. The models folder is

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/goose-rwkv/goose/core"
+)
+
+// randomModelFile writes a small random-weight model with the full World
+// vocabulary (34 MB), once per test binary.
+var randomModelFile = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "goose-cmd-test")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "rand.safetensors")
+	cfg := core.Config{Layers: 2, Width: 64, Vocab: 65536, DecayLoRA: 16, AlphaLoRA: 16, ValueLoRA: 8, GateLoRA: 16}
+	return path, core.WriteRandom(path, cfg, 42)
+})
+
+func testModel(t *testing.T) string {
+	t.Helper()
+	p, err := randomModelFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestChatHostileInput: /load of a device, of a 2 GB file that is not a
+// state, and a line over 1 MiB used to end the chat (out of memory, or
+// "bufio.Scanner: token too long"); now each gets a message and the chat
+// goes on. /save and /load round-trip.
+func TestChatHostileInput(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.bin")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(2 << 30); err != nil { // sparse: costs no disk
+		t.Fatal(err)
+	}
+	f.Close()
+	saved := filepath.Join(dir, "s.state")
+	var in bytes.Buffer
+	in.WriteString("/load /dev/zero\n")
+	in.WriteString("/load " + big + "\n")
+	in.WriteString(strings.Repeat("x", 2<<20) + "\n")
+	in.WriteString("/save " + saved + "\n/load " + saved + "\n/quit\n")
+	var out, errOut bytes.Buffer
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	code := run([]string{"chat", "--model", testModel(t), "--backend", "cpu", "--max-tokens", "2"}, &in, &out, &errOut)
+	runtime.ReadMemStats(&after)
+	if code != 0 {
+		t.Fatalf("chat exited %d:\n%s\n%s", code, out.String(), errOut.String())
+	}
+	o := out.String()
+	for _, want := range []string{
+		"(load failed: open /dev/zero: not a regular file",
+		"(load failed: " + big + ": state: not a Goose state file",
+		"(message ignored: it is longer than 1 MiB)",
+		"(state saved to " + saved + ")",
+		"(state loaded from " + saved + ")",
+	} {
+		if !strings.Contains(o, want) {
+			t.Errorf("chat output lacks %q:\n%s", want, o)
+		}
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 512<<20 {
+		t.Errorf("chat allocated %d MB", alloc>>20)
+	}
+}
