@@ -304,7 +304,7 @@ func (a *App) loadModel(path string) {
 	a.loading, a.loadFrac, a.loadName = true, 0, filepath.Base(path)
 	a.status.refresh()
 	a.models.refresh()
-	opts := LoadOptions{Backend: a.cfg.Backend, Threads: a.cfg.Threads}
+	opts := LoadOptions{Backend: a.cfg.Backend, Threads: a.cfg.Threads, Quant: a.cfg.Quant}
 	prev := ""
 	if a.model != nil {
 		prev = a.model.Path
