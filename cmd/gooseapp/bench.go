@@ -19,6 +19,9 @@ import (
 // runBench measures prefill and decode speed and memory, each beside its
 // floor measured in the same run.
 func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	if wantsAudioBench(args) {
+		return runBenchAudio(args, stdout, stderr)
+	}
 	fs := newFlags("bench", stderr)
 	var mf modelFlags
 	mf.register(fs, "auto")
