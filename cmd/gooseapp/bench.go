@@ -24,6 +24,9 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			return runBenchVision(args, stdout, stderr)
 		}
 	}
+	if wantsAudioBench(args) {
+		return runBenchAudio(args, stdout, stderr)
+	}
 	fs := newFlags("bench", stderr)
 	var mf modelFlags
 	mf.register(fs, "auto")
