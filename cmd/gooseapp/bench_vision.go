@@ -267,7 +267,6 @@ func benchCommit() string {
 	return rev
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 
 func roundAll(v []float64) []float64 {
 	out := make([]float64, len(v))
