@@ -222,34 +222,53 @@ func toRGB(img image.Image) rgbImage {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
 	out := rgbImage{w: w, h: h, pix: make([]uint8, 3*w*h)}
-	i := 0
+	// Rows are independent: convert bands of them concurrently.
+	parallelRows(h, func(y0, y1 int) {
+		for y := y0; y < y1; y++ {
+			toRGBRow(out.pix[3*y*w:3*(y+1)*w], img, b.Min.X, b.Min.Y+y, w)
+		}
+	})
+	return out
+}
+
+// toRGBRow converts the w pixels of img's row y from x0 into dst (3 bytes
+// a pixel). Common image types are read directly; every path gives what
+// rgbAt gives.
+func toRGBRow(dst []uint8, img image.Image, x0, y, w int) {
 	switch src := img.(type) {
 	case *image.NRGBA:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			row := src.Pix[src.PixOffset(b.Min.X, y):]
-			for x := 0; x < w; x++ {
-				out.pix[i], out.pix[i+1], out.pix[i+2] = row[4*x], row[4*x+1], row[4*x+2]
-				i += 3
+		row := src.Pix[src.PixOffset(x0, y):]
+		for x := 0; x < w; x++ {
+			dst[3*x], dst[3*x+1], dst[3*x+2] = row[4*x], row[4*x+1], row[4*x+2]
+		}
+	case *image.RGBA:
+		row := src.Pix[src.PixOffset(x0, y):]
+		for x := 0; x < w; x++ {
+			if row[4*x+3] == 255 {
+				dst[3*x], dst[3*x+1], dst[3*x+2] = row[4*x], row[4*x+1], row[4*x+2]
+			} else {
+				dst[3*x], dst[3*x+1], dst[3*x+2] = rgbAt(img, x0+x, y)
 			}
 		}
 	case *image.Gray:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			row := src.Pix[src.PixOffset(b.Min.X, y):]
-			for x := 0; x < w; x++ {
-				v := row[x]
-				out.pix[i], out.pix[i+1], out.pix[i+2] = v, v, v
-				i += 3
-			}
+		row := src.Pix[src.PixOffset(x0, y):]
+		for x := 0; x < w; x++ {
+			v := row[x]
+			dst[3*x], dst[3*x+1], dst[3*x+2] = v, v, v
+		}
+	case *image.YCbCr:
+		// JPEG: the same conversion as color.YCbCr's RGBA method, which
+		// the generic path reaches through an interface per pixel.
+		for x := 0; x < w; x++ {
+			yi, ci := src.YOffset(x0+x, y), src.COffset(x0+x, y)
+			r, g, bb, _ := color.YCbCr{Y: src.Y[yi], Cb: src.Cb[ci], Cr: src.Cr[ci]}.RGBA()
+			dst[3*x], dst[3*x+1], dst[3*x+2] = uint8(r>>8), uint8(g>>8), uint8(bb>>8)
 		}
 	default:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				out.pix[i], out.pix[i+1], out.pix[i+2] = rgbAt(img, x, y)
-				i += 3
-			}
+		for x := 0; x < w; x++ {
+			dst[3*x], dst[3*x+1], dst[3*x+2] = rgbAt(img, x0+x, y)
 		}
 	}
-	return out
 }
 
 // rgbAt returns the un-premultiplied 8-bit RGB colour of one pixel.
