@@ -391,7 +391,9 @@ func (c *chatView) loadImages(refs []imageRef) ([]image.Image, error) {
 // goroutine with engineMu held; the encoding stops when ctx is cancelled.
 func (c *chatView) prefillImages(ctx context.Context, prompt string, u history.Message, refs []imageRef) (string, error) {
 	n := len(refs)
-	c.a.do(func() { c.speed.SetText(fmt.Sprintf("Encoding %d image%s… (Stop cancels)", n, map[bool]string{true: "s"}[n > 1])) })
+	c.a.do(func() {
+		c.speed.SetText(fmt.Sprintf("Encoding %d image%s… (Stop cancels)", n, map[bool]string{true: "s"}[n > 1]))
+	})
 	imgs, err := c.loadImages(refs)
 	if err != nil {
 		return "", err
