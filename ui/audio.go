@@ -70,8 +70,8 @@ type audioView struct {
 	saving    bool           // a recording is being finished
 	player    capture.Output
 	playing   int64 // id of the recording playing
-	tagging   map[int64]bool
-	importing bool
+	tagging   map[int64]context.CancelFunc // recordings being tagged
+	importing context.CancelFunc         // the import running, nil when none
 	// cancel stops background work of this screen (tagging, reading).
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -87,7 +87,7 @@ type liveRecording struct {
 }
 
 func newAudioView(a *App) *audioView {
-	v := &audioView{a: a, tagging: map[int64]bool{}}
+	v := &audioView{a: a, tagging: map[int64]context.CancelFunc{}}
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 
 	v.modelLabel = widget.NewLabel("No tagger model loaded")
@@ -97,7 +97,13 @@ func newAudioView(a *App) *audioView {
 	v.devices.PlaceHolder = "Default input"
 	v.recBtn = widget.NewButtonWithIcon("Record", theme.MediaRecordIcon(), v.toggleRecord)
 	v.recBtn.Importance = widget.HighImportance
-	v.importBtn = widget.NewButtonWithIcon("Import…", theme.UploadIcon(), v.importDialog)
+	v.importBtn = widget.NewButtonWithIcon("Import…", theme.UploadIcon(), func() {
+		if v.importing != nil {
+			v.importing() // Stop import
+			return
+		}
+		v.importDialog()
+	})
 	v.level = newLevelMeter()
 	v.elapsed = widget.NewLabel("0:00")
 	v.elapsed.TextStyle = fyne.TextStyle{Monospace: true}
@@ -114,9 +120,14 @@ func newAudioView(a *App) *audioView {
 
 	v.playBtn = widget.NewButtonWithIcon("Play", theme.MediaPlayIcon(), v.togglePlay)
 	v.tagBtn = widget.NewButtonWithIcon("Tag", theme.SearchIcon(), func() {
-		if v.cur != nil {
-			v.tag(*v.cur, v.curPCM)
+		if v.cur == nil {
+			return
 		}
+		if cancel := v.tagging[v.cur.ID]; cancel != nil {
+			cancel() // Stop tagging
+			return
+		}
+		v.tag(*v.cur, v.curPCM)
 	})
 	v.attachBtn = widget.NewButtonWithIcon("Attach to chat", theme.MailAttachmentIcon(), v.attachToChat)
 	v.renameBtn = widget.NewButtonWithIcon("", theme.DocumentCreateIcon(), v.renameDialog)
@@ -144,7 +155,7 @@ func newAudioView(a *App) *audioView {
 		sub := formatDuration(r.Duration) + " · " + relativeTime(r.Created)
 		if r.Tags != nil && len(r.Tags.Top) > 0 {
 			sub += " · " + r.Tags.Top[0].Label
-		} else if v.tagging[r.ID] {
+		} else if v.tagging[r.ID] != nil {
 			sub += " · tagging…"
 		}
 		box.Objects[1].(*widget.Label).SetText(sub)
@@ -295,11 +306,19 @@ func (v *audioView) refresh() {
 		v.recBtn.SetIcon(theme.MediaRecordIcon())
 		v.recBtn.Enable()
 	}
-	if rec || v.importing {
+	switch {
+	case v.importing != nil:
+		v.importBtn.SetText("Stop import")
+		v.importBtn.Enable()
+	case rec:
 		v.importBtn.Disable()
+	default:
+		v.importBtn.SetText("Import…")
+		v.importBtn.Enable()
+	}
+	if rec || v.importing != nil {
 		v.devices.Disable()
 	} else {
-		v.importBtn.Enable()
 		v.devices.Enable()
 	}
 	if !rec {
@@ -335,15 +354,23 @@ func (v *audioView) refresh() {
 		} else {
 			v.playBtn.Enable()
 		}
-		if v.model == nil || v.tagging[v.cur.ID] || v.curPCM == nil {
+		switch {
+		case v.tagging[v.cur.ID] != nil:
+			v.tagBtn.SetText("Stop tagging")
+			v.tagBtn.SetIcon(theme.MediaStopIcon())
+			v.tagBtn.Enable()
+		case v.model == nil || v.curPCM == nil:
 			v.tagBtn.Disable()
-		} else {
+		default:
 			v.tagBtn.Enable()
 		}
-		if v.cur.Tags == nil {
-			v.tagBtn.SetText("Tag")
-		} else {
-			v.tagBtn.SetText("Tag again")
+		if v.tagging[v.cur.ID] == nil {
+			v.tagBtn.SetIcon(theme.SearchIcon())
+			if v.cur.Tags == nil {
+				v.tagBtn.SetText("Tag")
+			} else {
+				v.tagBtn.SetText("Tag again")
+			}
 		}
 		if v.cur.Tags == nil {
 			v.attachBtn.Disable()
@@ -373,7 +400,7 @@ func (v *audioView) setBars(tags []history.Tag) {
 			msg = "Tags appear after the first 10 seconds."
 		case v.model == nil:
 			msg = "Load a tagger model to see tags."
-		case v.cur != nil && v.tagging[v.cur.ID]:
+		case v.cur != nil && v.tagging[v.cur.ID] != nil:
 			msg = "Tagging…"
 		}
 		l := widget.NewLabel(msg)
@@ -517,7 +544,7 @@ func (v *audioView) toggleRecord() {
 
 // startRecording starts capturing from the selected device.
 func (v *audioView) startRecording() {
-	if v.saving || v.importing {
+	if v.saving || v.importing != nil {
 		return
 	}
 	sys, err := v.system()
@@ -578,6 +605,7 @@ func (v *audioView) follow(live *liveRecording) {
 	fed := 0     // samples given to the stream
 	specPos := 0 // samples the spectrogram covers
 	lastPic := time.Time{}
+	lastLen, lastGrowth, warned := 0, time.Now(), false
 	for {
 		select {
 		case <-live.stopTag:
@@ -613,9 +641,20 @@ func (v *audioView) follow(live *liveRecording) {
 			}
 		}
 		elapsed := time.Duration(len(pcm)) * time.Second / recordRate
+		// A device that stops delivering (unplugged, or taken by the
+		// system) leaves the recording still; say so once.
+		stalled := false
+		if len(pcm) != lastLen {
+			lastLen, lastGrowth = len(pcm), time.Now()
+		} else if !warned && time.Since(lastGrowth) > stallAfter {
+			stalled, warned = true, true
+		}
 		v.a.do(func() {
 			if v.live != live {
 				return
+			}
+			if stalled {
+				v.status.SetText(fmt.Sprintf("No sound from the input device for %d s: is it unplugged, or in use by another program? Stop keeps what was recorded.", int(stallAfter/time.Second)))
 			}
 			v.level.SetValue(float64(level))
 			v.elapsed.SetText(formatDuration(elapsed))
@@ -638,6 +677,10 @@ func (v *audioView) follow(live *liveRecording) {
 		})
 	}
 }
+
+// stallAfter is how long a recording may get no samples before the
+// screen says the device stopped.
+const stallAfter = 3 * time.Second
 
 // stopRecording stops capturing, saves the file and the history entry in
 // the background, and tags the whole recording.
@@ -689,17 +732,18 @@ func (v *audioView) stopRecording() {
 // tag tags recording r (samples pcm at recordRate) in the background and
 // stores the result.
 func (v *audioView) tag(r history.Recording, pcm []float32) {
-	if v.model == nil || pcm == nil || v.tagging[r.ID] {
+	if v.model == nil || pcm == nil || v.tagging[r.ID] != nil {
 		return
 	}
-	v.tagging[r.ID] = true
+	ctx, cancel := context.WithCancel(v.ctx)
+	v.tagging[r.ID] = cancel
 	model := v.model
 	v.status.SetText("Tagging “" + r.Name + "”…")
 	v.refresh()
 	v.setBars(nil)
 	go func() {
 		v.engMu.Lock()
-		res, err := v.engine().Tag(v.ctx, pcm, recordRate)
+		res, err := v.engine().Tag(ctx, pcm, recordRate)
 		v.engMu.Unlock()
 		var t *history.Tagging
 		dur := time.Duration(len(pcm)) * time.Second / recordRate
@@ -708,10 +752,13 @@ func (v *audioView) tag(r history.Recording, pcm []float32) {
 			err = v.a.store.SetRecordingTags(r.ID, filepath.Base(model.Path), dur, t)
 		}
 		v.a.do(func() {
+			cancel()
 			delete(v.tagging, r.ID)
 			v.status.SetText("")
 			if err != nil {
-				if !errors.Is(err, context.Canceled) {
+				if errors.Is(err, context.Canceled) {
+					v.status.SetText("Tagging stopped.")
+				} else {
 					v.a.showError(fmt.Errorf("tagging “%s” failed: %w", r.Name, err))
 				}
 				v.refresh()
@@ -747,18 +794,24 @@ func (v *audioView) importDialog() {
 
 // importFile imports the audio file at path in the background.
 func (v *audioView) importFile(path string) {
-	if v.importing || v.live != nil {
+	if v.importing != nil || v.live != nil {
 		return
 	}
-	v.importing = true
+	ctx, cancel := context.WithCancel(v.ctx)
+	v.importing = cancel
 	v.status.SetText("Importing " + filepath.Base(path) + "…")
 	v.refresh()
 	go func() {
-		out, pcm, format, err := importAudio(path, v.recordingsDir(), v.ctx.Done())
+		out, pcm, format, err := importAudio(path, v.recordingsDir(), ctx.Done())
 		v.a.do(func() {
-			v.importing = false
+			cancel()
+			v.importing = nil
 			v.status.SetText("")
 			v.refresh()
+			if errors.Is(err, errImportCancelled) {
+				v.status.SetText("Import stopped.")
+				return
+			}
 			if err != nil {
 				v.a.showError(fmt.Errorf("could not import %s: %w", filepath.Base(path), err))
 				return
@@ -953,6 +1006,12 @@ func (v *audioView) closeSystem() {
 func (v *audioView) close() {
 	v.cancel()
 	v.stopPlayback()
+	defer func() {
+		// Tagging stops within one batch once cancelled.
+		v.engMu.Lock()
+		v.engine().Unload()
+		v.engMu.Unlock()
+	}()
 	if v.live == nil {
 		defer v.closeSystem()
 	}
