@@ -69,9 +69,9 @@ type audioView struct {
 	live      *liveRecording // the recording in progress
 	saving    bool           // a recording is being finished
 	player    capture.Output
-	playing   int64 // id of the recording playing
+	playing   int64                        // id of the recording playing
 	tagging   map[int64]context.CancelFunc // recordings being tagged
-	importing context.CancelFunc         // the import running, nil when none
+	importing context.CancelFunc           // the import running, nil when none
 	// cancel stops background work of this screen (tagging, reading).
 	ctx    context.Context
 	cancel context.CancelFunc
