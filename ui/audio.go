@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,7 +68,6 @@ type audioView struct {
 	curPCM    []float32          // its samples at recordRate, once read
 	spec      [][]float32
 	live      *liveRecording // the recording in progress
-	saving    bool           // a recording is being finished
 	player    capture.Output
 	playing   int64                        // id of the recording playing
 	tagging   map[int64]context.CancelFunc // recordings being tagged
@@ -233,24 +233,27 @@ func (v *audioView) system() (capture.System, error) {
 	return sys, nil
 }
 
-// refreshDevices lists the input devices in the selector.
+// refreshDevices lists the input devices in the selector; the sound
+// system is asked on a background goroutine (enumerating can be slow).
 func (v *audioView) refreshDevices() {
 	sys, err := v.system()
 	if err != nil {
-		v.devList = nil
-		v.devices.Options = nil
-		v.devices.PlaceHolder = "No sound system"
-		v.devices.Refresh()
-		v.status.SetText(err.Error())
+		v.setDevices(nil, err)
 		return
 	}
-	devs, err := sys.Inputs()
+	go func() {
+		devs, err := sys.Inputs()
+		v.a.do(func() { v.setDevices(devs, err) })
+	}()
+}
+
+// setDevices shows the input devices found, or why there are none.
+func (v *audioView) setDevices(devs []capture.Device, err error) {
 	if err != nil {
 		v.status.SetText(err.Error())
 	}
 	v.devList = devs
 	var names []string
-	sel := v.devices.Selected
 	def := ""
 	for _, d := range devs {
 		names = append(names, d.Name)
@@ -259,24 +262,18 @@ func (v *audioView) refreshDevices() {
 		}
 	}
 	v.devices.Options = names
-	if len(names) == 0 {
+	switch {
+	case err != nil && len(names) == 0:
+		v.devices.PlaceHolder = "No sound system"
+	case len(names) == 0:
 		v.devices.PlaceHolder = "No input device"
-	} else {
+	default:
 		v.devices.PlaceHolder = "Default input"
 	}
-	if sel == "" || !contains(names, sel) {
+	if sel := v.devices.Selected; sel == "" || !slices.Contains(names, sel) {
 		v.devices.Selected = def
 	}
 	v.devices.Refresh()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // refresh updates the controls to the state. UI goroutine only.
@@ -294,7 +291,7 @@ func (v *audioView) refresh() {
 	}
 	rec := v.live != nil
 	switch {
-	case v.saving || (rec && v.live.stopping):
+	case rec && v.live.stopping:
 		v.recBtn.SetText("Saving…")
 		v.recBtn.Disable()
 	case rec:
@@ -544,7 +541,7 @@ func (v *audioView) toggleRecord() {
 
 // startRecording starts capturing from the selected device.
 func (v *audioView) startRecording() {
-	if v.saving || v.importing != nil {
+	if v.importing != nil {
 		return
 	}
 	sys, err := v.system()
@@ -552,8 +549,9 @@ func (v *audioView) startRecording() {
 		v.a.showError(fmt.Errorf("cannot record: %w", err))
 		return
 	}
-	if v.devList == nil {
-		v.refreshDevices()
+	if v.devList == nil { // not listed yet
+		devs, err := sys.Inputs()
+		v.setDevices(devs, err)
 	}
 	if len(v.devList) == 0 {
 		v.a.showError(fmt.Errorf("cannot record: %w. Connect a microphone (or check that the system sees it) and try again", capture.ErrNoInput))

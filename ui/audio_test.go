@@ -158,7 +158,7 @@ func TestAudioRecordTagTimelineHistoryChat(t *testing.T) {
 	h.load(tinyModel(t, h.dir))
 	h.loadTagger()
 	v := h.a.audio
-
+	h.waitFor("the input devices", func() bool { return v.devList != nil })
 	h.ui(func() {
 		if len(v.devices.Options) != 1 || v.devices.Selected != "Test signal" {
 			t.Errorf("devices %v, selected %q", v.devices.Options, v.devices.Selected)
@@ -185,6 +185,8 @@ func TestAudioRecordTagTimelineHistoryChat(t *testing.T) {
 		}
 	})
 	h.picShown()
+	os.MkdirAll(filepath.Join("testdata", "screens"), 0o755)
+	shot(t, h, filepath.Join("testdata", "screens", "audio-recording.png"))
 	h.ui(func() { test.Tap(v.recBtn) })
 	h.waitFor("the recording to be saved and tagged", func() bool { return v.live == nil && v.cur != nil && v.cur.Tags != nil })
 
