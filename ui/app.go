@@ -62,6 +62,7 @@ type App struct {
 	cfg      settings.Settings
 	cfgPath  string
 	settErr  error
+	histErr  error // how the history was recovered at start, if it was
 	engineMu sync.Mutex // serializes engine calls (held by background goroutines only)
 	uiMu     sync.Mutex // held while UI callbacks from background goroutines run
 
@@ -115,11 +116,16 @@ func newApp(fa fyne.App, opts Options) (*App, error) {
 		}
 		hp = p
 	}
-	store, err := history.Open(hp)
+	// A damaged history or an unusable data folder must not keep the
+	// window from opening: start shows what happened.
+	store, rec, err := history.OpenOrRecover(hp)
 	if err != nil {
 		return nil, err
 	}
 	a.store = store
+	if rec != nil {
+		a.histErr = rec
+	}
 	fa.Settings().SetTheme(newTheme(a.cfg.Theme))
 
 	a.win = fa.NewWindow("Goose")
@@ -198,10 +204,13 @@ func (a *App) applyTheme() {
 }
 
 // start runs what happens after the window appears: report a damaged
-// settings file and reload the last model.
+// settings file or history and reload the last model.
 func (a *App) start() {
 	if a.settErr != nil {
 		a.showError(a.settErr)
+	}
+	if a.histErr != nil {
+		a.showProblem("The chat history could not be opened", a.histErr)
 	}
 	if a.cfg.LastModel != "" {
 		if _, err := os.Stat(a.cfg.LastModel); err == nil {

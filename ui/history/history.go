@@ -101,8 +101,9 @@ type Message struct {
 // Store is an open history database. Its methods may be called from several
 // goroutines.
 type Store struct {
-	db   *sql.DB
-	path string
+	db     *sql.DB
+	path   string
+	memory bool // OpenMemory: nothing is saved
 }
 
 // DefaultPath returns where the history lives:
@@ -178,7 +179,7 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
-// Path returns the database file's path.
+// Path returns the database file's path ("" for OpenMemory's store).
 func (s *Store) Path() string { return s.path }
 
 // Close closes the database.
