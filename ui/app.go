@@ -62,7 +62,7 @@ type App struct {
 	cfg      settings.Settings
 	cfgPath  string
 	settErr  error
-	histErr  error // how the history was recovered at start, if it was
+	histErr  error      // how the history was recovered at start, if it was
 	engineMu sync.Mutex // serializes engine calls (held by background goroutines only)
 	uiMu     sync.Mutex // held while UI callbacks from background goroutines run
 
