@@ -23,6 +23,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/catalog"
 	"github.com/goose-rwkv/goose/ui/capture"
 	"github.com/goose-rwkv/goose/ui/history"
@@ -351,6 +352,7 @@ func (a *App) loadModel(path string) {
 			}
 			delete(a.models.bad, path)
 			a.model = &info
+			a.verifyModel(info.Path)
 			a.chat.refreshAttach()
 			a.cfg.LastModel = path
 			if err := settings.Save(a.cfgPath, a.cfg); err != nil {
@@ -361,6 +363,25 @@ func (a *App) loadModel(path string) {
 			if a.screen == "welcome" {
 				a.show("chat")
 			}
+		})
+	}()
+}
+
+// verifyModel checks the loaded model's file whole in the background when
+// the engine can (checksums, NaN weights: a damaged download or disk) and
+// says so if it is damaged. UI goroutine only.
+func (a *App) verifyModel(path string) {
+	v, ok := a.eng.(interface{ Verify(context.Context) error })
+	if !ok {
+		return
+	}
+	go func() {
+		err := v.Verify(context.Background())
+		if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, core.ErrClosed) {
+			return
+		}
+		a.do(func() {
+			a.showProblem("The model file "+filepath.Base(path)+" is damaged", err)
 		})
 	}()
 }

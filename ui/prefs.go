@@ -23,6 +23,7 @@ type settingsView struct {
 	backend *widget.Select
 	threads *widget.Entry
 	theme   *widget.RadioGroup
+	hist    *historyPanel
 	root    fyne.CanvasObject
 }
 
@@ -54,7 +55,8 @@ func newSettingsView(a *App) *settingsView {
 	save.Importance = widget.HighImportance
 	title := widget.NewLabelWithStyle("Settings", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	title.SizeName = theme.SizeNameHeadingText
-	hist := caption("Chat history: " + a.store.Path())
+	v.hist = newHistoryPanel(a)
+	hist := v.hist.root
 	note := caption("Backend and thread changes apply the next time a model is loaded.")
 	v.root = container.NewVScroll(container.New(&columnLayout{maxWidth: 760},
 		container.New(layout.NewCustomPaddedLayout(18, 18, 24, 24),
@@ -74,6 +76,7 @@ func (v *settingsView) reset() {
 		v.threads.SetText("")
 	}
 	v.theme.SetSelected(c.Theme)
+	v.hist.refresh()
 }
 
 // save validates and stores the form, applying the theme at once.
