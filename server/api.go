@@ -175,8 +175,8 @@ func (r *samplingRequest) sampling(lim limits, def sample.Params, defMax int, j 
 	p := def
 	p.PenaltyDecay = penaltyDecay
 	if r.Temperature != nil {
-		if *r.Temperature < 0 || *r.Temperature > 2 {
-			return invalid("temperature", "invalid_value", "temperature must be between 0 and 2, got %g", *r.Temperature)
+		if *r.Temperature < 0 || *r.Temperature > sample.MaxTemperature {
+			return invalid("temperature", "invalid_value", "temperature must be between 0 and %d, got %g", sample.MaxTemperature, *r.Temperature)
 		}
 		p.Temperature = float32(*r.Temperature)
 	}
@@ -201,15 +201,15 @@ func (r *samplingRequest) sampling(lim limits, def sample.Params, defMax int, j 
 		{"frequency_penalty", r.FrequencyPenalty, &p.FrequencyPenalty},
 	} {
 		if pen.v != nil {
-			if *pen.v < -2 || *pen.v > 2 {
-				return invalid(pen.name, "invalid_value", "%s must be between -2 and 2, got %g", pen.name, *pen.v)
+			if *pen.v < sample.MinPenalty || *pen.v > sample.MaxPenalty {
+				return invalid(pen.name, "invalid_value", "%s must be between %d and %d, got %g", pen.name, sample.MinPenalty, sample.MaxPenalty, *pen.v)
 			}
 			*pen.dst = float32(*pen.v)
 		}
 	}
 	if r.PenaltyDecay != nil {
-		if *r.PenaltyDecay <= 0 || *r.PenaltyDecay > 1 {
-			return invalid("penalty_decay", "invalid_value", "penalty_decay must be in (0, 1], got %g", *r.PenaltyDecay)
+		if *r.PenaltyDecay < 0 || *r.PenaltyDecay > 1 {
+			return invalid("penalty_decay", "invalid_value", "penalty_decay must be between 0 (no decay) and 1, got %g", *r.PenaltyDecay)
 		}
 		p.PenaltyDecay = float32(*r.PenaltyDecay)
 	}

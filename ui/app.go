@@ -10,6 +10,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"log"
 	"os"
 	"path/filepath"
 	"sync"
@@ -83,6 +84,8 @@ type App struct {
 	closeOnce sync.Once
 	// onError, when set, sees every error shown (tests, smoke test).
 	onError func(error)
+	// portal reaches the desktop's own file chooser; nil uses Fyne's.
+	portal *xdgPortal
 }
 
 // newApp builds the app's window on fa. The caller shows it.
@@ -134,6 +137,7 @@ func newApp(fa fyne.App, opts Options) (*App, error) {
 	a.win.SetCloseIntercept(func() { a.close(); a.win.Close() })
 	a.models = newModelsView(a)
 	a.build()
+	a.installShortcuts()
 	if a.firstRun() {
 		a.show("welcome")
 	} else {
@@ -310,7 +314,7 @@ func (a *App) loadModel(path string) {
 	a.loading, a.loadFrac, a.loadName = true, 0, filepath.Base(path)
 	a.status.refresh()
 	a.models.refresh()
-	opts := LoadOptions{Backend: a.cfg.Backend, Threads: a.cfg.Threads}
+	opts := LoadOptions{Backend: a.cfg.Backend, Threads: a.cfg.Threads, Quant: a.cfg.Quant}
 	prev := ""
 	if a.model != nil {
 		prev = a.model.Path
@@ -414,6 +418,8 @@ func Run(opts Options) error {
 		return err
 	}
 	defer a.close()
+	a.portal = newPortal()
+	log.SetOutput(&quietLog{w: os.Stderr}) // the toolkit logs through the standard logger
 	a.win.SetMaster()
 	a.win.Show()
 	a.start()

@@ -13,8 +13,6 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/dialog"
-	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -94,22 +92,11 @@ func (c *chatView) refreshAttach() {
 
 // attachDialog lets the user choose a PNG or JPEG image.
 func (c *chatView) attachDialog() {
-	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
-		if err != nil {
-			c.a.showError(err)
-			return
-		}
-		if r == nil {
-			return
-		}
-		path := r.URI().Path()
-		r.Close()
+	c.a.openFile("Attach an image", fileFilter{"Images (PNG, JPEG)", []string{".png", ".jpg", ".jpeg"}}, func(path string) {
 		if err := c.attachImage(path); err != nil {
 			c.a.showError(err)
 		}
-	}, c.a.win)
-	d.SetFilter(storage.NewExtensionFileFilter([]string{".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG"}))
-	d.Show()
+	})
 }
 
 // attachImage attaches the image file at path to the next message,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,11 +20,12 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/layout"
-	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/core/sample"
+	"github.com/goose-rwkv/goose/internal/atomicfile"
 	"github.com/goose-rwkv/goose/ui/history"
 )
 
@@ -57,7 +59,7 @@ type chatView struct {
 	sessionAt    int64 // message whose state the session holds; 0 = unknown
 	sessionEpoch int64
 
-	search   *widget.Entry
+	search   *keyedEntry
 	list     *widget.List
 	title    *widget.Label
 	headBtns *fyne.Container
@@ -74,12 +76,19 @@ type chatView struct {
 	stopBtn *widget.Button
 	speed   *widget.Label
 	root    fyne.CanvasObject
+	// follow keeps the latest message in view (see followLayout); it
+	// ends when the user scrolls up.
+	follow bool
+	// selectedRow is the list row highlighted as the open chat, or -1.
+	selectedRow int
+	// settings is the chat settings dialog last opened (tests).
+	settings *dialog.FormDialog
 }
 
 func newChatView(a *App) *chatView {
 	c := &chatView{a: a, images: map[int64]string{}}
 
-	c.search = widget.NewEntry()
+	c.search = newKeyedEntry(a)
 	c.search.SetPlaceHolder("Search chats")
 	c.search.ActionItem = widget.NewIcon(theme.SearchIcon())
 	c.search.OnChanged = func(string) { c.reloadList() }
@@ -103,9 +112,16 @@ func newChatView(a *App) *chatView {
 			d.Text = relativeTime(c.convs[i].Updated)
 			d.Refresh()
 		})
+	c.selectedRow = -1
 	c.list.OnSelected = func(i widget.ListItemID) {
+		c.selectedRow = i
 		if i < len(c.convs) && (c.conv == nil || c.conv.ID != c.convs[i].ID) {
 			c.open(c.convs[i].ID)
+		}
+	}
+	c.list.OnUnselected = func(i widget.ListItemID) {
+		if c.selectedRow == i {
+			c.selectedRow = -1
 		}
 	}
 	newBtn := widget.NewButtonWithIcon("New chat", theme.ContentAddIcon(), c.newChat)
@@ -137,6 +153,7 @@ func newChatView(a *App) *chatView {
 	c.empty = emptyChat()
 
 	c.input = newComposer(c.submit)
+	c.input.onShortcut, c.input.onKey, c.input.onUp = a.shortcut, a.typedKey, c.editLast
 	c.attach = c.newAttachBar()
 	c.recChip = c.newRecordingChip()
 	c.send = widget.NewButtonWithIcon("", theme.MailSendIcon(), func() { c.submit(c.input.Text) })
@@ -151,8 +168,9 @@ func newChatView(a *App) *chatView {
 	composerRow := container.New(&columnLayout{maxWidth: 860}, container.New(layout.NewCustomPaddedLayout(4, 10, 20, 20),
 		container.NewBorder(container.NewHBox(c.attach.root, c.recChip.root), c.speed, nil, buttons, c.input)))
 
+	c.scroll.OnScrolled = func(fyne.Position) { c.follow = atBottom(c) }
 	main := container.NewBorder(container.NewVBox(header, widget.NewSeparator()), composerRow, nil, nil,
-		container.NewStack(c.scroll, c.empty))
+		container.New(&followLayout{c}, c.scroll, c.empty))
 	c.root = container.New(&sidebarLayout{width: 270}, side, main)
 	c.reloadList()
 	if len(c.convs) > 0 {
@@ -198,15 +216,26 @@ func (c *chatView) reloadList() {
 	}
 	c.convs = convs
 	c.list.Refresh()
-	c.list.UnselectAll()
-	if c.conv != nil {
-		for i, x := range c.convs {
-			if x.ID == c.conv.ID {
+	c.highlight()
+}
+
+// highlight selects the open conversation's row in the list (none for a
+// new chat).
+func (c *chatView) highlight() {
+	for i, x := range c.convs {
+		if c.conv != nil && x.ID == c.conv.ID {
+			if c.selectedRow != i {
 				c.list.Select(i)
+				c.list.ScrollTo(i)
 			}
+			return
 		}
 	}
+	c.list.UnselectAll()
 }
+
+// selected returns the highlighted row of the conversation list, or -1.
+func (c *chatView) selected() int { return c.selectedRow }
 
 // bubbleFor returns the shown bubble of message id, or nil.
 func (c *chatView) bubbleFor(id int64) *bubble {
@@ -236,6 +265,7 @@ func (c *chatView) open(id int64) {
 	}
 	c.conv = &conv
 	c.loadThread()
+	c.highlight()
 }
 
 // loadThread re-reads the current conversation's branch and shows it.
@@ -289,7 +319,38 @@ func (c *chatView) render() {
 	}
 	c.setBusy(c.generating)
 	c.refreshAttach()
+	c.follow = true
 	c.scroll.ScrollToBottom()
+}
+
+// atBottom reports whether the chat shows its latest message.
+func atBottom(c *chatView) bool {
+	limit := c.scroll.Content.MinSize().Height - c.scroll.Size().Height
+	return limit <= 0 || c.scroll.Offset.Y >= limit-1
+}
+
+// followLayout stacks the messages' scroll and the empty-chat notice, and
+// keeps the latest message in view while c.follow holds: the messages'
+// heights are known only once they are laid out at the window's width,
+// after a chat is opened (or restored at start).
+type followLayout struct{ c *chatView }
+
+func (l *followLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	for _, o := range objs {
+		o.Move(fyne.NewPos(0, 0))
+		o.Resize(size)
+	}
+	if l.c.follow {
+		l.c.scroll.ScrollToBottom()
+	}
+}
+
+func (l *followLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	var m fyne.Size
+	for _, o := range objs {
+		m = m.Max(o.MinSize())
+	}
+	return m
 }
 
 func (c *chatView) setBusy(busy bool) {
@@ -434,7 +495,9 @@ func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, a
 						// the reply's current bubble.
 						if b := c.bubbleFor(asst.ID); b != nil {
 							b.setContent(s, history.StatusStreaming)
-							c.scroll.ScrollToBottom()
+							if c.follow {
+								c.scroll.ScrollToBottom()
+							}
 						}
 						c.speed.SetText(fmt.Sprintf("%.1f tok/s", rate))
 					})
@@ -624,6 +687,7 @@ func (c *chatView) editDialog(m history.Message) {
 	}, c.a.win)
 	d.Resize(fyne.NewSize(560, 300))
 	d.Show()
+	c.a.win.Canvas().Focus(e)
 }
 
 // switchSibling shows the branch of m's previous or next sibling.
@@ -709,7 +773,45 @@ func (c *chatView) remove(id int64) {
 	c.reloadList()
 }
 
-// settingsDialog edits the conversation's system prompt and sampling.
+// samplingField is one number of the chat settings form, with its limits
+// (those of package sample, which the terminal and the API share).
+type samplingField struct {
+	name, hint string
+	lo, hi     float64
+	whole      bool // a whole number
+}
+
+// samplingFields returns the chat settings form's numbers, in the order
+// of parseSampling's arguments.
+func samplingFields() [7]samplingField {
+	return [...]samplingField{
+		{"Temperature", fmt.Sprintf("0 to %d; 0 = always the most likely word, 1 = default", sample.MaxTemperature), 0, sample.MaxTemperature, false},
+		{"Top-p", "0 to 1; lower is more focused", 0, 1, false},
+		{"Top-k", "0 = off; else keep only the k most likely words", 0, 65536, true},
+		{"Presence penalty", fmt.Sprintf("%d to %d; higher avoids repeating words", sample.MinPenalty, sample.MaxPenalty), sample.MinPenalty, sample.MaxPenalty, false},
+		{"Frequency penalty", fmt.Sprintf("%d to %d; higher avoids repeating words often", sample.MinPenalty, sample.MaxPenalty), sample.MinPenalty, sample.MaxPenalty, false},
+		{"Penalty decay", "0 to 1; how fast penalties fade (0 = never)", 0, 1, false},
+		{"Max tokens", "1 to 1048576; the longest reply", 1, 1 << 20, true},
+	}
+}
+
+// parse reads the field's text.
+func (f samplingField) parse(text string) (float64, error) {
+	x, err := strconv.ParseFloat(strings.TrimSpace(text), 64)
+	switch {
+	case err != nil || math.IsNaN(x):
+		return 0, fmt.Errorf("%s must be a number", strings.ToLower(f.name))
+	case x < f.lo || x > f.hi:
+		return 0, fmt.Errorf("%s must be from %g to %g", strings.ToLower(f.name), f.lo, f.hi)
+	case f.whole && x != math.Trunc(x):
+		return 0, fmt.Errorf("%s must be a whole number", strings.ToLower(f.name))
+	}
+	return x, nil
+}
+
+// settingsDialog edits the conversation's system prompt and sampling. Each
+// number is checked as it is typed, the problem shown under it, and Save
+// stays disabled until all are valid: nothing typed is lost.
 func (c *chatView) settingsDialog() {
 	if c.conv == nil {
 		return
@@ -721,37 +823,35 @@ func (c *chatView) settingsDialog() {
 	sys.SetPlaceHolder("e.g. You are a concise assistant who answers in English.")
 	sys.SetMinRowsVisible(3)
 	s := conv.Sampling
-	num := func(v float64) *widget.Entry {
+	values := []float64{s.Temperature, s.TopP, float64(s.TopK), s.PresencePenalty, s.FrequencyPenalty, s.PenaltyDecay, float64(s.MaxTokens)}
+	items := []*widget.FormItem{widget.NewFormItem("System prompt", sys)}
+	var entries []*widget.Entry
+	for i, f := range samplingFields() {
 		e := widget.NewEntry()
-		e.SetText(strconv.FormatFloat(v, 'g', -1, 64))
-		return e
-	}
-	temp, topP, pres, freq, decay := num(s.Temperature), num(s.TopP), num(s.PresencePenalty), num(s.FrequencyPenalty), num(s.PenaltyDecay)
-	topK, maxTok := num(float64(s.TopK)), num(float64(s.MaxTokens))
-	items := []*widget.FormItem{
-		widget.NewFormItem("System prompt", sys),
-		{Text: "Temperature", Widget: temp, HintText: "0 = always the most likely word; 1 = default"},
-		{Text: "Top-p", Widget: topP, HintText: "0–1; lower is more focused"},
-		{Text: "Top-k", Widget: topK, HintText: "0 = off"},
-		widget.NewFormItem("Presence penalty", pres),
-		widget.NewFormItem("Frequency penalty", freq),
-		widget.NewFormItem("Penalty decay", decay),
-		widget.NewFormItem("Max tokens", maxTok),
+		e.SetText(strconv.FormatFloat(values[i], 'g', -1, 64))
+		e.Validator = func(text string) error { _, err := f.parse(text); return err }
+		entries = append(entries, e)
+		items = append(items, &widget.FormItem{Text: f.name, Widget: e, HintText: f.hint})
 	}
 	d := dialog.NewForm("Chat settings", "Save", "Cancel", items, func(ok bool) {
 		if !ok {
 			return
 		}
-		ns, err := parseSampling(temp.Text, topP.Text, topK.Text, pres.Text, freq.Text, decay.Text, maxTok.Text)
+		texts := make([]string, len(entries))
+		for i, e := range entries {
+			texts[i] = e.Text
+		}
+		ns, err := parseSampling(texts...)
 		if err != nil {
-			c.a.showError(err)
+			c.a.showError(err) // not reached: Save is disabled while a field is invalid
 			return
 		}
 		conv.SystemPrompt = strings.TrimSpace(sys.Text)
 		conv.Sampling = ns
 		c.saveSettings(conv)
 	}, c.a.win)
-	d.Resize(fyne.NewSize(560, 560))
+	d.Resize(fyne.NewSize(560, 600))
+	c.settings = d
 	d.Show()
 }
 
@@ -776,24 +876,22 @@ func (c *chatView) saveSettings(conv history.Conversation) {
 	}
 }
 
-// parseSampling checks the chat settings form.
-func parseSampling(temp, topP, topK, pres, freq, decay, maxTok string) (history.Sampling, error) {
-	var s history.Sampling
-	var errs []error
-	f := func(name, v string, lo, hi float64) float64 {
-		x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil || x < lo || x > hi {
-			errs = append(errs, fmt.Errorf("%s must be a number from %g to %g", name, lo, hi))
-		}
-		return x
+// parseSampling checks the chat settings form's numbers, given in the
+// order of samplingFields.
+func parseSampling(texts ...string) (history.Sampling, error) {
+	fields := samplingFields()
+	if len(texts) != len(fields) {
+		return history.Sampling{}, fmt.Errorf("parseSampling: %d values, want %d", len(texts), len(fields))
 	}
-	s.Temperature = f("temperature", temp, 0, 5)
-	s.TopP = f("top-p", topP, 0, 1)
-	s.TopK = int(f("top-k", topK, 0, 65536))
-	s.PresencePenalty = f("presence penalty", pres, -5, 5)
-	s.FrequencyPenalty = f("frequency penalty", freq, -5, 5)
-	s.PenaltyDecay = f("penalty decay", decay, 0, 1)
-	s.MaxTokens = int(f("max tokens", maxTok, 1, 1<<20))
+	var x [len(fields)]float64
+	var errs []error
+	for i, f := range fields {
+		v, err := f.parse(texts[i])
+		errs = append(errs, err)
+		x[i] = v
+	}
+	s := history.Sampling{Temperature: x[0], TopP: x[1], TopK: int(x[2]), PresencePenalty: x[3],
+		FrequencyPenalty: x[4], PenaltyDecay: x[5], MaxTokens: int(x[6])}
 	return s, errors.Join(errs...)
 }
 
@@ -813,21 +911,12 @@ func (c *chatView) exportDialog() {
 		if format.Selected != "Markdown" {
 			ext = ".json"
 		}
-		save := dialog.NewFileSave(func(w fyne.URIWriteCloser, err error) {
+		c.a.saveFile("Export chat", safeFileName(title)+ext, func(path string) {
+			err := atomicfile.Write(path, 0o644, func(w io.Writer) error { return c.export(id, ext, w) })
 			if err != nil {
-				c.a.showError(err)
-				return
+				c.a.showProblem("Could not export the chat", err)
 			}
-			if w == nil {
-				return
-			}
-			defer w.Close()
-			if err := c.export(id, ext, w); err != nil {
-				c.a.showError(err)
-			}
-		}, c.a.win)
-		save.SetFileName(safeFileName(title) + ext)
-		save.Show()
+		})
 	}, c.a.win)
 }
 
@@ -853,19 +942,7 @@ func safeFileName(s string) string {
 }
 
 func (c *chatView) importDialog() {
-	open := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
-		if err != nil {
-			c.a.showError(err)
-			return
-		}
-		if r == nil {
-			return
-		}
-		defer r.Close()
-		c.importFrom(r)
-	}, c.a.win)
-	open.SetFilter(storage.NewExtensionFileFilter([]string{".json"}))
-	open.Show()
+	c.a.openFile("Import a chat", fileFilter{"Goose chats (JSON)", []string{".json"}}, c.importFile)
 }
 
 // importFrom adds a conversation exported as JSON and opens it.

@@ -12,6 +12,13 @@ type composer struct {
 	widget.Entry
 	onSend func(text string)
 	shift  int // shift keys held
+	// onShortcut and onKey, when set, see shortcuts and keys first and
+	// report whether they used them (the app's shortcuts, Esc).
+	onShortcut func(fyne.Shortcut) bool
+	onKey      func(*fyne.KeyEvent) bool
+	// onUp runs when Up is pressed in the empty box (edit the last
+	// message) and reports whether it did something.
+	onUp func() bool
 }
 
 func newComposer(onSend func(string)) *composer {
@@ -43,6 +50,12 @@ func (c *composer) KeyUp(ev *fyne.KeyEvent) {
 
 // TypedKey sends on Enter and inserts a newline on Shift+Enter.
 func (c *composer) TypedKey(ev *fyne.KeyEvent) {
+	if c.onKey != nil && c.onKey(ev) {
+		return
+	}
+	if ev.Name == fyne.KeyUp && c.Text == "" && c.onUp != nil && c.onUp() {
+		return
+	}
 	if (ev.Name == fyne.KeyReturn || ev.Name == fyne.KeyEnter) && c.shift == 0 {
 		if c.onSend != nil {
 			c.onSend(c.Text)
@@ -57,6 +70,9 @@ func (c *composer) TypedKey(ev *fyne.KeyEvent) {
 func (c *composer) TypedShortcut(s fyne.Shortcut) {
 	if cs, ok := s.(*desktop.CustomShortcut); ok && (cs.KeyName == fyne.KeyReturn || cs.KeyName == fyne.KeyEnter) && cs.Modifier == fyne.KeyModifierShift {
 		c.Entry.TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn})
+		return
+	}
+	if c.onShortcut != nil && c.onShortcut(s) {
 		return
 	}
 	c.Entry.TypedShortcut(s)

@@ -105,8 +105,11 @@ func (e *CoreEngine) Load(ctx context.Context, path string, opts LoadOptions, pr
 	e.info = ModelInfo{
 		Path: path, Name: strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)),
 		Summary: summary, Backend: rep.Used, Device: rep.Device.Name, Fallback: rep.Fallback,
-		WeightBytes: c.WeightBytes, StateBytes: c.StateBytes(),
+		WeightBytes: m.WeightBytes(), StateBytes: c.StateBytes(),
 		StateKey: hex.EncodeToString(key[:8]), Vision: visual,
+	}
+	if q := m.Quantization(); q != core.QuantNone {
+		e.info.Quant, e.info.SavedBytes = q.String(), c.WeightBytes-m.WeightBytes()
 	}
 	return e.infoLocked(), nil
 }
@@ -118,7 +121,12 @@ func (e *CoreEngine) open(f *checkpoint.File, src core.Source, visual bool, path
 	if err != nil {
 		return nil, rep, nil, nil, fmt.Errorf("open %s backend: %w", opts.Backend, err)
 	}
-	m, err := core.Load(src, core.LoadOptions{Backend: be, Progress: progress})
+	quant, err := core.ParseQuantization(opts.Quant)
+	if err != nil {
+		be.Close()
+		return nil, rep, nil, nil, err
+	}
+	m, err := core.Load(src, core.LoadOptions{Backend: be, Progress: progress, Quant: quant})
 	if err != nil {
 		be.Close()
 		return nil, rep, nil, nil, fmt.Errorf("load %s: %w", path, err)

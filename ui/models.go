@@ -14,7 +14,6 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/layout"
-	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -425,20 +424,7 @@ func (v *modelsView) pauseAll() {
 }
 
 func (v *modelsView) importDialog() {
-	open := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
-		if err != nil {
-			v.a.showError(err)
-			return
-		}
-		if r == nil {
-			return
-		}
-		path := r.URI().Path()
-		r.Close()
-		v.importFile(path)
-	}, v.a.win)
-	open.SetFilter(storage.NewExtensionFileFilter([]string{".pth", ".safetensors"}))
-	open.Show()
+	v.a.openFile("Import a model file", fileFilter{"RWKV-7 checkpoints", []string{".pth", ".safetensors"}}, v.importFile)
 }
 
 // importFile validates the model file at path and links or copies it into

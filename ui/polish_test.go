@@ -1,8 +1,10 @@
 package ui
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -12,10 +14,13 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/goose-rwkv/goose/core/catalog"
+	"github.com/goose-rwkv/goose/core/sample"
+	"github.com/goose-rwkv/goose/ui/history"
 )
 
 // walk calls f on obj and everything drawn inside it (not inside a
@@ -150,7 +155,16 @@ func TestRealEngineFailedLoadKeepsModel(t *testing.T) {
 	h.ui(func() { h.a.cfg.Backend = "cpu"; h.a.cfg.Threads = 1 })
 	good := tinyModel(t, h.dir)
 	h.load(good)
-	h.ui(func() { h.a.chat.newChat() })
+	h.ui(func() {
+		// Keep replies short: a random model rarely emits "\n\n".
+		smp := history.DefaultSampling()
+		smp.MaxTokens = 16
+		conv, err := h.a.store.CreateConversation("Real engine", "", smp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.a.chat.open(conv.ID)
+	})
 	h.send("Hello")
 	bad := filepath.Join(h.dir, "truncated.safetensors")
 	b, _ := os.ReadFile(good)
@@ -328,4 +342,248 @@ func TestModelsScreenCosmetics(t *testing.T) {
 			t.Error("no Load button for the second model")
 		}
 	})
+}
+
+// The chat settings dialog checks each number as it is typed, keeps Save
+// disabled while one is invalid, and loses no edit.
+func TestChatSettingsValidateInline(t *testing.T) {
+	h := newHarness(t, newFakeEngine(), "", nil)
+	h.load(tinyModel(t, h.dir))
+	h.ui(func() {
+		conv, err := h.a.store.CreateConversation("Settings", "", history.DefaultSampling())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.a.chat.open(conv.ID)
+		h.a.chat.settingsDialog()
+	})
+	var entries []*widget.Entry
+	var save *widget.Button
+	h.ui(func() {
+		d := h.topDialog()
+		walk(d, func(o fyne.CanvasObject) {
+			if e, ok := o.(*widget.Entry); ok {
+				entries = append(entries, e)
+			}
+		})
+		if s := buttons(d, "Save"); len(s) == 1 {
+			save = s[0]
+		}
+	})
+	if len(entries) != 8 || save == nil {
+		t.Fatalf("%d entries and Save %v, want the system prompt and 7 numbers", len(entries), save)
+	}
+	sys, temp, topK := entries[0], entries[1], entries[3]
+	h.ui(func() {
+		sys.SetText("Answer in French.")
+		topK.SetText("40")
+		temp.SetText("9") // above sample.MaxTemperature
+		if err := temp.Validate(); err == nil || !strings.Contains(err.Error(), "from 0 to 2") {
+			t.Errorf("temperature 9: %v, want 'from 0 to 2'", err)
+		}
+		if !save.Disabled() {
+			t.Error("Save is enabled with an invalid temperature")
+		}
+		test.Tap(save)
+		if h.topDialog() == nil {
+			t.Fatal("the dialog closed on an invalid value")
+		}
+		if sys.Text != "Answer in French." || topK.Text != "40" {
+			t.Errorf("edits lost: %q %q", sys.Text, topK.Text)
+		}
+		topK.SetText("4.5")
+		if topK.Validate() == nil {
+			t.Error("top-k 4.5 accepted")
+		}
+		topK.SetText("40")
+		temp.SetText("0.7")
+		if save.Disabled() {
+			t.Errorf("Save is disabled with valid values")
+		}
+		test.Tap(save)
+	})
+	h.ui(func() {
+		c := h.a.chat.conv
+		if c.SystemPrompt != "Answer in French." || c.Sampling.Temperature != 0.7 || c.Sampling.TopK != 40 {
+			t.Errorf("saved %+v", *c)
+		}
+	})
+	// The form's limits are package sample's.
+	f := samplingFields()
+	if f[0].hi != sample.MaxTemperature || f[3].lo != sample.MinPenalty || f[4].hi != sample.MaxPenalty {
+		t.Errorf("form limits %+v differ from package sample's", f)
+	}
+}
+
+// A chat restored at start opens at its latest message, and the open chat
+// is highlighted in the list.
+func TestRestoredChatOpensAtLatest(t *testing.T) {
+	dir := t.TempDir()
+	{
+		h := newHarness(t, newFakeEngine(), dir, nil)
+		h.ui(func() {
+			other, _ := h.a.store.CreateConversation("Older chat", "", history.DefaultSampling())
+			_ = other
+			conv, err := h.a.store.CreateConversation("Long chat", "", history.DefaultSampling())
+			if err != nil {
+				t.Fatal(err)
+			}
+			parent := int64(0)
+			for i := range 30 {
+				role := history.RoleUser
+				if i%2 == 1 {
+					role = history.RoleAssistant
+				}
+				m, err := h.a.store.AddMessage(history.Message{Conversation: conv.ID, Parent: parent, Role: role,
+					Content: fmt.Sprintf("Message %d. %s", i, strings.Repeat("Words that wrap across the bubble. ", 8)), Status: history.StatusDone})
+				if err != nil {
+					t.Fatal(err)
+				}
+				parent = m.ID
+			}
+		})
+		h.close()
+	}
+	h := newHarness(t, newFakeEngine(), dir, nil)
+	h.ui(func() { h.a.show("chat") })
+	time.Sleep(50 * time.Millisecond)
+	h.ui(func() {
+		c := h.a.chat
+		if c.conv == nil || c.conv.Title != "Long chat" {
+			t.Fatalf("opened %+v", c.conv)
+		}
+		if !atBottom(c) {
+			t.Errorf("restored chat shows offset %v of %v: not its latest message", c.scroll.Offset.Y, c.scroll.Content.MinSize().Height-c.scroll.Size().Height)
+		}
+		if got := c.selected(); got != 0 {
+			t.Errorf("the open chat is not highlighted (selected row %d, want 0)", got)
+		}
+		c.open(c.convs[1].ID)
+		if got := c.selected(); got != 1 {
+			t.Errorf("after opening the second chat the selected row is %d", got)
+		}
+	})
+}
+
+// Esc stops a reply, Ctrl+N starts a chat, Ctrl+F searches, Ctrl+, opens
+// the settings, and Up in the empty message box edits the last message;
+// text boxes pass the shortcuts on.
+func TestKeyboardShortcuts(t *testing.T) {
+	eng := newFakeEngine()
+	h := newHarness(t, eng, "", nil)
+	h.load(tinyModel(t, h.dir))
+	h.ui(func() { h.a.show("chat") })
+	h.send("first question")
+	ctrl := func(k fyne.KeyName) fyne.Shortcut {
+		return &desktop.CustomShortcut{KeyName: k, Modifier: fyne.KeyModifierShortcutDefault}
+	}
+
+	// Up in the empty message box edits the last user message.
+	h.ui(func() {
+		h.a.chat.input.SetText("")
+		h.a.chat.input.TypedKey(&fyne.KeyEvent{Name: fyne.KeyUp})
+		var e *widget.Entry
+		walk(h.topDialog(), func(o fyne.CanvasObject) {
+			if x, ok := o.(*widget.Entry); ok {
+				e = x
+			}
+		})
+		if e == nil || e.Text != "first question" {
+			t.Fatalf("Up did not open the last message for editing (dialog entry %v)", e)
+		}
+		h.closeDialogs()
+		// With text in the box, Up moves the cursor as usual.
+		h.a.chat.input.SetText("draft")
+		h.a.chat.input.TypedKey(&fyne.KeyEvent{Name: fyne.KeyUp})
+		if h.topDialog() != nil {
+			t.Error("Up with a draft opened a dialog")
+		}
+	})
+
+	// Ctrl+F from the message box focuses the search box; Ctrl+, from
+	// the search box opens the settings; Ctrl+N from anywhere a new chat.
+	h.ui(func() {
+		h.a.win.Canvas().Focus(h.a.chat.input)
+		h.a.chat.input.TypedShortcut(ctrl(fyne.KeyF))
+		if h.a.win.Canvas().Focused() != h.a.chat.search {
+			t.Errorf("Ctrl+F focused %T, want the search box", h.a.win.Canvas().Focused())
+		}
+		h.a.chat.search.TypedShortcut(ctrl(fyne.KeyComma))
+		if h.a.screen != "settings" {
+			t.Errorf("Ctrl+, shows %q, want settings", h.a.screen)
+		}
+		h.a.shortcut(ctrl(fyne.KeyN))
+		if h.a.screen != "chat" || h.a.chat.conv != nil || h.a.chat.selected() != -1 {
+			t.Errorf("Ctrl+N: screen %q, conversation %v, row %d", h.a.screen, h.a.chat.conv, h.a.chat.selected())
+		}
+		// Ordinary shortcuts still reach the text box.
+		h.a.chat.input.SetText("copy me")
+		h.a.chat.input.TypedShortcut(&fyne.ShortcutSelectAll{})
+		if h.a.chat.input.SelectedText() != "copy me" {
+			t.Errorf("Ctrl+A in the message box selected %q", h.a.chat.input.SelectedText())
+		}
+		h.a.chat.input.SetText("")
+	})
+
+	// Esc stops a reply that is being written.
+	eng.step = make(chan struct{})
+	eng.reply = func(string) []string { return []string{"one ", "two ", "three"} }
+	h.ui(func() { h.a.chat.submit("count") })
+	eng.step <- struct{}{}
+	h.waitFor("the first piece", func() bool {
+		return len(h.a.chat.bubbles) == 2 && strings.Contains(richText(h.a.chat.bubbles[1].text), "one")
+	})
+	h.ui(func() { h.a.chat.input.TypedKey(&fyne.KeyEvent{Name: fyne.KeyEscape}) })
+	h.waitReply()
+	if msgs := h.messages(); msgs[len(msgs)-1].Status != history.StatusStopped {
+		t.Errorf("after Esc the reply is %+v", msgs[len(msgs)-1])
+	}
+}
+
+// Without a desktop portal the file dialogs are Fyne's, nearly as large as
+// the window; the toolkit's "Getting favorite locations" message is kept
+// out of the log.
+func TestFileDialogs(t *testing.T) {
+	h := newHarness(t, newFakeEngine(), "", nil)
+	var logged bytes.Buffer
+	log.SetOutput(&quietLog{w: &logged}) // as Run does
+	defer log.SetOutput(os.Stderr)
+	h.ui(func() {
+		h.a.models.importDialog()
+		d := h.topDialog()
+		if d == nil {
+			t.Fatal("no file dialog")
+		}
+		win := h.a.win.Canvas().Size()
+		if s := d.Size(); s.Width < 0.85*win.Width || s.Height < 0.85*win.Height {
+			t.Errorf("file dialog %v in a %v window: too small", s, win)
+		}
+	})
+
+	if strings.Contains(logged.String(), "favorite") {
+		t.Errorf("the file dialog logged:\n%s", logged.String())
+	}
+	var out strings.Builder
+	q := &quietLog{w: &out}
+	for _, line := range []string{
+		"2026/12/03 12:00:00 Fyne error:  Getting favorite locations\n",
+		"2026/12/03 12:00:00   Cause: this computer does not define a MUSIC folder\n",
+		"2026/12/03 12:00:00   At: /root/go/pkg/mod/fyne.io/fyne/v2@v2.7.1/dialog/file.go:396\n",
+		"2026/12/03 12:00:01 Fyne error:  Something else\n",
+		"2026/12/03 12:00:01   Cause: a real problem\n",
+		"2026/12/03 12:00:02 Fyne error:  Preferences load error:\n",
+		"2026/12/03 12:00:02   Cause: EOF\n",
+		"2026/12/03 12:00:02   At: /root/go/pkg/mod/fyne.io/fyne/v2@v2.7.1/app/preferences.go:103\n",
+		"2026/12/03 12:00:03 Fyne error:  Preferences load error:\n",
+		"2026/12/03 12:00:03   Cause: invalid character 'x'\n",
+	} {
+		if n, err := q.Write([]byte(line)); n != len(line) || err != nil {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+	}
+	if got := out.String(); strings.Contains(got, "favorite") || strings.Contains(got, "MUSIC") || strings.Contains(got, "EOF") ||
+		strings.Count(got, "Preferences load error") != 1 || !strings.Contains(got, "invalid character") ||
+		!strings.Contains(got, "Something else") || !strings.Contains(got, "a real problem") {
+		t.Errorf("log kept:\n%s", got)
+	}
 }

@@ -6,8 +6,10 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -22,7 +24,11 @@ import (
 // message, waits for the reply, saves a PNG screenshot of the window to
 // screenshotPath and closes. Settings and history go to a temporary folder
 // unless opts names them, so the user's own are not touched.
-func SmokeTest(opts Options, modelPath, screenshotPath string) error {
+//
+// Each of screens ("models", "settings", "import": the file chooser,
+// "shortcuts": Up editing the last message) is then shown and saved
+// beside the screenshot, as OUT-NAME.png.
+func SmokeTest(opts Options, modelPath, screenshotPath string, screens ...string) error {
 	tmp, err := os.MkdirTemp("", "goose-smoke-")
 	if err != nil {
 		return fmt.Errorf("smoke test: %w", err)
@@ -34,6 +40,7 @@ func SmokeTest(opts Options, modelPath, screenshotPath string) error {
 	if opts.HistoryPath == "" {
 		opts.HistoryPath = filepath.Join(tmp, "history.db")
 	}
+	log.SetOutput(&quietLog{w: os.Stderr}) // as Run does
 	fa := app.NewWithID("io.github.goose-rwkv.goose.smoketest")
 	a, err := newApp(fa, opts)
 	if err != nil {
@@ -43,7 +50,7 @@ func SmokeTest(opts Options, modelPath, screenshotPath string) error {
 	a.win.Show()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- a.smoke(modelPath, screenshotPath, 10*time.Minute)
+		errc <- a.smoke(modelPath, screenshotPath, screens, 10*time.Minute)
 		fyne.Do(fa.Quit)
 	}()
 	fa.Run()
@@ -52,7 +59,7 @@ func SmokeTest(opts Options, modelPath, screenshotPath string) error {
 }
 
 // smoke drives the app from a background goroutine.
-func (a *App) smoke(modelPath, screenshotPath string, timeout time.Duration) error {
+func (a *App) smoke(modelPath, screenshotPath string, screens []string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	onUI := func(f func()) {
 		fyne.DoAndWait(func() {
@@ -124,38 +131,80 @@ func (a *App) smoke(modelPath, screenshotPath string, timeout time.Duration) err
 	}
 	time.Sleep(500 * time.Millisecond) // let the window paint the reply
 	var shot error
-	onUI(func() {
-		img := a.win.Canvas().Capture()
-		if blank(img) {
-			// Some GL stacks (Xvfb with software Mesa) do not let the
-			// front buffer be read back. Paint the same widget tree with
-			// Fyne's software painter instead.
-			size := a.win.Canvas().Size()
-			content := a.win.Content()
-			sc := software.NewCanvas()
-			sc.SetPadded(false)
-			sc.SetContent(content)
-			sc.Resize(size)
-			img = sc.Capture()
-			sc.SetContent(canvas.NewRectangle(color.Transparent))
-			a.win.SetContent(content)
-		}
-		f, err := os.Create(screenshotPath)
-		if err != nil {
-			shot = err
-			return
-		}
-		if err := png.Encode(f, img); err != nil {
-			f.Close()
-			shot = err
-			return
-		}
-		shot = f.Close()
-	})
+	onUI(func() { shot = a.capture(screenshotPath) })
 	if shot != nil {
 		return fmt.Errorf("smoke test: screenshot: %w", shot)
 	}
+	ext := filepath.Ext(screenshotPath)
+	for _, name := range screens {
+		onUI(func() {
+			switch name {
+			case "models", "settings", "chat":
+				a.show(name)
+			case "import":
+				a.show("models")
+				a.models.importDialog()
+			case "shortcuts":
+				a.show("chat")
+				a.chat.input.SetText("")
+				a.chat.input.TypedKey(&fyne.KeyEvent{Name: fyne.KeyUp})
+			default:
+				shot = fmt.Errorf("unknown screen %q (want models, settings, import or shortcuts)", name)
+			}
+		})
+		if shot != nil {
+			return fmt.Errorf("smoke test: %w", shot)
+		}
+		time.Sleep(500 * time.Millisecond)
+		onUI(func() {
+			shot = a.capture(strings.TrimSuffix(screenshotPath, ext) + "-" + name + ext)
+			for _, o := range a.win.Canvas().Overlays().List() {
+				a.win.Canvas().Overlays().Remove(o)
+			}
+		})
+		if shot != nil {
+			return fmt.Errorf("smoke test: screenshot of %s: %w", name, shot)
+		}
+	}
 	return nil
+}
+
+// capture saves the window as a PNG at path. UI goroutine only.
+func (a *App) capture(path string) error {
+	img := a.win.Canvas().Capture()
+	if blank(img) {
+		// Some GL stacks (Xvfb with software Mesa) do not let the front
+		// buffer be read back. Paint the same widget tree, overlays
+		// included, with Fyne's software painter instead.
+		size := a.win.Canvas().Size()
+		content := a.win.Content()
+		overlays := a.win.Canvas().Overlays().List()
+		sc := software.NewCanvas()
+		sc.SetPadded(false)
+		sc.SetContent(content)
+		for _, o := range overlays {
+			sc.Overlays().Add(o)
+		}
+		sc.Resize(size)
+		img = sc.Capture()
+		sc.SetContent(canvas.NewRectangle(color.Transparent))
+		for _, o := range overlays {
+			sc.Overlays().Remove(o)
+		}
+		a.win.SetContent(content)
+		for _, o := range overlays {
+			a.win.Canvas().Overlays().Add(o)
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // blank reports whether img is a single color (an unreadable capture).

@@ -357,3 +357,26 @@ func (tr *transcript) waitFor(t *testing.T, s string, n int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// chat refuses sampling settings outside package sample's limits, which
+// the app and the API share, before loading anything.
+func TestSamplingLimitsCLI(t *testing.T) {
+	_, model, _ := cliBinary(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--temperature", "3"}, "temperature must be from 0 to 2"},
+		{[]string{"--top-p", "1.5"}, "top_p"},
+		{[]string{"--top-k", "-1"}, "top_k"},
+	} {
+		r := runBin(t, nil, "", append([]string{"chat", "--model", model}, c.args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "backend") {
+			t.Errorf("chat %v: exit %d, stderr %q; want a refusal saying %q", c.args, r.code, r.stderr, c.want)
+		}
+	}
+	r := runBin(t, nil, "/quit\n", "chat", "--model", model, "--backend", "cpu", "--temperature", "2")
+	if r.code != 0 {
+		t.Errorf("chat --temperature 2: exit %d %s", r.code, r.stderr)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/goose-rwkv/goose/ui"
 )
@@ -22,6 +23,7 @@ func runGUI(args []string, stderr io.Writer) error {
 	smoke := fs.Bool("smoke-test", false, "open the window, load --model, send one message, save --screenshot, exit")
 	model := fs.String("model", "", "model `FILE` for --smoke-test")
 	shot := fs.String("screenshot", "", "PNG `FILE` for --smoke-test")
+	screens := fs.String("screens", "", "with --smoke-test, also save these screens beside the screenshot as FILE-NAME.png: comma-separated `NAMES` of models, settings, import, shortcuts")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -37,7 +39,11 @@ func runGUI(args []string, stderr io.Writer) error {
 	if *model == "" || *shot == "" {
 		return fmt.Errorf("--smoke-test needs --model FILE and --screenshot OUT.png")
 	}
-	return ui.SmokeTest(ui.Options{}, *model, *shot)
+	var extra []string
+	if *screens != "" {
+		extra = strings.Split(*screens, ",")
+	}
+	return ui.SmokeTest(ui.Options{}, *model, *shot, extra...)
 }
 
 // checkDisplay reports a missing X11/Wayland display before the window

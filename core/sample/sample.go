@@ -73,20 +73,35 @@ func DefaultChat() Params {
 	}
 }
 
-// Validate reports the first invalid setting in p.
+// Limits of the settings. The app, the terminal commands and the HTTP API
+// accept the same ranges, the ones Validate checks (the README lists them):
+// temperature 0 to MaxTemperature, top-p 0 to 1, top-k 0 (off) or more,
+// presence and frequency penalties MinPenalty to MaxPenalty, penalty decay
+// 0 to 1.
+const (
+	// MaxTemperature is the largest temperature, as in OpenAI's API.
+	MaxTemperature = 2
+	// MinPenalty and MaxPenalty bound the presence and frequency
+	// penalties, as in OpenAI's API.
+	MinPenalty = -2
+	MaxPenalty = 2
+)
+
+// Validate reports the first setting in p outside its limits.
 func (p Params) Validate() error {
 	finite := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
+	penalty := func(v float32) bool { return finite(v) && v >= MinPenalty && v <= MaxPenalty }
 	switch {
-	case !finite(p.Temperature) || p.Temperature < 0:
-		return fmt.Errorf("sample: temperature must be a finite number >= 0, got %v", p.Temperature)
+	case !finite(p.Temperature) || p.Temperature < 0 || p.Temperature > MaxTemperature:
+		return fmt.Errorf("sample: temperature must be from 0 to %d, got %v", MaxTemperature, p.Temperature)
 	case !finite(p.TopP) || p.TopP < 0 || p.TopP > 1:
 		return fmt.Errorf("sample: top_p must be in [0, 1], got %v", p.TopP)
 	case p.TopK < 0:
 		return fmt.Errorf("sample: top_k must be >= 0 (0 = off), got %d", p.TopK)
-	case !finite(p.PresencePenalty):
-		return fmt.Errorf("sample: presence penalty must be finite, got %v", p.PresencePenalty)
-	case !finite(p.FrequencyPenalty):
-		return fmt.Errorf("sample: frequency penalty must be finite, got %v", p.FrequencyPenalty)
+	case !penalty(p.PresencePenalty):
+		return fmt.Errorf("sample: presence penalty must be from %d to %d, got %v", MinPenalty, MaxPenalty, p.PresencePenalty)
+	case !penalty(p.FrequencyPenalty):
+		return fmt.Errorf("sample: frequency penalty must be from %d to %d, got %v", MinPenalty, MaxPenalty, p.FrequencyPenalty)
 	case !finite(p.PenaltyDecay) || p.PenaltyDecay < 0 || p.PenaltyDecay > 1:
 		return fmt.Errorf("sample: penalty decay must be in [0, 1] (0 = no decay), got %v", p.PenaltyDecay)
 	}

@@ -742,6 +742,11 @@ func TestValidate(t *testing.T) {
 		{"frequency inf", Params{FrequencyPenalty: -inf}, "frequency"},
 		{"decay above 1", Params{PenaltyDecay: 1.5}, "decay"},
 		{"decay negative", Params{PenaltyDecay: -0.1}, "decay"},
+		{"temperature at the limit", Params{Temperature: MaxTemperature}, ""},
+		{"temperature above the limit", Params{Temperature: MaxTemperature + 0.01}, "temperature"},
+		{"penalties at the limits", Params{PresencePenalty: MinPenalty, FrequencyPenalty: MaxPenalty}, ""},
+		{"presence above the limit", Params{PresencePenalty: MaxPenalty + 0.5}, "presence"},
+		{"frequency below the limit", Params{FrequencyPenalty: MinPenalty - 0.5}, "frequency"},
 	}
 	for _, tc := range tests {
 		err := tc.p.Validate()

@@ -25,7 +25,7 @@ func isF32(ts ...kernels.Tensor) bool {
 
 // Embed gathers rows of table.
 func (b *Backend) Embed(dst, table, ids kernels.Tensor) {
-	if !(isF32(dst) && ids.DType == kernels.I32 && dst.Rows == ids.Len() && dst.Cols == table.Cols) {
+	if !(isF32(dst) && ids.DType == kernels.I32 && dst.Rows == ids.Len() && dst.Cols == table.Cols && table.DType != kernels.I8) {
 		b.fail("Embed", "dst %v, table %v, ids %v", dst, table, ids)
 		return
 	}
@@ -50,12 +50,20 @@ func (b *Backend) Linear(dst, x, w kernels.Tensor) {
 		return
 	}
 	raw, dt := weightBytes(w)
+	if dt == kernels.I8 {
+		if w.Offset != 0 {
+			b.fail("Linear", "w %v: a view of an i8 weight", w)
+			return
+		}
+		linearI8(b.pool, b.f32(dst), b.f32(x), x.Rows, x.Cols, raw, w.Buf.(*buffer).scale, w.Rows)
+		return
+	}
 	linear(b.pool, b.f32(dst), b.f32(x), x.Rows, x.Cols, raw, dt, w.Rows)
 }
 
 // MatMul sets dst = x·w.
 func (b *Backend) MatMul(dst, x, w kernels.Tensor) {
-	if !(isF32(dst, x) && x.Cols == w.Rows && dst.Rows == x.Rows && dst.Cols == w.Cols) {
+	if !(isF32(dst, x) && x.Cols == w.Rows && dst.Rows == x.Rows && dst.Cols == w.Cols && w.DType != kernels.I8) {
 		b.fail("MatMul", "dst %v, x %v, w %v", dst, x, w)
 		return
 	}
