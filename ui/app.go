@@ -49,6 +49,8 @@ type Options struct {
 	// Sound records and plays audio; nil means the computer's sound
 	// devices (capture.Open).
 	Sound capture.System
+	// SmokeAudio, for SmokeTest only, also drives the Audio screen.
+	SmokeAudio *SmokeAudio
 }
 
 // App is the running desktop app.

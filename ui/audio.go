@@ -36,7 +36,7 @@ type audioView struct {
 	devices    *widget.Select
 	recBtn     *widget.Button
 	importBtn  *widget.Button
-	level      *widget.ProgressBar
+	level      *levelMeter
 	elapsed    *widget.Label
 	status     *widget.Label
 	title      *widget.Label
@@ -98,8 +98,7 @@ func newAudioView(a *App) *audioView {
 	v.recBtn = widget.NewButtonWithIcon("Record", theme.MediaRecordIcon(), v.toggleRecord)
 	v.recBtn.Importance = widget.HighImportance
 	v.importBtn = widget.NewButtonWithIcon("Import…", theme.UploadIcon(), v.importDialog)
-	v.level = widget.NewProgressBar()
-	v.level.TextFormatter = func() string { return "" }
+	v.level = newLevelMeter()
 	v.elapsed = widget.NewLabel("0:00")
 	v.elapsed.TextStyle = fyne.TextStyle{Monospace: true}
 	v.status = widget.NewLabel("")

@@ -167,8 +167,8 @@ func TestAudioRecordTagTimelineHistoryChat(t *testing.T) {
 	// Tags update every window while recording: three windows need 2 s.
 	h.waitFor("three live windows", func() bool { return v.live != nil && len(v.live.windows) >= 3 })
 	h.ui(func() {
-		if v.level.Value <= 0.1 || v.elapsed.Text == "0:00" && len(v.spec) < 150 {
-			t.Errorf("level %v, elapsed %q, %d spectrogram frames", v.level.Value, v.elapsed.Text, len(v.spec))
+		if v.level.level <= 0.1 || v.elapsed.Text == "0:00" && len(v.spec) < 150 {
+			t.Errorf("level %v, elapsed %q, %d spectrogram frames", v.level.level, v.elapsed.Text, len(v.spec))
 		}
 		if got := liveTop(v.live.windows); len(got) < 2 || got[0].Label != "Speech" || got[1].Label != "Dog barking" {
 			t.Errorf("live top tags %+v", got)
@@ -494,9 +494,15 @@ func TestAudioPromptSpans(t *testing.T) {
 	if got != want {
 		t.Errorf("prompt:\n%s\nwant:\n%s", got, want)
 	}
+	if got := titleFrom(recordingMessage(r, "Is it busy?")); got != "Is it busy? (Street)" {
+		t.Errorf("title %q", got)
+	}
 	r.Tags = nil
 	if !strings.Contains(recordingMessage(r, ""), defaultAudioQuestion) {
 		t.Error("default question missing")
+	}
+	if titleFrom("[recording: x") != "[recording: x" {
+		t.Error("title of plain text changed")
 	}
 }
 
@@ -531,6 +537,81 @@ func TestRenderAudioScreens(t *testing.T) {
 			h.ui(func() { h.a.audio.showPicture() })
 			h.picShown()
 			shot(t, h, filepath.Join(out, "audio-"+mode+".png"))
+			h.load(tinyModel(t, h.dir))
+			h.ui(func() { h.a.audio.attachToChat() })
+			h.send("What can you hear in it?")
+			shot(t, h, filepath.Join(out, "audio-chat-"+mode+".png"))
 		})
+	}
+}
+
+// TestCoreAudioEngine runs the real engine on the A-RWKV fixture (its
+// configuration beside it): the app's tags are the audio package's, and
+// the app imports, tags and stores the fixture's recording.
+func TestCoreAudioEngine(t *testing.T) {
+	fixture := filepath.Join("..", "testdata", "arwkv")
+	dir := t.TempDir()
+	for _, name := range []string{"mm.arwkv.pth", "mm.arwkv.json"} {
+		b, err := os.ReadFile(filepath.Join(fixture, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name), b, 0o644)
+	}
+	e := NewCoreAudioEngine()
+	defer e.Unload()
+	if _, err := e.Tag(context.Background(), make([]float32, 100), 32000); err == nil {
+		t.Error("Tag without a model: no error")
+	}
+	if spec, err := e.Spectrogram(make([]float32, 32000), 32000); err != nil || len(spec) != 98 || len(spec[0]) != 128 {
+		t.Errorf("spectrogram without a model: %d frames, %v", len(spec), err)
+	}
+	info, err := e.Load(context.Background(), filepath.Join(dir, "mm.arwkv.pth"), LoadOptions{Backend: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Labels) == 0 || info.Name != "mm.arwkv" || !strings.Contains(info.Summary, "classes") {
+		t.Errorf("info %+v", info)
+	}
+	f, err := os.Open(filepath.Join(fixture, "mm.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm, format, err := wav.ReadAll(f, 0)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Tag(context.Background(), pcm, format.Rate)
+	if err != nil || len(res.Windows) == 0 || len(res.Top) == 0 {
+		t.Fatalf("tag: %+v, %v", res, err)
+	}
+	if res.Top[0].Label != info.Labels[res.Top[0].Index] {
+		t.Errorf("top tag %+v does not match label %q", res.Top[0], info.Labels[res.Top[0].Index])
+	}
+	// A live stream of the same audio gives windows as they complete.
+	s, err := e.NewStream(format.Rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(context.Background(), pcm); err != nil {
+		t.Fatal(err)
+	}
+
+	// In the app: import the fixture's WAV with the real tagger loaded.
+	h := newHarness(t, newFakeEngine(), "", nil, func(o *Options) { o.Audio = NewCoreAudioEngine() })
+	h.ui(func() {
+		h.a.show("audio")
+		h.a.audio.loadModel(filepath.Join(dir, "mm.arwkv.pth"))
+	})
+	h.waitFor("the tagger", func() bool { return h.a.audio.model != nil })
+	h.ui(func() { h.a.audio.importFile(filepath.Join(fixture, "mm.wav")) })
+	h.waitFor("the import to be tagged", func() bool { c := h.a.audio.cur; return c != nil && c.Tags != nil })
+	recs, _ := h.a.store.Recordings("")
+	if len(recs) != 1 || recs[0].Tags.Top[0].Index != res.Top[0].Index || recs[0].Model != "mm.arwkv.pth" {
+		t.Errorf("stored %+v, want top class %d", recs, res.Top[0].Index)
+	}
+	if errs := h.errs(); len(errs) != 0 {
+		t.Errorf("errors: %v", errs)
 	}
 }
