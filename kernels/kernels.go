@@ -196,7 +196,8 @@ type Ops interface {
 	Linear(dst, x, w Tensor)
 	// MatMul sets dst = x·w: x [T,K] F32, w [K,N] any dtype, dst [T,N] F32.
 	MatMul(dst, x, w Tensor)
-	// LayerNorm normalises each row of x (biased variance) and applies w, b.
+	// LayerNorm normalises each row of x (biased variance) and applies w, b
+	// ([1, C]); when both are invalid (zero Tensors) it applies no affine.
 	LayerNorm(dst, x, w, b Tensor, eps float32)
 	// ShiftMix forms the token-shifted mixes of x: with prev(x)[0] = state
 	// and prev(x)[t] = x[t−1], dst[i] = x + (prev(x) − x)·mix[i]. It then
@@ -224,6 +225,8 @@ type Ops interface {
 	WKV7(y, s, r, w, k, v, a, b Tensor)
 	// Out7 computes the time-mix output before its projection; see Out7.
 	Out7(o Out7)
+	// VisionOps are the image towers' ops (vision.go).
+	VisionOps
 
 	// The ops below serve models whose token shift and recurrence are not
 	// the language model's (A-RWKV: a 2-D shift over a patch grid and a

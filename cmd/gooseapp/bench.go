@@ -19,6 +19,11 @@ import (
 // runBench measures prefill and decode speed and memory, each beside its
 // floor measured in the same run.
 func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	for _, a := range args {
+		if a == "--vision" || a == "-vision" || strings.HasPrefix(a, "--vision=") || strings.HasPrefix(a, "-vision=") {
+			return runBenchVision(args, stdout, stderr)
+		}
+	}
 	if wantsAudioBench(args) {
 		return runBenchAudio(args, stdout, stderr)
 	}

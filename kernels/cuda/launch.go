@@ -35,6 +35,7 @@ type kernelSet struct {
 	up7        [3]uintptr
 	nsm        uintptr
 	wkv7out    uintptr
+	vision     visionKernels // looked up on first use
 	audio      audioKernels
 }
 
