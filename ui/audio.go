@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/storage"
@@ -43,6 +44,7 @@ type audioView struct {
 	title      *widget.Label
 	info       *widget.Label
 	pic        *audioPicture
+	playhead   *canvas.Rectangle // where playback is, over the picture
 	bars       *fyne.Container
 	actions    *fyne.Container
 	playBtn    *widget.Button
@@ -116,6 +118,8 @@ func newAudioView(a *App) *audioView {
 	v.info = widget.NewLabel("")
 	v.info.Truncation = fyne.TextTruncateEllipsis
 	v.pic = newAudioPicture(a.do)
+	v.playhead = canvas.NewRectangle(themeColor(theme.ColorNameError))
+	v.playhead.Hide()
 	v.bars = container.NewVBox()
 
 	v.playBtn = widget.NewButtonWithIcon("Play", theme.MediaPlayIcon(), v.togglePlay)
@@ -173,7 +177,7 @@ func newAudioView(a *App) *audioView {
 	head := container.NewVBox(v.title, v.info, v.actions)
 	barsTitle := widget.NewLabelWithStyle("Top tags", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	main := container.NewBorder(container.NewVBox(top, controls, widget.NewSeparator(), head), nil, nil, nil,
-		container.NewVSplit(v.pic, container.NewBorder(container.NewBorder(nil, nil, barsTitle, nil, v.status), nil, nil, nil, container.NewVScroll(v.bars))))
+		container.NewVSplit(container.NewStack(v.pic, container.NewWithoutLayout(v.playhead)), container.NewBorder(container.NewBorder(nil, nil, barsTitle, nil, v.status), nil, nil, nil, container.NewVScroll(v.bars))))
 	side := container.NewBorder(container.NewVBox(widget.NewLabelWithStyle("Recordings", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), v.search), nil, nil, nil, v.list)
 	split := container.NewHSplit(side, container.NewPadded(main))
 	split.Offset = 0.24
@@ -583,26 +587,12 @@ func (v *audioView) startRecording() {
 }
 
 // follow runs while a recording is in progress: it updates the level
-// meter, elapsed time and spectrogram, and feeds the tagger's stream, so
-// tags appear every window. Background goroutine.
+// meter and the elapsed time ten times a second, and starts liveTags.
+// Background goroutine.
 func (v *audioView) follow(live *liveRecording) {
-	var stream AudioStream
-	hasModel := false
-	v.a.do(func() { hasModel = v.model != nil })
-	if hasModel {
-		v.engMu.Lock()
-		s, err := v.engine().NewStream(recordRate)
-		v.engMu.Unlock()
-		if err != nil {
-			v.a.do(func() { v.status.SetText("Live tags unavailable: " + err.Error()) })
-		}
-		stream = s
-	}
+	go v.liveTags(live)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	fed := 0     // samples given to the stream
-	specPos := 0 // samples the spectrogram covers
-	lastPic := time.Time{}
 	lastLen, lastGrowth, warned := 0, time.Now(), false
 	for {
 		select {
@@ -611,33 +601,6 @@ func (v *audioView) follow(live *liveRecording) {
 		case <-tick.C:
 		}
 		pcm, level, werr := live.rec.snapshot()
-		var windows []AudioWindow
-		var frames [][]float32
-		var tagErr error
-		// Spectrogram of the new whole frames (25 ms windows 10 ms apart),
-		// and the stream's new windows, at most 4 times a second.
-		if time.Since(lastPic) >= 250*time.Millisecond {
-			lastPic = time.Now()
-			hop, win := recordRate/100, recordRate/40
-			if len(pcm)-specPos >= win {
-				v.engMu.Lock()
-				f, err := v.engine().Spectrogram(pcm[specPos:], recordRate)
-				v.engMu.Unlock()
-				if err == nil {
-					frames = f
-					specPos += len(f) * hop
-				}
-			}
-			if stream != nil && len(pcm) > fed {
-				v.engMu.Lock()
-				windows, tagErr = stream.Write(v.ctx, pcm[fed:])
-				v.engMu.Unlock()
-				fed = len(pcm)
-				if tagErr != nil {
-					stream = nil
-				}
-			}
-		}
 		elapsed := time.Duration(len(pcm)) * time.Second / recordRate
 		// A device that stops delivering (unplugged, or taken by the
 		// system) leaves the recording still; say so once.
@@ -654,24 +617,82 @@ func (v *audioView) follow(live *liveRecording) {
 			if stalled {
 				v.status.SetText(fmt.Sprintf("No sound from the input device for %d s: is it unplugged, or in use by another program? Stop keeps what was recorded.", int(stallAfter/time.Second)))
 			}
-			v.level.SetValue(float64(level))
-			v.elapsed.SetText(formatDuration(elapsed))
 			if werr != nil {
 				v.status.SetText("Writing the recording failed: " + werr.Error())
+			}
+			v.level.SetValue(float64(level))
+			v.elapsed.SetText(formatDuration(elapsed))
+		})
+	}
+}
+
+// liveTags extends the spectrogram with the new whole frames (25 ms
+// windows 10 ms apart) and feeds the tagger's stream, so the picture grows
+// and tags appear as each window completes, at most four times a second.
+// It runs beside follow so that a window's inference never holds up the
+// meter. Background goroutine.
+func (v *audioView) liveTags(live *liveRecording) {
+	var stream AudioStream
+	var labels []string
+	v.a.do(func() {
+		if v.model != nil {
+			labels = v.model.Labels
+		}
+	})
+	if labels != nil {
+		v.engMu.Lock()
+		s, err := v.engine().NewStream(recordRate)
+		v.engMu.Unlock()
+		if err != nil {
+			v.a.do(func() { v.status.SetText("Live tags unavailable: " + err.Error()) })
+		}
+		stream = s
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	fed := 0     // samples given to the stream
+	specPos := 0 // samples the spectrogram covers
+	for {
+		select {
+		case <-live.stopTag:
+			return
+		case <-tick.C:
+		}
+		pcm, _, _ := live.rec.snapshot()
+		var windows []AudioWindow
+		var frames [][]float32
+		var tagErr error
+		if hop, win := recordRate/100, recordRate/40; len(pcm)-specPos >= win {
+			v.engMu.Lock()
+			f, err := v.engine().Spectrogram(pcm[specPos:], recordRate)
+			v.engMu.Unlock()
+			if err == nil {
+				frames = f
+				specPos += len(f) * hop
+			}
+		}
+		if stream != nil && len(pcm) > fed {
+			v.engMu.Lock()
+			windows, tagErr = stream.Write(v.ctx, pcm[fed:])
+			v.engMu.Unlock()
+			fed = len(pcm)
+			if tagErr != nil {
+				stream = nil
+			}
+		}
+		if len(frames) == 0 && len(windows) == 0 && tagErr == nil {
+			continue
+		}
+		v.a.do(func() {
+			if v.live != live {
+				return
 			}
 			if tagErr != nil {
 				v.status.SetText("Live tagging stopped: " + tagErr.Error())
 			}
-			var labels []string
-			if v.model != nil {
-				labels = v.model.Labels
-			}
-			changed := len(frames) > 0 || len(windows) > 0
 			v.spec = append(v.spec, frames...)
 			live.windows = append(live.windows, windowTags(windows, labels)...)
-			if changed {
-				v.showPicture()
-			}
+			v.showPicture()
 		})
 	}
 }
@@ -864,6 +885,42 @@ func (v *audioView) togglePlay() {
 	}
 	v.player, v.playing = out, id
 	v.refresh()
+	go v.followPlayback(out, v.cur.Duration)
+}
+
+// followPlayback moves the playhead over the picture while out plays.
+// Background goroutine.
+func (v *audioView) followPlayback(out capture.Output, dur time.Duration) {
+	tick := time.NewTicker(40 * time.Millisecond)
+	defer tick.Stop()
+	for range tick.C {
+		playing := true
+		v.a.do(func() {
+			if v.player != out {
+				playing = false
+				v.playhead.Hide()
+				return
+			}
+			v.movePlayhead(out.Position(), dur)
+		})
+		if !playing {
+			return
+		}
+	}
+}
+
+// movePlayhead puts the playhead at time t of a recording of length dur,
+// on the picture's time axis. UI goroutine only.
+func (v *audioView) movePlayhead(t, dur time.Duration) {
+	if dur <= 0 {
+		return
+	}
+	size := v.pic.Size()
+	left, right := float32(picLabelW), size.Width-picPadding
+	x := left + (right-left)*float32(min(1, float64(t)/float64(dur)))
+	v.playhead.Move(fyne.NewPos(x-1, 0))
+	v.playhead.Resize(fyne.NewSize(2, size.Height))
+	v.playhead.Show()
 }
 
 func (v *audioView) stopPlayback() {

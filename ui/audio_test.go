@@ -244,17 +244,23 @@ func TestAudioRecordTagTimelineHistoryChat(t *testing.T) {
 		}
 	})
 
-	// Playback through the sound system; Stop works.
+	// Playback through the sound system: the playhead moves; Stop works.
 	h.ui(func() { test.Tap(v.playBtn) })
 	h.ui(func() {
 		if v.player == nil || v.playBtn.Text != "Stop" {
 			t.Errorf("not playing: %v %q", v.player, v.playBtn.Text)
 		}
+	})
+	var x0 float32
+	h.waitFor("the playhead", func() bool { x0 = v.playhead.Position().X; return v.playhead.Visible() })
+	h.waitFor("the playhead to move", func() bool { return v.playhead.Position().X > x0 })
+	h.ui(func() {
 		test.Tap(v.playBtn)
 		if v.player != nil {
 			t.Error("still playing after Stop")
 		}
 	})
+	h.waitFor("the playhead to hide", func() bool { return !v.playhead.Visible() })
 
 	// Attach to chat: the tags with their times go into the prompt.
 	h.ui(func() {
