@@ -53,13 +53,39 @@ func (m *Model) ForwardEmbeds(ctx context.Context, st *State, rows []float32, lo
 	if len(rows)%C != 0 {
 		return fmt.Errorf("forward: %d floats are not whole rows of width %d", len(rows), C)
 	}
+	return m.forwardRows(ctx, st, len(rows)/C, logits, func(dst kernels.Tensor, off int) error {
+		return m.be.Upload(dst, float32Bytes(rows[off*C:(off+dst.Rows)*C]))
+	})
+}
+
+// ForwardEmbedTensor is ForwardEmbeds for rows already on the model's
+// backend, an F32 [n, Width] tensor (say an image's projected features):
+// they are copied into the model's working memory on the device and never
+// pass through the host.
+func (m *Model) ForwardEmbedTensor(ctx context.Context, st *State, rows kernels.Tensor, logits []float32) error {
+	if rows.DType != kernels.F32 || rows.Cols != m.cfg.Width {
+		return fmt.Errorf("forward: embedding rows %v, want f32 rows of width %d", rows, m.cfg.Width)
+	}
+	return m.forwardRows(ctx, st, rows.Rows, logits, func(dst kernels.Tensor, off int) error {
+		m.be.Copy(dst, rows.Slice(off, off+dst.Rows))
+		return nil
+	})
+}
+
+// forwardRows runs n input rows through the model in chunks; load fills
+// dst (the chunk's input rows) with rows [off, off+dst.Rows).
+func (m *Model) forwardRows(ctx context.Context, st *State, n int, logits []float32, load func(dst kernels.Tensor, off int) error) (err error) {
+	if err := m.checkSource(); err != nil {
+		return err
+	}
+	defer nameFault(m.path, &err)
+	defer memfault.Catch(&err)()
 	if logits != nil && len(logits) != m.cfg.Vocab {
 		return fmt.Errorf("forward: logits buffer has %d entries, vocabulary is %d", len(logits), m.cfg.Vocab)
 	}
 	if st == nil || st.m != m || !st.buf.Valid() {
 		return fmt.Errorf("forward: %w", ErrClosed)
 	}
-	n := len(rows) / C
 	if n == 0 {
 		return nil
 	}
@@ -75,7 +101,7 @@ func (m *Model) ForwardEmbeds(ctx context.Context, st *State, rows []float32, lo
 			return err
 		}
 		k := min(sc.T, n-off)
-		if err := m.be.Upload(sc.acts.XA.Slice(0, k), float32Bytes(rows[off*C:(off+k)*C])); err != nil {
+		if err := load(sc.acts.XA.Slice(0, k), off); err != nil {
 			return err
 		}
 		out := 0

@@ -64,6 +64,45 @@ type LoadOptions struct {
 	Backend kernels.Backend
 	// Progress, if set, is called with the fraction of weights placed.
 	Progress func(frac float64)
+	// Quant, if not QuantNone, stores the large matrices in a smaller
+	// encoding, converted at load from the checkpoint's bf16/f16/f32.
+	Quant Quantization
+}
+
+// Quantization selects how Load stores the model's large matrices.
+type Quantization uint8
+
+const (
+	// QuantNone keeps every matrix in its checkpoint dtype.
+	QuantNone Quantization = iota
+	// QuantInt8 stores the Linear weights (the time-mix receptance, key,
+	// value and output, the channel-mix key and value, and the head) as
+	// int8 with one float32 scale per output channel (kernels.I8), about
+	// half the bytes of bf16; activations stay float32. The embedding and
+	// the small LoRA matrices keep their dtype.
+	QuantInt8
+)
+
+// String returns "none" or "int8".
+func (q Quantization) String() string {
+	switch q {
+	case QuantNone:
+		return "none"
+	case QuantInt8:
+		return "int8"
+	}
+	return fmt.Sprintf("quant(%d)", uint8(q))
+}
+
+// ParseQuantization reads "none" (or "") and "int8".
+func ParseQuantization(s string) (Quantization, error) {
+	switch strings.ToLower(s) {
+	case "", "none", "off":
+		return QuantNone, nil
+	case "int8", "i8", "q8":
+		return QuantInt8, nil
+	}
+	return QuantNone, fmt.Errorf("quantization %q: want none or int8", s)
 }
 
 // Model is an RWKV-7 (x070) language model on a backend. It is immutable
@@ -90,10 +129,20 @@ type Model struct {
 	chunk           int
 	verifying       sync.WaitGroup       // running Verify calls
 	stopVerify      []context.CancelFunc // cancels them
+	quant           Quantization
+	resident        int64 // bytes of weights placed on the backend
 }
 
 // Config returns the model's dimensions.
 func (m *Model) Config() Config { return m.cfg }
+
+// Quantization returns how the model's matrices are stored.
+func (m *Model) Quantization() Quantization { return m.quant }
+
+// WeightBytes is the size of the weights as placed on the backend: the
+// checkpoint's Config().WeightBytes, less what quantization saved (vectors
+// count as float32).
+func (m *Model) WeightBytes() int64 { return m.resident }
 
 // Backend returns the backend the model runs on.
 func (m *Model) Backend() kernels.Backend { return m.be }
@@ -293,7 +342,16 @@ func Load(src Source, opts LoadOptions) (_ *Model, err error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{cfg: cfg, be: opts.Backend, src: src, path: sourcePath(src), chunk: defaultChunk}
+	m := &Model{cfg: cfg, be: opts.Backend, src: src, path: sourcePath(src), chunk: defaultChunk, quant: opts.Quant}
+	switch opts.Quant {
+	case QuantNone:
+	case QuantInt8:
+		if !slices.Contains(opts.Backend.Capabilities().Quant, kernels.I8) {
+			return nil, fmt.Errorf("load: the %s backend cannot run int8 weights", opts.Backend.Name())
+		}
+	default:
+		return nil, fmt.Errorf("load: unknown quantization %v", opts.Quant)
+	}
 	if c := opts.Backend.Capabilities().PrefillChunk; c > 0 {
 		m.chunk = c
 	}
@@ -308,6 +366,7 @@ func Load(src Source, opts LoadOptions) (_ *Model, err error) {
 	total := float64(len(expectedShapes(cfg)))
 	placed := 0
 	ld := weights.NewLoader(src, opts.Backend)
+	ld.QuantizeLinear = opts.Quant == QuantInt8
 	ld.Placed = func() {
 		placed++
 		if opts.Progress != nil {
@@ -318,12 +377,13 @@ func Load(src Source, opts LoadOptions) (_ *Model, err error) {
 	m.emb = ld.Matrix("emb.weight", V, C)
 	m.ln0w, m.ln0b = ld.Vector("blocks.0.ln0.weight", C), ld.Vector("blocks.0.ln0.bias", C)
 	m.lnOutW, m.lnOutB = ld.Vector("ln_out.weight", C), ld.Vector("ln_out.bias", C)
-	m.head = ld.Matrix("head.weight", V, C)
+	m.head = ld.Linear("head.weight", V, C)
 	m.layers = make([]block.Layer, cfg.Layers)
 	for l := range m.layers {
 		m.layers[l] = block.Load(ld, l, m.dims(), block.LoadOptions{ValueResidual: l > 0})
 	}
 	m.owned = ld.Owned()
+	m.resident = ld.Bytes()
 	err = ld.Err()
 	if err == nil {
 		err = m.be.Sync()
@@ -348,7 +408,11 @@ func (m *Model) memoryNeeded() int64 {
 	c := m.cfg
 	perRow := int64(22*c.Width+c.FFN+c.DecayLoRA+c.AlphaLoRA+c.ValueLoRA+c.GateLoRA) * 4
 	act := perRow*int64(m.chunk+1) + 2*int64(c.Vocab)*4
-	return c.WeightBytes + act + 4*c.StateBytes() + 64<<20 // + kernels, cuBLAS workspace
+	w := c.WeightBytes
+	if m.quant == QuantInt8 { // about half of the matrices' bf16 bytes
+		w = w * 5 / 8
+	}
+	return w + act + 4*c.StateBytes() + 64<<20 // + kernels, cuBLAS workspace
 }
 
 // checkSource fails when the model's weights file changed on disk since it

@@ -29,15 +29,21 @@ const (
 	F16
 	BF16
 	I32 // token ids
+	// I8 is an int8 weight matrix with one float32 scale per output
+	// channel (a Linear weight's row): see QuantizeI8 for its layout.
+	I8
 )
 
-// Size returns the size in bytes of one element.
+// Size returns the size in bytes of one element (for I8, without the
+// scales: see I8Bytes).
 func (d DType) Size() int {
 	switch d {
 	case F32, I32:
 		return 4
 	case F16, BF16:
 		return 2
+	case I8:
+		return 1
 	}
 	return 0
 }
@@ -45,7 +51,7 @@ func (d DType) Size() int {
 // Decode converts the little-endian elements of dtype d in src to float32
 // in dst; src must hold exactly len(dst) elements.
 func (d DType) Decode(dst []float32, src []byte) error {
-	if d == I32 || d.Size() == 0 {
+	if d == I32 || d == I8 || d.Size() == 0 {
 		return fmt.Errorf("kernels: decode %v: not a float type", d)
 	}
 	if len(src) != len(dst)*d.Size() {
@@ -72,6 +78,8 @@ func (d DType) String() string {
 		return "bf16"
 	case I32:
 		return "i32"
+	case I8:
+		return "i8"
 	}
 	return fmt.Sprintf("dtype(%d)", uint8(d))
 }
@@ -183,11 +191,13 @@ type Ops interface {
 	// callers validate ids before uploading them.
 	Embed(dst, table, ids Tensor)
 	// Linear sets dst = x·wᵀ: x [T,K] F32, w [N,K] any dtype (a PyTorch
-	// nn.Linear weight), dst [T,N] F32.
+	// nn.Linear weight; I8 weights too, which only Linear reads), dst
+	// [T,N] F32.
 	Linear(dst, x, w Tensor)
 	// MatMul sets dst = x·w: x [T,K] F32, w [K,N] any dtype, dst [T,N] F32.
 	MatMul(dst, x, w Tensor)
-	// LayerNorm normalises each row of x (biased variance) and applies w, b.
+	// LayerNorm normalises each row of x (biased variance) and applies w, b
+	// ([1, C]); when both are invalid (zero Tensors) it applies no affine.
 	LayerNorm(dst, x, w, b Tensor, eps float32)
 	// ShiftMix forms the token-shifted mixes of x: with prev(x)[0] = state
 	// and prev(x)[t] = x[t−1], dst[i] = x + (prev(x) − x)·mix[i]. It then
@@ -215,6 +225,8 @@ type Ops interface {
 	WKV7(y, s, r, w, k, v, a, b Tensor)
 	// Out7 computes the time-mix output before its projection; see Out7.
 	Out7(o Out7)
+	// VisionOps are the image towers' ops (vision.go).
+	VisionOps
 
 	// The ops below serve models whose token shift and recurrence are not
 	// the language model's (A-RWKV: a 2-D shift over a patch grid and a
@@ -256,7 +268,8 @@ type Backend interface {
 	// Alloc returns a zeroed tensor.
 	Alloc(dtype DType, rows, cols int) (Tensor, error)
 	// Weight returns a read-only tensor holding data, little-endian
-	// elements of dtype. A backend may keep a reference to data instead of
+	// elements of dtype (for I8, the layout of QuantizeI8: the int8 values,
+	// then one float32 scale per row). A backend may keep a reference to data instead of
 	// copying it (the CPU backend does, so a memory-mapped checkpoint is
 	// never copied): the caller must keep data unchanged while the tensor
 	// lives.
@@ -293,6 +306,10 @@ type Capabilities struct {
 	// should feed per call when it wants a cancellation to take effect
 	// quickly (a slow backend, where a full chunk can take seconds).
 	InterruptChunk int
+	// Quant lists the weight encodings beyond F32, F16 and BF16 that
+	// Weight accepts (and Linear reads): I8 for int8 with per-output-
+	// channel scales. Empty when none.
+	Quant []DType
 }
 
 // Grapher is implemented by backends that can record a fixed sequence of

@@ -1,7 +1,8 @@
 // Package server is Goose's local OpenAI-compatible HTTP API: GET
 // /v1/models, POST /v1/chat/completions and POST /v1/completions, streamed
 // as Server-Sent Events or not, plus GET /metrics in the Prometheus text
-// format.
+// format, and Goose's own POST /v1/audio/tags (AudioSet tags of a WAV
+// recording) when an audio tagger is loaded.
 //
 // Because an RWKV model's state after a prompt is small and of fixed size,
 // the server keeps a bounded cache from token prefixes to states: a request
@@ -27,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/goose-rwkv/goose/audio"
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/tokenizer"
 )
@@ -58,6 +60,12 @@ type Options struct {
 	// MaxTokens is the largest max_tokens a request may ask for, and the
 	// default for chat; default 4096.
 	MaxTokens int
+	// Audio, if set, serves POST /v1/audio/tags (see audio.go). The server
+	// does not close it.
+	Audio *audio.Tagger
+	// MaxAudioBytes caps a /v1/audio/tags body; default 256 MiB (over an
+	// hour of 32 kHz 16-bit mono). It is read as it arrives, never whole.
+	MaxAudioBytes int64
 	// AllowedHosts lists the host names, besides IP addresses and
 	// localhost, that requests may carry in their Host header ("*": any;
 	// ".example.com": names under it). Checking Host defeats DNS
@@ -97,6 +105,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxTokens <= 0 {
 		o.MaxTokens = 4096
 	}
+	if o.MaxAudioBytes <= 0 {
+		o.MaxAudioBytes = 256 << 20
+	}
 	return o
 }
 
@@ -117,23 +128,30 @@ type Server struct {
 }
 
 // New returns a server for m. Call Close to free its sessions and cached
-// states.
+// states. m may be nil when opts.Audio is set (a server that only tags
+// audio); the generation endpoints then answer 404.
 func New(m *core.Model, tok *tokenizer.Tokenizer, opts Options) (*Server, error) {
-	if m == nil || tok == nil {
-		return nil, errors.New("server: a model and a tokenizer are required")
+	if (m == nil || tok == nil) && (m != nil || opts.Audio == nil) {
+		return nil, errors.New("server: a model and a tokenizer are required (or an audio tagger alone)")
 	}
 	opts = opts.withDefaults()
 	s := &Server{
 		opts:    opts,
 		model:   m,
 		tok:     tok,
-		lim:     limits{maxPromptTokens: opts.MaxPromptTokens, maxTokens: opts.MaxTokens, vocab: m.Config().Vocab},
+		lim:     limits{maxPromptTokens: opts.MaxPromptTokens, maxTokens: opts.MaxTokens},
 		cache:   newPrefixCache(opts.CacheBytes),
 		metrics: newMetrics(),
 		started: time.Now(),
 	}
 	s.created = s.started.Unix()
+	if m != nil {
+		s.lim.vocab = m.Config().Vocab
+	}
 	for i := range opts.Parallel {
+		if m == nil {
+			break
+		}
 		sess, err := core.NewSession(m, tok)
 		if err != nil {
 			s.freeWorkers()
@@ -176,6 +194,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		endpoint, method, h = "chat", http.MethodPost, s.handleChat
 	case path == "/v1/completions" || path == "/completions":
 		endpoint, method, h = "completions", http.MethodPost, s.handleCompletion
+	case isAudioPath(path):
+		endpoint, method, h = "audio_tags", http.MethodPost, s.handleAudioTags
 	case path == "/v1/models" || path == "/models":
 		endpoint, h = "models", s.handleModels
 	case strings.HasPrefix(path, "/v1/models/"):
@@ -210,7 +230,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h 
 	}
 	if h == nil {
 		return fail(&apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: strPtr("unknown_url"),
-			Message: fmt.Sprintf("unknown URL %s %s: this server has /v1/models, /v1/chat/completions, /v1/completions and /metrics", r.Method, r.URL.Path)})
+			Message: fmt.Sprintf("unknown URL %s %s: this server has /v1/models, /v1/chat/completions, /v1/completions, /v1/audio/tags and /metrics", r.Method, r.URL.Path)})
 	}
 	if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
 		w.Header().Set("Allow", method)
@@ -218,7 +238,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h 
 			Message: fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, method)})
 	}
 	if method == http.MethodPost {
-		if err := s.jsonBody(r); err != nil {
+		check := s.jsonBody
+		if isAudioPath(r.URL.Path) {
+			check = audioBody
+		}
+		if err := check(r); err != nil {
 			return fail(err)
 		}
 	}
@@ -317,6 +341,13 @@ func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request) int {
 	return s.handleGenerate(w, r, parseCompletion)
 }
 
+// noLanguageModel answers a generation request to a server that only tags
+// audio.
+func noLanguageModel(w http.ResponseWriter) int {
+	return writeError(w, &apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: strPtr("no_language_model"),
+		Message: "no language model is loaded: this server only tags audio (POST /v1/audio/tags); start it with --model FILE to chat"})
+}
+
 // newID returns a random response id with the given prefix.
 func newID(prefix string) string {
 	var b [12]byte
@@ -337,6 +368,9 @@ func (s *Server) retryAfter() int {
 // respond. It returns the status code for the metrics (499 when the client
 // went away).
 func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, parse func([]byte, *tokenizer.Tokenizer, limits) (*job, error)) int {
+	if s.model == nil {
+		return noLanguageModel(w)
+	}
 	arrived := time.Now()
 	body, err := s.readBody(w, r)
 	if err != nil {

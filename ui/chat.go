@@ -365,7 +365,7 @@ func (c *chatView) setBusy(busy bool) {
 
 // titleFrom makes a conversation title from its first message.
 func titleFrom(text string) string {
-	t := strings.Join(strings.Fields(text), " ")
+	t := strings.Join(strings.Fields(recordingTitle(text)), " ")
 	if utf8.RuneCountInString(t) > 48 {
 		r := []rune(t)
 		t = strings.TrimSpace(string(r[:48])) + "…"

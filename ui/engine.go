@@ -32,6 +32,8 @@ type LoadOptions struct {
 	Backend string
 	// Threads for the CPU; 0 means all cores.
 	Threads int
+	// Quant is "none" (or empty) or "int8": see core.ParseQuantization.
+	Quant string
 }
 
 // ModelInfo describes a loaded model and the device it runs on.
@@ -49,6 +51,10 @@ type ModelInfo struct {
 	Fallback string
 	// WeightBytes is the memory the weights take; StateBytes one state's.
 	WeightBytes, StateBytes int64
+	// Quant names the weights' encoding in memory when quantized ("int8"),
+	// and SavedBytes is the memory that saves against the file's dtype.
+	Quant      string
+	SavedBytes int64
 	// DeviceTotal and DeviceFree are the GPU's memory; 0 when unknown.
 	DeviceTotal, DeviceFree int64
 	// StateKey identifies the model for stored states: a state saved with

@@ -21,8 +21,10 @@ type settingsView struct {
 	a       *App
 	dir     *widget.Entry
 	backend *widget.Select
+	quant   *widget.Select
 	threads *widget.Entry
 	theme   *widget.RadioGroup
+	hist    *historyPanel
 	root    fyne.CanvasObject
 }
 
@@ -37,6 +39,7 @@ func newSettingsView(a *App) *settingsView {
 		}, a.win)
 	})
 	v.backend = widget.NewSelect(settings.Backends(), nil)
+	v.quant = widget.NewSelect(settings.Quants(), nil)
 	v.threads = widget.NewEntry()
 	v.threads.SetPlaceHolder("automatic")
 	v.theme = widget.NewRadioGroup(settings.Themes(), nil)
@@ -46,6 +49,8 @@ func newSettingsView(a *App) *settingsView {
 			HintText: "Downloaded and imported models are kept here."},
 		&widget.FormItem{Text: "Backend", Widget: v.backend,
 			HintText: "auto uses the GPU when CUDA works and says why when it does not."},
+		&widget.FormItem{Text: "Weights", Widget: v.quant,
+			HintText: "int8 keeps the large matrices in 8 bits: about half the memory of bf16 and faster decoding, slightly less exact."},
 		&widget.FormItem{Text: "CPU threads", Widget: v.threads,
 			HintText: fmt.Sprintf("Empty or 0 uses all %d cores.", runtime.NumCPU())},
 		&widget.FormItem{Text: "Theme", Widget: v.theme},
@@ -54,8 +59,9 @@ func newSettingsView(a *App) *settingsView {
 	save.Importance = widget.HighImportance
 	title := widget.NewLabelWithStyle("Settings", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	title.SizeName = theme.SizeNameHeadingText
-	hist := caption("Chat history: " + a.store.Path())
-	note := caption("Backend and thread changes apply the next time a model is loaded.")
+	v.hist = newHistoryPanel(a)
+	hist := v.hist.root
+	note := caption("Backend, weights and thread changes apply the next time a model is loaded.")
 	v.root = container.NewVScroll(container.New(&columnLayout{maxWidth: 760},
 		container.New(layout.NewCustomPaddedLayout(18, 18, 24, 24),
 			container.NewVBox(title, card(form), note, container.NewHBox(layout.NewSpacer(), save), hist))))
@@ -68,12 +74,17 @@ func (v *settingsView) reset() {
 	c := v.a.cfg
 	v.dir.SetText(c.ModelsDir)
 	v.backend.SetSelected(c.Backend)
+	v.quant.SetSelected(c.Quant)
+	if c.Quant == "" {
+		v.quant.SetSelected("none")
+	}
 	if c.Threads > 0 {
 		v.threads.SetText(strconv.Itoa(c.Threads))
 	} else {
 		v.threads.SetText("")
 	}
 	v.theme.SetSelected(c.Theme)
+	v.hist.refresh()
 }
 
 // save validates and stores the form, applying the theme at once.
@@ -82,6 +93,7 @@ func (v *settingsView) save() {
 	c := a.cfg
 	c.ModelsDir = strings.TrimSpace(v.dir.Text)
 	c.Backend = v.backend.Selected
+	c.Quant = v.quant.Selected
 	c.Theme = v.theme.Selected
 	c.Threads = 0
 	if t := strings.TrimSpace(v.threads.Text); t != "" {

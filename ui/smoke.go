@@ -168,6 +168,9 @@ func (a *App) smoke(modelPath, screenshotPath string, screens []string, timeout 
 			return fmt.Errorf("smoke test: screenshot of %s: %w", name, shot)
 		}
 	}
+	if a.opts.SmokeAudio != nil {
+		return a.smokeAudio(*a.opts.SmokeAudio, onUI, waitFor)
+	}
 	return nil
 }
 

@@ -97,6 +97,9 @@ func deviceText(m ModelInfo) string {
 // memoryText renders the memory a model takes.
 func memoryText(m ModelInfo) string {
 	s := "Model " + catalog.FormatBytes(m.WeightBytes)
+	if m.Quant != "" {
+		s += fmt.Sprintf(" (%s, %s saved)", m.Quant, catalog.FormatBytes(m.SavedBytes))
+	}
 	if m.DeviceTotal > 0 {
 		s += fmt.Sprintf(" · GPU %s / %s used", catalog.FormatBytes(m.DeviceTotal-m.DeviceFree), catalog.FormatBytes(m.DeviceTotal))
 	} else if m.StateBytes > 0 {

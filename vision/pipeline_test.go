@@ -3,6 +3,7 @@ package vision
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/internal/npy"
+	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/cpu"
+	"github.com/goose-rwkv/goose/kernels/cuda"
 	"github.com/goose-rwkv/goose/vision/sam"
 	"github.com/goose-rwkv/goose/vision/vit"
 )
@@ -20,6 +23,30 @@ import (
 // projects them, comparing with the reference's concatenated features and
 // projected embeddings (which TestVisualSplice in core feeds to the LM).
 func TestPipeline(t *testing.T) {
+	be, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	checkPipeline(t, be)
+}
+
+// TestPipelineCUDA is TestPipeline on the GPU; it skips, saying why,
+// without one.
+func TestPipelineCUDA(t *testing.T) {
+	be, err := cuda.New(cuda.Options{})
+	var un *kernels.UnavailableError
+	if errors.As(err, &un) {
+		t.Skipf("no GPU: %s", un.Reason)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	checkPipeline(t, be)
+}
+
+func checkPipeline(t *testing.T, be kernels.Backend) {
 	dir := filepath.Join("..", "testdata", "visualrwkv")
 	raw, err := os.ReadFile(filepath.Join(dir, "mm.visualrwkv.json"))
 	if err != nil {
@@ -47,11 +74,6 @@ func TestPipeline(t *testing.T) {
 		}
 		return a
 	}
-	be, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
 	dino, err := vit.Load(f, "vit.dino_featurizer.", doc.Config.DINO, be)
 	if err != nil {
 		t.Fatal(err)

@@ -66,7 +66,7 @@ func checkAsk(t *testing.T, be kernels.Backend) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	vm, err := Load(f, be, fx.Config)
+	vm, err := LoadEncoder(f, be, fx.Config)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,14 @@ import (
 // runBench measures prefill and decode speed and memory, each beside its
 // floor measured in the same run.
 func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	for _, a := range args {
+		if a == "--vision" || a == "-vision" || strings.HasPrefix(a, "--vision=") || strings.HasPrefix(a, "-vision=") {
+			return runBenchVision(args, stdout, stderr)
+		}
+	}
+	if wantsAudioBench(args) {
+		return runBenchAudio(args, stdout, stderr)
+	}
 	fs := newFlags("bench", stderr)
 	var mf modelFlags
 	mf.register(fs, "auto")
@@ -42,6 +50,10 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	defer be.Close()
 
+	opts, err := mf.loadOptions(be)
+	if err != nil {
+		return err
+	}
 	var m *core.Model
 	label := mf.model
 	if *shape != "" {
@@ -53,13 +65,13 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		m, err = core.Load(src, core.LoadOptions{Backend: be})
+		m, err = core.Load(src, opts)
 		if err != nil {
 			return err
 		}
 		label = "random weights, shape " + *shape + ", " + *dtype
 	} else {
-		m, err = core.LoadFile(mf.model, core.LoadOptions{Backend: be})
+		m, err = core.LoadFile(mf.model, opts)
 		if err != nil {
 			return err
 		}
@@ -68,6 +80,9 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	c := m.Config()
 	fmt.Fprintf(stdout, "model:    %s: %d layers × %d, vocab %d, %.1f M params, %.1f MB weights\n",
 		label, c.Layers, c.Width, c.Vocab, float64(c.Params)/1e6, float64(c.WeightBytes)/1e6)
+	if q := m.Quantization(); q != core.QuantNone {
+		fmt.Fprintf(stdout, "quant:    %s: %.1f MB in memory (%.1f MB saved)\n", q, float64(m.WeightBytes())/1e6, float64(c.WeightBytes-m.WeightBytes())/1e6)
+	}
 	fmt.Fprintf(stdout, "backend:  %s\n", rep)
 
 	rng := rand.New(rand.NewPCG(7, 7))
@@ -130,7 +145,7 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	// Floors: weights read per decoded token over copy bandwidth; matrix
 	// FLOPs per prompt token over the measured GEMM rate.
 	embBytes := int64(c.Vocab) * int64(c.Width) * int64(c.DType.Size())
-	perToken := c.WeightBytes - embBytes + int64(c.Width*c.DType.Size())
+	perToken := m.WeightBytes() - embBytes + int64(c.Width*c.DType.Size())
 	// The head runs once per prompt, not per prompt token.
 	flopsPerToken := 2 * float64(c.Params-2*int64(c.Vocab)*int64(c.Width))
 	// Two floors for decode: the time to copy the weights once (bandwidth

@@ -15,7 +15,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goose-rwkv/goose/audio"
+	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/tokenizer"
+	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/kernels/backend"
 	"github.com/goose-rwkv/goose/server"
 )
 
@@ -41,6 +45,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	cacheMB := fs.Int("cache-mb", 256, "prefix state cache size in MiB (0: off)")
 	maxTokens := fs.Int("max-tokens", 4096, "largest max_tokens a request may ask for")
 	maxPrompt := fs.Int("max-prompt", 32768, "longest prompt in tokens")
+	audioModel := fs.String("audio-model", "", "also tag audio at POST /v1/audio/tags with this A-RWKV checkpoint `FILE` (alone, without --model, the server only tags audio)")
+	audioConfig := fs.String("audio-config", "", "the audio model's configuration `FILE.json` (default: the released A-RWKV configuration)")
 	allowedHosts := fs.String("allowed-hosts", "", "comma-separated host `names` clients may use besides IP addresses and localhost (\"*\": any; \".example.com\": names under it)")
 	corsOrigins := fs.String("cors-origin", "", "comma-separated web `origins` (e.g. http://localhost:3000; \"*\": all) whose pages may call the API")
 	maxConns := fs.Int("max-conns", server.DefaultMaxConns, "most open connections; more are answered 503")
@@ -64,8 +70,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	if !isLoopback(host) && key == "" {
 		fmt.Fprintf(stderr, "gooseapp serve: warning: %s is reachable from other machines and no --api-key is set\n", *addr)
 	}
-	if mf.model == "" {
-		return errors.New("--model FILE is required")
+	if mf.model == "" && *audioModel == "" {
+		return errors.New("--model FILE (a language model) or --audio-model FILE (an audio tagger) is required")
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -73,19 +79,39 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	}
 	defer ln.Close()
 
-	m, rep, err := mf.load(stderr)
-	if err != nil {
-		return err
+	var (
+		m   *core.Model
+		tok *tokenizer.Tokenizer
+		rep backend.Report
+		tg  *audio.Tagger
+	)
+	if mf.model != "" {
+		if m, rep, err = mf.load(stderr); err != nil {
+			return err
+		}
+		defer m.Backend().Close()
+		defer m.Close()
+		if tok, err = tokenizer.World(); err != nil {
+			return err
+		}
 	}
-	defer m.Backend().Close()
-	defer m.Close()
-	tok, err := tokenizer.World()
-	if err != nil {
-		return err
+	if *audioModel != "" {
+		tg, err = audio.Open(*audioModel, audio.Options{Backend: mf.backend, Threads: mf.threads, Config: *audioConfig})
+		if err != nil {
+			return err
+		}
+		defer tg.Close()
+		if mf.model == "" {
+			rep = backend.Report{Used: tg.Info().Backend, Device: kernels.DeviceInfo{Name: tg.Info().Device}}
+		}
 	}
 	id := *name
 	if id == "" {
-		id = strings.TrimSuffix(filepath.Base(mf.model), filepath.Ext(mf.model))
+		idPath := mf.model
+		if idPath == "" {
+			idPath = *audioModel
+		}
+		id = strings.TrimSuffix(filepath.Base(idPath), filepath.Ext(idPath))
 	}
 	queueOpt := *queue
 	if queueOpt == 0 {
@@ -97,7 +123,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	}
 	srv, err := server.New(m, tok, server.Options{ModelID: id, Parallel: *parallel, MaxQueue: queueOpt,
 		CacheBytes: cacheBytes, APIKey: key, MaxTokens: *maxTokens, MaxPromptTokens: *maxPrompt,
-		AllowedHosts: splitList(*allowedHosts), CORSOrigins: splitList(*corsOrigins)})
+		AllowedHosts: splitList(*allowedHosts), CORSOrigins: splitList(*corsOrigins), Audio: tg})
 	if err != nil {
 		return err
 	}
@@ -109,9 +135,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	hs := srv.HTTPServer(baseCtx, log.New(stderr, "gooseapp serve: ", 0))
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(server.LimitListener(ln, *maxConns)) }()
-	verifyInBackground(baseCtx, m, stderr, "gooseapp serve")
+	if m != nil {
+		verifyInBackground(baseCtx, m, stderr, "gooseapp serve")
+	}
 	fmt.Fprintln(stderr, deviceLine(rep))
 	fmt.Fprintf(stdout, "Serving %q at http://%s/v1 (OpenAI-compatible; metrics at /metrics). Ctrl-C stops.\n", id, ln.Addr())
+	if tg != nil {
+		fmt.Fprintf(stdout, "Audio tags: POST a WAV to http://%s/v1/audio/tags (%s).\n", ln.Addr(), tg.Info().Kind)
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

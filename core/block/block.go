@@ -99,10 +99,10 @@ func Load(ld *weights.Loader, l int, d Dims, opts LoadOptions) Layer {
 		y.V0 = vec("att.v0")
 		y.V1, y.V2 = ld.Matrix(p+"att.v1", C, d.ValueLoRA), ld.Matrix(p+"att.v2", d.ValueLoRA, C)
 	}
-	y.R, y.K = ld.Matrix(p+"att.receptance.weight", C, C), ld.Matrix(p+"att.key.weight", C, C)
-	y.V, y.O = ld.Matrix(p+"att.value.weight", C, C), ld.Matrix(p+"att.output.weight", C, C)
+	y.R, y.K = ld.Linear(p+"att.receptance.weight", C, C), ld.Linear(p+"att.key.weight", C, C)
+	y.V, y.O = ld.Linear(p+"att.value.weight", C, C), ld.Linear(p+"att.output.weight", C, C)
 	y.FFNMix = vec("ffn.x_k")
-	y.FFNKey, y.FFNValue = ld.Matrix(p+"ffn.key.weight", d.FFN, C), ld.Matrix(p+"ffn.value.weight", C, d.FFN)
+	y.FFNKey, y.FFNValue = ld.Linear(p+"ffn.key.weight", d.FFN, C), ld.Linear(p+"ffn.value.weight", C, d.FFN)
 	if opts.FFNBias {
 		y.FFNKeyBias = ld.Vector(p+"ffn.key.bias", d.FFN)
 		y.FFNValueBias = vec("ffn.value.bias")

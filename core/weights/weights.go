@@ -73,6 +73,9 @@ type Loader struct {
 
 	// Placed, if set, is called after each tensor is placed.
 	Placed func()
+	// QuantizeLinear makes Linear place its weights as int8 with
+	// per-output-channel scales (kernels.I8, kernels.QuantizeI8).
+	QuantizeLinear bool
 }
 
 // NewLoader returns a Loader reading src onto be.
@@ -206,6 +209,40 @@ func (l *Loader) MatrixAs(name string, shape []int, rows, cols int) kernels.Tens
 	l.owned = append(l.owned, t)
 	l.params += int64(info.Len())
 	l.bytes += int64(len(data))
+	l.placed()
+	return t
+}
+
+// Linear places a Linear weight [out, in] (the products' x·Wᵀ operand):
+// as Matrix, or quantized to int8 with one scale per output row when
+// QuantizeLinear is set.
+func (l *Loader) Linear(name string, rows, cols int) kernels.Tensor {
+	if !l.QuantizeLinear {
+		return l.Matrix(name, rows, cols)
+	}
+	info, ok := l.lookup(name, []int{rows, cols})
+	if !ok {
+		return kernels.Tensor{}
+	}
+	data, err := l.src.Bytes(name)
+	if err != nil {
+		l.fail(name, err)
+		return kernels.Tensor{}
+	}
+	// QuantizeI8 checks every element for NaN/Inf, naming the row.
+	q, err := kernels.QuantizeI8(data, info.DType, rows, cols)
+	if err != nil {
+		l.fail(name, err)
+		return kernels.Tensor{}
+	}
+	t, err := l.be.Weight(kernels.I8, rows, cols, q)
+	if err != nil {
+		l.fail(name, err)
+		return kernels.Tensor{}
+	}
+	l.owned = append(l.owned, t)
+	l.params += int64(info.Len())
+	l.bytes += int64(len(q))
 	l.placed()
 	return t
 }

@@ -37,10 +37,13 @@ type buffer struct {
 	f32 []float32
 	i32 []int32
 	raw []byte
+	// scale holds an I8 weight's per-row scales (raw holds the int8
+	// values and the scales as given).
+	scale []float32
 }
 
 func (b *buffer) Bytes() int64 {
-	return int64(len(b.f32))*4 + int64(len(b.i32))*4 + int64(len(b.raw))
+	return int64(len(b.f32))*4 + int64(len(b.i32))*4 + int64(len(b.raw)) + int64(len(b.scale))*4
 }
 
 // New returns a CPU backend.
@@ -59,7 +62,7 @@ func (b *Backend) Name() string { return "cpu" }
 // saturated well before that), fed 64 at a time by callers that want a
 // cancellation to take effect within a fraction of a second.
 func (b *Backend) Capabilities() kernels.Capabilities {
-	return kernels.Capabilities{PrefillChunk: 256, InterruptChunk: 64}
+	return kernels.Capabilities{PrefillChunk: 256, InterruptChunk: 64, Quant: []kernels.DType{kernels.I8}}
 }
 
 // Threads is the number of worker goroutines.
@@ -95,10 +98,22 @@ func (b *Backend) Weight(dt kernels.DType, rows, cols int, data []byte) (kernels
 	if dt.Size() == 0 || dt == kernels.I32 {
 		return kernels.Tensor{}, fmt.Errorf("cpu: weight: unsupported dtype %v", dt)
 	}
-	if want := rows * cols * dt.Size(); len(data) != want {
+	want := rows * cols * dt.Size()
+	if dt == kernels.I8 {
+		want = kernels.I8Bytes(rows, cols)
+	}
+	if len(data) != want {
 		return kernels.Tensor{}, fmt.Errorf("cpu: weight [%d,%d] %v: have %d bytes, want %d", rows, cols, dt, len(data), want)
 	}
-	return kernels.Tensor{Buf: &buffer{raw: data}, DType: dt, Rows: rows, Cols: cols}, nil
+	buf := &buffer{raw: data}
+	if dt == kernels.I8 {
+		buf.raw = data[:rows*cols]
+		buf.scale = make([]float32, rows)
+		for i := range buf.scale {
+			buf.scale[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[rows*cols+4*i:]))
+		}
+	}
+	return kernels.Tensor{Buf: buf, DType: dt, Rows: rows, Cols: cols}, nil
 }
 
 // Upload copies little-endian bytes into t.

@@ -14,7 +14,8 @@ import (
 // T > 1 (prefill) is bound by arithmetic. Both products become the same
 // blocked GEMM: a kc×nc tile of the weight is converted once to f32 in the
 // layout [k][n] (transposed for linear) into an L2-resident scratch buffer,
-// then a 6×16 register-blocked micro-kernel sweeps every row of x over it.
+// then a 6×16 (6×32 with AVX-512) register-blocked micro-kernel sweeps
+// every row of x over it.
 // Tiles are shaped to read the weight in long contiguous runs (whole rows
 // of w where possible): short strided runs leave the hardware prefetcher
 // idle and make a cold tile's conversion latency-bound, which dominates
@@ -24,10 +25,10 @@ import (
 // len(w) >= N*K*dt.Size(). The kernels never read outside those slices.
 
 // tileElts is the size in f32 elements of a converted weight tile
-// (128 KiB); gemmScratch adds one 6×16 output tile for the edges.
+// (128 KiB); gemmScratch adds one 6×32 output tile for the edges.
 const (
 	tileElts    = 32 << 10
-	gemmScratch = tileElts + 96
+	gemmScratch = tileElts + 6*32
 )
 
 // linear sets dst[T,N] = x[T,K] · wᵀ where w is [N,K] in dtype dt (raw
@@ -79,6 +80,51 @@ func gemvNT(ks *kernelSet, dst, x []float32, w []byte, dt kernels.DType, K, lo, 
 		ks.dot4(&out, x, w, &off, dt)
 		copy(dst[n:n+m], out[:m])
 	}
+}
+
+// linearI8 sets dst[T,N] = x[T,K] · wᵀ for an I8 weight: q [N,K] int8
+// and scale [N], w[n][k] = q[n][k]·scale[n]. One token sums x·q per row
+// and scales the sum; longer inputs convert tiles to q·scale in float32 for
+// the GEMM.
+func linearI8(p *pool, dst, x []float32, T, K int, q []byte, scale []float32, N int) {
+	if T <= 0 || N <= 0 {
+		return
+	}
+	if K <= 0 {
+		clear(dst[:T*N])
+		return
+	}
+	ks := p.ks
+	_ = x[T*K-1]
+	_ = dst[T*N-1]
+	_ = q[N*K-1]
+	_ = scale[N-1]
+	if T == 1 {
+		grain := max(4, (16<<10)/K)
+		p.For(N, grain, func(lo, hi int) {
+			gemvNT(ks, dst, x[:K], q, kernels.I8, K, lo, hi)
+			for n := lo; n < hi; n++ {
+				dst[n] *= scale[n]
+			}
+		})
+		return
+	}
+	pack := func(wf []float32, ld, kb, kl, nb, nl int) {
+		var off [8]int
+		for r0 := 0; r0 < ld; r0 += 8 {
+			for i := range off {
+				off[i] = (nb+min(r0+i, nl-1))*K + kb
+			}
+			ks.transpose8(wf[r0:], ld, q, &off, kl, kernels.I8)
+		}
+		for k := range kl {
+			row := wf[k*ld : k*ld+nl]
+			for j := range row {
+				row[j] *= scale[nb+j]
+			}
+		}
+	}
+	gemm(p, dst, x, T, K, N, true, pack)
 }
 
 // matmul sets dst[T,N] = x[T,K] · w where w is [K,N] in dtype dt.
@@ -136,20 +182,21 @@ func matmul(p *pool, dst, x []float32, T, K int, w []byte, dt kernels.DType, N i
 
 // packFunc converts the weight block of k in [kb, kb+kl) and output
 // column n in [nb, nb+nl) to f32 at wf[(k-kb)*ld + (n-nb)], ld being nl
-// rounded up to 16. Whatever columns nl..ld-1 hold only reaches outputs
+// rounded up to the tile width. Whatever columns nl..ld-1 hold only reaches outputs
 // that are computed and discarded.
 type packFunc func(wf []float32, ld, kb, kl, nb, nl int)
 
 // gemm sets dst[T,N] = x[T,K] · W for T > 1, where pack supplies blocks of
 // W [K,N] in f32; alongK says whether the weight's memory rows run along K
-// (linear) or along N (matmul). Work is split over 16-wide column panels,
+// (linear) or along N (matmul). Work is split over tile-wide column panels,
 // or over 6-row groups of x when there are too few panels to share.
 func gemm(p *pool, dst, x []float32, T, K, N int, alongK bool, pack packFunc) {
-	panels := (N + 15) / 16
+	nr := p.ks.nr
+	panels := (N + nr - 1) / nr
 	if panels >= 2*p.threads || T < 12 {
 		p.For(panels, 1, func(lo, hi int) {
 			s := p.getScratch(gemmScratch)
-			gemmRange(p.ks, *s, dst, x, 0, T, K, N, 16*lo, min(N, 16*hi), alongK, pack)
+			gemmRange(p.ks, *s, dst, x, 0, T, K, N, nr*lo, min(N, nr*hi), alongK, pack)
 			p.putScratch(s)
 		})
 		return
@@ -163,32 +210,33 @@ func gemm(p *pool, dst, x []float32, T, K, N int, alongK bool, pack packFunc) {
 
 // tileShape returns the K and N extents of the weight tiles gemm converts
 // for a range of cols output columns, with kc·nc <= tileElts and nc a
-// multiple of 16. Tiles take long runs of the rows of w: up to 512 along
+// multiple of nr. Tiles take long runs of the rows of w: up to 512 along
 // K for linear (in equal blocks), up to 512 along N for matmul.
-func tileShape(K, cols int, alongK bool) (kc, nc int) {
+func tileShape(K, cols, nr int, alongK bool) (kc, nc int) {
 	if alongK {
 		// Longer runs help the conversion of a cold tile little beyond
 		// 1 KiB (with the transpose's prefetching), while a narrower
 		// panel keeps more of x and of the panel in L1.
 		nkb := (K + 511) / 512
 		kc = ((K+nkb-1)/nkb + 7) &^ 7
-		return kc, max(16, (tileElts/kc)&^15)
+		return kc, max(nr, (tileElts/kc)/nr*nr)
 	}
-	nc = min((cols+15)&^15, 512)
+	nc = min((cols+nr-1)/nr*nr, 512)
 	return min(K, tileElts/nc), nc
 }
 
 // gemmRange computes rows [t0, t1) and columns [lo, hi) of gemm.
 func gemmRange(ks *kernelSet, buf, dst, x []float32, t0, t1, K, N, lo, hi int, alongK bool, pack packFunc) {
-	kc, nc := tileShape(K, hi-lo, alongK)
+	nr := ks.nr
+	kc, nc := tileShape(K, hi-lo, nr, alongK)
 	wf := buf[:tileElts]
-	tmp := buf[tileElts : tileElts+96]
+	tmp := buf[tileElts : tileElts+6*nr]
 	var xs [6][]float32
 	for kb := 0; kb < K; kb += kc {
 		kl := min(kc, K-kb)
 		for nb := lo; nb < hi; nb += nc {
 			nl := min(nc, hi-nb)
-			ld := (nl + 15) &^ 15
+			ld := (nl + nr - 1) / nr * nr
 			pack(wf, ld, kb, kl, nb, nl)
 			for t := t0; t < t1; t += 6 {
 				mt := min(6, t1-t)
@@ -196,18 +244,18 @@ func gemmRange(ks *kernelSet, buf, dst, x []float32, t0, t1, K, N, lo, hi int, a
 					o := (t+min(i, mt-1))*K + kb
 					xs[i] = x[o : o+kl]
 				}
-				for j := 0; j < nl; j += 16 {
-					mj := min(16, nl-j)
-					panel := wf[j : (kl-1)*ld+j+16]
-					if mt == 6 && mj == 16 {
+				for j := 0; j < nl; j += nr {
+					mj := min(nr, nl-j)
+					panel := wf[j : (kl-1)*ld+j+nr]
+					if mt == 6 && mj == nr {
 						o := t*N + nb + j
-						ks.tileNN(dst[o:o+5*N+16], N, &xs, panel, ld, kb > 0)
+						ks.tileNN(dst[o:o+5*N+nr], N, &xs, panel, ld, kb > 0)
 						continue
 					}
-					ks.tileNN(tmp, 16, &xs, panel, ld, false)
+					ks.tileNN(tmp, nr, &xs, panel, ld, false)
 					for i := range mt {
 						d := dst[(t+i)*N+nb+j : (t+i)*N+nb+j+mj]
-						o := tmp[16*i : 16*i+mj]
+						o := tmp[nr*i : nr*i+mj]
 						if kb == 0 {
 							copy(d, o)
 						} else {
@@ -227,6 +275,8 @@ func gemmRange(ks *kernelSet, buf, dst, x []float32, t0, t1, K, N, lo, hi int, a
 func decodeRow(dst []float32, w []byte, dt kernels.DType, off int) {
 	n := len(dst)
 	switch dt {
+	case kernels.I8:
+		decodeGeneric(dst, w[off:off+n], dt)
 	case kernels.BF16:
 		half.DecodeBF16(dst, w[2*off:2*(off+n)])
 	case kernels.F16:

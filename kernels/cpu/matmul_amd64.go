@@ -13,6 +13,22 @@ import (
 func cpuid(leaf, sub uint32) (a, b, c, d uint32)
 func xgetbv() (a, d uint32)
 
+// avx512 reports whether the CPU and OS support AVX-512 F and BW (512-bit
+// registers, the word-to-dword widening the bf16 kernels use) on top of
+// AVX2, FMA and F16C.
+func avx512() bool {
+	if ok, f16c := cpuFeatures(); !ok || !f16c {
+		return false
+	}
+	const zmmState = 0xe0 // opmask, upper halves of ZMM0-15, ZMM16-31
+	if xcr0, _ := xgetbv(); xcr0&zmmState != zmmState {
+		return false
+	}
+	_, b7, _, _ := cpuid(7, 0)
+	const f, bw = 1 << 16, 1 << 30
+	return b7&(f|bw) == f|bw
+}
+
 // cpuFeatures reports whether the CPU and OS support AVX2 with FMA, and
 // whether F16C (half-precision conversion) is present too.
 func cpuFeatures() (avx2FMA, f16c bool) {
@@ -42,6 +58,9 @@ func cpuFeatures() (avx2FMA, f16c bool) {
 
 // bestKernels returns the fastest kernel set this CPU supports.
 func bestKernels() *kernelSet {
+	if avx512() {
+		return avx512Kernels()
+	}
 	ok, f16c := cpuFeatures()
 	if !ok {
 		return genericKernels()
@@ -64,6 +83,7 @@ func avx2Kernels(f16c bool) *kernelSet {
 		decode:     a.decode,
 		transpose8: a.transpose8,
 		tileNN:     tileNNAVX2,
+		nr:         16,
 		wkv:        wkvAVX2,
 	}
 }
@@ -76,6 +96,9 @@ func dot4F16(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
 
 //go:noescape
 func dot4F32(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
+
+//go:noescape
+func dot4I8(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
 
 //go:noescape
 func gemvNNBF16(d *float32, n int, x *float32, k int, w *byte, ldw int)
@@ -97,6 +120,9 @@ func transpose8BF16(dst *float32, ldd int, w0, w1, w2, w3, w4, w5, w6, w7 *byte,
 
 //go:noescape
 func transpose8F16(dst *float32, ldd int, w0, w1, w2, w3, w4, w5, w6, w7 *byte, n int)
+
+//go:noescape
+func transpose8I8(dst *float32, ldd int, w0, w1, w2, w3, w4, w5, w6, w7 *byte, n int)
 
 //go:noescape
 func transpose8F32(dst *float32, ldd int, w0, w1, w2, w3, w4, w5, w6, w7 *byte, n int)
@@ -123,6 +149,10 @@ func rows(w []byte, off *[4]int, n, es int) (p0, p1, p2, p3 *byte) {
 }
 
 func (a avx2) dot4(out *[4]float32, x []float32, w []byte, off *[4]int, dt kernels.DType) {
+	if dt == kernels.I8 {
+		a.dot4I8(out, x, w, off)
+		return
+	}
 	if dt == kernels.F16 && !a.f16c {
 		dot4Generic(out, x, w, off, dt)
 		return
@@ -156,7 +186,33 @@ func (a avx2) dot4(out *[4]float32, x []float32, w []byte, off *[4]int, dt kerne
 	}
 }
 
+// dot4I8 is dot4 for int8 rows (unscaled).
+func (a avx2) dot4I8(out *[4]float32, x []float32, w []byte, off *[4]int) {
+	n := len(x)
+	n8 := n &^ 7
+	*out = [4]float32{}
+	if n8 > 0 {
+		p0, p1, p2, p3 := rows(w, off, n, 1)
+		dot4I8(&x[0], p0, p1, p2, p3, n8, out)
+	}
+	if n8 < n {
+		var t [4]float32
+		var tail [4]int
+		for i, o := range off {
+			tail[i] = o + n8
+		}
+		dot4Generic(&t, x[n8:], w, &tail, kernels.I8)
+		for i := range out {
+			out[i] += t[i]
+		}
+	}
+}
+
 func (a avx2) gemvNN(d, x []float32, w []byte, off, ldw int, dt kernels.DType) {
+	if dt == kernels.I8 {
+		gemvNNGeneric(d, x, w, off, ldw, dt)
+		return
+	}
 	n, k := len(d), len(x)
 	n8, k4 := n&^7, k&^3
 	if dt == kernels.F16 && !a.f16c {
@@ -189,7 +245,8 @@ func (a avx2) decode(dst []float32, src []byte, dt kernels.DType) {
 	n := len(dst)
 	n8 := n &^ 7
 	switch {
-	case n8 == 0:
+	case n8 == 0, dt == kernels.I8:
+		n8 = 0
 	case dt == kernels.BF16:
 		_ = src[2*n-1]
 		decodeBF16(&dst[0], &src[0], n8)
@@ -225,6 +282,8 @@ func (a avx2) transpose8(dst []float32, ldd int, w []byte, off *[8]int, n int, d
 			transpose8BF16(&dst[0], ldd, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], n8)
 		case kernels.F16:
 			transpose8F16(&dst[0], ldd, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], n8)
+		case kernels.I8:
+			transpose8I8(&dst[0], ldd, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], n8)
 		default:
 			transpose8F32(&dst[0], ldd, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], n8)
 		}
@@ -258,6 +317,9 @@ func allKernels() []*kernelSet {
 		if f16c {
 			ks = append(ks, avx2Kernels(true))
 		}
+	}
+	if avx512() {
+		ks = append(ks, avx512Kernels())
 	}
 	return ks
 }

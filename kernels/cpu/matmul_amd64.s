@@ -537,3 +537,81 @@ nnput:
 	VMOVUPS Y11, 32(R8)(AX*1)
 	VZEROUPPER
 	RET
+
+// Widen 8 int8 values at m to 8 float32 in register r.
+#define CVTI8(m, r) VPMOVSXBD m, r; VCVTDQ2PS r, r
+
+// func dot4I8(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
+// As dot4BF16 for int8 rows (unscaled); n a multiple of 8.
+TEXT ·dot4I8(SB), NOSPLIT, $0-56
+	DOT4ARGS
+	ZERO8
+	TESTQ BX, BX
+	JZ    i8tail
+
+i8loop:
+	VMOVUPS (SI)(CX*4), Y8
+	VMOVUPS 32(SI)(CX*4), Y9
+	DOT4PREFETCH(1)
+	CVTI8((R8)(CX*1), Y10)
+	CVTI8(8(R8)(CX*1), Y11)
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y11, Y4
+	CVTI8((R9)(CX*1), Y12)
+	CVTI8(8(R9)(CX*1), Y13)
+	VFMADD231PS Y8, Y12, Y1
+	VFMADD231PS Y9, Y13, Y5
+	CVTI8((R10)(CX*1), Y10)
+	CVTI8(8(R10)(CX*1), Y11)
+	VFMADD231PS Y8, Y10, Y2
+	VFMADD231PS Y9, Y11, Y6
+	CVTI8((R11)(CX*1), Y12)
+	CVTI8(8(R11)(CX*1), Y13)
+	VFMADD231PS Y8, Y12, Y3
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ $16, CX
+	CMPQ CX, BX
+	JLT  i8loop
+
+i8tail:
+	CMPQ CX, DX
+	JGE  i8done
+	VMOVUPS (SI)(CX*4), Y8
+	CVTI8((R8)(CX*1), Y10)
+	VFMADD231PS Y8, Y10, Y0
+	CVTI8((R9)(CX*1), Y11)
+	VFMADD231PS Y8, Y11, Y1
+	CVTI8((R10)(CX*1), Y12)
+	VFMADD231PS Y8, Y12, Y2
+	CVTI8((R11)(CX*1), Y13)
+	VFMADD231PS Y8, Y13, Y3
+
+i8done:
+	REDUCE4
+	VZEROUPPER
+	RET
+
+// func transpose8I8(dst *float32, ldd int, w0, w1, w2, w3, w4, w5, w6, w7 *byte, n int)
+// As transpose8BF16 for int8 rows (unscaled).
+TEXT ·transpose8I8(SB), NOSPLIT, $0-88
+	TRANSPOSEARGS
+	JZ tri8done
+
+tri8loop:
+	TRANSPOSEPREFETCH(1)
+	CVTI8((AX)(CX*1), Y0)
+	CVTI8((BX)(CX*1), Y1)
+	CVTI8((SI)(CX*1), Y2)
+	CVTI8((R8)(CX*1), Y3)
+	CVTI8((R9)(CX*1), Y4)
+	CVTI8((R10)(CX*1), Y5)
+	CVTI8((R11)(CX*1), Y6)
+	CVTI8((R12)(CX*1), Y7)
+	TRANSPOSESTORE
+	ADDQ $8, CX
+	CMPQ CX, n+80(FP)
+	JLT  tri8loop
+
+tri8done:
+	VZEROUPPER
+	RET

@@ -186,12 +186,18 @@ func BenchmarkMatMul(b *testing.B) {
 	}
 }
 
-// benchKernels is the fastest kernel set and, if different, the generic
-// one for comparison.
+// benchKernels is the fastest kernel set and, for comparison, the AVX2
+// one when the fastest is AVX-512, and the generic one.
 func benchKernels() []*kernelSet {
 	best := bestKernels()
 	if best.name == "generic" {
 		return []*kernelSet{best}
 	}
-	return []*kernelSet{best, genericKernels()}
+	ks := []*kernelSet{best}
+	for _, k := range allKernels() {
+		if k.name == "avx2" && best.name != "avx2" {
+			ks = append(ks, k)
+		}
+	}
+	return append(ks, genericKernels())
 }

@@ -28,9 +28,11 @@ type kernelSet struct {
 	// transpose8 sets dst[k*ldd+i] = r_i[k] for i < 8, k < n, where r_i
 	// is the row of n elements at offset off[i] of w.
 	transpose8 func(dst []float32, ldd int, w []byte, off *[8]int, n int, dt kernels.DType)
-	// tileNN sets d[i*ldd+j] = Σ_k x[i][k]·w[k*ldw+j] for i < 6, j < 16,
+	// tileNN sets d[i*ldd+j] = Σ_k x[i][k]·w[k*ldw+j] for i < 6, j < nr,
 	// k < len(x[0]) (all x[i] have the same length), or adds to d if acc.
 	tileNN func(d []float32, ldd int, x *[6][]float32, w []float32, ldw int, acc bool)
+	// nr is the width of tileNN's tile: 16, or 32 with 512-bit vectors.
+	nr int
 	// wkv advances one 64×64 WKV head state by one token (see wkvGeneric).
 	wkv func(s, r, w, k, v, a, b, y []float32)
 }
@@ -44,6 +46,7 @@ func genericKernels() *kernelSet {
 		decode:     decodeGeneric,
 		transpose8: transpose8Generic,
 		tileNN:     tileNNGeneric,
+		nr:         16,
 		wkv:        wkvGeneric,
 	}
 }
@@ -54,6 +57,11 @@ const chunk = 256
 
 func decodeGeneric(dst []float32, src []byte, dt kernels.DType) {
 	switch dt {
+	case kernels.I8:
+		src = src[:len(dst)]
+		for i := range dst {
+			dst[i] = float32(int8(src[i]))
+		}
 	case kernels.BF16:
 		src = src[:2*len(dst)]
 		for i := range dst {
@@ -156,5 +164,15 @@ func tileNNGeneric(d []float32, ldd int, x *[6][]float32, w []float32, ldw int, 
 		} else {
 			copy(di, s[i][:])
 		}
+	}
+}
+
+// tileNNGeneric32 is tileNNGeneric for a 6×32 tile: two 6×16 tiles.
+func tileNNGeneric32(d []float32, ldd int, x *[6][]float32, w []float32, ldw int, acc bool) {
+	tileNNGeneric(d, ldd, x, w, ldw, acc)
+	if n := len(x[0]); n > 0 {
+		tileNNGeneric(d[16:], ldd, x, w[16:], ldw, acc)
+	} else {
+		tileNNGeneric(d[16:], ldd, x, w, ldw, acc)
 	}
 }

@@ -222,7 +222,7 @@ func TestKernelSetsAgree(t *testing.T) {
 	r := rand.New(rand.NewPCG(4, 0))
 	for _, ks := range allKernels() {
 		for _, dt := range dtypes {
-			for _, n := range []int{0, 1, 8, 23, 64, 100} {
+			for _, n := range []int{0, 1, 8, 23, 48, 64, 100} {
 				w, _ := randWeights(r, 4*n+3, dt)
 				off := &[4]int{0, n * dt.Size(), 3 * n * dt.Size(), (3*n + 3) * dt.Size()}
 				x := randActs(r, n)
@@ -274,29 +274,30 @@ func TestKernelSetsAgree(t *testing.T) {
 	}
 }
 
-// TestTileNN checks the 6×16 micro-kernel of every set against float64,
+// TestTileNN checks the 6×nr micro-kernel of every set against float64,
 // storing and accumulating, with strides wider than the tile.
 func TestTileNN(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 0))
 	for _, ks := range allKernels() {
+		nr := ks.nr
 		for _, n := range []int{1, 2, 7, 64, 255} {
-			const ldd, ldw = 19, 21
+			ldd, ldw := nr+3, nr+5
 			var xs [6][]float32
 			for i := range xs {
 				xs[i] = randActs(r, n)
 			}
-			w := randActs(r, (n-1)*ldw+16)
+			w := randActs(r, (n-1)*ldw+nr)
 			for _, acc := range []bool{false, true} {
-				d := randActs(r, 5*ldd+16)
+				d := randActs(r, 5*ldd+nr)
 				before := append([]float32(nil), d...)
 				ks.tileNN(d, ldd, &xs, w, ldw, acc)
 				for i := range 6 {
 					for j := range ldd {
-						if i == 5 && j >= 16 {
+						if i == 5 && j >= nr {
 							break
 						}
 						got := d[i*ldd+j]
-						if j >= 16 {
+						if j >= nr {
 							if got != before[i*ldd+j] {
 								t.Fatalf("%s n=%d: wrote outside the tile at [%d,%d]", ks.name, n, i, j)
 							}
@@ -341,6 +342,38 @@ func TestDecodeSpecials(t *testing.T) {
 				if math.Float32bits(v) != math.Float32bits(want) && !(v != v && want != want) {
 					t.Errorf("%s %v %#04x: %v, want %v", ks.name, dt, i, v, want)
 					break
+				}
+			}
+		}
+	}
+}
+
+// TestLinearI8 runs linearI8 with every kernel set and thread count on
+// shapes with tails of every vector width, against float64 of x·(q·s)ᵀ.
+func TestLinearI8(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, ks := range allKernels() {
+		for _, threads := range []int{1, 2} {
+			p := newPoolWith(threads, ks)
+			defer p.Close()
+			for _, T := range []int{1, 2, 7} {
+				for _, K := range []int{1, 8, 17, 48, 100, 300} {
+					for _, N := range []int{1, 5, 33, 130} {
+						q := make([]byte, N*K)
+						for i := range q {
+							q[i] = byte(r.IntN(255) - 127)
+						}
+						scale := randActs(r, N)
+						x := randActs(r, T*K)
+						dst, all := dstWithGuard(T * N)
+						linearI8(p, dst, x, T, K, q, scale, N)
+						if !guardIntact(all, T*N) {
+							t.Fatalf("%s T=%d K=%d N=%d: wrote past dst", ks.name, T, K, N)
+						}
+						checkProduct(t, dst, x, T, K, N, func(n, k int) float64 {
+							return float64(float32(int8(q[n*K+k])) * scale[n])
+						}, 1e-5)
+					}
 				}
 			}
 		}

@@ -25,7 +25,7 @@ func isF32(ts ...kernels.Tensor) bool {
 
 // Embed gathers rows of table.
 func (b *Backend) Embed(dst, table, ids kernels.Tensor) {
-	if !(isF32(dst) && ids.DType == kernels.I32 && dst.Rows == ids.Len() && dst.Cols == table.Cols) {
+	if !(isF32(dst) && ids.DType == kernels.I32 && dst.Rows == ids.Len() && dst.Cols == table.Cols && table.DType != kernels.I8) {
 		b.fail("Embed", "dst %v, table %v, ids %v", dst, table, ids)
 		return
 	}
@@ -50,12 +50,20 @@ func (b *Backend) Linear(dst, x, w kernels.Tensor) {
 		return
 	}
 	raw, dt := weightBytes(w)
+	if dt == kernels.I8 {
+		if w.Offset != 0 {
+			b.fail("Linear", "w %v: a view of an i8 weight", w)
+			return
+		}
+		linearI8(b.pool, b.f32(dst), b.f32(x), x.Rows, x.Cols, raw, w.Buf.(*buffer).scale, w.Rows)
+		return
+	}
 	linear(b.pool, b.f32(dst), b.f32(x), x.Rows, x.Cols, raw, dt, w.Rows)
 }
 
 // MatMul sets dst = x·w.
 func (b *Backend) MatMul(dst, x, w kernels.Tensor) {
-	if !(isF32(dst, x) && x.Cols == w.Rows && dst.Rows == x.Rows && dst.Cols == w.Cols) {
+	if !(isF32(dst, x) && x.Cols == w.Rows && dst.Rows == x.Rows && dst.Cols == w.Cols && w.DType != kernels.I8) {
 		b.fail("MatMul", "dst %v, x %v, w %v", dst, x, w)
 		return
 	}
@@ -65,11 +73,17 @@ func (b *Backend) MatMul(dst, x, w kernels.Tensor) {
 
 // LayerNorm normalises rows.
 func (b *Backend) LayerNorm(dst, x, w, bias kernels.Tensor, eps float32) {
-	if !(isF32(dst, x, w, bias) && dst.Rows == x.Rows && dst.Cols == x.Cols && w.Len() == x.Cols && bias.Len() == x.Cols) {
+	affine := w.Valid() || bias.Valid()
+	if !(isF32(dst, x) && dst.Rows == x.Rows && dst.Cols == x.Cols) ||
+		affine && !(isF32(w, bias) && w.Len() == x.Cols && bias.Len() == x.Cols) {
 		b.fail("LayerNorm", "dst %v, x %v, w %v, b %v", dst, x, w, bias)
 		return
 	}
-	d, xs, ws, bs := b.f32(dst), b.f32(x), b.f32(w), b.f32(bias)
+	d, xs := b.f32(dst), b.f32(x)
+	var ws, bs []float32
+	if affine {
+		ws, bs = b.f32(w), b.f32(bias)
+	}
 	C := x.Cols
 	b.pool.For(x.Rows, 8, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
@@ -91,6 +105,12 @@ func layerNorm(dst, x, w, b []float32, eps float32) {
 	}
 	inv := 1 / math.Sqrt(sq/float64(len(x))+float64(eps))
 	m, s := float32(mean), float32(inv)
+	if w == nil {
+		for i, v := range x {
+			dst[i] = (v - m) * s
+		}
+		return
+	}
 	for i, v := range x {
 		dst[i] = (v-m)*s*w[i] + b[i]
 	}
@@ -129,8 +149,8 @@ func (b *Backend) ShiftMix(dst []kernels.Tensor, x, state kernels.Tensor, mix []
 
 // Act applies f element-wise.
 func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
-	if !(isF32(dst, x) && dst.Len() == x.Len()) {
-		b.fail("Act", "dst %v, x %v", dst, x)
+	if !(isF32(dst, x) && dst.Len() == x.Len() && knownAct(f)) {
+		b.fail("Act", "dst %v, x %v, function %d", dst, x, f)
 		return
 	}
 	d, xs := b.f32(dst), b.f32(x)
@@ -149,6 +169,8 @@ func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
 				v := max(xs[i], 0)
 				d[i] = v * v
 			}
+		case kernels.GELU, kernels.GELUTanh:
+			geluRange(d[lo:hi], xs[lo:hi], f)
 		}
 	})
 }

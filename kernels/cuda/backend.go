@@ -138,6 +138,9 @@ type buffer struct {
 	ptr   uint64
 	bytes int64
 	owner *device
+	// scale is the offset in bytes of an I8 weight's per-row float32
+	// scales (after the int8 values, 16-byte aligned); 0 otherwise.
+	scale int64
 }
 
 // Bytes is the buffer's size in bytes.
@@ -318,6 +321,16 @@ func New(opts Options) (*Backend, error) {
 	return b, nil
 }
 
+// scalePtr returns the device address of an I8 weight's scales: the
+// weight must be the whole buffer (not a view of some of its rows).
+func (b *Backend) scalePtr(w kernels.Tensor) (uint64, error) {
+	buf, ok := w.Buf.(*buffer)
+	if !ok || w.DType != kernels.I8 || buf.scale == 0 || w.Offset != 0 {
+		return 0, fmt.Errorf("tensor %v is not a whole i8 weight", w)
+	}
+	return buf.ptr + uint64(buf.scale), nil
+}
+
 // loadModule returns the kernels compiled for arch, from the cache when
 // they are there, else compiled with NVRTC and cached.
 func loadModule(drv *cu.Driver, cacheDir, arch string, drvVer int) (uintptr, error) {
@@ -379,7 +392,7 @@ func (b *Backend) Name() string { return "cuda" }
 // every GEMM (the LoRA ones with 64–320 columns included) has enough tiles
 // to fill the GPU. Decode steps run as graphs (Grapher, StepGrapher).
 func (b *Backend) Capabilities() kernels.Capabilities {
-	return kernels.Capabilities{PrefillChunk: 4096}
+	return kernels.Capabilities{PrefillChunk: 4096, Quant: []kernels.DType{kernels.I8}}
 }
 
 // Device describes the GPU; FreeMemory is read now.
@@ -521,16 +534,26 @@ func (b *Backend) Weight(dtype kernels.DType, rows, cols int, data []byte) (kern
 		return kernels.Tensor{}, fmt.Errorf("cuda: weight %v[%d,%d]: bad shape or dtype", dtype, rows, cols)
 	}
 	n := int64(rows) * int64(cols) * int64(dtype.Size())
-	if int64(len(data)) != n {
-		return kernels.Tensor{}, fmt.Errorf("cuda: weight %v[%d,%d]: %d bytes given, want %d", dtype, rows, cols, len(data), n)
+	want, size := n, n
+	if dtype == kernels.I8 {
+		want = int64(kernels.I8Bytes(rows, cols))
+		size = (n+15)&^15 + 4*int64(rows)
+	}
+	if int64(len(data)) != want {
+		return kernels.Tensor{}, fmt.Errorf("cuda: weight %v[%d,%d]: %d bytes given, want %d", dtype, rows, cols, len(data), want)
 	}
 	var t kernels.Tensor
 	err := b.idle("Weight", func() error {
-		buf, err := b.alloc(n)
+		buf, err := b.alloc(size)
 		if err != nil {
 			return fmt.Errorf("cuda: weight %v[%d,%d]: %w", dtype, rows, cols, err)
 		}
-		if err := b.drv.MemcpyHtoDAsync(buf.ptr, data, b.stream); err != nil {
+		err = b.drv.MemcpyHtoDAsync(buf.ptr, data[:n], b.stream)
+		if err == nil && dtype == kernels.I8 {
+			buf.scale = (n + 15) &^ 15
+			err = b.drv.MemcpyHtoDAsync(buf.ptr+uint64(buf.scale), data[n:], b.stream)
+		}
+		if err != nil {
 			b.release(buf)
 			return fmt.Errorf("cuda: weight %v[%d,%d]: %w", dtype, rows, cols, err)
 		}
@@ -671,7 +694,7 @@ func (b *Backend) closeLocked() error {
 		keep(b.drv.MemFree(buf.ptr))
 	}
 	b.bufs = nil
-	for _, p := range append(b.retired, b.scratch, b.workspace, b.fused.tmp.p, b.fused.part.p, b.fused.count) {
+	for _, p := range append(b.retired, b.scratch, b.workspace, b.fused.tmp.p, b.fused.part.p, b.fused.deq.p, b.fused.count) {
 		if p != 0 {
 			keep(b.drv.MemFree(p))
 		}

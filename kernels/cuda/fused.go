@@ -19,6 +19,7 @@ type growBuf struct {
 type fusedBufs struct {
 	tmp   growBuf // products to be added, in the composed fallback
 	part  growBuf // partial sums of split NN products
+	deq   growBuf // int8 weights widened to bf16 for cuBLAS, and the product
 	count uint64  // countSlots zeroed counters; each user resets its own
 }
 
@@ -64,7 +65,7 @@ func (b *Backend) allocCounters() error {
 const maxItems = 8
 
 // itemWords is the size of a LinItem in 8-byte words.
-const itemWords = 9
+const itemWords = 10
 
 // actCode is the kernel's activation number: -1 for none.
 func actCode(it kernels.LinearItem) int32 {
@@ -88,8 +89,9 @@ func (b *Backend) LinearBatch(items []kernels.LinearItem) {
 	b.run("LinearBatch", func() error { return b.linearBatch(items) })
 }
 
-// itemPtrs are the device addresses of a LinearItem's operands.
-type itemPtrs struct{ dst, x, w uint64 }
+// itemPtrs are the device addresses of a LinearItem's operands (scale:
+// an I8 weight's scales).
+type itemPtrs struct{ dst, x, w, scale uint64 }
 
 // itemDims checks an item and returns its token count, K and N.
 func itemDims(it kernels.LinearItem) (T, K, N int, err error) {
@@ -98,7 +100,7 @@ func itemDims(it kernels.LinearItem) (T, K, N int, err error) {
 	if it.NN {
 		N, wk = it.W.Cols, it.W.Rows
 	}
-	if wk != K || it.Dst.Rows != T || it.Dst.Cols != N || !weightOK(it.W.DType) {
+	if wk != K || it.Dst.Rows != T || it.Dst.Cols != N || !weightOK(it.W.DType) && !(!it.NN && it.W.DType == kernels.I8) {
 		return 0, 0, 0, shapeErr("LinearBatch", "dst %v, x %v, w %v (nn %v)", it.Dst, it.X, it.W, it.NN)
 	}
 	if it.Activate && (it.Accumulate || it.Act > kernels.ReLUSquared) {
@@ -113,7 +115,9 @@ func (b *Backend) linearBatch(items []kernels.LinearItem) error {
 	}
 	ptrs := make([]itemPtrs, len(items))
 	batched := len(items) <= maxItems
-	dt := items[0].W.DType
+	// One launch takes NT weights of one dtype and NN weights of one
+	// dtype: the same, or I8 NT weights with float NN ones.
+	ntDT, nnDT := kernels.DType(255), kernels.DType(255)
 	for i, it := range items {
 		T, K, N, err := itemDims(it)
 		if err != nil {
@@ -127,22 +131,46 @@ func (b *Backend) linearBatch(items []kernels.LinearItem) error {
 		if err != nil {
 			return shapeErr("LinearBatch", "w: %v", err)
 		}
-		ptrs[i] = itemPtrs{ps[0], ps[1], wp}
-		batched = batched && T == 1 && K > 0 && N > 0 && it.W.DType == dt && wp%16 == 0
+		ptrs[i] = itemPtrs{dst: ps[0], x: ps[1], w: wp}
+		if it.W.DType == kernels.I8 {
+			if ptrs[i].scale, err = b.scalePtr(it.W); err != nil {
+				return shapeErr("LinearBatch", "w: %v", err)
+			}
+		}
+		batched = batched && T == 1 && K > 0 && N > 0 && wp%16 == 0
+		dt := &ntDT
 		if it.NN {
+			dt = &nnDT
 			batched = batched && N%8 == 0
 		} else {
 			batched = batched && K%8 == 0 && ps[1]%16 == 0
 		}
+		if *dt == 255 {
+			*dt = it.W.DType
+		}
+		batched = batched && *dt == it.W.DType
+	}
+	fn := uintptr(0)
+	switch {
+	case ntDT == kernels.I8 && nnDT == 255:
+		fn = b.k.linbatchI8[kernels.BF16]
+	case ntDT == kernels.I8 && weightOK(nnDT):
+		fn = b.k.linbatchI8[nnDT]
+	case ntDT == 255 && weightOK(nnDT):
+		fn = b.k.linbatch[nnDT]
+	case weightOK(ntDT) && (nnDT == 255 || nnDT == ntDT):
+		fn = b.k.linbatch[ntDT]
+	default:
+		batched = false
 	}
 	if batched {
-		ok, err := b.linearBatchKernel(items, ptrs)
+		ok, err := b.linearBatchKernel(fn, items, ptrs)
 		if ok || err != nil {
 			return err
 		}
 	}
 	for i, it := range items {
-		if err := b.itemComposed(it, ptrs[i].dst, ptrs[i].x, ptrs[i].w); err != nil {
+		if err := b.itemComposed(it, ptrs[i]); err != nil {
 			return err
 		}
 	}
@@ -155,7 +183,7 @@ func (b *Backend) linearBatch(items []kernels.LinearItem) error {
 // first blocks so that they start first; NT rows are spread so that the
 // blocks of the launch fit on the GPU at once (two per SM), each warp
 // streaming several rows.
-func (b *Backend) linearBatchKernel(items []kernels.LinearItem, ptrs []itemPtrs) (bool, error) {
+func (b *Backend) linearBatchKernel(fn uintptr, items []kernels.LinearItem, ptrs []itemPtrs) (bool, error) {
 	order := make([]int, 0, len(items))
 	ntRows := 0
 	for i, it := range items {
@@ -182,6 +210,7 @@ func (b *Backend) linearBatchKernel(items []kernels.LinearItem, ptrs []itemPtrs)
 		o[3] = pack2(int32(N), int32(K))
 		o[4] = pack2(boolInt(it.NN), actCode(it))
 		o[5] = pack2(boolInt(it.Accumulate), int32(blocks))
+		o[9] = ptrs[i].scale
 		if !it.NN {
 			o[6] = pack2(int32(rpw), 1)
 			blocks += (N + 8*rpw - 1) / (8 * rpw)
@@ -219,29 +248,36 @@ func (b *Backend) linearBatchKernel(items []kernels.LinearItem, ptrs []itemPtrs)
 	}
 	words[maxItems*itemWords] = uint64(len(items))
 	b.argsStart().raw(words[:])
-	return true, b.launchPDL(b.k.linbatch[items[0].W.DType], [3]uint32{uint32(blocks), 1, 1}, [3]uint32{256, 1, 1})
+	return true, b.launchPDL(fn, [3]uint32{uint32(blocks), 1, 1}, [3]uint32{256, 1, 1})
 }
 
 // itemComposed runs one item as its op sequence.
-func (b *Backend) itemComposed(it kernels.LinearItem, dst, x, w uint64) error {
+func (b *Backend) itemComposed(it kernels.LinearItem, p itemPtrs) error {
 	T, K, N, err := itemDims(it)
 	if err != nil || T == 0 || N == 0 {
 		return err
 	}
+	dst, x, w := p.dst, p.x, p.w
 	linear := !it.NN
+	product := func(dst uint64, accumulate bool) error {
+		if it.W.DType == kernels.I8 {
+			return b.linearI8(dst, x, w, p.scale, T, K, N, accumulate)
+		}
+		return b.productPtr(dst, x, w, T, K, N, it.W.DType, linear, accumulate)
+	}
 	if it.Accumulate && T <= smallT {
 		tmp, err := b.grow(&b.fused.tmp, int64(T*N*4))
 		if err != nil {
 			return err
 		}
-		if err := b.productPtr(tmp, x, w, T, K, N, it.W.DType, linear, false); err != nil {
+		if err := product(tmp, false); err != nil {
 			return err
 		}
 		n := T * N
 		b.argsStart().ptr(dst).ptr(dst).ptr(tmp).i32(n).i32(0).i32(0)
 		return b.launch(b.k.binop, b.grid1D(n), [3]uint32{256, 1, 1})
 	}
-	if err := b.productPtr(dst, x, w, T, K, N, it.W.DType, linear, it.Accumulate); err != nil {
+	if err := product(dst, it.Accumulate); err != nil {
 		return err
 	}
 	if it.Activate {

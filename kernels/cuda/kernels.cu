@@ -1,7 +1,8 @@
 // Goose CUDA kernels for RWKV-7 inference. Compiled at run time with NVRTC
 // (no CUDA headers are included). Activations and the WKV state are fp32;
-// weights stay in their file dtype (DT: 0 = f32, 1 = f16, 2 = bf16, the
-// numbering of kernels.DType) and are widened to fp32 as they are read.
+// weights stay in their file dtype (DT: 0 = f32, 1 = f16, 2 = bf16, 4 =
+// int8 with per-output-channel scales, the numbering of kernels.DType) and
+// are widened to fp32 as they are read.
 // All accumulation is fp32.
 
 typedef unsigned short u16;
@@ -34,12 +35,25 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
 
 __device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-// One element of a weight matrix.
+// One element of a weight matrix (DT 4: int8, unscaled).
 template <int DT>
 __device__ __forceinline__ float wload(const void* w, long long i) {
-    if (DT == 0) return __ldg((const float*)w + i);
-    u32 h = __ldg((const u16*)w + i);
-    return DT == 1 ? f16_to_f32(h) : bf16_to_f32(h);
+    if constexpr (DT == 0) {
+        return __ldg((const float*)w + i);
+    } else if constexpr (DT == 4) {
+        return (float)__ldg((const signed char*)w + i);
+    } else {
+        u32 h = __ldg((const u16*)w + i);
+        return DT == 1 ? f16_to_f32(h) : bf16_to_f32(h);
+    }
+}
+
+// The four int8 values packed in u, low byte first, as floats.
+__device__ __forceinline__ void unpack4_i8(u32 u, float* o) {
+    o[0] = (float)((int)(u << 24) >> 24);
+    o[1] = (float)((int)(u << 16) >> 24);
+    o[2] = (float)((int)(u << 8) >> 24);
+    o[3] = (float)((int)u >> 24);
 }
 
 // Two halves packed in a u32, low half first.
@@ -57,14 +71,21 @@ __device__ __forceinline__ void unpack2(u32 u, float& a, float& b) {
 // Eight consecutive weights, loaded raw (wraw_load) and widened later
 // (wraw_cvt), so that several loads can be in flight before the first use.
 // The address must be 16-byte aligned.
+// Int8 weights (DT 4) take 8 bytes, so their address must be 8-byte aligned.
 template <int DT>
 struct WRaw {
     uint4 u[DT == 0 ? 2 : 1];
 };
+template <>
+struct WRaw<4> {
+    uint2 v;
+};
 
 template <int DT>
 __device__ __forceinline__ void wraw_load(WRaw<DT>& r, const void* w, long long i) {
-    if (DT == 0) {
+    if constexpr (DT == 4) {
+        r.v = __ldg((const uint2*)((const signed char*)w + i));
+    } else if constexpr (DT == 0) {
         const uint4* p = (const uint4*)((const float*)w + i);
         r.u[0] = __ldg(p);
         r.u[DT == 0 ? 1 : 0] = __ldg(p + 1);
@@ -75,7 +96,10 @@ __device__ __forceinline__ void wraw_load(WRaw<DT>& r, const void* w, long long 
 
 template <int DT>
 __device__ __forceinline__ void wraw_cvt(const WRaw<DT>& r, float* o) {
-    if (DT == 0) {
+    if constexpr (DT == 4) {
+        unpack4_i8(r.v.x, o);
+        unpack4_i8(r.v.y, o + 4);
+    } else if constexpr (DT == 0) {
         uint4 a = r.u[0], b = r.u[DT == 0 ? 1 : 0];
         o[0] = __uint_as_float(a.x); o[1] = __uint_as_float(a.y);
         o[2] = __uint_as_float(a.z); o[3] = __uint_as_float(a.w);
@@ -133,7 +157,8 @@ __device__ __forceinline__ float block_sum(float v, float* sh) {
 // 16-byte aligned, so weights are read 16 bytes at a time.
 template <int DT, int NT>
 __device__ __forceinline__ void gemv_body(float* __restrict__ dst, const float* __restrict__ x,
-                                          const void* __restrict__ w, int N, int K, int vec) {
+                                          const void* __restrict__ w, int N, int K, int vec,
+                                          const float* __restrict__ scale) {
     int n = (int)((blockIdx.x * (unsigned)blockDim.x + threadIdx.x) >> 5);
     int lane = threadIdx.x & 31;
     if (n >= N) return;
@@ -164,17 +189,19 @@ __device__ __forceinline__ void gemv_body(float* __restrict__ dst, const float* 
             for (int t = 0; t < NT; t++) acc[t] += wv * x[(long long)t * K + k];
         }
     }
+    float sc = scale ? scale[n] : 1.0f;
 #pragma unroll
     for (int t = 0; t < NT; t++) {
         float s = warp_sum(acc[t]);
-        if (lane == 0) dst[(long long)t * N + n] = s;
+        if (lane == 0) dst[(long long)t * N + n] = scale ? s * sc : s;
     }
 }
 
+// scale: per-row scales of an int8 weight (null for float weights).
 #define GEMV(NAME, DT, NT)                                                                      \
     extern "C" __global__ void __launch_bounds__(256)                                          \
-        NAME(float* dst, const float* x, const void* w, int N, int K, int vec) {              \
-        gemv_body<DT, NT>(dst, x, w, N, K, vec);                                               \
+        NAME(float* dst, const float* x, const void* w, int N, int K, int vec, const float* scale) { \
+        gemv_body<DT, NT>(dst, x, w, N, K, vec, scale);                                        \
     }
 GEMV(gemv_f32_1, 0, 1) GEMV(gemv_f32_2, 0, 2) GEMV(gemv_f32_3, 0, 3) GEMV(gemv_f32_4, 0, 4)
 GEMV(gemv_f16_1, 1, 1) GEMV(gemv_f16_2, 1, 2) GEMV(gemv_f16_3, 1, 3) GEMV(gemv_f16_4, 1, 4)
@@ -332,7 +359,10 @@ extern "C" __global__ void __launch_bounds__(256)
     }
     float var = block_sum(q, sh) / (float)C;
     float inv = 1.0f / sqrtf(var + eps);
-    for (int c = threadIdx.x; c < C; c += blockDim.x) dr[c] = (xr[c] - mean) * inv * w[c] + b[c];
+    if (w)
+        for (int c = threadIdx.x; c < C; c += blockDim.x) dr[c] = (xr[c] - mean) * inv * w[c] + b[c];
+    else
+        for (int c = threadIdx.x; c < C; c += blockDim.x) dr[c] = (xr[c] - mean) * inv;
 }
 
 // ---------------------------------------------------------------- ShiftMix
@@ -724,6 +754,7 @@ struct LinItem {
     int N, K, mode, act, acc, blk0, kchunk, nsplit;
     float* part;
     unsigned* count;
+    const float* scale; // per output channel of an int8 weight; null for float weights
 };
 struct LinBatch {
     LinItem it[MAXITEMS];
@@ -780,6 +811,7 @@ __device__ __forceinline__ void lin_nt(const LinItem& it, int local, Wait wait) 
         nt_dot<DT>(q0, x, s0 * 2048 + lane * 8, K, acc);
         if (s0 == nseg - 1) {
             float v = warp_sum(acc);
+            if (DT == 4) v *= it.scale[n0 + r0];
             if (lane == 0) store_out(it.dst + n0 + r0, v, it.act, it.acc);
             acc = 0.0f;
         }
@@ -791,6 +823,7 @@ __device__ __forceinline__ void lin_nt(const LinItem& it, int local, Wait wait) 
             nt_dot<DT>(q1, x, s1 * 2048 + lane * 8, K, acc);
             if (s1 == nseg - 1) {
                 float v = warp_sum(acc);
+                if (DT == 4) v *= it.scale[n0 + r1];
                 if (lane == 0) store_out(it.dst + n0 + r1, v, it.act, it.acc);
                 acc = 0.0f;
             }
@@ -881,7 +914,9 @@ __device__ __forceinline__ void lin_nn(const LinItem& it, int local, Wait wait) 
     if (threadIdx.x == 0) it.count[cb] = 0;
 }
 
-template <int DT>
+// DT is the dtype of the NT items' weights, DN that of the NN items'
+// (int8 weights come with float LoRA matrices).
+template <int DT, int DN>
 __device__ __forceinline__ void linbatch_body(const LinBatch& B) {
     int bid = blockIdx.x;
     LinItem it = B.it[0];
@@ -897,13 +932,13 @@ __device__ __forceinline__ void linbatch_body(const LinBatch& B) {
     if (it.mode == 0)
         lin_nt<DT>(it, bid - it.blk0, wait);
     else
-        lin_nn<DT>(it, bid - it.blk0, wait);
+        lin_nn<DN>(it, bid - it.blk0, wait);
 }
 // Two blocks per SM (at most 128 registers), so that a launch sized for
 // that runs in one wave.
-#define LINBATCH(NAME, DT) \
-    extern "C" __global__ void __launch_bounds__(256, 2) NAME(LinBatch B) { linbatch_body<DT>(B); }
-LINBATCH(linbatch_f32, 0) LINBATCH(linbatch_f16, 1) LINBATCH(linbatch_bf16, 2)
+#define LINBATCH(NAME, DT, DN) \
+    extern "C" __global__ void __launch_bounds__(256, 2) NAME(LinBatch B) { linbatch_body<DT, DN>(B); }
+LINBATCH(linbatch_f32, 0, 0) LINBATCH(linbatch_f16, 1, 1) LINBATCH(linbatch_bf16, 2, 2)
 
 // ---------------------------------------------------------------- NormShiftMix (one token)
 // norm = LayerNorm(x) (the layernorm kernel's arithmetic, so both agree to

@@ -13,7 +13,8 @@ import (
 // kernels.DType numbering (F32, F16, BF16); token-count arrays are indexed
 // by the number of tokens (1..maxSmallT).
 type kernelSet struct {
-	gemv, mm  [3][maxSmallT + 1]uintptr
+	gemv      [5][maxSmallT + 1]uintptr // F32, F16, BF16 and I8 (index 4)
+	mm        [3][maxSmallT + 1]uintptr
 	embed     [3]uintptr
 	split     [3]uintptr // F16 and BF16 only: f32 → hi + lo halves
 	mmReduce  uintptr
@@ -26,10 +27,16 @@ type kernelSet struct {
 	wkv7      map[int]uintptr // by threads per state row
 	wkv7g     map[wkvVariant]uintptr
 	linbatch  [3]uintptr // fused ops, by weight dtype
-	up7       [3]uintptr
-	nsm       uintptr
-	wkv7out   uintptr
-	audio     audioKernels
+	// linbatchI8 takes I8 Linear weights with LoRA matrices of dtype
+	// F32, F16 or BF16 (the index).
+	linbatchI8 [3]uintptr
+	i8ToBF16   uintptr
+	scaleCols  uintptr
+	up7        [3]uintptr
+	nsm        uintptr
+	wkv7out    uintptr
+	vision     visionKernels // looked up on first use
+	audio      audioKernels
 }
 
 // wkvVariant selects a row-split WKV7 kernel (wkv7g in kernels.cu):
@@ -69,6 +76,9 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 		if err := get(&k.linbatch[dt], "linbatch_"+dn); err != nil {
 			return err
 		}
+		if err := get(&k.linbatchI8[dt], "linbatch_i8_"+dn); err != nil {
+			return err
+		}
 		if err := get(&k.up7[dt], "up7_"+dn); err != nil {
 			return err
 		}
@@ -85,8 +95,14 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 		{&k.mmReduce, "mm_reduce"}, {&k.act, "act"}, {&k.binop, "binop"}, {&k.layernorm, "layernorm"},
 		{&k.shiftmix, "shiftmix"}, {&k.prep7, "prep7"}, {&k.out7, "out7"},
 		{&k.nsm, "normshiftmix"}, {&k.wkv7out, "wkv7out"},
+		{&k.i8ToBF16, "i8_to_bf16"}, {&k.scaleCols, "scale_cols"},
 	} {
 		if err := get(f.p, f.name); err != nil {
+			return err
+		}
+	}
+	for nt := 1; nt <= maxSmallT; nt++ {
+		if err := get(&k.gemv[kernels.I8][nt], fmt.Sprintf("gemv_i8_%d", nt)); err != nil {
 			return err
 		}
 	}

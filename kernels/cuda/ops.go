@@ -13,6 +13,9 @@ func weightOK(d kernels.DType) bool {
 	return d == kernels.F32 || d == kernels.F16 || d == kernels.BF16
 }
 
+// linearOK reports whether Linear reads weights of dtype d (int8 too).
+func linearOK(d kernels.DType) bool { return weightOK(d) || d == kernels.I8 }
+
 func sameShape(a, b kernels.Tensor) bool { return a.Rows == b.Rows && a.Cols == b.Cols }
 
 // Embed sets dst[t] = table[ids[t]] as F32.
@@ -58,7 +61,7 @@ func (b *Backend) product(op string, dst, x, w kernels.Tensor, linear, accumulat
 	if linear {
 		N, wk = w.Rows, w.Cols
 	}
-	if wk != K || dst.Rows != T || dst.Cols != N || !weightOK(w.DType) {
+	if wk != K || dst.Rows != T || dst.Cols != N || !weightOK(w.DType) && !(linear && w.DType == kernels.I8) {
 		return shapeErr(op, "dst %v, x %v, w %v", dst, x, w)
 	}
 	ps, err := b.f32Ptrs(op, dst, x)
@@ -75,7 +78,50 @@ func (b *Backend) product(op string, dst, x, w kernels.Tensor, linear, accumulat
 	if accumulate && T <= smallT {
 		return shapeErr(op, "accumulating product of %d tokens (only above %d)", T, smallT)
 	}
+	if w.DType == kernels.I8 {
+		sp, err := b.scalePtr(w)
+		if err != nil {
+			return shapeErr(op, "w: %v", err)
+		}
+		return b.linearI8(ps[0], ps[1], wp, sp, T, K, N, accumulate)
+	}
 	return b.productPtr(ps[0], ps[1], wp, T, K, N, w.DType, linear, accumulate)
+}
+
+// linearI8 is Linear with an I8 weight (values at w, scales at sp): the
+// int8 vector kernels for a few tokens; for more, the values widened to
+// bf16 (exactly) in scratch, the bf16 GEMMs, then the columns scaled.
+func (b *Backend) linearI8(dst, x, w, sp uint64, T, K, N int, accumulate bool) error {
+	if K == 0 {
+		if accumulate {
+			return nil
+		}
+		return b.drv.MemsetD8Async(dst, 0, int64(T*N*4), b.stream)
+	}
+	if T <= smallT {
+		for t0 := 0; t0 < T; t0 += maxSmallT {
+			nt := min(maxSmallT, T-t0)
+			if err := b.gemvScaled(dst+uint64(t0*N*4), x+uint64(t0*K*4), w, sp, nt, K, N, kernels.I8); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	nw := int64(N) * int64(K)
+	wb, err := b.grow(&b.fused.deq, 2*nw+int64(T*N*4))
+	if err != nil {
+		return err
+	}
+	tmp := wb + uint64((2*nw+15)&^15)
+	b.argsStart().ptr(wb).ptr(w).raw([]uint64{uint64(nw)})
+	if err := b.launch(b.k.i8ToBF16, b.grid1D(int(min(nw, 1<<30))), [3]uint32{256, 1, 1}); err != nil {
+		return err
+	}
+	if err := b.gemm(tmp, x, wb, T, K, N, kernels.BF16, true, false); err != nil {
+		return err
+	}
+	b.argsStart().ptr(dst).ptr(tmp).ptr(sp).i32(T).i32(N).i32(int(boolInt(accumulate)))
+	return b.launch(b.k.scaleCols, b.grid1D(T*N), [3]uint32{256, 1, 1})
 }
 
 // productPtr is product on checked device pointers.
@@ -107,11 +153,16 @@ func (b *Backend) productPtr(dst, x, wp uint64, T, K, N int, dt kernels.DType, l
 
 // gemv: one warp per output row, 8 rows per block.
 func (b *Backend) gemv(dst, x, w uint64, nt, K, N int, dt kernels.DType) error {
+	return b.gemvScaled(dst, x, w, 0, nt, K, N, dt)
+}
+
+// gemvScaled is gemv with per-row scales at sp (I8 weights; 0: none).
+func (b *Backend) gemvScaled(dst, x, w, sp uint64, nt, K, N int, dt kernels.DType) error {
 	vec := 0
 	if K%8 == 0 && w%16 == 0 && x%16 == 0 {
 		vec = 1
 	}
-	b.argsStart().ptr(dst).ptr(x).ptr(w).i32(N).i32(K).i32(vec)
+	b.argsStart().ptr(dst).ptr(x).ptr(w).i32(N).i32(K).i32(vec).ptr(sp)
 	return b.launch(b.k.gemv[dt][nt], [3]uint32{uint32((N + 7) / 8), 1, 1}, [3]uint32{256, 1, 1})
 }
 
@@ -198,14 +249,23 @@ func (b *Backend) LayerNorm(dst, x, w, bias kernels.Tensor, eps float32) {
 
 func (b *Backend) layerNorm(dst, x, w, bias kernels.Tensor, eps float32) error {
 	C := x.Cols
-	if !sameShape(dst, x) || w.Len() != C || bias.Len() != C {
+	affine := w.Valid() || bias.Valid()
+	if !sameShape(dst, x) || affine && (w.Len() != C || bias.Len() != C) {
 		return shapeErr("LayerNorm", "dst %v, x %v, w %v, b %v", dst, x, w, bias)
 	}
-	ps, err := b.f32Ptrs("LayerNorm", dst, x, w, bias)
+	ps, err := b.f32Ptrs("LayerNorm", dst, x)
 	if err != nil {
 		return err
 	}
-	b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).ptr(ps[3]).i32(C).f32(eps)
+	var wp, bp uint64
+	if affine {
+		ab, err := b.f32Ptrs("LayerNorm", w, bias)
+		if err != nil {
+			return err
+		}
+		wp, bp = ab[0], ab[1]
+	}
+	b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(wp).ptr(bp).i32(C).f32(eps)
 	return b.launch(b.k.layernorm, [3]uint32{uint32(x.Rows), 1, 1}, [3]uint32{256, 1, 1})
 }
 
@@ -254,6 +314,9 @@ func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
 }
 
 func (b *Backend) act(dst, x kernels.Tensor, f kernels.Activation) error {
+	if f == kernels.GELU || f == kernels.GELUTanh {
+		return b.biasAct(dst, x, kernels.Tensor{}, f)
+	}
 	if dst.Len() != x.Len() || f > kernels.ReLUSquared {
 		return shapeErr("Act", "dst %v, x %v, function %d", dst, x, f)
 	}

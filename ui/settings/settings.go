@@ -15,6 +15,10 @@ import (
 // Backends returns the backend names the app can ask for.
 func Backends() []string { return []string{"auto", "cpu", "cuda"} }
 
+// Quants returns the weight encodings the app can load models with: "none"
+// (as in the file) and "int8" (core.QuantInt8).
+func Quants() []string { return []string{"none", "int8"} }
+
 // Themes returns the theme names the app can show.
 func Themes() []string { return []string{"system", "light", "dark"} }
 
@@ -26,6 +30,9 @@ type Settings struct {
 	Backend string `json:"backend"`
 	// Threads is the CPU thread count; 0 means one per core.
 	Threads int `json:"threads"`
+	// Quant is how the weights are kept in memory: "none" (as in the
+	// file) or "int8" (about half the memory of bf16).
+	Quant string `json:"quant,omitempty"`
 	// Theme is "system", "light" or "dark".
 	Theme string `json:"theme"`
 	// LastModel is the path of the model loaded last; it is loaded again at
@@ -66,6 +73,8 @@ func (s Settings) Validate() error {
 		return errors.New("settings: models folder is empty")
 	case !slices.Contains(Backends(), s.Backend):
 		return fmt.Errorf("settings: backend %q, want one of %v", s.Backend, Backends())
+	case s.Quant != "" && !slices.Contains(Quants(), s.Quant):
+		return fmt.Errorf("settings: quant %q, want one of %v", s.Quant, Quants())
 	case s.Threads < 0 || s.Threads > 1024:
 		return fmt.Errorf("settings: %d threads, want 0 (automatic) to 1024", s.Threads)
 	case !slices.Contains(Themes(), s.Theme):

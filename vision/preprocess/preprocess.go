@@ -15,6 +15,7 @@ package preprocess
 import (
 	"image"
 	"image/color"
+	"sync"
 )
 
 // Tower describes the input one vision tower expects.
@@ -65,13 +66,21 @@ func SAM(size int) Tower {
 // An empty source gives a black image; a non-positive t.Size gives an empty
 // one.
 func Resize(img image.Image, t Tower) *image.NRGBA {
-	size := t.Size
+	return toNRGBA(resizeRGB(toRGB(img), t.Size))
+}
+
+// resizeRGB resizes an RGB raster to size×size (an empty raster for a
+// non-positive size).
+func resizeRGB(src rgbImage, size int) rgbImage {
 	if size <= 0 {
-		return image.NewNRGBA(image.Rect(0, 0, 0, 0))
+		return rgbImage{}
 	}
-	src := toRGB(img)
-	rgb := resampleBicubic(src, size, size)
-	out := image.NewNRGBA(image.Rect(0, 0, size, size))
+	return resampleBicubic(src, size, size)
+}
+
+// toNRGBA converts an RGB raster to an opaque image.
+func toNRGBA(rgb rgbImage) *image.NRGBA {
+	out := image.NewNRGBA(image.Rect(0, 0, rgb.w, rgb.h))
 	for i, j := 0, 0; i < len(rgb.pix); i, j = i+3, j+4 {
 		out.Pix[j] = rgb.pix[i]
 		out.Pix[j+1] = rgb.pix[i+1]
@@ -85,6 +94,40 @@ func Resize(img image.Image, t Tower) *image.NRGBA {
 // pixels as float32 in CHW order: 3 planes of t.Size×t.Size values.
 func Pixels(img image.Image, t Tower) []float32 {
 	return Normalize(Resize(img, t), t)
+}
+
+// Prepare returns the pixels of img for each tower, as Pixels does, in the
+// order of towers. It converts img to RGB once and resizes it once per
+// distinct size (VisualRWKV-7's DINOv2 and SigLIP towers share their 448²
+// resize; SAM's is 1024²), the resizes running concurrently.
+func Prepare(img image.Image, towers ...Tower) [][]float32 {
+	src := toRGB(img)
+	resized := map[int]*image.NRGBA{}
+	var sizes []int
+	for _, t := range towers {
+		if _, ok := resized[t.Size]; !ok {
+			resized[t.Size] = nil
+			sizes = append(sizes, t.Size)
+		}
+	}
+	imgs := make([]*image.NRGBA, len(sizes))
+	var wg sync.WaitGroup
+	for i, size := range sizes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			imgs[i] = toNRGBA(resizeRGB(src, size))
+		}()
+	}
+	wg.Wait()
+	for i, size := range sizes {
+		resized[size] = imgs[i]
+	}
+	out := make([][]float32, len(towers))
+	for i, t := range towers {
+		out[i] = Normalize(resized[t.Size], t)
+	}
+	return out
 }
 
 // Normalize turns an already resized image into float32 CHW pixels for

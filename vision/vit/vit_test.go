@@ -3,6 +3,7 @@ package vit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,12 +16,28 @@ import (
 	"github.com/goose-rwkv/goose/internal/npy"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/cpu"
+	"github.com/goose-rwkv/goose/kernels/cuda"
 )
 
 // testBackend returns a CPU backend closed when t ends.
 func testBackend(t testing.TB) kernels.Backend {
 	t.Helper()
 	be, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	return be
+}
+
+// cudaBackend returns a GPU backend closed when t ends, or skips t.
+func cudaBackend(t testing.TB) kernels.Backend {
+	t.Helper()
+	be, err := cuda.New(cuda.Options{})
+	var un *kernels.UnavailableError
+	if errors.As(err, &un) {
+		t.Skipf("no GPU: %s", un.Reason)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +91,13 @@ var towers = []struct {
 	{"siglip", "vit.siglip_featurizer", "mm.pixels_siglip.npy", "mm.feat_siglip.npy"},
 }
 
-func TestFeaturesGolden(t *testing.T) {
+func TestFeaturesGolden(t *testing.T) { checkGolden(t, testBackend(t)) }
+
+// TestFeaturesGoldenCUDA is TestFeaturesGolden on the GPU; it skips,
+// saying why, without one.
+func TestFeaturesGoldenCUDA(t *testing.T) { checkGolden(t, cudaBackend(t)) }
+
+func checkGolden(t *testing.T, be kernels.Backend) {
 	cfgs := fixtureConfigs(t)
 	f := openFixture(t)
 	for _, tc := range towers {
@@ -87,10 +110,11 @@ func TestFeaturesGolden(t *testing.T) {
 				t.Fatalf("fixture uses %q GELU; only erf is implemented", jc.GELU)
 			}
 			cfg := jc
-			tower, err := Load(f, tc.prefix, cfg, testBackend(t))
+			tower, err := Load(f, tc.prefix, cfg, be)
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer tower.Close()
 			pix := readNpy(t, tc.pixels)
 			want := readNpy(t, tc.feat)
 			if !slices.Equal(want.Shape, []int{cfg.Patches(), cfg.Dim}) {

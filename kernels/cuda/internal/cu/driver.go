@@ -30,6 +30,7 @@ type Driver struct {
 	cuModuleLoadData            func(m *uintptr, image *byte) int32
 	cuModuleGetFunction         func(f *uintptr, m uintptr, name string) int32
 	cuModuleUnload              func(m uintptr) int32
+	cuFuncSetAttribute          func(f uintptr, attr int32, v int32) int32
 	cuStreamCreate              func(s *uintptr, flags uint32) int32
 	cuStreamDestroy             func(s uintptr) int32
 	cuStreamBeginCapture        func(s uintptr, mode int32) int32
@@ -83,6 +84,7 @@ func LoadDriver() (*Driver, error) {
 	s.fn(&d.cuModuleLoadData, "cuModuleLoadData")
 	s.fn(&d.cuModuleGetFunction, "cuModuleGetFunction")
 	s.fn(&d.cuModuleUnload, "cuModuleUnload")
+	s.fn(&d.cuFuncSetAttribute, "cuFuncSetAttribute")
 	s.fn(&d.cuStreamCreate, "cuStreamCreate")
 	s.fn(&d.cuStreamDestroy, "cuStreamDestroy_v2")
 	s.fn(&d.cuStreamBeginCapture, "cuStreamBeginCapture_v2")
@@ -184,6 +186,7 @@ const (
 	AttrComputeCapabilityMaj = 75
 	AttrComputeCapabilityMin = 76
 	AttrL2CacheSize          = 38
+	AttrMaxSharedOptin       = 97 // CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN
 )
 
 // Attribute reads a device attribute.
@@ -321,6 +324,14 @@ func (d *Driver) ModuleFunction(m uintptr, name string) (uintptr, error) {
 		return 0, fmt.Errorf("kernel %s: %w", name, err)
 	}
 	return f, nil
+}
+
+// FuncAttrMaxDynamicShared is CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.
+const FuncAttrMaxDynamicShared = 8
+
+// FuncSetAttribute sets an attribute of kernel f.
+func (d *Driver) FuncSetAttribute(f uintptr, attr, v int) error {
+	return d.check("cuFuncSetAttribute", d.cuFuncSetAttribute(f, int32(attr), int32(v)))
 }
 
 // ModuleUnload unloads a module.

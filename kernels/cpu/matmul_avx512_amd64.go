@@ -1,0 +1,135 @@
+//go:build !purego
+
+package cpu
+
+import "github.com/goose-rwkv/goose/kernels"
+
+// avx512Kernels returns the AVX-512 kernel set: the matrix-vector products
+// and the GEMM micro-kernel on 512-bit registers (a 6×32 tile), the rest
+// (conversions, transposes, WKV) from the AVX2 set.
+func avx512Kernels() *kernelSet {
+	ks := avx2Kernels(true)
+	ks.name = "avx512"
+	ks.dot4 = dot4AVX512
+	ks.gemvNN = gemvNNAVX512
+	ks.tileNN = tileNNAVX512
+	ks.nr = 32
+	return ks
+}
+
+//go:noescape
+func dot4BF16x16(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
+
+//go:noescape
+func dot4F16x16(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
+
+//go:noescape
+func dot4I8x16(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
+
+//go:noescape
+func dot4F32x16(x *float32, w0, w1, w2, w3 *byte, n int, out *[4]float32)
+
+//go:noescape
+func gemvNNBF16x16(d *float32, n int, x *float32, k int, w *byte, ldw int)
+
+//go:noescape
+func gemvNNF16x16(d *float32, n int, x *float32, k int, w *byte, ldw int)
+
+//go:noescape
+func tileNN6x32(d *float32, ldd int, x0, x1, x2, x3, x4, x5 *float32, w *float32, ldw int, n int, acc bool)
+
+// dot4AVX512 runs the multiple-of-16 part of the rows in assembly and the
+// rest through the AVX2 wrapper.
+func dot4AVX512(out *[4]float32, x []float32, w []byte, off *[4]int, dt kernels.DType) {
+	if dt == kernels.I8 {
+		dot4I8AVX512(out, x, w, off)
+		return
+	}
+	n := len(x)
+	n16 := n &^ 15
+	*out = [4]float32{}
+	if n16 > 0 {
+		es := dt.Size()
+		p0, p1, p2, p3 := rows(w, off, n, es)
+		switch dt {
+		case kernels.BF16:
+			dot4BF16x16(&x[0], p0, p1, p2, p3, n16, out)
+		case kernels.F16:
+			dot4F16x16(&x[0], p0, p1, p2, p3, n16, out)
+		default:
+			dot4F32x16(&x[0], p0, p1, p2, p3, n16, out)
+		}
+	}
+	if n16 < n {
+		var t [4]float32
+		var tail [4]int
+		es := dt.Size()
+		for i, o := range off {
+			tail[i] = o + n16*es
+		}
+		avx2{f16c: true}.dot4(&t, x[n16:], w, &tail, dt)
+		for i := range out {
+			out[i] += t[i]
+		}
+	}
+}
+
+// gemvNNAVX512 runs the multiple-of-16 columns and of-4 rows of bf16 and
+// f16 weights in assembly and everything else through the AVX2 wrapper.
+func gemvNNAVX512(d, x []float32, w []byte, off, ldw int, dt kernels.DType) {
+	n, k := len(d), len(x)
+	n16, k4 := n&^15, k&^3
+	if dt == kernels.F32 || dt == kernels.I8 || n16 == 0 || k4 == 0 {
+		avx2{f16c: true}.gemvNN(d, x, w, off, ldw, dt)
+		return
+	}
+	es := dt.Size()
+	_ = w[off : off+(k-1)*ldw+n*es]
+	p := &w[off]
+	if dt == kernels.BF16 {
+		gemvNNBF16x16(&d[0], n16, &x[0], k4, p, ldw)
+	} else {
+		gemvNNF16x16(&d[0], n16, &x[0], k4, p, ldw)
+	}
+	a := avx2{f16c: true}
+	if n16 < n {
+		a.gemvNN(d[n16:], x[:k4], w, off+n16*es, ldw, dt)
+	}
+	if k4 < k {
+		a.gemvNN(d, x[k4:], w, off+k4*ldw, ldw, dt)
+	}
+}
+
+func tileNNAVX512(d []float32, ldd int, x *[6][]float32, w []float32, ldw int, acc bool) {
+	n := len(x[0])
+	_ = d[5*ldd+31]
+	if n == 0 {
+		tileNNGeneric32(d, ldd, x, w, ldw, acc)
+		return
+	}
+	_ = w[(n-1)*ldw+31]
+	x0, x1, x2, x3, x4, x5 := x[0][:n], x[1][:n], x[2][:n], x[3][:n], x[4][:n], x[5][:n]
+	tileNN6x32(&d[0], ldd, &x0[0], &x1[0], &x2[0], &x3[0], &x4[0], &x5[0], &w[0], ldw, n, acc)
+}
+
+// dot4I8AVX512 is dot4 for int8 rows (unscaled).
+func dot4I8AVX512(out *[4]float32, x []float32, w []byte, off *[4]int) {
+	n := len(x)
+	n16 := n &^ 15
+	*out = [4]float32{}
+	if n16 > 0 {
+		p0, p1, p2, p3 := rows(w, off, n, 1)
+		dot4I8x16(&x[0], p0, p1, p2, p3, n16, out)
+	}
+	if n16 < n {
+		var t [4]float32
+		var tail [4]int
+		for i, o := range off {
+			tail[i] = o + n16
+		}
+		avx2{f16c: true}.dot4I8(&t, x[n16:], w, &tail)
+		for i := range out {
+			out[i] += t[i]
+		}
+	}
+}

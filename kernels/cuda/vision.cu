@@ -1,0 +1,463 @@
+// Kernels of the image towers (kernels.VisionOps): patch gathering, SAM's
+// windows, residual branches, bias + activation, SpaceToDepth, column
+// copies, and fused multi-head attention (flash style: the scores of a
+// block of queries live in registers, never in global memory).
+
+// ---------------------------------------------------------------- element-wise
+
+// GELU, exact: x·Φ(x) = ½x·erfc(−x/√2).
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * erfcf(-0.70710678118654752f * x); }
+
+// GELU, tanh form.
+__device__ __forceinline__ float gelu_tanh(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+// f: kernels.Activation (0 tanh, 1 sigmoid, 2 relu², 16 GELU, 17 GELU tanh).
+__device__ __forceinline__ float vis_act(float v, int f) {
+    switch (f) {
+    case 0: return tanhf(v);
+    case 1: return sigmoidf_(v);
+    case 2: v = v > 0.0f ? v : 0.0f; return v * v;
+    case 16: return gelu_erf(v);
+    default: return gelu_tanh(v);
+    }
+}
+
+// dst = f(x + bias); bias (may be null) is one row of C values.
+extern "C" __global__ void vis_biasact(float* dst, const float* x, const float* bias, int C, int f, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        float v = x[i];
+        if (bias) v += bias[i % C];
+        dst[i] = vis_act(v, f);
+    }
+}
+
+// dst = x + (y + bias)·gamma; bias and gamma (each may be null) are rows of C.
+extern "C" __global__ void vis_residual(float* dst, const float* x, const float* y, const float* bias,
+                                        const float* gamma, int C, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        int c = (int)(i % C);
+        float v = y[i];
+        if (bias) v += bias[c];
+        if (gamma) v *= gamma[c];
+        dst[i] = x[i] + v;
+    }
+}
+
+// ---------------------------------------------------------------- rearrangements
+
+// dst [OH·OW, C·K·K] gathers the convolution patches of src (C planes of
+// H×W, or H·W rows of C with chlast); zero outside the image.
+extern "C" __global__ void vis_im2col(float* dst, const float* src, int C, int H, int W, int K, int stride, int pad,
+                                      int OW, int chlast, long long n) {
+    int cols = C * K * K;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        int r = (int)(i / cols), col = (int)(i % cols);
+        int ch = col / (K * K), kk = col % (K * K);
+        int y = (r / OW) * stride - pad + kk / K, x = (r % OW) * stride - pad + kk % K;
+        float v = 0.0f;
+        if (y >= 0 && y < H && x >= 0 && x < W)
+            v = chlast ? src[((long long)y * W + x) * C + ch] : src[((long long)ch * H + y) * W + x];
+        dst[i] = v;
+    }
+}
+
+// Window partition (merge = 0): dst [windows·S², C] from the map src
+// [H·W, C], zero rows for padding. Merge (merge = 1): dst [H·W, C] += the
+// window rows of src.
+extern "C" __global__ void vis_window(float* dst, const float* src, int H, int W, int S, int C, int merge, long long n) {
+    int nw = (W + S - 1) / S;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        int r = (int)(i / C), c = (int)(i % C);
+        if (merge) {
+            int y = r / W, x = r % W;
+            int wr = ((y / S) * nw + x / S) * S * S + (y % S) * S + x % S;
+            dst[i] += src[(long long)wr * C + c];
+        } else {
+            int win = r / (S * S), k = r % (S * S);
+            int y = (win / nw) * S + k / S, x = (win % nw) * S + k % S;
+            dst[i] = (y < H && x < W) ? src[((long long)y * W + x) * C + c] : 0.0f;
+        }
+    }
+}
+
+// dst [(h/f)·(w/f), C·f·f]: each f×f block of the map src [h·w, C] in one
+// row, channel c of cell (dy, dx) at column c·f·f + dy·f + dx.
+extern "C" __global__ void vis_s2d(float* dst, const float* src, int h, int w, int f, int C, long long n) {
+    int CC = C * f * f, ow = w / f;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        int r = (int)(i / CC), col = (int)(i % CC);
+        int c = col / (f * f), j = col % (f * f);
+        int y = (r / ow) * f + j / f, x = (r % ow) * f + j % f;
+        dst[i] = src[((long long)y * w + x) * C + c];
+    }
+}
+
+// dst[r][col + j] = src[r][j] for j < m; dst rows are ld wide.
+extern "C" __global__ void vis_copycols(float* dst, const float* src, int m, int ld, int col, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        long long r = i / m;
+        int j = (int)(i % m);
+        dst[r * ld + col + j] = src[i];
+    }
+}
+
+// ---------------------------------------------------------------- attention
+//
+// Both kernels compute, for query row i of group g (rows g·n .. g·n+n−1 of
+// qkv) and head h,
+//     out = Σ_j softmax_j(scale·q·k_j + bias_ij)·v_j
+// with bias_ij = q·relh[qy−ky+span−1] + q·relw[qx−kx+span−1] when relh is
+// not null (q unscaled; i = qy·span + qx, j = ky·span + kx). qkv rows hold
+// q (D values, heads of hd), then k, then v.
+
+#define ATTN_NEG_INF (-__int_as_float(0x7f800000))
+
+__device__ __forceinline__ float attn_warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// The portable kernel: one warp per query (8 a block), keys in tiles of 32
+// staged in shared memory, fp32 throughout. Grid: (⌈n/8⌉, heads, groups).
+// Shared memory: 32·(hd+1) + 32·hd + 16·hd + 16·span floats.
+extern "C" __global__ void __launch_bounds__(256)
+    attn_simt(float* dst, const float* qkv, const float* relh, const float* relw, int n, int span, int hd,
+              float scale, int D) {
+    extern __shared__ float sm[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int h = blockIdx.y;
+    const long long base = (long long)blockIdx.z * n;
+    const int qi = blockIdx.x * 8 + warp;
+    const bool active = qi < n;
+    const long long D3 = 3LL * D;
+    float* Ks = sm;
+    float* Vs = Ks + 32 * (hd + 1);
+    float* q = Vs + 32 * hd + warp * hd;
+    float* o = Vs + 32 * hd + 8 * hd + warp * hd;
+    float* ph = Vs + 32 * hd + 16 * hd + warp * 2 * span;
+    float* pw = ph + span;
+    for (int d = lane; d < hd; d += 32) {
+        q[d] = active ? qkv[(base + qi) * D3 + h * hd + d] : 0.0f;
+        o[d] = 0.0f;
+    }
+    __syncwarp();
+    if (relh) {
+        int qy = qi / span, qx = qi % span;
+        for (int k = lane; k < span; k += 32) {
+            float sh = 0.0f, sw = 0.0f;
+            if (active) {
+                const float* rh = relh + (long long)(qy - k + span - 1) * hd;
+                const float* rw = relw + (long long)(qx - k + span - 1) * hd;
+                for (int d = 0; d < hd; d++) {
+                    sh += q[d] * rh[d];
+                    sw += q[d] * rw[d];
+                }
+            }
+            ph[k] = sh;
+            pw[k] = sw;
+        }
+        __syncwarp();
+    }
+    float m = ATTN_NEG_INF, l = 0.0f;
+    for (int j0 = 0; j0 < n; j0 += 32) {
+        __syncthreads();
+        for (int e = threadIdx.x; e < 32 * hd; e += 256) {
+            int kk = e / hd, d = e % hd, j = j0 + kk;
+            float kv = 0.0f, vv = 0.0f;
+            if (j < n) {
+                const float* row = qkv + (base + j) * D3 + h * hd + d;
+                kv = row[D];
+                vv = row[2 * D];
+            }
+            Ks[kk * (hd + 1) + d] = kv;
+            Vs[kk * hd + d] = vv;
+        }
+        __syncthreads();
+        if (!active) continue;
+        int j = j0 + lane;
+        float s = ATTN_NEG_INF;
+        if (j < n) {
+            float acc = 0.0f;
+            const float* kr = Ks + lane * (hd + 1);
+            for (int d = 0; d < hd; d++) acc += q[d] * kr[d];
+            s = acc * scale;
+            if (relh) s += ph[j / span] + pw[j % span];
+        }
+        float mnew = fmaxf(m, attn_warp_max(s));
+        float p = j < n ? expf(s - mnew) : 0.0f;
+        float corr = expf(m - mnew);
+        l = l * corr + warp_sum(p);
+        for (int d0 = 0; d0 < hd; d0 += 32) {
+            int d = d0 + lane;
+            float acc = d < hd ? o[d] * corr : 0.0f;
+            for (int kk = 0; kk < 32; kk++) {
+                float pk = __shfl_sync(0xffffffffu, p, kk);
+                if (d < hd) acc += pk * Vs[kk * hd + d];
+            }
+            if (d < hd) o[d] = acc;
+        }
+        m = mnew;
+    }
+    __syncwarp();
+    if (active) {
+        float inv = 1.0f / l;
+        for (int d = lane; d < hd; d += 32) dst[(base + qi) * D + h * hd + d] = o[d] * inv;
+    }
+}
+
+// ---- the tensor-core kernel
+//
+// 4 warps, 64 queries a block (16 a warp), keys in tiles of 64. Products
+// run as bf16 mma.sync m16n8k16 with fp32 accumulation on split operands:
+// every fp32 value a = a_hi + a_lo with a_hi = bf16(a), a_lo = bf16(a −
+// a_hi), and a·b ≈ a_hi·b_hi + a_hi·b_lo + a_lo·b_hi (three products; the
+// dropped a_lo·b_lo is ~2⁻¹⁶ relative), which is as exact as fp32
+// operands. The queries stay in registers as A fragments; K tiles are
+// staged as [key][dim] and V tiles transposed as [dim][key] (so each B
+// fragment register is one 32-bit shared load), rows padded by 4 words
+// against bank conflicts; the score fragments become the A fragments of
+// P·V without leaving registers. HDP is the head width rounded up to 16
+// (the padding dims are zero). Grid: (⌈n/64⌉, heads, groups); shared
+// memory: see attn_mma_smem in vision.go.
+
+__device__ __forceinline__ void split_bf16(float a, u32& hi, u32& lo) {
+    u16 h = f32_to_bf16(a);
+    hi = h;
+    lo = f32_to_bf16(a - bf16_to_f32(h));
+}
+
+// Packs two fp32 values as hi and lo bf16 pairs (the first in the low half).
+__device__ __forceinline__ void pack_split(float a, float b, u32& hi, u32& lo) {
+    u32 ah, al, bh, bl;
+    split_bf16(a, ah, al);
+    split_bf16(b, bh, bl);
+    hi = ah | (bh << 16);
+    lo = al | (bl << 16);
+}
+
+__device__ __forceinline__ void mma_bf16(float* c, const u32* a, u32 b0, u32 b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <int HDP>
+__device__ __forceinline__ void attn_mma_body(float* dst, const float* qkv, const float* relh, const float* relw,
+                                              int n, int span, int hd, float scale, int D) {
+    constexpr int KW = HDP / 2 + 4;  // words per K row (bf16 pairs)
+    constexpr int VW = 32 + 4;       // words per V row (64 keys)
+    constexpr int NT = HDP / 8;      // 8-wide output tiles
+    constexpr int KS = HDP / 16;     // 16-deep steps over the head
+    extern __shared__ u32 smem[];
+    u32* Kh = smem;
+    u32* Kl = Kh + 64 * KW;
+    u32* Vh = Kl + 64 * KW;
+    u32* Vl = Vh + HDP * VW;
+    float* ph = (float*)(Vl + HDP * VW);  // [64][span] when relh
+    float* pw = ph + 64 * span;
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int h = blockIdx.y;
+    const long long base = (long long)blockIdx.z * n;
+    const int q0 = blockIdx.x * 64;
+    const long long D3 = 3LL * D;
+    const float* qbase = qkv + h * hd;
+
+    // Position bias of the block's queries.
+    if (relh) {
+        for (int e = threadIdx.x; e < 64 * span; e += blockDim.x) {
+            int r = e / span, k = e % span, qi = q0 + r;
+            float sh = 0.0f, sw = 0.0f;
+            if (qi < n) {
+                const float* qr = qbase + (base + qi) * D3;
+                const float* rh = relh + (long long)(qi / span - k + span - 1) * hd;
+                const float* rw = relw + (long long)(qi % span - k + span - 1) * hd;
+                for (int d = 0; d < hd; d++) {
+                    float qv = qr[d];
+                    sh += qv * rh[d];
+                    sw += qv * rw[d];
+                }
+            }
+            ph[e] = sh;
+            pw[e] = sw;
+        }
+    }
+
+    // The warp's 16 queries as A fragments (rows g and g+8).
+    u32 qh[KS][4], ql[KS][4];
+    {
+        int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
+#pragma unroll
+        for (int ks = 0; ks < KS; ks++) {
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                int d = ks * 16 + hf * 8 + 2 * t;
+#pragma unroll
+                for (int rr = 0; rr < 2; rr++) {
+                    int qi = rr ? r1 : r0;
+                    float a = 0.0f, b = 0.0f;
+                    if (qi < n) {
+                        const float* qr = qbase + (base + qi) * D3;
+                        if (d < hd) a = qr[d];
+                        if (d + 1 < hd) b = qr[d + 1];
+                    }
+                    pack_split(a, b, qh[ks][hf * 2 + rr], ql[ks][hf * 2 + rr]);
+                }
+            }
+        }
+    }
+
+    float o[NT][4];
+#pragma unroll
+    for (int i = 0; i < NT; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    float m0 = ATTN_NEG_INF, m1 = ATTN_NEG_INF, l0 = 0.0f, l1 = 0.0f;
+    const float sl = scale * 1.4426950408889634f;  // scores in log2 units
+    const float L2E = 1.4426950408889634f;
+    const int rl0 = warp * 16 + g, rl1 = rl0 + 8;  // rows within the block
+
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        __syncthreads();
+        {
+            u16* kh = (u16*)Kh;
+            u16* kl = (u16*)Kl;
+            u16* vh = (u16*)Vh;
+            u16* vl = (u16*)Vl;
+            for (int e = threadIdx.x; e < 64 * HDP; e += blockDim.x) {
+                int kk = e / HDP, d = e % HDP, j = j0 + kk;
+                float kv = 0.0f, vv = 0.0f;
+                if (j < n && d < hd) {
+                    const float* row = qbase + (base + j) * D3 + d;
+                    kv = row[D];
+                    vv = row[2 * D];
+                }
+                u16 a = f32_to_bf16(kv);
+                kh[kk * 2 * KW + d] = a;
+                kl[kk * 2 * KW + d] = f32_to_bf16(kv - bf16_to_f32(a));
+                u16 b = f32_to_bf16(vv);
+                vh[d * 2 * VW + kk] = b;
+                vl[d * 2 * VW + kk] = f32_to_bf16(vv - bf16_to_f32(b));
+            }
+        }
+        __syncthreads();
+
+        // Scores: 16 rows × 64 keys a warp, as 8 tiles of 16×8.
+        float s[8][4];
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) {
+            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+            const u32* kh = Kh + (nt * 8 + g) * KW;
+            const u32* kl = Kl + (nt * 8 + g) * KW;
+#pragma unroll
+            for (int ks = 0; ks < KS; ks++) {
+                u32 bh0 = kh[ks * 8 + t], bh1 = kh[ks * 8 + 4 + t];
+                u32 bl0 = kl[ks * 8 + t], bl1 = kl[ks * 8 + 4 + t];
+                mma_bf16(s[nt], qh[ks], bh0, bh1);
+                mma_bf16(s[nt], qh[ks], bl0, bl1);
+                mma_bf16(s[nt], ql[ks], bh0, bh1);
+            }
+        }
+        // Scale, bias, mask; the tile's row maxima.
+        float mx0 = ATTN_NEG_INF, mx1 = ATTN_NEG_INF;
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int j = j0 + nt * 8 + 2 * t + (e & 1);
+                int rl = e < 2 ? rl0 : rl1;
+                float v = s[nt][e] * sl;
+                if (j >= n) {
+                    v = ATTN_NEG_INF;
+                } else if (relh) {
+                    v += (ph[rl * span + j / span] + pw[rl * span + j % span]) * L2E;
+                }
+                s[nt][e] = v;
+                if (e < 2)
+                    mx0 = fmaxf(mx0, v);
+                else
+                    mx1 = fmaxf(mx1, v);
+            }
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);  // 0 on the first tile
+        m0 = mn0;
+        m1 = mn1;
+        l0 *= c0;
+        l1 *= c1;
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            o[nt][0] *= c0;
+            o[nt][1] *= c0;
+            o[nt][2] *= c1;
+            o[nt][3] *= c1;
+        }
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) {
+            s[nt][0] = exp2f(s[nt][0] - mn0);
+            s[nt][1] = exp2f(s[nt][1] - mn0);
+            s[nt][2] = exp2f(s[nt][2] - mn1);
+            s[nt][3] = exp2f(s[nt][3] - mn1);
+            l0 += s[nt][0] + s[nt][1];
+            l1 += s[nt][2] + s[nt][3];
+        }
+        // O += P·V, 16 keys a step.
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            u32 pa[4], pl[4];
+            pack_split(s[2 * ks][0], s[2 * ks][1], pa[0], pl[0]);
+            pack_split(s[2 * ks][2], s[2 * ks][3], pa[1], pl[1]);
+            pack_split(s[2 * ks + 1][0], s[2 * ks + 1][1], pa[2], pl[2]);
+            pack_split(s[2 * ks + 1][2], s[2 * ks + 1][3], pa[3], pl[3]);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+                const u32* vh = Vh + (nt * 8 + g) * VW + ks * 8;
+                const u32* vl = Vl + (nt * 8 + g) * VW + ks * 8;
+                u32 bh0 = vh[t], bh1 = vh[4 + t];
+                u32 bl0 = vl[t], bl1 = vl[4 + t];
+                mma_bf16(o[nt], pa, bh0, bh1);
+                mma_bf16(o[nt], pa, bl0, bl1);
+                mma_bf16(o[nt], pl, bh0, bh1);
+            }
+        }
+    }
+
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    int qi0 = q0 + rl0, qi1 = q0 + rl1;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        int d = nt * 8 + 2 * t;
+        if (qi0 < n) {
+            float* out = dst + (base + qi0) * D + h * hd;
+            if (d < hd) out[d] = o[nt][0] * inv0;
+            if (d + 1 < hd) out[d + 1] = o[nt][1] * inv0;
+        }
+        if (qi1 < n) {
+            float* out = dst + (base + qi1) * D + h * hd;
+            if (d < hd) out[d] = o[nt][2] * inv1;
+            if (d + 1 < hd) out[d + 1] = o[nt][3] * inv1;
+        }
+    }
+}
+
+#define ATTN_MMA(HDP)                                                                                    \
+    extern "C" __global__ void __launch_bounds__(128)                                                   \
+        attn_mma_##HDP(float* dst, const float* qkv, const float* relh, const float* relw, int n, int span, \
+                       int hd, float scale, int D) {                                                     \
+        attn_mma_body<HDP>(dst, qkv, relh, relw, n, span, hd, scale, D);                                \
+    }
+ATTN_MMA(32)
+ATTN_MMA(64)
+ATTN_MMA(80)
+ATTN_MMA(128)
