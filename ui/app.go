@@ -24,6 +24,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/goose-rwkv/goose/assets"
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/catalog"
 	"github.com/goose-rwkv/goose/ui/capture"
@@ -415,6 +416,7 @@ func (a *App) unloadModel() {
 // Run opens the app's window and blocks until it is closed.
 func Run(opts Options) error {
 	fa := app.NewWithID("io.github.goose-rwkv.goose")
+	fa.SetIcon(fyne.NewStaticResource("goose.svg", assets.Icon()))
 	a, err := newApp(fa, opts)
 	if err != nil {
 		return err
