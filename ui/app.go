@@ -24,6 +24,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/goose-rwkv/goose/assets"
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/catalog"
 	"github.com/goose-rwkv/goose/ui/capture"
@@ -415,12 +416,14 @@ func (a *App) unloadModel() {
 // Run opens the app's window and blocks until it is closed.
 func Run(opts Options) error {
 	fa := app.NewWithID("io.github.goose-rwkv.goose")
+	fa.SetIcon(fyne.NewStaticResource("goose.svg", assets.Icon()))
 	a, err := newApp(fa, opts)
 	if err != nil {
 		return err
 	}
 	defer a.close()
 	a.portal = newPortal()
+	go a.portal.available()                // ask the session bus now, off the UI goroutine
 	log.SetOutput(&quietLog{w: os.Stderr}) // the toolkit logs through the standard logger
 	a.win.SetMaster()
 	a.win.Show()

@@ -267,7 +267,6 @@ func benchCommit() string {
 	return rev
 }
 
-
 func roundAll(v []float64) []float64 {
 	out := make([]float64, len(v))
 	for i, x := range v {

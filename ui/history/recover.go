@@ -26,13 +26,14 @@ type Recovery struct {
 }
 
 func (r *Recovery) Error() string {
+	cause := strings.TrimPrefix(r.Err.Error(), "history: ") // no "history: history:"
 	switch {
 	case r.InMemory:
-		return fmt.Sprintf("history: cannot use %s, so conversations are kept in memory only and will be lost on quit: %v", r.Path, r.Err)
+		return fmt.Sprintf("history: cannot use %s, so conversations are kept in memory only and will be lost on quit: %s", r.Path, cause)
 	case r.MovedTo != "":
-		return fmt.Sprintf("history: %s was damaged; it was moved to %s and a new history started: %v", r.Path, r.MovedTo, r.Err)
+		return fmt.Sprintf("history: %s was damaged; it was moved to %s and a new history started: %s", r.Path, r.MovedTo, cause)
 	}
-	return fmt.Sprintf("history: %s: %v", r.Path, r.Err)
+	return "history: " + cause
 }
 
 func (r *Recovery) Unwrap() error { return r.Err }
