@@ -11,8 +11,9 @@
 // A-RWKV and AST taggers use; their input is 16-bit PCM scaled to [-1, 1)
 // (int16 / 32768), which is what package audio/wav returns.
 //
-// The FFT is github.com/mjibson/go-dsp/fft. Its real-input entry point only
-// widens the input to complex, so Compute packs two real frames into one
+// Power-of-two FFTs (the AudioSet settings' 1024 points) use this package's
+// own radix-2 transform (see fftPlan for why); other sizes use
+// github.com/mjibson/go-dsp/fft. Compute packs two real frames into one
 // complex transform (one as the real part, one as the imaginary part) and
 // separates their spectra by conjugate symmetry, halving the FFT work.
 package fbank
@@ -421,6 +422,10 @@ func Compute(samples []float32, opts Options) ([][]float32, error) {
 	b := make([]float64, g.nfft)
 	z := make([]complex128, g.nfft)
 	N := g.nfft
+	var plan *fftPlan
+	if isPowerOfTwo(N) {
+		plan = newFFTPlan(N)
+	}
 	for f := 0; f < frames; f += 2 {
 		ea := prepare(f, a)
 		pair := f+1 < frames
@@ -434,7 +439,12 @@ func Compute(samples []float32, opts Options) ([][]float32, error) {
 			z[j] = complex(a[j], b[j])
 		}
 		// Z = FFT(a + i·b); A_k = (Z_k + conj Z_{N-k})/2, B_k = (Z_k − conj Z_{N-k})/(2i).
-		Z := fft.FFT(z)
+		Z := z
+		if plan != nil {
+			plan.transform(z)
+		} else {
+			Z = fft.FFT(z)
+		}
 		for k := 0; k < nbins; k++ {
 			zk, zc := Z[k], conj(Z[(N-k)%N])
 			A := (zk + zc) * 0.5
