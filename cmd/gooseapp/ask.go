@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/core/tokenizer"
 	"github.com/goose-rwkv/goose/vision"
 	"github.com/goose-rwkv/goose/vision/preprocess"
@@ -114,4 +115,15 @@ func openVisual(path string, mf modelFlags, configPath string) (*vision.Model, e
 		opts.Config = &cfg
 	}
 	return vision.Open(path, opts)
+}
+
+// isVisualFile reports whether the checkpoint at path is a VisualRWKV-7
+// one (an unreadable file is an error naming it).
+func isVisualFile(path string) (bool, error) {
+	f, err := checkpoint.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	return vision.IsCheckpoint(f), nil
 }

@@ -89,19 +89,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	)
 	var enc *vision.Encoder
 	if mf.model != "" {
-		vm, verr := openVisual(mf.model, mf, *visionConfig)
-		switch {
-		case verr == nil:
+		var vm *vision.Model
+		if visual, verr := isVisualFile(mf.model); verr != nil {
+			return verr
+		} else if visual {
+			if vm, verr = openVisual(mf.model, mf, *visionConfig); verr != nil {
+				// The towers cannot be read: serve the language model alone.
+				fmt.Fprintf(stderr, "gooseapp serve: images disabled: %v (--vision-config FILE gives the tower sizes)\n", verr)
+			}
+		}
+		if vm != nil {
 			defer vm.Close()
 			m, rep, enc = vm.LM(), vm.Report(), vm.Encoder()
 			if rep.Fallback != "" {
 				fmt.Fprintf(stderr, "gooseapp: using the CPU: %s\n", rep.Fallback)
 			}
-		default:
-			if !errors.Is(verr, vision.ErrNotVisual) {
-				// The towers cannot be read: serve the language model alone.
-				fmt.Fprintf(stderr, "gooseapp serve: images disabled: %v (--vision-config FILE gives the tower sizes)\n", verr)
-			}
+		} else {
 			if m, rep, err = mf.load(stderr); err != nil {
 				return err
 			}
