@@ -69,7 +69,7 @@ func (a *App) smokeAudio(s SmokeAudio, onUI func(func()), waitFor func(string, f
 		onUI(func() { a.audio.importFile(s.File) })
 		imported := func() bool {
 			c := a.audio.cur
-			return len(errs) > 0 || (!a.audio.importing && c != nil && c.ID != rec.ID && c.Tags != nil && a.audio.spec != nil)
+			return len(errs) > 0 || (a.audio.importing == nil && c != nil && c.ID != rec.ID && c.Tags != nil && a.audio.spec != nil)
 		}
 		if err := waitFor("the import to be tagged", imported); err != nil {
 			return err

@@ -168,6 +168,19 @@ func (e *CoreEngine) Info() (ModelInfo, bool) {
 	return e.infoLocked(), true
 }
 
+// Verify reads the loaded model's file whole: checksums and finite weights
+// (core.Model.Verify). The app runs it in the background after a load;
+// unloading or replacing the model cancels it.
+func (e *CoreEngine) Verify(ctx context.Context) error {
+	e.mu.Lock()
+	m := e.model
+	e.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return m.Verify(ctx, nil)
+}
+
 // Unload implements Engine.
 func (e *CoreEngine) Unload() error {
 	e.mu.Lock()

@@ -17,6 +17,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/driver/software"
 
+	"github.com/goose-rwkv/goose/assets"
 	"github.com/goose-rwkv/goose/ui/history"
 )
 
@@ -42,6 +43,7 @@ func SmokeTest(opts Options, modelPath, screenshotPath string, screens ...string
 	}
 	log.SetOutput(&quietLog{w: os.Stderr}) // as Run does
 	fa := app.NewWithID("io.github.goose-rwkv.goose.smoketest")
+	fa.SetIcon(fyne.NewStaticResource("goose.svg", assets.Icon()))
 	a, err := newApp(fa, opts)
 	if err != nil {
 		return fmt.Errorf("smoke test: %w", err)
@@ -188,6 +190,9 @@ func (a *App) capture(path string) error {
 		for _, o := range overlays {
 			sc.Overlays().Add(o)
 		}
+		// Lay out twice: wrapped text knows its height only once it has
+		// its width, and its container must see that height.
+		sc.Resize(size.Subtract(fyne.NewSize(1, 1)))
 		sc.Resize(size)
 		img = sc.Capture()
 		sc.SetContent(canvas.NewRectangle(color.Transparent))

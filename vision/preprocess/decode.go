@@ -10,6 +10,7 @@ import (
 	_ "image/jpeg" // register JPEG with image.Decode
 	_ "image/png"  // register PNG with image.Decode
 	"io"
+	"strings"
 )
 
 // Limits that keep a hostile or corrupt file from causing huge work.
@@ -90,6 +91,9 @@ func Decode(r io.Reader) (img image.Image, err error) {
 	}()
 	img, _, err = image.Decode(bytes.NewReader(data))
 	if err != nil {
+		if strings.HasPrefix(err.Error(), format+": ") { // "png: invalid format", not "png: png: ..."
+			return nil, fmt.Errorf("decode image: %w", err)
+		}
 		return nil, fmt.Errorf("decode image: %s: %w", format, err)
 	}
 	b := img.Bounds()
