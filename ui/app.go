@@ -423,6 +423,7 @@ func Run(opts Options) error {
 	}
 	defer a.close()
 	a.portal = newPortal()
+	go a.portal.available()                // ask the session bus now, off the UI goroutine
 	log.SetOutput(&quietLog{w: os.Stderr}) // the toolkit logs through the standard logger
 	a.win.SetMaster()
 	a.win.Show()

@@ -20,6 +20,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/goose-rwkv/goose/audio"
 	"github.com/goose-rwkv/goose/internal/atomicfile"
 	"github.com/goose-rwkv/goose/ui/capture"
 	"github.com/goose-rwkv/goose/ui/history"
@@ -176,14 +177,25 @@ func newAudioView(a *App) *audioView {
 		container.NewGridWithColumns(2, v.devices, meter))
 	head := container.NewVBox(v.title, v.info, v.actions)
 	barsTitle := widget.NewLabelWithStyle("Top tags", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	credits := widget.NewButtonWithIcon("AudioSet labels", theme.InfoIcon(), v.showCredits)
+	credits.Importance = widget.LowImportance
 	main := container.NewBorder(container.NewVBox(top, controls, widget.NewSeparator(), head), nil, nil, nil,
-		container.NewVSplit(container.NewStack(v.pic, container.NewWithoutLayout(v.playhead)), container.NewBorder(container.NewBorder(nil, nil, barsTitle, nil, v.status), nil, nil, nil, container.NewVScroll(v.bars))))
+		container.NewVSplit(container.NewStack(v.pic, container.NewWithoutLayout(v.playhead)), container.NewBorder(container.NewBorder(nil, nil, barsTitle, credits, v.status), nil, nil, nil, container.NewVScroll(v.bars))))
 	side := container.NewBorder(container.NewVBox(widget.NewLabelWithStyle("Recordings", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), v.search), nil, nil, nil, v.list)
 	split := container.NewHSplit(side, container.NewPadded(main))
 	split.Offset = 0.24
 	v.root = split
 	v.refresh()
 	return v
+}
+
+// showCredits shows the attribution of the AudioSet class names.
+func (v *audioView) showCredits() {
+	text := widget.NewLabel(audio.LabelsNotice())
+	text.Wrapping = fyne.TextWrapWord
+	scroll := container.NewVScroll(text)
+	scroll.SetMinSize(fyne.NewSize(560, 320))
+	dialog.ShowCustom("AudioSet labels", "Close", scroll, v.a.win)
 }
 
 // recordingsDir is where recordings are kept: beside the history database.

@@ -660,6 +660,10 @@ func TestAudioStop(t *testing.T) {
 	if errs := h.errs(); len(errs) != 0 {
 		t.Errorf("errors: %v", errs)
 	}
+	h.ui(func() { h.a.audio.showCredits() })
+	if !h.dialogShown() {
+		t.Error("no AudioSet attribution dialog")
+	}
 
 	stop := make(chan struct{})
 	close(stop)

@@ -190,6 +190,9 @@ func (a *App) capture(path string) error {
 		for _, o := range overlays {
 			sc.Overlays().Add(o)
 		}
+		// Lay out twice: wrapped text knows its height only once it has
+		// its width, and its container must see that height.
+		sc.Resize(size.Subtract(fyne.NewSize(1, 1)))
 		sc.Resize(size)
 		img = sc.Capture()
 		sc.SetContent(canvas.NewRectangle(color.Transparent))

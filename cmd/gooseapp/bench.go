@@ -83,7 +83,7 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if q := m.Quantization(); q != core.QuantNone {
 		fmt.Fprintf(stdout, "quant:    %s: %.1f MB in memory (%.1f MB saved)\n", q, float64(m.WeightBytes())/1e6, float64(c.WeightBytes-m.WeightBytes())/1e6)
 	}
-	fmt.Fprintf(stdout, "backend:  %s\n", rep)
+	fmt.Fprintf(stdout, "backend:  %s: %s\n", rep.Used, rep.Device.Name) // why not the GPU: on stderr, once
 
 	rng := rand.New(rand.NewPCG(7, 7))
 	ids := make([]int32, *prompt)

@@ -118,7 +118,7 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 	defer m.Close()
 	fmt.Fprintf(stdout, "model:    VisualRWKV-7, released towers (DINOv2-L/14 reg4 448, SigLIP-So400m/14 448, SAM ViT-B 1024), LM %s; random bf16 weights built in %v\n",
 		*lmShape, time.Since(loadStart).Round(time.Millisecond))
-	fmt.Fprintf(stdout, "backend:  %s\n", rep)
+	fmt.Fprintf(stdout, "backend:  %s: %s\n", rep.Used, rep.Device.Name) // why not the GPU: on stderr, once
 	fmt.Fprintf(stdout, "image:    %s, %d bytes\n", label, len(raw))
 	tok, err := tokenizer.World()
 	if err != nil {
@@ -266,7 +266,6 @@ func benchCommit() string {
 	_, rev := buildVersion()
 	return rev
 }
-
 
 func roundAll(v []float64) []float64 {
 	out := make([]float64, len(v))
