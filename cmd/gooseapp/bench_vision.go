@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
-	"image/png"
+	"image/jpeg"
 	"io"
 	"os"
 	"runtime"
@@ -66,7 +66,7 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 	mf.register(fs, "auto")
 	fs.Bool("vision", true, "benchmark VisualRWKV-7 (this mode)")
 	lmShape := fs.String("lm", "0.1b", "language model shape: 0.1b, 0.4b or 1.5b")
-	imagePath := fs.String("image", "", "image `FILE` (default: a synthetic 1024×768 PNG)")
+	imagePath := fs.String("image", "", "image `FILE` (default: a synthetic 1024×768 JPEG, quality 90, like a photo)")
 	runs := fs.Int("runs", 0, "timed runs (0: 5 on a GPU, 1 on the CPU)")
 	jsonOut := fs.Bool("json", false, "print one JSON object on the last line")
 	profile := fs.Bool("profile", false, "also time each backend op of one image question (waiting after each)")
@@ -81,7 +81,7 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--lm %q: want 0.1b, 0.4b or 1.5b", *lmShape)
 	}
 	var raw []byte
-	label := "synthetic 1024×768 PNG"
+	label := "synthetic 1024×768 JPEG (quality 90)"
 	if *imagePath != "" {
 		var err error
 		if raw, err = os.ReadFile(*imagePath); err != nil {
@@ -89,7 +89,7 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 		}
 		label = *imagePath
 	} else {
-		raw = syntheticPNG(1024, 768)
+		raw = syntheticJPEG(1024, 768)
 	}
 	be, rep, err := backend.Open(mf.backend, backend.Options{Threads: mf.threads})
 	if err != nil {
@@ -275,9 +275,9 @@ func roundAll(v []float64) []float64 {
 	return out
 }
 
-// syntheticPNG draws a w×h test picture (gradients, a disc, noise) and
-// encodes it as PNG.
-func syntheticPNG(w, h int) []byte {
+// syntheticJPEG draws a w×h test picture (gradients, a disc, noise) and
+// encodes it as a quality-90 JPEG.
+func syntheticJPEG(w, h int) []byte {
 	img := image.NewNRGBA(image.Rect(0, 0, w, h))
 	x := uint32(12345)
 	for y := range h {
@@ -296,7 +296,7 @@ func syntheticPNG(w, h int) []byte {
 		}
 	}
 	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
 		panic(err) // encoding an in-memory NRGBA cannot fail
 	}
 	return buf.Bytes()

@@ -183,15 +183,22 @@ func (b *Backend) Add(dst, x, y kernels.Tensor) {
 	}
 	d, xs, ys := b.f32(dst), b.f32(x), b.f32(y)
 	if len(ys) == len(xs) {
-		for i := range d {
-			d[i] = xs[i] + ys[i]
-		}
+		b.pool.For(len(d), 16384, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				d[i] = xs[i] + ys[i]
+			}
+		})
 		return
 	}
 	C := y.Cols
-	for i := range d {
-		d[i] = xs[i] + ys[i%C]
-	}
+	b.pool.For(x.Rows, max(1, 16384/max(C, 1)), func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			dr, xr := d[t*C:(t+1)*C], xs[t*C:(t+1)*C]
+			for c, v := range ys {
+				dr[c] = xr[c] + v
+			}
+		}
+	})
 }
 
 // Mul sets dst = a ⊙ b.
@@ -201,9 +208,11 @@ func (b *Backend) Mul(dst, x, y kernels.Tensor) {
 		return
 	}
 	d, xs, ys := b.f32(dst), b.f32(x), b.f32(y)
-	for i := range d {
-		d[i] = xs[i] * ys[i]
-	}
+	b.pool.For(len(d), 16384, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d[i] = xs[i] * ys[i]
+		}
+	})
 }
 
 // Copy copies src into dst.

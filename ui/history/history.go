@@ -163,7 +163,7 @@ func Open(path string) (*Store, error) {
 	// goroutine without SQLITE_BUSY; every query here is short.
 	db.SetMaxOpenConns(1)
 	s := &Store{db: db, path: path}
-	if _, err := db.Exec(schema + recordingsSchema); err != nil {
+	if _, err := db.Exec(schema + recordingsSchema + imagesSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("history: open %s: %w", path, err)
 	}
