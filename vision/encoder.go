@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/vision/internal/nn"
 	"github.com/goose-rwkv/goose/vision/preprocess"
@@ -119,7 +120,11 @@ func (e *Encoder) prepare(img image.Image) [][]float32 {
 // the host. With st non-nil, Encode instead prepares every input first
 // and waits for the backend after each stage, recording the stage's time
 // in st (for benchmarks; it costs a little speed on a GPU).
-func (e *Encoder) Encode(ctx context.Context, img image.Image, st *Stages, use func(rows kernels.Tensor) error) error {
+//
+// A checkpoint truncated while mapped fails the call instead of the
+// process (internal/memfault).
+func (e *Encoder) Encode(ctx context.Context, img image.Image, st *Stages, use func(rows kernels.Tensor) error) (err error) {
+	defer memfault.Catch(&err)()
 	if img == nil || img.Bounds().Empty() {
 		return errors.New("vision: empty image")
 	}
