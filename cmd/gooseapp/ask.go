@@ -45,11 +45,7 @@ func runAsk(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if r := m.Report(); r.Fallback != "" {
 		fmt.Fprintf(stderr, "gooseapp: using the CPU: %s\n", r.Fallback)
 	}
-	tok, err := tokenizer.World()
-	if err != nil {
-		return err
-	}
-	s, err := core.NewSession(m.LM(), tok)
+	s, err := visualSession(m)
 	if err != nil {
 		return err
 	}
@@ -126,4 +122,13 @@ func isVisualFile(path string) (bool, error) {
 	}
 	defer f.Close()
 	return vision.IsCheckpoint(f), nil
+}
+
+// visualSession starts a conversation with m's language model.
+func visualSession(m *vision.Model) (*core.Session, error) {
+	tok, err := tokenizer.World()
+	if err != nil {
+		return nil, err
+	}
+	return core.NewSession(m.LM(), tok)
 }

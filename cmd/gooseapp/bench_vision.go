@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/goose-rwkv/goose/core"
-	"github.com/goose-rwkv/goose/core/tokenizer"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/backend"
 	"github.com/goose-rwkv/goose/vision"
@@ -120,11 +119,7 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 		*lmShape, time.Since(loadStart).Round(time.Millisecond))
 	fmt.Fprintf(stdout, "backend:  %s: %s\n", rep.Used, rep.Device.Name) // why not the GPU: on stderr, once
 	fmt.Fprintf(stdout, "image:    %s, %d bytes\n", label, len(raw))
-	tok, err := tokenizer.World()
-	if err != nil {
-		return err
-	}
-	s, err := core.NewSession(m.LM(), tok)
+	s, err := visualSession(m)
 	if err != nil {
 		return err
 	}

@@ -15,10 +15,10 @@ type visionKernels struct {
 	ready                                            bool
 	biasact, residual, im2col, window, s2d, copycols uintptr
 	attnSIMT, attnPack                               uintptr
-	attnMMA, attnMMA2                                map[int]uintptr // by padded head width
+	attnMMA2                                         map[int]uintptr // by padded head width
 	smemMax                                          int             // bytes of dynamic shared memory a block may use
-	// variant selects the attention kernel (GOOSE_CUDA_ATTN=mma1 or simt;
-	// tests run every one).
+	// variant selects the attention kernel (GOOSE_CUDA_ATTN=simt for the
+	// portable one; tests run both).
 	variant attnVariant
 }
 
@@ -27,11 +27,10 @@ type attnVariant int
 
 const (
 	attnMMA2 attnVariant = iota // tensor cores, keys and values packed once (default)
-	attnMMA1                    // tensor cores, each block converting its tiles
 	attnSIMT                    // portable fp32
 )
 
-func (v attnVariant) String() string { return [...]string{"mma2", "mma1", "simt"}[v] }
+func (v attnVariant) String() string { return [...]string{"mma2", "simt"}[v] }
 
 // attnMMAWidths are the head widths the tensor-core attention is built
 // for; a head is padded to the next one.
@@ -73,29 +72,23 @@ func (b *Backend) visionLoad() error {
 		return err
 	}
 	v.smemMax = optin
-	v.attnMMA, v.attnMMA2 = map[int]uintptr{}, map[int]uintptr{}
+	v.attnMMA2 = map[int]uintptr{}
 	attn := []uintptr{v.attnSIMT}
 	for _, w := range attnMMAWidths {
-		var f, f2 uintptr
-		if err := get(&f, fmt.Sprintf("attn_mma_%d", w)); err != nil {
+		var f uintptr
+		if err := get(&f, fmt.Sprintf("attn_mma2_%d", w)); err != nil {
 			return err
 		}
-		if err := get(&f2, fmt.Sprintf("attn_mma2_%d", w)); err != nil {
-			return err
-		}
-		v.attnMMA[w], v.attnMMA2[w] = f, f2
-		attn = append(attn, f, f2)
+		v.attnMMA2[w] = f
+		attn = append(attn, f)
 	}
 	for _, f := range attn {
 		if err := b.drv.FuncSetAttribute(f, cu.FuncAttrMaxDynamicShared, optin); err != nil {
 			return err
 		}
 	}
-	switch os.Getenv("GOOSE_CUDA_ATTN") {
-	case "simt":
+	if os.Getenv("GOOSE_CUDA_ATTN") == "simt" {
 		v.variant = attnSIMT
-	case "mma1":
-		v.variant = attnMMA1
 	}
 	v.ready = true
 	return nil
@@ -303,13 +296,6 @@ func attnMMAWidth(hd int) int {
 	return 0
 }
 
-// attnMMASmem is the dynamic shared memory of attn_mma_<w>: hi and lo
-// tiles of 64 keys (K as [key][dim], V as [dim][key], rows padded by 4
-// words) and, with the position bias, two [64, span] tables.
-func attnMMASmem(w, span int) int {
-	return 4 * (2*64*(w/2+4) + 2*w*(32+4) + 2*64*span)
-}
-
 // attnMMA2Smem is the dynamic shared memory of attn_mma2_<w>: two staged
 // tiles (K and V, hi and lo), the bias tables and the tile's key
 // positions.
@@ -377,10 +363,6 @@ func (b *Backend) Attention(a kernels.Attention) {
 				i32(span).i32(hd).f32(a.Scale).i32(a.Dst.Cols)
 			grid := [3]uint32{uint32((n + 63) / 64), uint32(a.Heads), uint32(groups)}
 			return b.launchShared(v.attnMMA2[w], grid, [3]uint32{128, 1, 1}, attnMMA2Smem(w, span))
-		case mma && v.variant != attnSIMT && attnMMASmem(w, span) <= v.smemMax:
-			b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(rh).ptr(rw).i32(n).i32(span).i32(hd).f32(a.Scale).i32(a.Dst.Cols)
-			grid := [3]uint32{uint32((n + 63) / 64), uint32(a.Heads), uint32(groups)}
-			return b.launchShared(v.attnMMA[w], grid, [3]uint32{128, 1, 1}, attnMMASmem(w, span))
 		}
 		b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(rh).ptr(rw).i32(n).i32(span).i32(hd).f32(a.Scale).i32(a.Dst.Cols)
 		smem := attnSIMTSmem(hd, span)

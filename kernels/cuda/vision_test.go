@@ -14,7 +14,7 @@ import (
 // each attention kernel other than the default (TestConformanceRef runs
 // that one).
 func TestConformanceRefAttention(t *testing.T) {
-	for _, v := range []attnVariant{attnMMA1, attnSIMT} {
+	for _, v := range []attnVariant{attnSIMT} {
 		t.Run(v.String(), func(t *testing.T) {
 			g := newGPU(t)
 			g.k.vision.variant = v
@@ -113,7 +113,7 @@ func visionConformance(t *testing.T, h0 *harness) {
 			if c.span > 0 {
 				rh, rw = h.act(2*c.span-1, c.hd, 0.3), h.act(2*c.span-1, c.hd, 0.3)
 			}
-			for _, v := range []attnVariant{attnMMA2, attnMMA1, attnSIMT} {
+			for _, v := range []attnVariant{attnMMA2, attnSIMT} {
 				d := h.out(c.T, D)
 				h.g.k.vision.variant = v
 				h.g.Attention(a(d.g, qkv.g, rh.g, rw.g))
@@ -159,7 +159,7 @@ func BenchmarkAttention(b *testing.B) {
 		}
 		n := float64(c.T / c.groups)
 		flops := 4 * float64(c.groups) * n * n * float64(D)
-		for _, v := range []attnVariant{attnMMA2, attnMMA1, attnSIMT} {
+		for _, v := range []attnVariant{attnMMA2, attnSIMT} {
 			b.Run(fmt.Sprintf("%s/%v", c.name, v), func(b *testing.B) {
 				g.k.vision.variant = v
 				g.Attention(a)
