@@ -350,3 +350,30 @@ func TestImages(t *testing.T) {
 		t.Errorf("missing image: %v", err)
 	}
 }
+
+// TestDeletePrunesImages: deleting the last conversation that refers to an
+// image deletes the image; one still referred to stays.
+func TestDeletePrunesImages(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "h.db"))
+	kA, _ := s.PutImage("a.png", []byte("image a"))
+	kB, _ := s.PutImage("b.png", []byte("image b"))
+	c1, _ := s.CreateConversation("one", "", DefaultSampling())
+	c2, _ := s.CreateConversation("two", "", DefaultSampling())
+	for _, m := range []Message{
+		{Conversation: c1.ID, Role: RoleUser, Content: "[image: a.png #" + kA + "]\n[image: b.png #" + kB + "]\nQ"},
+		{Conversation: c2.ID, Role: RoleUser, Content: "[image: b.png #" + kB + "]\nQ"},
+	} {
+		if _, err := s.AddMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteConversation(c1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Image(kA); !errors.Is(err, ErrNotFound) {
+		t.Errorf("image a after its only conversation was deleted: %v", err)
+	}
+	if _, _, err := s.Image(kB); err != nil {
+		t.Errorf("image b, still in a conversation: %v", err)
+	}
+}

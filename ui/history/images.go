@@ -56,3 +56,10 @@ func (s *Store) Image(key string) (name string, data []byte, err error) {
 	}
 	return name, data, nil
 }
+
+// pruneImages deletes the images no message refers to any more (a message
+// refers to an image by its key in its text).
+func (s *Store) pruneImages() error {
+	_, err := s.db.Exec(`DELETE FROM images WHERE NOT EXISTS (SELECT 1 FROM messages WHERE instr(messages.content, images.key) > 0)`)
+	return wrap("prune images", err)
+}
