@@ -24,6 +24,7 @@ import (
 	"github.com/goose-rwkv/goose/audio/fbank"
 	"github.com/goose-rwkv/goose/audio/resample"
 	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/backend"
 )
@@ -263,7 +264,11 @@ func (t *Tagger) Spectrogram(pcm []float32, rate int) ([][]float32, error) {
 // probs runs windows of samples (at the model's rate) through the model
 // and returns each window's class probabilities. The inputs (log-mel
 // features) are computed in parallel.
-func (t *Tagger) probs(ctx context.Context, clips [][]float32) ([][]float32, error) {
+//
+// A model file truncated while mapped fails the call instead of the
+// process (internal/memfault).
+func (t *Tagger) probs(ctx context.Context, clips [][]float32) (_ [][]float32, err error) {
+	defer memfault.Catch(&err)()
 	inputs := make([][]float32, len(clips))
 	errs := make([]error, len(clips))
 	var wg sync.WaitGroup

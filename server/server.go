@@ -31,6 +31,7 @@ import (
 	"github.com/goose-rwkv/goose/audio"
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/tokenizer"
+	"github.com/goose-rwkv/goose/vision"
 )
 
 // Options configure a Server. Zero values take the documented defaults.
@@ -63,6 +64,15 @@ type Options struct {
 	// Audio, if set, serves POST /v1/audio/tags (see audio.go). The server
 	// does not close it.
 	Audio *audio.Tagger
+	// Vision, if set, is the image encoder of the served VisualRWKV-7
+	// model (on the model's backend): chat messages may then carry images
+	// as image_url parts with data: URLs (images.go). The server does not
+	// close it.
+	Vision *vision.Encoder
+	// MaxImageBytes caps one image's encoded size; default
+	// DefaultMaxImageBytes. With Vision set, MaxBodyBytes defaults to
+	// 32 MiB so that such images fit in base64.
+	MaxImageBytes int
 	// MaxAudioBytes caps a /v1/audio/tags body; default 256 MiB (over an
 	// hour of 32 kHz 16-bit mono). It is read as it arrives, never whole.
 	MaxAudioBytes int64
@@ -93,8 +103,14 @@ func (o Options) withDefaults() Options {
 	if o.CacheBytes == 0 {
 		o.CacheBytes = 256 << 20
 	}
+	if o.MaxImageBytes <= 0 {
+		o.MaxImageBytes = DefaultMaxImageBytes
+	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 4 << 20
+		if o.Vision != nil {
+			o.MaxBodyBytes = 32 << 20
+		}
 	}
 	if o.BodyTimeout <= 0 {
 		o.BodyTimeout = BodyTimeout
@@ -147,6 +163,12 @@ func New(m *core.Model, tok *tokenizer.Tokenizer, opts Options) (*Server, error)
 	s.created = s.started.Unix()
 	if m != nil {
 		s.lim.vocab = m.Config().Vocab
+	}
+	if opts.Vision != nil {
+		if m == nil || opts.Vision.Width() != m.Config().Width {
+			return nil, errors.New("server: the image encoder does not fit the language model")
+		}
+		s.lim.vision, s.lim.imageRows, s.lim.maxImageBytes = true, opts.Vision.Tokens(), opts.MaxImageBytes
 	}
 	for i := range opts.Parallel {
 		if m == nil {
@@ -453,6 +475,9 @@ func (s *Server) prefill(ctx context.Context, sess *core.Session, ids []int32) e
 // rest (caching the states at the checkpoint and before the prompt's last
 // token), generates, and caches the state after the reply.
 func (s *Server) generate(ctx context.Context, wk *worker, j *job, yield func(core.Piece) bool) (*outcome, error) {
+	if len(j.segs) > 0 {
+		return s.generateWithImages(ctx, wk, j, yield)
+	}
 	start := time.Now()
 	sess := wk.sess
 	out := &outcome{promptTokens: len(j.ids)}

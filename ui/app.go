@@ -164,6 +164,8 @@ func (a *App) build() {
 	a.status = newStatusBar(a)
 	a.chat = newChatView(a)
 	a.chat.session, a.chat.sessionAt = session, sessionAt
+	// Image files dropped on the window go to the next chat message.
+	a.win.SetOnDropped(func(pos fyne.Position, uris []fyne.URI) { a.chat.dropped(pos, uris) })
 	if openConv != 0 {
 		a.chat.open(openConv)
 	}

@@ -265,14 +265,11 @@ func (c *coreChat) closeLocked() {
 	}
 }
 
-func (c *coreChat) PrefillImage(ctx context.Context, img image.Image, question string) error {
-	if err := c.live(); err != nil {
-		return err
-	}
+func (c *coreChat) PrefillImages(ctx context.Context, imgs []image.Image, question string) error {
 	if c.vm == nil {
 		return errors.New("this model cannot read images: load a VisualRWKV-7 model")
 	}
-	return c.vm.Ask(ctx, c.s, img, question, nil)
+	return c.vm.AskImages(ctx, c.s, imgs, question)
 }
 
 func (c *coreChat) Reset() error {

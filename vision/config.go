@@ -35,6 +35,22 @@ func Released() Config {
 	}
 }
 
+// Small returns tiny towers of released widths (so FromCheckpoint reads
+// their sizes back): DINOv2- and SigLIP-style ViTs of width 384 at 28
+// pixels and a SAM of width 64 at 64 pixels with one windowed and one
+// global block, giving 4 image tokens. Test checkpoints use it (gooseapp
+// testmodel --kind visualrwkv).
+func Small() Config {
+	return Config{
+		DINO: vit.Config{ImageSize: 28, Patch: 14, Dim: 384, Depth: 2, Heads: 6, MLPHidden: 512, Registers: 4,
+			ClassToken: true, LayerScale: true, FeatureBlock: 0, LNEps: 1e-6, GELU: "erf"},
+		SigLIP: vit.Config{ImageSize: 28, Patch: 14, Dim: 384, Depth: 2, Heads: 6, MLPHidden: 512,
+			FeatureBlock: 0, LNEps: 1e-6, GELU: "erf"},
+		SAM: sam.Config{ImageSize: 64, Patch: 16, EmbedDim: 64, Depth: 2, Heads: 2, MLPHidden: 128, Window: 2,
+			GlobalBlocks: []int{1}, RelPos: true, NeckChannels: 32, Merge: 2, GELU: "erf", LNEps: 1e-6},
+	}
+}
+
 // ParseConfig reads a configuration from JSON: an object with "dino",
 // "siglip" and "sam" members, or one whose "config" member is such an
 // object (as the golden fixture's description is). Unknown fields are

@@ -60,6 +60,14 @@ func TestFromCheckpoint(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("FromCheckpoint:\n got %+v\nwant %+v", got, want)
 	}
+	// The small test towers read back the same.
+	small, err := RandomSource(Small(), tinyLM(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := FromCheckpoint(small); err != nil || !reflect.DeepEqual(got, Small()) {
+		t.Errorf("FromCheckpoint(Small):\n got %+v (%v)\nwant %+v", got, err, Small())
+	}
 	// A tower width outside the table of released towers needs a config.
 	f, _ := fixture(t)
 	if _, err := FromCheckpoint(f); err == nil || !strings.Contains(err.Error(), "dino.heads") || !strings.Contains(err.Error(), "--config") {

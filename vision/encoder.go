@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/vision/internal/nn"
 	"github.com/goose-rwkv/goose/vision/preprocess"
@@ -33,6 +34,7 @@ type Encoder struct {
 
 	mu   sync.Mutex     // one image at a time
 	feat kernels.Tensor // [Tokens, InDim]: the concatenated features
+	pix  [3][]float32   // the towers' pixels, reused
 }
 
 // Stages are the times an Encode call spent in each stage (with
@@ -93,21 +95,36 @@ func (e *Encoder) Tokens() int { return e.cfg.DINO.Patches() }
 // Width is the width of an embedding row (the language model's).
 func (e *Encoder) Width() int { return e.proj.OutDim() }
 
+// towers returns the preprocessing of each tower (DINOv2, SigLIP, SAM).
+func (e *Encoder) towers() [3]preprocess.Tower {
+	c := e.cfg
+	return [3]preprocess.Tower{preprocess.DINOv2(c.DINO.ImageSize), preprocess.SigLIP(c.SigLIP.ImageSize),
+		preprocess.SAM(c.SAM.ImageSize)}
+}
+
 // prepare returns each tower's normalised pixels (DINOv2, SigLIP, SAM).
 func (e *Encoder) prepare(img image.Image) [][]float32 {
-	c := e.cfg
-	return preprocess.Prepare(img, preprocess.DINOv2(c.DINO.ImageSize), preprocess.SigLIP(c.SigLIP.ImageSize),
-		preprocess.SAM(c.SAM.ImageSize))
+	t := e.towers()
+	return preprocess.Prepare(img, t[0], t[1], t[2])
 }
 
 // Encode encodes an image and calls use with its Tokens() embedding rows,
 // an F32 [Tokens, Width] tensor on the encoder's backend that stays valid
 // until use returns (give it to core.Session.PrefillEmbedTensor, or
 // Prefill). Calls take turns. ctx is checked between the towers' blocks,
-// so a cancelled encoding stops within one block. With st non-nil, Encode
-// waits for the backend after each stage and records the stage's time in
-// st (for benchmarks; it costs a little speed on a GPU).
-func (e *Encoder) Encode(ctx context.Context, img image.Image, st *Stages, use func(rows kernels.Tensor) error) error {
+// so a cancelled encoding stops within one block.
+//
+// The image is converted to RGB once and resized once per size. The
+// towers' ops are queued as soon as their pixels are ready: on a GPU the
+// DINOv2 and SigLIP towers run while SAM's larger input is prepared on
+// the host. With st non-nil, Encode instead prepares every input first
+// and waits for the backend after each stage, recording the stage's time
+// in st (for benchmarks; it costs a little speed on a GPU).
+//
+// A checkpoint truncated while mapped fails the call instead of the
+// process (internal/memfault).
+func (e *Encoder) Encode(ctx context.Context, img image.Image, st *Stages, use func(rows kernels.Tensor) error) (err error) {
+	defer memfault.Catch(&err)()
 	if img == nil || img.Bounds().Empty() {
 		return errors.New("vision: empty image")
 	}
@@ -125,9 +142,25 @@ func (e *Encoder) Encode(ctx context.Context, img image.Image, st *Stages, use f
 		*d, t0 = now.Sub(t0), now
 		return nil
 	}
-	pix := e.prepare(img)
-	if err := mark(&stDur(st).Preprocess); err != nil {
-		return err
+	rgb := preprocess.NewRGB(img)
+	tw := e.towers()
+	// SAM's input (the largest) is prepared in the background; the others
+	// on this goroutine as their towers come up. In timed mode all three
+	// are ready before any tower runs.
+	samReady := make(chan struct{})
+	go func() {
+		defer close(samReady)
+		e.pix[2] = rgb.Pixels(tw[2], e.pix[2])
+	}()
+	defer func() { <-samReady }() // e.pix[2] is written until then
+	if st != nil {
+		for i := range 2 {
+			e.pix[i] = rgb.Pixels(tw[i], e.pix[i])
+		}
+		<-samReady
+		if err := mark(&st.Preprocess); err != nil {
+			return err
+		}
 	}
 	if !e.feat.Valid() {
 		ts, err := nn.Scratch(e.be, [2]int{e.Tokens(), e.proj.InDim()})
@@ -147,7 +180,14 @@ func (e *Encoder) Encode(ctx context.Context, img image.Image, st *Stages, use f
 		{"SAM", e.sam.Encode, &stDur(st).SAM},
 	}
 	for i, t := range towers {
-		f, err := t.run(ctx, pix[i])
+		if st == nil {
+			if i < 2 {
+				e.pix[i] = rgb.Pixels(tw[i], e.pix[i])
+			} else {
+				<-samReady
+			}
+		}
+		f, err := t.run(ctx, e.pix[i])
 		if err != nil {
 			return fmt.Errorf("%s tower: %w", t.name, err)
 		}

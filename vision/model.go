@@ -146,6 +146,27 @@ func (m *Model) Ask(ctx context.Context, s *core.Session, img image.Image, quest
 	})
 }
 
+// AskImages is Ask for several images of one question: "User: " + each
+// image's rows in turn + "\n" + question + "\n\n" + "Assistant:", padded as
+// Prefill pads. Each image is encoded and fed before the next is encoded.
+func (m *Model) AskImages(ctx context.Context, s *core.Session, imgs []image.Image, question string) error {
+	if s.Model() != m.lm {
+		return errors.New("vision: ask: the session is not one of this model's")
+	}
+	if len(imgs) == 0 {
+		return errors.New("vision: ask: no image")
+	}
+	return prefill(ctx, s, len(imgs)*m.enc.Tokens(), question, func() error {
+		for i, img := range imgs {
+			err := m.enc.Encode(ctx, img, nil, func(rows kernels.Tensor) error { return s.PrefillEmbedTensor(ctx, rows) })
+			if err != nil {
+				return fmt.Errorf("image %d: %w", i+1, err)
+			}
+		}
+		return nil
+	})
+}
+
 // Close frees the encoder, the language model, the backend and the
 // checkpoint.
 func (m *Model) Close() error {

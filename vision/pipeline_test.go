@@ -3,7 +3,6 @@ package vision
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,8 +11,7 @@ import (
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/internal/npy"
 	"github.com/goose-rwkv/goose/kernels"
-	"github.com/goose-rwkv/goose/kernels/cpu"
-	"github.com/goose-rwkv/goose/kernels/cuda"
+	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 	"github.com/goose-rwkv/goose/vision/sam"
 	"github.com/goose-rwkv/goose/vision/vit"
 )
@@ -22,29 +20,11 @@ import (
 // towers, concatenates their features per row (DINOv2 | SigLIP | SAM) and
 // projects them, comparing with the reference's concatenated features and
 // projected embeddings (which TestVisualSplice in core feeds to the LM).
-func TestPipeline(t *testing.T) {
-	be, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
-	checkPipeline(t, be)
-}
+func TestPipeline(t *testing.T) { checkPipeline(t, visiontest.CPU(t)) }
 
 // TestPipelineCUDA is TestPipeline on the GPU; it skips, saying why,
 // without one.
-func TestPipelineCUDA(t *testing.T) {
-	be, err := cuda.New(cuda.Options{})
-	var un *kernels.UnavailableError
-	if errors.As(err, &un) {
-		t.Skipf("no GPU: %s", un.Reason)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
-	checkPipeline(t, be)
-}
+func TestPipelineCUDA(t *testing.T) { checkPipeline(t, visiontest.CUDA(t)) }
 
 func checkPipeline(t *testing.T, be kernels.Backend) {
 	dir := filepath.Join("..", "testdata", "visualrwkv")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/core/tokenizer"
 	"github.com/goose-rwkv/goose/vision"
 	"github.com/goose-rwkv/goose/vision/preprocess"
@@ -33,22 +34,10 @@ func runAsk(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if mf.model == "" || *imagePath == "" || question == "" {
 		return fmt.Errorf("usage: gooseapp ask --model VISUALRWKV.pth --image FILE QUESTION")
 	}
-	opts := vision.Options{Backend: mf.backend, Threads: mf.threads}
-	if *configPath != "" {
-		raw, err := os.ReadFile(*configPath)
-		if err != nil {
-			return err
-		}
-		cfg, err := vision.ParseConfig(raw)
-		if err != nil {
-			return fmt.Errorf("%s: %w", *configPath, err)
-		}
-		opts.Config = &cfg
-	}
 	if _, err := os.Stat(*imagePath); err != nil {
 		return err
 	}
-	m, err := vision.Open(mf.model, opts)
+	m, err := openVisual(mf.model, mf, *configPath)
 	if err != nil {
 		return err
 	}
@@ -56,11 +45,7 @@ func runAsk(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if r := m.Report(); r.Fallback != "" {
 		fmt.Fprintf(stderr, "gooseapp: using the CPU: %s\n", r.Fallback)
 	}
-	tok, err := tokenizer.World()
-	if err != nil {
-		return err
-	}
-	s, err := core.NewSession(m.LM(), tok)
+	s, err := visualSession(m)
 	if err != nil {
 		return err
 	}
@@ -106,4 +91,44 @@ func openImage(path string) (image.Image, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return img, nil
+}
+
+// openVisual opens a VisualRWKV-7 checkpoint on the backend mf names, with
+// the tower sizes of configPath (VisualRWKV-7 JSON) or, when it is empty,
+// those read from the checkpoint. A checkpoint without image towers gives
+// an error wrapping vision.ErrNotVisual.
+func openVisual(path string, mf modelFlags, configPath string) (*vision.Model, error) {
+	opts := vision.Options{Backend: mf.backend, Threads: mf.threads}
+	if configPath != "" {
+		raw, err := os.ReadFile(configPath)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := vision.ParseConfig(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", configPath, err)
+		}
+		opts.Config = &cfg
+	}
+	return vision.Open(path, opts)
+}
+
+// isVisualFile reports whether the checkpoint at path is a VisualRWKV-7
+// one (an unreadable file is an error naming it).
+func isVisualFile(path string) (bool, error) {
+	f, err := checkpoint.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	return vision.IsCheckpoint(f), nil
+}
+
+// visualSession starts a conversation with m's language model.
+func visualSession(m *vision.Model) (*core.Session, error) {
+	tok, err := tokenizer.World()
+	if err != nil {
+		return nil, err
+	}
+	return core.NewSession(m.LM(), tok)
 }

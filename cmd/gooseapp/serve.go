@@ -21,6 +21,7 @@ import (
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/backend"
 	"github.com/goose-rwkv/goose/server"
+	"github.com/goose-rwkv/goose/vision"
 )
 
 // runServe serves a model over the local OpenAI-compatible API until
@@ -47,6 +48,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	maxPrompt := fs.Int("max-prompt", 32768, "longest prompt in tokens")
 	audioModel := fs.String("audio-model", "", "also tag audio at POST /v1/audio/tags with this A-RWKV checkpoint `FILE` (alone, without --model, the server only tags audio)")
 	audioConfig := fs.String("audio-config", "", "the audio model's configuration `FILE.json` (default: the released A-RWKV configuration)")
+	visionConfig := fs.String("vision-config", "", "tower sizes of a VisualRWKV-7 --model as JSON `FILE` (default: read from the checkpoint)")
 	allowedHosts := fs.String("allowed-hosts", "", "comma-separated host `names` clients may use besides IP addresses and localhost (\"*\": any; \".example.com\": names under it)")
 	corsOrigins := fs.String("cors-origin", "", "comma-separated web `origins` (e.g. http://localhost:3000; \"*\": all) whose pages may call the API")
 	maxConns := fs.Int("max-conns", server.DefaultMaxConns, "most open connections; more are answered 503")
@@ -85,12 +87,30 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		rep backend.Report
 		tg  *audio.Tagger
 	)
+	var enc *vision.Encoder
 	if mf.model != "" {
-		if m, rep, err = mf.load(stderr); err != nil {
-			return err
+		var vm *vision.Model
+		if visual, verr := isVisualFile(mf.model); verr != nil {
+			return verr
+		} else if visual {
+			if vm, verr = openVisual(mf.model, mf, *visionConfig); verr != nil {
+				// The towers cannot be read: serve the language model alone.
+				fmt.Fprintf(stderr, "gooseapp serve: images disabled: %v (--vision-config FILE gives the tower sizes)\n", verr)
+			}
 		}
-		defer m.Backend().Close()
-		defer m.Close()
+		if vm != nil {
+			defer vm.Close()
+			m, rep, enc = vm.LM(), vm.Report(), vm.Encoder()
+			if rep.Fallback != "" {
+				fmt.Fprintf(stderr, "gooseapp: using the CPU: %s\n", rep.Fallback)
+			}
+		} else {
+			if m, rep, err = mf.load(stderr); err != nil {
+				return err
+			}
+			defer m.Backend().Close()
+			defer m.Close()
+		}
 		if tok, err = tokenizer.World(); err != nil {
 			return err
 		}
@@ -123,7 +143,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	}
 	srv, err := server.New(m, tok, server.Options{ModelID: id, Parallel: *parallel, MaxQueue: queueOpt,
 		CacheBytes: cacheBytes, APIKey: key, MaxTokens: *maxTokens, MaxPromptTokens: *maxPrompt,
-		AllowedHosts: splitList(*allowedHosts), CORSOrigins: splitList(*corsOrigins), Audio: tg})
+		AllowedHosts: splitList(*allowedHosts), CORSOrigins: splitList(*corsOrigins), Audio: tg, Vision: enc})
 	if err != nil {
 		return err
 	}
@@ -140,6 +160,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	}
 	fmt.Fprintln(stderr, deviceLine(rep))
 	fmt.Fprintf(stdout, "Serving %q at http://%s/v1 (OpenAI-compatible; metrics at /metrics). Ctrl-C stops.\n", id, ln.Addr())
+	if enc != nil {
+		fmt.Fprintf(stdout, "Images: send image_url parts with data: URLs (PNG, JPEG, GIF) in chat messages (VisualRWKV-7, %d rows an image).\n", enc.Tokens())
+	}
 	if tg != nil {
 		fmt.Fprintf(stdout, "Audio tags: POST a WAV to http://%s/v1/audio/tags (%s).\n", ln.Addr(), tg.Info().Kind)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/goose-rwkv/goose/audio/arwkv"
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/vision"
 )
 
 // runTestModel writes a random-weight model: a language model with the
@@ -16,7 +17,7 @@ import (
 func runTestModel(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("testmodel", stderr)
 	out := fs.String("out", "", "output `FILE.safetensors`")
-	kind := fs.String("kind", "lm", "lm (RWKV-7 language model) or arwkv (A-RWKV audio tagger)")
+	kind := fs.String("kind", "lm", "lm (RWKV-7 language model), arwkv (A-RWKV audio tagger) or visualrwkv (a small VisualRWKV-7: image towers, projector and a 2x64 language model)")
 	shape := fs.String("shape", "", "lm: LAYERSxWIDTH or an official size (0.1b, …; default 2x64); arwkv: t, s or b (default t)")
 	seed := fs.Uint64("seed", 1, "random seed")
 	if err := parseFlags(fs, args); err != nil {
@@ -55,8 +56,20 @@ func runTestModel(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		}
 		_, name := d.Size()
 		fmt.Fprintf(stdout, "wrote %s: random weights, %s (%d layers × %d, %d classes)\n", *out, name, d.Layers, d.Width, d.Classes)
+	case "visualrwkv":
+		lm, _ := parseShape("2x64", "bf16")
+		cfg := vision.Small()
+		src, err := vision.RandomSource(cfg, lm, *seed)
+		if err != nil {
+			return err
+		}
+		if err := core.WriteSafetensors(*out, src); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s: random weights, VisualRWKV-7 with small towers (%d image tokens) and a %d × %d language model\n",
+			*out, cfg.DINO.Patches(), lm.Layers, lm.Width)
 	default:
-		return fmt.Errorf("--kind %q: want lm or arwkv", *kind)
+		return fmt.Errorf("--kind %q: want lm, arwkv or visualrwkv", *kind)
 	}
 	return nil
 }

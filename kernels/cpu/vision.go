@@ -213,9 +213,7 @@ func geluRange(d, x []float32, f kernels.Activation) {
 		}
 		return
 	}
-	for i, v := range x {
-		d[i] = geluErf(v)
-	}
+	geluErfRange(d, x)
 }
 
 // geluErf is x·Φ(x) = x·½·erfc(−x/√2) in float32, with erfc from a
@@ -423,10 +421,11 @@ func dotf(a, b []float32) float32 {
 
 // expRow replaces each x of row by e^(x − max(row)) and returns their sum.
 func expRow(row []float32) float32 {
-	m := float32(math.Inf(-1))
-	for _, v := range row {
-		m = max(m, v)
-	}
+	return expShiftSum(row, rowMax(row))
+}
+
+// expShiftSumGeneric is expShiftSum in portable Go.
+func expShiftSumGeneric(row []float32, m float32) float32 {
 	var sum float32
 	for j, v := range row {
 		e := expf(v - m)

@@ -220,7 +220,7 @@ extern "C" __global__ void __launch_bounds__(256)
 // against bank conflicts; the score fragments become the A fragments of
 // P·V without leaving registers. HDP is the head width rounded up to 16
 // (the padding dims are zero). Grid: (⌈n/64⌉, heads, groups); shared
-// memory: see attn_mma_smem in vision.go.
+// memory: see attnMMA2Smem in vision.go.
 
 __device__ __forceinline__ void split_bf16(float a, u32& hi, u32& lo) {
     u16 h = f32_to_bf16(a);
@@ -245,30 +245,90 @@ __device__ __forceinline__ void mma_bf16(float* c, const u32* a, u32 b0, u32 b1)
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+
+// attn_pack converts the keys and values of every group and head once to
+// split bf16 (hi = bf16(x), lo = bf16(x − hi)) in the layouts the tiles
+// are read in: K as [group][head][key][HDP], V transposed as
+// [group][head][HDP][key], keys padded to np (a multiple of 64) and dims
+// to HDP with zeros. attn_mma2 then stages each 64-key tile with 16-byte
+// cp.async copies, two tiles in flight (converting the tiles in every
+// block instead, an earlier form, took twice as long: PERF.md).
+
+extern "C" __global__ void attn_pack(u16* kh, u16* kl, u16* vh, u16* vl, const float* qkv, int n, int np, int hd,
+                                     int hdp, int heads, int D, long long total) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {
+        int d = (int)(i % hdp);
+        long long r = i / hdp;
+        int j = (int)(r % np);
+        long long gh = r / np;  // group·heads + head
+        int h = (int)(gh % heads);
+        long long g = gh / heads;
+        float kv = 0.0f, vv = 0.0f;
+        if (j < n && d < hd) {
+            const float* row = qkv + (g * n + j) * 3LL * D + h * hd + d;
+            kv = row[D];
+            vv = row[2 * D];
+        }
+        u16 a = f32_to_bf16(kv);
+        kh[i] = a;
+        kl[i] = f32_to_bf16(kv - bf16_to_f32(a));
+        long long vi = (gh * hdp + d) * np + j;
+        u16 b = f32_to_bf16(vv);
+        vh[vi] = b;
+        vl[vi] = f32_to_bf16(vv - bf16_to_f32(b));
+    }
+}
+
 template <int HDP>
-__device__ __forceinline__ void attn_mma_body(float* dst, const float* qkv, const float* relh, const float* relw,
-                                              int n, int span, int hd, float scale, int D) {
-    constexpr int KW = HDP / 2 + 4;  // words per K row (bf16 pairs)
-    constexpr int VW = 32 + 4;       // words per V row (64 keys)
-    constexpr int NT = HDP / 8;      // 8-wide output tiles
-    constexpr int KS = HDP / 16;     // 16-deep steps over the head
+__device__ __forceinline__ void attn_mma2_body(float* dst, const float* qkv, const u16* pkh, const u16* pkl,
+                                               const u16* pvh, const u16* pvl, const float* relh,
+                                               const float* relw, int n, int np, int span, int hd, float scale,
+                                               int D) {
+    constexpr int KW = HDP / 2 + 4;  // words per staged K row
+    constexpr int VW = 32 + 4;       // words per staged V row (64 keys)
+    constexpr int NT = HDP / 8;
+    constexpr int KS = HDP / 16;
+    constexpr int STAGE = 2 * 64 * KW + 2 * HDP * VW;  // words of one tile (K hi, lo; V hi, lo)
     extern __shared__ u32 smem[];
-    u32* Kh = smem;
-    u32* Kl = Kh + 64 * KW;
-    u32* Vh = Kl + 64 * KW;
-    u32* Vl = Vh + HDP * VW;
-    float* ph = (float*)(Vl + HDP * VW);  // [64][span] when relh
+    float* ph = (float*)(smem + 2 * STAGE);  // [64][span] when relh
     float* pw = ph + 64 * span;
+    int* kyx = (int*)(pw + 64 * span);  // the tile's keys: ky << 16 | kx
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t = lane & 3;
     const int h = blockIdx.y;
     const long long base = (long long)blockIdx.z * n;
+    const long long gh = (long long)blockIdx.z * gridDim.y + h;
     const int q0 = blockIdx.x * 64;
     const long long D3 = 3LL * D;
     const float* qbase = qkv + h * hd;
+    const u16* gkh = pkh + gh * np * HDP;
+    const u16* gkl = pkl + gh * np * HDP;
+    const u16* gvh = pvh + gh * HDP * np;
+    const u16* gvl = pvl + gh * HDP * np;
 
-    // Position bias of the block's queries.
+    // Stage tile j0's keys and values into buffer s.
+    auto stage = [&](int s, int j0) {
+        u32* Kh = smem + s * STAGE;
+        u32* Kl = Kh + 64 * KW;
+        u32* Vh = Kl + 64 * KW;
+        u32* Vl = Vh + HDP * VW;
+        constexpr int KC = HDP / 8;  // 16-byte chunks of a K row
+        for (int c = threadIdx.x; c < 64 * KC; c += blockDim.x) {
+            int r = c / KC, o = c % KC;
+            cp_async16(Kh + r * KW + o * 4, gkh + (long long)(j0 + r) * HDP + o * 8);
+            cp_async16(Kl + r * KW + o * 4, gkl + (long long)(j0 + r) * HDP + o * 8);
+        }
+        for (int c = threadIdx.x; c < HDP * 8; c += blockDim.x) {
+            int r = c >> 3, o = c & 7;
+            cp_async16(Vh + r * VW + o * 4, gvh + (long long)r * np + j0 + o * 8);
+            cp_async16(Vl + r * VW + o * 4, gvl + (long long)r * np + j0 + o * 8);
+        }
+        cp_commit();
+    };
+    stage(0, 0);
+
     if (relh) {
         for (int e = threadIdx.x; e < 64 * span; e += blockDim.x) {
             int r = e / span, k = e % span, qi = q0 + r;
@@ -288,7 +348,6 @@ __device__ __forceinline__ void attn_mma_body(float* dst, const float* qkv, cons
         }
     }
 
-    // The warp's 16 queries as A fragments (rows g and g+8).
     u32 qh[KS][4], ql[KS][4];
     {
         int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
@@ -316,36 +375,33 @@ __device__ __forceinline__ void attn_mma_body(float* dst, const float* qkv, cons
 #pragma unroll
     for (int i = 0; i < NT; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
     float m0 = ATTN_NEG_INF, m1 = ATTN_NEG_INF, l0 = 0.0f, l1 = 0.0f;
-    const float sl = scale * 1.4426950408889634f;  // scores in log2 units
+    const float sl = scale * 1.4426950408889634f;
     const float L2E = 1.4426950408889634f;
-    const int rl0 = warp * 16 + g, rl1 = rl0 + 8;  // rows within the block
+    const int rl0 = warp * 16 + g, rl1 = rl0 + 8;
+    const float* ph0 = ph + rl0 * span;
+    const float* pw0 = pw + rl0 * span;
+    const float* ph1 = ph + rl1 * span;
+    const float* pw1 = pw + rl1 * span;
+    const int ntiles = (n + 63) / 64;
 
-    for (int j0 = 0; j0 < n; j0 += 64) {
-        __syncthreads();
-        {
-            u16* kh = (u16*)Kh;
-            u16* kl = (u16*)Kl;
-            u16* vh = (u16*)Vh;
-            u16* vl = (u16*)Vl;
-            for (int e = threadIdx.x; e < 64 * HDP; e += blockDim.x) {
-                int kk = e / HDP, d = e % HDP, j = j0 + kk;
-                float kv = 0.0f, vv = 0.0f;
-                if (j < n && d < hd) {
-                    const float* row = qbase + (base + j) * D3 + d;
-                    kv = row[D];
-                    vv = row[2 * D];
-                }
-                u16 a = f32_to_bf16(kv);
-                kh[kk * 2 * KW + d] = a;
-                kl[kk * 2 * KW + d] = f32_to_bf16(kv - bf16_to_f32(a));
-                u16 b = f32_to_bf16(vv);
-                vh[d * 2 * VW + kk] = b;
-                vl[d * 2 * VW + kk] = f32_to_bf16(vv - bf16_to_f32(b));
-            }
+    for (int it = 0; it < ntiles; it++) {
+        const int j0 = it * 64;
+        if (it + 1 < ntiles) {
+            stage((it + 1) & 1, j0 + 64);
+            cp_wait_all_but1();
+        } else {
+            cp_wait_all();
+        }
+        if (relh && threadIdx.x < 64) {
+            int j = j0 + threadIdx.x;
+            kyx[threadIdx.x] = ((j / span) << 16) | (j % span);
         }
         __syncthreads();
+        const u32* Kh = smem + (it & 1) * STAGE;
+        const u32* Kl = Kh + 64 * KW;
+        const u32* Vh = Kl + 64 * KW;
+        const u32* Vl = Vh + HDP * VW;
 
-        // Scores: 16 rows × 64 keys a warp, as 8 tiles of 16×8.
         float s[8][4];
 #pragma unroll
         for (int nt = 0; nt < 8; nt++) {
@@ -361,25 +417,24 @@ __device__ __forceinline__ void attn_mma_body(float* dst, const float* qkv, cons
                 mma_bf16(s[nt], ql[ks], bh0, bh1);
             }
         }
-        // Scale, bias, mask; the tile's row maxima.
         float mx0 = ATTN_NEG_INF, mx1 = ATTN_NEG_INF;
 #pragma unroll
         for (int nt = 0; nt < 8; nt++) {
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int j = j0 + nt * 8 + 2 * t + (e & 1);
-                int rl = e < 2 ? rl0 : rl1;
-                float v = s[nt][e] * sl;
-                if (j >= n) {
-                    v = ATTN_NEG_INF;
+            for (int e = 0; e < 2; e++) {
+                int c = nt * 8 + 2 * t + e;
+                float v0 = s[nt][e] * sl, v1 = s[nt][2 + e] * sl;
+                if (j0 + c >= n) {
+                    v0 = v1 = ATTN_NEG_INF;
                 } else if (relh) {
-                    v += (ph[rl * span + j / span] + pw[rl * span + j % span]) * L2E;
+                    int k = kyx[c], ky = k >> 16, kx = k & 0xffff;
+                    v0 += (ph0[ky] + pw0[kx]) * L2E;
+                    v1 += (ph1[ky] + pw1[kx]) * L2E;
                 }
-                s[nt][e] = v;
-                if (e < 2)
-                    mx0 = fmaxf(mx0, v);
-                else
-                    mx1 = fmaxf(mx1, v);
+                s[nt][e] = v0;
+                s[nt][2 + e] = v1;
+                mx0 = fmaxf(mx0, v0);
+                mx1 = fmaxf(mx1, v1);
             }
         }
         mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
@@ -387,7 +442,7 @@ __device__ __forceinline__ void attn_mma_body(float* dst, const float* qkv, cons
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
         float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);  // 0 on the first tile
+        float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);
         m0 = mn0;
         m1 = mn1;
         l0 *= c0;
@@ -408,7 +463,6 @@ __device__ __forceinline__ void attn_mma_body(float* dst, const float* qkv, cons
             l0 += s[nt][0] + s[nt][1];
             l1 += s[nt][2] + s[nt][3];
         }
-        // O += P·V, 16 keys a step.
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
             u32 pa[4], pl[4];
@@ -427,6 +481,7 @@ __device__ __forceinline__ void attn_mma_body(float* dst, const float* qkv, cons
                 mma_bf16(o[nt], pl, bh0, bh1);
             }
         }
+        __syncthreads();  // the buffer is staged again two tiles on
     }
 
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
@@ -451,13 +506,14 @@ __device__ __forceinline__ void attn_mma_body(float* dst, const float* qkv, cons
     }
 }
 
-#define ATTN_MMA(HDP)                                                                                    \
-    extern "C" __global__ void __launch_bounds__(128)                                                   \
-        attn_mma_##HDP(float* dst, const float* qkv, const float* relh, const float* relw, int n, int span, \
-                       int hd, float scale, int D) {                                                     \
-        attn_mma_body<HDP>(dst, qkv, relh, relw, n, span, hd, scale, D);                                \
+#define ATTN_MMA2(HDP)                                                                                       \
+    extern "C" __global__ void __launch_bounds__(128)                                                       \
+        attn_mma2_##HDP(float* dst, const float* qkv, const u16* kh, const u16* kl, const u16* vh,          \
+                        const u16* vl, const float* relh, const float* relw, int n, int np, int span, int hd, \
+                        float scale, int D) {                                                                \
+        attn_mma2_body<HDP>(dst, qkv, kh, kl, vh, vl, relh, relw, n, np, span, hd, scale, D);               \
     }
-ATTN_MMA(32)
-ATTN_MMA(64)
-ATTN_MMA(80)
-ATTN_MMA(128)
+ATTN_MMA2(32)
+ATTN_MMA2(64)
+ATTN_MMA2(80)
+ATTN_MMA2(128)

@@ -14,13 +14,23 @@ import (
 type visionKernels struct {
 	ready                                            bool
 	biasact, residual, im2col, window, s2d, copycols uintptr
-	attnSIMT                                         uintptr
-	attnMMA                                          map[int]uintptr // by padded head width
+	attnSIMT, attnPack                               uintptr
+	attnMMA2                                         map[int]uintptr // by padded head width
 	smemMax                                          int             // bytes of dynamic shared memory a block may use
-	// simt makes Attention use the portable fp32 kernel instead of the
-	// tensor-core one (GOOSE_CUDA_ATTN=simt; tests run both).
-	simt bool
+	// variant selects the attention kernel (GOOSE_CUDA_ATTN=simt for the
+	// portable one; tests run both).
+	variant attnVariant
 }
+
+// attnVariant is one of the attention kernels.
+type attnVariant int
+
+const (
+	attnMMA2 attnVariant = iota // tensor cores, keys and values packed once (default)
+	attnSIMT                    // portable fp32
+)
+
+func (v attnVariant) String() string { return [...]string{"mma2", "simt"}[v] }
 
 // attnMMAWidths are the head widths the tensor-core attention is built
 // for; a head is padded to the next one.
@@ -51,6 +61,7 @@ func (b *Backend) visionLoad() error {
 	}{
 		{&v.biasact, "vis_biasact"}, {&v.residual, "vis_residual"}, {&v.im2col, "vis_im2col"},
 		{&v.window, "vis_window"}, {&v.s2d, "vis_s2d"}, {&v.copycols, "vis_copycols"}, {&v.attnSIMT, "attn_simt"},
+		{&v.attnPack, "attn_pack"},
 	} {
 		if err := get(f.p, f.name); err != nil {
 			return err
@@ -61,14 +72,14 @@ func (b *Backend) visionLoad() error {
 		return err
 	}
 	v.smemMax = optin
-	v.attnMMA = map[int]uintptr{}
+	v.attnMMA2 = map[int]uintptr{}
 	attn := []uintptr{v.attnSIMT}
 	for _, w := range attnMMAWidths {
 		var f uintptr
-		if err := get(&f, fmt.Sprintf("attn_mma_%d", w)); err != nil {
+		if err := get(&f, fmt.Sprintf("attn_mma2_%d", w)); err != nil {
 			return err
 		}
-		v.attnMMA[w] = f
+		v.attnMMA2[w] = f
 		attn = append(attn, f)
 	}
 	for _, f := range attn {
@@ -76,7 +87,9 @@ func (b *Backend) visionLoad() error {
 			return err
 		}
 	}
-	v.simt = v.simt || os.Getenv("GOOSE_CUDA_ATTN") == "simt"
+	if os.Getenv("GOOSE_CUDA_ATTN") == "simt" {
+		v.variant = attnSIMT
+	}
 	v.ready = true
 	return nil
 }
@@ -283,11 +296,12 @@ func attnMMAWidth(hd int) int {
 	return 0
 }
 
-// attnMMASmem is the dynamic shared memory of attn_mma_<w>: hi and lo
-// tiles of 64 keys (K as [key][dim], V as [dim][key], rows padded by 4
-// words) and, with the position bias, two [64, span] tables.
-func attnMMASmem(w, span int) int {
-	return 4 * (2*64*(w/2+4) + 2*w*(32+4) + 2*64*span)
+// attnMMA2Smem is the dynamic shared memory of attn_mma2_<w>: two staged
+// tiles (K and V, hi and lo), the bias tables and the tile's key
+// positions.
+func attnMMA2Smem(w, span int) int {
+	stage := 2*64*(w/2+4) + 2*w*(32+4)
+	return 4 * (2*stage + 2*64*span + 64)
 }
 
 // attnSIMTSmem is the dynamic shared memory of attn_simt.
@@ -329,11 +343,28 @@ func (b *Backend) Attention(a kernels.Attention) {
 			return nil
 		}
 		v := &b.k.vision
-		b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(rh).ptr(rw).i32(n).i32(span).i32(hd).f32(a.Scale).i32(a.Dst.Cols)
-		if w := attnMMAWidth(hd); w > 0 && !v.simt && span <= attnMMASpan && attnMMASmem(w, span) <= v.smemMax {
+		w := attnMMAWidth(hd)
+		mma := w > 0 && span <= attnMMASpan
+		switch {
+		case mma && v.variant == attnMMA2 && attnMMA2Smem(w, span) <= v.smemMax:
+			np := (n + 63) / 64 * 64
+			plane := int64(groups) * int64(a.Heads) * int64(np) * int64(w)
+			buf, err := b.scratchFor(8 * plane)
+			if err != nil {
+				return err
+			}
+			kh, kl, vh, vl := buf, buf+uint64(2*plane), buf+uint64(4*plane), buf+uint64(6*plane)
+			b.argsStart().ptr(kh).ptr(kl).ptr(vh).ptr(vl).ptr(ps[1]).i32(n).i32(np).i32(hd).i32(w).i32(a.Heads).
+				i32(a.Dst.Cols).i64(plane)
+			if err := b.launch(v.attnPack, b.grid1DLong(plane), [3]uint32{256, 1, 1}); err != nil {
+				return err
+			}
+			b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(kh).ptr(kl).ptr(vh).ptr(vl).ptr(rh).ptr(rw).i32(n).i32(np).
+				i32(span).i32(hd).f32(a.Scale).i32(a.Dst.Cols)
 			grid := [3]uint32{uint32((n + 63) / 64), uint32(a.Heads), uint32(groups)}
-			return b.launchShared(v.attnMMA[w], grid, [3]uint32{128, 1, 1}, attnMMASmem(w, span))
+			return b.launchShared(v.attnMMA2[w], grid, [3]uint32{128, 1, 1}, attnMMA2Smem(w, span))
 		}
+		b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(rh).ptr(rw).i32(n).i32(span).i32(hd).f32(a.Scale).i32(a.Dst.Cols)
 		smem := attnSIMTSmem(hd, span)
 		if smem > v.smemMax {
 			return shapeErr("Attention", "heads of %d with span %d need %d bytes of shared memory, the device has %d", hd, span, smem, v.smemMax)

@@ -10,12 +10,17 @@ import (
 	"github.com/goose-rwkv/goose/kernels/kernelstest"
 )
 
-// TestConformanceRefSIMT runs the shared float64-reference suite with the
-// portable attention kernel instead of the tensor-core one.
-func TestConformanceRefSIMT(t *testing.T) {
-	g := newGPU(t)
-	g.k.vision.simt = true
-	kernelstest.Run(t, g)
+// TestConformanceRefAttention runs the shared float64-reference suite with
+// each attention kernel other than the default (TestConformanceRef runs
+// that one).
+func TestConformanceRefAttention(t *testing.T) {
+	for _, v := range []attnVariant{attnSIMT} {
+		t.Run(v.String(), func(t *testing.T) {
+			g := newGPU(t)
+			g.k.vision.variant = v
+			kernelstest.Run(t, g)
+		})
+	}
 }
 
 // visionConformance compares the image towers' ops between the GPU and
@@ -108,14 +113,14 @@ func visionConformance(t *testing.T, h0 *harness) {
 			if c.span > 0 {
 				rh, rw = h.act(2*c.span-1, c.hd, 0.3), h.act(2*c.span-1, c.hd, 0.3)
 			}
-			for _, simt := range []bool{false, true} {
+			for _, v := range []attnVariant{attnMMA2, attnSIMT} {
 				d := h.out(c.T, D)
-				h.g.k.vision.simt = simt
+				h.g.k.vision.variant = v
 				h.g.Attention(a(d.g, qkv.g, rh.g, rw.g))
 				h.c.Attention(a(d.c, qkv.c, rh.c, rw.c))
-				h.check(fmt.Sprintf("Attention/%+v/simt=%v", c, simt), d, 2e-5)
+				h.check(fmt.Sprintf("Attention/%+v/%v", c, v), d, 2e-5)
 			}
-			h.g.k.vision.simt = false
+			h.g.k.vision.variant = attnMMA2
 		}
 	})
 }
@@ -154,9 +159,9 @@ func BenchmarkAttention(b *testing.B) {
 		}
 		n := float64(c.T / c.groups)
 		flops := 4 * float64(c.groups) * n * n * float64(D)
-		for _, simt := range []bool{false, true} {
-			b.Run(fmt.Sprintf("%s/simt=%v", c.name, simt), func(b *testing.B) {
-				g.k.vision.simt = simt
+		for _, v := range []attnVariant{attnMMA2, attnSIMT} {
+			b.Run(fmt.Sprintf("%s/%v", c.name, v), func(b *testing.B) {
+				g.k.vision.variant = v
 				g.Attention(a)
 				if err := g.Sync(); err != nil {
 					b.Fatal(err)
@@ -172,7 +177,7 @@ func BenchmarkAttention(b *testing.B) {
 				b.ReportMetric(flops*float64(b.N)/time.Since(start).Seconds()/1e12, "TFLOP/s")
 			})
 		}
-		g.k.vision.simt = false
+		g.k.vision.variant = attnMMA2
 		for _, t := range []kernels.Tensor{a.Dst, a.QKV, a.RelH, a.RelW} {
 			if t.Valid() {
 				g.Free(t)

@@ -163,7 +163,7 @@ func Open(path string) (*Store, error) {
 	// goroutine without SQLITE_BUSY; every query here is short.
 	db.SetMaxOpenConns(1)
 	s := &Store{db: db, path: path}
-	if _, err := db.Exec(schema + recordingsSchema); err != nil {
+	if _, err := db.Exec(schema + recordingsSchema + imagesSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("history: open %s: %w", path, err)
 	}
@@ -293,7 +293,10 @@ func (s *Store) Rename(id int64, title string) error {
 // DeleteConversation removes a conversation and all its messages.
 func (s *Store) DeleteConversation(id int64) error {
 	res, err := s.db.Exec(`DELETE FROM conversations WHERE id = ?`, id)
-	return wrap("delete conversation", mustAffect(res, err, "conversation", id))
+	if err := mustAffect(res, err, "conversation", id); err != nil {
+		return wrap("delete conversation", err)
+	}
+	return s.pruneImages()
 }
 
 func mustAffect(res sql.Result, err error, what string, id int64) error {

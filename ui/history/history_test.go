@@ -317,3 +317,63 @@ func TestDefaultPath(t *testing.T) {
 		t.Errorf("DefaultPath = %s", p)
 	}
 }
+
+// TestImages stores images content-addressed and reads them back after
+// the store is reopened.
+func TestImages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, err := s.PutImage("a.png", []byte("png bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := s.PutImage("copy.png", []byte("png bytes"))
+	if err != nil || k2 != k1 || k1 != ImageKey([]byte("png bytes")) {
+		t.Fatalf("same bytes: keys %q and %q (%v)", k1, k2, err)
+	}
+	if _, err := s.PutImage("empty.png", nil); err == nil {
+		t.Error("empty image stored")
+	}
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	name, data, err := s.Image(k1)
+	if err != nil || name != "a.png" || string(data) != "png bytes" {
+		t.Errorf("Image = %q, %q, %v", name, data, err)
+	}
+	if _, _, err := s.Image("nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing image: %v", err)
+	}
+}
+
+// TestDeletePrunesImages: deleting the last conversation that refers to an
+// image deletes the image; one still referred to stays.
+func TestDeletePrunesImages(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "h.db"))
+	kA, _ := s.PutImage("a.png", []byte("image a"))
+	kB, _ := s.PutImage("b.png", []byte("image b"))
+	c1, _ := s.CreateConversation("one", "", DefaultSampling())
+	c2, _ := s.CreateConversation("two", "", DefaultSampling())
+	for _, m := range []Message{
+		{Conversation: c1.ID, Role: RoleUser, Content: "[image: a.png #" + kA + "]\n[image: b.png #" + kB + "]\nQ"},
+		{Conversation: c2.ID, Role: RoleUser, Content: "[image: b.png #" + kB + "]\nQ"},
+	} {
+		if _, err := s.AddMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteConversation(c1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Image(kA); !errors.Is(err, ErrNotFound) {
+		t.Errorf("image a after its only conversation was deleted: %v", err)
+	}
+	if _, _, err := s.Image(kB); err != nil {
+		t.Errorf("image b, still in a conversation: %v", err)
+	}
+}

@@ -3,7 +3,6 @@ package sam
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,20 +13,11 @@ import (
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/internal/npy"
 	"github.com/goose-rwkv/goose/kernels"
-	"github.com/goose-rwkv/goose/kernels/cpu"
-	"github.com/goose-rwkv/goose/kernels/cuda"
+	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 )
 
 // testBackend returns a CPU backend closed when t ends.
-func testBackend(t testing.TB) kernels.Backend {
-	t.Helper()
-	be, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { be.Close() })
-	return be
-}
+func testBackend(t testing.TB) kernels.Backend { return visiontest.CPU(t) }
 
 const (
 	fixtureDir = "../../testdata/visualrwkv"
@@ -76,18 +66,7 @@ func TestFeatures(t *testing.T) { checkFeatures(t, testBackend(t)) }
 
 // TestFeaturesCUDA is TestFeatures on the GPU; it skips, saying why,
 // without one.
-func TestFeaturesCUDA(t *testing.T) {
-	be, err := cuda.New(cuda.Options{})
-	var un *kernels.UnavailableError
-	if errors.As(err, &un) {
-		t.Skipf("no GPU: %s", un.Reason)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
-	checkFeatures(t, be)
-}
+func TestFeaturesCUDA(t *testing.T) { checkFeatures(t, visiontest.CUDA(t)) }
 
 func checkFeatures(t *testing.T, be kernels.Backend) {
 	cfg := fixtureConfig(t)

@@ -3,7 +3,6 @@ package vit
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,35 +14,14 @@ import (
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/internal/npy"
 	"github.com/goose-rwkv/goose/kernels"
-	"github.com/goose-rwkv/goose/kernels/cpu"
-	"github.com/goose-rwkv/goose/kernels/cuda"
+	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 )
 
 // testBackend returns a CPU backend closed when t ends.
-func testBackend(t testing.TB) kernels.Backend {
-	t.Helper()
-	be, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { be.Close() })
-	return be
-}
+func testBackend(t testing.TB) kernels.Backend { return visiontest.CPU(t) }
 
 // cudaBackend returns a GPU backend closed when t ends, or skips t.
-func cudaBackend(t testing.TB) kernels.Backend {
-	t.Helper()
-	be, err := cuda.New(cuda.Options{})
-	var un *kernels.UnavailableError
-	if errors.As(err, &un) {
-		t.Skipf("no GPU: %s", un.Reason)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { be.Close() })
-	return be
-}
+func cudaBackend(t testing.TB) kernels.Backend { return visiontest.CUDA(t) }
 
 const fixtureDir = "../../testdata/visualrwkv"
 
