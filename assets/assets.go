@@ -1,6 +1,6 @@
 // Package assets holds the data files that ship inside the Goose binary:
 // the RWKV World tokenizer vocabulary and the AudioSet class names, each
-// with its license notice.
+// with its license notice, and the app's icon.
 //
 // The files are embedded with go:embed, so a built program needs nothing
 // beside itself to tokenize text.
@@ -13,6 +13,9 @@ var worldVocab string
 
 //go:embed NOTICE.md
 var notice string
+
+//go:embed goose.svg
+var icon string
 
 //go:embed audioset/class_labels_indices.csv
 var audioSetLabels string
@@ -47,4 +50,10 @@ func AudioSetLabels() []byte {
 // names: labels CC BY 4.0, ontology names CC BY-SA 4.0 (Google).
 func AudioSetNotice() string {
 	return audioSetNotice
+}
+
+// Icon returns Goose's icon, an SVG image (goose.svg, drawn for this
+// project). Each call returns a fresh copy.
+func Icon() []byte {
+	return []byte(icon)
 }

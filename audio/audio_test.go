@@ -3,6 +3,7 @@ package audio
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -299,6 +300,39 @@ func TestTagCUDA(t *testing.T) {
 			if d := math.Abs(float64(p - want.Windows[i].Probs[j])); d > 1e-4 {
 				t.Fatalf("window %d class %d: GPU %g, CPU %g", i, j, p, want.Windows[i].Probs[j])
 			}
+		}
+	}
+}
+
+// TestConcurrentTag: several goroutines tag with one Tagger (as the
+// server's requests do) and get what one call alone gets.
+func TestConcurrentTag(t *testing.T) {
+	tg := openFixture(t)
+	pcm, rate := readFixtureWAV(t)
+	ctx := context.Background()
+	want, err := tg.Tag(ctx, pcm, rate, TagOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			got, err := tg.Tag(ctx, pcm, rate, TagOptions{Batch: 1 + i%2})
+			if err == nil {
+				for w := range got.Windows {
+					for c, p := range got.Windows[w].Probs {
+						if math.Abs(float64(p-want.Windows[w].Probs[c])) > 1e-6 {
+							err = fmt.Errorf("goroutine %d window %d class %d: %g, alone %g", i, w, c, p, want.Windows[w].Probs[c])
+						}
+					}
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }

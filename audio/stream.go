@@ -53,14 +53,10 @@ func (t *Tagger) newStream(rate int, opts TagOptions) (*Stream, error) {
 	}
 	batch := opts.Batch
 	if batch <= 0 {
-		batch = t.defaultBatch()
+		batch = t.batch
 	}
 	return &Stream{t: t, opts: opts, rs: rs, rate: t.cfg.SampleRate, hop: hop, clip: t.clipSamples(), batch: batch}, nil
 }
-
-// defaultBatch is the number of windows run at once when TagOptions.Batch
-// is zero.
-func (t *Tagger) defaultBatch() int { return t.batch }
 
 // errFlushed is returned by Write after Flush.
 var errFlushed = errors.New("audio: stream already flushed")

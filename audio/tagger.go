@@ -24,6 +24,7 @@ import (
 	"github.com/goose-rwkv/goose/audio/fbank"
 	"github.com/goose-rwkv/goose/audio/resample"
 	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/backend"
 )
@@ -103,18 +104,34 @@ func Open(path string, opts Options) (*Tagger, error) {
 		f.Close()
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	t := &Tagger{cfg: cfg, model: m, file: f, be: be}
-	d := m.Dims()
+	t := NewTagger(m)
+	t.file, t.be = f, be
+	t.info.Backend, t.info.Device = rep.Used, rep.Device.Name
+	return t, nil
+}
+
+// NewTagger wraps a loaded model (random weights for a benchmark, say).
+// The tagger does not own the model's backend: Close closes the model
+// only.
+func NewTagger(m *arwkv.Model) *Tagger {
+	cfg, d := m.Config(), m.Dims()
+	be := m.Backend()
+	t := &Tagger{cfg: cfg, model: m}
 	t.info = Info{
 		Layers: d.Layers, Width: d.Width, Classes: d.Classes, Params: m.Params(),
 		SampleRate: cfg.SampleRate, Frames: cfg.TargetLength, Bins: cfg.Fbank.NumMelBins,
 		Clip:    time.Duration(clipSamples(cfg)) * time.Second / time.Duration(cfg.SampleRate),
-		Backend: rep.Used, Device: rep.Device.Name,
+		Backend: be.Name(), Device: be.Device().Name,
 	}
 	t.info.Size, t.info.Kind = d.Size()
-	// Enough windows per call that the products reach the backend's rate.
-	t.batch = min(16, max(1, (be.Capabilities().PrefillChunk+d.Tokens-1)/d.Tokens))
-	return t, nil
+	t.batch = defaultBatch(be, d)
+	return t
+}
+
+// defaultBatch is the number of windows per model call: enough that the
+// products reach the backend's rate (its preferred prefill chunk).
+func defaultBatch(be kernels.Backend, d arwkv.Dims) int {
+	return min(16, max(1, (be.Capabilities().PrefillChunk+d.Tokens-1)/d.Tokens))
 }
 
 // ReadConfig reads an A-RWKV configuration file and validates it.
@@ -140,6 +157,10 @@ func ReadConfig(path string) (arwkv.Config, error) {
 	return c, nil
 }
 
+// DefaultBatch is the number of windows run through the model at once
+// when TagOptions.Batch is zero.
+func (t *Tagger) DefaultBatch() int { return t.batch }
+
 // Info describes the model.
 func (t *Tagger) Info() Info { return t.info }
 
@@ -152,8 +173,13 @@ func (t *Tagger) Close() error {
 	}
 	t.closed = true
 	t.model.Close()
-	t.be.Close()
-	return t.file.Close()
+	if t.be != nil {
+		t.be.Close()
+	}
+	if t.file != nil {
+		return t.file.Close()
+	}
+	return nil
 }
 
 // TagOptions configure Tag and NewStream.
@@ -238,7 +264,11 @@ func (t *Tagger) Spectrogram(pcm []float32, rate int) ([][]float32, error) {
 // probs runs windows of samples (at the model's rate) through the model
 // and returns each window's class probabilities. The inputs (log-mel
 // features) are computed in parallel.
-func (t *Tagger) probs(ctx context.Context, clips [][]float32) ([][]float32, error) {
+//
+// A model file truncated while mapped fails the call instead of the
+// process (internal/memfault).
+func (t *Tagger) probs(ctx context.Context, clips [][]float32) (_ [][]float32, err error) {
+	defer memfault.Catch(&err)()
 	inputs := make([][]float32, len(clips))
 	errs := make([]error, len(clips))
 	var wg sync.WaitGroup

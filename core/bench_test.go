@@ -26,19 +26,7 @@ func benchModel(b *testing.B, shape string) *Model {
 
 // BenchmarkDecode measures one-token steps (logits included) at the 0.1B
 // shape; see gooseapp bench for the figures in BENCHMARKS.md.
-func BenchmarkDecode(b *testing.B) {
-	m := benchModel(b, "0.1b")
-	st, _ := m.NewState()
-	defer st.Free()
-	logits := make([]float32, m.Config().Vocab)
-	ctx := context.Background()
-	b.SetBytes(m.Config().WeightBytes)
-	for i := 0; b.Loop(); i++ {
-		if err := m.Forward(ctx, st, []int32{int32(1 + i%60000)}, logits); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkDecode(b *testing.B) { benchDecode(b, benchModel(b, "0.1b")) }
 
 // BenchmarkDecodeFile is BenchmarkDecode with the weights memory-mapped
 // from a file, as the app and the server run: each step also checks that
@@ -54,6 +42,11 @@ func BenchmarkDecodeFile(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.Close()
+	benchDecode(b, m)
+}
+
+// benchDecode runs one-token steps on m.
+func benchDecode(b *testing.B, m *Model) {
 	st, _ := m.NewState()
 	defer st.Free()
 	logits := make([]float32, m.Config().Vocab)

@@ -135,6 +135,19 @@ func (s *Session) PrefillEmbeds(ctx context.Context, rows []float32) error {
 	return s.prefill(func() error { return s.m.ForwardEmbeds(ctx, s.st, rows, s.logits) })
 }
 
+// PrefillEmbedTensor is PrefillEmbeds for rows already on the model's
+// backend (see Model.ForwardEmbedTensor).
+func (s *Session) PrefillEmbedTensor(ctx context.Context, rows kernels.Tensor) error {
+	return s.prefill(func() error { return s.m.ForwardEmbedTensor(ctx, s.st, rows, s.logits) })
+}
+
+// PrefillSegments feeds a prompt of token and embedding-row segments
+// into the state in one pass (see Model.ForwardSegments). If ctx is
+// cancelled the state is left as before.
+func (s *Session) PrefillSegments(ctx context.Context, segs ...Segment) error {
+	return s.prefill(func() error { return s.m.ForwardSegments(ctx, s.st, segs, s.logits) })
+}
+
 // PrefillTokens feeds tokens into the state. If ctx is cancelled the
 // state is left as it was before the call.
 func (s *Session) PrefillTokens(ctx context.Context, ids []int32) error {

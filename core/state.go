@@ -227,7 +227,7 @@ func (s *State) ReadFile(path string) error {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return fmt.Errorf("%s: %w (%d bytes)", path, ErrStateFormat, size)
 		}
-		return fmt.Errorf("%s: %w", path, err)
+		return err // an *fs.PathError: it names the file
 	}
 	if err := s.checkHeader(head); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -238,7 +238,10 @@ func (s *State) ReadFile(path string) error {
 	data := make([]byte, size)
 	copy(data, head)
 	if _, err := io.ReadFull(f, data[stateHeader:]); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		if errors.Is(err, io.ErrUnexpectedEOF) { // it shrank since the size check
+			return fmt.Errorf("%s: state: %w", path, err)
+		}
+		return err
 	}
 	if err := s.UnmarshalBinary(data); err != nil {
 		return fmt.Errorf("%s: %w", path, err)

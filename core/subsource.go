@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"strings"
 
 	"github.com/goose-rwkv/goose/core/checkpoint"
@@ -43,6 +44,18 @@ func (s *prefixSource) Path() string { return sourcePath(s.src) }
 
 // Changed reports whether the underlying file changed on disk.
 func (s *prefixSource) Changed() error { return sourceChanged(s.src) }
+
+// Verify checks the whole underlying file when it can (see
+// checkpoint.File.Verify): the checksums cover every tensor, the language
+// model's and the others'.
+func (s *prefixSource) Verify(ctx context.Context, progress func(done, total int64)) error {
+	if v, ok := s.src.(interface {
+		Verify(context.Context, func(done, total int64)) error
+	}); ok {
+		return v.Verify(ctx, progress)
+	}
+	return nil
+}
 
 // sourcePath returns src's file path when it is a file (Source
 // implementations may have a Path method, as *checkpoint.File does).

@@ -196,7 +196,8 @@ type Ops interface {
 	Linear(dst, x, w Tensor)
 	// MatMul sets dst = x·w: x [T,K] F32, w [K,N] any dtype, dst [T,N] F32.
 	MatMul(dst, x, w Tensor)
-	// LayerNorm normalises each row of x (biased variance) and applies w, b.
+	// LayerNorm normalises each row of x (biased variance) and applies w, b
+	// ([1, C]); when both are invalid (zero Tensors) it applies no affine.
 	LayerNorm(dst, x, w, b Tensor, eps float32)
 	// ShiftMix forms the token-shifted mixes of x: with prev(x)[0] = state
 	// and prev(x)[t] = x[t−1], dst[i] = x + (prev(x) − x)·mix[i]. It then
@@ -224,6 +225,8 @@ type Ops interface {
 	WKV7(y, s, r, w, k, v, a, b Tensor)
 	// Out7 computes the time-mix output before its projection; see Out7.
 	Out7(o Out7)
+	// VisionOps are the image towers' ops (vision.go).
+	VisionOps
 
 	// The ops below serve models whose token shift and recurrence are not
 	// the language model's (A-RWKV: a 2-D shift over a patch grid and a
@@ -294,7 +297,10 @@ type Backend interface {
 // What a backend can do beyond Ops is also declared by the optional
 // interfaces it implements: Grapher (record and replay a decode step),
 // StepGrapher (a recorded step that takes its input and returns its output
-// in one call), Fused (fused one-token ops), Prober (its own ceilings).
+// in one call), Fused (fused one-token ops), Prober (its own ceilings),
+// Queuer (independent queues of ops that run side by side). A model
+// drives a backend without one of them the plain way (ops in issue
+// order), so every backend runs every model.
 type Capabilities struct {
 	// PrefillChunk is the number of tokens per sequence-mode call at which
 	// the backend's products reach their rate (larger chunks cost memory
@@ -361,6 +367,29 @@ type Greedy interface {
 	// of row t of x (F32 [T, V]): the lowest index among ties, NaN
 	// ignored, −1 for a row of NaN only.
 	Argmax(dst, x Tensor)
+}
+
+// Queuer is implemented by backends that can run independent sequences of
+// ops side by side on one device (CUDA streams): a model whose parts do
+// not depend on each other (the three image towers) issues each part on
+// its own queue and joins them with Order. On a backend without it the
+// parts simply run one after another.
+type Queuer interface {
+	// NewQueue returns a backend on the same device and memory whose ops
+	// run in their own queue: in issue order among themselves, side by
+	// side with the ops of every other queue (the parent's included).
+	// Tensors of the parent and of all its queues may be used on any of
+	// them; the order between queues is the caller's, through Order
+	// (Alloc's zeroing runs on the allocating queue). The queue's Sync
+	// waits for its own ops and reports the device's first error; Free,
+	// on any of them, waits for all of them; the queue's Close releases
+	// the queue only, and must come before the parent's. A queue may be
+	// used by one goroutine while others use the parent or other queues.
+	NewQueue() (Backend, error)
+	// Order makes the ops issued on after from now on wait until the ops
+	// issued on before until now have finished; the host does not wait.
+	// before and after are this backend or its queues.
+	Order(before, after Backend) error
 }
 
 // Prober is implemented by backends that can measure their own ceilings,

@@ -144,6 +144,10 @@ type job struct {
 	// trimLeading drops the space the model puts after "Assistant:".
 	trimLeading bool
 	echo        string // text to put before the completion (completions' echo)
+	// segs is a prompt with images (VisualRWKV-7), instead of ids, and
+	// promptRows its length in rows (tokens and image rows).
+	segs       []segment
+	promptRows int
 }
 
 // limits bound what a request may ask for.
@@ -151,6 +155,11 @@ type limits struct {
 	maxPromptTokens int
 	maxTokens       int
 	vocab           int
+	// vision says image_url parts are accepted: each image becomes
+	// imageRows embedding rows; encoded images may be maxImageBytes long.
+	vision        bool
+	imageRows     int
+	maxImageBytes int
 }
 
 // sampling validates the shared parameters and fills opts. def gives the
@@ -280,20 +289,39 @@ func parseChat(body []byte, tok *tokenizer.Tokenizer, lim limits) (*job, error) 
 		return nil, invalid("messages", "invalid_value", "at most %d messages are allowed, got %d", maxMessages, len(r.Messages))
 	}
 	msgs := make([]core.Message, len(r.Messages))
+	turns := make([]imageTurn, len(r.Messages))
+	images := 0
 	for i, m := range r.Messages {
 		role, err := speaker(m.Role)
 		if err != nil {
 			return nil, invalid(fmt.Sprintf("messages[%d].role", i), "invalid_value", "%v", err)
 		}
-		text, err := messageText(m.Content)
+		text, imgs, err := messageContent(m.Content, i, lim)
 		if err != nil {
-			return nil, invalid(fmt.Sprintf("messages[%d].content", i), "invalid_value", "%v", err)
+			return nil, err
+		}
+		if len(imgs) > 0 && role != "User" {
+			return nil, invalid(fmt.Sprintf("messages[%d].content", i), "invalid_value", "images are accepted in user messages only")
+		}
+		if images += len(imgs); images > maxImages {
+			return nil, invalid(fmt.Sprintf("messages[%d].content", i), "invalid_value", "at most %d images a request", maxImages)
 		}
 		msgs[i] = core.Message{Role: role, Content: text}
+		turns[i] = imageTurn{role: role, text: text, images: imgs}
 	}
-	j.ids, j.checkpoint = chatTokens(tok, msgs)
-	if err := checkPromptLength(len(j.ids), lim, "messages"); err != nil {
-		return nil, err
+	if images > 0 {
+		if msgs[len(msgs)-1].Role == "Assistant" {
+			return nil, invalid("messages", "invalid_value", "a conversation with images must end with a user message")
+		}
+		j.segs, j.promptRows = imagePrompt(tok, turns, lim.imageRows)
+		if err := checkPromptLength(j.promptRows, lim, "messages"); err != nil {
+			return nil, err
+		}
+	} else {
+		j.ids, j.checkpoint = chatTokens(tok, msgs)
+		if err := checkPromptLength(len(j.ids), lim, "messages"); err != nil {
+			return nil, err
+		}
 	}
 	last := msgs[len(msgs)-1]
 	j.trimLeading = last.Role != "Assistant" || core.CleanTurn(last.Content) == ""

@@ -1,7 +1,8 @@
 // Package server is Goose's local OpenAI-compatible HTTP API: GET
 // /v1/models, POST /v1/chat/completions and POST /v1/completions, streamed
 // as Server-Sent Events or not, plus GET /metrics in the Prometheus text
-// format.
+// format, and Goose's own POST /v1/audio/tags (AudioSet tags of a WAV
+// recording) when an audio tagger is loaded.
 //
 // Because an RWKV model's state after a prompt is small and of fixed size,
 // the server keeps a bounded cache from token prefixes to states: a request
@@ -27,8 +28,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/goose-rwkv/goose/audio"
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/tokenizer"
+	"github.com/goose-rwkv/goose/vision"
 )
 
 // Options configure a Server. Zero values take the documented defaults.
@@ -58,6 +61,21 @@ type Options struct {
 	// MaxTokens is the largest max_tokens a request may ask for, and the
 	// default for chat; default 4096.
 	MaxTokens int
+	// Audio, if set, serves POST /v1/audio/tags (see audio.go). The server
+	// does not close it.
+	Audio *audio.Tagger
+	// Vision, if set, is the image encoder of the served VisualRWKV-7
+	// model (on the model's backend): chat messages may then carry images
+	// as image_url parts with data: URLs (images.go). The server does not
+	// close it.
+	Vision *vision.Encoder
+	// MaxImageBytes caps one image's encoded size; default
+	// DefaultMaxImageBytes. With Vision set, MaxBodyBytes defaults to
+	// 32 MiB so that such images fit in base64.
+	MaxImageBytes int
+	// MaxAudioBytes caps a /v1/audio/tags body; default 256 MiB (over an
+	// hour of 32 kHz 16-bit mono). It is read as it arrives, never whole.
+	MaxAudioBytes int64
 	// AllowedHosts lists the host names, besides IP addresses and
 	// localhost, that requests may carry in their Host header ("*": any;
 	// ".example.com": names under it). Checking Host defeats DNS
@@ -94,8 +112,14 @@ func (o Options) withDefaults() Options {
 	if o.CacheBytes == 0 {
 		o.CacheBytes = 256 << 20
 	}
+	if o.MaxImageBytes <= 0 {
+		o.MaxImageBytes = DefaultMaxImageBytes
+	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 4 << 20
+		if o.Vision != nil {
+			o.MaxBodyBytes = 32 << 20
+		}
 	}
 	if o.BodyTimeout <= 0 {
 		o.BodyTimeout = BodyTimeout
@@ -108,6 +132,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PrefillPiece <= 0 {
 		o.PrefillPiece = 512
+	}
+	if o.MaxAudioBytes <= 0 {
+		o.MaxAudioBytes = 256 << 20
 	}
 	return o
 }
@@ -130,23 +157,33 @@ type Server struct {
 }
 
 // New returns a server for m. Call Close to free its sessions and cached
-// states.
+// states. m may be nil when opts.Audio is set (a server that only tags
+// audio); the generation endpoints then answer 404.
 func New(m *core.Model, tok *tokenizer.Tokenizer, opts Options) (*Server, error) {
-	if m == nil || tok == nil {
-		return nil, errors.New("server: a model and a tokenizer are required")
+	if (m == nil || tok == nil) && (m != nil || opts.Audio == nil) {
+		return nil, errors.New("server: a model and a tokenizer are required (or an audio tagger alone)")
 	}
 	opts = opts.withDefaults()
 	s := &Server{
 		opts:    opts,
 		model:   m,
 		tok:     tok,
-		lim:     limits{maxPromptTokens: opts.MaxPromptTokens, maxTokens: opts.MaxTokens, vocab: m.Config().Vocab},
+		lim:     limits{maxPromptTokens: opts.MaxPromptTokens, maxTokens: opts.MaxTokens},
 		cache:   newPrefixCache(opts.CacheBytes),
 		metrics: newMetrics(),
 		started: time.Now(),
 	}
 	s.created = s.started.Unix()
-	if opts.Batch {
+	if m != nil {
+		s.lim.vocab = m.Config().Vocab
+	}
+	if opts.Vision != nil {
+		if m == nil || opts.Vision.Width() != m.Config().Width {
+			return nil, errors.New("server: the image encoder does not fit the language model")
+		}
+		s.lim.vision, s.lim.imageRows, s.lim.maxImageBytes = true, opts.Vision.Tokens(), opts.MaxImageBytes
+	}
+	if opts.Batch && m != nil {
 		bt, err := m.NewBatcher(opts.Parallel, 0)
 		if err != nil {
 			return nil, fmt.Errorf("server: batch of %d: %w", opts.Parallel, err)
@@ -154,6 +191,9 @@ func New(m *core.Model, tok *tokenizer.Tokenizer, opts Options) (*Server, error)
 		s.batcher = bt
 	}
 	for i := range opts.Parallel {
+		if m == nil {
+			break
+		}
 		sess, err := core.NewSession(m, tok)
 		if err != nil {
 			s.freeWorkers()
@@ -203,6 +243,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		endpoint, method, h = "chat", http.MethodPost, s.handleChat
 	case path == "/v1/completions" || path == "/completions":
 		endpoint, method, h = "completions", http.MethodPost, s.handleCompletion
+	case isAudioPath(path):
+		endpoint, method, h = "audio_tags", http.MethodPost, s.handleAudioTags
 	case path == "/v1/models" || path == "/models":
 		endpoint, h = "models", s.handleModels
 	case strings.HasPrefix(path, "/v1/models/"):
@@ -237,7 +279,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h 
 	}
 	if h == nil {
 		return fail(&apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: strPtr("unknown_url"),
-			Message: fmt.Sprintf("unknown URL %s %s: this server has /v1/models, /v1/chat/completions, /v1/completions and /metrics", r.Method, r.URL.Path)})
+			Message: fmt.Sprintf("unknown URL %s %s: this server has /v1/models, /v1/chat/completions, /v1/completions, /v1/audio/tags and /metrics", r.Method, r.URL.Path)})
 	}
 	if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
 		w.Header().Set("Allow", method)
@@ -245,7 +287,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h 
 			Message: fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, method)})
 	}
 	if method == http.MethodPost {
-		if err := s.jsonBody(r); err != nil {
+		check := s.jsonBody
+		if isAudioPath(r.URL.Path) {
+			check = audioBody
+		}
+		if err := check(r); err != nil {
 			return fail(err)
 		}
 	}
@@ -344,6 +390,13 @@ func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request) int {
 	return s.handleGenerate(w, r, parseCompletion)
 }
 
+// noLanguageModel answers a generation request to a server that only tags
+// audio.
+func noLanguageModel(w http.ResponseWriter) int {
+	return writeError(w, &apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: strPtr("no_language_model"),
+		Message: "no language model is loaded: this server only tags audio (POST /v1/audio/tags); start it with --model FILE to chat"})
+}
+
 // newID returns a random response id with the given prefix.
 func newID(prefix string) string {
 	var b [12]byte
@@ -364,6 +417,9 @@ func (s *Server) retryAfter() int {
 // respond. It returns the status code for the metrics (499 when the client
 // went away).
 func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, parse func([]byte, *tokenizer.Tokenizer, limits) (*job, error)) int {
+	if s.model == nil {
+		return noLanguageModel(w)
+	}
 	arrived := time.Now()
 	body, err := s.readBody(w, r)
 	if err != nil {
@@ -449,6 +505,9 @@ func (s *Server) prefill(ctx context.Context, sess *core.Session, ids []int32) e
 // rest (caching the states at the checkpoint and before the prompt's last
 // token), generates, and caches the state after the reply.
 func (s *Server) generate(ctx context.Context, wk *worker, j *job, yield func(core.Piece) bool) (*outcome, error) {
+	if len(j.segs) > 0 {
+		return s.generateWithImages(ctx, wk, j, yield)
+	}
 	start := time.Now()
 	sess := wk.sess
 	out := &outcome{promptTokens: len(j.ids)}

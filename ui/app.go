@@ -24,6 +24,8 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/goose-rwkv/goose/assets"
+	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/catalog"
 	"github.com/goose-rwkv/goose/ui/capture"
 	"github.com/goose-rwkv/goose/ui/history"
@@ -49,6 +51,8 @@ type Options struct {
 	// Sound records and plays audio; nil means the computer's sound
 	// devices (capture.Open).
 	Sound capture.System
+	// SmokeAudio, for SmokeTest only, also drives the Audio screen.
+	SmokeAudio *SmokeAudio
 }
 
 // App is the running desktop app.
@@ -63,6 +67,7 @@ type App struct {
 	cfg      settings.Settings
 	cfgPath  string
 	settErr  error
+	histErr  error      // how the history was recovered at start, if it was
 	engineMu sync.Mutex // serializes engine calls (held by background goroutines only)
 	uiMu     sync.Mutex // held while UI callbacks from background goroutines run
 
@@ -118,11 +123,16 @@ func newApp(fa fyne.App, opts Options) (*App, error) {
 		}
 		hp = p
 	}
-	store, err := history.Open(hp)
+	// A damaged history or an unusable data folder must not keep the
+	// window from opening: start shows what happened.
+	store, rec, err := history.OpenOrRecover(hp)
 	if err != nil {
 		return nil, err
 	}
 	a.store = store
+	if rec != nil {
+		a.histErr = rec
+	}
 	fa.Settings().SetTheme(newTheme(a.cfg.Theme))
 
 	a.win = fa.NewWindow("Goose")
@@ -154,6 +164,8 @@ func (a *App) build() {
 	a.status = newStatusBar(a)
 	a.chat = newChatView(a)
 	a.chat.session, a.chat.sessionAt = session, sessionAt
+	// Image files dropped on the window go to the next chat message.
+	a.win.SetOnDropped(func(pos fyne.Position, uris []fyne.URI) { a.chat.dropped(pos, uris) })
 	if openConv != 0 {
 		a.chat.open(openConv)
 	}
@@ -202,10 +214,13 @@ func (a *App) applyTheme() {
 }
 
 // start runs what happens after the window appears: report a damaged
-// settings file and reload the last model.
+// settings file or history and reload the last model.
 func (a *App) start() {
 	if a.settErr != nil {
 		a.showError(a.settErr)
+	}
+	if a.histErr != nil {
+		a.showProblem("The chat history could not be opened", a.histErr)
 	}
 	if a.cfg.LastModel != "" {
 		if _, err := os.Stat(a.cfg.LastModel); err == nil {
@@ -346,6 +361,7 @@ func (a *App) loadModel(path string) {
 			}
 			delete(a.models.bad, path)
 			a.model = &info
+			a.verifyModel(info.Path)
 			a.chat.refreshAttach()
 			a.cfg.LastModel = path
 			if err := settings.Save(a.cfgPath, a.cfg); err != nil {
@@ -356,6 +372,25 @@ func (a *App) loadModel(path string) {
 			if a.screen == "welcome" {
 				a.show("chat")
 			}
+		})
+	}()
+}
+
+// verifyModel checks the loaded model's file whole in the background when
+// the engine can (checksums, NaN weights: a damaged download or disk) and
+// says so if it is damaged. UI goroutine only.
+func (a *App) verifyModel(path string) {
+	v, ok := a.eng.(interface{ Verify(context.Context) error })
+	if !ok {
+		return
+	}
+	go func() {
+		err := v.Verify(context.Background())
+		if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, core.ErrClosed) {
+			return
+		}
+		a.do(func() {
+			a.showProblem("The model file "+filepath.Base(path)+" is damaged", err)
 		})
 	}()
 }
@@ -383,12 +418,14 @@ func (a *App) unloadModel() {
 // Run opens the app's window and blocks until it is closed.
 func Run(opts Options) error {
 	fa := app.NewWithID("io.github.goose-rwkv.goose")
+	fa.SetIcon(fyne.NewStaticResource("goose.svg", assets.Icon()))
 	a, err := newApp(fa, opts)
 	if err != nil {
 		return err
 	}
 	defer a.close()
 	a.portal = newPortal()
+	go a.portal.available()                // ask the session bus now, off the UI goroutine
 	log.SetOutput(&quietLog{w: os.Stderr}) // the toolkit logs through the standard logger
 	a.win.SetMaster()
 	a.win.Show()

@@ -7,17 +7,20 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/goose-rwkv/goose/audio"
 	"github.com/goose-rwkv/goose/internal/atomicfile"
 	"github.com/goose-rwkv/goose/ui/capture"
 	"github.com/goose-rwkv/goose/ui/history"
@@ -36,12 +39,13 @@ type audioView struct {
 	devices    *widget.Select
 	recBtn     *widget.Button
 	importBtn  *widget.Button
-	level      *widget.ProgressBar
+	level      *levelMeter
 	elapsed    *widget.Label
 	status     *widget.Label
 	title      *widget.Label
 	info       *widget.Label
 	pic        *audioPicture
+	playhead   *canvas.Rectangle // where playback is, over the picture
 	bars       *fyne.Container
 	actions    *fyne.Container
 	playBtn    *widget.Button
@@ -67,11 +71,10 @@ type audioView struct {
 	curPCM    []float32          // its samples at recordRate, once read
 	spec      [][]float32
 	live      *liveRecording // the recording in progress
-	saving    bool           // a recording is being finished
 	player    capture.Output
-	playing   int64 // id of the recording playing
-	tagging   map[int64]bool
-	importing bool
+	playing   int64                        // id of the recording playing
+	tagging   map[int64]context.CancelFunc // recordings being tagged
+	importing context.CancelFunc           // the import running, nil when none
 	// cancel stops background work of this screen (tagging, reading).
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -87,7 +90,7 @@ type liveRecording struct {
 }
 
 func newAudioView(a *App) *audioView {
-	v := &audioView{a: a, tagging: map[int64]bool{}}
+	v := &audioView{a: a, tagging: map[int64]context.CancelFunc{}}
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 
 	v.modelLabel = widget.NewLabel("No tagger model loaded")
@@ -97,9 +100,14 @@ func newAudioView(a *App) *audioView {
 	v.devices.PlaceHolder = "Default input"
 	v.recBtn = widget.NewButtonWithIcon("Record", theme.MediaRecordIcon(), v.toggleRecord)
 	v.recBtn.Importance = widget.HighImportance
-	v.importBtn = widget.NewButtonWithIcon("Import…", theme.UploadIcon(), v.importDialog)
-	v.level = widget.NewProgressBar()
-	v.level.TextFormatter = func() string { return "" }
+	v.importBtn = widget.NewButtonWithIcon("Import…", theme.UploadIcon(), func() {
+		if v.importing != nil {
+			v.importing() // Stop import
+			return
+		}
+		v.importDialog()
+	})
+	v.level = newLevelMeter()
 	v.elapsed = widget.NewLabel("0:00")
 	v.elapsed.TextStyle = fyne.TextStyle{Monospace: true}
 	v.status = widget.NewLabel("")
@@ -111,13 +119,20 @@ func newAudioView(a *App) *audioView {
 	v.info = widget.NewLabel("")
 	v.info.Truncation = fyne.TextTruncateEllipsis
 	v.pic = newAudioPicture(a.do)
+	v.playhead = canvas.NewRectangle(themeColor(theme.ColorNameError))
+	v.playhead.Hide()
 	v.bars = container.NewVBox()
 
 	v.playBtn = widget.NewButtonWithIcon("Play", theme.MediaPlayIcon(), v.togglePlay)
 	v.tagBtn = widget.NewButtonWithIcon("Tag", theme.SearchIcon(), func() {
-		if v.cur != nil {
-			v.tag(*v.cur, v.curPCM)
+		if v.cur == nil {
+			return
 		}
+		if cancel := v.tagging[v.cur.ID]; cancel != nil {
+			cancel() // Stop tagging
+			return
+		}
+		v.tag(*v.cur, v.curPCM)
 	})
 	v.attachBtn = widget.NewButtonWithIcon("Attach to chat", theme.MailAttachmentIcon(), v.attachToChat)
 	v.renameBtn = widget.NewButtonWithIcon("", theme.DocumentCreateIcon(), v.renameDialog)
@@ -145,7 +160,7 @@ func newAudioView(a *App) *audioView {
 		sub := formatDuration(r.Duration) + " · " + relativeTime(r.Created)
 		if r.Tags != nil && len(r.Tags.Top) > 0 {
 			sub += " · " + r.Tags.Top[0].Label
-		} else if v.tagging[r.ID] {
+		} else if v.tagging[r.ID] != nil {
 			sub += " · tagging…"
 		}
 		box.Objects[1].(*widget.Label).SetText(sub)
@@ -162,14 +177,25 @@ func newAudioView(a *App) *audioView {
 		container.NewGridWithColumns(2, v.devices, meter))
 	head := container.NewVBox(v.title, v.info, v.actions)
 	barsTitle := widget.NewLabelWithStyle("Top tags", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	credits := widget.NewButtonWithIcon("AudioSet labels", theme.InfoIcon(), v.showCredits)
+	credits.Importance = widget.LowImportance
 	main := container.NewBorder(container.NewVBox(top, controls, widget.NewSeparator(), head), nil, nil, nil,
-		container.NewVSplit(v.pic, container.NewBorder(container.NewBorder(nil, nil, barsTitle, nil, v.status), nil, nil, nil, container.NewVScroll(v.bars))))
+		container.NewVSplit(container.NewStack(v.pic, container.NewWithoutLayout(v.playhead)), container.NewBorder(container.NewBorder(nil, nil, barsTitle, credits, v.status), nil, nil, nil, container.NewVScroll(v.bars))))
 	side := container.NewBorder(container.NewVBox(widget.NewLabelWithStyle("Recordings", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), v.search), nil, nil, nil, v.list)
 	split := container.NewHSplit(side, container.NewPadded(main))
 	split.Offset = 0.24
 	v.root = split
 	v.refresh()
 	return v
+}
+
+// showCredits shows the attribution of the AudioSet class names.
+func (v *audioView) showCredits() {
+	text := widget.NewLabel(audio.LabelsNotice())
+	text.Wrapping = fyne.TextWrapWord
+	scroll := container.NewVScroll(text)
+	scroll.SetMinSize(fyne.NewSize(560, 320))
+	dialog.ShowCustom("AudioSet labels", "Close", scroll, v.a.win)
 }
 
 // recordingsDir is where recordings are kept: beside the history database.
@@ -223,24 +249,27 @@ func (v *audioView) system() (capture.System, error) {
 	return sys, nil
 }
 
-// refreshDevices lists the input devices in the selector.
+// refreshDevices lists the input devices in the selector; the sound
+// system is asked on a background goroutine (enumerating can be slow).
 func (v *audioView) refreshDevices() {
 	sys, err := v.system()
 	if err != nil {
-		v.devList = nil
-		v.devices.Options = nil
-		v.devices.PlaceHolder = "No sound system"
-		v.devices.Refresh()
-		v.status.SetText(err.Error())
+		v.setDevices(nil, err)
 		return
 	}
-	devs, err := sys.Inputs()
+	go func() {
+		devs, err := sys.Inputs()
+		v.a.do(func() { v.setDevices(devs, err) })
+	}()
+}
+
+// setDevices shows the input devices found, or why there are none.
+func (v *audioView) setDevices(devs []capture.Device, err error) {
 	if err != nil {
 		v.status.SetText(err.Error())
 	}
 	v.devList = devs
 	var names []string
-	sel := v.devices.Selected
 	def := ""
 	for _, d := range devs {
 		names = append(names, d.Name)
@@ -249,24 +278,18 @@ func (v *audioView) refreshDevices() {
 		}
 	}
 	v.devices.Options = names
-	if len(names) == 0 {
+	switch {
+	case err != nil && len(names) == 0:
+		v.devices.PlaceHolder = "No sound system"
+	case len(names) == 0:
 		v.devices.PlaceHolder = "No input device"
-	} else {
+	default:
 		v.devices.PlaceHolder = "Default input"
 	}
-	if sel == "" || !contains(names, sel) {
+	if sel := v.devices.Selected; sel == "" || !slices.Contains(names, sel) {
 		v.devices.Selected = def
 	}
 	v.devices.Refresh()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // refresh updates the controls to the state. UI goroutine only.
@@ -284,7 +307,7 @@ func (v *audioView) refresh() {
 	}
 	rec := v.live != nil
 	switch {
-	case v.saving || (rec && v.live.stopping):
+	case rec && v.live.stopping:
 		v.recBtn.SetText("Saving…")
 		v.recBtn.Disable()
 	case rec:
@@ -296,11 +319,19 @@ func (v *audioView) refresh() {
 		v.recBtn.SetIcon(theme.MediaRecordIcon())
 		v.recBtn.Enable()
 	}
-	if rec || v.importing {
+	switch {
+	case v.importing != nil:
+		v.importBtn.SetText("Stop import")
+		v.importBtn.Enable()
+	case rec:
 		v.importBtn.Disable()
+	default:
+		v.importBtn.SetText("Import…")
+		v.importBtn.Enable()
+	}
+	if rec || v.importing != nil {
 		v.devices.Disable()
 	} else {
-		v.importBtn.Enable()
 		v.devices.Enable()
 	}
 	if !rec {
@@ -336,15 +367,23 @@ func (v *audioView) refresh() {
 		} else {
 			v.playBtn.Enable()
 		}
-		if v.model == nil || v.tagging[v.cur.ID] || v.curPCM == nil {
+		switch {
+		case v.tagging[v.cur.ID] != nil:
+			v.tagBtn.SetText("Stop tagging")
+			v.tagBtn.SetIcon(theme.MediaStopIcon())
+			v.tagBtn.Enable()
+		case v.model == nil || v.curPCM == nil:
 			v.tagBtn.Disable()
-		} else {
+		default:
 			v.tagBtn.Enable()
 		}
-		if v.cur.Tags == nil {
-			v.tagBtn.SetText("Tag")
-		} else {
-			v.tagBtn.SetText("Tag again")
+		if v.tagging[v.cur.ID] == nil {
+			v.tagBtn.SetIcon(theme.SearchIcon())
+			if v.cur.Tags == nil {
+				v.tagBtn.SetText("Tag")
+			} else {
+				v.tagBtn.SetText("Tag again")
+			}
 		}
 		if v.cur.Tags == nil {
 			v.attachBtn.Disable()
@@ -374,7 +413,7 @@ func (v *audioView) setBars(tags []history.Tag) {
 			msg = "Tags appear after the first 10 seconds."
 		case v.model == nil:
 			msg = "Load a tagger model to see tags."
-		case v.cur != nil && v.tagging[v.cur.ID]:
+		case v.cur != nil && v.tagging[v.cur.ID] != nil:
 			msg = "Tagging…"
 		}
 		l := widget.NewLabel(msg)
@@ -518,7 +557,7 @@ func (v *audioView) toggleRecord() {
 
 // startRecording starts capturing from the selected device.
 func (v *audioView) startRecording() {
-	if v.saving || v.importing {
+	if v.importing != nil {
 		return
 	}
 	sys, err := v.system()
@@ -526,8 +565,9 @@ func (v *audioView) startRecording() {
 		v.a.showError(fmt.Errorf("cannot record: %w", err))
 		return
 	}
-	if v.devList == nil {
-		v.refreshDevices()
+	if v.devList == nil { // not listed yet
+		devs, err := sys.Inputs()
+		v.setDevices(devs, err)
 	}
 	if len(v.devList) == 0 {
 		v.a.showError(fmt.Errorf("cannot record: %w. Connect a microphone (or check that the system sees it) and try again", capture.ErrNoInput))
@@ -559,13 +599,59 @@ func (v *audioView) startRecording() {
 }
 
 // follow runs while a recording is in progress: it updates the level
-// meter, elapsed time and spectrogram, and feeds the tagger's stream, so
-// tags appear every window. Background goroutine.
+// meter and the elapsed time ten times a second, and starts liveTags.
+// Background goroutine.
 func (v *audioView) follow(live *liveRecording) {
+	go v.liveTags(live)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	lastLen, lastGrowth, warned := 0, time.Now(), false
+	for {
+		select {
+		case <-live.stopTag:
+			return
+		case <-tick.C:
+		}
+		pcm, level, werr := live.rec.snapshot()
+		elapsed := time.Duration(len(pcm)) * time.Second / recordRate
+		// A device that stops delivering (unplugged, or taken by the
+		// system) leaves the recording still; say so once.
+		stalled := false
+		if len(pcm) != lastLen {
+			lastLen, lastGrowth = len(pcm), time.Now()
+		} else if !warned && time.Since(lastGrowth) > stallAfter {
+			stalled, warned = true, true
+		}
+		v.a.do(func() {
+			if v.live != live {
+				return
+			}
+			if stalled {
+				v.status.SetText(fmt.Sprintf("No sound from the input device for %d s: is it unplugged, or in use by another program? Stop keeps what was recorded.", int(stallAfter/time.Second)))
+			}
+			if werr != nil {
+				v.status.SetText("Writing the recording failed: " + werr.Error())
+			}
+			v.level.SetValue(float64(level))
+			v.elapsed.SetText(formatDuration(elapsed))
+		})
+	}
+}
+
+// liveTags extends the spectrogram with the new whole frames (25 ms
+// windows 10 ms apart) and feeds the tagger's stream, so the picture grows
+// and tags appear as each window completes, at most four times a second.
+// It runs beside follow so that a window's inference never holds up the
+// meter. Background goroutine.
+func (v *audioView) liveTags(live *liveRecording) {
 	var stream AudioStream
-	hasModel := false
-	v.a.do(func() { hasModel = v.model != nil })
-	if hasModel {
+	var labels []string
+	v.a.do(func() {
+		if v.model != nil {
+			labels = v.model.Labels
+		}
+	})
+	if labels != nil {
 		v.engMu.Lock()
 		s, err := v.engine().NewStream(recordRate)
 		v.engMu.Unlock()
@@ -574,71 +660,58 @@ func (v *audioView) follow(live *liveRecording) {
 		}
 		stream = s
 	}
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	fed := 0     // samples given to the stream
 	specPos := 0 // samples the spectrogram covers
-	lastPic := time.Time{}
 	for {
 		select {
 		case <-live.stopTag:
 			return
 		case <-tick.C:
 		}
-		pcm, level, werr := live.rec.snapshot()
+		pcm, _, _ := live.rec.snapshot()
 		var windows []AudioWindow
 		var frames [][]float32
 		var tagErr error
-		// Spectrogram of the new whole frames (25 ms windows 10 ms apart),
-		// and the stream's new windows, at most 4 times a second.
-		if time.Since(lastPic) >= 250*time.Millisecond {
-			lastPic = time.Now()
-			hop, win := recordRate/100, recordRate/40
-			if len(pcm)-specPos >= win {
-				v.engMu.Lock()
-				f, err := v.engine().Spectrogram(pcm[specPos:], recordRate)
-				v.engMu.Unlock()
-				if err == nil {
-					frames = f
-					specPos += len(f) * hop
-				}
-			}
-			if stream != nil && len(pcm) > fed {
-				v.engMu.Lock()
-				windows, tagErr = stream.Write(v.ctx, pcm[fed:])
-				v.engMu.Unlock()
-				fed = len(pcm)
-				if tagErr != nil {
-					stream = nil
-				}
+		if hop, win := recordRate/100, recordRate/40; len(pcm)-specPos >= win {
+			v.engMu.Lock()
+			f, err := v.engine().Spectrogram(pcm[specPos:], recordRate)
+			v.engMu.Unlock()
+			if err == nil {
+				frames = f
+				specPos += len(f) * hop
 			}
 		}
-		elapsed := time.Duration(len(pcm)) * time.Second / recordRate
+		if stream != nil && len(pcm) > fed {
+			v.engMu.Lock()
+			windows, tagErr = stream.Write(v.ctx, pcm[fed:])
+			v.engMu.Unlock()
+			fed = len(pcm)
+			if tagErr != nil {
+				stream = nil
+			}
+		}
+		if len(frames) == 0 && len(windows) == 0 && tagErr == nil {
+			continue
+		}
 		v.a.do(func() {
 			if v.live != live {
 				return
 			}
-			v.level.SetValue(float64(level))
-			v.elapsed.SetText(formatDuration(elapsed))
-			if werr != nil {
-				v.status.SetText("Writing the recording failed: " + werr.Error())
-			}
 			if tagErr != nil {
 				v.status.SetText("Live tagging stopped: " + tagErr.Error())
 			}
-			var labels []string
-			if v.model != nil {
-				labels = v.model.Labels
-			}
-			changed := len(frames) > 0 || len(windows) > 0
 			v.spec = append(v.spec, frames...)
 			live.windows = append(live.windows, windowTags(windows, labels)...)
-			if changed {
-				v.showPicture()
-			}
+			v.showPicture()
 		})
 	}
 }
+
+// stallAfter is how long a recording may get no samples before the
+// screen says the device stopped.
+const stallAfter = 3 * time.Second
 
 // stopRecording stops capturing, saves the file and the history entry in
 // the background, and tags the whole recording.
@@ -690,17 +763,18 @@ func (v *audioView) stopRecording() {
 // tag tags recording r (samples pcm at recordRate) in the background and
 // stores the result.
 func (v *audioView) tag(r history.Recording, pcm []float32) {
-	if v.model == nil || pcm == nil || v.tagging[r.ID] {
+	if v.model == nil || pcm == nil || v.tagging[r.ID] != nil {
 		return
 	}
-	v.tagging[r.ID] = true
+	ctx, cancel := context.WithCancel(v.ctx)
+	v.tagging[r.ID] = cancel
 	model := v.model
 	v.status.SetText("Tagging “" + r.Name + "”…")
 	v.refresh()
 	v.setBars(nil)
 	go func() {
 		v.engMu.Lock()
-		res, err := v.engine().Tag(v.ctx, pcm, recordRate)
+		res, err := v.engine().Tag(ctx, pcm, recordRate)
 		v.engMu.Unlock()
 		var t *history.Tagging
 		dur := time.Duration(len(pcm)) * time.Second / recordRate
@@ -709,10 +783,13 @@ func (v *audioView) tag(r history.Recording, pcm []float32) {
 			err = v.a.store.SetRecordingTags(r.ID, filepath.Base(model.Path), dur, t)
 		}
 		v.a.do(func() {
+			cancel()
 			delete(v.tagging, r.ID)
 			v.status.SetText("")
 			if err != nil {
-				if !errors.Is(err, context.Canceled) {
+				if errors.Is(err, context.Canceled) {
+					v.status.SetText("Tagging stopped.")
+				} else {
 					v.a.showError(fmt.Errorf("tagging “%s” failed: %w", r.Name, err))
 				}
 				v.refresh()
@@ -748,18 +825,24 @@ func (v *audioView) importDialog() {
 
 // importFile imports the audio file at path in the background.
 func (v *audioView) importFile(path string) {
-	if v.importing || v.live != nil {
+	if v.importing != nil || v.live != nil {
 		return
 	}
-	v.importing = true
+	ctx, cancel := context.WithCancel(v.ctx)
+	v.importing = cancel
 	v.status.SetText("Importing " + filepath.Base(path) + "…")
 	v.refresh()
 	go func() {
-		out, pcm, format, err := importAudio(path, v.recordingsDir(), v.ctx.Done())
+		out, pcm, format, err := importAudio(path, v.recordingsDir(), ctx.Done())
 		v.a.do(func() {
-			v.importing = false
+			cancel()
+			v.importing = nil
 			v.status.SetText("")
 			v.refresh()
+			if errors.Is(err, errImportCancelled) {
+				v.status.SetText("Import stopped.")
+				return
+			}
 			if err != nil {
 				v.a.showError(fmt.Errorf("could not import %s: %w", filepath.Base(path), err))
 				return
@@ -814,6 +897,42 @@ func (v *audioView) togglePlay() {
 	}
 	v.player, v.playing = out, id
 	v.refresh()
+	go v.followPlayback(out, v.cur.Duration)
+}
+
+// followPlayback moves the playhead over the picture while out plays.
+// Background goroutine.
+func (v *audioView) followPlayback(out capture.Output, dur time.Duration) {
+	tick := time.NewTicker(40 * time.Millisecond)
+	defer tick.Stop()
+	for range tick.C {
+		playing := true
+		v.a.do(func() {
+			if v.player != out {
+				playing = false
+				v.playhead.Hide()
+				return
+			}
+			v.movePlayhead(out.Position(), dur)
+		})
+		if !playing {
+			return
+		}
+	}
+}
+
+// movePlayhead puts the playhead at time t of a recording of length dur,
+// on the picture's time axis. UI goroutine only.
+func (v *audioView) movePlayhead(t, dur time.Duration) {
+	if dur <= 0 {
+		return
+	}
+	size := v.pic.Size()
+	left, right := float32(picLabelW), size.Width-picPadding
+	x := left + (right-left)*float32(min(1, float64(t)/float64(dur)))
+	v.playhead.Move(fyne.NewPos(x-1, 0))
+	v.playhead.Resize(fyne.NewSize(2, size.Height))
+	v.playhead.Show()
 }
 
 func (v *audioView) stopPlayback() {
@@ -954,6 +1073,12 @@ func (v *audioView) closeSystem() {
 func (v *audioView) close() {
 	v.cancel()
 	v.stopPlayback()
+	defer func() {
+		// Tagging stops within one batch once cancelled.
+		v.engMu.Lock()
+		v.engine().Unload()
+		v.engMu.Unlock()
+	}()
 	if v.live == nil {
 		defer v.closeSystem()
 	}

@@ -26,6 +26,8 @@ import (
 // depend on the window: "Speech" everywhere, "Dog barking" from the
 // second window on, "Music" only in the first.
 type fakeAudio struct {
+	// hold, when not nil, makes Tag wait for ctx to end.
+	hold    chan struct{}
 	mu      sync.Mutex
 	loaded  bool
 	tagged  int // Tag calls
@@ -71,6 +73,11 @@ func (f *fakeAudio) Tag(ctx context.Context, pcm []float32, rate int) (AudioResu
 	f.mu.Lock()
 	f.tagged++
 	f.mu.Unlock()
+	if f.hold != nil {
+		close(f.hold)
+		<-ctx.Done()
+		return AudioResult{}, ctx.Err()
+	}
 	dur := time.Duration(len(pcm)) * time.Second / time.Duration(rate)
 	res := AudioResult{Duration: dur}
 	top := make([]float32, len(fakeLabels))
@@ -151,7 +158,7 @@ func TestAudioRecordTagTimelineHistoryChat(t *testing.T) {
 	h.load(tinyModel(t, h.dir))
 	h.loadTagger()
 	v := h.a.audio
-
+	h.waitFor("the input devices", func() bool { return v.devList != nil })
 	h.ui(func() {
 		if len(v.devices.Options) != 1 || v.devices.Selected != "Test signal" {
 			t.Errorf("devices %v, selected %q", v.devices.Options, v.devices.Selected)
@@ -167,8 +174,8 @@ func TestAudioRecordTagTimelineHistoryChat(t *testing.T) {
 	// Tags update every window while recording: three windows need 2 s.
 	h.waitFor("three live windows", func() bool { return v.live != nil && len(v.live.windows) >= 3 })
 	h.ui(func() {
-		if v.level.Value <= 0.1 || v.elapsed.Text == "0:00" && len(v.spec) < 150 {
-			t.Errorf("level %v, elapsed %q, %d spectrogram frames", v.level.Value, v.elapsed.Text, len(v.spec))
+		if v.level.level <= 0.1 || v.elapsed.Text == "0:00" && len(v.spec) < 150 {
+			t.Errorf("level %v, elapsed %q, %d spectrogram frames", v.level.level, v.elapsed.Text, len(v.spec))
 		}
 		if got := liveTop(v.live.windows); len(got) < 2 || got[0].Label != "Speech" || got[1].Label != "Dog barking" {
 			t.Errorf("live top tags %+v", got)
@@ -178,6 +185,8 @@ func TestAudioRecordTagTimelineHistoryChat(t *testing.T) {
 		}
 	})
 	h.picShown()
+	os.MkdirAll(filepath.Join("testdata", "screens"), 0o755)
+	shot(t, h, filepath.Join("testdata", "screens", "audio-recording.png"))
 	h.ui(func() { test.Tap(v.recBtn) })
 	h.waitFor("the recording to be saved and tagged", func() bool { return v.live == nil && v.cur != nil && v.cur.Tags != nil })
 
@@ -235,17 +244,23 @@ func TestAudioRecordTagTimelineHistoryChat(t *testing.T) {
 		}
 	})
 
-	// Playback through the sound system; Stop works.
+	// Playback through the sound system: the playhead moves; Stop works.
 	h.ui(func() { test.Tap(v.playBtn) })
 	h.ui(func() {
 		if v.player == nil || v.playBtn.Text != "Stop" {
 			t.Errorf("not playing: %v %q", v.player, v.playBtn.Text)
 		}
+	})
+	var x0 float32
+	h.waitFor("the playhead", func() bool { x0 = v.playhead.Position().X; return v.playhead.Visible() })
+	h.waitFor("the playhead to move", func() bool { return v.playhead.Position().X > x0 })
+	h.ui(func() {
 		test.Tap(v.playBtn)
 		if v.player != nil {
 			t.Error("still playing after Stop")
 		}
 	})
+	h.waitFor("the playhead to hide", func() bool { return !v.playhead.Visible() })
 
 	// Attach to chat: the tags with their times go into the prompt.
 	h.ui(func() {
@@ -378,7 +393,7 @@ func TestAudioErrors(t *testing.T) {
 	} {
 		before := len(h.errs())
 		h.ui(func() { h.a.audio.importFile(filepath.Join(dir, tc.file)) })
-		h.waitFor("the import to end", func() bool { return !h.a.audio.importing })
+		h.waitFor("the import to end", func() bool { return h.a.audio.importing == nil })
 		errs := h.errs()
 		if len(errs) != before+1 || !strings.Contains(errs[len(errs)-1].Error(), tc.want) {
 			t.Errorf("import %s: errors %v, want one containing %q", tc.file, errs[before:], tc.want)
@@ -494,9 +509,15 @@ func TestAudioPromptSpans(t *testing.T) {
 	if got != want {
 		t.Errorf("prompt:\n%s\nwant:\n%s", got, want)
 	}
+	if got := titleFrom(recordingMessage(r, "Is it busy?")); got != "Is it busy? (Street)" {
+		t.Errorf("title %q", got)
+	}
 	r.Tags = nil
 	if !strings.Contains(recordingMessage(r, ""), defaultAudioQuestion) {
 		t.Error("default question missing")
+	}
+	if titleFrom("[recording: x") != "[recording: x" {
+		t.Error("title of plain text changed")
 	}
 }
 
@@ -531,6 +552,165 @@ func TestRenderAudioScreens(t *testing.T) {
 			h.ui(func() { h.a.audio.showPicture() })
 			h.picShown()
 			shot(t, h, filepath.Join(out, "audio-"+mode+".png"))
+			h.load(tinyModel(t, h.dir))
+			h.ui(func() { h.a.audio.attachToChat() })
+			h.send("What can you hear in it?")
+			shot(t, h, filepath.Join(out, "audio-chat-"+mode+".png"))
 		})
+	}
+}
+
+// TestCoreAudioEngine runs the real engine on the A-RWKV fixture (its
+// configuration beside it): the app's tags are the audio package's, and
+// the app imports, tags and stores the fixture's recording.
+func TestCoreAudioEngine(t *testing.T) {
+	fixture := filepath.Join("..", "testdata", "arwkv")
+	dir := t.TempDir()
+	for _, name := range []string{"mm.arwkv.pth", "mm.arwkv.json"} {
+		b, err := os.ReadFile(filepath.Join(fixture, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name), b, 0o644)
+	}
+	e := NewCoreAudioEngine()
+	defer e.Unload()
+	if _, err := e.Tag(context.Background(), make([]float32, 100), 32000); err == nil {
+		t.Error("Tag without a model: no error")
+	}
+	if spec, err := e.Spectrogram(make([]float32, 32000), 32000); err != nil || len(spec) != 98 || len(spec[0]) != 128 {
+		t.Errorf("spectrogram without a model: %d frames, %v", len(spec), err)
+	}
+	info, err := e.Load(context.Background(), filepath.Join(dir, "mm.arwkv.pth"), LoadOptions{Backend: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Labels) == 0 || info.Name != "mm.arwkv" || !strings.Contains(info.Summary, "classes") {
+		t.Errorf("info %+v", info)
+	}
+	f, err := os.Open(filepath.Join(fixture, "mm.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm, format, err := wav.ReadAll(f, 0)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Tag(context.Background(), pcm, format.Rate)
+	if err != nil || len(res.Windows) == 0 || len(res.Top) == 0 {
+		t.Fatalf("tag: %+v, %v", res, err)
+	}
+	if res.Top[0].Label != info.Labels[res.Top[0].Index] {
+		t.Errorf("top tag %+v does not match label %q", res.Top[0], info.Labels[res.Top[0].Index])
+	}
+	// A live stream of the same audio gives windows as they complete.
+	s, err := e.NewStream(format.Rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(context.Background(), pcm); err != nil {
+		t.Fatal(err)
+	}
+
+	// In the app: import the fixture's WAV with the real tagger loaded.
+	h := newHarness(t, newFakeEngine(), "", nil, func(o *Options) { o.Audio = NewCoreAudioEngine() })
+	h.ui(func() {
+		h.a.show("audio")
+		h.a.audio.loadModel(filepath.Join(dir, "mm.arwkv.pth"))
+	})
+	h.waitFor("the tagger", func() bool { return h.a.audio.model != nil })
+	h.ui(func() { h.a.audio.importFile(filepath.Join(fixture, "mm.wav")) })
+	h.waitFor("the import to be tagged", func() bool { c := h.a.audio.cur; return c != nil && c.Tags != nil })
+	recs, _ := h.a.store.Recordings("")
+	if len(recs) != 1 || recs[0].Tags.Top[0].Index != res.Top[0].Index || recs[0].Model != "mm.arwkv.pth" {
+		t.Errorf("stored %+v, want top class %d", recs, res.Top[0].Index)
+	}
+	if errs := h.errs(); len(errs) != 0 {
+		t.Errorf("errors: %v", errs)
+	}
+}
+
+// TestAudioStop: tagging and importing can be stopped; a stopped import
+// leaves no file, a stopped tagging no tags and no error.
+func TestAudioStop(t *testing.T) {
+	h, fa := audioHarness(t, "", &capture.Synth{})
+	h.loadTagger()
+	fa.hold = make(chan struct{})
+	src := filepath.Join(h.dir, "in.wav")
+	w, _ := wav.Create(src, 16000, 1)
+	w.Write(make([]float32, 16000))
+	w.Close()
+	h.ui(func() { h.a.audio.importFile(src) })
+	<-fa.hold // tagging started
+	h.ui(func() {
+		v := h.a.audio
+		if v.tagBtn.Text != "Stop tagging" || v.tagBtn.Disabled() {
+			t.Errorf("tag button %q (disabled %v) while tagging", v.tagBtn.Text, v.tagBtn.Disabled())
+		}
+		test.Tap(v.tagBtn)
+	})
+	h.waitFor("tagging to stop", func() bool { return len(h.a.audio.tagging) == 0 })
+	h.ui(func() {
+		v := h.a.audio
+		if v.status.Text != "Tagging stopped." || v.cur == nil || v.cur.Tags != nil || v.tagBtn.Text != "Tag" {
+			t.Errorf("after stop: status %q, tags %v, button %q", v.status.Text, v.cur.Tags, v.tagBtn.Text)
+		}
+	})
+	if errs := h.errs(); len(errs) != 0 {
+		t.Errorf("errors: %v", errs)
+	}
+	h.ui(func() { h.a.audio.showCredits() })
+	if !h.dialogShown() {
+		t.Error("no AudioSet attribution dialog")
+	}
+
+	stop := make(chan struct{})
+	close(stop)
+	dir := filepath.Join(h.dir, "imports")
+	if _, _, _, err := importAudio(src, dir, stop); !errors.Is(err, errImportCancelled) {
+		t.Errorf("stopped import: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
+		t.Errorf("a stopped import left %v", left)
+	}
+}
+
+// TestAudioDeviceStops: a device that stops sending (unplugged) is
+// reported while recording, and Stop keeps what was recorded.
+func TestAudioDeviceStops(t *testing.T) {
+	h, _ := audioHarness(t, "", &capture.Synth{StopAfter: 300 * time.Millisecond})
+	h.ui(func() { h.a.audio.toggleRecord() })
+	h.waitFor("the stall notice", func() bool { return strings.Contains(h.a.audio.status.Text, "No sound from the input device") })
+	h.ui(func() { h.a.audio.toggleRecord() })
+	h.waitFor("the recording to be saved", func() bool { return h.a.audio.live == nil && h.a.audio.cur != nil })
+	h.ui(func() {
+		if d := h.a.audio.cur.Duration; d < 250*time.Millisecond || d > 400*time.Millisecond {
+			t.Errorf("kept %v, want about 0.3 s", d)
+		}
+	})
+}
+
+// BenchmarkRenderPicture draws a 10-minute recording's picture at
+// 1000×420 pixels (what the app does on a background goroutine after each
+// change).
+func BenchmarkRenderPicture(b *testing.B) {
+	spec := make([][]float32, 60000)
+	for i := range spec {
+		spec[i] = make([]float32, 128)
+		for j := range spec[i] {
+			spec[i][j] = float32((i*7+j*13)%50) / 5
+		}
+	}
+	tg := &history.Tagging{}
+	for k := 0; k < 5; k++ {
+		tg.Top = append(tg.Top, history.Tag{Index: k, Label: fakeLabels[k], Prob: 0.5})
+	}
+	for s := int64(0); s < 600000; s += 5000 {
+		tg.Windows = append(tg.Windows, history.WindowTag{StartMS: s, EndMS: s + 10000, Tags: tg.Top})
+	}
+	in := pictureInput{spec: spec, span: 10 * time.Minute, tagging: tg, pal: palette{accent: color.NRGBA{200, 0, 0, 255}}}
+	for b.Loop() {
+		renderPicture(in, 1000, 420, 1)
 	}
 }

@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"strings"
+
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/theme"
@@ -53,4 +55,22 @@ func recordingMessage(r history.Recording, question string) string {
 		question = defaultAudioQuestion
 	}
 	return audioPrompt(r) + "\n\n" + question
+}
+
+// recordingTitle turns a message sent with a recording into "question
+// (recording name)" for a chat title; other text is returned as it is.
+func recordingTitle(text string) string {
+	first, _, _ := strings.Cut(text, "\n")
+	name, ok := strings.CutPrefix(first, "[recording: ")
+	if !ok {
+		return text
+	}
+	if i := strings.LastIndex(name, " ("); i >= 0 {
+		name = name[:i]
+	}
+	_, question, ok := strings.Cut(text, "\n\n")
+	if !ok {
+		return text
+	}
+	return strings.TrimSpace(question) + " (" + name + ")"
 }

@@ -372,3 +372,68 @@ func (p *audioPicture) start() {
 		})
 	}()
 }
+
+// levelMeter shows the input's peak level: a bar on a track, amber above
+// -6 dBFS and red at clipping.
+type levelMeter struct {
+	widget.BaseWidget
+	level float64 // 0..1, linear peak
+}
+
+func newLevelMeter() *levelMeter {
+	m := &levelMeter{}
+	m.ExtendBaseWidget(m)
+	return m
+}
+
+// SetValue sets the peak level (0..1). UI goroutine only.
+func (m *levelMeter) SetValue(v float64) {
+	m.level = max(0, min(1, v))
+	m.Refresh()
+}
+
+func (m *levelMeter) CreateRenderer() fyne.WidgetRenderer {
+	r := &levelRenderer{m: m, track: canvas.NewRectangle(themeColor(theme.ColorNameInputBackground)), bar: canvas.NewRectangle(themeColor(theme.ColorNameSuccess))}
+	r.track.CornerRadius = 4
+	r.bar.CornerRadius = 4
+	return r
+}
+
+type levelRenderer struct {
+	m          *levelMeter
+	track, bar *canvas.Rectangle
+}
+
+func (r *levelRenderer) Layout(s fyne.Size) {
+	h := float32(10)
+	y := (s.Height - h) / 2
+	r.track.Move(fyne.NewPos(0, y))
+	r.track.Resize(fyne.NewSize(s.Width, h))
+	// A dB scale from -60 dBFS: quiet sounds still move the bar.
+	f := float32(0)
+	if r.m.level > 0 {
+		f = float32(max(0, min(1, 1+20*math.Log10(r.m.level)/60)))
+	}
+	r.bar.Move(fyne.NewPos(0, y))
+	r.bar.Resize(fyne.NewSize(s.Width*f, h))
+}
+
+func (r *levelRenderer) MinSize() fyne.Size { return fyne.NewSize(80, 16) }
+
+func (r *levelRenderer) Refresh() {
+	r.track.FillColor = themeColor(theme.ColorNameInputBackground)
+	switch {
+	case r.m.level >= 0.99:
+		r.bar.FillColor = themeColor(theme.ColorNameError)
+	case r.m.level >= 0.5:
+		r.bar.FillColor = themeColor(theme.ColorNameWarning)
+	default:
+		r.bar.FillColor = themeColor(theme.ColorNameSuccess)
+	}
+	r.Layout(r.m.Size())
+	r.track.Refresh()
+	r.bar.Refresh()
+}
+
+func (r *levelRenderer) Objects() []fyne.CanvasObject { return []fyne.CanvasObject{r.track, r.bar} }
+func (r *levelRenderer) Destroy()                     {}

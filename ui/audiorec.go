@@ -236,6 +236,9 @@ func recoverRecordings(store *history.Store, dir string) ([]history.Recording, e
 	return added, errors.Join(errs...)
 }
 
+// errImportCancelled is importAudio's error when stop is closed.
+var errImportCancelled = errors.New("import cancelled")
+
 // importAudio converts the audio file at src (WAV, FLAC or MP3, any rate
 // and channels) into a 32 kHz mono WAV file in dir, written under a
 // temporary name and renamed when complete. It returns the new file, its
@@ -272,7 +275,7 @@ func importAudio(src, dir string, stop <-chan struct{}) (path string, pcm []floa
 	for {
 		select {
 		case <-stop:
-			return "", nil, format, errors.New("import cancelled")
+			return "", nil, format, errImportCancelled
 		default:
 		}
 		n, rerr := f.Read(chunk)

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,9 +69,8 @@ type chatView struct {
 	input    *composer
 	attach   *attachBar
 	recChip  *recordingChip // an attached audio recording
-	// images maps user messages sent with an image, in this run of the
-	// app, to the image file, so regenerating re-reads the image.
-	images  map[int64]string
+	// thumbs caches the thumbnails of stored images by key (UI goroutine).
+	thumbs  map[string]image.Image
 	send    *widget.Button
 	stopBtn *widget.Button
 	speed   *widget.Label
@@ -86,7 +85,7 @@ type chatView struct {
 }
 
 func newChatView(a *App) *chatView {
-	c := &chatView{a: a, images: map[int64]string{}}
+	c := &chatView{a: a, thumbs: map[string]image.Image{}}
 
 	c.search = newKeyedEntry(a)
 	c.search.SetPlaceHolder("Search chats")
@@ -153,7 +152,13 @@ func newChatView(a *App) *chatView {
 	c.empty = emptyChat()
 
 	c.input = newComposer(c.submit)
-	c.input.onShortcut, c.input.onKey, c.input.onUp = a.shortcut, a.typedKey, c.editLast
+	c.input.onShortcut = func(sc fyne.Shortcut) bool {
+		if _, ok := sc.(*fyne.ShortcutPaste); ok && c.pasteImage() {
+			return true
+		}
+		return a.shortcut(sc)
+	}
+	c.input.onKey, c.input.onUp = a.typedKey, c.editLast
 	c.attach = c.newAttachBar()
 	c.recChip = c.newRecordingChip()
 	c.send = widget.NewButtonWithIcon("", theme.MailSendIcon(), func() { c.submit(c.input.Text) })
@@ -298,7 +303,8 @@ func (c *chatView) render() {
 		c.title.SetText(c.conv.Title)
 		c.headBtns.Show()
 	}
-	act := messageActions{copy: c.copyMessage, edit: c.editDialog, regenerate: c.regenerate, sibling: c.switchSibling}
+	act := messageActions{copy: c.copyMessage, edit: c.editDialog, regenerate: c.regenerate, sibling: c.switchSibling,
+		thumbs: c.thumbsFor}
 	c.bubbles = c.bubbles[:0]
 	var objs []fyne.CanvasObject
 	for _, m := range c.thread {
@@ -365,7 +371,7 @@ func (c *chatView) setBusy(busy bool) {
 
 // titleFrom makes a conversation title from its first message.
 func titleFrom(text string) string {
-	t := strings.Join(strings.Fields(text), " ")
+	t := strings.Join(strings.Fields(recordingTitle(text)), " ")
 	if utf8.RuneCountInString(t) > 48 {
 		r := []rune(t)
 		t = strings.TrimSpace(string(r[:48])) + "…"
@@ -376,13 +382,17 @@ func titleFrom(text string) string {
 	return t
 }
 
-// submit sends the composer's text, with the attached image if any, as a
+// submit sends the composer's text, with the attached images if any, as a
 // new user message.
 func (c *chatView) submit(text string) {
 	text = strings.TrimSpace(text)
-	imgPath := c.attach.path
+	images := len(c.attach.pending)
 	rec := c.recChip.rec
-	if (text == "" && imgPath == "" && rec == nil) || c.generating {
+	if (text == "" && images == 0 && rec == nil) || c.generating {
+		return
+	}
+	if c.attach.inflight > 0 {
+		c.a.showError(errors.New("an attached image is still being read: send again in a moment"))
 		return
 	}
 	if c.a.model == nil {
@@ -392,15 +402,21 @@ func (c *chatView) submit(text string) {
 	if rec != nil {
 		text = recordingMessage(*rec, text)
 	}
-	if imgPath != "" {
+	if images > 0 {
 		if !c.a.model.Vision {
-			c.a.showError(errors.New("the loaded model cannot read images: load a VisualRWKV-7 model or remove the image"))
+			c.a.showError(errors.New("the loaded model cannot read images: load a VisualRWKV-7 model or remove the images"))
 			return
 		}
-		text = imageMarker(filepath.Base(imgPath)) + "\n" + text
+		lines, err := c.storePending()
+		if err != nil {
+			c.a.showError(err)
+			return
+		}
+		text = lines + "\n" + text
 	}
 	if c.conv == nil {
-		conv, err := c.a.store.CreateConversation(titleFrom(text), "", history.DefaultSampling())
+		_, q := splitImages(text)
+		conv, err := c.a.store.CreateConversation(titleFrom(q), "", history.DefaultSampling())
 		if err != nil {
 			c.a.showError(err)
 			return
@@ -416,8 +432,7 @@ func (c *chatView) submit(text string) {
 	if rec != nil {
 		c.clearRecording()
 	}
-	if imgPath != "" {
-		c.images[u.ID] = imgPath
+	if images > 0 {
 		c.clearAttachment()
 	}
 	c.reply(u)
@@ -449,18 +464,17 @@ func (c *chatView) reply(u history.Message) {
 	done := make(chan struct{})
 	c.genDone = done
 	key := c.a.model.StateKey
-	imgPath := c.images[u.ID]
 	c.speed.SetText("Reading the conversation…")
 	go func() {
 		defer close(done)
-		c.generate(ctx, conv, u, asst, key, imgPath)
+		c.generate(ctx, conv, u, asst, key)
 	}()
 }
 
-// generate runs on a background goroutine: it prepares the state, streams
-// the reply into the bubble and the database, and stores the final state.
-// imgPath, when not empty, is the image sent with u.
-func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, asst history.Message, key, imgPath string) {
+// generate runs on a background goroutine: it prepares the state (feeding
+// u's images, if any), streams the reply into the bubble and the database,
+// and stores the final state.
+func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, asst history.Message, key string) {
 	a := c.a
 	var res GenResult
 	var genErr error
@@ -513,10 +527,14 @@ func (c *chatView) generate(ctx context.Context, conv history.Conversation, u, a
 	a.engineMu.Lock()
 	epoch := c.epoch.Load()
 	prompt, err := c.prepare(ctx, conv, u, key, epoch)
-	if err == nil && imgPath != "" {
-		prompt, err = c.prefillImage(ctx, prompt, u, imgPath)
+	if refs, _ := splitImages(u.Content); err == nil && len(refs) > 0 {
+		prompt, err = c.prefillImages(ctx, prompt, u, refs)
 	}
-	if err == nil {
+	if err != nil && ctx.Err() != nil {
+		// Stopped while reading the conversation or encoding an image:
+		// a stopped reply, no error; the session's state is not kept.
+		res.Cancelled = true
+	} else if err == nil {
 		start = time.Now()
 		res, genErr = c.session.Generate(ctx, prompt, GenParams{Sampling: conv.Sampling, Stop: []string{"\n\n"}}, func(piece string) {
 			mu.Lock()
@@ -618,6 +636,11 @@ func (c *chatView) prepare(ctx context.Context, conv history.Conversation, u his
 		return "", err
 	}
 	c.sessionAt = 0
+	for _, m := range branch[:len(branch)-1] {
+		if refs, _ := splitImages(m.Content); len(refs) > 0 {
+			return c.replayImages(ctx, conv, branch)
+		}
+	}
 	var msgs []core.Message
 	if conv.SystemPrompt != "" {
 		msgs = append(msgs, core.Message{Role: "system", Content: conv.SystemPrompt})
@@ -626,6 +649,49 @@ func (c *chatView) prepare(ctx context.Context, conv history.Conversation, u his
 		msgs = append(msgs, core.Message{Role: m.Role, Content: m.Content})
 	}
 	return core.ChatPrompt(msgs), nil
+}
+
+// replayImages feeds a branch whose earlier user messages carry images
+// into the (reset) session: text as core.ChatPrompt renders it, each image
+// message through PrefillImages, so the model sees the images again (after
+// a restart, another model, an imported conversation). It returns the
+// prompt of the last message's turn, which the caller feeds. engineMu is
+// held.
+func (c *chatView) replayImages(ctx context.Context, conv history.Conversation, branch []history.Message) (string, error) {
+	var text strings.Builder
+	if conv.SystemPrompt != "" {
+		text.WriteString("System: " + core.CleanTurn(conv.SystemPrompt) + "\n\n")
+	}
+	afterImage := false
+	for _, m := range branch[:len(branch)-1] {
+		refs, question := splitImages(m.Content)
+		switch {
+		case m.Role == history.RoleUser && len(refs) > 0:
+			if text.Len() > 0 {
+				if err := c.session.Prefill(ctx, text.String()); err != nil {
+					return "", err
+				}
+				text.Reset()
+			}
+			imgs, err := c.loadImages(refs)
+			if err != nil {
+				return "", err
+			}
+			if err := c.session.PrefillImages(ctx, imgs, question); err != nil {
+				return "", err
+			}
+			afterImage = true
+		case m.Role == history.RoleAssistant && afterImage:
+			// "Assistant:" was fed with the image turn.
+			text.WriteString(" " + core.CleanTurn(m.Content) + "\n\n")
+			afterImage = false
+		case m.Role == history.RoleAssistant:
+			text.WriteString("Assistant: " + core.CleanTurn(m.Content) + "\n\n")
+		default:
+			text.WriteString("User: " + core.CleanTurn(m.Content) + "\n\n")
+		}
+	}
+	return text.String() + core.ChatTurn(branch[len(branch)-1].Content), nil
 }
 
 // closeSession frees the engine session. engineMu is held.

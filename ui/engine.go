@@ -61,7 +61,7 @@ type ModelInfo struct {
 	// one key is only restored into a model with the same key.
 	StateKey string
 	// Vision is true for a VisualRWKV-7 checkpoint, whose chats accept
-	// images (Chat.PrefillImage).
+	// images (Chat.PrefillImages).
 	Vision bool
 }
 
@@ -94,11 +94,12 @@ type Chat interface {
 	Snapshot() ([]byte, error)
 	// Prefill feeds text into the state without generating.
 	Prefill(ctx context.Context, text string) error
-	// PrefillImage encodes img with the model's image encoder and feeds it
-	// with question as one user turn ending in "Assistant:", so that
-	// Generate with an empty prompt answers it. Encoding can take a minute
-	// on the CPU. It fails for a model without vision.
-	PrefillImage(ctx context.Context, img image.Image, question string) error
+	// PrefillImages encodes imgs with the model's image encoder and feeds
+	// them with question as one user turn ending in "Assistant:", so that
+	// Generate with an empty prompt answers it. Encoding stops when ctx is
+	// cancelled; it can take seconds an image on the CPU. It fails for a
+	// model without vision.
+	PrefillImages(ctx context.Context, imgs []image.Image, question string) error
 	// Generate feeds prompt and samples a reply, calling onPiece with each
 	// piece of text (whole UTF-8 characters). Cancelling ctx stops within
 	// one token and is not an error.

@@ -30,10 +30,10 @@ type CoreEngine struct {
 	tok   *tokenizer.Tokenizer
 	be    kernels.Backend
 	model *core.Model
-	// vision is the image encoder of a VisualRWKV-7 checkpoint, nil for a
-	// text model; file is the open checkpoint both read from.
-	vision *vision.Model
-	file   *checkpoint.File
+	// visual is a loaded VisualRWKV-7 checkpoint (nil for a text model):
+	// it owns the backend, the language model (model) and the file.
+	visual *vision.Model
+	file   *checkpoint.File // a text model's checkpoint
 	info   ModelInfo
 	// chats are the open sessions on model; they are closed before it is
 	// freed (a session outliving its model would use freed memory).
@@ -94,8 +94,14 @@ func (e *CoreEngine) Load(ctx context.Context, path string, opts LoadOptions, pr
 		return ModelInfo{}, err
 	}
 	e.unloadLocked()
-	keep = true
-	e.be, e.model, e.vision, e.file = be, m, vm, f
+	// A VisualRWKV-7 model opened the file itself (it owns its copy).
+	file := f
+	if vm != nil {
+		file = nil
+	} else {
+		keep = true
+	}
+	e.be, e.model, e.visual, e.file = be, m, vm, file
 	c := m.Config()
 	key := sha256.Sum256(fmt.Appendf(nil, "%s|%d|%d|%+v", filepath.Base(path), fi.Size(), fi.ModTime().Unix(), c))
 	summary := catalog.Describe(c)
@@ -117,6 +123,15 @@ func (e *CoreEngine) Load(ctx context.Context, path string, opts LoadOptions, pr
 // open makes a backend and loads the language model (and the image
 // encoder of a VisualRWKV-7 checkpoint) on it, touching nothing of e.
 func (e *CoreEngine) open(f *checkpoint.File, src core.Source, visual bool, path string, opts LoadOptions, progress func(float64)) (kernels.Backend, backend.Report, *core.Model, *vision.Model, error) {
+	if visual {
+		// The model opens the file again and owns that copy, its backend
+		// and its language model.
+		vm, err := vision.Open(path, vision.Options{Backend: opts.Backend, Threads: opts.Threads, Progress: progress})
+		if err != nil {
+			return nil, backend.Report{}, nil, nil, fmt.Errorf("load model: %w", err)
+		}
+		return vm.Backend(), vm.Report(), vm.LM(), vm, nil
+	}
 	be, rep, err := backend.Open(opts.Backend, backend.Options{Threads: opts.Threads})
 	if err != nil {
 		return nil, rep, nil, nil, fmt.Errorf("open %s backend: %w", opts.Backend, err)
@@ -131,16 +146,7 @@ func (e *CoreEngine) open(f *checkpoint.File, src core.Source, visual bool, path
 		be.Close()
 		return nil, rep, nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	var vm *vision.Model
-	if visual {
-		vm, err = vision.Load(f, be, vision.Released())
-		if err != nil {
-			m.Close()
-			be.Close()
-			return nil, rep, nil, nil, fmt.Errorf("load %s: image encoder: %w", path, err)
-		}
-	}
-	return be, rep, m, vm, nil
+	return be, rep, m, nil, nil
 }
 
 func (e *CoreEngine) infoLocked() ModelInfo {
@@ -162,6 +168,19 @@ func (e *CoreEngine) Info() (ModelInfo, bool) {
 	return e.infoLocked(), true
 }
 
+// Verify reads the loaded model's file whole: checksums and finite weights
+// (core.Model.Verify). The app runs it in the background after a load;
+// unloading or replacing the model cancels it.
+func (e *CoreEngine) Verify(ctx context.Context) error {
+	e.mu.Lock()
+	m := e.model
+	e.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return m.Verify(ctx, nil)
+}
+
 // Unload implements Engine.
 func (e *CoreEngine) Unload() error {
 	e.mu.Lock()
@@ -174,9 +193,10 @@ func (e *CoreEngine) unloadLocked() error {
 		c.closeLocked()
 	}
 	var errs []error
-	if e.vision != nil {
-		e.vision.Close()
-		e.vision = nil
+	if e.visual != nil {
+		// The model owns the language model, the backend and the file.
+		errs = append(errs, e.visual.Close())
+		e.visual, e.model, e.be = nil, nil, nil
 	}
 	if e.model != nil {
 		errs = append(errs, e.model.Close())
@@ -205,7 +225,7 @@ func (e *CoreEngine) NewChat() (Chat, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new session: %w", err)
 	}
-	c := &coreChat{e: e, s: s, m: e.model, vm: e.vision}
+	c := &coreChat{e: e, s: s, m: e.model, vm: e.visual}
 	if e.chats == nil {
 		e.chats = map[*coreChat]bool{}
 	}
@@ -245,21 +265,11 @@ func (c *coreChat) closeLocked() {
 	}
 }
 
-func (c *coreChat) PrefillImage(ctx context.Context, img image.Image, question string) error {
-	if err := c.live(); err != nil {
-		return err
-	}
+func (c *coreChat) PrefillImages(ctx context.Context, imgs []image.Image, question string) error {
 	if c.vm == nil {
 		return errors.New("this model cannot read images: load a VisualRWKV-7 model")
 	}
-	rows, err := c.vm.Embed(ctx, img)
-	if err != nil {
-		return fmt.Errorf("encode image: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return vision.Prefill(ctx, c.s, rows, question)
+	return c.vm.AskImages(ctx, c.s, imgs, question)
 }
 
 func (c *coreChat) Reset() error {

@@ -23,11 +23,7 @@ type fileFilter struct {
 // XDG desktop portal; otherwise Fyne's, almost as large as the window.
 // UI goroutine only.
 func (a *App) openFile(title string, filter fileFilter, done func(path string)) {
-	if a.portal != nil && a.portal.available() {
-		go func() {
-			path, err := a.portal.open(a.win, title, filter)
-			a.do(func() { a.picked(path, err, done) })
-		}()
+	if a.viaPortal(func() (string, error) { return a.portal.open(a.win, title, filter) }, done) {
 		return
 	}
 	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
@@ -50,11 +46,7 @@ func (a *App) openFile(title string, filter fileFilter, done func(path string)) 
 // the path on the UI goroutine (not when the person cancels). Like
 // openFile, it prefers the desktop's own chooser. UI goroutine only.
 func (a *App) saveFile(title, name string, done func(path string)) {
-	if a.portal != nil && a.portal.available() {
-		go func() {
-			path, err := a.portal.save(a.win, title, name)
-			a.do(func() { a.picked(path, err, done) })
-		}()
+	if a.viaPortal(func() (string, error) { return a.portal.save(a.win, title, name) }, done) {
 		return
 	}
 	d := dialog.NewFileSave(func(w fyne.URIWriteCloser, err error) {
@@ -69,6 +61,20 @@ func (a *App) saveFile(title, name string, done func(path string)) {
 	}, a.win)
 	d.SetFileName(name)
 	a.showFileDialog(d)
+}
+
+// viaPortal runs ask, a question to the desktop portal's file chooser,
+// off the UI goroutine (it blocks until the person answers) and hands the
+// answer to done. It reports false, doing nothing, when there is no portal.
+func (a *App) viaPortal(ask func() (string, error), done func(string)) bool {
+	if a.portal == nil || !a.portal.available() {
+		return false
+	}
+	go func() {
+		path, err := ask()
+		a.do(func() { a.picked(path, err, done) })
+	}()
+	return true
 }
 
 // picked reports a chooser's answer.

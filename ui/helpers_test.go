@@ -36,11 +36,14 @@ type fakeEngine struct {
 	loadErr     error
 	// vision makes loaded models VisualRWKV-7 ones.
 	vision bool
-	// images records every PrefillImage call.
+	// images records every image fed (PrefillImages).
 	images []fakeImage
+	// imageGate, when not nil, holds each image's encoding (see
+	// fakeChat.PrefillImages).
+	imageGate chan struct{}
 }
 
-// fakeImage is one PrefillImage call.
+// fakeImage is one image fed with its question.
 type fakeImage struct {
 	img      image.Image
 	question string
@@ -115,17 +118,32 @@ func (c *fakeChat) Prefill(_ context.Context, s string) error {
 	return nil
 }
 
-// PrefillImage records the image and feeds the turn as text, with the
-// image as "<image WxH>".
-func (c *fakeChat) PrefillImage(_ context.Context, img image.Image, question string) error {
+// PrefillImages records the images and feeds the turn as text, each
+// image as "<image WxH>". With imageGate set it waits for a value from it
+// (or for ctx to end) before each image, like a slow encoder.
+func (c *fakeChat) PrefillImages(ctx context.Context, imgs []image.Image, question string) error {
 	c.e.mu.Lock()
-	defer c.e.mu.Unlock()
-	if !c.e.vision {
+	vision, gate := c.e.vision, c.e.imageGate
+	c.e.mu.Unlock()
+	if !vision {
 		return errors.New("this model cannot read images")
 	}
-	c.e.images = append(c.e.images, fakeImage{img: img, question: question})
-	b := img.Bounds()
-	c.state += fmt.Sprintf("User: <image %dx%d>\n%s\n\nAssistant:", b.Dx(), b.Dy(), question)
+	turn := "User: "
+	for _, img := range imgs {
+		if gate != nil {
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		c.e.mu.Lock()
+		c.e.images = append(c.e.images, fakeImage{img: img, question: question})
+		c.e.mu.Unlock()
+		b := img.Bounds()
+		turn += fmt.Sprintf("<image %dx%d>", b.Dx(), b.Dy())
+	}
+	c.state += turn + "\n" + question + "\n\nAssistant:"
 	return nil
 }
 

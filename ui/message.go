@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"image"
 	"strings"
 
 	"fyne.io/fyne/v2"
@@ -34,11 +35,15 @@ type messageActions struct {
 	edit       func(m history.Message)
 	regenerate func(m history.Message)
 	sibling    func(m history.Message, delta int)
+	// thumbs gets the thumbnails of a message's images (see
+	// chatView.thumbsFor); nil shows none.
+	thumbs func(refs []imageRef, done func([]image.Image))
 }
 
 // bubble shows one message.
 type bubble struct {
 	msg      history.Message
+	images   *fyne.Container // a user message's thumbnails, or nil
 	text     *widget.RichText
 	thinkBox *fyne.Container
 	thinking *widget.Accordion
@@ -86,8 +91,36 @@ func newBubble(m history.Message, nSiblings, index int, act messageActions, busy
 		b.setContent(m.Content, m.Status)
 		bg := canvas.NewRectangle(themeColor(colorUserBubble))
 		bg.CornerRadius = 14
-		card := container.NewStack(bg, container.New(layout.NewCustomPaddedLayout(6, 6, 10, 10), b.text))
-		row := container.New(&userLayout{text: m.Content}, card)
+		body := fyne.CanvasObject(b.text)
+		refs, question := splitImages(m.Content)
+		if len(refs) > 0 {
+			// The images as thumbnails above the question.
+			b.images = container.NewHBox()
+			for range refs {
+				ph := canvas.NewRectangle(themeColor(colorSubtle))
+				ph.SetMinSize(fyne.NewSize(thumbSide, thumbSide))
+				b.images.Add(ph)
+			}
+			if act.thumbs != nil {
+				act.thumbs(refs, func(imgs []image.Image) {
+					b.images.Objects = b.images.Objects[:0]
+					for i, img := range imgs {
+						t := canvas.NewImageFromImage(img)
+						t.FillMode = canvas.ImageFillContain
+						t.SetMinSize(fyne.NewSize(thumbSide, thumbSide))
+						b.images.Add(container.NewVBox(t, captionLabel(refs[i].name)))
+					}
+					b.images.Refresh()
+				})
+			}
+			body = container.NewVBox(b.images, b.text)
+		}
+		card := container.NewStack(bg, container.New(layout.NewCustomPaddedLayout(6, 6, 10, 10), body))
+		text := question
+		if len(refs) > 0 && len(question) < 24 {
+			text = strings.Repeat("m", 24) // room for the thumbnails
+		}
+		row := container.New(&userLayout{text: text}, card)
 		toolRow := container.NewHBox(layout.NewSpacer(), container.NewHBox(tools...))
 		b.root = container.NewVBox(row, toolRow)
 		return b
@@ -148,6 +181,9 @@ func (b *bubble) setContent(text, status string) {
 		}
 	}
 	if b.msg.Role == history.RoleUser {
+		if refs, question := splitImages(text); len(refs) > 0 {
+			text = question
+		}
 		b.text.Segments = []widget.RichTextSegment{&widget.TextSegment{Text: text, Style: widget.RichTextStyleInline}}
 		b.text.Refresh()
 		return
@@ -226,4 +262,12 @@ func (l *columnLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
 		s = s.Max(o.MinSize())
 	}
 	return s
+}
+
+// captionLabel is a small truncated label under a thumbnail.
+func captionLabel(s string) fyne.CanvasObject {
+	l := widget.NewLabel(s)
+	l.SizeName = theme.SizeNameCaptionText
+	l.Truncation = fyne.TextTruncateEllipsis
+	return container.NewGridWrap(fyne.NewSize(thumbSide, 22), l)
 }

@@ -24,6 +24,7 @@ type settingsView struct {
 	quant   *widget.Select
 	threads *widget.Entry
 	theme   *widget.RadioGroup
+	hist    *historyPanel
 	root    fyne.CanvasObject
 }
 
@@ -58,7 +59,8 @@ func newSettingsView(a *App) *settingsView {
 	save.Importance = widget.HighImportance
 	title := widget.NewLabelWithStyle("Settings", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	title.SizeName = theme.SizeNameHeadingText
-	hist := caption("Chat history: " + a.store.Path())
+	v.hist = newHistoryPanel(a)
+	hist := v.hist.root
 	note := caption("Backend, weights and thread changes apply the next time a model is loaded.")
 	v.root = container.NewVScroll(container.New(&columnLayout{maxWidth: 760},
 		container.New(layout.NewCustomPaddedLayout(18, 18, 24, 24),
@@ -82,6 +84,7 @@ func (v *settingsView) reset() {
 		v.threads.SetText("")
 	}
 	v.theme.SetSelected(c.Theme)
+	v.hist.refresh()
 }
 
 // save validates and stores the form, applying the theme at once.

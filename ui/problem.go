@@ -16,6 +16,7 @@ import (
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/catalog"
 	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/ui/history"
 )
 
 // problem is an error told to people: what happened ("Could not load
@@ -65,7 +66,12 @@ func advice(err error) string {
 		sh  *core.ShapeError
 		cpe *checkpoint.Error
 	)
+	var rec *history.Recovery
 	switch {
+	case errors.As(err, &rec) && rec.InMemory:
+		return "Goose cannot write to its data folder, so this session's chats will not be saved: check the folder's permissions and free space, then restart Goose."
+	case errors.As(err, &rec) && rec.MovedTo != "":
+		return "The damaged file was moved to " + rec.MovedTo + " (nothing was deleted) and a new, empty history was started."
 	case errors.As(err, &oe):
 		return "There is no network connection: connect to the internet and try again; the download resumes where it stopped."
 	case errors.As(err, &ce), errors.As(err, &se):

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"image"
@@ -17,6 +18,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/driver/software"
 
+	"github.com/goose-rwkv/goose/assets"
 	"github.com/goose-rwkv/goose/ui/history"
 )
 
@@ -42,6 +44,7 @@ func SmokeTest(opts Options, modelPath, screenshotPath string, screens ...string
 	}
 	log.SetOutput(&quietLog{w: os.Stderr}) // as Run does
 	fa := app.NewWithID("io.github.goose-rwkv.goose.smoketest")
+	fa.SetIcon(fyne.NewStaticResource("goose.svg", assets.Icon()))
 	a, err := newApp(fa, opts)
 	if err != nil {
 		return fmt.Errorf("smoke test: %w", err)
@@ -94,6 +97,21 @@ func (a *App) smoke(modelPath, screenshotPath string, screens []string, timeout 
 	if !loaded {
 		return fmt.Errorf("smoke test: model did not load: %w", loadErr)
 	}
+	// A VisualRWKV-7 model gets a picture with its message.
+	question := "Hello! What is a goose?"
+	var visual bool
+	onUI(func() { visual = a.model.Vision })
+	if visual {
+		question = "What is in the image?"
+		onUI(func() {
+			if err := a.chat.attachData("pond.png", smokePicture()); err != nil {
+				loadErr = err
+			}
+		})
+		if err := waitFor("the picture to be attached", func() bool { return a.chat.attach.inflight == 0 }); err != nil {
+			return err
+		}
+	}
 	var done chan struct{}
 	onUI(func() {
 		// A short reply keeps the test quick on any model.
@@ -105,7 +123,7 @@ func (a *App) smoke(modelPath, screenshotPath string, screens []string, timeout 
 			return
 		}
 		a.chat.open(conv.ID)
-		a.chat.input.SetText("Hello! What is a goose?")
+		a.chat.input.SetText(question)
 		a.chat.submit(a.chat.input.Text)
 		done = a.chat.genDone
 	})
@@ -166,6 +184,9 @@ func (a *App) smoke(modelPath, screenshotPath string, screens []string, timeout 
 			return fmt.Errorf("smoke test: screenshot of %s: %w", name, shot)
 		}
 	}
+	if a.opts.SmokeAudio != nil {
+		return a.smokeAudio(*a.opts.SmokeAudio, onUI, waitFor)
+	}
 	return nil
 }
 
@@ -185,6 +206,9 @@ func (a *App) capture(path string) error {
 		for _, o := range overlays {
 			sc.Overlays().Add(o)
 		}
+		// Lay out twice: wrapped text knows its height only once it has
+		// its width, and its container must see that height.
+		sc.Resize(size.Subtract(fyne.NewSize(1, 1)))
 		sc.Resize(size)
 		img = sc.Capture()
 		sc.SetContent(canvas.NewRectangle(color.Transparent))
@@ -224,4 +248,36 @@ func blank(img image.Image) bool {
 		}
 	}
 	return true
+}
+
+// smokePicture draws a small PNG for the smoke test: a goose-white oval on
+// a pond under a sky.
+func smokePicture() []byte {
+	const w, h = 320, 240
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			c := color.NRGBA{R: 120, G: uint8(170 + y/6), B: 235, A: 255} // sky
+			if y > h/2 {
+				c = color.NRGBA{R: 40, G: uint8(90 + y/8), B: 150, A: 255} // water
+			}
+			dx, dy := float64(x-160)/70, float64(y-130)/32
+			if dx*dx+dy*dy < 1 {
+				c = color.NRGBA{R: 245, G: 245, B: 240, A: 255} // body
+			}
+			hx, hy := float64(x-215)/14, float64(y-88)/14
+			if hx*hx+hy*hy < 1 || (x > 205 && x < 218 && y > 95 && y < 120) {
+				c = color.NRGBA{R: 245, G: 245, B: 240, A: 255} // head and neck
+			}
+			if x >= 228 && x < 244 && y >= 84 && y < 92 {
+				c = color.NRGBA{R: 240, G: 150, B: 30, A: 255} // beak
+			}
+			img.SetNRGBA(x, y, c)
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		panic(err) // an in-memory NRGBA always encodes
+	}
+	return buf.Bytes()
 }

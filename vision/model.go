@@ -5,35 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io"
 	"strings"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/kernels"
-	"github.com/goose-rwkv/goose/vision/preprocess"
-	"github.com/goose-rwkv/goose/vision/sam"
-	"github.com/goose-rwkv/goose/vision/vit"
+	"github.com/goose-rwkv/goose/kernels/backend"
 )
-
-// Config holds the sizes of VisualRWKV-7's three towers. Head counts,
-// window sizes and global blocks are not stored in checkpoints, so they
-// come from here; the JSON names match VisualRWKV-7 configuration files.
-type Config struct {
-	DINO   vit.Config `json:"dino"`
-	SigLIP vit.Config `json:"siglip"`
-	SAM    sam.Config `json:"sam"`
-}
-
-// Released returns the configuration of the released VisualRWKV-7 models
-// (v7.00): DINOv2-L/14 reg4 and SigLIP-So400m/14 at 448 pixels, SAM ViT-B
-// at 1024 pixels; 1024 image tokens of 3200 features each.
-func Released() Config {
-	return Config{
-		DINO:   vit.DINOv2(),
-		SigLIP: vit.SigLIP(),
-		SAM: sam.Config{ImageSize: 1024, Patch: 16, EmbedDim: 768, Depth: 12, Heads: 12, MLPHidden: 3072,
-			Window: 14, GlobalBlocks: []int{2, 5, 8, 11}, RelPos: true, NeckChannels: 256, Merge: 2, GELU: "erf"},
-	}
-}
 
 // IsCheckpoint reports whether src is a VisualRWKV-7 checkpoint: a
 // language model under "rwkv." and DINOv2 tower weights under
@@ -43,109 +22,170 @@ func IsCheckpoint(src core.Source) bool {
 		return false
 	}
 	for _, t := range src.Tensors() {
-		if strings.HasPrefix(t.Name, "vit.dino_featurizer.") {
+		if strings.HasPrefix(t.Name, dinoPrefix) {
 			return true
 		}
 	}
 	return false
 }
 
-// Model is VisualRWKV-7's image encoder: three towers whose features are
-// concatenated per image token (DINOv2 | SigLIP | SAM) and projected to the
-// language model's embeddings.
+// Model is a loaded VisualRWKV-7 checkpoint: the language model, the image
+// encoder (towers and projector), the compute backend they share and the
+// checkpoint they were read from, with one Close for all of them. Sessions
+// for conversations come from core.NewSession(m.LM(), tokenizer).
 type Model struct {
-	cfg    Config
-	dino   *vit.Tower
-	siglip *vit.Tower
-	sam    *sam.Encoder
-	proj   *Projector
+	be     kernels.Backend
+	report backend.Report
+	src    core.Source
+	closer io.Closer // the checkpoint, when the model opened or was given one
+	lm     *core.Model
+	enc    *Encoder
 }
 
-// Load reads the towers (keys vit.dino_featurizer.*, vit.siglip_featurizer.*,
-// vit.sam_featurizer.*) and the projector (proj.*) of a VisualRWKV-7
-// checkpoint. The projector and the towers' matrix products run on be
-// (the towers' element-wise parts in Go); src must stay open while the
-// model lives.
-func Load(src core.Source, be kernels.Backend, cfg Config) (*Model, error) {
-	m := &Model{cfg: cfg}
-	if err := m.load(src, be); err != nil {
-		m.Close()
+// Options configure Open.
+type Options struct {
+	// Backend names the compute backend ("auto", "cpu", "cuda"; empty
+	// means auto) and Threads the CPU backend's threads (0: all cores).
+	Backend string
+	Threads int
+	// Config gives the towers' sizes; nil reads them from the checkpoint
+	// (FromCheckpoint).
+	Config *Config
+	// Progress, if set, is called with the language model's loading
+	// progress in [0, 1].
+	Progress func(float64)
+}
+
+// Open loads the VisualRWKV-7 checkpoint at path on the backend opts
+// names. A checkpoint without image towers gives an error wrapping
+// ErrNotVisual.
+func Open(path string, opts Options) (*Model, error) {
+	f, err := checkpoint.Open(path)
+	if err != nil {
 		return nil, err
+	}
+	if !IsCheckpoint(f) {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, ErrNotVisual)
+	}
+	cfg := opts.Config
+	if cfg == nil {
+		c, err := FromCheckpoint(f)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		cfg = &c
+	} else if err := cfg.Check(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	be, rep, err := backend.Open(opts.Backend, backend.Options{Threads: opts.Threads})
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	m, err := New(f, be, *cfg, opts.Progress)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	m.report = rep
+	return m, nil
+}
+
+// New assembles a model from a checkpoint already open (or built in
+// memory) on be, taking ownership of both: on success Close closes them,
+// on failure New does (src when it is an io.Closer).
+func New(src core.Source, be kernels.Backend, cfg Config, progress func(float64)) (*Model, error) {
+	m := &Model{be: be, src: src, report: backend.Report{Used: be.Name(), Device: be.Device()}}
+	if c, ok := src.(io.Closer); ok {
+		m.closer = c
+	}
+	var err error
+	if m.lm, err = core.Load(core.LanguageModel(src), core.LoadOptions{Backend: be, Progress: progress}); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("language model: %w", err)
+	}
+	if m.enc, err = LoadEncoder(src, be, cfg); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("image encoder: %w", err)
+	}
+	if m.enc.Width() != m.lm.Config().Width {
+		m.Close()
+		return nil, fmt.Errorf("the projector gives rows of %d, the language model is %d wide", m.enc.Width(), m.lm.Config().Width)
 	}
 	return m, nil
 }
 
-// load reads the parts into m; on error m holds those read so far.
-func (m *Model) load(src core.Source, be kernels.Backend) error {
-	cfg := m.cfg
-	var err error
-	if m.dino, err = vit.Load(src, "vit.dino_featurizer.", cfg.DINO, be); err != nil {
-		return fmt.Errorf("DINOv2 tower: %w", err)
+// LM returns the language model.
+func (m *Model) LM() *core.Model { return m.lm }
+
+// Encoder returns the image encoder.
+func (m *Model) Encoder() *Encoder { return m.enc }
+
+// Backend returns the compute backend the model runs on.
+func (m *Model) Backend() kernels.Backend { return m.be }
+
+// Report says which backend Open chose and why.
+func (m *Model) Report() backend.Report { return m.report }
+
+// Source returns the checkpoint the model was read from.
+func (m *Model) Source() core.Source { return m.src }
+
+// Ask encodes img and feeds the image question into s (a session of
+// m.LM()) in VisualRWKV-7's format (see Prefill); the image's rows go from
+// the encoder to the language model on the backend. The answer follows
+// with s.Generate(ctx, "", …) stopping at "\n\n". With st non-nil the
+// encoding's stages are timed (see Encoder.Encode).
+func (m *Model) Ask(ctx context.Context, s *core.Session, img image.Image, question string, st *Stages) error {
+	if s.Model() != m.lm {
+		return errors.New("vision: ask: the session is not one of this model's")
 	}
-	if m.siglip, err = vit.Load(src, "vit.siglip_featurizer.", cfg.SigLIP, be); err != nil {
-		return fmt.Errorf("SigLIP tower: %w", err)
-	}
-	if m.sam, err = sam.Load(src, "vit.sam_featurizer.", cfg.SAM, be); err != nil {
-		return fmt.Errorf("SAM tower: %w", err)
-	}
-	n := cfg.DINO.Patches()
-	if cfg.SigLIP.Patches() != n || cfg.SAM.Tokens() != n {
-		return fmt.Errorf("towers give %d, %d and %d image tokens; they must agree", n, cfg.SigLIP.Patches(), cfg.SAM.Tokens())
-	}
-	if m.proj, err = LoadProjector(src, be); err != nil {
-		return err
-	}
-	if want := cfg.DINO.Dim + cfg.SigLIP.Dim + cfg.SAM.FeatureDim(); m.proj.InDim() != want {
-		return fmt.Errorf("projector takes %d features, the towers give %d", m.proj.InDim(), want)
-	}
-	return nil
+	return m.enc.Encode(ctx, img, st, func(rows kernels.Tensor) error {
+		return PrefillTensor(ctx, s, rows, question)
+	})
 }
 
-// Tokens is the number of embedding rows an image becomes.
-func (m *Model) Tokens() int { return m.cfg.DINO.Patches() }
-
-// Embed encodes an image into Tokens() rows of language-model embeddings
-// (row-major, OutDim wide), ready for core.Session.PrefillEmbeds. ctx is
-// checked between the towers' blocks, so a cancelled encoding stops within
-// one block.
-func (m *Model) Embed(ctx context.Context, img image.Image) ([]float32, error) {
-	if img == nil || img.Bounds().Empty() {
-		return nil, errors.New("vision: empty image")
+// AskImages is Ask for several images of one question: "User: " + each
+// image's rows in turn + "\n" + question + "\n\n" + "Assistant:", padded as
+// Prefill pads. Each image is encoded and fed before the next is encoded.
+func (m *Model) AskImages(ctx context.Context, s *core.Session, imgs []image.Image, question string) error {
+	if s.Model() != m.lm {
+		return errors.New("vision: ask: the session is not one of this model's")
 	}
-	parts := make([][]float32, 3)
-	var err error
-	if parts[0], err = m.dino.Features(ctx, preprocess.Pixels(img, preprocess.DINOv2(m.cfg.DINO.ImageSize))); err != nil {
-		return nil, fmt.Errorf("DINOv2 tower: %w", err)
+	if len(imgs) == 0 {
+		return errors.New("vision: ask: no image")
 	}
-	if parts[1], err = m.siglip.Features(ctx, preprocess.Pixels(img, preprocess.SigLIP(m.cfg.SigLIP.ImageSize))); err != nil {
-		return nil, fmt.Errorf("SigLIP tower: %w", err)
-	}
-	if parts[2], err = m.sam.Features(ctx, preprocess.Pixels(img, preprocess.SAM(m.cfg.SAM.ImageSize))); err != nil {
-		return nil, fmt.Errorf("SAM tower: %w", err)
-	}
-	n := m.Tokens()
-	feat := make([]float32, 0, n*m.proj.InDim())
-	for r := range n {
-		for _, p := range parts {
-			w := len(p) / n
-			feat = append(feat, p[r*w:(r+1)*w]...)
+	return prefill(ctx, s, len(imgs)*m.enc.Tokens(), question, func() error {
+		for i, img := range imgs {
+			err := m.enc.Encode(ctx, img, nil, func(rows kernels.Tensor) error { return s.PrefillEmbedTensor(ctx, rows) })
+			if err != nil {
+				return fmt.Errorf("image %d: %w", i+1, err)
+			}
 		}
-	}
-	return m.proj.Project(feat)
+		return nil
+	})
 }
 
-// Close frees the towers' and the projector's backend memory.
-func (m *Model) Close() {
-	if m.dino != nil {
-		m.dino.Close()
+// Close frees the encoder, the language model, the backend and the
+// checkpoint.
+func (m *Model) Close() error {
+	var errs []error
+	if m.enc != nil {
+		m.enc.Close()
+		m.enc = nil
 	}
-	if m.siglip != nil {
-		m.siglip.Close()
+	if m.lm != nil {
+		errs = append(errs, m.lm.Close())
+		m.lm = nil
 	}
-	if m.sam != nil {
-		m.sam.Close()
+	if m.be != nil {
+		errs = append(errs, m.be.Close())
+		m.be = nil
 	}
-	if m.proj != nil {
-		m.proj.Close()
+	if m.closer != nil {
+		errs = append(errs, m.closer.Close())
+		m.closer = nil
 	}
+	return errors.Join(errs...)
 }

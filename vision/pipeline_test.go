@@ -10,7 +10,8 @@ import (
 
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/internal/npy"
-	"github.com/goose-rwkv/goose/kernels/cpu"
+	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 	"github.com/goose-rwkv/goose/vision/sam"
 	"github.com/goose-rwkv/goose/vision/vit"
 )
@@ -19,7 +20,13 @@ import (
 // towers, concatenates their features per row (DINOv2 | SigLIP | SAM) and
 // projects them, comparing with the reference's concatenated features and
 // projected embeddings (which TestVisualSplice in core feeds to the LM).
-func TestPipeline(t *testing.T) {
+func TestPipeline(t *testing.T) { checkPipeline(t, visiontest.CPU(t)) }
+
+// TestPipelineCUDA is TestPipeline on the GPU; it skips, saying why,
+// without one.
+func TestPipelineCUDA(t *testing.T) { checkPipeline(t, visiontest.CUDA(t)) }
+
+func checkPipeline(t *testing.T, be kernels.Backend) {
 	dir := filepath.Join("..", "testdata", "visualrwkv")
 	raw, err := os.ReadFile(filepath.Join(dir, "mm.visualrwkv.json"))
 	if err != nil {
@@ -47,11 +54,6 @@ func TestPipeline(t *testing.T) {
 		}
 		return a
 	}
-	be, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
 	dino, err := vit.Load(f, "vit.dino_featurizer.", doc.Config.DINO, be)
 	if err != nil {
 		t.Fatal(err)

@@ -20,75 +20,44 @@ import (
 // wide in the released models) and y an embedding row of the language model.
 type Projector struct {
 	be       kernels.Backend
+	l        *nn.Loader
 	gate     kernels.Tensor // proj.gate.weight [D, D]
 	out      kernels.Tensor // proj.o_proj.weight [C, D]
-	lnW, lnB kernels.Tensor // proj.ln_v [C], float32
-	owned    []kernels.Tensor
+	lnW, lnB kernels.Tensor // proj.ln_v [1, C], float32
+
+	rows    int            // rows of the working memory
+	g, h, y kernels.Tensor // [rows, D], [rows, C], [rows, C]
 }
 
 // LoadProjector places the projector of a VisualRWKV-7 checkpoint (keys
 // proj.gate.weight, proj.o_proj.weight, proj.ln_v.weight, proj.ln_v.bias)
 // on be.
 func LoadProjector(src core.Source, be kernels.Backend) (*Projector, error) {
-	p := &Projector{be: be}
-	get := func(name string, dims int) ([]int, []byte, kernels.DType, error) {
-		info, ok := src.Lookup(name)
-		if !ok {
-			return nil, nil, 0, fmt.Errorf("projector: missing tensor %s", name)
-		}
-		if len(info.Shape) != dims {
-			return nil, nil, 0, fmt.Errorf("projector: tensor %s has shape %v, want %d dimensions", name, info.Shape, dims)
-		}
-		b, err := src.Bytes(name)
-		return info.Shape, b, info.DType, err
+	l := &nn.Loader{Src: src, Prefix: "proj.", Be: be}
+	p := &Projector{be: be, l: l}
+	gs, os := l.Shape("gate.weight"), l.Shape("o_proj.weight")
+	if l.Has("gate.weight") && len(gs) != 2 {
+		l.Fail(fmt.Errorf("tensor proj.gate.weight has shape %v, want 2 dimensions", gs))
 	}
-	matrix := func(name string) (kernels.Tensor, error) {
-		shape, b, dt, err := get(name, 2)
-		if err != nil {
-			return kernels.Tensor{}, err
-		}
-		t, err := be.Weight(dt, shape[0], shape[1], b)
-		if err == nil {
-			p.owned = append(p.owned, t)
-		}
-		return t, err
+	if l.Has("o_proj.weight") && len(os) != 2 {
+		l.Fail(fmt.Errorf("tensor proj.o_proj.weight has shape %v, want 2 dimensions", os))
 	}
-	vector := func(name string) (kernels.Tensor, error) {
-		shape, b, dt, err := get(name, 1)
-		if err != nil {
-			return kernels.Tensor{}, err
+	if l.Err() == nil {
+		D := -1
+		if len(gs) == 2 {
+			D = gs[1]
 		}
-		f := make([]float32, shape[0])
-		if err := dt.Decode(f, b); err != nil {
-			return kernels.Tensor{}, fmt.Errorf("projector: tensor %s: %w", name, err)
+		p.gate = l.Matrix("gate.weight", max(D, 0), max(D, 0), D, D)
+		C := -1
+		if len(os) == 2 {
+			C = os[0]
 		}
-		t, err := be.Alloc(kernels.F32, 1, len(f))
-		if err != nil {
-			return kernels.Tensor{}, err
-		}
-		p.owned = append(p.owned, t)
-		return t, be.Upload(t, nn.FloatBytes(f))
+		p.out = l.Matrix("o_proj.weight", max(C, 0), max(D, 0), C, D)
+		p.lnW, p.lnB = l.Vector("ln_v.weight", C), l.Vector("ln_v.bias", C)
 	}
-	var err error
-	if p.gate, err = matrix("proj.gate.weight"); err == nil {
-		if p.out, err = matrix("proj.o_proj.weight"); err == nil {
-			if p.lnW, err = vector("proj.ln_v.weight"); err == nil {
-				p.lnB, err = vector("proj.ln_v.bias")
-			}
-		}
-	}
-	if err == nil {
-		D, C := p.gate.Cols, p.out.Rows
-		switch {
-		case p.gate.Rows != D || p.out.Cols != D:
-			err = fmt.Errorf("projector: gate %v and output %v do not fit together", p.gate, p.out)
-		case p.lnW.Len() != C || p.lnB.Len() != C:
-			err = fmt.Errorf("projector: layer norm of %d, output of %d", p.lnW.Len(), C)
-		}
-	}
-	if err != nil {
+	if err := l.Err(); err != nil {
 		p.Close()
-		return nil, err
+		return nil, fmt.Errorf("projector: %w", err)
 	}
 	return p, nil
 }
@@ -99,62 +68,70 @@ func (p *Projector) InDim() int { return p.gate.Cols }
 // OutDim is the width of an embedding row (the language model's n_embd).
 func (p *Projector) OutDim() int { return p.out.Rows }
 
-// Project maps feature rows (len a multiple of InDim) to embedding rows.
-func (p *Projector) Project(features []float32) ([]float32, error) {
+// Apply queues the projection of the feature rows x [n, InDim] on the
+// backend and returns the embedding rows, an [n, OutDim] view of the
+// projector's working memory valid until the next Apply. Apply is not safe
+// for concurrent use.
+func (p *Projector) Apply(x kernels.Tensor) (kernels.Tensor, error) {
 	D, C := p.InDim(), p.OutDim()
-	if len(features) == 0 || len(features)%D != 0 {
-		return nil, fmt.Errorf("projector: %d floats are not whole rows of %d features", len(features), D)
+	if x.Cols != D || x.Rows == 0 {
+		return kernels.Tensor{}, fmt.Errorf("projector: input %v is not rows of %d features", x, D)
 	}
-	n := len(features) / D
+	n := x.Rows
+	if n > p.rows {
+		p.freeScratch()
+		ts, err := nn.Scratch(p.be, [2]int{n, D}, [2]int{n, C}, [2]int{n, C})
+		if err != nil {
+			return kernels.Tensor{}, fmt.Errorf("projector: %w", err)
+		}
+		p.g, p.h, p.y, p.rows = ts[0], ts[1], ts[2], n
+	}
 	be := p.be
-	var tmp []kernels.Tensor
-	defer func() {
-		for _, t := range tmp {
-			be.Free(t)
-		}
-	}()
-	alloc := func(rows, cols int) (kernels.Tensor, error) {
-		t, err := be.Alloc(kernels.F32, rows, cols)
-		if err == nil {
-			tmp = append(tmp, t)
-		}
-		return t, err
-	}
-	x, err := alloc(n, D)
-	if err != nil {
-		return nil, err
-	}
-	g, err := alloc(n, D)
-	if err != nil {
-		return nil, err
-	}
-	h, err := alloc(n, C)
-	if err != nil {
-		return nil, err
-	}
-	y, err := alloc(n, C)
-	if err != nil {
-		return nil, err
-	}
-	if err := be.Upload(x, nn.FloatBytes(features)); err != nil {
-		return nil, err
-	}
+	g, h, y := p.g.Slice(0, n), p.h.Slice(0, n), p.y.Slice(0, n)
 	be.Linear(g, x, p.gate)
 	be.Act(g, g, kernels.Sigmoid)
 	be.Mul(g, x, g)
 	be.Linear(h, g, p.out)
 	be.LayerNorm(y, h, p.lnW, p.lnB, 1e-5)
-	out := make([]float32, n*C)
-	if err := be.Download(nn.FloatBytes(out), y); err != nil {
-		return nil, err
-	}
-	return out, be.Sync()
+	return y, nil
 }
 
-// Close frees the projector's weights.
-func (p *Projector) Close() {
-	for _, t := range p.owned {
-		p.be.Free(t)
+// Project maps feature rows (len a multiple of InDim) to embedding rows.
+func (p *Projector) Project(features []float32) ([]float32, error) {
+	D := p.InDim()
+	if len(features) == 0 || len(features)%D != 0 {
+		return nil, fmt.Errorf("projector: %d floats are not whole rows of %d features", len(features), D)
 	}
-	p.owned = nil
+	x, err := p.be.Alloc(kernels.F32, len(features)/D, D)
+	if err != nil {
+		return nil, fmt.Errorf("projector: %w", err)
+	}
+	defer p.be.Free(x)
+	if err := p.be.Upload(x, nn.FloatBytes(features)); err != nil {
+		return nil, fmt.Errorf("projector: %w", err)
+	}
+	y, err := p.Apply(x)
+	if err != nil {
+		return nil, err
+	}
+	out, err := nn.Download(p.be, y)
+	if err != nil {
+		return nil, fmt.Errorf("projector: %w", err)
+	}
+	return out, nil
+}
+
+func (p *Projector) freeScratch() {
+	if p.rows > 0 {
+		for _, t := range []kernels.Tensor{p.g, p.h, p.y} {
+			p.be.Free(t)
+		}
+		p.rows = 0
+	}
+}
+
+// Close frees the projector's weights and working memory.
+func (p *Projector) Close() {
+	p.l.Free()
+	p.freeScratch()
 }

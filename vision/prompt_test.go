@@ -13,8 +13,7 @@ import (
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/core/tokenizer"
 	"github.com/goose-rwkv/goose/kernels"
-	"github.com/goose-rwkv/goose/kernels/cpu"
-	"github.com/goose-rwkv/goose/kernels/cuda"
+	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 	"github.com/goose-rwkv/goose/vision/preprocess"
 )
 
@@ -22,29 +21,11 @@ import (
 // decode, preprocess, three towers, projector, prompt with the image
 // spliced in, and the language model's first reply token, which must be
 // the reference's argmax.
-func TestAskFromPNG(t *testing.T) {
-	be, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
-	checkAsk(t, be)
-}
+func TestAskFromPNG(t *testing.T) { checkAsk(t, visiontest.CPU(t)) }
 
 // TestAskFromPNGCUDA is TestAskFromPNG with the towers, the projector and
 // the language model on the GPU; it skips, saying why, without one.
-func TestAskFromPNGCUDA(t *testing.T) {
-	be, err := cuda.New(cuda.Options{})
-	var un *kernels.UnavailableError
-	if errors.As(err, &un) {
-		t.Skipf("no GPU: %s", un.Reason)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
-	checkAsk(t, be)
-}
+func TestAskFromPNGCUDA(t *testing.T) { checkAsk(t, visiontest.CUDA(t)) }
 
 func checkAsk(t *testing.T, be kernels.Backend) {
 	dir := filepath.Join("..", "testdata", "visualrwkv")
@@ -66,7 +47,7 @@ func checkAsk(t *testing.T, be kernels.Backend) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	vm, err := Load(f, be, fx.Config)
+	vm, err := LoadEncoder(f, be, fx.Config)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -304,7 +304,7 @@ func (m *Model) Logits(ctx context.Context, inputs [][]float32) ([][]float32, er
 		return nil, err
 	}
 	K := m.dims.Classes
-	if err := m.be.Download(sc.out, sc.logits); err != nil {
+	if err := m.be.Download(sc.out[:4*n*K], sc.logits.Slice(0, n)); err != nil {
 		return nil, err
 	}
 	out := make([][]float32, n)
@@ -335,26 +335,30 @@ func (m *Model) forward(ctx context.Context, sc *scratch, inputs [][]float32) er
 			}
 		}
 	}
-	if err := be.Upload(sc.tileT, f32Bytes(sc.tileBytes, sc.tiles)); err != nil {
+	nt := len(inputs) * T * P * P
+	if err := be.Upload(sc.tileT.Slice(0, len(inputs)*T), f32Bytes(sc.tileBytes[:4*nt], sc.tiles[:nt])); err != nil {
 		return err
 	}
-	a := sc.acts
-	be.Linear(a.X, sc.tileT, m.emb)
+	n := len(inputs)
+	rows := n * T
+	v := sc.views(n, rows, d)
+	a := v.acts
+	be.Linear(a.X, sc.tileT.Slice(0, rows), m.emb)
 	be.Add(a.X, a.X, m.embB)
 	for b := range inputs {
 		x := a.X.Slice(b*T, (b+1)*T)
 		be.Add(x, x, m.pos)
 	}
-	mx := mixer{m: m, sc: sc}
+	mx := mixer{m: m, sc: v}
 	for l := range m.layers {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		block.Forward(be, &m.layers[l].Layer, l, a, mx)
 	}
-	be.MeanRows(sc.pooled, a.X)
-	be.LayerNorm(sc.normed, sc.pooled, m.lnOutW, m.lnOutB, block.LNEps)
-	be.Linear(sc.logits, sc.normed, m.head)
+	be.MeanRows(v.pooled, a.X)
+	be.LayerNorm(v.normed, v.pooled, m.lnOutW, m.lnOutB, block.LNEps)
+	be.Linear(v.logits, v.normed, m.head)
 	return be.Sync()
 }
 
@@ -362,7 +366,7 @@ func (m *Model) forward(ctx context.Context, sc *scratch, inputs [][]float32) er
 // bidirectional WKV.
 type mixer struct {
 	m  *Model
-	sc *scratch
+	sc *batchViews
 }
 
 // NormShift normalises x and mixes it with its ConvShift residual
@@ -400,9 +404,33 @@ func (x mixer) WKV(f block.Ops, l int, w, a, b kernels.Tensor, o kernels.Out7) {
 	f.Out7(o)
 }
 
-// scratch holds the activations of one batch size, allocated once.
+// batchViews are a scratch's tensors for a batch of n ≤ its capacity
+// windows (views of the first rows).
+type batchViews struct {
+	acts           *block.Acts
+	xx, gate       kernels.Tensor
+	state, zero    kernels.Tensor
+	pooled, normed kernels.Tensor
+	logits         kernels.Tensor
+}
+
+// views returns sc's tensors for n windows (rows = n·tokens).
+func (sc *scratch) views(n, rows int, d Dims) *batchViews {
+	if sc.view != nil && sc.view.pooled.Rows == n {
+		return sc.view
+	}
+	states := 2 * n * d.Width
+	sc.view = &batchViews{acts: sc.acts.Rows(rows), xx: sc.xx.Slice(0, rows), gate: sc.gate.Slice(0, rows),
+		state: sc.state.Slice(0, states), zero: sc.zero.Slice(0, states),
+		pooled: sc.pooled.Slice(0, n), normed: sc.normed.Slice(0, n), logits: sc.logits.Slice(0, n)}
+	return sc.view
+}
+
+// scratch holds the activations of up to n windows, allocated once and
+// used for any smaller batch through views.
 type scratch struct {
 	n      int
+	view   *batchViews
 	acts   *block.Acts    // n·tokens rows; the WKV's inputs stacked twice
 	tileT  kernels.Tensor // [n·tokens, P·P]
 	xx     kernels.Tensor // [n·tokens, C] the shift's residual
@@ -427,18 +455,22 @@ func (sc *scratch) free(be kernels.Backend) {
 	sc.owned = nil
 }
 
-// maxScratch is how many batch sizes keep their scratch (a stream's one
-// window and a recording's batches, say).
-const maxScratch = 3
+// maxScratch is how many scratch sizes the model keeps.
+const maxScratch = 2
 
-// getScratch returns the scratch for n windows, allocating it on first
-// use. m.mu is held.
+// getScratch returns the smallest scratch with room for n windows,
+// allocating one of exactly n on first need. m.mu is held.
 func (m *Model) getScratch(n int) (*scratch, error) {
+	best := -1
 	for i, sc := range m.scratch {
-		if sc.n == n {
-			m.scratch = append(append(m.scratch[:i:i], m.scratch[i+1:]...), sc)
-			return sc, nil
+		if sc.n >= n && (best < 0 || sc.n < m.scratch[best].n) {
+			best = i
 		}
+	}
+	if best >= 0 {
+		sc := m.scratch[best]
+		m.scratch = append(append(m.scratch[:best:best], m.scratch[best+1:]...), sc)
+		return sc, nil
 	}
 	d := m.dims
 	rows, C, H := n*d.Tokens, d.Width, d.Width/block.HeadSize

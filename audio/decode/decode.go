@@ -93,11 +93,22 @@ type File struct {
 	f *os.File
 }
 
-// Open opens the audio file at path. Errors name the file.
+// Open opens the audio file at path. It refuses anything but a regular
+// file (a FIFO or a device would block or never end). Errors name the
+// file.
 func Open(path string) (*File, error) {
+	if st, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%v)", path, st.Mode().Type())
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() { // replaced since the Stat
+		f.Close()
+		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	s, err := New(f)
 	if err != nil {

@@ -119,6 +119,9 @@ func TestBadFiles(t *testing.T) {
 	if _, err := Open(filepath.Join(t.TempDir(), "missing.flac")); err == nil {
 		t.Error("missing file: no error")
 	}
+	if _, err := Open(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("directory: %v", err)
+	}
 }
 
 func FuzzDecode(f *testing.F) {

@@ -11,8 +11,9 @@
 // A-RWKV and AST taggers use; their input is 16-bit PCM scaled to [-1, 1)
 // (int16 / 32768), which is what package audio/wav returns.
 //
-// The FFT is github.com/mjibson/go-dsp/fft. Its real-input entry point only
-// widens the input to complex, so Compute packs two real frames into one
+// Power-of-two FFTs (the AudioSet settings' 1024 points) use this package's
+// own radix-2 transform (see fftPlan for why); other sizes use
+// github.com/mjibson/go-dsp/fft. Compute packs two real frames into one
 // complex transform (one as the real part, one as the imaginary part) and
 // separates their spectra by conjugate symmetry, halving the FFT work.
 package fbank
@@ -22,6 +23,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"sync"
 
 	"github.com/mjibson/go-dsp/fft"
 )
@@ -278,6 +281,9 @@ func melBanks(bins, nfft int, rate, low, high float64) []melFilter {
 	return filters
 }
 
+// minPairsPerWorker is the fewest frame pairs worth a goroutine.
+const minPairsPerWorker = 32
+
 // ErrTooShort is wrapped by Compute when the input holds fewer samples than one frame.
 var ErrTooShort = errors.New("fbank: input shorter than one frame")
 
@@ -390,8 +396,7 @@ func Compute(samples []float32, opts Options) ([][]float32, error) {
 	}
 
 	// finish turns one frame's spectrum into features.
-	spec := make([]float64, nbins)
-	finish := func(f int, energy float64) {
+	finish := func(f int, spec []float64, energy float64) {
 		row := out[f]
 		if !opts.UsePower {
 			for k, v := range spec {
@@ -417,38 +422,67 @@ func Compute(samples []float32, opts Options) ([][]float32, error) {
 		}
 	}
 
-	a := make([]float64, g.nfft)
-	b := make([]float64, g.nfft)
-	z := make([]complex128, g.nfft)
 	N := g.nfft
-	for f := 0; f < frames; f += 2 {
-		ea := prepare(f, a)
-		pair := f+1 < frames
-		var eb float64
-		if pair {
-			eb = prepare(f+1, b)
-		} else {
-			clear(b)
-		}
-		for j := range z {
-			z[j] = complex(a[j], b[j])
-		}
-		// Z = FFT(a + i·b); A_k = (Z_k + conj Z_{N-k})/2, B_k = (Z_k − conj Z_{N-k})/(2i).
-		Z := fft.FFT(z)
-		for k := 0; k < nbins; k++ {
-			zk, zc := Z[k], conj(Z[(N-k)%N])
-			A := (zk + zc) * 0.5
-			spec[k] = real(A)*real(A) + imag(A)*imag(A)
-		}
-		finish(f, ea)
-		if pair {
+	var plan *fftPlan
+	if isPowerOfTwo(N) {
+		plan = newFFTPlan(N)
+	}
+	// run computes the frame pairs starting at frames lo, lo+2, … < hi
+	// with buffers of its own.
+	run := func(lo, hi int) {
+		a := make([]float64, N)
+		b := make([]float64, N)
+		z := make([]complex128, N)
+		spec := make([]float64, nbins)
+		for f := lo; f < hi; f += 2 {
+			ea := prepare(f, a)
+			pair := f+1 < frames
+			var eb float64
+			if pair {
+				eb = prepare(f+1, b)
+			} else {
+				clear(b)
+			}
+			for j := range z {
+				z[j] = complex(a[j], b[j])
+			}
+			// Z = FFT(a + i·b); A_k = (Z_k + conj Z_{N-k})/2, B_k = (Z_k − conj Z_{N-k})/(2i).
+			Z := z
+			if plan != nil {
+				plan.transform(z)
+			} else {
+				Z = fft.FFT(z)
+			}
 			for k := 0; k < nbins; k++ {
 				zk, zc := Z[k], conj(Z[(N-k)%N])
-				B := (zk - zc) * complex(0, -0.5)
-				spec[k] = real(B)*real(B) + imag(B)*imag(B)
+				A := (zk + zc) * 0.5
+				spec[k] = real(A)*real(A) + imag(A)*imag(A)
 			}
-			finish(f+1, eb)
+			finish(f, spec, ea)
+			if pair {
+				for k := 0; k < nbins; k++ {
+					zk, zc := Z[k], conj(Z[(N-k)%N])
+					B := (zk - zc) * complex(0, -0.5)
+					spec[k] = real(B)*real(B) + imag(B)*imag(B)
+				}
+				finish(f+1, spec, eb)
+			}
 		}
+	}
+	// Frames are independent (without dither, whose random sequence runs
+	// in frame order): long inputs are split over the cores, in ranges of
+	// whole pairs. Every frame is computed the same way either way.
+	pairs := (frames + 1) / 2
+	workers := min(runtime.GOMAXPROCS(0), pairs/minPairsPerWorker)
+	if noise != nil || workers <= 1 {
+		run(0, frames)
+	} else {
+		var wg sync.WaitGroup
+		for w := range workers {
+			lo, hi := 2*(w*pairs/workers), 2*((w+1)*pairs/workers)
+			wg.Go(func() { run(lo, min(hi, frames)) })
+		}
+		wg.Wait()
 	}
 
 	if opts.SubtractMean {

@@ -3,6 +3,8 @@ package fbank
 import (
 	"errors"
 	"math"
+	"math/cmplx"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/goose-rwkv/goose/audio/wav"
 	"github.com/goose-rwkv/goose/internal/npy"
+	"github.com/mjibson/go-dsp/fft"
 )
 
 const testdata = "../../testdata/fbank"
@@ -360,5 +363,43 @@ func TestDither(t *testing.T) {
 	// Silence without dither sits exactly on the floor; with dither it must not.
 	if a[3][5] <= float32(math.Log(Epsilon)) {
 		t.Errorf("dithered silence at the floor: %g", a[3][5])
+	}
+}
+
+// TestFFTMatchesGoDSP checks the radix-2 transform against go-dsp's FFT
+// on random input at every power-of-two size up to 4096.
+func TestFFTMatchesGoDSP(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for n := 2; n <= 4096; n <<= 1 {
+		z := make([]complex128, n)
+		for i := range z {
+			z[i] = complex(rng.NormFloat64(), rng.NormFloat64())
+		}
+		want := fft.FFT(z)
+		got := append([]complex128(nil), z...)
+		newFFTPlan(n).transform(got)
+		var maxd, scale float64
+		for i := range got {
+			maxd = max(maxd, cmplx.Abs(got[i]-want[i]))
+			scale = max(scale, cmplx.Abs(want[i]))
+		}
+		if maxd > 1e-12*scale {
+			t.Errorf("n=%d: max |Δ| %.3g (scale %.3g)", n, maxd, scale)
+		}
+	}
+}
+
+// BenchmarkComputeClip is the front end of one 10 s clip at the AudioSet
+// settings (992 frames of 128 mel bins).
+func BenchmarkComputeClip(b *testing.B) {
+	x := make([]float32, 317920)
+	for i := range x {
+		x[i] = float32(0.3 * math.Sin(float64(i)*0.01))
+	}
+	opts := AudioSet(32000, 128)
+	for b.Loop() {
+		if _, err := Compute(x, opts); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -148,10 +148,7 @@ func (rs *Resampler) drain(dst []float32, avail int64) []float32 {
 		x := rs.buf[start : start+taps]
 		var acc float32
 		if rs.table != nil {
-			row := rs.table[int(rs.p)*taps : int(rs.p+1)*taps]
-			for k, c := range row {
-				acc += c * x[k]
-			}
+			acc = dot(rs.table[int(rs.p)*taps:int(rs.p+1)*taps], x)
 		} else {
 			frac := float64(rs.p) / float64(rs.l)
 			var sum float64
@@ -174,6 +171,23 @@ func (rs *Resampler) drain(dst []float32, avail int64) []float32 {
 		rs.base += int64(drop)
 	}
 	return dst
+}
+
+// dot is Σ a[k]·b[k] over a, in four interleaved sums.
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	k := 0
+	for ; k+4 <= len(a); k += 4 {
+		s0 += a[k] * b[k]
+		s1 += a[k+1] * b[k+1]
+		s2 += a[k+2] * b[k+2]
+		s3 += a[k+3] * b[k+3]
+	}
+	for ; k < len(a); k++ {
+		s0 += a[k] * b[k]
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // Resample converts a whole signal from rate from to rate to. The result

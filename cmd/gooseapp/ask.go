@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"image"
 	"io"
@@ -19,13 +18,14 @@ import (
 )
 
 // runAsk answers a question about an image with a VisualRWKV-7 checkpoint
-// (language model, towers and projector in one .pth).
+// (language model, towers and projector in one .pth), printing the time
+// from reading the image to the first answer token on stderr.
 func runAsk(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("ask", stderr)
 	var mf modelFlags
 	mf.register(fs, "auto")
 	imagePath := fs.String("image", "", "image `FILE` (PNG, JPEG or GIF)")
-	configPath := fs.String("config", "", "tower sizes as VisualRWKV-7 JSON (`FILE` with dino/siglip/sam objects, or one whose \"config\" holds them); default: the released models'")
+	configPath := fs.String("config", "", "tower sizes as VisualRWKV-7 JSON (`FILE` with dino/siglip/sam objects, or one whose \"config\" holds them); default: read from the checkpoint")
 	maxTokens := fs.Int("max-tokens", 128, "longest answer in tokens")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -34,57 +34,18 @@ func runAsk(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if mf.model == "" || *imagePath == "" || question == "" {
 		return fmt.Errorf("usage: gooseapp ask --model VISUALRWKV.pth --image FILE QUESTION")
 	}
-	cfg := vision.Released()
-	if *configPath != "" {
-		raw, err := os.ReadFile(*configPath)
-		if err != nil {
-			return err
-		}
-		var wrapped struct {
-			Config *vision.Config `json:"config"`
-		}
-		if err := json.Unmarshal(raw, &wrapped); err != nil {
-			return fmt.Errorf("%s: %w", *configPath, err)
-		}
-		if wrapped.Config != nil {
-			cfg = *wrapped.Config
-		} else if err := json.Unmarshal(raw, &cfg); err != nil {
-			return fmt.Errorf("%s: %w", *configPath, err)
-		}
+	if _, err := os.Stat(*imagePath); err != nil {
+		return err
 	}
-	img, err := openImage(*imagePath)
+	m, err := openVisual(mf.model, mf, *configPath)
 	if err != nil {
 		return err
 	}
-	be, _, err := mf.open(stderr)
-	if err != nil {
-		return err
+	defer m.Close()
+	if r := m.Report(); r.Fallback != "" {
+		fmt.Fprintf(stderr, "gooseapp: using the CPU: %s\n", r.Fallback)
 	}
-	defer be.Close()
-	f, err := checkpoint.Open(mf.model)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	vm, err := vision.Load(f, be, cfg)
-	if err != nil {
-		return fmt.Errorf("%s: %w", mf.model, err)
-	}
-	defer vm.Close()
-	opts, err := mf.loadOptions(be)
-	if err != nil {
-		return err
-	}
-	lm, err := core.Load(core.SubSource(f, "rwkv."), opts)
-	if err != nil {
-		return fmt.Errorf("%s: language model: %w", mf.model, err)
-	}
-	defer lm.Close()
-	tok, err := tokenizer.World()
-	if err != nil {
-		return err
-	}
-	s, err := core.NewSession(lm, tok)
+	s, err := visualSession(m)
 	if err != nil {
 		return err
 	}
@@ -93,20 +54,28 @@ func runAsk(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	start := time.Now()
-	rows, err := vm.Embed(ctx, img)
+	img, err := openImage(*imagePath)
 	if err != nil {
-		return fmt.Errorf("%s: %w", *imagePath, err)
-	}
-	fmt.Fprintf(stderr, "[image encoded in %v: %d tokens]\n", time.Since(start).Round(time.Millisecond), vm.Tokens())
-	if err := vision.Prefill(ctx, s, rows, question); err != nil {
 		return err
 	}
+	if err := m.Ask(ctx, s, img, question, nil); err != nil {
+		return fmt.Errorf("%s: %w", *imagePath, err)
+	}
+	prompt := time.Since(start)
+	first := time.Duration(0)
 	// The reference decodes greedily and stops at "\n\n".
 	_, err = s.Generate(ctx, "", core.GenerateOptions{MaxTokens: *maxTokens, Stop: []string{"\n\n"}}, func(p core.Piece) bool {
+		if first == 0 {
+			first = time.Since(start)
+		}
 		fmt.Fprint(stdout, p.Text)
 		return true
 	})
 	fmt.Fprintln(stdout)
+	if first > 0 {
+		fmt.Fprintf(stderr, "[%s on %s: image and question read in %v, first token after %v]\n",
+			m.Report().Used, m.Report().Device.Name, prompt.Round(time.Millisecond), first.Round(time.Millisecond))
+	}
 	return err
 }
 
@@ -122,4 +91,47 @@ func openImage(path string) (image.Image, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return img, nil
+}
+
+// openVisual opens a VisualRWKV-7 checkpoint on the backend mf names, with
+// the tower sizes of configPath (VisualRWKV-7 JSON) or, when it is empty,
+// those read from the checkpoint. A checkpoint without image towers gives
+// an error wrapping vision.ErrNotVisual.
+func openVisual(path string, mf modelFlags, configPath string) (*vision.Model, error) {
+	if q, err := core.ParseQuantization(mf.quant); err != nil || q != core.QuantNone {
+		return nil, fmt.Errorf("--quant %s: not available for VisualRWKV-7 checkpoints yet", mf.quant)
+	}
+	opts := vision.Options{Backend: mf.backend, Threads: mf.threads}
+	if configPath != "" {
+		raw, err := os.ReadFile(configPath)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := vision.ParseConfig(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", configPath, err)
+		}
+		opts.Config = &cfg
+	}
+	return vision.Open(path, opts)
+}
+
+// isVisualFile reports whether the checkpoint at path is a VisualRWKV-7
+// one (an unreadable file is an error naming it).
+func isVisualFile(path string) (bool, error) {
+	f, err := checkpoint.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	return vision.IsCheckpoint(f), nil
+}
+
+// visualSession starts a conversation with m's language model.
+func visualSession(m *vision.Model) (*core.Session, error) {
+	tok, err := tokenizer.World()
+	if err != nil {
+		return nil, err
+	}
+	return core.NewSession(m.LM(), tok)
 }

@@ -20,6 +20,14 @@ import (
 // runBench measures prefill and decode speed and memory, each beside its
 // floor measured in the same run.
 func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	for _, a := range args {
+		if a == "--vision" || a == "-vision" || strings.HasPrefix(a, "--vision=") || strings.HasPrefix(a, "-vision=") {
+			return runBenchVision(args, stdout, stderr)
+		}
+	}
+	if wantsAudioBench(args) {
+		return runBenchAudio(args, stdout, stderr)
+	}
 	fs := newFlags("bench", stderr)
 	var mf modelFlags
 	mf.register(fs, "auto")
@@ -86,7 +94,7 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if q := m.Quantization(); q != core.QuantNone {
 		fmt.Fprintf(stdout, "quant:    %s: %.1f MB in memory (%.1f MB saved)\n", q, float64(m.WeightBytes())/1e6, float64(c.WeightBytes-m.WeightBytes())/1e6)
 	}
-	fmt.Fprintf(stdout, "backend:  %s\n", rep)
+	fmt.Fprintf(stdout, "backend:  %s: %s\n", rep.Used, rep.Device.Name) // why not the GPU: on stderr, once
 
 	rng := rand.New(rand.NewPCG(7, 7))
 	ids := make([]int32, *prompt)

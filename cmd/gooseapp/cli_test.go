@@ -380,3 +380,22 @@ func TestSamplingLimitsCLI(t *testing.T) {
 		t.Errorf("chat --temperature 2: exit %d %s", r.code, r.stderr)
 	}
 }
+
+// info names the kind of every checkpoint Goose reads, and ask refuses a
+// plain language model saying what it is not.
+func TestInfoKinds(t *testing.T) {
+	for _, c := range []struct{ file, kind string }{
+		{"../../testdata/rwkv7/tiny.pth", "kind:        RWKV-7 (x070) language model"},
+		{"../../testdata/visualrwkv/mm.visualrwkv.pth", "kind:        VisualRWKV-7"},
+		{"../../testdata/arwkv/mm.arwkv.pth", "kind:        A-RWKV"},
+	} {
+		r := runBin(t, nil, "", "info", c.file)
+		if r.code != 0 || !strings.Contains(r.stdout, c.kind) {
+			t.Errorf("info %s: exit %d, %q%s; want %q", c.file, r.code, r.stdout, r.stderr, c.kind)
+		}
+	}
+	r := runBin(t, nil, "", "ask", "--model", "../../testdata/rwkv7/tiny.pth", "--image", "../../testdata/visualrwkv/mm.png", "What?")
+	if r.code == 0 || !strings.Contains(r.stderr, "not a VisualRWKV-7 checkpoint") || strings.Contains(r.stderr, "shape") {
+		t.Errorf("ask with a language model: exit %d, %q", r.code, r.stderr)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -24,6 +25,8 @@ func runGUI(args []string, stderr io.Writer) error {
 	model := fs.String("model", "", "model `FILE` for --smoke-test")
 	shot := fs.String("screenshot", "", "PNG `FILE` for --smoke-test")
 	screens := fs.String("screens", "", "with --smoke-test, also save these screens beside the screenshot as FILE-NAME.png: comma-separated `NAMES` of models, settings, import, shortcuts")
+	audioModel := fs.String("audio-model", "", "with --smoke-test, also load this A-RWKV `FILE` on the Audio screen, record 3 s, attach it to a message and save the screen as FILE-audio.png")
+	audioFile := fs.String("audio-file", "", "with --audio-model, also import this WAV/FLAC/MP3 `FILE`")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -43,7 +46,11 @@ func runGUI(args []string, stderr io.Writer) error {
 	if *screens != "" {
 		extra = strings.Split(*screens, ",")
 	}
-	return ui.SmokeTest(ui.Options{}, *model, *shot, extra...)
+	opts := ui.Options{}
+	if *audioModel != "" {
+		opts.SmokeAudio = &ui.SmokeAudio{Model: *audioModel, File: *audioFile, Screenshot: strings.TrimSuffix(*shot, filepath.Ext(*shot)) + "-audio" + filepath.Ext(*shot)}
+	}
+	return ui.SmokeTest(opts, *model, *shot, extra...)
 }
 
 // checkDisplay reports a missing X11/Wayland display before the window

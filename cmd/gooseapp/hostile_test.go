@@ -78,3 +78,55 @@ func TestChatHostileInput(t *testing.T) {
 		t.Errorf("chat allocated %d MB", alloc>>20)
 	}
 }
+
+// doubledPrefix reports an error prefix repeated ("zip: zip: ...").
+func doubledPrefix(msg string) bool {
+	parts := strings.Split(msg, ": ")
+	for i := 1; i < len(parts)-1; i++ {
+		if parts[i] == parts[i-1] {
+			return true
+		}
+	}
+	return false
+}
+
+// TestErrorsSayItOnce: errors for hostile files name the file once and
+// repeat no prefix ("not a checkpoint file (zip: zip: not a valid zip
+// file)"); a truncated .pth says "truncated".
+func TestErrorsSayItOnce(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := os.ReadFile("../../testdata/rwkv7/tiny.pth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.pth")
+	os.WriteFile(cut, raw[:len(raw)/2], 0o644)
+	junk := filepath.Join(dir, "junk.pth")
+	os.WriteFile(junk, []byte("PK\x03\x04 and then nothing a zip reader wants"), 0o644)
+	noDir := filepath.Join(dir, "missing.pth")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"info", cut}, "truncated"},
+		{[]string{"info", junk}, "truncated"},
+		{[]string{"info", noDir}, "no such file"},
+		{[]string{"info", dir}, "not a regular file"},
+		{[]string{"info", "/dev/zero"}, "not a regular file"},
+		{[]string{"logits", "--model", cut, "--tokens", "1", "--out", filepath.Join(dir, "x.npy")}, "truncated"},
+	}
+	for _, tc := range tests {
+		var out, errOut bytes.Buffer
+		if code := run(tc.args, strings.NewReader(""), &out, &errOut); code == 0 {
+			t.Errorf("%v succeeded", tc.args)
+			continue
+		}
+		msg := strings.TrimSpace(errOut.String())
+		if !strings.Contains(msg, tc.want) || doubledPrefix(msg) {
+			t.Errorf("%v: %q, want %q said once", tc.args, msg, tc.want)
+		}
+		if path := tc.args[len(tc.args)-1]; strings.HasPrefix(path, dir) && strings.Count(msg, path) > 1 {
+			t.Errorf("%v: %q names the file twice", tc.args, msg)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/goose-rwkv/goose/audio/arwkv"
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/kernels/cuda"
@@ -31,6 +32,9 @@ func runInfo(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer f.Close()
+	if arwkv.IsCheckpoint(f) {
+		return infoARWKV(stdout, path, f)
+	}
 	c, err := core.Inspect(core.LanguageModel(f))
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -61,6 +65,37 @@ func runInfo(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, "verified:    checksums match, every weight is finite")
 	}
+	return nil
+}
+
+// infoARWKV describes an A-RWKV audio tagger checkpoint.
+func infoARWKV(stdout io.Writer, path string, f *checkpoint.File) error {
+	d, err := arwkv.Inspect(f)
+	if err != nil {
+		return fmt.Errorf("%s: A-RWKV audio tagger: %w", path, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	var params int64
+	for _, t := range f.Tensors() {
+		params += int64(t.Len())
+	}
+	emb, _ := f.Lookup("emb.weight")
+	_, kind := d.Size()
+	fmt.Fprintf(stdout, "file:        %s\n", path)
+	fmt.Fprintf(stdout, "kind:        %s audio tagger (AudioRWKV-7, bidirectional RWKV-7 over log-mel patches), %s\n", kind, f.Format())
+	fmt.Fprintf(stdout, "layers:      %d\n", d.Layers)
+	fmt.Fprintf(stdout, "width:       %d\n", d.Width)
+	fmt.Fprintf(stdout, "heads:       %d × %d\n", d.Width/64, 64)
+	fmt.Fprintf(stdout, "classes:     %d\n", d.Classes)
+	fmt.Fprintf(stdout, "patches:     %d of %d×%d\n", d.Tokens, d.Patch, d.Patch)
+	fmt.Fprintf(stdout, "ffn:         %d\n", d.FFN)
+	fmt.Fprintf(stdout, "lora:        decay %d, a %d, v %d, gate %d\n", d.DecayLoRA, d.AlphaLoRA, d.ValueLoRA, d.GateLoRA)
+	fmt.Fprintf(stdout, "dtype:       %s\n", emb.DType)
+	fmt.Fprintf(stdout, "parameters:  %d (%.2f M)\n", params, float64(params)/1e6)
+	fmt.Fprintf(stdout, "file size:   %d bytes\n", fi.Size())
 	return nil
 }
 

@@ -9,10 +9,11 @@
 //	gooseapp detokenize < ids           (text)
 //	gooseapp info FILE | --devices
 //	gooseapp bench (--model FILE | --shape 0.1b|0.4b|1.5b|2.9b) [--backend cpu] [--threads N] [--prompt 512] [--gen 128]
+//	gooseapp bench --audio --shape t|s|b [--backend cpu] [--minutes 10] [--json]
 //	gooseapp ask --model VISUALRWKV.pth --image FILE QUESTION
 //	gooseapp tag --model ARWKV.pth [--config CONFIG.json] [--top N] [--threshold P] [--json] AUDIO.wav
-//	gooseapp testmodel --out FILE.safetensors [--shape 2x64]
-//	gooseapp serve --model FILE [--addr 127.0.0.1:11435] [--backend auto] [--api-key KEY] [--parallel N] [--queue N] [--cache-mb MB]
+//	gooseapp testmodel --out FILE.safetensors [--kind lm|arwkv] [--shape 2x64 | t|s|b]
+//	gooseapp serve (--model FILE | --audio-model FILE) [--addr 127.0.0.1:11435] [--backend auto] [--api-key KEY] [--parallel N] [--queue N] [--cache-mb MB]
 //
 // Flags may come before or after the other arguments; "--" ends the flags.
 // "gooseapp CMD --help" describes a subcommand with examples, and
@@ -60,21 +61,22 @@ func commands() []command {
 		{"info", "Describe a checkpoint (kind, layers, width, heads, vocabulary, dtype, parameters), or list the GPUs CUDA can see.",
 			"info FILE | info --devices", 1,
 			[]string{"gooseapp info RWKV-x070-World-0.1B-v2.8-20241210-ctx4096.pth", "gooseapp info --devices"}, runInfo},
-		{"bench", "Measure prefill and decode speed and memory, each beside its physical floor measured in the same run.",
-			"bench (--model FILE | --shape 0.1b|0.4b|1.5b|2.9b) [--backend auto|cpu|cuda] [--threads N] [--prompt 512] [--gen 128]", 0,
-			[]string{"gooseapp bench --shape 0.4b --backend cpu", "gooseapp bench --model m.pth --backend cuda --prompt 4096 --gen 256"}, runBench},
+		{"bench", "Measure prefill and decode speed and memory, each beside its physical floor measured in the same run; with --audio, the A-RWKV tagger: one 10 s clip and a 10-minute recording (--json: one JSON object with clip_ms on the last line).",
+			"bench (--model FILE | --shape 0.1b|0.4b|1.5b|2.9b) [--backend auto|cpu|cuda] [--threads N] [--prompt 512] [--gen 128] | bench --audio --shape t|s|b [--backend auto|cpu|cuda] [--minutes 10] [--json]", 0,
+			[]string{"gooseapp bench --shape 0.4b --backend cpu", "gooseapp bench --model m.pth --backend cuda --prompt 4096 --gen 256", "gooseapp bench --audio --shape s --backend cpu --json"}, runBench},
 		{"ask", "Answer a question about an image with a VisualRWKV-7 checkpoint.",
 			"ask --model VISUALRWKV.pth --image FILE [--config FILE.json] [--max-tokens N] QUESTION", -1,
 			[]string{"gooseapp ask --model VisualRWKV-v0700-0B4-v1.0-20250109.pth --image photo.png \"What is in the image?\""}, runAsk},
 		{"tag", "Tag a WAV recording with AudioSet classes using an A-RWKV checkpoint: the recording's top tags (names and probabilities), each window's with --timeline, or JSON. Long recordings are read window by window (10 s windows every 5 s).",
 			"tag --model ARWKV.pth [--config CONFIG.json] [--backend auto|cpu|cuda] [--top 5] [--threshold P] [--hop 5s] [--timeline] [--json] AUDIO.wav", 1,
 			[]string{"gooseapp tag --model arwkv-s.pth recording.wav --top 3", "gooseapp tag --model arwkv-s.pth --json --threshold 0.2 recording.wav"}, runTag},
-		{"testmodel", "Write a small random-weight model with the full World vocabulary, to try the app or API without a download (its replies are gibberish).",
-			"testmodel --out FILE.safetensors [--shape 2x64] [--seed N]", 0,
-			[]string{"gooseapp testmodel --out tiny.safetensors && gooseapp chat --model tiny.safetensors"}, runTestModel},
-		{"serve", "Serve a model over the OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /metrics).",
-			"serve --model FILE [--addr 127.0.0.1:11435] [--backend auto] [--api-key KEY] [--parallel N] [--queue N] [--cache-mb MB]", 0,
-			[]string{"gooseapp serve --model rwkv7-g1-0.4b.pth", "gooseapp serve --model m.pth --addr 0.0.0.0:11435 --api-key \"$(openssl rand -hex 16)\""}, runServe},
+		{"testmodel", "Write a random-weight model, to try the app or API without a download: a small language model with the full World vocabulary (its replies are gibberish), or with --kind arwkv an A-RWKV audio tagger at a released size (its tags are random).",
+			"testmodel --out FILE.safetensors [--kind lm|arwkv] [--shape 2x64 | t|s|b] [--seed N]", 0,
+			[]string{"gooseapp testmodel --out tiny.safetensors && gooseapp chat --model tiny.safetensors", "gooseapp testmodel --kind arwkv --shape s --out arwkv-s.safetensors && gooseapp tag --model arwkv-s.safetensors recording.wav"}, runTestModel},
+		{"serve", "Serve a model over the OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /metrics) and, with --audio-model, Goose's own POST /v1/audio/tags (AudioSet tags of a WAV).",
+			"serve (--model FILE | --audio-model FILE | both) [--addr 127.0.0.1:11435] [--backend auto] [--api-key KEY] [--parallel N] [--queue N] [--cache-mb MB]", 0,
+			[]string{"gooseapp serve --model rwkv7-g1-0.4b.pth", "gooseapp serve --model m.pth --addr 0.0.0.0:11435 --api-key \"$(openssl rand -hex 16)\"",
+				"gooseapp serve --audio-model arwkv-s.pth && curl --data-binary @rec.wav -H 'Content-Type: audio/wav' http://127.0.0.1:11435/v1/audio/tags"}, runServe},
 	}
 }
 

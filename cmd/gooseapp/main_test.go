@@ -73,6 +73,33 @@ func TestBinary(t *testing.T) {
 		if msg, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(msg), "tiny.json") {
 			t.Errorf("a non-image file: %v\n%s", err, msg)
 		}
+		// The time to the first token goes to stderr.
+		var stderr strings.Builder
+		cmd = exec.Command(bin, "ask", "--model", dir+"mm.visualrwkv.pth", "--config", dir+"mm.visualrwkv.json",
+			"--image", dir+"mm.png", "--backend", "cpu", "--max-tokens", "1", "What is in the image?")
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil || !strings.Contains(stderr.String(), "first token after") {
+			t.Errorf("ask: %v; stderr lacks the time to the first token:\n%s", err, stderr.String())
+		}
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			// A plain language model.
+			{[]string{"--model", "../../testdata/rwkv7/tiny.pth"}, "not a VisualRWKV-7 checkpoint"},
+			// The fixture's towers are not at a released width: their
+			// head counts are not stored, so the error asks for a config.
+			{[]string{"--model", dir + "mm.visualrwkv.pth"}, "dino.heads"},
+		} {
+			args := append(append([]string{"ask"}, tc.args...), "--image", dir+"mm.png", "--backend", "cpu", "What?")
+			msg, err := exec.Command(bin, args...).CombinedOutput()
+			if err == nil || !strings.Contains(string(msg), tc.want) {
+				t.Errorf("ask %v: %v, want an error containing %q:\n%s", tc.args, err, tc.want, msg)
+			}
+			if tc.want == "dino.heads" && !strings.Contains(string(msg), "--config") {
+				t.Errorf("ask without a config: the error does not mention --config:\n%s", msg)
+			}
+		}
 	})
 	t.Run("tag", func(t *testing.T) { testTag(t, bin) })
 	t.Run("errors", func(t *testing.T) {

@@ -15,8 +15,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goose-rwkv/goose/audio"
+	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/tokenizer"
+	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/kernels/backend"
 	"github.com/goose-rwkv/goose/server"
+	"github.com/goose-rwkv/goose/vision"
 )
 
 // runServe serves a model over the local OpenAI-compatible API until
@@ -42,6 +47,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	cacheMB := fs.Int("cache-mb", 256, "prefix state cache size in MiB (0: off)")
 	maxTokens := fs.Int("max-tokens", 4096, "largest max_tokens a request may ask for")
 	maxPrompt := fs.Int("max-prompt", 32768, "longest prompt in tokens")
+	audioModel := fs.String("audio-model", "", "also tag audio at POST /v1/audio/tags with this A-RWKV checkpoint `FILE` (alone, without --model, the server only tags audio)")
+	audioConfig := fs.String("audio-config", "", "the audio model's configuration `FILE.json` (default: the released A-RWKV configuration)")
+	visionConfig := fs.String("vision-config", "", "tower sizes of a VisualRWKV-7 --model as JSON `FILE` (default: read from the checkpoint)")
 	allowedHosts := fs.String("allowed-hosts", "", "comma-separated host `names` clients may use besides IP addresses and localhost (\"*\": any; \".example.com\": names under it)")
 	corsOrigins := fs.String("cors-origin", "", "comma-separated web `origins` (e.g. http://localhost:3000; \"*\": all) whose pages may call the API")
 	maxConns := fs.Int("max-conns", server.DefaultMaxConns, "most open connections; more are answered 503")
@@ -65,8 +73,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	if !isLoopback(host) && key == "" {
 		fmt.Fprintf(stderr, "gooseapp serve: warning: %s is reachable from other machines and no --api-key is set\n", *addr)
 	}
-	if mf.model == "" {
-		return errors.New("--model FILE is required")
+	if mf.model == "" && *audioModel == "" {
+		return errors.New("--model FILE (a language model) or --audio-model FILE (an audio tagger) is required")
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -74,19 +82,57 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	}
 	defer ln.Close()
 
-	m, rep, err := mf.load(stderr)
-	if err != nil {
-		return err
+	var (
+		m   *core.Model
+		tok *tokenizer.Tokenizer
+		rep backend.Report
+		tg  *audio.Tagger
+	)
+	var enc *vision.Encoder
+	if mf.model != "" {
+		var vm *vision.Model
+		if visual, verr := isVisualFile(mf.model); verr != nil {
+			return verr
+		} else if visual {
+			if vm, verr = openVisual(mf.model, mf, *visionConfig); verr != nil {
+				// The towers cannot be read: serve the language model alone.
+				fmt.Fprintf(stderr, "gooseapp serve: images disabled: %v (--vision-config FILE gives the tower sizes)\n", verr)
+			}
+		}
+		if vm != nil {
+			defer vm.Close()
+			m, rep, enc = vm.LM(), vm.Report(), vm.Encoder()
+			if rep.Fallback != "" {
+				fmt.Fprintf(stderr, "gooseapp: using the CPU: %s\n", rep.Fallback)
+			}
+		} else {
+			if m, rep, err = mf.load(stderr); err != nil {
+				return err
+			}
+			defer m.Backend().Close()
+			defer m.Close()
+		}
+		if tok, err = tokenizer.World(); err != nil {
+			return err
+		}
 	}
-	defer m.Backend().Close()
-	defer m.Close()
-	tok, err := tokenizer.World()
-	if err != nil {
-		return err
+	if *audioModel != "" {
+		tg, err = audio.Open(*audioModel, audio.Options{Backend: mf.backend, Threads: mf.threads, Config: *audioConfig})
+		if err != nil {
+			return err
+		}
+		defer tg.Close()
+		if mf.model == "" {
+			rep = backend.Report{Used: tg.Info().Backend, Device: kernels.DeviceInfo{Name: tg.Info().Device}}
+		}
 	}
 	id := *name
 	if id == "" {
-		id = strings.TrimSuffix(filepath.Base(mf.model), filepath.Ext(mf.model))
+		idPath := mf.model
+		if idPath == "" {
+			idPath = *audioModel
+		}
+		id = strings.TrimSuffix(filepath.Base(idPath), filepath.Ext(idPath))
 	}
 	queueOpt := *queue
 	if queueOpt == 0 {
@@ -98,7 +144,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	}
 	srv, err := server.New(m, tok, server.Options{ModelID: id, Parallel: *parallel, Batch: *batch, MaxQueue: queueOpt,
 		CacheBytes: cacheBytes, APIKey: key, MaxTokens: *maxTokens, MaxPromptTokens: *maxPrompt,
-		AllowedHosts: splitList(*allowedHosts), CORSOrigins: splitList(*corsOrigins)})
+		AllowedHosts: splitList(*allowedHosts), CORSOrigins: splitList(*corsOrigins), Audio: tg, Vision: enc})
 	if err != nil {
 		return err
 	}
@@ -110,9 +156,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	hs := srv.HTTPServer(baseCtx, log.New(stderr, "gooseapp serve: ", 0))
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(server.LimitListener(ln, *maxConns)) }()
-	verifyInBackground(baseCtx, m, stderr, "gooseapp serve")
+	if m != nil {
+		verifyInBackground(baseCtx, m, stderr, "gooseapp serve")
+	}
 	fmt.Fprintln(stderr, deviceLine(rep))
 	fmt.Fprintf(stdout, "Serving %q at http://%s/v1 (OpenAI-compatible; metrics at /metrics). Ctrl-C stops.\n", id, ln.Addr())
+	if enc != nil {
+		fmt.Fprintf(stdout, "Images: send image_url parts with data: URLs (PNG, JPEG, GIF) in chat messages (VisualRWKV-7, %d rows an image).\n", enc.Tokens())
+	}
+	if tg != nil {
+		fmt.Fprintf(stdout, "Audio tags: POST a WAV to http://%s/v1/audio/tags (%s).\n", ln.Addr(), tg.Info().Kind)
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 // mm.wav is the reference input, so its five best classes are the
 // fixture's top5, in order; the text output names classes.
 func testTag(t *testing.T, bin string) {
+	t.Run("files", func(t *testing.T) { testARWKVFiles(t, bin) })
 	dir := "../../testdata/arwkv/"
 	model := []string{"tag", "--model", dir + "mm.arwkv.pth", "--config", dir + "mm.arwkv.json", "--backend", "cpu"}
 	out, err := exec.Command(bin, append(model, "--json", dir+"mm.wav")...).Output()
@@ -98,6 +100,72 @@ func testTag(t *testing.T, bin string) {
 			t.Errorf("%v: %v\n%s\nwant an error mentioning %q", tc.args[len(tc.args)-3:], err, msg, tc.want)
 		}
 	}
+}
+
+// testARWKVFiles writes a random A-RWKV-T checkpoint with testmodel, has
+// info name its kind, tags a 12 s stereo 44.1 kHz WAV with it (the released
+// configuration, resampled, two windows) and runs bench --audio --json.
+func testARWKVFiles(t *testing.T, bin string) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "arwkv-t.safetensors")
+	if out, err := exec.Command(bin, "testmodel", "--kind", "arwkv", "--shape", "t", "--out", model).CombinedOutput(); err != nil {
+		t.Fatalf("testmodel: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "info", model).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "kind:        A-RWKV-T audio tagger") || !strings.Contains(string(out), "classes:     527") {
+		t.Errorf("info: %v\n%s", err, out)
+	}
+	rec := filepath.Join(dir, "rec.wav")
+	var pcm []byte
+	for i := range 44100 * 12 {
+		v := int16(8000 * math.Sin(float64(i)*0.05))
+		pcm = append(pcm, byte(v), byte(v>>8), byte(v), byte(v>>8))
+	}
+	if err := os.WriteFile(rec, wavHeader(44100, 2, len(pcm), pcm), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(bin, "tag", "--model", model, "--backend", "cpu", "--json", rec).Output()
+	var sum audio.Summary
+	if err != nil || json.Unmarshal(out, &sum) != nil || len(sum.Windows) != 2 || sum.Windows[1].End != 12 || sum.Model != "A-RWKV-T" || len(sum.Tags) != 5 {
+		t.Errorf("tag: %v\n%s", err, out)
+	} else if sum.Tags[0].Label == "" || strings.HasPrefix(sum.Tags[0].Label, "class ") {
+		t.Errorf("tag printed no AudioSet name: %+v", sum.Tags[0])
+	}
+	out, err = exec.Command(bin, "bench", "--audio", "--shape", "t", "--backend", "cpu", "--runs", "1", "--minutes", "0.25", "--json").Output()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var res struct {
+		ClipMS  float64 `json:"clip_ms"`
+		FloorMS float64 `json:"floor_ms"`
+		Windows int     `json:"windows"`
+	}
+	if err != nil || json.Unmarshal([]byte(lines[len(lines)-1]), &res) != nil || res.ClipMS <= 0 || res.FloorMS <= 0 || res.Windows != 2 {
+		t.Errorf("bench --audio --json: %v\n%s", err, out)
+	}
+}
+
+// wavHeader returns a 16-bit PCM WAV file holding data.
+func wavHeader(rate, channels, n int, data []byte) []byte {
+	le := func(v uint32, k int) []byte {
+		b := make([]byte, k)
+		for i := range k {
+			b[i] = byte(v >> (8 * i))
+		}
+		return b
+	}
+	var h []byte
+	h = append(h, "RIFF"...)
+	h = append(h, le(uint32(36+n), 4)...)
+	h = append(h, "WAVEfmt "...)
+	h = append(h, le(16, 4)...)
+	h = append(h, le(1, 2)...)
+	h = append(h, le(uint32(channels), 2)...)
+	h = append(h, le(uint32(rate), 4)...)
+	h = append(h, le(uint32(rate*2*channels), 4)...)
+	h = append(h, le(uint32(2*channels), 2)...)
+	h = append(h, le(16, 2)...)
+	h = append(h, "data"...)
+	h = append(h, le(uint32(n), 4)...)
+	return append(h, data...)
 }
 
 func itoa(i int) string {

@@ -29,6 +29,7 @@ type Acts struct {
 	// NewActs.
 	Stack [7]kernels.Tensor
 
+	stack int // rows of Stack per row of the fields
 	owned []kernels.Tensor
 	views *Acts // views for viewsN rows
 	// Operand lists of the fused ops, kept here so that a decode step
@@ -44,7 +45,8 @@ type Acts struct {
 // lay further sequences beside them (A-RWKV's time-reversed copy).
 func NewActs(be kernels.Backend, T int, d Dims, stack int) (*Acts, error) {
 	C := d.Width
-	a := &Acts{T: T}
+	stack = max(stack, 1)
+	a := &Acts{T: T, stack: stack}
 	var err error
 	alloc := func(rows, cols int) kernels.Tensor {
 		if err != nil {
@@ -57,7 +59,6 @@ func NewActs(be kernels.Backend, T int, d Dims, stack int) (*Acts, error) {
 		}
 		return t
 	}
-	stack = max(stack, 1)
 	for i, p := range []*kernels.Tensor{&a.R, &a.W, &a.K, &a.V, &a.A, &a.B, &a.Y} {
 		a.Stack[i] = alloc(stack*T, C)
 		if err == nil {
@@ -83,7 +84,8 @@ func NewActs(be kernels.Backend, T int, d Dims, stack int) (*Acts, error) {
 }
 
 // Rows returns views of the first n rows (n <= T), the same value for
-// the same n until another n is asked for.
+// the same n until another n is asked for. Its Stack holds stack·n rows,
+// laid out as NewActs lays them for n (the fields view the first n).
 func (a *Acts) Rows(n int) *Acts {
 	if n == a.T {
 		return a
@@ -92,11 +94,15 @@ func (a *Acts) Rows(n int) *Acts {
 		return a.views
 	}
 	r := func(t kernels.Tensor) kernels.Tensor { return t.Slice(0, n) }
-	v := &Acts{T: n, X: r(a.X), XA: r(a.XA), Tmp: r(a.Tmp),
-		R: r(a.R), K: r(a.K), V: r(a.V), W: r(a.W), A: r(a.A), B: r(a.B), G: r(a.G), Y: r(a.Y), O: r(a.O),
-		VFirst: r(a.VFirst), ZV: r(a.ZV), HW: r(a.HW), HA: r(a.HA), HV: r(a.HV), HG: r(a.HG), FFH: r(a.FFH)}
+	v := &Acts{T: n, stack: a.stack, X: r(a.X), XA: r(a.XA), Tmp: r(a.Tmp),
+		G: r(a.G), O: r(a.O), VFirst: r(a.VFirst), ZV: r(a.ZV),
+		HW: r(a.HW), HA: r(a.HA), HV: r(a.HV), HG: r(a.HG), FFH: r(a.FFH)}
 	for i := range a.Mix {
 		v.Mix[i] = r(a.Mix[i])
+	}
+	for i, p := range []*kernels.Tensor{&v.R, &v.W, &v.K, &v.V, &v.A, &v.B, &v.Y} {
+		v.Stack[i] = a.Stack[i].Slice(0, a.stack*n)
+		*p = v.Stack[i].Slice(0, n)
 	}
 	a.views = v
 	return v

@@ -145,6 +145,13 @@ func readSafetensors(r io.ReaderAt, size int64, path string) ([]tensor, error) {
 func stTensor(name string, raw json.RawMessage, bufLen int64) (tensor, span, error) {
 	var h stHeader
 	if err := json.Unmarshal(raw, &h); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			if te.Field == "" {
+				return tensor{}, span{}, fmt.Errorf("%w (safetensors header entry is a JSON %s, not an object)", ErrFormat, te.Value)
+			}
+			return tensor{}, span{}, fmt.Errorf("%w (safetensors header entry: %q is a JSON %s)", ErrFormat, te.Field, te.Value)
+		}
 		return tensor{}, span{}, fmt.Errorf("%w (safetensors header entry: %v)", ErrFormat, err)
 	}
 	if h.DType == nil || h.Shape == nil || h.DataOffsets == nil {

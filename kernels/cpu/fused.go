@@ -58,9 +58,11 @@ func (b *Backend) accumulate(it kernels.LinearItem) {
 		linear(b.pool, tmp, b.f32(x), x.Rows, K, raw, dt, N)
 	}
 	d := b.f32(dst)
-	for i, v := range tmp {
-		d[i] += v
-	}
+	b.pool.For(n, 16384, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d[i] += tmp[i]
+		}
+	})
 }
 
 // NormShiftMix runs LayerNorm then ShiftMix.

@@ -73,11 +73,17 @@ func (b *Backend) MatMul(dst, x, w kernels.Tensor) {
 
 // LayerNorm normalises rows.
 func (b *Backend) LayerNorm(dst, x, w, bias kernels.Tensor, eps float32) {
-	if !(isF32(dst, x, w, bias) && dst.Rows == x.Rows && dst.Cols == x.Cols && w.Len() == x.Cols && bias.Len() == x.Cols) {
+	affine := w.Valid() || bias.Valid()
+	if !(isF32(dst, x) && dst.Rows == x.Rows && dst.Cols == x.Cols) ||
+		affine && !(isF32(w, bias) && w.Len() == x.Cols && bias.Len() == x.Cols) {
 		b.fail("LayerNorm", "dst %v, x %v, w %v, b %v", dst, x, w, bias)
 		return
 	}
-	d, xs, ws, bs := b.f32(dst), b.f32(x), b.f32(w), b.f32(bias)
+	d, xs := b.f32(dst), b.f32(x)
+	var ws, bs []float32
+	if affine {
+		ws, bs = b.f32(w), b.f32(bias)
+	}
 	C := x.Cols
 	b.pool.For(x.Rows, 8, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
@@ -99,6 +105,12 @@ func layerNorm(dst, x, w, b []float32, eps float32) {
 	}
 	inv := 1 / math.Sqrt(sq/float64(len(x))+float64(eps))
 	m, s := float32(mean), float32(inv)
+	if w == nil {
+		for i, v := range x {
+			dst[i] = (v - m) * s
+		}
+		return
+	}
 	for i, v := range x {
 		dst[i] = (v-m)*s*w[i] + b[i]
 	}
@@ -137,8 +149,8 @@ func (b *Backend) ShiftMix(dst []kernels.Tensor, x, state kernels.Tensor, mix []
 
 // Act applies f element-wise.
 func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
-	if !(isF32(dst, x) && dst.Len() == x.Len()) {
-		b.fail("Act", "dst %v, x %v", dst, x)
+	if !(isF32(dst, x) && dst.Len() == x.Len() && knownAct(f)) {
+		b.fail("Act", "dst %v, x %v, function %d", dst, x, f)
 		return
 	}
 	d, xs := b.f32(dst), b.f32(x)
@@ -157,6 +169,8 @@ func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
 				v := max(xs[i], 0)
 				d[i] = v * v
 			}
+		case kernels.GELU, kernels.GELUTanh:
+			geluRange(d[lo:hi], xs[lo:hi], f)
 		}
 	})
 }
@@ -169,15 +183,22 @@ func (b *Backend) Add(dst, x, y kernels.Tensor) {
 	}
 	d, xs, ys := b.f32(dst), b.f32(x), b.f32(y)
 	if len(ys) == len(xs) {
-		for i := range d {
-			d[i] = xs[i] + ys[i]
-		}
+		b.pool.For(len(d), 16384, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				d[i] = xs[i] + ys[i]
+			}
+		})
 		return
 	}
 	C := y.Cols
-	for i := range d {
-		d[i] = xs[i] + ys[i%C]
-	}
+	b.pool.For(x.Rows, max(1, 16384/max(C, 1)), func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			dr, xr := d[t*C:(t+1)*C], xs[t*C:(t+1)*C]
+			for c, v := range ys {
+				dr[c] = xr[c] + v
+			}
+		}
+	})
 }
 
 // Mul sets dst = a ⊙ b.
@@ -187,9 +208,11 @@ func (b *Backend) Mul(dst, x, y kernels.Tensor) {
 		return
 	}
 	d, xs, ys := b.f32(dst), b.f32(x), b.f32(y)
-	for i := range d {
-		d[i] = xs[i] * ys[i]
-	}
+	b.pool.For(len(d), 16384, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d[i] = xs[i] * ys[i]
+		}
+	})
 }
 
 // Copy copies src into dst.

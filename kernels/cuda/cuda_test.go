@@ -541,6 +541,8 @@ func TestConformance(t *testing.T) {
 		}
 	})
 
+	t.Run("Vision", func(t *testing.T) { visionConformance(t, h0.on(t)) })
+
 	t.Run("Graph", func(t *testing.T) {
 		h := h0.on(t)
 		const K, N = 256, 128

@@ -359,7 +359,10 @@ extern "C" __global__ void __launch_bounds__(256)
     }
     float var = block_sum(q, sh) / (float)C;
     float inv = 1.0f / sqrtf(var + eps);
-    for (int c = threadIdx.x; c < C; c += blockDim.x) dr[c] = (xr[c] - mean) * inv * w[c] + b[c];
+    if (w)
+        for (int c = threadIdx.x; c < C; c += blockDim.x) dr[c] = (xr[c] - mean) * inv * w[c] + b[c];
+    else
+        for (int c = threadIdx.x; c < C; c += blockDim.x) dr[c] = (xr[c] - mean) * inv;
 }
 
 // ---------------------------------------------------------------- ShiftMix

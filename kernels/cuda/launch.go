@@ -36,6 +36,7 @@ type kernelSet struct {
 	up7        [3]uintptr
 	nsm        uintptr
 	wkv7out    uintptr
+	vision     visionKernels // looked up on first use
 	audio      audioKernels
 }
 

@@ -249,14 +249,23 @@ func (b *Backend) LayerNorm(dst, x, w, bias kernels.Tensor, eps float32) {
 
 func (b *Backend) layerNorm(dst, x, w, bias kernels.Tensor, eps float32) error {
 	C := x.Cols
-	if !sameShape(dst, x) || w.Len() != C || bias.Len() != C {
+	affine := w.Valid() || bias.Valid()
+	if !sameShape(dst, x) || affine && (w.Len() != C || bias.Len() != C) {
 		return shapeErr("LayerNorm", "dst %v, x %v, w %v, b %v", dst, x, w, bias)
 	}
-	ps, err := b.f32Ptrs("LayerNorm", dst, x, w, bias)
+	ps, err := b.f32Ptrs("LayerNorm", dst, x)
 	if err != nil {
 		return err
 	}
-	b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).ptr(ps[3]).i32(C).f32(eps)
+	var wp, bp uint64
+	if affine {
+		ab, err := b.f32Ptrs("LayerNorm", w, bias)
+		if err != nil {
+			return err
+		}
+		wp, bp = ab[0], ab[1]
+	}
+	b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(wp).ptr(bp).i32(C).f32(eps)
 	return b.launch(b.k.layernorm, [3]uint32{uint32(x.Rows), 1, 1}, [3]uint32{256, 1, 1})
 }
 
@@ -305,6 +314,9 @@ func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
 }
 
 func (b *Backend) act(dst, x kernels.Tensor, f kernels.Activation) error {
+	if f == kernels.GELU || f == kernels.GELUTanh {
+		return b.biasAct(dst, x, kernels.Tensor{}, f)
+	}
 	if dst.Len() != x.Len() || f > kernels.ReLUSquared {
 		return shapeErr("Act", "dst %v, x %v, function %d", dst, x, f)
 	}

@@ -23,6 +23,9 @@ type Synth struct {
 	// without a microphone; Denied makes Record fail as when access is
 	// denied.
 	NoDevice, Denied bool
+	// StopAfter, when not 0, stops the input delivering samples after
+	// that much audio, as when a device is unplugged.
+	StopAfter time.Duration
 }
 
 // Demo is a test signal: a tone gliding between 300 Hz and 3 kHz with
@@ -95,6 +98,9 @@ func (s *Synth) Record(id string, onData func([]float32)) (Input, error) {
 				for c := 0; c < ch; c++ {
 					buf[i*ch+c] = v
 				}
+			}
+			if s.StopAfter > 0 && time.Duration(n)*time.Second/time.Duration(rate) >= s.StopAfter {
+				continue
 			}
 			n += int64(block)
 			onData(buf)

@@ -101,8 +101,9 @@ type Message struct {
 // Store is an open history database. Its methods may be called from several
 // goroutines.
 type Store struct {
-	db   *sql.DB
-	path string
+	db     *sql.DB
+	path   string
+	memory bool // OpenMemory: nothing is saved
 }
 
 // DefaultPath returns where the history lives:
@@ -153,7 +154,7 @@ func Open(path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=journal_size_limit(67108864)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("history: open %s: %w", path, err)
@@ -162,7 +163,7 @@ func Open(path string) (*Store, error) {
 	// goroutine without SQLITE_BUSY; every query here is short.
 	db.SetMaxOpenConns(1)
 	s := &Store{db: db, path: path}
-	if _, err := db.Exec(schema + recordingsSchema); err != nil {
+	if _, err := db.Exec(schema + recordingsSchema + imagesSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("history: open %s: %w", path, err)
 	}
@@ -178,7 +179,7 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
-// Path returns the database file's path.
+// Path returns the database file's path ("" for OpenMemory's store).
 func (s *Store) Path() string { return s.path }
 
 // Close closes the database.
@@ -292,7 +293,10 @@ func (s *Store) Rename(id int64, title string) error {
 // DeleteConversation removes a conversation and all its messages.
 func (s *Store) DeleteConversation(id int64) error {
 	res, err := s.db.Exec(`DELETE FROM conversations WHERE id = ?`, id)
-	return wrap("delete conversation", mustAffect(res, err, "conversation", id))
+	if err := mustAffect(res, err, "conversation", id); err != nil {
+		return wrap("delete conversation", err)
+	}
+	return s.pruneImages()
 }
 
 func mustAffect(res sql.Result, err error, what string, id int64) error {
@@ -379,16 +383,52 @@ func (s *Store) UpdateContent(id int64, content, status string) error {
 // serialized model state after it. stateKey names the model the state
 // belongs to (State returns it so a state is only restored into the same
 // model). A nil state stores none.
+//
+// States are stored compressed, and only where they pay: see keepStates
+// and PruneStates (states.go). Storing one drops the states of the
+// branch's earlier replies except the one Regenerate needs, and keeps all
+// states under DefaultStateBudget.
 func (s *Store) Finish(id int64, content, status string, tokens int, tokensPerSec float64, state []byte, stateKey string) error {
-	res, err := s.db.Exec(`UPDATE messages SET content = ?, status = ?, tokens = ?, tokens_per_sec = ?, state = ?, state_key = ? WHERE id = ?`,
-		content, status, tokens, tokensPerSec, state, stateKey, id)
-	return wrap("finish message", mustAffect(res, err, "message", id))
+	return s.update("finish message", id, state, stateKey, `content = ?, status = ?, tokens = ?, tokens_per_sec = ?,`,
+		content, status, tokens, tokensPerSec)
 }
 
 // SetState stores the model state after message id (see Finish).
 func (s *Store) SetState(id int64, state []byte, stateKey string) error {
-	res, err := s.db.Exec(`UPDATE messages SET state = ?, state_key = ? WHERE id = ?`, state, stateKey, id)
-	return wrap("set state", mustAffect(res, err, "message", id))
+	return s.update("set state", id, state, stateKey, "")
+}
+
+// update sets a message's state (packed) and the columns in set, keeps
+// the states that pay, and prunes to the budget.
+func (s *Store) update(op string, id int64, state []byte, stateKey, set string, args ...any) error {
+	var blob []byte
+	if state != nil {
+		var err error
+		if blob, err = packState(state); err != nil {
+			return wrap(op, err)
+		}
+	}
+	tx, err := s.db.Begin()
+	if err != nil {
+		return wrap(op, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.Exec(`UPDATE messages SET `+set+` state = ?, state_key = ? WHERE id = ?`, append(args, blob, stateKey, id)...)
+	if err := mustAffect(res, err, "message", id); err != nil {
+		return wrap(op, err)
+	}
+	if state != nil {
+		if err := keepStates(tx, id); err != nil {
+			return wrap(op, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return wrap(op, err)
+	}
+	if state != nil {
+		return s.PruneStates(DefaultStateBudget)
+	}
+	return nil
 }
 
 // State returns the model state stored after message id and the key of the
@@ -397,6 +437,12 @@ func (s *Store) State(id int64) (state []byte, stateKey string, err error) {
 	err = s.db.QueryRow(`SELECT state, state_key FROM messages WHERE id = ?`, id).Scan(&state, &stateKey)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = fmt.Errorf("message %d: %w", id, ErrNotFound)
+	}
+	if err == nil && state != nil {
+		state, err = unpackState(state)
+		if err != nil {
+			err = fmt.Errorf("message %d: %w", id, err)
+		}
 	}
 	return state, stateKey, wrap("get state", err)
 }

@@ -15,6 +15,7 @@ package preprocess
 import (
 	"image"
 	"image/color"
+	"sync"
 )
 
 // Tower describes the input one vision tower expects.
@@ -65,13 +66,21 @@ func SAM(size int) Tower {
 // An empty source gives a black image; a non-positive t.Size gives an empty
 // one.
 func Resize(img image.Image, t Tower) *image.NRGBA {
-	size := t.Size
+	return toNRGBA(resizeRGB(toRGB(img), t.Size))
+}
+
+// resizeRGB resizes an RGB raster to size×size (an empty raster for a
+// non-positive size).
+func resizeRGB(src rgbImage, size int) rgbImage {
 	if size <= 0 {
-		return image.NewNRGBA(image.Rect(0, 0, 0, 0))
+		return rgbImage{}
 	}
-	src := toRGB(img)
-	rgb := resampleBicubic(src, size, size)
-	out := image.NewNRGBA(image.Rect(0, 0, size, size))
+	return resampleBicubic(src, size, size)
+}
+
+// toNRGBA converts an RGB raster to an opaque image.
+func toNRGBA(rgb rgbImage) *image.NRGBA {
+	out := image.NewNRGBA(image.Rect(0, 0, rgb.w, rgb.h))
 	for i, j := 0, 0; i < len(rgb.pix); i, j = i+3, j+4 {
 		out.Pix[j] = rgb.pix[i]
 		out.Pix[j+1] = rgb.pix[i+1]
@@ -85,6 +94,98 @@ func Resize(img image.Image, t Tower) *image.NRGBA {
 // pixels as float32 in CHW order: 3 planes of t.Size×t.Size values.
 func Pixels(img image.Image, t Tower) []float32 {
 	return Normalize(Resize(img, t), t)
+}
+
+// Prepare returns the pixels of img for each tower, as Pixels does, in the
+// order of towers. It converts img to RGB once and resizes it once per
+// distinct size (VisualRWKV-7's DINOv2 and SigLIP towers share their 448²
+// resize; SAM's is 1024²), the resizes running concurrently.
+func Prepare(img image.Image, towers ...Tower) [][]float32 {
+	r := NewRGB(img)
+	out := make([][]float32, len(towers))
+	var wg sync.WaitGroup
+	for i, t := range towers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = r.Pixels(t, nil)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// RGB is an image converted to 8-bit RGB once, from which the towers'
+// inputs are made; each size is resized once, however many towers use it.
+// Its methods may be called from several goroutines.
+type RGB struct {
+	src rgbImage
+
+	mu      sync.Mutex
+	resized map[int]*resizeOnce
+}
+
+// resizeOnce is one size's resize, computed by the first caller.
+type resizeOnce struct {
+	once sync.Once
+	img  rgbImage
+}
+
+// NewRGB converts img to RGB as PIL's convert("RGB") does (see Resize).
+func NewRGB(img image.Image) *RGB {
+	return &RGB{src: toRGB(img), resized: map[int]*resizeOnce{}}
+}
+
+// resize returns the image resized to size×size.
+func (r *RGB) resize(size int) rgbImage {
+	r.mu.Lock()
+	ro, ok := r.resized[size]
+	if !ok {
+		ro = &resizeOnce{}
+		r.resized[size] = ro
+	}
+	r.mu.Unlock()
+	ro.once.Do(func() { ro.img = resizeRGB(r.src, size) })
+	return ro.img
+}
+
+// Pixels returns the image resized for tower t and normalised, float32
+// CHW (3 planes of t.Size² values), as the package function Pixels does.
+// The result goes into dst when it has room (its length is set), else
+// into a new slice.
+func (r *RGB) Pixels(t Tower, dst []float32) []float32 {
+	rgb := r.resize(t.Size)
+	n := 3 * rgb.w * rgb.h
+	if cap(dst) < n {
+		dst = make([]float32, n)
+	}
+	dst = dst[:n]
+	normalizeRGB(dst, rgb, t)
+	return dst
+}
+
+// normalizeRGB writes (v/255 − Mean[c]) / Std[c] for each channel value
+// of rgb into CHW planes, through one 256-entry table per channel (the
+// same float32 arithmetic, so the same values as Normalize), rows split
+// over goroutines.
+func normalizeRGB(dst []float32, rgb rgbImage, t Tower) {
+	var lut [3][256]float32
+	for c := range 3 {
+		for v := range 256 {
+			lut[c][v] = (float32(v)/255 - t.Mean[c]) / t.Std[c]
+		}
+	}
+	w, h := rgb.w, rgb.h
+	plane := w * h
+	parallelRows(h, func(y0, y1 int) {
+		r, g, b := dst[y0*w:y1*w], dst[plane+y0*w:plane+y1*w], dst[2*plane+y0*w:2*plane+y1*w]
+		px := rgb.pix[3*y0*w : 3*y1*w]
+		for i := range r {
+			r[i] = lut[0][px[3*i]]
+			g[i] = lut[1][px[3*i+1]]
+			b[i] = lut[2][px[3*i+2]]
+		}
+	})
 }
 
 // Normalize turns an already resized image into float32 CHW pixels for
@@ -121,34 +222,53 @@ func toRGB(img image.Image) rgbImage {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
 	out := rgbImage{w: w, h: h, pix: make([]uint8, 3*w*h)}
-	i := 0
+	// Rows are independent: convert bands of them concurrently.
+	parallelRows(h, func(y0, y1 int) {
+		for y := y0; y < y1; y++ {
+			toRGBRow(out.pix[3*y*w:3*(y+1)*w], img, b.Min.X, b.Min.Y+y, w)
+		}
+	})
+	return out
+}
+
+// toRGBRow converts the w pixels of img's row y from x0 into dst (3 bytes
+// a pixel). Common image types are read directly; every path gives what
+// rgbAt gives.
+func toRGBRow(dst []uint8, img image.Image, x0, y, w int) {
 	switch src := img.(type) {
 	case *image.NRGBA:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			row := src.Pix[src.PixOffset(b.Min.X, y):]
-			for x := 0; x < w; x++ {
-				out.pix[i], out.pix[i+1], out.pix[i+2] = row[4*x], row[4*x+1], row[4*x+2]
-				i += 3
+		row := src.Pix[src.PixOffset(x0, y):]
+		for x := 0; x < w; x++ {
+			dst[3*x], dst[3*x+1], dst[3*x+2] = row[4*x], row[4*x+1], row[4*x+2]
+		}
+	case *image.RGBA:
+		row := src.Pix[src.PixOffset(x0, y):]
+		for x := 0; x < w; x++ {
+			if row[4*x+3] == 255 {
+				dst[3*x], dst[3*x+1], dst[3*x+2] = row[4*x], row[4*x+1], row[4*x+2]
+			} else {
+				dst[3*x], dst[3*x+1], dst[3*x+2] = rgbAt(img, x0+x, y)
 			}
 		}
 	case *image.Gray:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			row := src.Pix[src.PixOffset(b.Min.X, y):]
-			for x := 0; x < w; x++ {
-				v := row[x]
-				out.pix[i], out.pix[i+1], out.pix[i+2] = v, v, v
-				i += 3
-			}
+		row := src.Pix[src.PixOffset(x0, y):]
+		for x := 0; x < w; x++ {
+			v := row[x]
+			dst[3*x], dst[3*x+1], dst[3*x+2] = v, v, v
+		}
+	case *image.YCbCr:
+		// JPEG: the same conversion as color.YCbCr's RGBA method, which
+		// the generic path reaches through an interface per pixel.
+		for x := 0; x < w; x++ {
+			yi, ci := src.YOffset(x0+x, y), src.COffset(x0+x, y)
+			r, g, bb, _ := color.YCbCr{Y: src.Y[yi], Cb: src.Cb[ci], Cr: src.Cr[ci]}.RGBA()
+			dst[3*x], dst[3*x+1], dst[3*x+2] = uint8(r>>8), uint8(g>>8), uint8(bb>>8)
 		}
 	default:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				out.pix[i], out.pix[i+1], out.pix[i+2] = rgbAt(img, x, y)
-				i += 3
-			}
+		for x := 0; x < w; x++ {
+			dst[3*x], dst[3*x+1], dst[3*x+2] = rgbAt(img, x0+x, y)
 		}
 	}
-	return out
 }
 
 // rgbAt returns the un-premultiplied 8-bit RGB colour of one pixel.

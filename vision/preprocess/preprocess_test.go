@@ -285,13 +285,17 @@ func TestResizeProperties(t *testing.T) {
 
 // pngWithSize returns a PNG signature and an IHDR chunk (valid CRC) that
 // declare a w×h 8-bit RGB image, followed by nothing.
-func pngWithSize(w, h uint32) []byte {
+func pngWithSize(w, h uint32) []byte { return pngHeader(w, h, 8, 2) }
+
+// pngHeader is pngWithSize for a bit depth and PNG colour type (2 RGB,
+// 6 RGBA).
+func pngHeader(w, h uint32, depth, colorType byte) []byte {
 	var buf bytes.Buffer
 	buf.WriteString("\x89PNG\r\n\x1a\n")
 	ihdr := make([]byte, 13)
 	binary.BigEndian.PutUint32(ihdr[0:], w)
 	binary.BigEndian.PutUint32(ihdr[4:], h)
-	ihdr[8], ihdr[9] = 8, 2 // depth 8, colour type RGB
+	ihdr[8], ihdr[9] = depth, colorType
 	chunk := append([]byte("IHDR"), ihdr...)
 	binary.Write(&buf, binary.BigEndian, uint32(len(ihdr)))
 	buf.Write(chunk)
@@ -325,6 +329,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"corrupt data", "png", corrupt},
 		{"huge declared size", "over the limit", pngWithSize(30000, 30000)},
 		{"huge side", "over the limit", pngWithSize(100000, 1)},
+		// 64 Mpx is allowed at 8 bits, but at 16 bits RGBA it decodes to
+		// 512 MiB (it once took 1.68 GB from a 0.5 MB file).
+		{"16-bit 64 Mpx", "decoded", pngHeader(8192, 8192, 16, 6)},
+		{"16-bit 40 Mpx", "decoded", pngHeader(8000, 5000, 16, 6)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img, err := Decode(bytes.NewReader(tc.data))

@@ -2,12 +2,12 @@ package sam
 
 import (
 	"encoding/binary"
-	"github.com/goose-rwkv/goose/vision/internal/nn"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/vision/internal/nn"
 )
 
 // realConfig is SAM ViT-B at VisualRWKV-7's 1024-pixel input: a 64×64 patch
@@ -25,80 +25,76 @@ func realConfig() Config {
 // blocks, 4 global ones and the neck.
 func BenchmarkBlockReal(b *testing.B) {
 	cfg := realConfig()
+	be := testBackend(b)
+	rng := rand.New(rand.NewPCG(1, 2))
+	vals := func(n int, scale float32) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = (rng.Float32()*2 - 1) * scale
+		}
+		return v
+	}
+	vec := func(rows, cols int, scale float32) kernels.Tensor {
+		t, err := be.Alloc(kernels.F32, rows, cols)
+		if err == nil {
+			err = be.Upload(t, nn.FloatBytes(vals(rows*cols, scale)))
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		return t
+	}
+	mat := func(rows, cols int) kernels.Tensor {
+		raw := make([]byte, 2*rows*cols)
+		for i := range rows * cols {
+			binary.LittleEndian.PutUint16(raw[2*i:], half.F32ToBF16((rng.Float32()*2-1)*0.03))
+		}
+		w, err := be.Weight(kernels.BF16, rows, cols, raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return w
+	}
+	dense := func(rows, cols int) nn.Dense { return nn.Dense{W: mat(rows, cols), B: vec(1, rows, 0.1)} }
+	D, M, G, N := cfg.EmbedDim, cfg.MLPHidden, cfg.Grid(), cfg.NeckChannels
+	hd := D / cfg.Heads
+	s, err := newScratch(be, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &Encoder{cfg: cfg, be: be, eps: 1e-6}
 	for _, tc := range []struct {
 		name   string
 		global bool
 	}{{"windowed", false}, {"global", true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			be := testBackend(b)
-			rng := rand.New(rand.NewPCG(1, 2))
-			vec := func(n int, scale float32) []float32 {
-				v := make([]float32, n)
-				for i := range v {
-					v[i] = (rng.Float32()*2 - 1) * scale
-				}
-				return v
-			}
-			mat := func(rows, cols int) nn.Dense {
-				raw := make([]byte, 2*rows*cols)
-				for i := range rows * cols {
-					binary.LittleEndian.PutUint16(raw[2*i:], half.F32ToBF16((rng.Float32()*2-1)*0.03))
-				}
-				w, err := be.Weight(kernels.BF16, rows, cols, raw)
-				if err != nil {
-					b.Fatal(err)
-				}
-				return nn.Dense{W: w, Bias: vec(rows, 0.1), In: cols, Out: rows}
-			}
-			D, M, G := cfg.EmbedDim, cfg.MLPHidden, cfg.Grid()
-			hd := D / cfg.Heads
 			span := cfg.Window
 			if tc.global {
 				span = G
 			}
 			blk := block{
-				norm1W: vec(D, 1), norm1B: vec(D, 0.1), qkv: mat(3*D, D), proj: mat(D, D),
-				relH: vec((2*span-1)*hd, 0.1), relW: vec((2*span-1)*hd, 0.1),
-				norm2W: vec(D, 1), norm2B: vec(D, 0.1), lin1: mat(M, D), lin2: mat(D, M),
+				norm1W: vec(1, D, 1), norm1B: vec(1, D, 0.1), qkv: dense(3*D, D), proj: dense(D, D),
+				relH: vec(2*span-1, hd, 0.1), relW: vec(2*span-1, hd, 0.1),
+				norm2W: vec(1, D, 1), norm2B: vec(1, D, 0.1), lin1: dense(M, D), lin2: dense(D, M),
 				span: span, global: tc.global,
 			}
-			e := &Encoder{cfg: cfg, be: be, eps: 1e-6, channels: 3}
-			x := vec(G*G*D, 1)
+			if err := be.Upload(s.x, nn.FloatBytes(vals(s.x.Len(), 1))); err != nil {
+				b.Fatal(err)
+			}
 			for b.Loop() {
-				if err := e.blockForward(&blk, x); err != nil {
+				e.blockForward(&blk, s)
+				if err := be.Sync(); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 	}
 	b.Run("neck", func(b *testing.B) {
-		be := testBackend(b)
-		rng := rand.New(rand.NewPCG(3, 4))
-		D, N, G := cfg.EmbedDim, cfg.NeckChannels, cfg.Grid()
-		mat := func(rows, cols int) nn.Dense {
-			raw := make([]byte, 2*rows*cols)
-			for i := range rows * cols {
-				binary.LittleEndian.PutUint16(raw[2*i:], half.F32ToBF16((rng.Float32()*2-1)*0.03))
-			}
-			w, err := be.Weight(kernels.BF16, rows, cols, raw)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return nn.Dense{W: w, In: cols, Out: rows}
-		}
-		ones := make([]float32, N)
-		for i := range ones {
-			ones[i] = 1
-		}
-		e := &Encoder{cfg: cfg, be: be, eps: 1e-6, channels: 3,
-			neck0: mat(N, D), neck1W: ones, neck1B: make([]float32, N),
-			neck2: mat(N, N*9), neck3W: ones, neck3B: make([]float32, N)}
-		x := make([]float32, G*G*D)
-		for i := range x {
-			x[i] = rng.Float32()*2 - 1
-		}
+		e.neck0, e.neck2 = mat(N, D), mat(N, N*9)
+		e.neck1W, e.neck1B, e.neck3W, e.neck3B = vec(1, N, 1), vec(1, N, 0.1), vec(1, N, 1), vec(1, N, 0.1)
 		for b.Loop() {
-			if _, err := e.neck(x); err != nil {
+			e.neck(s)
+			if err := be.Sync(); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,25 +1,22 @@
 // Package sam is the SAM ViT image encoder tower of VisualRWKV-7 in
-// float32, its matrix products (patch embedding, qkv, proj, MLP, neck
-// convolutions) on a kernels.Backend with the weights in their checkpoint
-// dtype, the attention score and value products there too (per head and
-// window, keys and values as F32 operands), and everything else (the
-// relative-position terms, softmax, norms) in Go: patch embedding plus
-// absolute position embedding, ViT blocks with windowed or global
-// attention and decomposed relative position embeddings, the
-// convolutional neck, and the f×f lossless merge that turns the neck's
-// map into feature rows.
+// float32 on a kernels.Backend, every step a backend op with the weights in
+// their checkpoint dtype: patch embedding plus absolute position
+// embedding, ViT blocks with windowed or global attention and decomposed
+// relative position embeddings, the convolutional neck, and the f×f
+// lossless merge that turns the neck's map into feature rows.
 package sam
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/goose-rwkv/goose/vision/internal/nn"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/vision/internal/nn"
 )
 
 // Config holds the encoder's sizes. Head count, window size and global
@@ -82,106 +79,43 @@ func (c Config) validate() error {
 	return nil
 }
 
-// block is one transformer block's weights: the Linear layers on the
-// backend, the rest float32 in Go.
+// block is one transformer block's weights on the backend.
 type block struct {
-	norm1W, norm1B []float32
-	qkv            nn.Dense  // [3D, D]
-	proj           nn.Dense  // [D, D]
-	relH, relW     []float32 // [2s−1, hd], resampled to the block's span s
-	norm2W, norm2B []float32
-	lin1           nn.Dense // [hidden, D]
-	lin2           nn.Dense // [D, hidden]
-	span           int      // window side, or the grid side for global blocks
+	norm1W, norm1B kernels.Tensor // [1, D]
+	qkv            nn.Dense       // [3D, D]
+	proj           nn.Dense       // [D, D]
+	relH, relW     kernels.Tensor // [2s−1, hd], resampled to the block's span s
+	norm2W, norm2B kernels.Tensor // [1, D]
+	lin1           nn.Dense       // [hidden, D]
+	lin2           nn.Dense       // [D, hidden]
+	span           int            // window side, or the grid side for global blocks
 	global         bool
 }
 
-// Encoder is a loaded SAM image encoder. It is immutable after Load and
-// Features may be called from several goroutines when its backend allows
-// concurrent ops on different tensors (the CPU backend does).
+// Encoder is a loaded SAM image encoder. Its working memory on the backend
+// is allocated on first use and reused by every image.
 type Encoder struct {
-	cfg      Config
-	be       kernels.Backend
-	eps      float32
-	patch    nn.Dense  // [D, 3·p·p]
-	pos      []float32 // [grid·grid, D]
-	blocks   []block
-	neck0    nn.Dense // [N, D], no bias
-	neck1W   []float32
-	neck1B   []float32
-	neck2    nn.Dense // [N, N·9], no bias
-	neck3W   []float32
-	neck3B   []float32
-	channels int // input channels, 3
+	cfg    Config
+	be     kernels.Backend // the weights' backend
+	q      kernels.Backend // where the ops run: be, or one of its queues (SetQueue)
+	eps    float32
+	l      *nn.Loader     // owns every tensor the encoder placed
+	patch  nn.Dense       // [D, 3·p·p]
+	pos    kernels.Tensor // [grid·grid, D]
+	blocks []block
+	neck0  kernels.Tensor // [N, D], no bias
+	neck1W kernels.Tensor
+	neck1B kernels.Tensor
+	neck2  kernels.Tensor // [N, N·9], no bias
+	neck3W kernels.Tensor
+	neck3B kernels.Tensor
+
+	mu sync.Mutex
+	s  *scratch
 }
 
 // Config returns the encoder's configuration.
 func (e *Encoder) Config() Config { return e.cfg }
-
-// loader reads float32 copies of named tensors from a source, checking
-// their shapes.
-type loader struct {
-	src    core.Source
-	prefix string
-}
-
-// get returns the tensor prefix+name, which must have exactly shape want;
-// a negative dimension in want accepts any positive size.
-func (l loader) get(name string, want ...int) ([]float32, []int, error) {
-	full := l.prefix + name
-	info, ok := l.src.Lookup(full)
-	if !ok {
-		return nil, nil, fmt.Errorf("missing tensor %s", full)
-	}
-	match := len(info.Shape) == len(want)
-	for i := 0; match && i < len(want); i++ {
-		match = info.Shape[i] == want[i] || (want[i] < 0 && info.Shape[i] > 0)
-	}
-	if !match {
-		return nil, nil, fmt.Errorf("tensor %s has shape %v, want %v", full, info.Shape, want)
-	}
-	b, err := l.src.Bytes(full)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tensor %s: %w", full, err)
-	}
-	f := make([]float32, info.Len())
-	if err := info.DType.Decode(f, b); err != nil {
-		return nil, nil, fmt.Errorf("tensor %s: %w", full, err)
-	}
-	return f, info.Shape, nil
-}
-
-// weight places the tensor prefix+name, which must have exactly shape want,
-// on be in its checkpoint dtype as a [rows, cols] matrix.
-func (l loader) weight(be kernels.Backend, name string, rows, cols int, want ...int) (kernels.Tensor, error) {
-	full := l.prefix + name
-	info, ok := l.src.Lookup(full)
-	if !ok {
-		return kernels.Tensor{}, fmt.Errorf("missing tensor %s", full)
-	}
-	if !slices.Equal(info.Shape, want) {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s has shape %v, want %v", full, info.Shape, want)
-	}
-	b, err := l.src.Bytes(full)
-	if err != nil {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", full, err)
-	}
-	t, err := be.Weight(info.DType, rows, cols, b)
-	if err != nil {
-		return kernels.Tensor{}, fmt.Errorf("tensor %s: %w", full, err)
-	}
-	return t, nil
-}
-
-// nn.Dense places the weight prefix+name (of exactly shape want) on be as the
-// [rows, cols] matrix of a Linear layer with the given bias (nil for none).
-func (l loader) dense(be kernels.Backend, name string, bias []float32, rows, cols int, want ...int) (nn.Dense, error) {
-	w, err := l.weight(be, name, rows, cols, want...)
-	if err != nil {
-		return nn.Dense{}, err
-	}
-	return nn.Dense{W: w, Bias: bias, In: cols, Out: rows}, nil
-}
 
 // Load reads the encoder whose tensors are named prefix+"patch_embed.proj.weight"
 // and so on (prefix "vit.sam_featurizer." in VisualRWKV-7 checkpoints),
@@ -189,7 +123,7 @@ func (l loader) dense(be kernels.Backend, name string, bias []float32, rows, col
 // differs from 2·span−1 are resampled linearly, as SAM does. The Linear
 // and convolution weights are placed on be in their checkpoint dtype (the
 // CPU backend keeps a reference to src's bytes, so src must stay open while
-// the encoder lives); Close frees them.
+// the encoder lives), the vectors as float32; Close frees them.
 func Load(src core.Source, prefix string, cfg Config, be kernels.Backend) (*Encoder, error) {
 	if be == nil {
 		return nil, errors.New("sam: load: no backend")
@@ -197,212 +131,282 @@ func Load(src core.Source, prefix string, cfg Config, be kernels.Backend) (*Enco
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("sam: config: %w", err)
 	}
-	e := &Encoder{cfg: cfg, be: be, eps: cfg.LNEps, channels: 3}
-	e, err := e.load(src, prefix)
-	if err != nil {
+	e := &Encoder{cfg: cfg, be: be, eps: cfg.LNEps, l: &nn.Loader{Src: src, Prefix: prefix, Be: be}}
+	if e.eps == 0 {
+		e.eps = 1e-6
+	}
+	if err := e.load(); err != nil {
 		e.Close()
-		return nil, err
+		return nil, fmt.Errorf("sam: load: %w", err)
 	}
 	return e, nil
 }
 
-// Close frees the encoder's weights on its backend. The encoder must not be
-// used afterwards.
-func (e *Encoder) Close() {
-	ds := []*nn.Dense{&e.patch, &e.neck0, &e.neck2}
-	for i := range e.blocks {
-		b := &e.blocks[i]
-		ds = append(ds, &b.qkv, &b.proj, &b.lin1, &b.lin2)
+// SetQueue makes the encoder issue its ops on q, a queue of the backend it
+// was loaded on (kernels.Queuer), so that it can run side by side with
+// other work; nil goes back to that backend. The working memory stays
+// where it is: queues share the device's memory.
+func (e *Encoder) SetQueue(q kernels.Backend) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.q = q
+}
+
+// ops returns the backend the encoder's ops run on.
+func (e *Encoder) ops() kernels.Backend {
+	if e.q != nil {
+		return e.q
 	}
-	for _, d := range ds {
-		d.Free(e.be)
+	return e.be
+}
+
+// Close frees the encoder's weights and working memory on its backend.
+// The encoder must not be used afterwards.
+func (e *Encoder) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.l.Free()
+	if e.s != nil {
+		e.s.free(e.be)
+		e.s = nil
 	}
 }
 
 // load reads the tensors into e; on error e holds what was placed so far.
-func (e *Encoder) load(src core.Source, prefix string) (*Encoder, error) {
+func (e *Encoder) load() error {
 	cfg := e.cfg
-	if e.eps == 0 {
-		e.eps = 1e-6
-	}
-	l := loader{src: src, prefix: prefix}
+	l := e.l
 	D, P, G, N := cfg.EmbedDim, cfg.Patch, cfg.Grid(), cfg.NeckChannels
 	hd := D / cfg.Heads
-	var err error
-	wrap := func(err error) error { return fmt.Errorf("sam: load: %w", err) }
-	if e.patch, err = l.dense(e.be, "patch_embed.proj.weight", nil, D, e.channels*P*P, D, e.channels, P, P); err != nil {
-		return e, wrap(err)
-	}
-	if e.patch.Bias, _, err = l.get("patch_embed.proj.bias", D); err != nil {
-		return e, wrap(err)
-	}
-	if e.pos, _, err = l.get("pos_embed", 1, G, G, D); err != nil {
-		return e, wrap(err)
-	}
-	for i := 0; i < cfg.Depth; i++ {
+	e.patch = l.Dense("patch_embed.proj", D, 3*P*P, D, 3, P, P)
+	e.pos = l.Vector("pos_embed", 1, G, G, D)
+	for i := 0; i < cfg.Depth && l.Err() == nil; i++ {
 		b := block{global: slices.Contains(cfg.GlobalBlocks, i), span: cfg.Window}
 		if b.global {
 			b.span = G
 		}
 		p := fmt.Sprintf("blocks.%d.", i)
-		vecs := []struct {
-			dst  *[]float32
-			name string
-			n    int
-		}{
-			{&b.norm1W, "norm1.weight", D}, {&b.norm1B, "norm1.bias", D},
-			{&b.qkv.Bias, "attn.qkv.bias", 3 * D}, {&b.proj.Bias, "attn.proj.bias", D},
-			{&b.norm2W, "norm2.weight", D}, {&b.norm2B, "norm2.bias", D},
-			{&b.lin1.Bias, "mlp.lin1.bias", cfg.MLPHidden}, {&b.lin2.Bias, "mlp.lin2.bias", D},
-		}
-		for _, v := range vecs {
-			if *v.dst, _, err = l.get(p+v.name, v.n); err != nil {
-				return e, wrap(err)
-			}
-		}
-		// Appended before the weights are placed, so that Close frees
-		// them if a later tensor fails.
-		e.blocks = append(e.blocks, b)
-		bp := &e.blocks[len(e.blocks)-1]
-		mats := []struct {
-			dst       *nn.Dense
-			name      string
-			rows, col int
-		}{
-			{&bp.qkv, "attn.qkv.weight", 3 * D, D}, {&bp.proj, "attn.proj.weight", D, D},
-			{&bp.lin1, "mlp.lin1.weight", cfg.MLPHidden, D}, {&bp.lin2, "mlp.lin2.weight", D, cfg.MLPHidden},
-		}
-		for _, m := range mats {
-			if *m.dst, err = l.dense(e.be, p+m.name, m.dst.Bias, m.rows, m.col, m.rows, m.col); err != nil {
-				return e, wrap(err)
-			}
-		}
+		b.norm1W, b.norm1B = l.Vector(p+"norm1.weight", D), l.Vector(p+"norm1.bias", D)
+		b.qkv = l.Dense(p+"attn.qkv", 3*D, D, 3*D, D)
+		b.proj = l.Dense(p+"attn.proj", D, D, D, D)
+		b.norm2W, b.norm2B = l.Vector(p+"norm2.weight", D), l.Vector(p+"norm2.bias", D)
+		b.lin1 = l.Dense(p+"mlp.lin1", cfg.MLPHidden, D, cfg.MLPHidden, D)
+		b.lin2 = l.Dense(p+"mlp.lin2", D, cfg.MLPHidden, D, cfg.MLPHidden)
 		for _, r := range []struct {
-			dst  *[]float32
+			dst  *kernels.Tensor
 			name string
-		}{{&bp.relH, "attn.rel_pos_h"}, {&bp.relW, "attn.rel_pos_w"}} {
-			t, shape, err := l.get(p+r.name, -1, hd)
-			if err != nil {
-				return e, wrap(err)
+		}{{&b.relH, "attn.rel_pos_h"}, {&b.relW, "attn.rel_pos_w"}} {
+			t, shape := l.Floats(p+r.name, -1, hd)
+			if t == nil {
+				break
 			}
-			*r.dst = resizeRelPos(t, shape[0], hd, 2*bp.span-1)
+			*r.dst = l.Upload(2*b.span-1, hd, resizeRelPos(t, shape[0], hd, 2*b.span-1))
 		}
+		e.blocks = append(e.blocks, b)
 	}
-	if e.neck0, err = l.dense(e.be, "neck.0.weight", nil, N, D, N, D, 1, 1); err != nil {
-		return e, wrap(err)
+	e.neck0 = l.Matrix("neck.0.weight", N, D, N, D, 1, 1)
+	e.neck1W, e.neck1B = l.Vector("neck.1.weight", N), l.Vector("neck.1.bias", N)
+	e.neck2 = l.Matrix("neck.2.weight", N, N*9, N, N, 3, 3)
+	e.neck3W, e.neck3B = l.Vector("neck.3.weight", N), l.Vector("neck.3.bias", N)
+	return l.Err()
+}
+
+// scratch is a forward pass's working memory on the backend.
+type scratch struct {
+	pixels  kernels.Tensor // [3, S·S]
+	patches kernels.Tensor // [T, 3·P·P]
+	x, h    kernels.Tensor // [T, D]
+	win     kernels.Tensor // [windowed rows, D]
+	qkv     kernels.Tensor // [max rows, 3D]
+	att     kernels.Tensor // [max rows, D]
+	proj    kernels.Tensor // [max rows, D]
+	mid     kernels.Tensor // [T, MLPHidden]
+	a, b    kernels.Tensor // [T, N]: the neck's maps
+	cols    kernels.Tensor // [T, 9N]: the 3×3 convolution's patches
+	out     kernels.Tensor // [Tokens, FeatureDim]
+}
+
+// WindowCount is the number of windows of a windowed block (0 when every
+// block is global).
+func (c Config) WindowCount() int {
+	if c.Window <= 0 {
+		return 0
 	}
-	if e.neck1W, _, err = l.get("neck.1.weight", N); err != nil {
-		return e, wrap(err)
+	return kernels.Window{Height: c.Grid(), Width: c.Grid(), Size: c.Window}.Count()
+}
+
+// windowRows is the number of rows of a windowed block's padded windows
+// (0 when every block is global).
+func (c Config) windowRows() int {
+	if c.Window <= 0 {
+		return 0
 	}
-	if e.neck1B, _, err = l.get("neck.1.bias", N); err != nil {
-		return e, wrap(err)
+	return kernels.Window{Height: c.Grid(), Width: c.Grid(), Size: c.Window}.Tokens()
+}
+
+// scratchDims lists the working tensors' shapes, in scratch field order.
+func (c Config) scratchDims() [][2]int {
+	G, D, P, N := c.Grid(), c.EmbedDim, c.Patch, c.NeckChannels
+	T := G * G
+	R := max(T, c.windowRows())
+	return [][2]int{{3, c.ImageSize * c.ImageSize}, {T, 3 * P * P}, {T, D}, {T, D}, {max(c.windowRows(), 1), D},
+		{R, 3 * D}, {R, D}, {R, D}, {T, c.MLPHidden}, {T, N}, {T, N}, {T, 9 * N}, {c.Tokens(), c.FeatureDim()}}
+}
+
+// WorkingBytes is the size of the working memory an encoder of this
+// configuration allocates on its backend.
+func (c Config) WorkingBytes() int64 {
+	var n int64
+	for _, d := range c.scratchDims() {
+		n += int64(d[0]) * int64(d[1]) * 4
 	}
-	if e.neck2, err = l.dense(e.be, "neck.2.weight", nil, N, N*9, N, N, 3, 3); err != nil {
-		return e, wrap(err)
+	return n
+}
+
+func newScratch(be kernels.Backend, c Config) (*scratch, error) {
+	ts, err := nn.Scratch(be, c.scratchDims()...)
+	if err != nil {
+		return nil, err
 	}
-	if e.neck3W, _, err = l.get("neck.3.weight", N); err != nil {
-		return e, wrap(err)
+	return &scratch{pixels: ts[0], patches: ts[1], x: ts[2], h: ts[3], win: ts[4], qkv: ts[5], att: ts[6],
+		proj: ts[7], mid: ts[8], a: ts[9], b: ts[10], cols: ts[11], out: ts[12]}, nil
+}
+
+func (s *scratch) free(be kernels.Backend) {
+	for _, t := range []kernels.Tensor{s.pixels, s.patches, s.x, s.h, s.win, s.qkv, s.att, s.proj, s.mid, s.a, s.b, s.cols, s.out} {
+		be.Free(t)
 	}
-	if e.neck3B, _, err = l.get("neck.3.bias", N); err != nil {
-		return e, wrap(err)
-	}
-	return e, nil
 }
 
 // Features encodes one image, normalised and laid out channel-first
 // [3, ImageSize, ImageSize], into Tokens() rows of FeatureDim() values.
+// It may be called from several goroutines; they take turns.
 func (e *Encoder) Features(ctx context.Context, pixels []float32) ([]float32, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f, err := e.Encode(ctx, pixels)
+	if err != nil {
+		return nil, err
+	}
+	out, err := nn.Download(e.ops(), f)
+	if err != nil {
+		return nil, fmt.Errorf("sam: features: %w", err)
+	}
+	return out, nil
+}
+
+// Encode uploads the pixels and queues the encoder's ops on its backend
+// without waiting for them. It returns the features, a [Tokens,
+// FeatureDim] view of the encoder's working memory, valid until the next
+// Encode; errors of the queued ops surface at the backend's next Sync.
+// ctx is checked between blocks. Encode is not safe for concurrent use.
+func (e *Encoder) Encode(ctx context.Context, pixels []float32) (kernels.Tensor, error) {
 	cfg := e.cfg
 	S := cfg.ImageSize
-	if want := e.channels * S * S; len(pixels) != want {
-		return nil, fmt.Errorf("sam: features: %d pixel values, want %d (3×%d×%d)", len(pixels), want, S, S)
+	if want := 3 * S * S; len(pixels) != want {
+		return kernels.Tensor{}, fmt.Errorf("sam: features: %d pixel values, want %d (3×%d×%d)", len(pixels), want, S, S)
 	}
-	for i, v := range pixels {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, fmt.Errorf("sam: features: pixel value %d is %v", i, v)
+	if err := nn.CheckFinite(pixels); err != nil {
+		return kernels.Tensor{}, fmt.Errorf("sam: features: pixel value: %w", err)
+	}
+	if e.s == nil {
+		s, err := newScratch(e.ops(), cfg)
+		if err != nil {
+			return kernels.Tensor{}, fmt.Errorf("sam: features: %w", err)
 		}
+		e.s = s
 	}
-	D, P, G := cfg.EmbedDim, cfg.Patch, cfg.Grid()
-	T := G * G
-	x := make([]float32, T*D)
-	if err := e.patch.Apply(e.be, x, patchRows(pixels, e.channels, S, S, P), T); err != nil {
-		return nil, fmt.Errorf("sam: features: patch embedding: %w", err)
+	s := e.s
+	be := e.ops()
+	if err := be.Upload(s.pixels, nn.FloatBytes(pixels)); err != nil {
+		return kernels.Tensor{}, fmt.Errorf("sam: features: upload: %w", err)
 	}
-	add(x, e.pos)
+	P, G := cfg.Patch, cfg.Grid()
+	be.Im2Col(s.patches, s.pixels, kernels.Conv{Channels: 3, Height: S, Width: S, Kernel: P, Stride: P})
+	be.Linear(s.x, s.patches, e.patch.W)
+	be.Residual(s.x, e.pos, s.x, e.patch.B, kernels.Tensor{})
 	for i := range e.blocks {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return kernels.Tensor{}, err
 		}
-		if err := e.blockForward(&e.blocks[i], x); err != nil {
-			return nil, fmt.Errorf("sam: features: block %d: %w", i, err)
-		}
+		e.blockForward(&e.blocks[i], s)
 	}
-	y, err := e.neck(x)
-	if err != nil {
-		return nil, fmt.Errorf("sam: features: neck: %w", err)
-	}
-	return losslessMerge(y, G, G, cfg.NeckChannels, cfg.Merge), nil
+	e.neck(s)
+	be.SpaceToDepth(s.out, s.b, G, G, cfg.Merge)
+	return s.out, nil
 }
 
-// blockForward applies one pre-norm transformer block to the [grid, grid,
-// D] map x in place; the Linear layers run on the backend.
-func (e *Encoder) blockForward(b *block, x []float32) error {
+// blockForward queues one pre-norm transformer block on the [grid, grid,
+// D] map s.x.
+func (e *Encoder) blockForward(b *block, s *scratch) {
 	cfg := e.cfg
+	be := e.ops()
 	D, G, H := cfg.EmbedDim, cfg.Grid(), cfg.Heads
 	T := G * G
-	h := make([]float32, T*D)
-	layerNorm(h, x, b.norm1W, b.norm1B, T, D, e.eps)
-	win, nWin := h, 1
+	be.LayerNorm(s.h, s.x, b.norm1W, b.norm1B, e.eps)
+	in, rows, groups := s.h, T, 1
+	w := kernels.Window{Height: G, Width: G, Size: b.span}
 	if !b.global {
-		win, nWin = windowPartition(h, G, G, D, b.span)
+		rows, groups = w.Tokens(), w.Count()
+		in = s.win.Slice(0, rows)
+		be.WindowPartition(in, s.h, w)
 	}
-	n := nWin * b.span * b.span
-	qkv := make([]float32, n*3*D)
-	if err := b.qkv.Apply(e.be, qkv, win, n); err != nil {
-		return fmt.Errorf("qkv: %w", err)
-	}
-	att := make([]float32, n*D)
-	if err := attention(e.be, att, qkv, b.relH, b.relW, nWin, b.span, H, D/H); err != nil {
-		return err
-	}
-	proj := make([]float32, n*D)
-	if err := b.proj.Apply(e.be, proj, att, n); err != nil {
-		return fmt.Errorf("proj: %w", err)
-	}
+	qkv, att, proj := s.qkv.Slice(0, rows), s.att.Slice(0, rows), s.proj.Slice(0, rows)
+	be.Linear(qkv, in, b.qkv.W)
+	be.Add(qkv, qkv, b.qkv.B)
+	be.Attention(kernels.Attention{Dst: att, QKV: qkv, Heads: H, Scale: float32(1 / math.Sqrt(float64(D/H))),
+		Groups: groups, RelH: b.relH, RelW: b.relW, Span: b.span})
+	be.Linear(proj, att, b.proj.W)
 	if b.global {
-		add(x, proj)
+		be.Residual(s.x, s.x, proj, b.proj.B, kernels.Tensor{})
 	} else {
-		windowUnpartitionAdd(x, proj, G, G, D, b.span)
+		be.Add(proj, proj, b.proj.B)
+		be.WindowMerge(s.x, proj, w)
 	}
-	layerNorm(h, x, b.norm2W, b.norm2B, T, D, e.eps)
-	mid := make([]float32, T*cfg.MLPHidden)
-	if err := b.lin1.Apply(e.be, mid, h, T); err != nil {
-		return fmt.Errorf("lin1: %w", err)
-	}
-	geluErf(mid)
-	if err := b.lin2.Apply(e.be, h, mid, T); err != nil {
-		return fmt.Errorf("lin2: %w", err)
-	}
-	add(x, h)
-	return nil
+	be.LayerNorm(s.h, s.x, b.norm2W, b.norm2B, e.eps)
+	be.Linear(s.mid, s.h, b.lin1.W)
+	be.BiasAct(s.mid, s.mid, b.lin1.B, kernels.GELU)
+	be.Linear(s.h, s.mid, b.lin2.W)
+	be.Residual(s.x, s.x, s.h, b.lin2.B, kernels.Tensor{})
 }
 
-// neck maps the [grid, grid, D] map to [grid, grid, NeckChannels]:
-// conv 1×1 → LayerNorm2d → conv 3×3 (padding 1) → LayerNorm2d, no biases
-// on the convolutions, which run as products on the backend (the 3×3 one
-// over im2col rows).
-func (e *Encoder) neck(x []float32) ([]float32, error) {
+// neck queues the map s.x → s.b [grid·grid, NeckChannels]: conv 1×1 →
+// LayerNorm2d → conv 3×3 (padding 1) → LayerNorm2d, no biases on the
+// convolutions, which run as products (the 3×3 one over gathered patches).
+func (e *Encoder) neck(s *scratch) {
+	be := e.ops()
 	G, N := e.cfg.Grid(), e.cfg.NeckChannels
-	T := G * G
-	a := make([]float32, T*N)
-	if err := e.neck0.Apply(e.be, a, x, T); err != nil {
-		return nil, fmt.Errorf("conv 1×1: %w", err)
+	be.Linear(s.a, s.x, e.neck0)
+	be.LayerNorm(s.a, s.a, e.neck1W, e.neck1B, e.eps)
+	be.Im2Col(s.cols, s.a, kernels.Conv{Channels: N, Height: G, Width: G, Kernel: 3, Stride: 1, Pad: 1, ChannelsLast: true})
+	be.Linear(s.b, s.cols, e.neck2)
+	be.LayerNorm(s.b, s.b, e.neck3W, e.neck3B, e.eps)
+}
+
+// resizeRelPos resamples a relative-position table [l, d] to n rows by
+// linear interpolation along the rows with half-pixel centres (PyTorch
+// F.interpolate mode "linear", align_corners=False); it returns rel
+// unchanged when l == n.
+func resizeRelPos(rel []float32, l, d, n int) []float32 {
+	if l == n {
+		return rel
 	}
-	layerNorm(a, a, e.neck1W, e.neck1B, T, N, e.eps)
-	b := make([]float32, T*N)
-	if err := e.neck2.Apply(e.be, b, conv3x3Rows(a, G, G, N), T); err != nil {
-		return nil, fmt.Errorf("conv 3×3: %w", err)
+	out := make([]float32, n*d)
+	scale := float64(l) / float64(n)
+	for i := 0; i < n; i++ {
+		src := (float64(i)+0.5)*scale - 0.5
+		if src < 0 {
+			src = 0
+		}
+		i0 := int(src)
+		if i0 > l-1 {
+			i0 = l - 1
+		}
+		i1 := min(i0+1, l-1)
+		t := float32(src - float64(i0))
+		for j := 0; j < d; j++ {
+			out[i*d+j] = (1-t)*rel[i0*d+j] + t*rel[i1*d+j]
+		}
 	}
-	layerNorm(b, b, e.neck3W, e.neck3B, T, N, e.eps)
-	return b, nil
+	return out
 }

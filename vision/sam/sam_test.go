@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -14,19 +13,11 @@ import (
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/internal/npy"
 	"github.com/goose-rwkv/goose/kernels"
-	"github.com/goose-rwkv/goose/kernels/cpu"
+	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 )
 
 // testBackend returns a CPU backend closed when t ends.
-func testBackend(t testing.TB) kernels.Backend {
-	t.Helper()
-	be, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { be.Close() })
-	return be
-}
+func testBackend(t testing.TB) kernels.Backend { return visiontest.CPU(t) }
 
 const (
 	fixtureDir = "../../testdata/visualrwkv"
@@ -71,12 +62,19 @@ func readNpy(t testing.TB, name string) *npy.Array {
 	return a
 }
 
-func TestFeatures(t *testing.T) {
+func TestFeatures(t *testing.T) { checkFeatures(t, testBackend(t)) }
+
+// TestFeaturesCUDA is TestFeatures on the GPU; it skips, saying why,
+// without one.
+func TestFeaturesCUDA(t *testing.T) { checkFeatures(t, visiontest.CUDA(t)) }
+
+func checkFeatures(t *testing.T, be kernels.Backend) {
 	cfg := fixtureConfig(t)
-	enc, err := Load(openFixture(t), prefix, cfg, testBackend(t))
+	enc, err := Load(openFixture(t), prefix, cfg, be)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer enc.Close()
 	pixels := readNpy(t, "mm.pixels_sam.npy")
 	want := readNpy(t, "mm.feat_sam.npy")
 	if len(want.Shape) != 2 || want.Shape[0] != cfg.Tokens() || want.Shape[1] != cfg.FeatureDim() {
@@ -127,7 +125,7 @@ func TestFeaturesBadInput(t *testing.T) {
 		{"nil", nil, "pixel values"},
 		{"short", make([]float32, n-1), "pixel values"},
 		{"long", make([]float32, n+1), "pixel values"},
-		{"nan", nan, "pixel value 7"},
+		{"nan", nan, "element 7 is NaN"},
 		{"inf", inf, "is +Inf"},
 	}
 	for _, tt := range tests {
@@ -191,7 +189,7 @@ func TestLoadErrors(t *testing.T) {
 		{"shape qkv", editedSource{Source: f, shape: map[string][]int{prefix + "blocks.0.attn.qkv.weight": {64, 192}}}, "", cfg, "blocks.0.attn.qkv.weight has shape [64 192]"},
 		{"shape pos", editedSource{Source: f, shape: map[string][]int{prefix + "pos_embed": {1, 8, 8}}}, "", cfg, "pos_embed has shape [1 8 8]"},
 		{"more heads than checkpoint", f, "", withCfg(func(c *Config) { c.Heads = 4 }), "rel_pos_h has shape"},
-		{"wider mlp", f, "", withCfg(func(c *Config) { c.MLPHidden = 128 }), "lin1.bias has shape"},
+		{"wider mlp", f, "", withCfg(func(c *Config) { c.MLPHidden = 128 }), "lin1.weight has shape [256 64], want [128 64]"},
 		{"bad patch", f, "", withCfg(func(c *Config) { c.Patch = 15 }), "not a multiple of patch"},
 		{"bad heads", f, "", withCfg(func(c *Config) { c.Heads = 3 }), "not a multiple of 3 heads"},
 		{"global out of range", f, "", withCfg(func(c *Config) { c.GlobalBlocks = []int{1, 4} }), "global block 4"},
@@ -242,45 +240,5 @@ func BenchmarkFeatures(b *testing.B) {
 		if _, err := enc.Features(context.Background(), pixels.Data); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-func TestExpShifted(t *testing.T) {
-	for _, tc := range []struct {
-		name      string
-		lo, hi, m float32
-	}{
-		{"softmax range", -30, 0, 0},
-		{"near zero", -1, 0, 0},
-		{"small", -87, -30, 0},
-		{"shifted", -40, 12.5, 12.5},
-		{"negative max", -90, -3, -3},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			const steps = 50000
-			row := make([]float32, steps+1)
-			for i := range row {
-				row[i] = tc.lo + (tc.hi-tc.lo)*float32(i)/steps
-			}
-			xs := slices.Clone(row)
-			sum := expShifted(row, tc.m)
-			var worst, wantSum float64
-			for i, x := range xs {
-				want := math.Exp(float64(x - tc.m)) // the float32 difference, as the softmax forms it
-				wantSum += want
-				worst = max(worst, math.Abs(float64(row[i])-want)/want)
-			}
-			if worst > 1e-6 {
-				t.Errorf("worst relative error %.3g > 1e-6", worst)
-			}
-			if d := math.Abs(float64(sum)-wantSum) / wantSum; d > 1e-4 {
-				t.Errorf("sum %g, want %g", sum, wantSum)
-			}
-		})
-	}
-	row := []float32{0, -100, float32(math.NaN())}
-	expShifted(row, 0)
-	if row[0] != 1 || row[1] != 0 || !math.IsNaN(float64(row[2])) {
-		t.Errorf("exp of [0, -100, NaN] = %v, want [1 0 NaN]", row)
 	}
 }

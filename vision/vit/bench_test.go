@@ -23,12 +23,22 @@ func BenchmarkBlockReal(b *testing.B) {
 			c := tc.cfg
 			be := testBackend(b)
 			rng := rand.New(rand.NewPCG(1, 2))
-			vec := func(n int, scale float32) []float32 {
+			vals := func(n int, scale float32) []float32 {
 				v := make([]float32, n)
 				for i := range v {
 					v[i] = (rng.Float32()*2 - 1) * scale
 				}
 				return v
+			}
+			vec := func(n int, scale float32) kernels.Tensor {
+				t, err := be.Alloc(kernels.F32, 1, n)
+				if err == nil {
+					err = be.Upload(t, nn.FloatBytes(vals(n, scale)))
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				return t
 			}
 			mat := func(rows, cols int) nn.Dense {
 				raw := make([]byte, 2*rows*cols)
@@ -39,7 +49,7 @@ func BenchmarkBlockReal(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				return nn.Dense{W: w, Bias: vec(rows, 0.1), In: cols, Out: rows}
+				return nn.Dense{W: w, B: vec(rows, 0.1)}
 			}
 			D, H := c.Dim, c.MLPHidden
 			blk := block{
@@ -49,11 +59,16 @@ func BenchmarkBlockReal(b *testing.B) {
 			if c.LayerScale {
 				blk.ls1, blk.ls2 = vec(D, 0.1), vec(D, 0.1)
 			}
-			T := c.prefix() + c.Patches()
-			x := vec(T*D, 1)
-			s := newScratch(T, c)
+			s, err := newScratch(be, c)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := be.Upload(s.x, nn.FloatBytes(vals(s.x.Len(), 1))); err != nil {
+				b.Fatal(err)
+			}
 			for b.Loop() {
-				if err := blk.forward(be, x, s, c); err != nil {
+				blk.forward(be, s, c)
+				if err := be.Sync(); err != nil {
 					b.Fatal(err)
 				}
 			}

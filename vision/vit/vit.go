@@ -1,24 +1,24 @@
 // Package vit runs the two timm Vision Transformers of VisualRWKV-7's image
 // side, the DINOv2 (with registers and LayerScale) and SigLIP towers, in
-// float32: the matrix products (patch embedding, qkv, proj, MLP) run on a
-// kernels.Backend with the weights in their checkpoint dtype, the rest
-// (norms, attention, GELU, residuals) in Go.
+// float32 on a kernels.Backend: the weights stay in their checkpoint dtype
+// and every step (patch gathering, products, norms, attention, GELU,
+// residuals) is a backend op, so the activations never leave the device.
 //
 // A Tower returns the patch tokens at the output of one block (VisualRWKV-7
 // takes the second-to-last block), with the prefix tokens (class token and
-// registers) dropped and no final norm. The math lives in small functions
-// (patchEmbed, layerNorm, attention, mlp, layerScale) so that it can be moved
-// to a compute backend piece by piece.
+// registers) dropped and no final norm.
 package vit
 
 import (
 	"context"
 	"fmt"
-	"github.com/goose-rwkv/goose/vision/internal/nn"
+	"math"
 	"strings"
+	"sync"
 
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/vision/internal/nn"
 )
 
 // Config holds a tower's sizes. Head counts are not stored in checkpoints,
@@ -98,30 +98,32 @@ func (c Config) validate() error {
 	return nil
 }
 
-// block holds one transformer block's weights: the Linear layers on the
-// backend, the vectors in Go (float32).
+// block holds one transformer block's weights on the backend.
 type block struct {
-	norm1W, norm1B []float32 // [D]
-	qkv            nn.Dense  // [3D, D]: rows q, k, v
-	proj           nn.Dense  // [D, D]
-	ls1, ls2       []float32 // [D], nil without LayerScale
-	norm2W, norm2B []float32 // [D]
-	fc1            nn.Dense  // [H, D]
-	fc2            nn.Dense  // [D, H]
+	norm1W, norm1B kernels.Tensor // [1, D]
+	qkv            nn.Dense       // [3D, D]: rows q, k, v
+	proj           nn.Dense       // [D, D]
+	ls1, ls2       kernels.Tensor // [1, D], invalid without LayerScale
+	norm2W, norm2B kernels.Tensor // [1, D]
+	fc1            nn.Dense       // [H, D]
+	fc2            nn.Dense       // [D, H]
 }
 
-// Tower is one loaded ViT. It is immutable after Load; Features may be
-// called from several goroutines at once when its backend allows
-// concurrent ops on different tensors (the CPU backend does).
+// Tower is one loaded ViT. Its working memory on the backend is allocated
+// on first use and reused by every image.
 type Tower struct {
 	cfg    Config
-	be     kernels.Backend
-	patch  nn.Dense  // [D, 3·P·P], columns in (channel, row, col) order
-	pos    []float32 // [patches or prefix+patches, D]
-	posAll bool      // pos covers the prefix tokens too
-	cls    []float32 // [D] or nil
-	reg    []float32 // [R, D] or nil
-	blocks []block   // blocks 0..FeatureBlock only
+	be     kernels.Backend // the weights' backend
+	q      kernels.Backend // where the ops run: be, or one of its queues (SetQueue)
+	l      *nn.Loader      // owns every tensor the tower placed
+	patch  nn.Dense        // [D, 3·P·P], columns in (channel, row, col) order
+	pos    kernels.Tensor  // [patches or prefix+patches, D]
+	posAll bool            // pos covers the prefix tokens too
+	prefix kernels.Tensor  // [prefix, D]: the class token then the registers; invalid without
+	blocks []block         // blocks 0..FeatureBlock only
+
+	mu sync.Mutex
+	s  *scratch // allocated on first use
 }
 
 // Config returns the tower's configuration.
@@ -132,8 +134,8 @@ func (t *Tower) Config() Config { return t.cfg }
 // missing final dot is added). Only blocks up to cfg.FeatureBlock are read.
 // The SigLIP MAP head and the final norm are not used. The Linear weights
 // are placed on be in their checkpoint dtype (the CPU backend keeps a
-// reference to src's bytes, so src must stay open while the tower lives);
-// Close frees them.
+// reference to src's bytes, so src must stay open while the tower lives),
+// the vectors as float32; Close frees them.
 func Load(src core.Source, prefix string, cfg Config, be kernels.Backend) (*Tower, error) {
 	if be == nil {
 		return nil, fmt.Errorf("vit: load %s: no backend", strings.TrimSuffix(prefix, "."))
@@ -144,223 +146,208 @@ func Load(src core.Source, prefix string, cfg Config, be kernels.Backend) (*Towe
 	if prefix != "" && !strings.HasSuffix(prefix, ".") {
 		prefix += "."
 	}
-	l := loader{src: src, prefix: prefix, be: be}
-	D, P, N := cfg.Dim, cfg.Patch, cfg.Patches()
-	t := &Tower{cfg: cfg, be: be}
-	t.patch = l.dense("patch_embed.proj", D, 3*P*P, D, 3, P, P)
-	if info, ok := src.Lookup(prefix + "pos_embed"); ok && len(info.Shape) == 3 && info.Shape[1] == N+cfg.prefix() && cfg.prefix() > 0 {
-		t.pos = l.get("pos_embed", 1, N+cfg.prefix(), D)
+	l := &nn.Loader{Src: src, Prefix: prefix, Be: be}
+	D, P, N, pre := cfg.Dim, cfg.Patch, cfg.Patches(), cfg.prefix()
+	t := &Tower{cfg: cfg, be: be, l: l}
+	t.patch = l.Dense("patch_embed.proj", D, 3*P*P, D, 3, P, P)
+	if sh := l.Shape("pos_embed"); len(sh) == 3 && sh[1] == N+pre && pre > 0 {
+		t.pos = l.Vector("pos_embed", 1, N+pre, D)
 		t.posAll = true
 	} else {
-		t.pos = l.get("pos_embed", 1, N, D)
+		t.pos = l.Vector("pos_embed", 1, N, D)
 	}
-	if cfg.ClassToken {
-		t.cls = l.get("cls_token", 1, 1, D)
-	}
-	if cfg.Registers > 0 {
-		t.reg = l.get("reg_token", 1, cfg.Registers, D)
+	if pre > 0 {
+		var rows []float32
+		if cfg.ClassToken {
+			cls, _ := l.Floats("cls_token", 1, 1, D)
+			rows = append(rows, cls...)
+		}
+		if cfg.Registers > 0 {
+			reg, _ := l.Floats("reg_token", 1, cfg.Registers, D)
+			rows = append(rows, reg...)
+		}
+		if l.Err() == nil {
+			t.prefix = l.Upload(pre, D, rows)
+		}
 	}
 	H := cfg.MLPHidden
 	for i := 0; i <= cfg.FeatureBlock; i++ {
 		p := fmt.Sprintf("blocks.%d.", i)
 		b := block{
-			norm1W: l.get(p+"norm1.weight", D), norm1B: l.get(p+"norm1.bias", D),
-			qkv:    l.dense(p+"attn.qkv", 3*D, D, 3*D, D),
-			proj:   l.dense(p+"attn.proj", D, D, D, D),
-			norm2W: l.get(p+"norm2.weight", D), norm2B: l.get(p+"norm2.bias", D),
-			fc1: l.dense(p+"mlp.fc1", H, D, H, D),
-			fc2: l.dense(p+"mlp.fc2", D, H, D, H),
+			norm1W: l.Vector(p+"norm1.weight", D), norm1B: l.Vector(p+"norm1.bias", D),
+			qkv:    l.Dense(p+"attn.qkv", 3*D, D, 3*D, D),
+			proj:   l.Dense(p+"attn.proj", D, D, D, D),
+			norm2W: l.Vector(p+"norm2.weight", D), norm2B: l.Vector(p+"norm2.bias", D),
+			fc1: l.Dense(p+"mlp.fc1", H, D, H, D),
+			fc2: l.Dense(p+"mlp.fc2", D, H, D, H),
 		}
 		if cfg.LayerScale {
-			b.ls1 = l.get(p+"ls1.gamma", D)
-			b.ls2 = l.get(p+"ls2.gamma", D)
+			b.ls1 = l.Vector(p+"ls1.gamma", D)
+			b.ls2 = l.Vector(p+"ls2.gamma", D)
 		}
 		t.blocks = append(t.blocks, b)
 	}
-	if l.err != nil {
+	if err := l.Err(); err != nil {
 		t.Close()
-		return nil, fmt.Errorf("vit: load %s: %w", strings.TrimSuffix(prefix, "."), l.err)
+		return nil, fmt.Errorf("vit: load %s: %w", strings.TrimSuffix(prefix, "."), err)
 	}
 	return t, nil
 }
 
-// Close frees the tower's weights on its backend. The tower must not be
-// used afterwards.
+// SetQueue makes the tower issue its ops on q, a queue of the backend it
+// was loaded on (kernels.Queuer), so that it can run side by side with
+// other work; nil goes back to that backend. The working memory stays
+// where it is: queues share the device's memory.
+func (t *Tower) SetQueue(q kernels.Backend) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.q = q
+}
+
+// ops returns the backend the tower's ops run on.
+func (t *Tower) ops() kernels.Backend {
+	if t.q != nil {
+		return t.q
+	}
+	return t.be
+}
+
+// Close frees the tower's weights and working memory on its backend. The
+// tower must not be used afterwards.
 func (t *Tower) Close() {
-	t.patch.Free(t.be)
-	for i := range t.blocks {
-		b := &t.blocks[i]
-		for _, d := range []*nn.Dense{&b.qkv, &b.proj, &b.fc1, &b.fc2} {
-			d.Free(t.be)
-		}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.l.Free()
+	if t.s != nil {
+		t.s.free(t.be)
+		t.s = nil
 	}
 }
 
-// loader reads tensors, keeping the first error.
-type loader struct {
-	src    core.Source
-	prefix string
-	be     kernels.Backend
-	err    error
+// scratch is a forward pass's working memory on the backend.
+type scratch struct {
+	pixels  kernels.Tensor // [3, S·S]
+	patches kernels.Tensor // [N, 3·P·P]
+	x, h    kernels.Tensor // [T, D]
+	qkv     kernels.Tensor // [T, 3D]
+	att     kernels.Tensor // [T, D]
+	hid     kernels.Tensor // [T, MLPHidden]
 }
 
-// nn.Dense reads the Linear layer prefix+name (".weight" of exactly shape,
-// viewed as [rows, cols], and ".bias" of rows values), placing the weight
-// on the backend in its checkpoint dtype. After an error it returns a
-// zero nn.Dense.
-func (l *loader) dense(name string, rows, cols int, shape ...int) nn.Dense {
-	if l.err != nil {
-		return nn.Dense{}
-	}
-	full := l.prefix + name + ".weight"
-	info, ok := l.src.Lookup(full)
-	if !ok {
-		l.err = fmt.Errorf("missing tensor %s", full)
-		return nn.Dense{}
-	}
-	if !sameShape(info.Shape, shape) {
-		l.err = fmt.Errorf("tensor %s has shape %v, want %v", full, info.Shape, shape)
-		return nn.Dense{}
-	}
-	bias := l.get(name+".bias", rows)
-	if l.err != nil {
-		return nn.Dense{}
-	}
-	b, err := l.src.Bytes(full)
+func newScratch(be kernels.Backend, c Config) (*scratch, error) {
+	T, D, S, P := c.prefix()+c.Patches(), c.Dim, c.ImageSize, c.Patch
+	ts, err := nn.Scratch(be, [2]int{3, S * S}, [2]int{c.Patches(), 3 * P * P}, [2]int{T, D}, [2]int{T, D},
+		[2]int{T, 3 * D}, [2]int{T, D}, [2]int{T, c.MLPHidden})
 	if err != nil {
-		l.err = fmt.Errorf("tensor %s: %w", full, err)
-		return nn.Dense{}
+		return nil, err
 	}
-	w, err := l.be.Weight(info.DType, rows, cols, b)
-	if err != nil {
-		l.err = fmt.Errorf("tensor %s: %w", full, err)
-		return nn.Dense{}
-	}
-	return nn.Dense{W: w, Bias: bias, In: cols, Out: rows}
+	return &scratch{pixels: ts[0], patches: ts[1], x: ts[2], h: ts[3], qkv: ts[4], att: ts[5], hid: ts[6]}, nil
 }
 
-// get returns tensor prefix+name decoded to float32 after checking that its
-// shape is exactly shape. After an error it returns nil.
-func (l *loader) get(name string, shape ...int) []float32 {
-	if l.err != nil {
-		return nil
+func (s *scratch) free(be kernels.Backend) {
+	for _, t := range []kernels.Tensor{s.pixels, s.patches, s.x, s.h, s.qkv, s.att, s.hid} {
+		be.Free(t)
 	}
-	full := l.prefix + name
-	info, ok := l.src.Lookup(full)
-	if !ok {
-		l.err = fmt.Errorf("missing tensor %s", full)
-		return nil
-	}
-	if !sameShape(info.Shape, shape) {
-		l.err = fmt.Errorf("tensor %s has shape %v, want %v", full, info.Shape, shape)
-		return nil
-	}
-	b, err := l.src.Bytes(full)
-	if err != nil {
-		l.err = fmt.Errorf("tensor %s: %w", full, err)
-		return nil
-	}
-	f := make([]float32, info.Len())
-	if err := info.DType.Decode(f, b); err != nil {
-		l.err = fmt.Errorf("tensor %s: %w", full, err)
-		return nil
-	}
-	return f
 }
 
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+// WorkingBytes is the size of the working memory a tower of this
+// configuration allocates on its backend.
+func (c Config) WorkingBytes() int64 {
+	T, D, S, P := int64(c.prefix()+c.Patches()), int64(c.Dim), int64(c.ImageSize), int64(c.Patch)
+	return 4 * (3*S*S + int64(c.Patches())*3*P*P + T*D*6 + T*int64(c.MLPHidden))
 }
 
 // Features runs the tower on one image, pixels in normalised CHW order
 // [3, ImageSize, ImageSize], and returns the patch tokens at the output of
 // block FeatureBlock, [Patches, Dim] row-major (token = row·Grid + col).
+// It may be called from several goroutines; they take turns.
 func (t *Tower) Features(ctx context.Context, pixels []float32) ([]float32, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f, err := t.Encode(ctx, pixels)
+	if err != nil {
+		return nil, err
+	}
+	out, err := nn.Download(t.ops(), f)
+	if err != nil {
+		return nil, fmt.Errorf("vit: features: %w", err)
+	}
+	return out, nil
+}
+
+// Encode uploads the pixels (normalised CHW, [3, ImageSize, ImageSize])
+// and queues the tower's ops on its backend without waiting for them. It
+// returns the features, a [Patches, Dim] view of the tower's working
+// memory, valid until the next Encode; errors of the queued ops surface
+// at the backend's next Sync. ctx is checked between blocks. Encode is
+// not safe for concurrent use.
+func (t *Tower) Encode(ctx context.Context, pixels []float32) (kernels.Tensor, error) {
 	c := t.cfg
 	if want := 3 * c.ImageSize * c.ImageSize; len(pixels) != want {
-		return nil, fmt.Errorf("vit: features: %d pixel values, want %d (3×%d×%d)", len(pixels), want, c.ImageSize, c.ImageSize)
+		return kernels.Tensor{}, fmt.Errorf("vit: features: %d pixel values, want %d (3×%d×%d)", len(pixels), want, c.ImageSize, c.ImageSize)
 	}
-	D, N, pre := c.Dim, c.Patches(), c.prefix()
-	T := pre + N
-	x := make([]float32, T*D)
-	if err := patchEmbed(t.be, x[pre*D:], pixels, &t.patch, c.ImageSize, c.Patch); err != nil {
-		return nil, fmt.Errorf("vit: features: patch embedding: %w", err)
+	if err := nn.CheckFinite(pixels); err != nil {
+		return kernels.Tensor{}, fmt.Errorf("vit: features: pixels: %w", err)
 	}
-	if t.cls != nil {
-		copy(x[:D], t.cls)
-	}
-	if t.reg != nil {
-		off := 0
-		if t.cls != nil {
-			off = D
+	if t.s == nil {
+		s, err := newScratch(t.ops(), t.cfg)
+		if err != nil {
+			return kernels.Tensor{}, fmt.Errorf("vit: features: %w", err)
 		}
-		copy(x[off:], t.reg)
+		t.s = s
 	}
+	if err := t.ops().Upload(t.s.pixels, nn.FloatBytes(pixels)); err != nil {
+		return kernels.Tensor{}, fmt.Errorf("vit: features: upload: %w", err)
+	}
+	return t.forward(ctx, t.s)
+}
+
+// forward queues the tower's ops on s.pixels and returns the features
+// view of s.x.
+func (t *Tower) forward(ctx context.Context, s *scratch) (kernels.Tensor, error) {
+	c := t.cfg
+	be := t.ops()
+	N, pre := c.Patches(), c.prefix()
+	T := pre + N
+	P, S := c.Patch, c.ImageSize
+	be.Im2Col(s.patches, s.pixels, kernels.Conv{Channels: 3, Height: S, Width: S, Kernel: P, Stride: P})
+	x := s.x
+	patches := x.Slice(pre, T)
+	be.Linear(patches, s.patches, t.patch.W)
+	pos := t.pos
 	if t.posAll {
-		addInPlace(x, t.pos)
-	} else {
-		addInPlace(x[pre*D:], t.pos)
+		pos = t.pos.Slice(pre, T)
 	}
-	s := newScratch(T, c)
+	be.Residual(patches, pos, patches, t.patch.B, kernels.Tensor{})
+	if pre > 0 {
+		be.Copy(x.Slice(0, pre), t.prefix)
+		if t.posAll {
+			be.Add(x.Slice(0, pre), x.Slice(0, pre), t.pos.Slice(0, pre))
+		}
+	}
 	for i := range t.blocks {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return kernels.Tensor{}, err
 		}
-		if err := t.blocks[i].forward(t.be, x, s, c); err != nil {
-			return nil, fmt.Errorf("vit: features: block %d: %w", i, err)
-		}
+		t.blocks[i].forward(be, s, c)
 	}
-	return x[pre*D:], nil
+	return x.Slice(pre, T), nil
 }
 
-// scratch holds one forward pass's temporaries.
-type scratch struct {
-	h   []float32 // [T, D] normalised input / branch output
-	qkv []float32 // [T, 3D]
-	att []float32 // [T, D]
-	hid []float32 // [T, MLPHidden]
-}
-
-func newScratch(T int, c Config) *scratch {
-	return &scratch{
-		h:   make([]float32, T*c.Dim),
-		qkv: make([]float32, T*3*c.Dim),
-		att: make([]float32, T*c.Dim),
-		hid: make([]float32, T*c.MLPHidden),
-	}
-}
-
-// forward applies one block to x [T, D] in place:
-// x += ls1(attn(norm1(x))); x += ls2(mlp(norm2(x))). The Linear layers
-// run on be.
-func (b *block) forward(be kernels.Backend, x []float32, s *scratch, c Config) error {
-	D := c.Dim
-	T := len(x) / D
-	layerNorm(s.h, x, b.norm1W, b.norm1B, D, c.LNEps)
-	if err := b.qkv.Apply(be, s.qkv, s.h, T); err != nil {
-		return fmt.Errorf("qkv: %w", err)
-	}
-	if err := attention(be, s.att, s.qkv, T, D, c.Heads); err != nil {
-		return fmt.Errorf("attention: %w", err)
-	}
-	if err := b.proj.Apply(be, s.h, s.att, T); err != nil {
-		return fmt.Errorf("proj: %w", err)
-	}
-	layerScale(s.h, b.ls1, D)
-	addInPlace(x, s.h)
-	layerNorm(s.h, x, b.norm2W, b.norm2B, D, c.LNEps)
-	if err := mlp(be, s.h, s.h, s.hid, &b.fc1, &b.fc2, T); err != nil {
-		return fmt.Errorf("mlp: %w", err)
-	}
-	layerScale(s.h, b.ls2, D)
-	addInPlace(x, s.h)
-	return nil
+// forward queues one block on s.x [T, D]:
+// x += ls1(attn(norm1(x))); x += ls2(mlp(norm2(x))).
+func (b *block) forward(be kernels.Backend, s *scratch, c Config) {
+	eps := float32(c.LNEps)
+	be.LayerNorm(s.h, s.x, b.norm1W, b.norm1B, eps)
+	be.Linear(s.qkv, s.h, b.qkv.W)
+	be.Add(s.qkv, s.qkv, b.qkv.B)
+	be.Attention(kernels.Attention{Dst: s.att, QKV: s.qkv, Heads: c.Heads,
+		Scale: float32(1 / math.Sqrt(float64(c.Dim/c.Heads)))})
+	be.Linear(s.h, s.att, b.proj.W)
+	be.Residual(s.x, s.x, s.h, b.proj.B, b.ls1)
+	be.LayerNorm(s.h, s.x, b.norm2W, b.norm2B, eps)
+	be.Linear(s.hid, s.h, b.fc1.W)
+	be.BiasAct(s.hid, s.hid, b.fc1.B, kernels.GELU)
+	be.Linear(s.h, s.hid, b.fc2.W)
+	be.Residual(s.x, s.x, s.h, b.fc2.B, b.ls2)
 }

@@ -14,19 +14,14 @@ import (
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/internal/npy"
 	"github.com/goose-rwkv/goose/kernels"
-	"github.com/goose-rwkv/goose/kernels/cpu"
+	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 )
 
 // testBackend returns a CPU backend closed when t ends.
-func testBackend(t testing.TB) kernels.Backend {
-	t.Helper()
-	be, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { be.Close() })
-	return be
-}
+func testBackend(t testing.TB) kernels.Backend { return visiontest.CPU(t) }
+
+// cudaBackend returns a GPU backend closed when t ends, or skips t.
+func cudaBackend(t testing.TB) kernels.Backend { return visiontest.CUDA(t) }
 
 const fixtureDir = "../../testdata/visualrwkv"
 
@@ -74,7 +69,13 @@ var towers = []struct {
 	{"siglip", "vit.siglip_featurizer", "mm.pixels_siglip.npy", "mm.feat_siglip.npy"},
 }
 
-func TestFeaturesGolden(t *testing.T) {
+func TestFeaturesGolden(t *testing.T) { checkGolden(t, testBackend(t)) }
+
+// TestFeaturesGoldenCUDA is TestFeaturesGolden on the GPU; it skips,
+// saying why, without one.
+func TestFeaturesGoldenCUDA(t *testing.T) { checkGolden(t, cudaBackend(t)) }
+
+func checkGolden(t *testing.T, be kernels.Backend) {
 	cfgs := fixtureConfigs(t)
 	f := openFixture(t)
 	for _, tc := range towers {
@@ -87,10 +88,11 @@ func TestFeaturesGolden(t *testing.T) {
 				t.Fatalf("fixture uses %q GELU; only erf is implemented", jc.GELU)
 			}
 			cfg := jc
-			tower, err := Load(f, tc.prefix, cfg, testBackend(t))
+			tower, err := Load(f, tc.prefix, cfg, be)
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer tower.Close()
 			pix := readNpy(t, tc.pixels)
 			want := readNpy(t, tc.feat)
 			if !slices.Equal(want.Shape, []int{cfg.Patches(), cfg.Dim}) {

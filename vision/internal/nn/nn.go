@@ -1,100 +1,224 @@
-// Package nn holds the pieces the vision towers share: a Linear layer whose
-// product runs on a compute backend, and a parallel loop for the element-wise
-// work that stays on the host.
+// Package nn holds what the vision towers share: a loader that places a
+// tower's tensors on a compute backend (checking every shape, naming every
+// missing or misshapen tensor), and the Linear layer.
 package nn
 
 import (
+	"errors"
 	"fmt"
-	"runtime"
-	"sync"
+	"math"
+	"slices"
 	"unsafe"
 
+	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
-// ParallelFor splits 0..n into contiguous ranges of at least grain items and
-// runs fn on them from up to GOMAXPROCS goroutines.
-func ParallelFor(n, grain int, fn func(lo, hi int)) {
-	if n <= 0 {
-		return
-	}
-	if grain < 1 {
-		grain = 1
-	}
-	workers := min(runtime.GOMAXPROCS(0), (n+grain-1)/grain)
-	if workers <= 1 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := n*w/workers, n*(w+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	wg.Wait()
-}
-
-// Dense is one Linear layer: its weight [out, in] lives on a backend in the
-// checkpoint's dtype, its bias (nil for none) stays in Go.
+// Dense is one Linear layer on a backend: its weight [out, in] in the
+// checkpoint's dtype and its bias, F32 [1, out] (invalid for none). The
+// product runs as kernels.Ops.Linear; the bias is added by the op that
+// follows (Residual, BiasAct or Add), so that no pass is spent on it alone.
 type Dense struct {
-	W       kernels.Tensor
-	Bias    []float32
-	In, Out int
+	W, B kernels.Tensor
 }
 
-// Apply sets dst[n, out] = x[n, in]·wᵀ + bias, the product on be: it
-// uploads the rows of x, runs be.Linear and downloads the result. dst must
-// not alias x.
-func (d *Dense) Apply(be kernels.Backend, dst, x []float32, n int) error {
-	xt, err := be.Alloc(kernels.F32, n, d.In)
+// In is the width of an input row.
+func (d Dense) In() int { return d.W.Cols }
+
+// Out is the width of an output row.
+func (d Dense) Out() int { return d.W.Rows }
+
+// Loader reads tensors named Prefix+name from Src and places them on Be.
+// It keeps the first error (later calls do nothing and return zero
+// values) and every tensor it placed, which Free releases.
+type Loader struct {
+	Src    core.Source
+	Prefix string
+	Be     kernels.Backend
+
+	err   error
+	owned []kernels.Tensor
+}
+
+// Err returns the first error.
+func (l *Loader) Err() error { return l.err }
+
+// Fail records err unless an error is already recorded.
+func (l *Loader) Fail(err error) {
+	if l.err == nil {
+		l.err = err
+	}
+}
+
+// Free releases every tensor the loader placed.
+func (l *Loader) Free() {
+	for _, t := range l.owned {
+		l.Be.Free(t)
+	}
+	l.owned = nil
+}
+
+// Has reports whether the tensor Prefix+name exists.
+func (l *Loader) Has(name string) bool {
+	_, ok := l.Src.Lookup(l.Prefix + name)
+	return ok
+}
+
+// Shape returns the shape of Prefix+name, or nil when it is missing.
+func (l *Loader) Shape(name string) []int {
+	info, ok := l.Src.Lookup(l.Prefix + name)
+	if !ok {
+		return nil
+	}
+	return info.Shape
+}
+
+// lookup finds Prefix+name and checks its shape against want, where a
+// negative dimension accepts any positive size.
+func (l *Loader) lookup(name string, want []int) (checkpoint.Info, bool) {
+	if l.err != nil {
+		return checkpoint.Info{}, false
+	}
+	full := l.Prefix + name
+	info, ok := l.Src.Lookup(full)
+	if !ok {
+		l.err = fmt.Errorf("missing tensor %s", full)
+		return info, false
+	}
+	match := len(info.Shape) == len(want)
+	for i := 0; match && i < len(want); i++ {
+		match = info.Shape[i] == want[i] || want[i] < 0 && info.Shape[i] > 0
+	}
+	if !match {
+		l.err = fmt.Errorf("tensor %s has shape %v, want %v", full, info.Shape, want)
+		return info, false
+	}
+	return info, true
+}
+
+// Floats returns Prefix+name, which must have shape want, decoded to
+// float32 on the host, and its shape.
+func (l *Loader) Floats(name string, want ...int) ([]float32, []int) {
+	info, ok := l.lookup(name, want)
+	if !ok {
+		return nil, nil
+	}
+	full := l.Prefix + name
+	b, err := l.Src.Bytes(full)
 	if err != nil {
-		return fmt.Errorf("linear %d→%d: %w", d.In, d.Out, err)
+		l.err = fmt.Errorf("tensor %s: %w", full, err)
+		return nil, nil
 	}
-	defer be.Free(xt)
-	yt, err := be.Alloc(kernels.F32, n, d.Out)
-	if err != nil {
-		return fmt.Errorf("linear %d→%d: %w", d.In, d.Out, err)
+	f := make([]float32, info.Len())
+	if err := info.DType.Decode(f, b); err != nil {
+		l.err = fmt.Errorf("tensor %s: %w", full, err)
+		return nil, nil
 	}
-	defer be.Free(yt)
-	if err := be.Upload(xt, FloatBytes(x[:n*d.In])); err != nil {
-		return fmt.Errorf("linear %d→%d: upload: %w", d.In, d.Out, err)
-	}
-	be.Linear(yt, xt, d.W)
-	if err := be.Download(FloatBytes(dst[:n*d.Out]), yt); err != nil {
-		return fmt.Errorf("linear %d→%d: download: %w", d.In, d.Out, err)
-	}
-	if err := be.Sync(); err != nil {
-		return fmt.Errorf("linear %d→%d: %w", d.In, d.Out, err)
-	}
-	if d.Bias != nil {
-		AddBias(dst[:n*d.Out], d.Bias)
-	}
-	return nil
-}
-
-// Free releases the weight.
-func (d *Dense) Free(be kernels.Backend) {
-	if d.W.Valid() {
-		be.Free(d.W)
-		d.W = kernels.Tensor{}
-	}
-}
-
-// AddBias adds bias to every len(bias)-wide row of x.
-func AddBias(x, bias []float32) {
-	n := len(bias)
-	ParallelFor(len(x)/n, 64, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			row := x[t*n : (t+1)*n]
-			for i := range row {
-				row[i] += bias[i]
-			}
+	for i, v := range f {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			l.err = fmt.Errorf("tensor %s: element %d is %v", full, i, v)
+			return nil, nil
 		}
-	})
+	}
+	return f, info.Shape
+}
+
+// Matrix places Prefix+name, which must have shape want, on the backend
+// in its checkpoint dtype, viewed as [rows, cols].
+func (l *Loader) Matrix(name string, rows, cols int, want ...int) kernels.Tensor {
+	info, ok := l.lookup(name, want)
+	if !ok {
+		return kernels.Tensor{}
+	}
+	full := l.Prefix + name
+	if info.Len() != rows*cols {
+		l.err = fmt.Errorf("tensor %s has shape %v, not %d×%d elements", full, info.Shape, rows, cols)
+		return kernels.Tensor{}
+	}
+	b, err := l.Src.Bytes(full)
+	if err != nil {
+		l.err = fmt.Errorf("tensor %s: %w", full, err)
+		return kernels.Tensor{}
+	}
+	t, err := l.Be.Weight(info.DType, rows, cols, b)
+	if err != nil {
+		l.err = fmt.Errorf("tensor %s: %w", full, err)
+		return kernels.Tensor{}
+	}
+	l.owned = append(l.owned, t)
+	return t
+}
+
+// Vector places Prefix+name, which must have shape want, on the backend as
+// F32, viewed as [len/cols, cols] with cols the last dimension of want
+// (a [1, n] row for a vector).
+func (l *Loader) Vector(name string, want ...int) kernels.Tensor {
+	f, shape := l.Floats(name, want...)
+	if f == nil {
+		return kernels.Tensor{}
+	}
+	cols := shape[len(shape)-1]
+	return l.Upload(len(f)/cols, cols, f)
+}
+
+// Dense reads the Linear layer Prefix+name: ".weight" of shape want viewed
+// as [rows, cols] and ".bias" of rows values.
+func (l *Loader) Dense(name string, rows, cols int, want ...int) Dense {
+	return Dense{W: l.Matrix(name+".weight", rows, cols, want...), B: l.Vector(name+".bias", rows)}
+}
+
+// Upload places v on the backend as an F32 [rows, cols] tensor.
+func (l *Loader) Upload(rows, cols int, v []float32) kernels.Tensor {
+	t := l.Alloc(rows, cols)
+	if l.err != nil {
+		return kernels.Tensor{}
+	}
+	if err := l.Be.Upload(t, FloatBytes(v)); err != nil {
+		l.err = fmt.Errorf("upload %s[%d,%d]: %w", l.Prefix, rows, cols, err)
+		return kernels.Tensor{}
+	}
+	return t
+}
+
+// Alloc allocates an F32 [rows, cols] tensor the loader owns.
+func (l *Loader) Alloc(rows, cols int) kernels.Tensor {
+	if l.err != nil {
+		return kernels.Tensor{}
+	}
+	t, err := l.Be.Alloc(kernels.F32, rows, cols)
+	if err != nil {
+		l.err = fmt.Errorf("allocate [%d,%d]: %w", rows, cols, err)
+		return kernels.Tensor{}
+	}
+	l.owned = append(l.owned, t)
+	return t
+}
+
+// Scratch allocates a tower's working tensors, one F32 [rows, cols] per
+// pair, freeing them all if one fails.
+func Scratch(be kernels.Backend, dims ...[2]int) ([]kernels.Tensor, error) {
+	out := make([]kernels.Tensor, 0, len(dims))
+	for _, d := range dims {
+		t, err := be.Alloc(kernels.F32, d[0], d[1])
+		if err != nil {
+			for _, o := range out {
+				be.Free(o)
+			}
+			return nil, fmt.Errorf("allocate working memory [%d,%d]: %w", d[0], d[1], err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// Download copies an F32 tensor to the host after the queued work.
+func Download(be kernels.Backend, t kernels.Tensor) ([]float32, error) {
+	out := make([]float32, t.Len())
+	if err := be.Download(FloatBytes(out), t); err != nil {
+		return nil, err
+	}
+	return out, be.Sync()
 }
 
 // FloatBytes views f as its little-endian bytes (amd64, arm64).
@@ -103,4 +227,15 @@ func FloatBytes(f []float32) []byte {
 		return nil
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*len(f))
+}
+
+// ErrNotFinite reports a NaN or infinite input value.
+var ErrNotFinite = errors.New("value is not finite")
+
+// CheckFinite returns an error naming the first NaN or infinite value of v.
+func CheckFinite(v []float32) error {
+	if i := slices.IndexFunc(v, func(x float32) bool { return math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) }); i >= 0 {
+		return fmt.Errorf("element %d is %v: %w", i, v[i], ErrNotFinite)
+	}
+	return nil
 }

@@ -30,6 +30,7 @@ type Driver struct {
 	cuModuleLoadData            func(m *uintptr, image *byte) int32
 	cuModuleGetFunction         func(f *uintptr, m uintptr, name string) int32
 	cuModuleUnload              func(m uintptr) int32
+	cuFuncSetAttribute          func(f uintptr, attr int32, v int32) int32
 	cuStreamCreate              func(s *uintptr, flags uint32) int32
 	cuStreamDestroy             func(s uintptr) int32
 	cuStreamBeginCapture        func(s uintptr, mode int32) int32
@@ -54,6 +55,7 @@ type Driver struct {
 	cuEventElapsedTime          func(ms *float32, start, end uintptr) int32
 	cuEventRecordP              uintptr
 	cuEventSynchronizeP         uintptr
+	cuStreamWaitEventP          uintptr
 }
 
 // LoadDriver opens libcuda.so.1 and calls cuInit.
@@ -83,6 +85,7 @@ func LoadDriver() (*Driver, error) {
 	s.fn(&d.cuModuleLoadData, "cuModuleLoadData")
 	s.fn(&d.cuModuleGetFunction, "cuModuleGetFunction")
 	s.fn(&d.cuModuleUnload, "cuModuleUnload")
+	s.fn(&d.cuFuncSetAttribute, "cuFuncSetAttribute")
 	s.fn(&d.cuStreamCreate, "cuStreamCreate")
 	s.fn(&d.cuStreamDestroy, "cuStreamDestroy_v2")
 	s.fn(&d.cuStreamBeginCapture, "cuStreamBeginCapture_v2")
@@ -103,6 +106,7 @@ func LoadDriver() (*Driver, error) {
 	d.cuMemcpyHtoDP = s.addr("cuMemcpyHtoD_v2")
 	d.cuEventRecordP = s.addr("cuEventRecord")
 	d.cuEventSynchronizeP = s.addr("cuEventSynchronize")
+	d.cuStreamWaitEventP = s.addr("cuStreamWaitEvent")
 	s.fn(&d.cuEventCreate, "cuEventCreate")
 	s.fn(&d.cuEventDestroy, "cuEventDestroy_v2")
 	s.fn(&d.cuEventElapsedTime, "cuEventElapsedTime")
@@ -184,6 +188,7 @@ const (
 	AttrComputeCapabilityMaj = 75
 	AttrComputeCapabilityMin = 76
 	AttrL2CacheSize          = 38
+	AttrMaxSharedOptin       = 97 // CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN
 )
 
 // Attribute reads a device attribute.
@@ -323,6 +328,14 @@ func (d *Driver) ModuleFunction(m uintptr, name string) (uintptr, error) {
 	return f, nil
 }
 
+// FuncAttrMaxDynamicShared is CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.
+const FuncAttrMaxDynamicShared = 8
+
+// FuncSetAttribute sets an attribute of kernel f.
+func (d *Driver) FuncSetAttribute(f uintptr, attr, v int) error {
+	return d.check("cuFuncSetAttribute", d.cuFuncSetAttribute(f, int32(attr), int32(v)))
+}
+
 // ModuleUnload unloads a module.
 func (d *Driver) ModuleUnload(m uintptr) error {
 	return d.check("cuModuleUnload", d.cuModuleUnload(m))
@@ -434,6 +447,23 @@ func (d *Driver) LaunchPDL(f uintptr, grid, block [3]uint32, shared uint32, stre
 	attr.value[0] = 1
 	cfg := launchConfig{grid: grid, block: block, shared: shared, stream: stream, attrs: &attr, numAttrs: 1}
 	return d.check("cuLaunchKernelEx", call(d.cuLaunchKernelExP, uintptr(unsafe.Pointer(&cfg)), f, uintptr(params), 0))
+}
+
+// EventDisableTiming is CU_EVENT_DISABLE_TIMING: an event only for
+// ordering, cheaper to record and wait for.
+const EventDisableTiming = 2
+
+// EventCreateFlags makes an event with the given CU_EVENT_* flags.
+func (d *Driver) EventCreateFlags(flags uint32) (uintptr, error) {
+	var e uintptr
+	err := d.check("cuEventCreate", d.cuEventCreate(&e, flags))
+	return e, err
+}
+
+// StreamWaitEvent makes the work queued on s after the call wait until e
+// (as last recorded before the call) has been reached.
+func (d *Driver) StreamWaitEvent(s, e uintptr) error {
+	return d.check("cuStreamWaitEvent", call(d.cuStreamWaitEventP, s, e, 0))
 }
 
 // EventCreate makes an event (flags 0: with timing).

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goose-rwkv/goose/audio"
+)
+
+// TestServeAudio runs serve with only --audio-model and posts the A-RWKV
+// fixture's WAV over loopback to /v1/audio/tags.
+func TestServeAudio(t *testing.T) {
+	dir := "../../testdata/arwkv/"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs := make(chan string, 1)
+	done := make(chan error, 1)
+	var stdout, stderr bytes.Buffer
+	go func() {
+		done <- serve(ctx, []string{"--audio-model", dir + "mm.arwkv.pth", "--audio-config", dir + "mm.arwkv.json",
+			"--backend", "cpu", "--addr", "127.0.0.1:0"}, &stdout, &stderr, func(a string) { addrs <- a })
+	}()
+	var addr string
+	select {
+	case addr = <-addrs:
+	case err := <-done:
+		t.Fatalf("serve ended: %v\n%s", err, stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	wavBytes, err := os.ReadFile(dir + "mm.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://"+addr+"/v1/audio/tags?top=2", "audio/wav", bytes.NewReader(wavBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var sum audio.Summary
+	if err := json.Unmarshal(b, &sum); resp.StatusCode != 200 || err != nil || len(sum.Tags) != 2 || len(sum.Windows) != 2 || sum.Tags[0].Index != 1 {
+		t.Fatalf("POST /v1/audio/tags: %d %s", resp.StatusCode, b)
+	}
+	if !strings.Contains(stdout.String(), "/v1/audio/tags") {
+		t.Errorf("serve did not announce the endpoint:\n%s", stdout.String())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("serve did not stop")
+	}
+}

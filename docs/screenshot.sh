@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Renders docs/screenshot.png, the picture at the top of the README: the real
+# app window, opened under Xvfb by `gooseapp --smoke-test`, after loading MODEL
+# and sending one message.
+#
+#   docs/screenshot.sh [MODEL.pth|MODEL.safetensors]
+#
+# With no MODEL it writes a small random-weight model first (gooseapp
+# testmodel), whose reply is gibberish; give a real RWKV-7 checkpoint for a
+# real reply. Needs xvfb-run and ImageMagick (packaging/deps.sh installs both).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/gooseapp" ./cmd/gooseapp
+model=${1:-}
+if [ -z "$model" ]; then
+  "$tmp/gooseapp" testmodel --out "$tmp/test-model.safetensors" >/dev/null
+  model=$tmp/test-model.safetensors
+fi
+LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1280x800x24" \
+  "$tmp/gooseapp" --smoke-test --model "$model" --screenshot "$tmp/shot.png"
+# Small enough for a README: 900 px wide, 256 colours.
+convert "$tmp/shot.png" -resize 900x -strip -colors 256 PNG8:docs/screenshot.png
+echo "wrote docs/screenshot.png ($(du -h docs/screenshot.png | cut -f1))"

@@ -1,0 +1,378 @@
+package cuda
+
+import (
+	"fmt"
+	"os"
+	"unsafe"
+
+	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/kernels/cuda/internal/cu"
+)
+
+// visionKernels are the image towers' kernels (vision.cu), looked up on
+// first use.
+type visionKernels struct {
+	ready                                            bool
+	biasact, residual, im2col, window, s2d, copycols uintptr
+	attnSIMT, attnPack                               uintptr
+	attnMMA2                                         map[int]uintptr // by padded head width
+	smemMax                                          int             // bytes of dynamic shared memory a block may use
+	// variant selects the attention kernel (GOOSE_CUDA_ATTN=simt for the
+	// portable one; tests run both).
+	variant attnVariant
+}
+
+// attnVariant is one of the attention kernels.
+type attnVariant int
+
+const (
+	attnMMA2 attnVariant = iota // tensor cores, keys and values packed once (default)
+	attnSIMT                    // portable fp32
+)
+
+func (v attnVariant) String() string { return [...]string{"mma2", "simt"}[v] }
+
+// attnMMAWidths are the head widths the tensor-core attention is built
+// for; a head is padded to the next one.
+var attnMMAWidths = []int{32, 64, 80, 128}
+
+// Limits of the CUDA attention kernels.
+const (
+	attnMaxHeadDim = 256
+	attnMaxSpan    = 256
+	attnMMASpan    = 128 // longest span the tensor-core kernel's bias table holds
+)
+
+// visionLoad looks the kernels up and raises the attention kernels'
+// dynamic shared memory limit to the device's maximum.
+func (b *Backend) visionLoad() error {
+	v := &b.k.vision
+	if v.ready {
+		return nil
+	}
+	get := func(dst *uintptr, name string) error {
+		f, err := b.drv.ModuleFunction(b.module, name)
+		*dst = f
+		return err
+	}
+	for _, f := range []struct {
+		p    *uintptr
+		name string
+	}{
+		{&v.biasact, "vis_biasact"}, {&v.residual, "vis_residual"}, {&v.im2col, "vis_im2col"},
+		{&v.window, "vis_window"}, {&v.s2d, "vis_s2d"}, {&v.copycols, "vis_copycols"}, {&v.attnSIMT, "attn_simt"},
+		{&v.attnPack, "attn_pack"},
+	} {
+		if err := get(f.p, f.name); err != nil {
+			return err
+		}
+	}
+	optin, err := b.drv.Attribute(b.dev, cu.AttrMaxSharedOptin)
+	if err != nil {
+		return err
+	}
+	v.smemMax = optin
+	v.attnMMA2 = map[int]uintptr{}
+	attn := []uintptr{v.attnSIMT}
+	for _, w := range attnMMAWidths {
+		var f uintptr
+		if err := get(&f, fmt.Sprintf("attn_mma2_%d", w)); err != nil {
+			return err
+		}
+		v.attnMMA2[w] = f
+		attn = append(attn, f)
+	}
+	for _, f := range attn {
+		if err := b.drv.FuncSetAttribute(f, cu.FuncAttrMaxDynamicShared, optin); err != nil {
+			return err
+		}
+	}
+	if os.Getenv("GOOSE_CUDA_ATTN") == "simt" {
+		v.variant = attnSIMT
+	}
+	v.ready = true
+	return nil
+}
+
+// launchShared is launch with dynamic shared memory.
+func (b *Backend) launchShared(f uintptr, grid, block [3]uint32, shared int) error {
+	if grid[0] == 0 || grid[1] == 0 || grid[2] == 0 {
+		return nil
+	}
+	return b.drv.Launch(f, grid, block, uint32(shared), b.stream, unsafe.Pointer(&b.args.ptrs[0]))
+}
+
+// optPtr returns the device address of an optional F32 [1, cols] tensor,
+// 0 when it is absent.
+func (b *Backend) optPtr(op string, t kernels.Tensor, cols int) (uint64, error) {
+	if !t.Valid() {
+		return 0, nil
+	}
+	if t.Len() != cols {
+		return 0, shapeErr(op, "%v is not a row of %d", t, cols)
+	}
+	ps, err := b.f32Ptrs(op, t)
+	if err != nil {
+		return 0, err
+	}
+	return ps[0], nil
+}
+
+// grid1DLong sizes a grid-stride launch over n elements (n may exceed 2³¹).
+func (b *Backend) grid1DLong(n int64) [3]uint32 {
+	blocks := min((n+255)/256, int64(16*b.sms))
+	return [3]uint32{uint32(max(blocks, 1)), 1, 1}
+}
+
+// Im2Col gathers convolution patches into rows.
+func (b *Backend) Im2Col(dst, src kernels.Tensor, c kernels.Conv) {
+	b.run("Im2Col", func() error {
+		if err := c.Check(dst, src); err != nil {
+			return shapeErr("Im2Col", "%v", err)
+		}
+		ps, err := b.f32Ptrs("Im2Col", dst, src)
+		if err != nil {
+			return err
+		}
+		if err := b.visionLoad(); err != nil {
+			return err
+		}
+		n := int64(dst.Len())
+		b.argsStart().ptr(ps[0]).ptr(ps[1]).i32(c.Channels).i32(c.Height).i32(c.Width).i32(c.Kernel).
+			i32(c.Stride).i32(c.Pad).i32(c.OutWidth()).i32(btoi(c.ChannelsLast)).i64(n)
+		return b.launch(b.k.vision.im2col, b.grid1DLong(n), [3]uint32{256, 1, 1})
+	})
+}
+
+func btoi(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// WindowPartition copies a token map into zero-padded windows.
+func (b *Backend) WindowPartition(dst, src kernels.Tensor, w kernels.Window) {
+	b.window("WindowPartition", dst, src, w, false)
+}
+
+// WindowMerge adds window rows back into a token map.
+func (b *Backend) WindowMerge(dst, src kernels.Tensor, w kernels.Window) {
+	b.window("WindowMerge", dst, src, w, true)
+}
+
+func (b *Backend) window(op string, dst, src kernels.Tensor, w kernels.Window, merge bool) {
+	b.run(op, func() error {
+		win, m := dst, src
+		if merge {
+			win, m = src, dst
+		}
+		if err := w.Check(win, m); err != nil {
+			return shapeErr(op, "%v", err)
+		}
+		ps, err := b.f32Ptrs(op, dst, src)
+		if err != nil {
+			return err
+		}
+		if err := b.visionLoad(); err != nil {
+			return err
+		}
+		n := int64(dst.Len())
+		b.argsStart().ptr(ps[0]).ptr(ps[1]).i32(w.Height).i32(w.Width).i32(w.Size).i32(dst.Cols).i32(btoi(merge)).i64(n)
+		return b.launch(b.k.vision.window, b.grid1DLong(n), [3]uint32{256, 1, 1})
+	})
+}
+
+// Residual sets dst = x + (y + bias)⊙gamma.
+func (b *Backend) Residual(dst, x, y, bias, gamma kernels.Tensor) {
+	b.run("Residual", func() error {
+		C := dst.Cols
+		if x.Len() != dst.Len() || y.Len() != dst.Len() {
+			return shapeErr("Residual", "dst %v, x %v, y %v", dst, x, y)
+		}
+		ps, err := b.f32Ptrs("Residual", dst, x, y)
+		if err != nil {
+			return err
+		}
+		bp, err := b.optPtr("Residual", bias, C)
+		if err != nil {
+			return err
+		}
+		gp, err := b.optPtr("Residual", gamma, C)
+		if err != nil {
+			return err
+		}
+		if err := b.visionLoad(); err != nil {
+			return err
+		}
+		n := int64(dst.Len())
+		b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).ptr(bp).ptr(gp).i32(C).i64(n)
+		return b.launch(b.k.vision.residual, b.grid1DLong(n), [3]uint32{256, 1, 1})
+	})
+}
+
+// knownAct reports whether BiasAct implements f.
+func knownAct(f kernels.Activation) bool {
+	switch f {
+	case kernels.Tanh, kernels.Sigmoid, kernels.ReLUSquared, kernels.GELU, kernels.GELUTanh:
+		return true
+	}
+	return false
+}
+
+// BiasAct sets dst = f(x + bias).
+func (b *Backend) BiasAct(dst, x, bias kernels.Tensor, f kernels.Activation) {
+	b.run("BiasAct", func() error { return b.biasAct(dst, x, bias, f) })
+}
+
+func (b *Backend) biasAct(dst, x, bias kernels.Tensor, f kernels.Activation) error {
+	C := x.Cols
+	if dst.Len() != x.Len() || !knownAct(f) {
+		return shapeErr("BiasAct", "dst %v, x %v, function %d", dst, x, f)
+	}
+	ps, err := b.f32Ptrs("BiasAct", dst, x)
+	if err != nil {
+		return err
+	}
+	bp, err := b.optPtr("BiasAct", bias, C)
+	if err != nil {
+		return err
+	}
+	if err := b.visionLoad(); err != nil {
+		return err
+	}
+	n := int64(x.Len())
+	b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(bp).i32(max(C, 1)).i32(int(f)).i64(n)
+	return b.launch(b.k.vision.biasact, b.grid1DLong(n), [3]uint32{256, 1, 1})
+}
+
+// SpaceToDepth folds f×f blocks of a token map into rows.
+func (b *Backend) SpaceToDepth(dst, src kernels.Tensor, h, w, f int) {
+	b.run("SpaceToDepth", func() error {
+		C := src.Cols
+		if !(f > 0 && h%f == 0 && w%f == 0 && src.Rows == h*w && dst.Rows == (h/f)*(w/f) && dst.Cols == C*f*f) {
+			return shapeErr("SpaceToDepth", "dst %v, src %v, %d×%d map, factor %d", dst, src, h, w, f)
+		}
+		ps, err := b.f32Ptrs("SpaceToDepth", dst, src)
+		if err != nil {
+			return err
+		}
+		if err := b.visionLoad(); err != nil {
+			return err
+		}
+		n := int64(dst.Len())
+		b.argsStart().ptr(ps[0]).ptr(ps[1]).i32(h).i32(w).i32(f).i32(C).i64(n)
+		return b.launch(b.k.vision.s2d, b.grid1DLong(n), [3]uint32{256, 1, 1})
+	})
+}
+
+// CopyCols copies src into a column range of dst.
+func (b *Backend) CopyCols(dst, src kernels.Tensor, col int) {
+	b.run("CopyCols", func() error {
+		if !(dst.Rows == src.Rows && col >= 0 && col+src.Cols <= dst.Cols) {
+			return shapeErr("CopyCols", "dst %v, src %v, column %d", dst, src, col)
+		}
+		ps, err := b.f32Ptrs("CopyCols", dst, src)
+		if err != nil {
+			return err
+		}
+		if err := b.visionLoad(); err != nil {
+			return err
+		}
+		n := int64(src.Len())
+		b.argsStart().ptr(ps[0]).ptr(ps[1]).i32(src.Cols).i32(dst.Cols).i32(col).i64(n)
+		return b.launch(b.k.vision.copycols, b.grid1DLong(n), [3]uint32{256, 1, 1})
+	})
+}
+
+// attnMMAWidth returns the padded head width of the tensor-core kernel for
+// heads of hd, 0 when none fits.
+func attnMMAWidth(hd int) int {
+	for _, w := range attnMMAWidths {
+		if hd <= w {
+			return w
+		}
+	}
+	return 0
+}
+
+// attnMMA2Smem is the dynamic shared memory of attn_mma2_<w>: two staged
+// tiles (K and V, hi and lo), the bias tables and the tile's key
+// positions.
+func attnMMA2Smem(w, span int) int {
+	stage := 2*64*(w/2+4) + 2*w*(32+4)
+	return 4 * (2*stage + 2*64*span + 64)
+}
+
+// attnSIMTSmem is the dynamic shared memory of attn_simt.
+func attnSIMTSmem(hd, span int) int {
+	return 4 * (32*(hd+1) + 32*hd + 16*hd + 16*span)
+}
+
+// Attention runs multi-head self-attention within groups of rows, fused:
+// no score matrix is written to memory.
+func (b *Backend) Attention(a kernels.Attention) {
+	b.run("Attention", func() error {
+		if err := a.Check(); err != nil {
+			return shapeErr("Attention", "%v", err)
+		}
+		ps, err := b.f32Ptrs("Attention", a.Dst, a.QKV)
+		if err != nil {
+			return err
+		}
+		if ps[0] < ps[1]+uint64(a.QKV.Len()*4) && ps[1] < ps[0]+uint64(a.Dst.Len()*4) {
+			return shapeErr("Attention", "dst %v overlaps qkv %v", a.Dst, a.QKV)
+		}
+		hd, n, groups := a.HeadDim(), a.GroupRows(), max(a.Groups, 1)
+		var rh, rw uint64
+		span := 0
+		if a.RelH.Valid() || a.RelW.Valid() {
+			rp, err := b.f32Ptrs("Attention", a.RelH, a.RelW)
+			if err != nil {
+				return err
+			}
+			rh, rw, span = rp[0], rp[1], a.Span
+		}
+		if hd > attnMaxHeadDim || span > attnMaxSpan {
+			return shapeErr("Attention", "heads of %d (at most %d) or span %d (at most %d)", hd, attnMaxHeadDim, span, attnMaxSpan)
+		}
+		if err := b.visionLoad(); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		v := &b.k.vision
+		w := attnMMAWidth(hd)
+		mma := w > 0 && span <= attnMMASpan
+		switch {
+		case mma && v.variant == attnMMA2 && attnMMA2Smem(w, span) <= v.smemMax:
+			np := (n + 63) / 64 * 64
+			plane := int64(groups) * int64(a.Heads) * int64(np) * int64(w)
+			buf, err := b.scratchFor(8 * plane)
+			if err != nil {
+				return err
+			}
+			kh, kl, vh, vl := buf, buf+uint64(2*plane), buf+uint64(4*plane), buf+uint64(6*plane)
+			b.argsStart().ptr(kh).ptr(kl).ptr(vh).ptr(vl).ptr(ps[1]).i32(n).i32(np).i32(hd).i32(w).i32(a.Heads).
+				i32(a.Dst.Cols).i64(plane)
+			if err := b.launch(v.attnPack, b.grid1DLong(plane), [3]uint32{256, 1, 1}); err != nil {
+				return err
+			}
+			b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(kh).ptr(kl).ptr(vh).ptr(vl).ptr(rh).ptr(rw).i32(n).i32(np).
+				i32(span).i32(hd).f32(a.Scale).i32(a.Dst.Cols)
+			grid := [3]uint32{uint32((n + 63) / 64), uint32(a.Heads), uint32(groups)}
+			return b.launchShared(v.attnMMA2[w], grid, [3]uint32{128, 1, 1}, attnMMA2Smem(w, span))
+		}
+		b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(rh).ptr(rw).i32(n).i32(span).i32(hd).f32(a.Scale).i32(a.Dst.Cols)
+		smem := attnSIMTSmem(hd, span)
+		if smem > v.smemMax {
+			return shapeErr("Attention", "heads of %d with span %d need %d bytes of shared memory, the device has %d", hd, span, smem, v.smemMax)
+		}
+		grid := [3]uint32{uint32((n + 7) / 8), uint32(a.Heads), uint32(groups)}
+		return b.launchShared(v.attnSIMT, grid, [3]uint32{256, 1, 1}, smem)
+	})
+}
+
+// i64 adds a long long parameter.
+func (a *argBuf) i64(v int64) *argBuf { a.push(uint64(v)); return a }
