@@ -290,17 +290,14 @@ func (b *Backend) WKV7(y, s, r, w, k, v, a, bb kernels.Tensor) {
 		b.fail("WKV7", "y %v, s %v, r %v (head size 64; the states must divide the rows)", y, s, r)
 		return
 	}
-	ys, ss, rs, ws, ks, vs, as, bs := b.f32(y), b.f32(s), b.f32(r), b.f32(w), b.f32(k), b.f32(v), b.f32(a), b.f32(bb)
-	wkv := b.pool.ks.wkv
+	x := &wkvRows{r: b.f32(r), w: b.f32(w), k: b.f32(k), v: b.f32(v), a: b.f32(a), b: b.f32(bb), y: b.f32(y)}
+	ss := b.f32(s)
 	H, L := C/N, T/seqs
-	b.pool.For(seqs*H, 1, func(lo, hi int) {
+	p := b.pool
+	p.For(seqs*H, 1, func(lo, hi int) {
 		for job := lo; job < hi; job++ {
 			q, h := job/H, job%H
-			S := ss[job*N*N : (job+1)*N*N]
-			for t := q * L; t < (q+1)*L; t++ {
-				o := t*C + h*N
-				wkv(S, rs[o:o+N], ws[o:o+N], ks[o:o+N], vs[o:o+N], as[o:o+N], bs[o:o+N], ys[o:o+N])
-			}
+			p.ks.wkvRun(p, ss[job*N*N:(job+1)*N*N], x, q*L*C+h*N, C, L)
 		}
 	})
 }
