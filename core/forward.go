@@ -53,7 +53,7 @@ func (m *Model) ForwardEmbeds(ctx context.Context, st *State, rows []float32, lo
 	if len(rows)%C != 0 {
 		return fmt.Errorf("forward: %d floats are not whole rows of width %d", len(rows), C)
 	}
-	return m.forwardRows(ctx, st, len(rows)/C, logits, func(dst kernels.Tensor, off int) error {
+	return m.forwardRows(ctx, st, len(rows)/C, logits, func(_ *scratch, dst kernels.Tensor, off int) error {
 		return m.be.Upload(dst, float32Bytes(rows[off*C:(off+dst.Rows)*C]))
 	})
 }
@@ -66,15 +66,85 @@ func (m *Model) ForwardEmbedTensor(ctx context.Context, st *State, rows kernels.
 	if rows.DType != kernels.F32 || rows.Cols != m.cfg.Width {
 		return fmt.Errorf("forward: embedding rows %v, want f32 rows of width %d", rows, m.cfg.Width)
 	}
-	return m.forwardRows(ctx, st, rows.Rows, logits, func(dst kernels.Tensor, off int) error {
+	return m.forwardRows(ctx, st, rows.Rows, logits, func(_ *scratch, dst kernels.Tensor, off int) error {
 		m.be.Copy(dst, rows.Slice(off, off+dst.Rows))
 		return nil
 	})
 }
 
+// Segment is one piece of a prompt fed by ForwardSegments: token ids, or
+// (when Rows is valid) embedding rows on the model's backend, an F32
+// [n, Width] tensor such as an image's projected features.
+type Segment struct {
+	Tokens []int32
+	Rows   kernels.Tensor
+}
+
+// Len is the number of prompt positions the segment fills.
+func (s Segment) Len() int {
+	if s.Rows.Valid() {
+		return s.Rows.Rows
+	}
+	return len(s.Tokens)
+}
+
+// ForwardSegments feeds the segments through the model as one sequence:
+// the same function as feeding them one call after another (Forward,
+// ForwardEmbedTensor), in one sequence-mode pass, so that a prompt made of
+// text and image rows costs one pass over the weights, one set of chunks
+// and, if logits is not nil, one head product after its last position.
+func (m *Model) ForwardSegments(ctx context.Context, st *State, segs []Segment, logits []float32) error {
+	n := 0
+	for i, sg := range segs {
+		if sg.Rows.Valid() {
+			if sg.Rows.DType != kernels.F32 || sg.Rows.Cols != m.cfg.Width {
+				return fmt.Errorf("forward: segment %d: embedding rows %v, want f32 rows of width %d", i, sg.Rows, m.cfg.Width)
+			}
+		} else {
+			for j, id := range sg.Tokens {
+				if id < 0 || int(id) >= m.cfg.Vocab {
+					return fmt.Errorf("forward: segment %d: token %d at position %d is outside the vocabulary [0,%d)", i, id, j, m.cfg.Vocab)
+				}
+			}
+		}
+		n += sg.Len()
+	}
+	return m.forwardRows(ctx, st, n, logits, func(sc *scratch, dst kernels.Tensor, off int) error {
+		// Token pieces of this chunk: ids gathered into sc.ids at their
+		// rows, uploaded once, then embedded.
+		type piece struct{ a, b int } // rows of dst
+		var toks []piece
+		pos := 0
+		for _, sg := range segs {
+			l := sg.Len()
+			a, b := max(off, pos), min(off+dst.Rows, pos+l)
+			if a < b {
+				if sg.Rows.Valid() {
+					m.be.Copy(dst.Slice(a-off, b-off), sg.Rows.Slice(a-pos, b-pos))
+				} else {
+					copy(sc.idBuf[a-off:b-off], sg.Tokens[a-pos:b-pos])
+					toks = append(toks, piece{a - off, b - off})
+				}
+			}
+			pos += l
+		}
+		if len(toks) == 0 {
+			return nil
+		}
+		if err := m.be.Upload(sc.ids, int32Bytes(sc.idBuf)); err != nil {
+			return err
+		}
+		ids := sc.ids.Reshape(sc.T, 1)
+		for _, p := range toks {
+			m.be.Embed(dst.Slice(p.a, p.b), m.emb, ids.Slice(p.a, p.b).Reshape(1, p.b-p.a))
+		}
+		return nil
+	})
+}
+
 // forwardRows runs n input rows through the model in chunks; load fills
-// dst (the chunk's input rows) with rows [off, off+dst.Rows).
-func (m *Model) forwardRows(ctx context.Context, st *State, n int, logits []float32, load func(dst kernels.Tensor, off int) error) (err error) {
+// dst (the chunk's input rows, in sc) with rows [off, off+dst.Rows).
+func (m *Model) forwardRows(ctx context.Context, st *State, n int, logits []float32, load func(sc *scratch, dst kernels.Tensor, off int) error) (err error) {
 	if err := m.checkSource(); err != nil {
 		return err
 	}
@@ -101,7 +171,7 @@ func (m *Model) forwardRows(ctx context.Context, st *State, n int, logits []floa
 			return err
 		}
 		k := min(sc.T, n-off)
-		if err := load(sc.acts.XA.Slice(0, k), off); err != nil {
+		if err := load(sc, sc.acts.XA.Slice(0, k), off); err != nil {
 			return err
 		}
 		out := 0

@@ -135,6 +135,13 @@ func (s *Session) PrefillEmbedTensor(ctx context.Context, rows kernels.Tensor) e
 	return s.prefill(func() error { return s.m.ForwardEmbedTensor(ctx, s.st, rows, s.logits) })
 }
 
+// PrefillSegments feeds a prompt of token and embedding-row segments
+// into the state in one pass (see Model.ForwardSegments). If ctx is
+// cancelled the state is left as before.
+func (s *Session) PrefillSegments(ctx context.Context, segs ...Segment) error {
+	return s.prefill(func() error { return s.m.ForwardSegments(ctx, s.st, segs, s.logits) })
+}
+
 // PrefillTokens feeds tokens into the state. If ctx is cancelled the
 // state is left as it was before the call.
 func (s *Session) PrefillTokens(ctx context.Context, ids []int32) error {

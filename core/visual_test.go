@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -103,6 +104,100 @@ func checkVisualSplice(t *testing.T, be kernels.Backend) {
 	}
 	if g := logits[(len(after)-1)*V:]; argmax(g) != fx.Argmax {
 		t.Errorf("argmax of the last position = %d, reference %d", argmax(g), fx.Argmax)
+	}
+
+	// The same prompt in one pass (ForwardSegments), the image rows on
+	// the backend: the last position's logits.
+	rows, err := be.Alloc(kernels.F32, n, C)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Free(rows)
+	if err := be.Upload(rows, float32Bytes(proj.Data)); err != nil {
+		t.Fatal(err)
+	}
+	st2, _ := m.NewState()
+	defer st2.Free()
+	last := make([]float32, V)
+	if err := m.ForwardSegments(ctx, st2, []Segment{{Tokens: before}, {Rows: rows}, {Tokens: after}}, last); err != nil {
+		t.Fatal(err)
+	}
+	if d, at := maxDiff(last, want.Data[3*V:]); d > tol {
+		t.Fatalf("one pass: logits at the last position: max |Δ| = %.3g at %d, tolerance %.3g", d, at, tol)
+	}
+}
+
+// TestForwardSegments feeds tokens, embedding rows and tokens in one pass
+// whose chunks (256 rows on the CPU) cut across the segments, and checks
+// the logits and the state against feeding the segments one call after
+// another.
+func TestForwardSegments(t *testing.T) {
+	be := newCPU(t)
+	cfg := Config{Layers: 2, Width: 64, Vocab: 65536, DecayLoRA: 16, AlphaLoRA: 16, ValueLoRA: 8, GateLoRA: 16}
+	src, err := RandomSource(cfg, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(src, LoadOptions{Backend: be})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rng := rand.New(rand.NewPCG(7, 8))
+	toks := func(n int) []int32 {
+		ids := make([]int32, n)
+		for i := range ids {
+			ids[i] = int32(rng.IntN(cfg.Vocab))
+		}
+		return ids
+	}
+	a, b := toks(100), toks(50)
+	host := make([]float32, 300*cfg.Width)
+	for i := range host {
+		host[i] = float32(rng.NormFloat64() * 0.5)
+	}
+	rows, _ := be.Alloc(kernels.F32, 300, cfg.Width)
+	defer be.Free(rows)
+	if err := be.Upload(rows, float32Bytes(host)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	want, got := make([]float32, cfg.Vocab), make([]float32, cfg.Vocab)
+	st1, _ := m.NewState()
+	defer st1.Free()
+	if err := m.Forward(ctx, st1, a, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ForwardEmbedTensor(ctx, st1, rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Forward(ctx, st1, b, want); err != nil {
+		t.Fatal(err)
+	}
+	st2, _ := m.NewState()
+	defer st2.Free()
+	if err := m.ForwardSegments(ctx, st2, []Segment{{Tokens: a}, {Rows: rows}, {Tokens: b}}, got); err != nil {
+		t.Fatal(err)
+	}
+	if d, at := maxDiff(got, want); d > 1e-4*std(want) {
+		t.Fatalf("logits: max |Δ| = %.3g at %d, one call per segment vs one pass", d, at)
+	}
+	// The states agree too: the next token's logits match.
+	next := toks(1)
+	if err := m.Forward(ctx, st1, next, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Forward(ctx, st2, next, got); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := maxDiff(got, want); d > 1e-4*std(want) {
+		t.Fatalf("after one more token: max |Δ| = %.3g", d)
+	}
+	// Bad segments are refused before anything runs.
+	for _, segs := range [][]Segment{{{Tokens: []int32{-1}}}, {{Tokens: []int32{int32(cfg.Vocab)}}}, {{Rows: rows.Reshape(600, cfg.Width/2)}}} {
+		if err := m.ForwardSegments(ctx, st2, segs, nil); err == nil {
+			t.Errorf("segments %v accepted", segs)
+		}
 	}
 }
 

@@ -296,7 +296,10 @@ type Backend interface {
 // What a backend can do beyond Ops is also declared by the optional
 // interfaces it implements: Grapher (record and replay a decode step),
 // StepGrapher (a recorded step that takes its input and returns its output
-// in one call), Fused (fused one-token ops), Prober (its own ceilings).
+// in one call), Fused (fused one-token ops), Prober (its own ceilings),
+// Queuer (independent queues of ops that run side by side). A model
+// drives a backend without one of them the plain way (ops in issue
+// order), so every backend runs every model.
 type Capabilities struct {
 	// PrefillChunk is the number of tokens per sequence-mode call at which
 	// the backend's products reach their rate (larger chunks cost memory
@@ -353,6 +356,29 @@ type Graph interface {
 	Launch() error
 	// Free releases the graph.
 	Free()
+}
+
+// Queuer is implemented by backends that can run independent sequences of
+// ops side by side on one device (CUDA streams): a model whose parts do
+// not depend on each other (the three image towers) issues each part on
+// its own queue and joins them with Order. On a backend without it the
+// parts simply run one after another.
+type Queuer interface {
+	// NewQueue returns a backend on the same device and memory whose ops
+	// run in their own queue: in issue order among themselves, side by
+	// side with the ops of every other queue (the parent's included).
+	// Tensors of the parent and of all its queues may be used on any of
+	// them; the order between queues is the caller's, through Order
+	// (Alloc's zeroing runs on the allocating queue). The queue's Sync
+	// waits for its own ops and reports the device's first error; Free,
+	// on any of them, waits for all of them; the queue's Close releases
+	// the queue only, and must come before the parent's. A queue may be
+	// used by one goroutine while others use the parent or other queues.
+	NewQueue() (Backend, error)
+	// Order makes the ops issued on after from now on wait until the ops
+	// issued on before until now have finished; the host does not wait.
+	// before and after are this backend or its queues.
+	Order(before, after Backend) error
 }
 
 // Prober is implemented by backends that can measure their own ceilings,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"os"
 	"sync"
 	"time"
 
@@ -23,7 +24,8 @@ import (
 // pixels are uploaded once; the towers, the concatenation and the
 // projector run as backend ops, and the embedding rows stay on the backend
 // for the language model's prefill. The working memory is allocated on the
-// first image and reused.
+// first image and reused. On a backend with queues (kernels.Queuer, a
+// GPU's streams) the three towers run side by side, each on its own queue.
 type Encoder struct {
 	cfg    Config
 	be     kernels.Backend
@@ -31,6 +33,9 @@ type Encoder struct {
 	siglip *vit.Tower
 	sam    *sam.Encoder
 	proj   *Projector
+	// queues are the towers' queues (DINOv2, SigLIP, SAM) when the backend
+	// has them and GOOSE_VISION_STREAMS is not 0; nil otherwise.
+	queues []kernels.Backend
 
 	mu   sync.Mutex     // one image at a time
 	feat kernels.Tensor // [Tokens, InDim]: the concatenated features
@@ -38,10 +43,16 @@ type Encoder struct {
 }
 
 // Stages are the times an Encode call spent in each stage (with
-// Encoder.Encode's timed mode, which waits for the backend after each).
+// Encoder.Encode's timed mode, which runs the towers one after another and
+// waits for the backend after each stage).
 type Stages struct {
 	Preprocess, DINO, SigLIP, SAM, Projector time.Duration
 }
+
+// streamsEnv names the environment variable that, set to 0, keeps the
+// towers on one queue even where the backend has several (for comparisons,
+// or as a way out should a driver misbehave with streams).
+const streamsEnv = "GOOSE_VISION_STREAMS"
 
 // LoadEncoder reads the towers (keys vit.dino_featurizer.*,
 // vit.siglip_featurizer.*, vit.sam_featurizer.*) and the projector
@@ -83,7 +94,33 @@ func (e *Encoder) load(src core.Source) error {
 	if want := cfg.DINO.Dim + cfg.SigLIP.Dim + cfg.SAM.FeatureDim(); e.proj.InDim() != want {
 		return fmt.Errorf("projector takes %d features, the towers give %d", e.proj.InDim(), want)
 	}
+	if qr, ok := e.be.(kernels.Queuer); ok && os.Getenv(streamsEnv) != "0" {
+		for range 3 {
+			q, err := qr.NewQueue()
+			if err != nil {
+				return fmt.Errorf("image towers' queues: %w", err)
+			}
+			e.queues = append(e.queues, q)
+		}
+		e.dino.SetQueue(e.queues[0])
+		e.siglip.SetQueue(e.queues[1])
+		e.sam.SetQueue(e.queues[2])
+	}
 	return nil
+}
+
+// Concurrent reports whether the towers run side by side (each on its own
+// queue of the backend).
+func (e *Encoder) Concurrent() bool { return e.queues != nil }
+
+// order makes the ops issued on after from now on wait for those issued
+// on before so far (kernels.Queuer.Order); without queues, ops run in
+// issue order anyway.
+func (e *Encoder) order(before, after kernels.Backend) error {
+	if e.queues == nil {
+		return nil
+	}
+	return e.be.(kernels.Queuer).Order(before, after)
 }
 
 // Config returns the towers' sizes.
@@ -114,12 +151,16 @@ func (e *Encoder) prepare(img image.Image) [][]float32 {
 // Prefill). Calls take turns. ctx is checked between the towers' blocks,
 // so a cancelled encoding stops within one block.
 //
-// The image is converted to RGB once and resized once per size. The
-// towers' ops are queued as soon as their pixels are ready: on a GPU the
-// DINOv2 and SigLIP towers run while SAM's larger input is prepared on
-// the host. With st non-nil, Encode instead prepares every input first
-// and waits for the backend after each stage, recording the stage's time
-// in st (for benchmarks; it costs a little speed on a GPU).
+// The image is converted to RGB once and resized once per size. Each
+// tower's ops are queued as soon as its pixels are ready. Where the
+// backend has queues (see Concurrent) each tower's input is prepared and
+// its ops issued on a goroutine and a queue of its own, so the three
+// towers run side by side on the device while the host is still resizing;
+// otherwise they run one after another, DINOv2 and SigLIP while SAM's
+// larger input is prepared on the host. With st non-nil, Encode instead
+// prepares every input first, runs the towers one after another and waits
+// for the backend after each stage, recording the stage's time in st (for
+// benchmarks: the towers' own times beside their floors).
 //
 // A checkpoint truncated while mapped fails the call instead of the
 // process (internal/memfault).
@@ -131,37 +172,7 @@ func (e *Encoder) Encode(ctx context.Context, img image.Image, st *Stages, use f
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	t0 := time.Now()
-	mark := func(d *time.Duration) error {
-		if st == nil {
-			return nil
-		}
-		if err := e.be.Sync(); err != nil {
-			return err
-		}
-		now := time.Now()
-		*d, t0 = now.Sub(t0), now
-		return nil
-	}
 	rgb := preprocess.NewRGB(img)
-	tw := e.towers()
-	// SAM's input (the largest) is prepared in the background; the others
-	// on this goroutine as their towers come up. In timed mode all three
-	// are ready before any tower runs.
-	samReady := make(chan struct{})
-	go func() {
-		defer close(samReady)
-		e.pix[2] = rgb.Pixels(tw[2], e.pix[2])
-	}()
-	defer func() { <-samReady }() // e.pix[2] is written until then
-	if st != nil {
-		for i := range 2 {
-			e.pix[i] = rgb.Pixels(tw[i], e.pix[i])
-		}
-		<-samReady
-		if err := mark(&st.Preprocess); err != nil {
-			return err
-		}
-	}
 	if !e.feat.Valid() {
 		ts, err := nn.Scratch(e.be, [2]int{e.Tokens(), e.proj.InDim()})
 		if err != nil {
@@ -169,48 +180,148 @@ func (e *Encoder) Encode(ctx context.Context, img image.Image, st *Stages, use f
 		}
 		e.feat = ts[0]
 	}
-	col := 0
-	towers := []struct {
-		name string
-		run  func(context.Context, []float32) (kernels.Tensor, error)
-		d    *time.Duration
-	}{
-		{"DINOv2", e.dino.Encode, &stDur(st).DINO},
-		{"SigLIP", e.siglip.Encode, &stDur(st).SigLIP},
-		{"SAM", e.sam.Encode, &stDur(st).SAM},
+	towers := e.towerRuns(st)
+	// The towers' queues start after the backend's earlier work: the
+	// previous image's projector and prefill read feat.
+	for _, t := range towers {
+		if err := e.order(e.be, t.q); err != nil {
+			return fmt.Errorf("vision: %w", err)
+		}
 	}
-	for i, t := range towers {
-		if st == nil {
-			if i < 2 {
-				e.pix[i] = rgb.Pixels(tw[i], e.pix[i])
-			} else {
-				<-samReady
-			}
+	if st == nil && e.queues != nil {
+		err = e.runConcurrent(ctx, rgb, towers)
+	} else {
+		err = e.runInOrder(ctx, rgb, towers, st, t0)
+	}
+	// The projector runs after every tower (also after a failure: nothing
+	// may still write feat when Encode returns).
+	for _, t := range towers {
+		if oerr := e.order(t.q, e.be); oerr != nil && err == nil {
+			err = fmt.Errorf("vision: %w", oerr)
 		}
-		f, err := t.run(ctx, e.pix[i])
-		if err != nil {
-			return fmt.Errorf("%s tower: %w", t.name, err)
-		}
-		e.be.CopyCols(e.feat, f, col)
-		col += f.Cols
-		if err := mark(t.d); err != nil {
-			return fmt.Errorf("%s tower: %w", t.name, err)
-		}
+	}
+	if err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	tp := time.Now()
 	rows, err := e.proj.Apply(e.feat)
 	if err != nil {
 		return err
 	}
-	if err := mark(&stDur(st).Projector); err != nil {
-		return fmt.Errorf("projector: %w", err)
-	}
 	if err := e.be.Sync(); err != nil {
 		return fmt.Errorf("vision: encode: %w", err)
 	}
+	if st != nil {
+		st.Projector = time.Since(tp)
+	}
 	return use(rows)
+}
+
+// towerRun is one tower's part of an Encode call.
+type towerRun struct {
+	name  string
+	pre   preprocess.Tower
+	run   func(context.Context, []float32) (kernels.Tensor, error)
+	q     kernels.Backend // the queue its ops run on
+	col   int             // its first column in feat
+	pix   *[]float32      // its pixels, reused
+	stage *time.Duration  // its time in timed mode
+}
+
+// towerRuns lists the three towers in feature order.
+func (e *Encoder) towerRuns(st *Stages) []towerRun {
+	c := e.cfg
+	st = stDur(st)
+	ts := []towerRun{
+		{"DINOv2", preprocess.DINOv2(c.DINO.ImageSize), e.dino.Encode, e.be, 0, &e.pix[0], &st.DINO},
+		{"SigLIP", preprocess.SigLIP(c.SigLIP.ImageSize), e.siglip.Encode, e.be, c.DINO.Dim, &e.pix[1], &st.SigLIP},
+		{"SAM", preprocess.SAM(c.SAM.ImageSize), e.sam.Encode, e.be, c.DINO.Dim + c.SigLIP.Dim, &e.pix[2], &st.SAM},
+	}
+	for i := range ts {
+		if e.queues != nil {
+			ts[i].q = e.queues[i]
+		}
+	}
+	return ts
+}
+
+// runConcurrent prepares each tower's pixels and issues its ops on its
+// own goroutine and queue, so that the host's resizing of one tower's
+// input overlaps the device's work on the others and the towers' ops run
+// side by side. It returns once every tower's ops are issued.
+func (e *Encoder) runConcurrent(ctx context.Context, rgb *preprocess.RGB, towers []towerRun) error {
+	errs := make([]error, len(towers))
+	var wg sync.WaitGroup
+	for i, t := range towers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			*t.pix = rgb.Pixels(t.pre, *t.pix)
+			f, err := t.run(ctx, *t.pix)
+			if err != nil {
+				errs[i] = fmt.Errorf("%s tower: %w", t.name, err)
+				return
+			}
+			t.q.CopyCols(e.feat, f, t.col)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// runInOrder runs the towers one after another. The SAM input (the
+// largest) is prepared in the background; the others on this goroutine as
+// their towers come up. With st (timed mode) all three inputs are ready
+// before any tower runs, and each stage is waited for and timed from t0.
+func (e *Encoder) runInOrder(ctx context.Context, rgb *preprocess.RGB, towers []towerRun, st *Stages, t0 time.Time) error {
+	sam := towers[2]
+	samReady := make(chan struct{})
+	go func() {
+		defer close(samReady)
+		*sam.pix = rgb.Pixels(sam.pre, *sam.pix)
+	}()
+	defer func() { <-samReady }() // the SAM pixels are written until then
+	mark := func(q kernels.Backend, d *time.Duration) error {
+		if st == nil {
+			return nil
+		}
+		if err := q.Sync(); err != nil {
+			return err
+		}
+		now := time.Now()
+		*d, t0 = now.Sub(t0), now
+		return nil
+	}
+	if st != nil {
+		for _, t := range towers[:2] {
+			*t.pix = rgb.Pixels(t.pre, *t.pix)
+		}
+		<-samReady
+		if err := mark(e.be, &st.Preprocess); err != nil {
+			return err
+		}
+	}
+	for i, t := range towers {
+		if st == nil {
+			if i < 2 {
+				*t.pix = rgb.Pixels(t.pre, *t.pix)
+			} else {
+				<-samReady
+			}
+		}
+		f, err := t.run(ctx, *t.pix)
+		if err != nil {
+			return fmt.Errorf("%s tower: %w", t.name, err)
+		}
+		t.q.CopyCols(e.feat, f, t.col)
+		if err := mark(t.q, t.stage); err != nil {
+			return fmt.Errorf("%s tower: %w", t.name, err)
+		}
+	}
+	return nil
 }
 
 // stDur returns st, or a throw-away Stages when st is nil.
@@ -253,4 +364,8 @@ func (e *Encoder) Close() {
 		e.be.Free(e.feat)
 		e.feat = kernels.Tensor{}
 	}
+	for _, q := range e.queues {
+		q.Close()
+	}
+	e.queues = nil
 }

@@ -32,23 +32,32 @@ func Prefill(ctx context.Context, s *core.Session, rows []float32, question stri
 }
 
 // PrefillTensor is Prefill with the embedding rows in an F32 [n, Width]
-// tensor on the session's backend.
+// tensor on the session's backend. The whole prompt, text and image rows,
+// runs as one sequence-mode pass (core.Session.PrefillSegments).
 func PrefillTensor(ctx context.Context, s *core.Session, rows kernels.Tensor, question string) error {
 	C := s.Model().Config().Width
 	if rows.Rows == 0 || rows.Cols != C {
 		return fmt.Errorf("vision: embedding rows %v, want rows of width %d", rows, C)
 	}
-	return prefill(ctx, s, rows.Rows, question, func() error { return s.PrefillEmbedTensor(ctx, rows) })
+	head, tail := promptText(s, rows.Rows, question)
+	return s.PrefillSegments(ctx, core.Segment{Tokens: head}, core.Segment{Rows: rows}, core.Segment{Tokens: tail})
+}
+
+// promptText returns the prompt's tokens before and after n image rows:
+// the padding and "User: ", then "\n" + question + "\n\n" + "Assistant:".
+func promptText(s *core.Session, n int, question string) (head, tail []int32) {
+	tok := s.Tokenizer()
+	head = tok.Encode("User: ")
+	tail = append(tok.Encode("\n"+core.CleanTurn(question)+"\n\n"), tok.Encode("Assistant:")...)
+	total := len(head) + n + len(tail)
+	pad := slices.Repeat([]int32{padToken}, (chunkLen-total%chunkLen)%chunkLen)
+	return append(pad, head...), tail
 }
 
 // prefill feeds the prompt around n image rows that feed puts in.
 func prefill(ctx context.Context, s *core.Session, n int, question string, feed func() error) error {
-	tok := s.Tokenizer()
-	head := tok.Encode("User: ")
-	tail := append(tok.Encode("\n"+core.CleanTurn(question)+"\n\n"), tok.Encode("Assistant:")...)
-	total := len(head) + n + len(tail)
-	pad := slices.Repeat([]int32{padToken}, (chunkLen-total%chunkLen)%chunkLen)
-	if err := s.PrefillTokens(ctx, append(pad, head...)); err != nil {
+	head, tail := promptText(s, n, question)
+	if err := s.PrefillTokens(ctx, head); err != nil {
 		return err
 	}
 	if err := feed(); err != nil {

@@ -19,7 +19,10 @@
 // runs a decode step's input copy, replay and output copy in one call with
 // one wait. PERF.md has the measurements behind the kernels.
 //
-// All CUDA calls of a Backend run on one stream, in issue order. A CUDA
+// All CUDA calls of a Backend run on one stream, in issue order; NewQueue
+// (kernels.Queuer) gives Backends on further streams of the same device,
+// whose ops run side by side with the first's, each with its own cuBLAS
+// handle and scratch, ordered among each other by Order. A CUDA
 // context belongs to an OS thread, so every method locks its goroutine to
 // its thread and makes the backend's context current for the duration of
 // the call; methods are serialised by a mutex, so a Backend may be shared
@@ -91,8 +94,25 @@ type Options struct {
 // device whose ops run without taking the mutex (the capture holds it).
 type Backend struct {
 	*device
+	// queue is the stream this Backend issues its ops on, with the
+	// resources ops on it use privately: the device's own queue, or one
+	// from NewQueue.
+	*queue
 	// rec is set on a capture's recorder; done once that capture ended.
 	rec *recorder
+}
+
+// queue is one CUDA stream and what the ops issued on it use privately,
+// so that ops on different queues can run at the same time: the cuBLAS
+// handle and workspace, the scratch for split activations and packed
+// attention operands, and an event for Order.
+type queue struct {
+	stream    uintptr
+	handle    uintptr // cuBLAS, bound to stream
+	workspace uint64  // cuBLAS workspace
+	scratch   uint64  // device scratch for partial sums and converted activations
+	scratchN  int64
+	event     uintptr // recorded on stream by Order; 0 until first needed
 }
 
 // recorder marks a Backend handed to a capture's function.
@@ -108,12 +128,12 @@ type device struct {
 	blas   *cu.BLAS
 	dev    int32
 	ctx    uintptr
-	stream uintptr
 	module uintptr
-	handle uintptr // cuBLAS
 	k      kernelSet
 	info   kernels.DeviceInfo
 	sms    int
+	main   *queue          // the queue of the Backend New returned
+	queues map[*queue]bool // every live queue, main included
 
 	err       error // first failure of an op, reported by Sync
 	closed    bool
@@ -124,13 +144,10 @@ type device struct {
 	pdl       bool       // launch the fused kernels with programmatic dependent launch
 	fused     fusedBufs
 
-	bufs      map[*buffer]struct{}
-	scratch   uint64 // device scratch for partial sums and converted activations
-	scratchN  int64
-	retired   []uint64 // outgrown scratch buffers: captured graphs may still use them
-	workspace uint64   // cuBLAS workspace
-	pinned    []byte   // page-locked staging for Download
-	reg       hostReg  // caller memory that graph Steps copy outputs into
+	bufs    map[*buffer]struct{}
+	retired []uint64 // outgrown scratch buffers: captured graphs may still use them
+	pinned  []byte   // page-locked staging for Download
+	reg     hostReg  // caller memory that graph Steps copy outputs into
 }
 
 // buffer is device memory.
@@ -266,7 +283,9 @@ func New(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("cuda: %w", err)
 	}
 
-	b := &Backend{device: &device{drv: drv, dev: dev, info: info, sms: sms, bufs: map[*buffer]struct{}{}, wkvTPR: defaultWKVTPR, wkvRows: defaultWKVRows()}}
+	q := &queue{}
+	b := &Backend{device: &device{drv: drv, dev: dev, info: info, sms: sms, bufs: map[*buffer]struct{}{}, wkvTPR: defaultWKVTPR,
+		wkvRows: defaultWKVRows(), main: q, queues: map[*queue]bool{q: true}}, queue: q}
 	// Programmatic dependent launch needs Hopper (sm_90) and
 	// cuLaunchKernelEx; GOOSE_CUDA_PDL=0 turns it off (for comparisons).
 	b.pdl = maj >= 9 && drv.HasLaunchEx() && os.Getenv("GOOSE_CUDA_PDL") != "0"
@@ -286,9 +305,6 @@ func New(opts Options) (*Backend, error) {
 	if err := drv.SetCurrent(b.ctx); err != nil {
 		return fail(fmt.Errorf("cuda: %w", err))
 	}
-	if b.stream, err = drv.StreamCreate(1); err != nil { // non-blocking
-		return fail(fmt.Errorf("cuda: %w", err))
-	}
 	arch := fmt.Sprintf("sm_%d%d", maj, min)
 	if b.module, err = loadModule(drv, opts.CacheDir, arch, drvVer); err != nil {
 		return fail(err)
@@ -299,18 +315,8 @@ func New(opts Options) (*Backend, error) {
 	if b.blas, err = cu.LoadBLAS(drvVer / 1000); err != nil {
 		return fail(unavailable("no cuBLAS: " + err.Error()))
 	}
-	if b.handle, err = b.blas.Create(); err != nil {
-		return fail(fmt.Errorf("cuda: %w", err))
-	}
-	if err := b.blas.SetStream(b.handle, b.stream); err != nil {
-		return fail(fmt.Errorf("cuda: %w", err))
-	}
-	const wsBytes = 32 << 20
-	if b.workspace, err = drv.MemAlloc(wsBytes); err != nil {
-		return fail(fmt.Errorf("cuda: cuBLAS workspace: %w", err))
-	}
-	if err := b.blas.SetWorkspace(b.handle, b.workspace, wsBytes); err != nil {
-		return fail(fmt.Errorf("cuda: %w", err))
+	if err := b.openQueue(q); err != nil {
+		return fail(err)
 	}
 	if _, err := b.scratchFor(8 << 20); err != nil {
 		return fail(fmt.Errorf("cuda: scratch: %w", err))
@@ -419,6 +425,9 @@ func (b *Backend) locked(f func() error) error {
 	if b.closed {
 		return errors.New("cuda: backend closed")
 	}
+	if !b.queues[b.queue] {
+		return errors.New("cuda: queue closed")
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := b.drv.SetCurrent(b.ctx); err != nil {
@@ -468,8 +477,8 @@ func (b *Backend) run(op string, f func() error) {
 		if b.err != nil {
 			return
 		}
-		if b.closed {
-			b.err = fmt.Errorf("cuda: %s: backend closed", op)
+		if b.closed || !b.queues[b.queue] {
+			b.err = fmt.Errorf("cuda: %s: backend or queue closed", op)
 			return
 		}
 		runtime.LockOSThread()
@@ -643,10 +652,8 @@ func (b *Backend) Free(t kernels.Tensor) {
 		return
 	}
 	b.idle("Free", func() error {
-		// Queued kernels may still read the buffer.
-		if err := b.drv.StreamSynchronize(b.stream); err != nil && b.err == nil {
-			b.err = fmt.Errorf("cuda: %w", err)
-		}
+		// Queued kernels, on any queue, may still read the buffer.
+		b.syncQueues()
 		b.release(buf)
 		return nil
 	})
@@ -663,7 +670,18 @@ func (b *Backend) Sync() error {
 	return err
 }
 
-// Close releases everything the backend holds.
+// syncQueues waits for the work of every queue, recording a failure for
+// Sync. The caller holds the lock.
+func (b *Backend) syncQueues() {
+	for q := range b.queues {
+		if err := b.drv.StreamSynchronize(q.stream); err != nil && b.err == nil {
+			b.err = fmt.Errorf("cuda: %w", err)
+		}
+	}
+}
+
+// Close releases everything the backend holds; on a queue from NewQueue,
+// the queue only.
 func (b *Backend) Close() error {
 	if b.rec != nil {
 		return errors.New("cuda: Close on a capture's recorder")
@@ -675,7 +693,133 @@ func (b *Backend) Close() error {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if b.queue != b.main {
+		if !b.queues[b.queue] {
+			return nil // closed already
+		}
+		if err := b.drv.SetCurrent(b.ctx); err != nil {
+			return fmt.Errorf("cuda: close queue: %w", err)
+		}
+		return b.closeQueue(b.queue)
+	}
 	return b.closeLocked()
+}
+
+// openQueue creates q's stream (non-blocking: no implicit ordering with
+// the legacy default stream), cuBLAS handle and workspace. The caller
+// holds the lock with the context current; on failure it closes q.
+func (b *Backend) openQueue(q *queue) error {
+	var err error
+	if q.stream, err = b.drv.StreamCreate(1); err != nil {
+		return fmt.Errorf("cuda: %w", err)
+	}
+	if q.handle, err = b.blas.Create(); err != nil {
+		return fmt.Errorf("cuda: %w", err)
+	}
+	if err := b.blas.SetStream(q.handle, q.stream); err != nil {
+		return fmt.Errorf("cuda: %w", err)
+	}
+	const wsBytes = 32 << 20
+	if q.workspace, err = b.drv.MemAlloc(wsBytes); err != nil {
+		return fmt.Errorf("cuda: cuBLAS workspace: %w", err)
+	}
+	if err := b.blas.SetWorkspace(q.handle, q.workspace, wsBytes); err != nil {
+		return fmt.Errorf("cuda: %w", err)
+	}
+	return nil
+}
+
+// closeQueue waits for q's work and releases q. Its outgrown scratch
+// buffers stay in the device's retired list (a graph may use them). The
+// caller holds the lock with the context current.
+func (b *Backend) closeQueue(q *queue) error {
+	var errs []error
+	keep := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if q.stream != 0 {
+		keep(b.drv.StreamSynchronize(q.stream))
+	}
+	for _, p := range []uint64{q.scratch, q.workspace} {
+		if p != 0 {
+			keep(b.drv.MemFree(p))
+		}
+	}
+	if q.handle != 0 {
+		keep(b.blas.Destroy(q.handle))
+	}
+	if q.event != 0 {
+		keep(b.drv.EventDestroy(q.event))
+	}
+	if q.stream != 0 {
+		keep(b.drv.StreamDestroy(q.stream))
+	}
+	*q = queue{}
+	delete(b.queues, q)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cuda: close queue: %w", err)
+	}
+	return nil
+}
+
+// NewQueue returns a Backend on the same device whose ops run on a stream
+// of their own, side by side with the other queues' (kernels.Queuer). It
+// has its own cuBLAS handle, workspace and scratch, so its products and
+// attention do not share working memory with the other queues'.
+func (b *Backend) NewQueue() (kernels.Backend, error) {
+	if b.rec != nil {
+		return nil, errors.New("cuda: NewQueue on a capture's recorder")
+	}
+	q := &queue{}
+	err := b.idle("NewQueue", func() error {
+		if err := b.openQueue(q); err != nil {
+			b.closeQueue(q)
+			return err
+		}
+		b.queues[q] = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{device: b.device, queue: q}, nil
+}
+
+var _ kernels.Queuer = (*Backend)(nil)
+
+// Order makes the ops issued on after from now on wait for those issued on
+// before until now (an event recorded on before's stream, waited for on
+// after's), without the host waiting (kernels.Queuer).
+func (b *Backend) Order(before, after kernels.Backend) error {
+	p, ok1 := before.(*Backend)
+	q, ok2 := after.(*Backend)
+	if !ok1 || !ok2 || p.device != b.device || q.device != b.device || p.rec != nil || q.rec != nil {
+		return errors.New("cuda: order: both sides must be queues of this device")
+	}
+	if p.queue == q.queue {
+		return nil
+	}
+	return b.idle("Order", func() error {
+		if !b.queues[p.queue] || !b.queues[q.queue] {
+			return errors.New("cuda: order: a queue was closed")
+		}
+		if p.event == 0 {
+			e, err := b.drv.EventCreateFlags(cu.EventDisableTiming)
+			if err != nil {
+				return fmt.Errorf("cuda: order: %w", err)
+			}
+			p.event = e
+		}
+		if err := b.drv.EventRecord(p.event, p.stream); err != nil {
+			return fmt.Errorf("cuda: order: %w", err)
+		}
+		if err := b.drv.StreamWaitEvent(q.stream, p.event); err != nil {
+			return fmt.Errorf("cuda: order: %w", err)
+		}
+		return nil
+	})
 }
 
 func (b *Backend) closeLocked() error {
@@ -687,36 +831,38 @@ func (b *Backend) closeLocked() error {
 		}
 	}
 	keep(b.drv.SetCurrent(b.ctx))
-	if b.stream != 0 {
-		keep(b.drv.StreamSynchronize(b.stream))
+	for q := range b.queues {
+		if q.stream != 0 {
+			keep(b.drv.StreamSynchronize(q.stream))
+		}
 	}
 	for buf := range b.bufs {
 		keep(b.drv.MemFree(buf.ptr))
 	}
 	b.bufs = nil
-	for _, p := range append(b.retired, b.scratch, b.workspace, b.fused.tmp.p, b.fused.part.p, b.fused.deq.p, b.fused.count) {
+	for _, p := range append(b.retired, b.fused.tmp.p, b.fused.part.p, b.fused.deq.p, b.fused.count) {
 		if p != 0 {
 			keep(b.drv.MemFree(p))
 		}
 	}
-	b.retired, b.scratch, b.workspace = nil, 0, 0
+	b.retired = nil
 	b.fused = fusedBufs{}
 	b.reg.release(b)
 	if b.pinned != nil {
 		keep(b.drv.MemFreeHost(b.pinned))
 		b.pinned = nil
 	}
-	if b.handle != 0 {
-		keep(b.blas.Destroy(b.handle))
-		b.handle = 0
+	for q := range b.queues {
+		// Releases the queues' scratch, workspaces, handles and streams
+		// (the main queue's last: it was the first).
+		if q != b.main {
+			keep(b.closeQueue(q))
+		}
 	}
+	keep(b.closeQueue(b.main))
 	if b.module != 0 {
 		keep(b.drv.ModuleUnload(b.module))
 		b.module = 0
-	}
-	if b.stream != 0 {
-		keep(b.drv.StreamDestroy(b.stream))
-		b.stream = 0
 	}
 	if b.ctx != 0 {
 		keep(b.drv.ReleasePrimaryContext(b.dev))

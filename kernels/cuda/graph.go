@@ -113,7 +113,7 @@ func (b *Backend) capture(fn func(kernels.Backend)) (*graph, error) {
 			return fmt.Errorf("cuda: capture: %w", err)
 		}
 		b.capturing = true
-		rec := &Backend{device: b.device, rec: &recorder{}}
+		rec := &Backend{device: b.device, queue: b.queue, rec: &recorder{}}
 		ended := false
 		defer func() {
 			rec.rec.done = true

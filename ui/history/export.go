@@ -12,8 +12,8 @@ import (
 const exportFormat = "goose-conversation"
 
 // exported is the JSON form of a conversation: the whole message tree
-// (every branch), without model states, which are large and belong to one
-// model file.
+// (every branch) and the images its messages refer to, without model
+// states, which are large and belong to one model file.
 type exported struct {
 	Format       string        `json:"format"`
 	Version      int           `json:"version"`
@@ -24,7 +24,21 @@ type exported struct {
 	Sampling     Sampling      `json:"sampling"`
 	CurrentLeaf  int64         `json:"current_leaf,omitempty"`
 	Messages     []exportedMsg `json:"messages"`
+	// Images are the stored images the messages refer to (by key, see
+	// PutImage), their bytes in base64. Files written before images were
+	// exported have none; their messages keep their references.
+	Images []exportedImage `json:"images,omitempty"`
 }
+
+type exportedImage struct {
+	Key  string `json:"key"`
+	Name string `json:"name"`
+	Data []byte `json:"data"`
+}
+
+// maxImportImageBytes is the largest image ImportJSON accepts (the
+// largest image file the app attaches).
+const maxImportImageBytes = 256 << 20
 
 type exportedMsg struct {
 	ID           int64     `json:"id"`
@@ -37,7 +51,8 @@ type exportedMsg struct {
 	TokensPerSec float64   `json:"tokens_per_sec,omitempty"`
 }
 
-// ExportJSON writes conversation conv, all branches included, as JSON.
+// ExportJSON writes conversation conv, all branches included, as JSON,
+// with the images its messages refer to.
 func (s *Store) ExportJSON(conv int64, w io.Writer) error {
 	c, err := s.Conversation(conv)
 	if err != nil {
@@ -53,6 +68,9 @@ func (s *Store) ExportJSON(conv int64, w io.Writer) error {
 		e.Messages = append(e.Messages, exportedMsg{ID: m.ID, Parent: m.Parent, Role: m.Role, Content: m.Content,
 			Created: m.Created.UTC(), Status: m.Status, Tokens: m.Tokens, TokensPerSec: m.TokensPerSec})
 	}
+	if e.Images, err = s.conversationImages(conv); err != nil {
+		return err
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(e); err != nil {
@@ -61,8 +79,29 @@ func (s *Store) ExportJSON(conv int64, w io.Writer) error {
 	return nil
 }
 
+// conversationImages returns the stored images some message of conv
+// refers to, in key order.
+func (s *Store) conversationImages(conv int64) ([]exportedImage, error) {
+	rows, err := s.db.Query(`SELECT key, name, data FROM images WHERE EXISTS
+		(SELECT 1 FROM messages WHERE conversation = ? AND instr(messages.content, images.key) > 0) ORDER BY key`, conv)
+	if err != nil {
+		return nil, wrap("export images", err)
+	}
+	defer rows.Close()
+	var out []exportedImage
+	for rows.Next() {
+		var im exportedImage
+		if err := rows.Scan(&im.Key, &im.Name, &im.Data); err != nil {
+			return nil, wrap("export images", err)
+		}
+		out = append(out, im)
+	}
+	return out, wrap("export images", rows.Err())
+}
+
 // ImportJSON reads a conversation written by ExportJSON and stores it as a
-// new conversation, in one transaction. Message ids are reassigned.
+// new conversation with its images, in one transaction. Message ids are
+// reassigned; images already stored are kept once.
 func (s *Store) ImportJSON(r io.Reader) (Conversation, error) {
 	var e exported
 	dec := json.NewDecoder(r)
@@ -91,6 +130,16 @@ func (s *Store) ImportJSON(r io.Reader) (Conversation, error) {
 	}
 	if !seen[e.CurrentLeaf] {
 		return Conversation{}, fmt.Errorf("history: import: current leaf %d is not a message", e.CurrentLeaf)
+	}
+	for i, im := range e.Images {
+		switch {
+		case len(im.Data) == 0:
+			return Conversation{}, fmt.Errorf("history: import: image %d (%q): no data", i, im.Name)
+		case len(im.Data) > maxImportImageBytes:
+			return Conversation{}, fmt.Errorf("history: import: image %d (%q): %d bytes, more than %d MiB", i, im.Name, len(im.Data), maxImportImageBytes>>20)
+		case ImageKey(im.Data) != im.Key:
+			return Conversation{}, fmt.Errorf("history: import: image %d (%q): its key %.12s is not the SHA-256 of its bytes", i, im.Name, im.Key)
+		}
 	}
 	if e.Created.IsZero() {
 		e.Created = time.Now()
@@ -133,6 +182,12 @@ func (s *Store) ImportJSON(r io.Reader) (Conversation, error) {
 		}
 		if ids[m.ID], err = res.LastInsertId(); err != nil {
 			return Conversation{}, wrap("import", err)
+		}
+	}
+	for _, im := range e.Images {
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO images (key, name, data, created) VALUES (?, ?, ?, ?)`,
+			im.Key, im.Name, im.Data, ms(e.Created)); err != nil {
+			return Conversation{}, wrap("import image", err)
 		}
 	}
 	if _, err := tx.Exec(`UPDATE conversations SET leaf = ? WHERE id = ?`, ids[e.CurrentLeaf], conv); err != nil {

@@ -377,3 +377,66 @@ func TestDeletePrunesImages(t *testing.T) {
 		t.Errorf("image b, still in a conversation: %v", err)
 	}
 }
+
+// TestExportImportImages: the images a conversation's messages refer to
+// travel in its JSON, into another store; others stay behind, and a file
+// whose image bytes do not match their key is refused whole.
+func TestExportImportImages(t *testing.T) {
+	src := open(t, filepath.Join(t.TempDir(), "a.db"))
+	png := []byte("\x89PNG\r\n\x1a\n pretend pixels")
+	jpg := []byte("\xff\xd8\xff other pixels")
+	kp, err := src.PutImage("cat.png", png)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kj, _ := src.PutImage("dog.jpg", jpg)
+	c, _ := src.CreateConversation("Pictures", "", Sampling{})
+	u := add(t, src, c.ID, 0, RoleUser, "[image: cat.png #"+kp+"]\nWhat is this?")
+	a := add(t, src, c.ID, u.ID, RoleAssistant, "A cat.")
+	src.SetLeaf(c.ID, a.ID)
+	other, _ := src.CreateConversation("Other", "", Sampling{})
+	add(t, src, other.ID, 0, RoleUser, "[image: dog.jpg #"+kj+"]\nAnd this?")
+
+	var js bytes.Buffer
+	if err := src.ExportJSON(c.ID, &js); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(js.String(), kj) {
+		t.Error("export carries an image no message of the conversation refers to")
+	}
+	dst := open(t, filepath.Join(t.TempDir(), "b.db"))
+	imp, err := dst.ImportJSON(bytes.NewReader(js.Bytes()))
+	if err != nil {
+		t.Fatalf("ImportJSON: %v", err)
+	}
+	name, data, err := dst.Image(kp)
+	if err != nil || name != "cat.png" || !bytes.Equal(data, png) {
+		t.Fatalf("imported image %q, %q, %v; want cat.png and its bytes", name, data, err)
+	}
+	if _, _, err := dst.Image(kj); err == nil {
+		t.Error("the other conversation's image was imported")
+	}
+	th, _ := dst.Thread(imp.ID)
+	if len(th) != 2 || !strings.Contains(th[0].Content, kp) {
+		t.Errorf("imported thread %q", contents(th))
+	}
+	// Importing again (the image is already there) keeps one copy.
+	if _, err := dst.ImportJSON(bytes.NewReader(js.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+
+	// Bytes that are not those of the key: refused, nothing written.
+	bad := strings.Replace(js.String(), `"data": "`, `"data": "AAAA`, 1)
+	before, _ := dst.Conversations("")
+	if _, err := dst.ImportJSON(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "SHA-256") {
+		t.Errorf("tampered image imported (err %v)", err)
+	}
+	if after, _ := dst.Conversations(""); len(after) != len(before) {
+		t.Error("a refused import left a conversation")
+	}
+	// Files written before images were exported still import.
+	old := `{"format":"goose-conversation","version":1,"current_leaf":1,"messages":[{"id":1,"role":"user","content":"[image: x.png #` + kp + `]\nhi"}]}`
+	if _, err := src.ImportJSON(strings.NewReader(old)); err != nil {
+		t.Errorf("a file without images: %v", err)
+	}
+}

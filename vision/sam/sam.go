@@ -96,7 +96,8 @@ type block struct {
 // is allocated on first use and reused by every image.
 type Encoder struct {
 	cfg    Config
-	be     kernels.Backend
+	be     kernels.Backend // the weights' backend
+	q      kernels.Backend // where the ops run: be, or one of its queues (SetQueue)
 	eps    float32
 	l      *nn.Loader     // owns every tensor the encoder placed
 	patch  nn.Dense       // [D, 3·p·p]
@@ -139,6 +140,24 @@ func Load(src core.Source, prefix string, cfg Config, be kernels.Backend) (*Enco
 		return nil, fmt.Errorf("sam: load: %w", err)
 	}
 	return e, nil
+}
+
+// SetQueue makes the encoder issue its ops on q, a queue of the backend it
+// was loaded on (kernels.Queuer), so that it can run side by side with
+// other work; nil goes back to that backend. The working memory stays
+// where it is: queues share the device's memory.
+func (e *Encoder) SetQueue(q kernels.Backend) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.q = q
+}
+
+// ops returns the backend the encoder's ops run on.
+func (e *Encoder) ops() kernels.Backend {
+	if e.q != nil {
+		return e.q
+	}
+	return e.be
 }
 
 // Close frees the encoder's weights and working memory on its backend.
@@ -269,7 +288,7 @@ func (e *Encoder) Features(ctx context.Context, pixels []float32) ([]float32, er
 	if err != nil {
 		return nil, err
 	}
-	out, err := nn.Download(e.be, f)
+	out, err := nn.Download(e.ops(), f)
 	if err != nil {
 		return nil, fmt.Errorf("sam: features: %w", err)
 	}
@@ -291,17 +310,17 @@ func (e *Encoder) Encode(ctx context.Context, pixels []float32) (kernels.Tensor,
 		return kernels.Tensor{}, fmt.Errorf("sam: features: pixel value: %w", err)
 	}
 	if e.s == nil {
-		s, err := newScratch(e.be, cfg)
+		s, err := newScratch(e.ops(), cfg)
 		if err != nil {
 			return kernels.Tensor{}, fmt.Errorf("sam: features: %w", err)
 		}
 		e.s = s
 	}
 	s := e.s
-	if err := e.be.Upload(s.pixels, nn.FloatBytes(pixels)); err != nil {
+	be := e.ops()
+	if err := be.Upload(s.pixels, nn.FloatBytes(pixels)); err != nil {
 		return kernels.Tensor{}, fmt.Errorf("sam: features: upload: %w", err)
 	}
-	be := e.be
 	P, G := cfg.Patch, cfg.Grid()
 	be.Im2Col(s.patches, s.pixels, kernels.Conv{Channels: 3, Height: S, Width: S, Kernel: P, Stride: P})
 	be.Linear(s.x, s.patches, e.patch.W)
@@ -321,7 +340,7 @@ func (e *Encoder) Encode(ctx context.Context, pixels []float32) (kernels.Tensor,
 // D] map s.x.
 func (e *Encoder) blockForward(b *block, s *scratch) {
 	cfg := e.cfg
-	be := e.be
+	be := e.ops()
 	D, G, H := cfg.EmbedDim, cfg.Grid(), cfg.Heads
 	T := G * G
 	be.LayerNorm(s.h, s.x, b.norm1W, b.norm1B, e.eps)
@@ -355,7 +374,7 @@ func (e *Encoder) blockForward(b *block, s *scratch) {
 // LayerNorm2d → conv 3×3 (padding 1) → LayerNorm2d, no biases on the
 // convolutions, which run as products (the 3×3 one over gathered patches).
 func (e *Encoder) neck(s *scratch) {
-	be := e.be
+	be := e.ops()
 	G, N := e.cfg.Grid(), e.cfg.NeckChannels
 	be.Linear(s.a, s.x, e.neck0)
 	be.LayerNorm(s.a, s.a, e.neck1W, e.neck1B, e.eps)

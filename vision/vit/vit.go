@@ -113,13 +113,14 @@ type block struct {
 // on first use and reused by every image.
 type Tower struct {
 	cfg    Config
-	be     kernels.Backend
-	l      *nn.Loader     // owns every tensor the tower placed
-	patch  nn.Dense       // [D, 3·P·P], columns in (channel, row, col) order
-	pos    kernels.Tensor // [patches or prefix+patches, D]
-	posAll bool           // pos covers the prefix tokens too
-	prefix kernels.Tensor // [prefix, D]: the class token then the registers; invalid without
-	blocks []block        // blocks 0..FeatureBlock only
+	be     kernels.Backend // the weights' backend
+	q      kernels.Backend // where the ops run: be, or one of its queues (SetQueue)
+	l      *nn.Loader      // owns every tensor the tower placed
+	patch  nn.Dense        // [D, 3·P·P], columns in (channel, row, col) order
+	pos    kernels.Tensor  // [patches or prefix+patches, D]
+	posAll bool            // pos covers the prefix tokens too
+	prefix kernels.Tensor  // [prefix, D]: the class token then the registers; invalid without
+	blocks []block         // blocks 0..FeatureBlock only
 
 	mu sync.Mutex
 	s  *scratch // allocated on first use
@@ -193,6 +194,24 @@ func Load(src core.Source, prefix string, cfg Config, be kernels.Backend) (*Towe
 	return t, nil
 }
 
+// SetQueue makes the tower issue its ops on q, a queue of the backend it
+// was loaded on (kernels.Queuer), so that it can run side by side with
+// other work; nil goes back to that backend. The working memory stays
+// where it is: queues share the device's memory.
+func (t *Tower) SetQueue(q kernels.Backend) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.q = q
+}
+
+// ops returns the backend the tower's ops run on.
+func (t *Tower) ops() kernels.Backend {
+	if t.q != nil {
+		return t.q
+	}
+	return t.be
+}
+
 // Close frees the tower's weights and working memory on its backend. The
 // tower must not be used afterwards.
 func (t *Tower) Close() {
@@ -249,7 +268,7 @@ func (t *Tower) Features(ctx context.Context, pixels []float32) ([]float32, erro
 	if err != nil {
 		return nil, err
 	}
-	out, err := nn.Download(t.be, f)
+	out, err := nn.Download(t.ops(), f)
 	if err != nil {
 		return nil, fmt.Errorf("vit: features: %w", err)
 	}
@@ -271,13 +290,13 @@ func (t *Tower) Encode(ctx context.Context, pixels []float32) (kernels.Tensor, e
 		return kernels.Tensor{}, fmt.Errorf("vit: features: pixels: %w", err)
 	}
 	if t.s == nil {
-		s, err := newScratch(t.be, t.cfg)
+		s, err := newScratch(t.ops(), t.cfg)
 		if err != nil {
 			return kernels.Tensor{}, fmt.Errorf("vit: features: %w", err)
 		}
 		t.s = s
 	}
-	if err := t.be.Upload(t.s.pixels, nn.FloatBytes(pixels)); err != nil {
+	if err := t.ops().Upload(t.s.pixels, nn.FloatBytes(pixels)); err != nil {
 		return kernels.Tensor{}, fmt.Errorf("vit: features: upload: %w", err)
 	}
 	return t.forward(ctx, t.s)
@@ -287,7 +306,7 @@ func (t *Tower) Encode(ctx context.Context, pixels []float32) (kernels.Tensor, e
 // view of s.x.
 func (t *Tower) forward(ctx context.Context, s *scratch) (kernels.Tensor, error) {
 	c := t.cfg
-	be := t.be
+	be := t.ops()
 	N, pre := c.Patches(), c.prefix()
 	T := pre + N
 	P, S := c.Patch, c.ImageSize

@@ -55,6 +55,7 @@ type Driver struct {
 	cuEventElapsedTime          func(ms *float32, start, end uintptr) int32
 	cuEventRecordP              uintptr
 	cuEventSynchronizeP         uintptr
+	cuStreamWaitEventP          uintptr
 }
 
 // LoadDriver opens libcuda.so.1 and calls cuInit.
@@ -105,6 +106,7 @@ func LoadDriver() (*Driver, error) {
 	d.cuMemcpyHtoDP = s.addr("cuMemcpyHtoD_v2")
 	d.cuEventRecordP = s.addr("cuEventRecord")
 	d.cuEventSynchronizeP = s.addr("cuEventSynchronize")
+	d.cuStreamWaitEventP = s.addr("cuStreamWaitEvent")
 	s.fn(&d.cuEventCreate, "cuEventCreate")
 	s.fn(&d.cuEventDestroy, "cuEventDestroy_v2")
 	s.fn(&d.cuEventElapsedTime, "cuEventElapsedTime")
@@ -445,6 +447,23 @@ func (d *Driver) LaunchPDL(f uintptr, grid, block [3]uint32, shared uint32, stre
 	attr.value[0] = 1
 	cfg := launchConfig{grid: grid, block: block, shared: shared, stream: stream, attrs: &attr, numAttrs: 1}
 	return d.check("cuLaunchKernelEx", call(d.cuLaunchKernelExP, uintptr(unsafe.Pointer(&cfg)), f, uintptr(params), 0))
+}
+
+// EventDisableTiming is CU_EVENT_DISABLE_TIMING: an event only for
+// ordering, cheaper to record and wait for.
+const EventDisableTiming = 2
+
+// EventCreateFlags makes an event with the given CU_EVENT_* flags.
+func (d *Driver) EventCreateFlags(flags uint32) (uintptr, error) {
+	var e uintptr
+	err := d.check("cuEventCreate", d.cuEventCreate(&e, flags))
+	return e, err
+}
+
+// StreamWaitEvent makes the work queued on s after the call wait until e
+// (as last recorded before the call) has been reached.
+func (d *Driver) StreamWaitEvent(s, e uintptr) error {
+	return d.check("cuStreamWaitEvent", call(d.cuStreamWaitEventP, s, e, 0))
 }
 
 // EventCreate makes an event (flags 0: with timing).
