@@ -11,8 +11,9 @@ import (
 )
 
 // opProfile wraps a backend, waiting for the device after each op of the
-// image towers and the language model and adding its time to a per-op total (bench --vision
-// --profile). The waits cost a little time; the totals say where it goes.
+// image towers and the language model and adding its time to a per-op
+// total (bench --vision --profile). The waits cost a little time; the
+// totals say where it goes.
 type opProfile struct {
 	kernels.Backend
 	mu    sync.Mutex
