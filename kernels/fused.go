@@ -55,3 +55,23 @@ type Up7 struct {
 	HG, G2 Tensor
 	G      Tensor
 }
+
+// BiWKV is implemented by backends that run a bidirectional WKV (A-RWKV's
+// Bi-WKV) without materialising the reversed sequences. It is optional,
+// found by type assertion like Fused; callers otherwise flip the rows with
+// FlipRows and run WKV7 on the stacked sequences.
+type BiWKV interface {
+	// WKV7Bi runs WKV7 on each group of n consecutive rows of r, w, k, v,
+	// a, b twice: in order, from the states of the first half of s, into
+	// yf, and in reverse row order, from the second half, into yb, whose
+	// rows keep the input's order. With x′ the rows of x flipped within
+	// groups of n and x₂ = x stacked over x′ (2T rows), it computes what
+	//
+	//	WKV7(y₂, s, r₂, w₂, k₂, v₂, a₂, b₂)
+	//	yf = y₂[:T]; FlipRows(yb, y₂[T:], n)
+	//
+	// computes: s holds 2·(T/n)·H·64 rows of 64, sequence q's heads at
+	// rows [q·H·64, (q+1)·H·64), the reversed copies' after the T/n
+	// forward ones. yf and yb must not overlap each other or the inputs.
+	WKV7Bi(yf, yb, s, r, w, k, v, a, b Tensor, n int)
+}

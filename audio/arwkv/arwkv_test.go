@@ -148,6 +148,20 @@ func checkGolden(t *testing.T, be kernels.Backend) {
 // CPU backend.
 func TestGolden(t *testing.T) { checkGolden(t, newCPU(t)) }
 
+// TestGoldenFlipped: the same on the CPU with its WKV7Bi hidden, so the
+// Bi-WKV runs as backends without it run it (FlipRows, one WKV7 over the
+// stacked sequences, FlipRows back).
+func TestGoldenFlipped(t *testing.T) {
+	be := plainBackend{newCPU(t)}
+	if _, ok := kernels.Backend(be).(kernels.BiWKV); ok {
+		t.Fatal("plainBackend still has WKV7Bi")
+	}
+	checkGolden(t, be)
+}
+
+// plainBackend is a backend with only the methods of kernels.Backend.
+type plainBackend struct{ kernels.Backend }
+
 // TestGoldenCUDA: the same on the GPU.
 func TestGoldenCUDA(t *testing.T) { checkGolden(t, newCUDA(t)) }
 

@@ -388,10 +388,18 @@ func (x mixer) NormShift(f block.Ops, l int, ffn bool, norm kernels.Tensor, dst 
 }
 
 // WKV runs the recurrence of each window forward and over its reversal
-// (all windows and both directions as one batched WKV7 from zero states),
-// mixes the two outputs by the gate, then Out7.
+// (all windows and both directions as one batched WKV7 from zero states,
+// or one WKV7Bi where the backend has it), mixes the two outputs by the
+// gate, then Out7.
 func (x mixer) WKV(f block.Ops, l int, w, a, b kernels.Tensor, o kernels.Out7) {
 	sc, T := x.sc, x.m.dims.Tokens
+	if bi, ok := x.m.be.(kernels.BiWKV); ok {
+		f.Copy(sc.state, sc.zero)
+		bi.WKV7Bi(o.Y, sc.acts.Tmp, sc.state, o.R, w, o.K, o.V, a, b, T)
+		f.GateMix(o.Y, o.Y, sc.acts.Tmp, sc.gate)
+		f.Out7(o)
+		return
+	}
 	st := sc.acts.Stack // r, w, k, v, a, b, y with twice the rows
 	n := o.Y.Rows
 	for _, t := range st[:6] {
@@ -431,7 +439,7 @@ func (sc *scratch) views(n, rows int, d Dims) *batchViews {
 type scratch struct {
 	n      int
 	view   *batchViews
-	acts   *block.Acts    // n·tokens rows; the WKV's inputs stacked twice
+	acts   *block.Acts    // n·tokens rows; the WKV's inputs stacked twice unless the backend has WKV7Bi
 	tileT  kernels.Tensor // [n·tokens, P·P]
 	xx     kernels.Tensor // [n·tokens, C] the shift's residual
 	gate   kernels.Tensor // [n·tokens, H]
@@ -474,7 +482,11 @@ func (m *Model) getScratch(n int) (*scratch, error) {
 	}
 	d := m.dims
 	rows, C, H := n*d.Tokens, d.Width, d.Width/block.HeadSize
-	acts, err := block.NewActs(m.be, rows, d.Dims, 2)
+	stack := 2 // room for the reversed copies of the WKV's inputs
+	if _, ok := m.be.(kernels.BiWKV); ok {
+		stack = 1
+	}
+	acts, err := block.NewActs(m.be, rows, d.Dims, stack)
 	if err != nil {
 		return nil, fmt.Errorf("arwkv: %d windows: %w", n, err)
 	}

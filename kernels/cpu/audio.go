@@ -137,3 +137,38 @@ func (b *Backend) MeanRows(dst, x kernels.Tensor) {
 		}
 	}
 }
+
+// WKV7Bi runs each group of n rows forward and backward (kernels.BiWKV):
+// the backward jobs read the rows from the group's end, so nothing is
+// flipped.
+func (b *Backend) WKV7Bi(yf, yb, s, r, w, k, v, a, bb kernels.Tensor, n int) {
+	T, C := r.Rows, r.Cols
+	const N = 64
+	ok := isF32(yf, yb, s, r, w, k, v, a, bb) && C%N == 0 && C > 0 && n > 0 && T%n == 0 && s.Len() == 2*(T/n)*C*N
+	for _, t := range []kernels.Tensor{yf, yb, w, k, v, a, bb} {
+		ok = ok && t.Rows == T && t.Cols == C
+	}
+	if !ok {
+		b.fail("WKV7Bi", "yf %v, yb %v, s %v, r %v, groups of %d (head size 64; 2 states a group)", yf, yb, s, r, n)
+		return
+	}
+	fwd := &wkvRows{r: b.f32(r), w: b.f32(w), k: b.f32(k), v: b.f32(v), a: b.f32(a), b: b.f32(bb), y: b.f32(yf)}
+	bwd := *fwd
+	bwd.y = b.f32(yb)
+	ss := b.f32(s)
+	H, seqs := C/N, T/n
+	p := b.pool
+	p.For(2*seqs*H, 1, func(lo, hi int) {
+		for job := lo; job < hi; job++ {
+			q, h := job/H%seqs, job%H
+			S := ss[job*N*N : (job+1)*N*N]
+			if job < seqs*H {
+				p.ks.wkvRun(p, S, fwd, q*n*C+h*N, C, n)
+			} else {
+				p.ks.wkvRun(p, S, &bwd, (q*n+n-1)*C+h*N, -C, n)
+			}
+		}
+	})
+}
+
+var _ kernels.BiWKV = (*Backend)(nil)

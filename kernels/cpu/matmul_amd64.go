@@ -77,14 +77,17 @@ func avx2Kernels(f16c bool) *kernelSet {
 		name = "avx2-nof16c"
 	}
 	return &kernelSet{
-		name:       name,
-		dot4:       a.dot4,
-		gemvNN:     a.gemvNN,
-		decode:     a.decode,
-		transpose8: a.transpose8,
-		tileNN:     tileNNAVX2,
-		nr:         16,
-		wkv:        wkvAVX2,
+		name:        name,
+		dot4:        a.dot4,
+		gemvNN:      a.gemvNN,
+		decode:      a.decode,
+		transpose8:  a.transpose8,
+		tileNN:      tileNNAVX2,
+		nr:          16,
+		wkv:         wkvAVX2,
+		prep7:       prep7RowAVX2,
+		sigmoid:     sigmoidRowAVX2,
+		reluSquared: reluSquaredRowAVX2,
 	}
 }
 

@@ -6,7 +6,8 @@ import "github.com/goose-rwkv/goose/kernels"
 
 // avx512Kernels returns the AVX-512 kernel set: the matrix-vector products
 // and the GEMM micro-kernel on 512-bit registers (a 6×32 tile), the rest
-// (conversions, transposes, WKV) from the AVX2 set.
+// (conversions, transposes, one-token WKV steps, element-wise
+// ops) from the AVX2 set; runs of WKV tokens go through wkvSeqAVX512.
 func avx512Kernels() *kernelSet {
 	ks := avx2Kernels(true)
 	ks.name = "avx512"
@@ -14,6 +15,7 @@ func avx512Kernels() *kernelSet {
 	ks.gemvNN = gemvNNAVX512
 	ks.tileNN = tileNNAVX512
 	ks.nr = 32
+	ks.wkvSeq = wkvSeq512
 	return ks
 }
 

@@ -35,19 +35,31 @@ type kernelSet struct {
 	nr int
 	// wkv advances one 64×64 WKV head state by one token (see wkvGeneric).
 	wkv func(s, r, w, k, v, a, b, y []float32)
+	// wkvSeq, where not nil, runs n tokens of one head from its state
+	// held transposed (st[j·64+i] = S[i][j]); token t's values start at
+	// first + t·stride of x's tensors. See wkvRun.
+	wkvSeq func(st []float32, x *wkvRows, first, stride, n int)
+	// prep7 computes one row's WKV inputs in place (see prep7Generic);
+	// zv is nil without a value residual.
+	prep7 func(k, v, vf, w, a, b, zv []float32, p *prep7Chan)
+	// sigmoid and reluSquared set d[i] = f(x[i]) for i < len(d).
+	sigmoid, reluSquared func(d, x []float32)
 }
 
 // genericKernels returns the portable Go implementation.
 func genericKernels() *kernelSet {
 	return &kernelSet{
-		name:       "generic",
-		dot4:       dot4Generic,
-		gemvNN:     gemvNNGeneric,
-		decode:     decodeGeneric,
-		transpose8: transpose8Generic,
-		tileNN:     tileNNGeneric,
-		nr:         16,
-		wkv:        wkvGeneric,
+		name:        "generic",
+		dot4:        dot4Generic,
+		gemvNN:      gemvNNGeneric,
+		decode:      decodeGeneric,
+		transpose8:  transpose8Generic,
+		tileNN:      tileNNGeneric,
+		nr:          16,
+		wkv:         wkvGeneric,
+		prep7:       prep7Generic,
+		sigmoid:     sigmoidGeneric,
+		reluSquared: reluSquaredGeneric,
 	}
 }
 

@@ -161,14 +161,9 @@ func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
 				d[i] = float32(math.Tanh(float64(xs[i])))
 			}
 		case kernels.Sigmoid:
-			for i := lo; i < hi; i++ {
-				d[i] = sigmoid(xs[i])
-			}
+			b.pool.ks.sigmoid(d[lo:hi], xs[lo:hi])
 		case kernels.ReLUSquared:
-			for i := lo; i < hi; i++ {
-				v := max(xs[i], 0)
-				d[i] = v * v
-			}
+			b.pool.ks.reluSquared(d[lo:hi], xs[lo:hi])
 		case kernels.GELU, kernels.GELUTanh:
 			geluRange(d[lo:hi], xs[lo:hi], f)
 		}
@@ -262,33 +257,17 @@ func (b *Backend) Prep7(p kernels.Prep7) {
 	if hasZV {
 		zv, v0 = b.f32(p.ZV), b.f32(p.V0)
 	}
+	ch := &prep7Chan{w0: w0, a0: a0, kk: kk, ka: ka, v0: v0, n: N}
+	prep := b.pool.ks.prep7
 	b.pool.For(p.K.Rows, 4, func(lo, hi int) {
-		khat := make([]float32, N)
 		for t := lo; t < hi; t++ {
-			row := t * C
-			for h := 0; h < C; h += N {
-				var norm float64
-				for j := range N {
-					c := h + j
-					khat[j] = k[row+c] * kk[c]
-					norm += float64(khat[j]) * float64(khat[j])
+			r := func(s []float32) []float32 {
+				if s == nil {
+					return nil
 				}
-				inv := float32(1 / math.Max(math.Sqrt(norm), 1e-12))
-				for j := range N {
-					c, i := h+j, row+h+j
-					kh := khat[j] * inv
-					alpha := sigmoid(a0[c] + a[i])
-					a[i] = -kh
-					bb[i] = kh * alpha
-					k[i] *= 1 + (alpha-1)*ka[c]
-					w[i] = expf(-decayScale * sigmoid(w0[c]+w[i]))
-					if hasZV {
-						v[i] += (vf[i] - v[i]) * sigmoid(v0[c]+zv[i])
-					} else {
-						vf[i] = v[i]
-					}
-				}
+				return s[t*C : (t+1)*C]
 			}
+			prep(r(k), r(v), r(vf), r(w), r(a), r(bb), r(zv), ch)
 		}
 	})
 }
@@ -311,17 +290,14 @@ func (b *Backend) WKV7(y, s, r, w, k, v, a, bb kernels.Tensor) {
 		b.fail("WKV7", "y %v, s %v, r %v (head size 64; the states must divide the rows)", y, s, r)
 		return
 	}
-	ys, ss, rs, ws, ks, vs, as, bs := b.f32(y), b.f32(s), b.f32(r), b.f32(w), b.f32(k), b.f32(v), b.f32(a), b.f32(bb)
-	wkv := b.pool.ks.wkv
+	x := &wkvRows{r: b.f32(r), w: b.f32(w), k: b.f32(k), v: b.f32(v), a: b.f32(a), b: b.f32(bb), y: b.f32(y)}
+	ss := b.f32(s)
 	H, L := C/N, T/seqs
-	b.pool.For(seqs*H, 1, func(lo, hi int) {
+	p := b.pool
+	p.For(seqs*H, 1, func(lo, hi int) {
 		for job := lo; job < hi; job++ {
 			q, h := job/H, job%H
-			S := ss[job*N*N : (job+1)*N*N]
-			for t := q * L; t < (q+1)*L; t++ {
-				o := t*C + h*N
-				wkv(S, rs[o:o+N], ws[o:o+N], ks[o:o+N], vs[o:o+N], as[o:o+N], bs[o:o+N], ys[o:o+N])
-			}
+			p.ks.wkvRun(p, ss[job*N*N:(job+1)*N*N], x, q*L*C+h*N, C, L)
 		}
 	})
 }

@@ -25,3 +25,46 @@ func wkvGeneric(s, r, w, k, v, a, b, y []float32) {
 		y[i] = acc
 	}
 }
+
+// wkvRows are the operands of a WKV run, whole [T, C] tensors: a head's
+// values for one token are the 64 starting at some offset of each.
+type wkvRows struct{ r, w, k, v, a, b, y []float32 }
+
+// wkvSeqMin is the shortest run worth transposing a state for.
+const wkvSeqMin = 8
+
+// wkvRun advances the 64×64 head state S over n tokens whose values start
+// at offsets first, first+stride, … of x's tensors (stride may be
+// negative: a sequence read in reverse), writing each token's y there.
+func (ks *kernelSet) wkvRun(p *pool, S []float32, x *wkvRows, first, stride, n int) {
+	const N = 64
+	if ks.wkvSeq != nil && n >= wkvSeqMin {
+		buf := p.getScratch(N * N)
+		st := *buf
+		transpose64(st, S)
+		ks.wkvSeq(st, x, first, stride, n)
+		transpose64(S, st)
+		p.putScratch(buf)
+		return
+	}
+	for t := range n {
+		o := first + t*stride
+		ks.wkv(S, x.r[o:o+N], x.w[o:o+N], x.k[o:o+N], x.v[o:o+N], x.a[o:o+N], x.b[o:o+N], x.y[o:o+N])
+	}
+}
+
+// transpose64 sets dst to the transpose of the 64×64 matrix src.
+func transpose64(dst, src []float32) {
+	const N = 64
+	dst, src = dst[:N*N], src[:N*N]
+	for i0 := 0; i0 < N; i0 += 8 {
+		for j0 := 0; j0 < N; j0 += 8 {
+			for i := i0; i < i0+8; i++ {
+				row := src[i*N+j0 : i*N+j0+8]
+				for j, v := range row {
+					dst[(j0+j)*N+i] = v
+				}
+			}
+		}
+	}
+}

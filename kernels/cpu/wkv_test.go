@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -56,5 +57,73 @@ func TestWKVKernels(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWKVRun runs every kernel set's multi-token WKV (forward, and
+// backward through a negative stride, short runs on the one-token kernel
+// and long ones on the sequence kernel where a set has one) against a
+// float64 recurrence.
+func TestWKVRun(t *testing.T) {
+	const N, C = 64, 192
+	rng := rand.New(rand.NewPCG(3, 9))
+	vec := func(n int, lo, hi float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(lo + (hi-lo)*rng.Float64())
+		}
+		return v
+	}
+	for _, ks := range allKernels() {
+		p := newPoolWith(1, ks)
+		defer p.Close()
+		for _, n := range []int{1, wkvSeqMin - 1, wkvSeqMin, 37} {
+			for _, reverse := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/n=%d/reverse=%v", ks.name, n, reverse), func(t *testing.T) {
+					T := n + 2
+					x := &wkvRows{r: vec(T*C, -1, 1), w: vec(T*C, 0.5, 1), k: vec(T*C, -1, 1), v: vec(T*C, -2, 2),
+						a: vec(T*C, -0.2, 0), b: vec(T*C, 0, 0.2), y: make([]float32, T*C)}
+					const h = 1 // the middle head
+					first, stride := 1*C+h*N, C
+					if reverse {
+						first, stride = n*C+h*N, -C
+					}
+					S := vec(N*N, -1, 1)
+					ref := make([]float64, N*N)
+					for i, v := range S {
+						ref[i] = float64(v)
+					}
+					ks.wkvRun(p, S, x, first, stride, n)
+					for tok := range n {
+						o := first + tok*stride
+						for i := range N {
+							var sa float64
+							for j := range N {
+								sa += float64(x.a[o+j]) * ref[i*N+j]
+							}
+							var yi float64
+							for j := range N {
+								v := ref[i*N+j]*float64(x.w[o+j]) + float64(x.k[o+j])*float64(x.v[o+i]) + sa*float64(x.b[o+j])
+								ref[i*N+j] = v
+								yi += v * float64(x.r[o+j])
+							}
+							if d := math.Abs(float64(x.y[o+i]) - yi); !(d <= 1e-4*(1+math.Abs(yi))) {
+								t.Fatalf("token %d row %d: y = %g, want %g", tok, i, x.y[o+i], yi)
+							}
+						}
+					}
+					for i := range S {
+						if d := math.Abs(float64(S[i]) - ref[i]); !(d <= 1e-4*(1+math.Abs(ref[i]))) {
+							t.Fatalf("state[%d] = %g, want %g", i, S[i], ref[i])
+						}
+					}
+					for i, v := range x.y {
+						if tok := i / C; (tok < 1 || tok > n || i%C/N != h) && v != 0 {
+							t.Fatalf("y[%d] (token %d, head %d) written", i, tok, i%C/N)
+						}
+					}
+				})
+			}
+		}
 	}
 }

@@ -21,6 +21,7 @@ func audioCases(t *testing.T, h *H) {
 	t.Run("GateMix", func(t *testing.T) { gateCases(t, h.On(t)) })
 	t.Run("MeanRows", func(t *testing.T) { meanCases(t, h.On(t)) })
 	t.Run("WKV7Batched", func(t *testing.T) { wkvBatchCases(t, h.On(t)) })
+	t.Run("WKV7Bi", func(t *testing.T) { wkvBiCases(t, h.On(t)) })
 }
 
 // offsetUpload allocates [rows+1, cols], fills it and returns the view of
@@ -145,29 +146,93 @@ func meanCases(t *testing.T, h *H) {
 	}
 }
 
+// wkvInputs returns random WKV inputs for T rows of C channels: r, w, k,
+// v, a, b with a = −k̂ and b = 0.7·k̂ for a unit k̂ per head, as Prep7 makes
+// them.
+func (h *H) wkvInputs(T, C int) (r, w, k, v, a, b []float32) {
+	r, k, v = h.Randn(T*C, 0.5), h.Randn(T*C, 0.5), h.Randn(T*C, 0.5)
+	w = h.Uniform(T*C, 0.5, 1)
+	kh := h.Randn(T*C, 1)
+	a, b = make([]float32, T*C), make([]float32, T*C)
+	for t := range T {
+		for hd := range C / 64 {
+			o := t*C + hd*64
+			var n float64
+			for j := range 64 {
+				n += float64(kh[o+j]) * float64(kh[o+j])
+			}
+			inv := float32(1 / math.Sqrt(n))
+			for j := range 64 {
+				kk := kh[o+j] * inv
+				a[o+j], b[o+j] = -kk, kk*0.7
+			}
+		}
+	}
+	return r, w, k, v, a, b
+}
+
+// wkvRef advances the float64 head state S (64×64) by the token whose head
+// values start at o, writing y[o:o+64].
+func wkvRef(S []float64, y []float64, r, w, k, v, a, b []float32, o int) {
+	for i := range 64 {
+		row := S[i*64 : (i+1)*64]
+		var sa float64
+		for j := range 64 {
+			sa += float64(a[o+j]) * row[j]
+		}
+		var yy float64
+		for j := range 64 {
+			row[j] = row[j]*float64(w[o+j]) + float64(k[o+j])*float64(v[o+i]) + sa*float64(b[o+j])
+			yy += row[j] * float64(r[o+j])
+		}
+		y[o+i] = yy
+	}
+}
+
+// wkvBiCases runs the optional kernels.BiWKV against float64 recurrences
+// over each group of rows forward and backward.
+func wkvBiCases(t *testing.T, h *H) {
+	bi, ok := h.Be.(kernels.BiWKV)
+	if !ok {
+		t.Skip("backend has no WKV7Bi")
+	}
+	for _, c := range []struct{ seqs, n, C int }{{2, 40, 128}, {1, 496, 192}, {3, 5, 64}} {
+		T, C, H := c.seqs*c.n, c.C, c.C/64
+		r, w, k, v, a, b := h.wkvInputs(T, C)
+		s0 := h.Randn(2*c.seqs*H*64*64, 0.2)
+		yf, yb := h.Out(T, C), h.Out(T, C)
+		st := h.Upload(2*c.seqs*H*64, 64, s0)
+		bi.WKV7Bi(yf, yb, st, h.offsetUpload(T, C, r), h.Upload(T, C, w), h.Upload(T, C, k), h.Upload(T, C, v), h.Upload(T, C, a), h.Upload(T, C, b), c.n)
+		wantF, wantB := make([]float64, T*C), make([]float64, T*C)
+		wantS := Widen(s0)
+		for dir, y := range [][]float64{wantF, wantB} {
+			for q := range c.seqs {
+				for hd := range H {
+					job := (dir*c.seqs+q)*H + hd
+					S := wantS[job*4096 : (job+1)*4096]
+					for i := range c.n {
+						t := q*c.n + i
+						if dir == 1 {
+							t = q*c.n + c.n - 1 - i
+						}
+						wkvRef(S, y, r, w, k, v, a, b, t*C+hd*64)
+					}
+				}
+			}
+		}
+		name := fmt.Sprintf("seqs%d_n%d_C%d", c.seqs, c.n, c.C)
+		h.Check(name+"/forward", h.Get(yf), wantF, 1e-5)
+		h.Check(name+"/backward", h.Get(yb), wantB, 1e-5)
+		h.Check(name+"/state", h.Get(st), wantS, 1e-5)
+	}
+}
+
 // wkvBatchCases runs WKV7 over several sequences at once, each from its
 // own state, against a float64 recurrence run sequence by sequence.
 func wkvBatchCases(t *testing.T, h *H) {
 	for _, c := range []struct{ seqs, L, C int }{{2, 40, 128}, {4, 17, 64}, {1, 33, 192}, {6, 1, 128}} {
 		T, C, H := c.seqs*c.L, c.C, c.C/64
-		r, k, v := h.Randn(T*C, 0.5), h.Randn(T*C, 0.5), h.Randn(T*C, 0.5)
-		w := h.Uniform(T*C, 0.5, 1)
-		kh := h.Randn(T*C, 1)
-		a, b := make([]float32, T*C), make([]float32, T*C)
-		for t := range T {
-			for hd := range H {
-				o := t*C + hd*64
-				var n float64
-				for j := range 64 {
-					n += float64(kh[o+j]) * float64(kh[o+j])
-				}
-				inv := float32(1 / math.Sqrt(n))
-				for j := range 64 {
-					kk := kh[o+j] * inv
-					a[o+j], b[o+j] = -kk, kk*0.7
-				}
-			}
-		}
+		r, w, k, v, a, b := h.wkvInputs(T, C)
 		s0 := h.Randn(c.seqs*H*64*64, 0.2)
 		y := h.Out(T, C)
 		st := h.Upload(c.seqs*H*64, 64, s0)
@@ -178,20 +243,7 @@ func wkvBatchCases(t *testing.T, h *H) {
 			for hd := range H {
 				S := wantS[(q*H+hd)*4096 : (q*H+hd+1)*4096]
 				for t := q * c.L; t < (q+1)*c.L; t++ {
-					o := t*C + hd*64
-					for i := range 64 {
-						row := S[i*64 : (i+1)*64]
-						var sa float64
-						for j := range 64 {
-							sa += float64(a[o+j]) * row[j]
-						}
-						var yy float64
-						for j := range 64 {
-							row[j] = row[j]*float64(w[o+j]) + float64(k[o+j])*float64(v[o+i]) + sa*float64(b[o+j])
-							yy += row[j] * float64(r[o+j])
-						}
-						wantY[o+i] = yy
-					}
+					wkvRef(S, wantY, r, w, k, v, a, b, t*C+hd*64)
 				}
 			}
 		}

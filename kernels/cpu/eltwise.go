@@ -1,0 +1,67 @@
+package cpu
+
+import "math"
+
+// The element-wise kernels of the RWKV-7 block, per row; a kernelSet
+// carries a portable and, where the CPU has them, SIMD versions.
+
+// prep7Chan are Prep7's per-channel parameters (each [C]) and head size.
+type prep7Chan struct {
+	w0, a0, kk, ka, v0 []float32
+	n                  int // head size
+}
+
+// prep7Generic computes the WKV inputs of one row of C channels in place
+// (see kernels.Prep7): per head, k̂ = k ⊙ k_k / ‖k ⊙ k_k‖ (the norm in
+// float64, at least 1e-12), α = σ(a0 + a), then a = −k̂, b = k̂ ⊙ α,
+// k ⊙= 1 + (α − 1) ⊙ k_a, w = exp(−e^{−1/2}·σ(w0 + w)), and v += (v_first
+// − v) ⊙ σ(v0 + zv) when zv is not nil, else v_first = v.
+func prep7Generic(k, v, vf, w, a, b, zv []float32, p *prep7Chan) {
+	N := p.n
+	var buf [64]float32
+	khat := buf[:]
+	if N > len(buf) {
+		khat = make([]float32, N)
+	}
+	khat = khat[:N]
+	w0, a0, kk, ka, v0 := p.w0, p.a0, p.kk, p.ka, p.v0
+	for h := 0; h < len(k); h += N {
+		var norm float64
+		for j := range N {
+			khat[j] = k[h+j] * kk[h+j]
+			norm += float64(khat[j]) * float64(khat[j])
+		}
+		inv := float32(1 / math.Max(math.Sqrt(norm), 1e-12))
+		for j := range N {
+			i := h + j
+			kh := khat[j] * inv
+			alpha := sigmoid(a0[i] + a[i])
+			a[i] = -kh
+			b[i] = kh * alpha
+			k[i] *= 1 + (alpha-1)*ka[i]
+			w[i] = expf(-decayScale * sigmoid(w0[i]+w[i]))
+			if zv != nil {
+				v[i] += (vf[i] - v[i]) * sigmoid(v0[i]+zv[i])
+			} else {
+				vf[i] = v[i]
+			}
+		}
+	}
+}
+
+// sigmoidGeneric sets d[i] = σ(x[i]).
+func sigmoidGeneric(d, x []float32) {
+	x = x[:len(d)]
+	for i, v := range x {
+		d[i] = sigmoid(v)
+	}
+}
+
+// reluSquaredGeneric sets d[i] = max(x[i], 0)².
+func reluSquaredGeneric(d, x []float32) {
+	x = x[:len(d)]
+	for i, v := range x {
+		v = max(v, 0)
+		d[i] = v * v
+	}
+}

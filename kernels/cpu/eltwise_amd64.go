@@ -1,0 +1,50 @@
+//go:build !purego
+
+package cpu
+
+//go:noescape
+func prep7AVX2(k, v, vf, w, a, b, w0, a0, kk, ka, zv, v0 *float32, n int)
+
+//go:noescape
+func sigmoidAVX2(dst, x *float32, n int)
+
+//go:noescape
+func reluSquaredAVX2(dst, x *float32, n int)
+
+// prep7RowAVX2 is prep7Generic in assembly for heads of 64.
+func prep7RowAVX2(k, v, vf, w, a, b, zv []float32, p *prep7Chan) {
+	C := len(k)
+	if p.n != 64 || C == 0 || C%64 != 0 {
+		prep7Generic(k, v, vf, w, a, b, zv, p)
+		return
+	}
+	_, _, _, _, _, _ = v[C-1], vf[C-1], w[C-1], a[C-1], b[C-1], p.w0[C-1]
+	_, _, _ = p.a0[C-1], p.kk[C-1], p.ka[C-1]
+	zp, v0p := (*float32)(nil), (*float32)(nil)
+	if zv != nil {
+		_, _ = zv[C-1], p.v0[C-1]
+		zp, v0p = &zv[0], &p.v0[0]
+	}
+	prep7AVX2(&k[0], &v[0], &vf[0], &w[0], &a[0], &b[0], &p.w0[0], &p.a0[0], &p.kk[0], &p.ka[0], zp, v0p, C)
+}
+
+// sigmoidRowAVX2 is sigmoidGeneric with the multiple-of-8 part in assembly.
+func sigmoidRowAVX2(d, x []float32) {
+	n := len(d) &^ 7
+	if n > 0 {
+		_ = x[len(d)-1]
+		sigmoidAVX2(&d[0], &x[0], n)
+	}
+	sigmoidGeneric(d[n:], x[n:len(d)])
+}
+
+// reluSquaredRowAVX2 is reluSquaredGeneric with the multiple-of-8 part in
+// assembly.
+func reluSquaredRowAVX2(d, x []float32) {
+	n := len(d) &^ 7
+	if n > 0 {
+		_ = x[len(d)-1]
+		reluSquaredAVX2(&d[0], &x[0], n)
+	}
+	reluSquaredGeneric(d[n:], x[n:len(d)])
+}
