@@ -106,3 +106,12 @@ func dwconvGeneric(out []float32, src *[9][]float32, kt []float32) {
 		out[c] = acc
 	}
 }
+
+// addGeneric sets dst[i] = x[i] + y[i].
+func addGeneric(dst, x, y []float32) {
+	n := len(dst)
+	x, y = x[:n], y[:n]
+	for i := range dst {
+		dst[i] = x[i] + y[i]
+	}
+}

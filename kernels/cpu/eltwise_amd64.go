@@ -101,3 +101,16 @@ func layerNormRowAVX2(dst, x, w, b []float32, eps float32) {
 	}
 	layerNormAVX2(&dst[0], &x[0], wp, bp, n, eps)
 }
+
+//go:noescape
+func addAVX2(dst, x, y *float32, n int)
+
+// addRowAVX2 is addGeneric with the multiple-of-8 part in assembly.
+func addRowAVX2(dst, x, y []float32) {
+	n := len(dst) &^ 7
+	if n > 0 {
+		_, _ = x[len(dst)-1], y[len(dst)-1]
+		addAVX2(&dst[0], &x[0], &y[0], n)
+	}
+	addGeneric(dst[n:], x[n:], y[n:])
+}

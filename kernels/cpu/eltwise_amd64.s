@@ -372,3 +372,22 @@ lnplain:
 	JLT lnplain
 	VZEROUPPER
 	RET
+
+// func addAVX2(dst, x, y *float32, n int)
+// dst[i] = x[i] + y[i] for i < n, a positive multiple of 8.
+TEXT ·addAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+add:
+	VMOVUPS (SI)(AX*1), Y0
+	VADDPS (DX)(AX*1), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ $32, AX
+	CMPQ AX, CX
+	JLT add
+	VZEROUPPER
+	RET

@@ -127,7 +127,7 @@ func TestActKernels(t *testing.T) {
 
 func clone(x []float32) []float32 { return append([]float32(nil), x...) }
 
-// TestRowKernels checks every kernel set's LayerNorm, Lerp and depthwise
+// TestRowKernels checks every kernel set's LayerNorm, Lerp, Add and depthwise
 // convolution rows against float64, at widths with and without a tail.
 func TestRowKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
@@ -175,6 +175,13 @@ func TestRowKernels(t *testing.T) {
 				for i := range d {
 					if want := float64(x[i]) + float64(dd[i])*float64(m[i]); !closeTo(d[i], float32(want), 1e-6) {
 						t.Fatalf("lerp[%d] = %g, want %g", i, d[i], want)
+					}
+				}
+
+				ks.add(d, x, dd)
+				for i := range d {
+					if d[i] != x[i]+dd[i] {
+						t.Fatalf("add[%d] = %g, want %g", i, d[i], x[i]+dd[i])
 					}
 				}
 

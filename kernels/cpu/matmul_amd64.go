@@ -89,6 +89,7 @@ func avx2Kernels(f16c bool) *kernelSet {
 		sigmoid:     sigmoidRowAVX2,
 		reluSquared: reluSquaredRowAVX2,
 		layerNorm:   layerNormRowAVX2,
+		add:         addRowAVX2,
 		lerp:        lerpRowAVX2,
 		dwconv:      dwconvRowAVX2,
 	}

@@ -46,6 +46,8 @@ type kernelSet struct {
 	sigmoid, reluSquared func(d, x []float32)
 	// layerNorm normalises one row (see layerNormGeneric).
 	layerNorm func(dst, x, w, b []float32, eps float32)
+	// add sets dst[i] = x[i] + y[i] for i < len(dst).
+	add func(dst, x, y []float32)
 	// lerp sets dst[i] = x[i] + d[i]·m[i] for i < len(dst).
 	lerp func(dst, x, d, m []float32)
 	// dwconv sets out to one pixel of a 3×3 depthwise convolution from
@@ -68,6 +70,7 @@ func genericKernels() *kernelSet {
 		sigmoid:     sigmoidGeneric,
 		reluSquared: reluSquaredGeneric,
 		layerNorm:   layerNormGeneric,
+		add:         addGeneric,
 		lerp:        lerpGeneric,
 		dwconv:      dwconvGeneric,
 	}

@@ -180,21 +180,17 @@ func (b *Backend) Add(dst, x, y kernels.Tensor) {
 		return
 	}
 	d, xs, ys := b.f32(dst), b.f32(x), b.f32(y)
+	add := b.pool.ks.add
 	if len(ys) == len(xs) {
 		b.pool.For(len(d), 16384, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				d[i] = xs[i] + ys[i]
-			}
+			add(d[lo:hi], xs[lo:hi], ys[lo:hi])
 		})
 		return
 	}
 	C := y.Cols
 	b.pool.For(x.Rows, max(1, 16384/max(C, 1)), func(lo, hi int) {
 		for t := lo; t < hi; t++ {
-			dr, xr := d[t*C:(t+1)*C], xs[t*C:(t+1)*C]
-			for c, v := range ys {
-				dr[c] = xr[c] + v
-			}
+			add(d[t*C:(t+1)*C], xs[t*C:(t+1)*C], ys)
 		}
 	})
 }
