@@ -76,7 +76,13 @@ type Session struct {
 	logits []float32
 	fresh  bool    // logits belong to st
 	noText []int32 // ids with no bytes, never sampled
+	bt     *Batcher
 }
+
+// SetBatcher makes the session's replies decode through bt, together with
+// the other sessions using it (continuous batching); nil decodes alone.
+// The replies are the same either way, up to rounding.
+func (s *Session) SetBatcher(bt *Batcher) { s.bt = bt }
 
 // NewSession returns a session at the zero state.
 func NewSession(m *Model, tok *tokenizer.Tokenizer) (*Session, error) {
@@ -225,6 +231,15 @@ func (s *Session) GenerateTokens(ctx context.Context, prompt []int32, opts Gener
 	dec := s.tok.NewDecoder()
 	stop := newStopMatcher(opts.Stop)
 	var fed []int32
+	step := func(tok int32) error { return s.m.Forward(context.WithoutCancel(ctx), s.st, []int32{tok}, s.logits) }
+	if s.bt != nil {
+		slot, err := s.bt.Enter(s.st)
+		if err != nil {
+			return stats, nil, fmt.Errorf("generate: %w", err)
+		}
+		defer slot.Exit()
+		step = func(tok int32) error { return slot.Step(context.WithoutCancel(ctx), tok, s.logits) }
+	}
 	decodeStart := time.Now()
 	finish := func(r StopReason) (Stats, []int32, error) {
 		stats.StopReason = r
@@ -260,7 +275,7 @@ func (s *Session) GenerateTokens(ctx context.Context, prompt []int32, opts Gener
 			s.fresh = false // token 0 is not fed: the state ends the document
 			return finish(StopEndOfText)
 		}
-		if err := s.m.Forward(context.WithoutCancel(ctx), s.st, []int32{tok}, s.logits); err != nil {
+		if err := step(tok); err != nil {
 			s.fresh = false
 			stats.Decode = time.Since(decodeStart)
 			return stats, fed, fmt.Errorf("generate: %w", err)

@@ -276,8 +276,9 @@ type Backend interface {
 	Weight(dtype DType, rows, cols int, data []byte) (Tensor, error)
 	// Upload copies little-endian bytes into t.
 	Upload(t Tensor, src []byte) error
-	// Download copies t into dst as little-endian bytes; t must be F32 and
-	// dst must hold exactly t.Len()*4 bytes. It waits for queued work.
+	// Download copies t into dst as little-endian bytes; t must be F32 or
+	// I32 and dst must hold exactly t.Len()*4 bytes. It waits for queued
+	// work.
 	Download(dst []byte, t Tensor) error
 	// Free releases the memory of a tensor from Alloc or Weight.
 	Free(t Tensor)
@@ -356,6 +357,16 @@ type Graph interface {
 	Launch() error
 	// Free releases the graph.
 	Free()
+}
+
+// Greedy is implemented by backends that pick each row's token on the
+// device (greedy decoding), so that only the token ids come back instead
+// of the logits.
+type Greedy interface {
+	// Argmax sets dst[t] (I32 [1, T]) to the index of the largest element
+	// of row t of x (F32 [T, V]): the lowest index among ties, NaN
+	// ignored, −1 for a row of NaN only.
+	Argmax(dst, x Tensor)
 }
 
 // Queuer is implemented by backends that can run independent sequences of

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/kernels/backend"
 )
 
 // BenchmarkServeLoad is a bounded load test on loopback: b.N chat requests
@@ -21,12 +24,40 @@ import (
 // greedy tokens, so the prefix cache can serve the system prompt.
 // It reports requests/s, p50 and p99 latency, generated tokens/s and the
 // cache hit ratio. Keep it short: go test -bench ServeLoad -benchtime 32x.
+//
+// GOOSE_BENCH_BACKEND=cuda and GOOSE_BENCH_SHAPE=1.5b run it on the GPU at
+// another shape (the 64-client case with batching is the one that shows
+// continuous batching).
 func BenchmarkServeLoad(b *testing.B) {
-	cfg, _ := core.OfficialShape("0.1b")
-	m := loadModel(b, cfg, 1)
-	for _, bc := range []struct{ clients, parallel int }{{1, 1}, {4, 1}, {16, 1}, {16, 2}} {
-		b.Run(fmt.Sprintf("clients=%d/parallel=%d", bc.clients, bc.parallel), func(b *testing.B) {
-			s, hs := startServer(b, m, Options{Parallel: bc.parallel, MaxQueue: 64})
+	shape := cmp.Or(os.Getenv("GOOSE_BENCH_SHAPE"), "0.1b")
+	cfg, ok := core.OfficialShape(shape)
+	if !ok {
+		b.Fatalf("GOOSE_BENCH_SHAPE=%s: unknown shape", shape)
+	}
+	var m *core.Model
+	if name := os.Getenv("GOOSE_BENCH_BACKEND"); name != "" {
+		be, _, err := backend.Open(name, backend.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { be.Close() })
+		src, err := core.RandomSource(cfg, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if m, err = core.Load(src, core.LoadOptions{Backend: be}); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { m.Close() })
+	} else {
+		m = loadModel(b, cfg, 1)
+	}
+	for _, bc := range []struct {
+		clients, parallel int
+		batch             bool
+	}{{1, 1, false}, {4, 1, false}, {16, 1, false}, {16, 2, false}, {16, 16, true}, {64, 64, true}} {
+		b.Run(fmt.Sprintf("clients=%d/parallel=%d/batch=%v", bc.clients, bc.parallel, bc.batch), func(b *testing.B) {
+			s, hs := startServer(b, m, Options{Parallel: bc.parallel, MaxQueue: 64, Batch: bc.batch})
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: bc.clients}}
 			lat := make([]time.Duration, b.N)
 			var next, tokens atomic.Int64
@@ -127,5 +158,43 @@ func BenchmarkSecondTurn(b *testing.B) {
 			b.ReportMetric(float64(promptTokens), "prompt-tok")
 			b.ReportMetric(float64(promptTokens-cachedTokens), "prefilled-tok")
 		})
+	}
+}
+
+// TestBatchedServing sends concurrent greedy requests to a server that
+// decodes them together (Options.Batch) and requires the replies a
+// one-at-a-time server gives.
+func TestBatchedServing(t *testing.T) {
+	cfg := core.Config{Layers: 2, Width: 64, Vocab: 65536, DecayLoRA: 16, AlphaLoRA: 16, ValueLoRA: 8, GateLoRA: 16}
+	m := loadModel(t, cfg, 5)
+	body := func(i int) string {
+		return fmt.Sprintf(`{"messages":[{"role":"user","content":"Question %d: what is %d plus %d?"}],"temperature":0,"max_tokens":%d}`, i, i, i*7, 4+3*i)
+	}
+	const n = 6
+	want := make([]string, n)
+	_, plain := startServer(t, m, Options{Parallel: 1})
+	for i := range n {
+		code, v := post(t, plain, "/v1/chat/completions", body(i))
+		if code != 200 {
+			t.Fatalf("plain request %d: %d %v", i, code, v)
+		}
+		want[i] = v["choices"].([]any)[0].(map[string]any)["message"].(map[string]any)["content"].(string)
+	}
+	_, batched := startServer(t, m, Options{Parallel: 4, Batch: true})
+	got := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			code, v := post(t, batched, "/v1/chat/completions", body(i))
+			if code == 200 {
+				got[i] = v["choices"].([]any)[0].(map[string]any)["message"].(map[string]any)["content"].(string)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if got[i] != want[i] {
+			t.Errorf("request %d batched: %q, alone %q", i, got[i], want[i])
+		}
 	}
 }

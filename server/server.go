@@ -85,6 +85,15 @@ type Options struct {
 	// "*" for all) whose pages may call the API from a browser. Requests
 	// from other origins are refused with 403.
 	CORSOrigins []string
+	// Batch decodes the Parallel sessions' replies together (continuous
+	// batching, core.Batcher): each step reads the weights once for every
+	// reply in flight, and requests join and leave between steps. Prompts
+	// are prefilled between the steps in pieces of at most PrefillPiece
+	// tokens, so that a long prompt does not stall the others.
+	Batch bool
+	// PrefillPiece is the most prompt tokens fed at once when batching;
+	// default 512.
+	PrefillPiece int
 }
 
 func (o Options) withDefaults() Options {
@@ -121,6 +130,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxTokens <= 0 {
 		o.MaxTokens = 4096
 	}
+	if o.PrefillPiece <= 0 {
+		o.PrefillPiece = 512
+	}
 	if o.MaxAudioBytes <= 0 {
 		o.MaxAudioBytes = 256 << 20
 	}
@@ -134,6 +146,7 @@ type Server struct {
 	tok     *tokenizer.Tokenizer
 	lim     limits
 	workers []*worker
+	batcher *core.Batcher // when Options.Batch
 	sched   *scheduler
 	cache   *prefixCache
 	metrics *metrics
@@ -170,6 +183,13 @@ func New(m *core.Model, tok *tokenizer.Tokenizer, opts Options) (*Server, error)
 		}
 		s.lim.vision, s.lim.imageRows, s.lim.maxImageBytes = true, opts.Vision.Tokens(), opts.MaxImageBytes
 	}
+	if opts.Batch && m != nil {
+		bt, err := m.NewBatcher(opts.Parallel, 0)
+		if err != nil {
+			return nil, fmt.Errorf("server: batch of %d: %w", opts.Parallel, err)
+		}
+		s.batcher = bt
+	}
 	for i := range opts.Parallel {
 		if m == nil {
 			break
@@ -178,6 +198,9 @@ func New(m *core.Model, tok *tokenizer.Tokenizer, opts Options) (*Server, error)
 		if err != nil {
 			s.freeWorkers()
 			return nil, fmt.Errorf("server: session %d: %w", i, err)
+		}
+		if s.batcher != nil {
+			sess.SetBatcher(s.batcher)
 		}
 		s.workers = append(s.workers, &worker{id: i, sess: sess})
 	}
@@ -190,6 +213,10 @@ func (s *Server) freeWorkers() {
 		w.sess.Close()
 	}
 	s.workers = nil
+	if s.batcher != nil {
+		s.batcher.Close()
+		s.batcher = nil
+	}
 }
 
 // Close refuses further requests, answers queued ones with 503, waits for
@@ -458,8 +485,11 @@ type outcome struct {
 // tokens.
 func (s *Server) prefill(ctx context.Context, sess *core.Session, ids []int32) error {
 	piece := len(ids)
+	if s.batcher != nil {
+		piece = s.opts.PrefillPiece
+	}
 	if c := s.model.Backend().Capabilities().InterruptChunk; c > 0 {
-		piece = c
+		piece = min(piece, c)
 	}
 	for len(ids) > 0 {
 		k := min(piece, len(ids))

@@ -98,6 +98,9 @@ func openImage(path string) (image.Image, error) {
 // those read from the checkpoint. A checkpoint without image towers gives
 // an error wrapping vision.ErrNotVisual.
 func openVisual(path string, mf modelFlags, configPath string) (*vision.Model, error) {
+	if q, err := core.ParseQuantization(mf.quant); err != nil || q != core.QuantNone {
+		return nil, fmt.Errorf("--quant %s: not available for VisualRWKV-7 checkpoints yet", mf.quant)
+	}
 	opts := vision.Options{Backend: mf.backend, Threads: mf.threads}
 	if configPath != "" {
 		raw, err := os.ReadFile(configPath)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -35,6 +36,8 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	prompt := fs.Int("prompt", 512, "prompt tokens to prefill")
 	gen := fs.Int("gen", 128, "tokens to decode")
 	rssEvery := fs.Int("rss-every", 0, "print RSS every N decoded tokens (shows memory staying flat)")
+	batchList := fs.String("batch", "1", "sessions decoded together, or a comma-separated list of counts: one step advances all of them; prints aggregate and per-session tok/s")
+	asJSON := fs.Bool("json", false, "also print the figures as one JSON object on the last line")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -43,6 +46,14 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	if *prompt < 1 || *gen < 1 {
 		return fmt.Errorf("--prompt and --gen must be at least 1")
+	}
+	var batches []int
+	for _, f := range strings.Split(*batchList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 4096 {
+			return fmt.Errorf("--batch %q: want counts from 1 to 4096, comma-separated", *batchList)
+		}
+		batches = append(batches, n)
 	}
 	be, rep, err := mf.open(stderr)
 	if err != nil {
@@ -138,6 +149,21 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	decode := time.Since(start)
 	decodeRate := float64(*gen) / decode.Seconds()
 	fmt.Fprintf(stdout, "decode:   %d tokens in %v: %.1f tok/s (%.2f ms/token)\n", *gen, decode.Round(time.Microsecond), decodeRate, 1e3/decodeRate)
+	res := benchJSON{Backend: rep.Used, Device: rep.Device.Name, Model: label, Quant: m.Quantization().String(),
+		Prompt: len(ids), Gen: *gen, Batch: 1, PrefillTokS: prefillRate, DecodeTokS: decodeRate, PerSessionTokS: decodeRate}
+	for _, n := range batches {
+		if n == 1 && len(batches) == 1 {
+			break // the single-session figures above
+		}
+		agg, per, err := benchBatch(ctx, m, ids[:min(len(ids), 64)], n, *gen, stdout)
+		if err != nil {
+			return err
+		}
+		res.Batches = append(res.Batches, batchFigures{Batch: n, DecodeTokS: agg, PerSessionTokS: per})
+		if agg > res.DecodeTokS || res.Batch == 1 && res.SingleDecodeTokS == 0 {
+			res.Batch, res.DecodeTokS, res.PerSessionTokS, res.SingleDecodeTokS = n, agg, per, decodeRate
+		}
+	}
 	fmt.Fprintf(stdout, "ratio:    prefill/decode throughput %.1f×\n", prefillRate/decodeRate)
 	r := readRSS()
 	fmt.Fprintf(stdout, "memory:   peak RSS %.1f MB (RSS %.1f MB before decode, %.1f MB after); state %.2f MB\n",
@@ -176,8 +202,115 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if decodeFloor > 0 {
 		fmt.Fprintf(stdout, "vs floor: decode %.2f× the weights' copy time (%.0f%%), %.2f× the read+write floor (%.0f%%); prefill %.0f%% of the GEMM floor\n",
 			decodeFloor/decodeRate, 100*decodeRate/decodeFloor, decodeFloorRW/decodeRate, 100*decodeRate/decodeFloorRW, 100*prefillRate/prefillFloor)
+		res.DecodeFloorTokS, res.PrefillFloorTokS = decodeFloorRW, prefillFloor
+	}
+	if *asJSON {
+		b, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\n", b)
 	}
 	return nil
+}
+
+// benchJSON is the --json line: decode_tok_s is the aggregate over the
+// batch's sessions (the single-session rate when --batch is 1; with
+// several counts, the best aggregate among them).
+type benchJSON struct {
+	Backend          string  `json:"backend"`
+	Device           string  `json:"device"`
+	Model            string  `json:"model"`
+	Quant            string  `json:"quant"`
+	Prompt           int     `json:"prompt"`
+	Gen              int     `json:"gen"`
+	Batch            int     `json:"batch"`
+	PrefillTokS      float64 `json:"prefill_tok_s"`
+	DecodeTokS       float64 `json:"decode_tok_s"`
+	PerSessionTokS   float64 `json:"per_session_tok_s"`
+	SingleDecodeTokS float64 `json:"single_decode_tok_s,omitempty"`
+	DecodeFloorTokS  float64 `json:"decode_floor_rw_tok_s,omitempty"`
+	PrefillFloorTokS float64 `json:"prefill_floor_tok_s,omitempty"`
+	// Batches has every --batch count's figures; the fields above are
+	// those of the best aggregate.
+	Batches []batchFigures `json:"batches,omitempty"`
+}
+
+// batchFigures are one batch size's decode rates.
+type batchFigures struct {
+	Batch          int     `json:"batch"`
+	DecodeTokS     float64 `json:"decode_tok_s"`
+	PerSessionTokS float64 `json:"per_session_tok_s"`
+}
+
+// benchBatch prefills n sessions (each with prompt rotated by its index),
+// decodes gen greedy tokens for all of them in one core.Batch and prints
+// the aggregate and per-session rates.
+func benchBatch(ctx context.Context, m *core.Model, prompt []int32, n, gen int, stdout io.Writer) (agg, per float64, err error) {
+	b, err := m.NewBatch(n)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer b.Close()
+	V := m.Config().Vocab
+	logits := make([]float32, V)
+	tokens := make([]int32, n)
+	p := make([]int32, len(prompt))
+	for i := range n {
+		st, err := m.NewState()
+		if err != nil {
+			return 0, 0, err
+		}
+		defer st.Free()
+		for j := range p {
+			p[j] = prompt[(i+j)%len(prompt)]
+		}
+		if err := m.Forward(ctx, st, p, logits); err != nil {
+			return 0, 0, err
+		}
+		tokens[i] = sample.Greedy(logits)
+		if _, err := b.Join(st); err != nil {
+			return 0, 0, err
+		}
+	}
+	_, onDevice := m.Backend().(kernels.Greedy)
+	var all []float32
+	if !onDevice {
+		all = make([]float32, n*V)
+	}
+	step := func() error {
+		if onDevice {
+			return b.Step(ctx, tokens, nil, tokens)
+		}
+		if err := b.Step(ctx, tokens, all, nil); err != nil {
+			return err
+		}
+		for i := range tokens {
+			tokens[i] = sample.Greedy(all[i*V : (i+1)*V])
+		}
+		return nil
+	}
+	for range 2 { // warm up: scratch, library handles
+		if err := step(); err != nil {
+			return 0, 0, err
+		}
+	}
+	start := time.Now()
+	for range gen {
+		if err := step(); err != nil {
+			return 0, 0, err
+		}
+	}
+	el := time.Since(start)
+	agg = float64(n*gen) / el.Seconds()
+	per = float64(gen) / el.Seconds()
+	where := "on the host"
+	if onDevice {
+		where = "on the device"
+	}
+	fmt.Fprintf(stdout, "batch:    %d sessions × %d tokens in %v: aggregate %.1f tok/s, per session %.1f tok/s (%.2f ms/step; greedy %s)\n",
+		n, gen, el.Round(time.Microsecond), agg, per, 1e3*el.Seconds()/float64(gen), where)
+	return agg, per, nil
 }
 
 // parseShape reads an official size name or LAYERSxWIDTH.

@@ -145,11 +145,17 @@ func (b *Backend) Upload(t kernels.Tensor, src []byte) error {
 
 // Download copies an F32 tensor out as little-endian bytes.
 func (b *Backend) Download(dst []byte, t kernels.Tensor) error {
-	if t.DType != kernels.F32 {
-		return fmt.Errorf("cpu: download %v: not f32", t)
+	if t.DType != kernels.F32 && t.DType != kernels.I32 {
+		return fmt.Errorf("cpu: download %v: not f32 or i32", t)
 	}
 	if len(dst) != 4*t.Len() {
 		return fmt.Errorf("cpu: download %v: have %d bytes, want %d", t, len(dst), 4*t.Len())
+	}
+	if t.DType == kernels.I32 {
+		for i, v := range t.Buf.(*buffer).i32[t.Offset : t.Offset+t.Len()] {
+			binary.LittleEndian.PutUint32(dst[4*i:], uint32(v))
+		}
+		return nil
 	}
 	s := b.f32(t)
 	for i, v := range s {

@@ -46,11 +46,11 @@ func linear(p *pool, dst, x []float32, T, K int, w []byte, dt kernels.DType, N i
 	_ = x[T*K-1]
 	_ = dst[T*N-1]
 	_ = w[N*K*es-1]
-	if T == 1 {
+	if T <= smallT {
 		// Rows of 16 KiB or more per chunk keep the per-call overhead small.
 		grain := max(4, (16<<10)/(K*es))
 		p.For(N, grain, func(lo, hi int) {
-			gemvNT(ks, dst, x[:K], w, dt, K, lo, hi)
+			gemvNTRows(ks, dst, x, T, w, dt, K, N, lo, hi)
 		})
 		return
 	}
@@ -65,6 +65,35 @@ func linear(p *pool, dst, x []float32, T, K int, w []byte, dt kernels.DType, N i
 		}
 	}
 	gemm(p, dst, x, T, K, N, true, pack)
+}
+
+// smallT is the most rows of x that a Linear runs as matrix-vector
+// products: a few sessions' tokens decoded together (core.Batch) share each
+// group of four weight rows while it is in L1, so the weights are read
+// from memory once; more rows go to the GEMM, which converts each weight
+// tile once for all of them.
+const smallT = 8
+
+// gemvNTRows sets dst[t][n] = x[t] · w[n] for t < T and n in [lo, hi),
+// four weight rows at a time for every t.
+func gemvNTRows(ks *kernelSet, dst, x []float32, T int, w []byte, dt kernels.DType, K, N, lo, hi int) {
+	if T == 1 {
+		gemvNT(ks, dst, x[:K], w, dt, K, lo, hi)
+		return
+	}
+	rb := K * dt.Size()
+	var out [4]float32
+	var off [4]int
+	for n := lo; n < hi; n += 4 {
+		m := min(4, hi-n)
+		for i := range off {
+			off[i] = (n + min(i, m-1)) * rb
+		}
+		for t := range T {
+			ks.dot4(&out, x[t*K:(t+1)*K], w, &off, dt)
+			copy(dst[t*N+n:t*N+n+m], out[:m])
+		}
+	}
 }
 
 // gemvNT sets dst[n] = x · w[n] for n in [lo, hi).
@@ -99,12 +128,15 @@ func linearI8(p *pool, dst, x []float32, T, K int, q []byte, scale []float32, N 
 	_ = dst[T*N-1]
 	_ = q[N*K-1]
 	_ = scale[N-1]
-	if T == 1 {
+	if T <= smallT {
 		grain := max(4, (16<<10)/K)
 		p.For(N, grain, func(lo, hi int) {
-			gemvNT(ks, dst, x[:K], q, kernels.I8, K, lo, hi)
-			for n := lo; n < hi; n++ {
-				dst[n] *= scale[n]
+			gemvNTRows(ks, dst, x, T, q, kernels.I8, K, N, lo, hi)
+			for t := range T {
+				d := dst[t*N : (t+1)*N]
+				for n := lo; n < hi; n++ {
+					d[n] *= scale[n]
+				}
 			}
 		})
 		return

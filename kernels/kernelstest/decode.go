@@ -12,6 +12,57 @@ import (
 // decodeCases checks batched decode and quantized weights.
 func decodeCases(t *testing.T, h *H) {
 	t.Run("LinearI8", func(t *testing.T) { linearI8Cases(t, h.On(t)) })
+	t.Run("Argmax", func(t *testing.T) { argmaxCases(t, h.On(t)) })
+}
+
+// argmaxCases checks kernels.Greedy on rows of random logits with a
+// planted tie (the lower index wins), NaNs (ignored), an all-NaN row (−1)
+// and a row of −Inf (index 0).
+func argmaxCases(t *testing.T, h *H) {
+	g, ok := h.Be.(kernels.Greedy)
+	if !ok {
+		t.Skip("no kernels.Greedy")
+	}
+	const T, V = 6, 70000
+	x := h.Randn(T*V, 3)
+	nan, inf := float32(math.NaN()), float32(math.Inf(-1))
+	x[0*V+5], x[0*V+60000] = 100, 100 // tie: 5
+	x[1*V+3], x[1*V+69999] = nan, 200 // NaN ignored: 69999
+	for i := range V {
+		x[2*V+i] = nan // none: -1
+		x[3*V+i] = inf // all −Inf: 0
+	}
+	x[4*V+0] = nan
+	x[4*V+777] = 50 // 777
+	want := make([]int32, T)
+	for r := range T {
+		want[r] = -1
+		m := inf
+		for i, v := range x[r*V : (r+1)*V] {
+			if v > m || want[r] < 0 && v == m {
+				m, want[r] = v, int32(i)
+			}
+		}
+	}
+	xt := h.Upload(T, V, x)
+	ids, err := h.Be.Alloc(kernels.I32, 1, T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Be.Free(ids)
+	g.Argmax(ids, xt)
+	if err := h.Be.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 4*T)
+	if err := h.Be.Download(b, ids); err != nil {
+		t.Fatal(err)
+	}
+	for r := range T {
+		if got := int32(binary.LittleEndian.Uint32(b[4*r:])); got != want[r] {
+			t.Errorf("row %d: argmax %d, want %d", r, got, want[r])
+		}
+	}
 }
 
 // I8Weight quantizes a random [rows, cols] weight with kernels.QuantizeI8
@@ -109,4 +160,23 @@ func linearI8Cases(t *testing.T, h *H) {
 		want2[n] = a
 	}
 	h.Check("LinearBatch/i8_acc", h.Get(d2), want2, 1e-5)
+
+	// Rows of a length that is a multiple of 8 but not of 16, and a row
+	// count that is not a multiple of the rows per warp.
+	for _, s := range []struct{ K, N int }{{200, 37}, {2048, 333}} {
+		x := h.Randn(s.K, 1)
+		xt := h.Upload(1, s.K, x)
+		w, wv := h.I8Weight(s.N, s.K, 0.05)
+		d := h.Out(1, s.N)
+		f.LinearBatch([]kernels.LinearItem{{Dst: d, X: xt, W: w, Activate: true, Act: kernels.Tanh}})
+		want := make([]float64, s.N)
+		for n := range s.N {
+			var a float64
+			for k := range s.K {
+				a += float64(x[k]) * float64(wv[n*s.K+k])
+			}
+			want[n] = math.Tanh(a)
+		}
+		h.Check(fmt.Sprintf("LinearBatch/i8_K%d_N%d", s.K, s.N), h.Get(d), want, 1e-5)
+	}
 }

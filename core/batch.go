@@ -1,0 +1,353 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/goose-rwkv/goose/core/block"
+	"github.com/goose-rwkv/goose/kernels"
+)
+
+// Batch advances several sessions' one-token steps as one: every product
+// runs over one row per session (a matrix product instead of one
+// matrix-vector product each, so each weight is read once per step for all
+// of them), the WKV over their states side by side, and the head gives one
+// row of logits each, or just each row's greedy token when the backend
+// picks it on the device (kernels.Greedy).
+//
+// Sessions join with their State (copied into the batch's slot, where the
+// steps advance it) and leave with it (copied back). Their states are kept
+// per layer in contiguous slots 0..Len()−1: a session leaving moves the last
+// slot into its place. Each session's results are those of running it
+// alone (up to rounding: the products sum in another order).
+//
+// A Batch is not safe for concurrent use; the model may serve other calls
+// meanwhile.
+type Batch struct {
+	m       *Model
+	cap     int
+	members []*Member // by slot
+
+	att, ffn []kernels.Tensor // per layer, [cap, C]: the token-shift rows
+	wkv      []kernels.Tensor // per layer, [cap·H·64, 64]
+	minus    kernels.Tensor   // [1, C] of −1
+	d        kernels.Tensor   // [cap, C] scratch: shift state − row
+	ids      kernels.Tensor   // I32 [1, cap]: greedy tokens
+	sc       *scratch         // activations for cap rows, logits [cap, V]
+	owned    []kernels.Tensor
+	idBytes  []byte
+	closed   bool
+	// graphs are the recorded steps (kernels.Grapher), by member count
+	// and whether the greedy tokens are picked.
+	graphs map[[2]int]kernels.Graph
+}
+
+// Member is a session's place in a Batch.
+type Member struct {
+	b    *Batch
+	slot int
+	st   *State
+}
+
+// Slot is the member's row in the batch's steps (it changes when another
+// member leaves).
+func (mb *Member) Slot() int { return mb.slot }
+
+// State is the state the member joined with.
+func (mb *Member) State() *State { return mb.st }
+
+// NewBatch returns a Batch for up to capacity sessions.
+func (m *Model) NewBatch(capacity int) (_ *Batch, err error) {
+	if capacity < 1 {
+		return nil, fmt.Errorf("batch: capacity %d", capacity)
+	}
+	c := m.cfg
+	b := &Batch{m: m, cap: capacity}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	alloc := func(dt kernels.DType, rows, cols int) kernels.Tensor {
+		if err != nil {
+			return kernels.Tensor{}
+		}
+		var t kernels.Tensor
+		if t, err = m.be.Alloc(dt, rows, cols); err == nil {
+			b.owned = append(b.owned, t)
+		}
+		return t
+	}
+	for range c.Layers {
+		b.att = append(b.att, alloc(kernels.F32, capacity, c.Width))
+		b.ffn = append(b.ffn, alloc(kernels.F32, capacity, c.Width))
+		b.wkv = append(b.wkv, alloc(kernels.F32, capacity*c.Heads*c.HeadSize, c.HeadSize))
+	}
+	b.minus = alloc(kernels.F32, 1, c.Width)
+	b.d = alloc(kernels.F32, capacity, c.Width)
+	b.ids = alloc(kernels.I32, 1, capacity)
+	if err != nil {
+		return nil, fmt.Errorf("batch of %d: %w", capacity, err)
+	}
+	if err = m.be.Upload(b.minus, float32Bytes(slices.Repeat([]float32{-1}, c.Width))); err != nil {
+		return nil, err
+	}
+	if b.sc, err = m.newScratch(capacity, true); err != nil {
+		return nil, fmt.Errorf("batch of %d: %w", capacity, err)
+	}
+	b.idBytes = make([]byte, 4*capacity)
+	return b, m.be.Sync()
+}
+
+// Len is the number of members.
+func (b *Batch) Len() int { return len(b.members) }
+
+// Cap is the most members the batch takes.
+func (b *Batch) Cap() int { return b.cap }
+
+// Members returns the members in slot order: tokens[i] of Step is for
+// Members()[i].
+func (b *Batch) Members() []*Member { return b.members }
+
+// slotWKV is slot i's WKV state in layer l.
+func (b *Batch) slotWKV(l, i int) kernels.Tensor {
+	n := b.m.cfg.Heads * b.m.cfg.HeadSize
+	return b.wkv[l].Slice(i*n, (i+1)*n)
+}
+
+// Join adds st (a state of the batch's model) as the last member: its
+// values are copied into the batch, where steps advance them.
+func (b *Batch) Join(st *State) (*Member, error) {
+	switch {
+	case b.closed:
+		return nil, ErrClosed
+	case st == nil || st.m != b.m || !st.buf.Valid():
+		return nil, fmt.Errorf("batch: join: %w", ErrClosed)
+	case len(b.members) == b.cap:
+		return nil, fmt.Errorf("batch: join: all %d slots taken", b.cap)
+	}
+	for _, mb := range b.members {
+		if mb.st == st {
+			return nil, errors.New("batch: join: state already in the batch")
+		}
+	}
+	mb := &Member{b: b, slot: len(b.members), st: st}
+	be := b.m.be
+	for l := range b.att {
+		be.Copy(b.att[l].Row(mb.slot), st.att(l))
+		be.Copy(b.ffn[l].Row(mb.slot), st.ffn(l))
+		be.Copy(b.slotWKV(l, mb.slot), st.wkv(l))
+	}
+	if err := be.Sync(); err != nil {
+		return nil, err
+	}
+	b.members = append(b.members, mb)
+	return mb, nil
+}
+
+// Save copies the member's current values into its State (which the batch
+// otherwise leaves as it was at Join).
+func (mb *Member) Save() error {
+	b := mb.b
+	if b.closed || mb.slot < 0 {
+		return ErrClosed
+	}
+	be := b.m.be
+	for l := range b.att {
+		be.Copy(mb.st.att(l), b.att[l].Row(mb.slot))
+		be.Copy(mb.st.ffn(l), b.ffn[l].Row(mb.slot))
+		be.Copy(mb.st.wkv(l), b.slotWKV(l, mb.slot))
+	}
+	return be.Sync()
+}
+
+// Leave saves the member's values into its State and removes it; the last
+// member takes its slot.
+func (mb *Member) Leave() error {
+	if err := mb.Save(); err != nil {
+		return err
+	}
+	b := mb.b
+	last := len(b.members) - 1
+	if mb.slot != last {
+		be := b.m.be
+		for l := range b.att {
+			be.Copy(b.att[l].Row(mb.slot), b.att[l].Row(last))
+			be.Copy(b.ffn[l].Row(mb.slot), b.ffn[l].Row(last))
+			be.Copy(b.slotWKV(l, mb.slot), b.slotWKV(l, last))
+		}
+		if err := be.Sync(); err != nil {
+			return err
+		}
+		b.members[mb.slot] = b.members[last]
+		b.members[mb.slot].slot = mb.slot
+	}
+	b.members = b.members[:last]
+	mb.slot = -1
+	return nil
+}
+
+// Step feeds tokens[i] to member i (in Members order) and advances every
+// member by one token. If logits is not nil it receives Len() rows of
+// vocabulary logits, row i for member i; if ids is not nil it receives
+// each row's greedy token (sample.Greedy's choice), picked on the device
+// when the backend can (kernels.Greedy), so that the logits need not come
+// back at all.
+func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids []int32) error {
+	m := b.m
+	n := len(b.members)
+	V := m.cfg.Vocab
+	switch {
+	case b.closed:
+		return ErrClosed
+	case len(tokens) != n:
+		return fmt.Errorf("batch: step: %d tokens for %d members", len(tokens), n)
+	case logits != nil && len(logits) != n*V:
+		return fmt.Errorf("batch: step: logits buffer has %d entries, want %d members × %d", len(logits), n, V)
+	case ids != nil && len(ids) != n:
+		return fmt.Errorf("batch: step: %d ids for %d members", len(ids), n)
+	case n == 0:
+		return nil
+	}
+	for i, id := range tokens {
+		if id < 0 || int(id) >= V {
+			return fmt.Errorf("batch: step: token %d of member %d is outside the vocabulary [0,%d)", id, i, V)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := m.checkSource(); err != nil {
+		return err
+	}
+	be := m.be
+	sc := b.sc
+	idv := sc.ids.Reshape(sc.T, 1).Slice(0, n).Reshape(1, n)
+	if err := be.Upload(idv, int32Bytes(tokens)); err != nil {
+		return err
+	}
+	_, onDevice := be.(kernels.Greedy)
+	pick := ids != nil && onDevice
+	if gr, ok := be.(kernels.Grapher); ok {
+		// One recorded step per member count: the batch's tensors keep
+		// their addresses, only their contents change.
+		key := [2]int{n, boolToInt(pick)}
+		g := b.graphs[key]
+		if g == nil {
+			var err error
+			if g, err = gr.Capture(func(rec kernels.Backend) { b.run(rec, n, pick) }); err != nil {
+				return fmt.Errorf("batch: capture step of %d: %w", n, err)
+			}
+			if b.graphs == nil {
+				b.graphs = map[[2]int]kernels.Graph{}
+			}
+			b.graphs[key] = g
+		}
+		if err := g.Launch(); err != nil {
+			return err
+		}
+	} else {
+		b.run(be, n, pick)
+	}
+	out := sc.logits.Slice(0, n)
+	if logits != nil {
+		if err := be.Download(float32Bytes(logits), out); err != nil {
+			return err
+		}
+	}
+	if ids != nil {
+		if onDevice {
+			if err := be.Download(b.idBytes[:4*n], b.ids.Reshape(b.cap, 1).Slice(0, n).Reshape(1, n)); err != nil {
+				return err
+			}
+			for i := range ids {
+				ids[i] = int32(uint32(b.idBytes[4*i]) | uint32(b.idBytes[4*i+1])<<8 | uint32(b.idBytes[4*i+2])<<16 | uint32(b.idBytes[4*i+3])<<24)
+			}
+		} else {
+			return errors.New("batch: step: greedy ids need logits on a backend without kernels.Greedy")
+		}
+	}
+	return be.Sync()
+}
+
+// run issues one step of the first n slots on be (the backend or a
+// capture's recorder): their tokens are in the scratch's ids; the logits
+// go to its first n rows, and with pick the greedy tokens to b.ids.
+func (b *Batch) run(be kernels.Backend, n int, pick bool) {
+	m, sc := b.m, b.sc
+	a := sc.acts.Rows(n)
+	m.embed(be, sc, a, n)
+	mx := batchMixer{b: b, n: n}
+	for l := range m.layers {
+		block.Forward(be, &m.layers[l], l, a, mx)
+	}
+	m.logitsOut(be, sc, a, n, n)
+	if pick {
+		be.(kernels.Greedy).Argmax(b.ids.Reshape(b.cap, 1).Slice(0, n).Reshape(1, n), sc.logits.Slice(0, n))
+	}
+}
+
+func boolToInt(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// Close frees the batch's memory; members' States keep the values they
+// had at Join or their last Save.
+func (b *Batch) Close() {
+	if b.closed {
+		return
+	}
+	b.closed = true
+	for _, g := range b.graphs {
+		g.Free()
+	}
+	b.graphs = nil
+	if b.sc != nil {
+		b.sc.release(b.m.be)
+	}
+	for _, t := range b.owned {
+		b.m.be.Free(t)
+	}
+	b.owned = nil
+	for _, mb := range b.members {
+		mb.slot = -1
+	}
+	b.members = nil
+}
+
+// batchMixer is the language model's token shift and WKV for a batch: row
+// i of every activation is member i's one token, its shift rows and WKV
+// state in slot i.
+type batchMixer struct {
+	b *Batch
+	n int
+}
+
+// NormShift: norm = LayerNorm(x); with s the slots' shift rows,
+// d = s − norm (a Lerp of s by norm with weight −1), dst[i] = norm + d ⊙
+// mix[i], then s = norm, the previous token of the next step.
+func (m batchMixer) NormShift(f block.Ops, l int, ffn bool, norm kernels.Tensor, dst []kernels.Tensor, x, w, b kernels.Tensor, mix []kernels.Tensor) {
+	s := m.b.att[l]
+	if ffn {
+		s = m.b.ffn[l]
+	}
+	s = s.Slice(0, m.n)
+	d := m.b.d.Slice(0, m.n)
+	f.LayerNorm(norm, x, w, b, block.LNEps)
+	f.Lerp([]kernels.Tensor{d}, s, norm, []kernels.Tensor{m.b.minus})
+	f.Lerp(dst, norm, d, mix)
+	f.Copy(s, norm)
+}
+
+// WKV runs the n slots' WKV states side by side, one row each (WKV7 with
+// n states), then Out7.
+func (m batchMixer) WKV(f block.Ops, l int, w, a, b kernels.Tensor, o kernels.Out7) {
+	c := m.b.m.cfg
+	f.WKV7(o.Y, m.b.wkv[l].Slice(0, m.n*c.Heads*c.HeadSize), o.R, w, o.K, o.V, a, b)
+	f.Out7(o)
+}

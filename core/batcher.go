@@ -1,0 +1,239 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Batcher runs the one-token steps of the sessions decoding through it as
+// steps of one Batch (continuous batching): a session enters when it starts
+// generating and exits when it stops, between steps, and each step advances
+// every session that has submitted its next token. Sessions submit from
+// their own goroutines; the last one to submit (or the first after a short
+// wait, when some member is slow to submit, say because its client reads
+// slowly) runs the step for all, and every one gets its own row of logits.
+// A member that has not submitted when a step runs is parked — its state
+// copied out of the batch — and rejoins with its next submission, so a slow
+// session never holds the others back nor misses a token.
+//
+// Prefills do not go through the Batcher: they run as ordinary Forward
+// calls between its steps.
+type Batcher struct {
+	m    *Model
+	b    *Batch
+	wait time.Duration
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	running bool         // a step is in flight: the Batch may not change
+	members []*BatchSlot // entered and not exited
+	nsub    int          // members that submitted for the next step
+	timer   *time.Timer  // wakes waiters when the wait for stragglers ends
+	since   time.Time    // first submission for the next step
+	logits  []float32
+	closed  bool
+}
+
+// BatchSlot is a session's membership in a Batcher.
+type BatchSlot struct {
+	bt        *Batcher
+	st        *State
+	mb        *Member // nil while parked (not in the Batch)
+	submitted bool
+	inStep    bool
+	tok       int32
+	out       []float32
+	err       error
+	done      bool
+}
+
+// DefaultBatchWait is how long a step waits for members that have not
+// submitted their next token once another has.
+const DefaultBatchWait = 2 * time.Millisecond
+
+// NewBatcher returns a Batcher for up to capacity sessions at once; wait is
+// how long a step waits for stragglers (0: DefaultBatchWait).
+func (m *Model) NewBatcher(capacity int, wait time.Duration) (*Batcher, error) {
+	b, err := m.NewBatch(capacity)
+	if err != nil {
+		return nil, err
+	}
+	if wait <= 0 {
+		wait = DefaultBatchWait
+	}
+	bt := &Batcher{m: m, b: b, wait: wait, logits: make([]float32, capacity*m.cfg.Vocab)}
+	bt.cond = sync.NewCond(&bt.mu)
+	return bt, nil
+}
+
+// Enter makes st (a state of the Batcher's model) a member. It joins the
+// Batch with its first Step.
+func (bt *Batcher) Enter(st *State) (*BatchSlot, error) {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	if bt.closed {
+		return nil, ErrClosed
+	}
+	if st == nil || st.m != bt.m {
+		return nil, errors.New("batcher: enter: not a state of this model")
+	}
+	s := &BatchSlot{bt: bt, st: st}
+	bt.members = append(bt.members, s)
+	return s, nil
+}
+
+// Step feeds tok to the member's state and puts the logits after it into
+// logits (the vocabulary's size), as Model.Forward would, advancing it in
+// a step shared with the other members. ctx is checked before the token is
+// submitted only: a step once run is never undone.
+func (s *BatchSlot) Step(ctx context.Context, tok int32, logits []float32) error {
+	bt := s.bt
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(logits) != bt.m.cfg.Vocab {
+		return errors.New("batcher: step: logits buffer is not the vocabulary's size")
+	}
+	if tok < 0 || int(tok) >= bt.m.cfg.Vocab {
+		return errors.New("batcher: step: token outside the vocabulary")
+	}
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	if bt.closed {
+		return ErrClosed
+	}
+	// Join (or rejoin after being parked) between steps, when a slot is free.
+	for s.mb == nil {
+		if bt.closed {
+			return ErrClosed
+		}
+		if !bt.running && bt.b.Len() < bt.b.Cap() {
+			mb, err := bt.b.Join(s.st)
+			if err != nil {
+				return err
+			}
+			s.mb = mb
+			break
+		}
+		bt.cond.Wait()
+	}
+	s.tok, s.out, s.submitted, s.done, s.err = tok, logits, true, false, nil
+	bt.nsub++
+	if bt.nsub == 1 {
+		bt.since = time.Now()
+		bt.timer = time.AfterFunc(bt.wait, func() {
+			bt.mu.Lock()
+			bt.cond.Broadcast()
+			bt.mu.Unlock()
+		})
+	}
+	for !s.done {
+		if bt.closed {
+			return ErrClosed
+		}
+		if !bt.running && s.submitted && (bt.nsub == bt.b.Len() || time.Since(bt.since) >= bt.wait) {
+			bt.runStep()
+			continue
+		}
+		bt.cond.Wait()
+	}
+	return s.err
+}
+
+// runStep runs one step for the submitted members, parking the others
+// first. It is called with the lock held and returns with it held; the
+// lock is released while the step runs.
+func (bt *Batcher) runStep() {
+	if bt.timer != nil {
+		bt.timer.Stop()
+		bt.timer = nil
+	}
+	var err error
+	for _, s := range bt.members {
+		if s.mb != nil && !s.submitted {
+			if e := s.mb.Leave(); e != nil && err == nil {
+				err = e
+			}
+			s.mb = nil
+		}
+	}
+	ms := bt.b.Members()
+	slots := make([]*BatchSlot, len(ms))
+	tokens := make([]int32, len(ms))
+	for _, s := range bt.members {
+		if s.mb != nil && s.submitted {
+			slots[s.mb.Slot()], tokens[s.mb.Slot()] = s, s.tok
+			s.submitted, s.inStep = false, true
+		}
+	}
+	bt.nsub = 0
+	bt.running = true
+	n := len(ms)
+	V := bt.m.cfg.Vocab
+	if err == nil {
+		bt.mu.Unlock()
+		err = bt.b.Step(context.Background(), tokens, bt.logits[:n*V], nil)
+		bt.mu.Lock()
+	}
+	bt.running = false
+	for i, s := range slots {
+		if s == nil {
+			continue
+		}
+		if err == nil {
+			copy(s.out, bt.logits[i*V:(i+1)*V])
+		}
+		s.err, s.done, s.inStep = err, true, false
+	}
+	if bt.nsub > 0 { // submissions that came during the step wait from now
+		bt.since = time.Now()
+		bt.timer = time.AfterFunc(bt.wait, func() {
+			bt.mu.Lock()
+			bt.cond.Broadcast()
+			bt.mu.Unlock()
+		})
+	}
+	bt.cond.Broadcast()
+}
+
+// Exit ends the membership: the member's state (its State, from Enter) then
+// holds everything its steps fed.
+func (s *BatchSlot) Exit() error {
+	bt := s.bt
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	for bt.running {
+		bt.cond.Wait()
+	}
+	var err error
+	if s.mb != nil {
+		err = s.mb.Leave()
+		s.mb = nil
+	}
+	if s.submitted { // never stepped (only after an error)
+		s.submitted = false
+		bt.nsub--
+	}
+	for i, x := range bt.members {
+		if x == s {
+			bt.members = append(bt.members[:i], bt.members[i+1:]...)
+			break
+		}
+	}
+	bt.cond.Broadcast()
+	return err
+}
+
+// Close frees the batch. Members must have exited.
+func (bt *Batcher) Close() {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	for bt.running {
+		bt.cond.Wait()
+	}
+	bt.closed = true
+	bt.b.Close()
+	bt.cond.Broadcast()
+}
