@@ -149,7 +149,9 @@ func imagePrompt(tok *tokenizer.Tokenizer, turns []imageTurn, rows int) (segs []
 
 // generateWithImages prefills a prompt with images (never cached) and
 // generates: every segment but the prompt's last token is fed, images
-// through the encoder onto the session's backend, then the reply.
+// through the encoder onto the session's backend, then the reply. Each
+// image's rows go in one pass with the text before it (and, for the last
+// image, the text after it): core.Session.PrefillSegments.
 func (s *Server) generateWithImages(ctx context.Context, wk *worker, j *job, yield func(core.Piece) bool) (*outcome, error) {
 	start := time.Now()
 	sess := wk.sess
@@ -165,15 +167,33 @@ func (s *Server) generateWithImages(ctx context.Context, wk *worker, j *job, yie
 	lastSeg := segs[len(segs)-1]
 	last := lastSeg.ids[len(lastSeg.ids)-1:]
 	segs = append(segs[:len(segs)-1:len(segs)-1], segment{ids: lastSeg.ids[:len(lastSeg.ids)-1]})
-	for _, sg := range segs {
+	lastImg := -1
+	for i, sg := range segs {
+		if sg.img != nil {
+			lastImg = i
+		}
+	}
+	var text []int32 // tokens not fed yet
+	for i, sg := range segs {
 		var err error
 		switch {
 		case sg.img != nil:
 			err = s.opts.Vision.Encode(ctx, sg.img, nil, func(rows kernels.Tensor) error {
-				return sess.PrefillEmbedTensor(ctx, rows)
+				ps := []core.Segment{{Tokens: text}, {Rows: rows}}
+				if i == lastImg {
+					for _, after := range segs[i+1:] {
+						ps = append(ps, core.Segment{Tokens: after.ids})
+					}
+				}
+				return sess.PrefillSegments(ctx, ps...)
 			})
-		case len(sg.ids) > 0:
-			err = s.prefill(ctx, sess, sg.ids)
+			text = nil
+		case i > lastImg:
+			if lastImg < 0 {
+				err = s.prefill(ctx, sess, sg.ids)
+			}
+		default:
+			text = append(text, sg.ids...)
 		}
 		if err != nil {
 			if ctx.Err() != nil {

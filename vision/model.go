@@ -148,7 +148,8 @@ func (m *Model) Ask(ctx context.Context, s *core.Session, img image.Image, quest
 
 // AskImages is Ask for several images of one question: "User: " + each
 // image's rows in turn + "\n" + question + "\n\n" + "Assistant:", padded as
-// Prefill pads. Each image is encoded and fed before the next is encoded.
+// Prefill pads. Each image is encoded and fed before the next is encoded,
+// in one pass with the text before it (the first) or after it (the last).
 func (m *Model) AskImages(ctx context.Context, s *core.Session, imgs []image.Image, question string) error {
 	if s.Model() != m.lm {
 		return errors.New("vision: ask: the session is not one of this model's")
@@ -156,15 +157,23 @@ func (m *Model) AskImages(ctx context.Context, s *core.Session, imgs []image.Ima
 	if len(imgs) == 0 {
 		return errors.New("vision: ask: no image")
 	}
-	return prefill(ctx, s, len(imgs)*m.enc.Tokens(), question, func() error {
-		for i, img := range imgs {
-			err := m.enc.Encode(ctx, img, nil, func(rows kernels.Tensor) error { return s.PrefillEmbedTensor(ctx, rows) })
-			if err != nil {
-				return fmt.Errorf("image %d: %w", i+1, err)
+	head, tail := promptText(s, len(imgs)*m.enc.Tokens(), question)
+	for i, img := range imgs {
+		err := m.enc.Encode(ctx, img, nil, func(rows kernels.Tensor) error {
+			segs := []core.Segment{{Rows: rows}}
+			if i == 0 {
+				segs = append([]core.Segment{{Tokens: head}}, segs...)
 			}
+			if i == len(imgs)-1 {
+				segs = append(segs, core.Segment{Tokens: tail})
+			}
+			return s.PrefillSegments(ctx, segs...)
+		})
+		if err != nil {
+			return fmt.Errorf("image %d: %w", i+1, err)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // Close frees the encoder, the language model, the backend and the

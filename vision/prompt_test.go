@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"image"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,6 +86,9 @@ func checkAsk(t *testing.T, be kernels.Backend) {
 	if len(rows) != vm.Tokens()*lm.Config().Width {
 		t.Fatalf("%d embedding floats, want %d tokens × %d", len(rows), vm.Tokens(), lm.Config().Width)
 	}
+	// The whole encoder (towers side by side where the backend has
+	// queues) gives the reference's projected rows.
+	within(t, "encoded rows", rows, loadGolden(t).read(t, "mm.projected.npy").Data)
 
 	// The text pieces tokenize as the reference prompt does.
 	head := tok.Encode("User: ")
@@ -112,6 +118,45 @@ func checkAsk(t *testing.T, be kernels.Backend) {
 	if err := Prefill(ctx, s, rows[:5], fx.Question); err == nil {
 		t.Error("a partial embedding row was accepted")
 	}
+
+	// Ask (the prompt in one pass, the rows staying on the backend) and
+	// AskImages (one pass per image, with the text before or after it)
+	// leave the state Prefill does with the rows on the host.
+	m := &Model{lm: lm, enc: vm}
+	state := func(feed func() error) []float32 {
+		t.Helper()
+		if err := s.Reset(); err != nil {
+			t.Fatal(err)
+		}
+		if err := feed(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Free()
+		v, err := st.Floats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	same := func(what string, got, want []float32) {
+		t.Helper()
+		var worst, scale float64
+		for i := range want {
+			worst = max(worst, math.Abs(float64(got[i]-want[i])))
+			scale = max(scale, math.Abs(float64(want[i])))
+		}
+		if !(worst <= 1e-4*scale) {
+			t.Errorf("%s: state max |Δ| = %.3g (largest value %.3g)", what, worst, scale)
+		}
+	}
+	one := state(func() error { return Prefill(ctx, s, rows, fx.Question) })
+	same("Ask", state(func() error { return m.Ask(ctx, s, img, fx.Question, nil) }), one)
+	two := state(func() error { return Prefill(ctx, s, append(slices.Clone(rows), rows...), fx.Question) })
+	same("AskImages", state(func() error { return m.AskImages(ctx, s, []image.Image{img, img}, fx.Question) }), two)
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := vm.Embed(cancelled, img); !errors.Is(err, context.Canceled) {

@@ -11,8 +11,9 @@ import (
 )
 
 // opProfile wraps a backend, waiting for the device after each op of the
-// image towers and adding its time to a per-op total (bench --vision
-// --profile). The waits cost a little time; the totals say where it goes.
+// image towers and the language model and adding its time to a per-op
+// total (bench --vision --profile). The waits cost a little time; the
+// totals say where it goes.
 type opProfile struct {
 	kernels.Backend
 	mu    sync.Mutex
@@ -107,3 +108,17 @@ func (p *opProfile) SpaceToDepth(d, s kernels.Tensor, h, w, f int) {
 func (p *opProfile) CopyCols(d, s kernels.Tensor, col int) {
 	p.time("CopyCols", func() { p.Backend.CopyCols(d, s, col) })
 }
+
+// The language model's ops (its prefill runs them composed here: the
+// profile does not pass the backend's fused ops through).
+func (p *opProfile) Embed(d, t, ids kernels.Tensor) {
+	p.time("LM Embed", func() { p.Backend.Embed(d, t, ids) })
+}
+func (p *opProfile) ShiftMix(d []kernels.Tensor, x, st kernels.Tensor, mix []kernels.Tensor) {
+	p.time("LM ShiftMix", func() { p.Backend.ShiftMix(d, x, st, mix) })
+}
+func (p *opProfile) Prep7(a kernels.Prep7) { p.time("LM Prep7", func() { p.Backend.Prep7(a) }) }
+func (p *opProfile) WKV7(y, s, r, w, k, v, a, b kernels.Tensor) {
+	p.time("LM WKV7", func() { p.Backend.WKV7(y, s, r, w, k, v, a, b) })
+}
+func (p *opProfile) Out7(o kernels.Out7) { p.time("LM Out7", func() { p.Backend.Out7(o) }) }

@@ -13,38 +13,25 @@ func (b *Backend) DepthwiseConv3(dst, x, k kernels.Tensor, h, w int) {
 		b.fail("DepthwiseConv3", "dst %v, x %v, k %v, image %d×%d", dst, x, k, h, w)
 		return
 	}
-	d, xs, ks := b.f32(dst), b.f32(x), b.f32(k)
-	// Kernels transposed to [9][C], so the inner loop runs along channels.
-	kt := make([]float32, 9*C)
-	for c := range C {
-		for j := range 9 {
-			kt[j*C+c] = ks[c*9+j]
-		}
-	}
+	d, xs := b.f32(dst), b.f32(x)
+	kt := dwKernels(b.f32(k), C)
+	zero := make([]float32, C)
+	conv := b.pool.ks.dwconv
 	b.pool.For(x.Rows, 8, func(lo, hi int) {
+		var src [dwTaps][]float32
 		for p := lo; p < hi; p++ {
 			img, pix := p/(h*w), p%(h*w)
 			i, j := pix/w, pix%w
-			out := d[p*C : (p+1)*C]
-			clear(out)
-			for di := -1; di <= 1; di++ {
-				ii := i + di
-				if ii < 0 || ii >= h {
+			for t := range dwTaps {
+				ii, jj := i+t/3-1, j+t%3-1
+				if ii < 0 || ii >= h || jj < 0 || jj >= w {
+					src[t] = zero
 					continue
 				}
-				for dj := -1; dj <= 1; dj++ {
-					jj := j + dj
-					if jj < 0 || jj >= w {
-						continue
-					}
-					q := img*h*w + ii*w + jj
-					src := xs[q*C : (q+1)*C]
-					kk := kt[((di+1)*3+dj+1)*C:][:C]
-					for c, v := range src {
-						out[c] += kk[c] * v
-					}
-				}
+				q := img*h*w + ii*w + jj
+				src[t] = xs[q*C : (q+1)*C]
 			}
+			conv(d[p*C:(p+1)*C], &src, kt)
 		}
 	})
 }
@@ -61,14 +48,12 @@ func (b *Backend) Lerp(dst []kernels.Tensor, x, d kernels.Tensor, mix []kernels.
 	}
 	C := x.Cols
 	xs, ds := b.f32(x), b.f32(d)
+	lerp := b.pool.ks.lerp
 	for i := range dst {
 		o, m := b.f32(dst[i]), b.f32(mix[i])
 		b.pool.For(x.Rows, 16, func(lo, hi int) {
 			for t := lo; t < hi; t++ {
-				xr, dr, or := xs[t*C:(t+1)*C], ds[t*C:(t+1)*C], o[t*C:(t+1)*C]
-				for c, v := range xr {
-					or[c] = v + dr[c]*m[c]
-				}
+				lerp(o[t*C:(t+1)*C], xs[t*C:(t+1)*C], ds[t*C:(t+1)*C], m)
 			}
 		})
 	}

@@ -65,3 +65,53 @@ func reluSquaredGeneric(d, x []float32) {
 		d[i] = v * v
 	}
 }
+
+// lerpGeneric sets dst[i] = x[i] + d[i]·m[i].
+func lerpGeneric(dst, x, d, m []float32) {
+	n := len(dst)
+	x, d, m = x[:n], d[:n], m[:n]
+	for i := range dst {
+		dst[i] = x[i] + d[i]*m[i]
+	}
+}
+
+// dwTaps is the number of taps of a 3×3 kernel.
+const dwTaps = 9
+
+// dwKernels lays out C channels' 3×3 kernels k [C, 9] for dwconv: groups
+// of 8 channels, each tap's 8 values together, [⌈C/8⌉][9][8] (zero past
+// C).
+func dwKernels(k []float32, C int) []float32 {
+	kt := make([]float32, (C+7)/8*8*dwTaps)
+	for c := range C {
+		for t := range dwTaps {
+			kt[dwIndex(c, t)] = k[c*dwTaps+t]
+		}
+	}
+	return kt
+}
+
+// dwIndex is the index of channel c's tap t in dwKernels's layout.
+func dwIndex(c, t int) int { return c/8*8*dwTaps + t*8 + c%8 }
+
+// dwconvGeneric sets out[c] = Σ_t kt[tap t of channel c]·src[t][c] for
+// c < len(out), the taps in order (a zero row stands for a tap outside the
+// image).
+func dwconvGeneric(out []float32, src *[9][]float32, kt []float32) {
+	for c := range out {
+		var acc float32
+		for t, s := range src {
+			acc += kt[dwIndex(c, t)] * s[c]
+		}
+		out[c] = acc
+	}
+}
+
+// addGeneric sets dst[i] = x[i] + y[i].
+func addGeneric(dst, x, y []float32) {
+	n := len(dst)
+	x, y = x[:n], y[:n]
+	for i := range dst {
+		dst[i] = x[i] + y[i]
+	}
+}

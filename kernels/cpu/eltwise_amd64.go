@@ -48,3 +48,69 @@ func reluSquaredRowAVX2(d, x []float32) {
 	}
 	reluSquaredGeneric(d[n:], x[n:len(d)])
 }
+
+//go:noescape
+func dwconvAVX2(out *float32, src *[9]*float32, kt *float32, n int)
+
+//go:noescape
+func lerpAVX2(dst, x, d, m *float32, n int)
+
+//go:noescape
+func layerNormAVX2(dst, x, w, b *float32, n int, eps float32)
+
+// dwconvRowAVX2 is dwconvGeneric in assembly for a multiple of 8
+// channels.
+func dwconvRowAVX2(out []float32, src *[9][]float32, kt []float32) {
+	C := len(out)
+	if C == 0 || C%8 != 0 {
+		dwconvGeneric(out, src, kt)
+		return
+	}
+	_ = kt[C*dwTaps-1]
+	var p [9]*float32
+	for t, s := range src {
+		_ = s[C-1]
+		p[t] = &s[0]
+	}
+	dwconvAVX2(&out[0], &p, &kt[0], C)
+}
+
+// lerpRowAVX2 is lerpGeneric with the multiple-of-8 part in assembly.
+func lerpRowAVX2(dst, x, d, m []float32) {
+	n := len(dst) &^ 7
+	if n > 0 {
+		_, _, _ = x[len(dst)-1], d[len(dst)-1], m[len(dst)-1]
+		lerpAVX2(&dst[0], &x[0], &d[0], &m[0], n)
+	}
+	lerpGeneric(dst[n:], x[n:], d[n:], m[n:])
+}
+
+// layerNormRowAVX2 is layerNormGeneric in assembly for rows of a multiple
+// of 8.
+func layerNormRowAVX2(dst, x, w, b []float32, eps float32) {
+	n := len(x)
+	if n == 0 || n%8 != 0 {
+		layerNormGeneric(dst, x, w, b, eps)
+		return
+	}
+	_ = dst[n-1]
+	var wp, bp *float32
+	if w != nil {
+		_, _ = w[n-1], b[n-1]
+		wp, bp = &w[0], &b[0]
+	}
+	layerNormAVX2(&dst[0], &x[0], wp, bp, n, eps)
+}
+
+//go:noescape
+func addAVX2(dst, x, y *float32, n int)
+
+// addRowAVX2 is addGeneric with the multiple-of-8 part in assembly.
+func addRowAVX2(dst, x, y []float32) {
+	n := len(dst) &^ 7
+	if n > 0 {
+		_, _ = x[len(dst)-1], y[len(dst)-1]
+		addAVX2(&dst[0], &x[0], &y[0], n)
+	}
+	addGeneric(dst[n:], x[n:], y[n:])
+}

@@ -126,3 +126,91 @@ func TestActKernels(t *testing.T) {
 }
 
 func clone(x []float32) []float32 { return append([]float32(nil), x...) }
+
+// TestRowKernels checks every kernel set's LayerNorm, Lerp, Add and depthwise
+// convolution rows against float64, at widths with and without a tail.
+func TestRowKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	vec := func(n int, mean float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(mean + rng.NormFloat64())
+		}
+		return v
+	}
+	for _, ks := range allKernels() {
+		for _, n := range []int{8, 29, 64, 384} {
+			t.Run(fmt.Sprintf("%s/n=%d", ks.name, n), func(t *testing.T) {
+				x, w, b := vec(n, 3), vec(n, 0), vec(n, 0)
+				for _, affine := range []bool{false, true} {
+					d := make([]float32, n)
+					if affine {
+						ks.layerNorm(d, x, w, b, 1e-5)
+					} else {
+						ks.layerNorm(d, x, nil, nil, 1e-5)
+					}
+					var mean, v float64
+					for _, e := range x {
+						mean += float64(e)
+					}
+					mean /= float64(n)
+					for _, e := range x {
+						v += (float64(e) - mean) * (float64(e) - mean)
+					}
+					s := 1 / math.Sqrt(v/float64(n)+1e-5)
+					for i, e := range x {
+						want := (float64(e) - mean) * s
+						if affine {
+							want = want*float64(w[i]) + float64(b[i])
+						}
+						if !closeTo(d[i], float32(want), 1e-6) {
+							t.Fatalf("affine %v: layerNorm[%d] = %g, want %g", affine, i, d[i], want)
+						}
+					}
+				}
+
+				dd, m := vec(n, 0), vec(n, 0)
+				d := make([]float32, n)
+				ks.lerp(d, x, dd, m)
+				for i := range d {
+					if want := float64(x[i]) + float64(dd[i])*float64(m[i]); !closeTo(d[i], float32(want), 1e-6) {
+						t.Fatalf("lerp[%d] = %g, want %g", i, d[i], want)
+					}
+				}
+
+				ks.add(d, x, dd)
+				for i := range d {
+					if d[i] != x[i]+dd[i] {
+						t.Fatalf("add[%d] = %g, want %g", i, d[i], x[i]+dd[i])
+					}
+				}
+
+				k := vec(n*dwTaps, 0)
+				kt := dwKernels(k, n)
+				var src [dwTaps][]float32
+				zero := make([]float32, n)
+				for tap := range src {
+					src[tap] = vec(n, 0)
+					if tap%4 == 1 {
+						src[tap] = zero // a tap outside the image
+					}
+				}
+				out := make([]float32, n+1)
+				out[n] = 7
+				ks.dwconv(out[:n], &src, kt)
+				for c := range n {
+					var want float64
+					for tap := range dwTaps {
+						want += float64(k[c*dwTaps+tap]) * float64(src[tap][c])
+					}
+					if !closeTo(out[c], float32(want), 1e-5) {
+						t.Fatalf("dwconv[%d] = %g, want %g", c, out[c], want)
+					}
+				}
+				if out[n] != 7 {
+					t.Fatal("dwconv wrote past the row")
+				}
+			})
+		}
+	}
+}

@@ -58,10 +58,9 @@ func (b *Backend) accumulate(it kernels.LinearItem) {
 		linear(b.pool, tmp, b.f32(x), x.Rows, K, raw, dt, N)
 	}
 	d := b.f32(dst)
+	add := b.pool.ks.add
 	b.pool.For(n, 16384, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			d[i] += tmp[i]
-		}
+		add(d[lo:hi], d[lo:hi], tmp[lo:hi])
 	})
 }
 

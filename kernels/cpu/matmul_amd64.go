@@ -88,6 +88,10 @@ func avx2Kernels(f16c bool) *kernelSet {
 		prep7:       prep7RowAVX2,
 		sigmoid:     sigmoidRowAVX2,
 		reluSquared: reluSquaredRowAVX2,
+		layerNorm:   layerNormRowAVX2,
+		add:         addRowAVX2,
+		lerp:        lerpRowAVX2,
+		dwconv:      dwconvRowAVX2,
 	}
 }
 

@@ -44,6 +44,15 @@ type kernelSet struct {
 	prep7 func(k, v, vf, w, a, b, zv []float32, p *prep7Chan)
 	// sigmoid and reluSquared set d[i] = f(x[i]) for i < len(d).
 	sigmoid, reluSquared func(d, x []float32)
+	// layerNorm normalises one row (see layerNormGeneric).
+	layerNorm func(dst, x, w, b []float32, eps float32)
+	// add sets dst[i] = x[i] + y[i] for i < len(dst).
+	add func(dst, x, y []float32)
+	// lerp sets dst[i] = x[i] + d[i]·m[i] for i < len(dst).
+	lerp func(dst, x, d, m []float32)
+	// dwconv sets out to one pixel of a 3×3 depthwise convolution from
+	// its nine input pixels src (see dwconvGeneric).
+	dwconv func(out []float32, src *[9][]float32, kt []float32)
 }
 
 // genericKernels returns the portable Go implementation.
@@ -60,6 +69,10 @@ func genericKernels() *kernelSet {
 		prep7:       prep7Generic,
 		sigmoid:     sigmoidGeneric,
 		reluSquared: reluSquaredGeneric,
+		layerNorm:   layerNormGeneric,
+		add:         addGeneric,
+		lerp:        lerpGeneric,
+		dwconv:      dwconvGeneric,
 	}
 }
 

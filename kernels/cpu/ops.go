@@ -85,14 +85,17 @@ func (b *Backend) LayerNorm(dst, x, w, bias kernels.Tensor, eps float32) {
 		ws, bs = b.f32(w), b.f32(bias)
 	}
 	C := x.Cols
+	ln := b.pool.ks.layerNorm
 	b.pool.For(x.Rows, 8, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
-			layerNorm(d[t*C:t*C+C], xs[t*C:t*C+C], ws, bs, eps)
+			ln(d[t*C:t*C+C], xs[t*C:t*C+C], ws, bs, eps)
 		}
 	})
 }
 
-func layerNorm(dst, x, w, b []float32, eps float32) {
+// layerNormGeneric sets dst = (x − mean)/√(var + eps) ⊙ w + b (without w
+// and b when w is nil), the mean and variance summed in float64.
+func layerNormGeneric(dst, x, w, b []float32, eps float32) {
 	var sum float64
 	for _, v := range x {
 		sum += float64(v)
@@ -177,21 +180,17 @@ func (b *Backend) Add(dst, x, y kernels.Tensor) {
 		return
 	}
 	d, xs, ys := b.f32(dst), b.f32(x), b.f32(y)
+	add := b.pool.ks.add
 	if len(ys) == len(xs) {
 		b.pool.For(len(d), 16384, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				d[i] = xs[i] + ys[i]
-			}
+			add(d[lo:hi], xs[lo:hi], ys[lo:hi])
 		})
 		return
 	}
 	C := y.Cols
 	b.pool.For(x.Rows, max(1, 16384/max(C, 1)), func(lo, hi int) {
 		for t := lo; t < hi; t++ {
-			dr, xr := d[t*C:(t+1)*C], xs[t*C:(t+1)*C]
-			for c, v := range ys {
-				dr[c] = xr[c] + v
-			}
+			add(d[t*C:(t+1)*C], xs[t*C:(t+1)*C], ys)
 		}
 	})
 }
@@ -319,11 +318,12 @@ func (b *Backend) Out7(o kernels.Out7) {
 	C := o.Y.Cols
 	d, y, r, k, v, g := b.f32(o.Dst), b.f32(o.Y), b.f32(o.R), b.f32(o.K), b.f32(o.V), b.f32(o.G)
 	rk, lw, lb := b.f32(o.RK), b.f32(o.LnW), b.f32(o.LnB)
+	ln := b.pool.ks.layerNorm
 	b.pool.For(o.Y.Rows, 4, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			for h := 0; h < C; h += N {
 				base := t*C + h
-				layerNorm(d[base:base+N], y[base:base+N], lw[h:h+N], lb[h:h+N], o.Eps)
+				ln(d[base:base+N], y[base:base+N], lw[h:h+N], lb[h:h+N], o.Eps)
 				var bonus float32
 				for j := range N {
 					bonus += r[base+j] * k[base+j] * rk[h+j]

@@ -14,11 +14,11 @@ import (
 type visionKernels struct {
 	ready                                            bool
 	biasact, residual, im2col, window, s2d, copycols uintptr
-	attnSIMT, attnPack                               uintptr
-	attnMMA2                                         map[int]uintptr // by padded head width
+	attnSIMT, attnPack, attnRelPos                   uintptr
+	attnMMA2, attnMMA3, attnF16                      map[int]uintptr // by padded head width
 	smemMax                                          int             // bytes of dynamic shared memory a block may use
-	// variant selects the attention kernel (GOOSE_CUDA_ATTN=simt for the
-	// portable one; tests run both).
+	// variant selects the attention kernel: GOOSE_CUDA_ATTN=mma2, f16 or
+	// simt select the others (tests run them all).
 	variant attnVariant
 }
 
@@ -26,11 +26,16 @@ type visionKernels struct {
 type attnVariant int
 
 const (
-	attnMMA2 attnVariant = iota // tensor cores, keys and values packed once (default)
+	attnMMA3 attnVariant = iota // tensor cores, split bf16, bias tables by attn_relpos, ldmatrix (default)
+	attnMMA2                    // tensor cores, split bf16, bias tables in every block (the first form)
+	attnF16                     // attn_mma3 with single fp16 products: faster, ~2⁻¹¹ operand rounding
 	attnSIMT                    // portable fp32
 )
 
-func (v attnVariant) String() string { return [...]string{"mma2", "simt"}[v] }
+func (v attnVariant) String() string { return [...]string{"mma3", "mma2", "f16", "simt"}[v] }
+
+// attnVariants lists the attention kernels, the default first.
+func attnVariants() []attnVariant { return []attnVariant{attnMMA3, attnMMA2, attnF16, attnSIMT} }
 
 // attnMMAWidths are the head widths the tensor-core attention is built
 // for; a head is padded to the next one.
@@ -61,7 +66,7 @@ func (b *Backend) visionLoad() error {
 	}{
 		{&v.biasact, "vis_biasact"}, {&v.residual, "vis_residual"}, {&v.im2col, "vis_im2col"},
 		{&v.window, "vis_window"}, {&v.s2d, "vis_s2d"}, {&v.copycols, "vis_copycols"}, {&v.attnSIMT, "attn_simt"},
-		{&v.attnPack, "attn_pack"},
+		{&v.attnPack, "attn_pack"}, {&v.attnRelPos, "attn_relpos"},
 	} {
 		if err := get(f.p, f.name); err != nil {
 			return err
@@ -72,23 +77,30 @@ func (b *Backend) visionLoad() error {
 		return err
 	}
 	v.smemMax = optin
-	v.attnMMA2 = map[int]uintptr{}
-	attn := []uintptr{v.attnSIMT}
+	v.attnMMA2, v.attnMMA3, v.attnF16 = map[int]uintptr{}, map[int]uintptr{}, map[int]uintptr{}
+	attn := []uintptr{v.attnSIMT, v.attnRelPos}
 	for _, w := range attnMMAWidths {
-		var f uintptr
-		if err := get(&f, fmt.Sprintf("attn_mma2_%d", w)); err != nil {
-			return err
+		for _, k := range []struct {
+			m    map[int]uintptr
+			name string
+		}{{v.attnMMA2, "attn_mma2_%d"}, {v.attnMMA3, "attn_mma3_%d"}, {v.attnF16, "attn_f16_%d"}} {
+			var f uintptr
+			if err := get(&f, fmt.Sprintf(k.name, w)); err != nil {
+				return err
+			}
+			k.m[w] = f
+			attn = append(attn, f)
 		}
-		v.attnMMA2[w] = f
-		attn = append(attn, f)
 	}
 	for _, f := range attn {
 		if err := b.drv.FuncSetAttribute(f, cu.FuncAttrMaxDynamicShared, optin); err != nil {
 			return err
 		}
 	}
-	if os.Getenv("GOOSE_CUDA_ATTN") == "simt" {
-		v.variant = attnSIMT
+	for _, a := range attnVariants() {
+		if os.Getenv("GOOSE_CUDA_ATTN") == a.String() {
+			v.variant = a
+		}
 	}
 	v.ready = true
 	return nil
@@ -296,12 +308,18 @@ func attnMMAWidth(hd int) int {
 	return 0
 }
 
-// attnMMA2Smem is the dynamic shared memory of attn_mma2_<w>: two staged
-// tiles (K and V, hi and lo), the bias tables and the tile's key
-// positions.
-func attnMMA2Smem(w, span int) int {
-	stage := 2*64*(w/2+4) + 2*w*(32+4)
+// attnMMA2Smem is the dynamic shared memory of attn_mma2_<w> and
+// attn_mma3_<w> (attn_f16_<w> with parts 1): two staged tiles (K and V,
+// hi and lo), the bias tables and the tile's key positions.
+func attnMMA2Smem(w, span, parts int) int {
+	stage := parts * (64*(w/2+4) + w*(32+4))
 	return 4 * (2*stage + 2*64*span + 64)
+}
+
+// attnRelPosSmem is the dynamic shared memory of attn_relpos: 64 query
+// rows and the two tables, rows padded to hd+1.
+func attnRelPosSmem(hd, span int) int {
+	return 4 * (hd + 1) * (64 + 2*(2*span-1))
 }
 
 // attnSIMTSmem is the dynamic shared memory of attn_simt.
@@ -344,25 +362,16 @@ func (b *Backend) Attention(a kernels.Attention) {
 		}
 		v := &b.k.vision
 		w := attnMMAWidth(hd)
-		mma := w > 0 && span <= attnMMASpan
-		switch {
-		case mma && v.variant == attnMMA2 && attnMMA2Smem(w, span) <= v.smemMax:
-			np := (n + 63) / 64 * 64
-			plane := int64(groups) * int64(a.Heads) * int64(np) * int64(w)
-			buf, err := b.scratchFor(8 * plane)
-			if err != nil {
-				return err
-			}
-			kh, kl, vh, vl := buf, buf+uint64(2*plane), buf+uint64(4*plane), buf+uint64(6*plane)
-			b.argsStart().ptr(kh).ptr(kl).ptr(vh).ptr(vl).ptr(ps[1]).i32(n).i32(np).i32(hd).i32(w).i32(a.Heads).
-				i32(a.Dst.Cols).i64(plane)
-			if err := b.launch(v.attnPack, b.grid1DLong(plane), [3]uint32{256, 1, 1}); err != nil {
-				return err
-			}
-			b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(kh).ptr(kl).ptr(vh).ptr(vl).ptr(rh).ptr(rw).i32(n).i32(np).
-				i32(span).i32(hd).f32(a.Scale).i32(a.Dst.Cols)
-			grid := [3]uint32{uint32((n + 63) / 64), uint32(a.Heads), uint32(groups)}
-			return b.launchShared(v.attnMMA2[w], grid, [3]uint32{128, 1, 1}, attnMMA2Smem(w, span))
+		variant := v.variant
+		if variant != attnSIMT && span > 0 && attnRelPosSmem(hd, span) > v.smemMax {
+			variant = attnMMA2 // the bias tables do not fit attn_relpos: computed per block
+		}
+		parts := 2
+		if variant == attnF16 {
+			parts = 1
+		}
+		if w > 0 && span <= attnMMASpan && variant != attnSIMT && attnMMA2Smem(w, span, parts) <= v.smemMax {
+			return b.attentionMMA(a, variant, ps[0], ps[1], rh, rw, n, groups, span, hd, w, parts)
 		}
 		b.argsStart().ptr(ps[0]).ptr(ps[1]).ptr(rh).ptr(rw).i32(n).i32(span).i32(hd).f32(a.Scale).i32(a.Dst.Cols)
 		smem := attnSIMTSmem(hd, span)
@@ -372,6 +381,54 @@ func (b *Backend) Attention(a kernels.Attention) {
 		grid := [3]uint32{uint32((n + 7) / 8), uint32(a.Heads), uint32(groups)}
 		return b.launchShared(v.attnSIMT, grid, [3]uint32{256, 1, 1}, smem)
 	})
+}
+
+// attentionMMA runs Attention on the tensor cores: attn_pack converts the
+// keys and values once (split bf16, or fp16 for attnF16) into scratch;
+// for attn_mma3 and attn_f16, attn_relpos computes the relative-position
+// bias tables into scratch after them; then one block per 64 queries,
+// head and group.
+func (b *Backend) attentionMMA(a kernels.Attention, variant attnVariant, dst, qkv, rh, rw uint64, n, groups, span, hd, w, parts int) error {
+	v := &b.k.vision
+	np := (n + 63) / 64 * 64
+	plane := int64(groups) * int64(a.Heads) * int64(np) * int64(w)
+	tables := int64(0) // floats in each bias table
+	if span > 0 && variant != attnMMA2 {
+		tables = int64(groups) * int64(a.Heads) * int64(n) * int64(span)
+	}
+	buf, err := b.scratchFor(8*plane + 8*tables)
+	if err != nil {
+		return err
+	}
+	kh, kl, vh, vl := buf, buf+uint64(2*plane), buf+uint64(4*plane), buf+uint64(6*plane)
+	b.argsStart().ptr(kh).ptr(kl).ptr(vh).ptr(vl).ptr(qkv).i32(n).i32(np).i32(hd).i32(w).i32(a.Heads).
+		i32(a.Dst.Cols).i32(btoi(variant == attnF16)).i64(plane)
+	if err := b.launch(v.attnPack, b.grid1DLong(plane), [3]uint32{256, 1, 1}); err != nil {
+		return err
+	}
+	grid := [3]uint32{uint32((n + 63) / 64), uint32(a.Heads), uint32(groups)}
+	smem := attnMMA2Smem(w, span, parts)
+	if variant == attnMMA2 {
+		b.argsStart().ptr(dst).ptr(qkv).ptr(kh).ptr(kl).ptr(vh).ptr(vl).ptr(rh).ptr(rw).i32(n).i32(np).
+			i32(span).i32(hd).f32(a.Scale).i32(a.Dst.Cols)
+		return b.launchShared(v.attnMMA2[w], grid, [3]uint32{128, 1, 1}, smem)
+	}
+	var ph, pw uint64
+	if tables > 0 {
+		ph = buf + uint64(8*plane)
+		pw = ph + uint64(4*tables)
+		b.argsStart().ptr(ph).ptr(pw).ptr(qkv).ptr(rh).ptr(rw).i32(n).i32(span).i32(hd).i32(a.Dst.Cols)
+		if err := b.launchShared(v.attnRelPos, grid, [3]uint32{256, 1, 1}, attnRelPosSmem(hd, span)); err != nil {
+			return err
+		}
+	}
+	f := v.attnMMA3[w]
+	if variant == attnF16 {
+		f = v.attnF16[w]
+	}
+	b.argsStart().ptr(dst).ptr(qkv).ptr(kh).ptr(kl).ptr(vh).ptr(vl).ptr(ph).ptr(pw).i32(n).i32(np).
+		i32(span).i32(hd).f32(a.Scale).i32(a.Dst.Cols)
+	return b.launchShared(f, grid, [3]uint32{128, 1, 1}, smem)
 }
 
 // i64 adds a long long parameter.

@@ -349,6 +349,9 @@ func attentionCases(t *testing.T, h *H) {
 		{name: "windows-14", T: 2 * 196, heads: 2, hd: 64, groups: 2, span: 14, rel: true, scale: 0.125, spread: 1},
 		{name: "global-rel", T: 81, heads: 3, hd: 32, groups: 1, span: 9, rel: true, scale: 1 / math.Sqrt(32), spread: 1},
 		{name: "global-rel-64", T: 256, heads: 2, hd: 64, groups: 1, span: 16, rel: true, scale: 0.125, spread: 1},
+		// A span of 64 (SAM's global blocks): a GPU's 64-key tiles each lie
+		// in one row of the key grid.
+		{name: "global-rel-span64", T: 4096, heads: 1, hd: 16, groups: 1, span: 64, rel: true, scale: 0.25, spread: 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
