@@ -143,8 +143,7 @@ func (b *Backend) linearBatch(items []kernels.LinearItem) error {
 			dt = &nnDT
 			batched = batched && N%8 == 0
 		} else {
-			// 16-byte weight loads: 8 bf16 values, 16 int8 ones.
-			batched = batched && K%8 == 0 && ps[1]%16 == 0 && (it.W.DType != kernels.I8 || K%16 == 0)
+			batched = batched && K%8 == 0 && ps[1]%16 == 0
 		}
 		if *dt == 255 {
 			*dt = it.W.DType
@@ -201,9 +200,6 @@ func (b *Backend) linearBatchKernel(fn uintptr, items []kernels.LinearItem, ptrs
 		}
 	}
 	rpw := max(1, (ntRows+16*b.sms-1)/(16*b.sms)) // rows per warp
-	if fn == b.k.linbatchI8[kernels.F32] || fn == b.k.linbatchI8[kernels.F16] || fn == b.k.linbatchI8[kernels.BF16] {
-		rpw = (rpw + 1) &^ 1 // int8 rows go in pairs (lin_nt_i8)
-	}
 	var words [maxItems*itemWords + 1]uint64
 	blocks, parts, slabs := 0, 0, 0
 	for slot, i := range order {

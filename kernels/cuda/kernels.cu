@@ -48,16 +48,12 @@ __device__ __forceinline__ float wload(const void* w, long long i) {
     }
 }
 
-// The four int8 values packed in u, low byte first, as floats, without
-// int-to-float conversions (a quarter-rate instruction): with the sign
-// bits flipped, byte b + 128 placed under the exponent of 2^23 reads as
-// 2^23 + b + 128, and one exact subtraction leaves b.
+// The four int8 values packed in u, low byte first, as floats.
 __device__ __forceinline__ void unpack4_i8(u32 u, float* o) {
-    u32 v = u ^ 0x80808080u;
-    o[0] = __uint_as_float(__byte_perm(v, 0x4B000000u, 0x7440)) - 8388736.0f;
-    o[1] = __uint_as_float(__byte_perm(v, 0x4B000000u, 0x7441)) - 8388736.0f;
-    o[2] = __uint_as_float(__byte_perm(v, 0x4B000000u, 0x7442)) - 8388736.0f;
-    o[3] = __uint_as_float(__byte_perm(v, 0x4B000000u, 0x7443)) - 8388736.0f;
+    o[0] = (float)((int)(u << 24) >> 24);
+    o[1] = (float)((int)(u << 16) >> 24);
+    o[2] = (float)((int)(u << 8) >> 24);
+    o[3] = (float)((int)u >> 24);
 }
 
 // Two halves packed in a u32, low half first.
@@ -840,81 +836,6 @@ __device__ __forceinline__ void lin_nt(const LinItem& it, int local, Wait wait) 
     }
 }
 
-// lin_nt for int8 rows. Two consecutive rows [n, n+1] are one contiguous
-// span of 2K bytes, read as one "pair row" in rounds of 4096 bytes (16 a
-// lane, eight 16-byte loads): a 2048-long pair fills a round, so a warp
-// keeps as many bytes in flight as the bf16 kernel does with one row of
-// 2048, with half the bytes to read. rpw (kchunk) is even.
-template <class Wait>
-__device__ __forceinline__ void lin_nt_i8(const LinItem& it, int local, Wait wait) {
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int rpw = it.kchunk, K = it.K, N = it.N;
-    int n0 = (local * 8 + warp) * rpw;
-    int rows = max(0, min(rpw, N - n0));
-    int K2 = 2 * K;
-    int nseg = (K2 + 4095) >> 12;
-    int U = ((rows + 1) >> 1) * nseg;
-    const signed char* w = (const signed char*)it.w;
-    uint4 q0[8], q1[8];
-    auto load = [&](uint4(&q)[8], int uu) {
-        int v = uu / nseg, sg = uu - v * nseg;
-        int L = n0 + 2 * v + 1 < N ? K2 : K; // the pair's second row may be past N
-        long long base = (long long)(n0 + 2 * v) * K;
-        int k0 = sg * 4096 + lane * 16;
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-            if (k0 + j * 512 < L) q[j] = __ldg((const uint4*)(w + base + k0 + j * 512));
-    };
-    if (U > 0) load(q0, 0);
-    const float* __restrict__ x = wait();
-    if (U == 0) return;
-    float a0 = 0.0f, a1 = 0.0f;
-    auto dot = [&](const uint4(&q)[8], int uu) {
-        int v = uu / nseg, sg = uu - v * nseg;
-        int L = n0 + 2 * v + 1 < N ? K2 : K;
-        int k0 = sg * 4096 + lane * 16;
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            int k = k0 + j * 512;
-            if (k < L) {
-                bool hi = k >= K;
-                const float* xp = x + (hi ? k - K : k);
-                float wv[8], s;
-                unpack4_i8(q[j].x, wv);
-                unpack4_i8(q[j].y, wv + 4);
-                float4 xa = *(const float4*)xp, xb = *(const float4*)(xp + 4);
-                s = wv[0] * xa.x + wv[1] * xa.y + wv[2] * xa.z + wv[3] * xa.w + wv[4] * xb.x + wv[5] * xb.y +
-                    wv[6] * xb.z + wv[7] * xb.w;
-                unpack4_i8(q[j].z, wv);
-                unpack4_i8(q[j].w, wv + 4);
-                xa = *(const float4*)(xp + 8);
-                xb = *(const float4*)(xp + 12);
-                s += wv[0] * xa.x + wv[1] * xa.y + wv[2] * xa.z + wv[3] * xa.w + wv[4] * xb.x + wv[5] * xb.y +
-                     wv[6] * xb.z + wv[7] * xb.w;
-                if (hi)
-                    a1 += s;
-                else
-                    a0 += s;
-            }
-        }
-        if (sg == nseg - 1) {
-            int n = n0 + 2 * v;
-            float s0 = warp_sum(a0), s1 = warp_sum(a1);
-            if (lane == 0) {
-                store_out(it.dst + n, s0 * it.scale[n], it.act, it.acc);
-                if (n + 1 < N) store_out(it.dst + n + 1, s1 * it.scale[n + 1], it.act, it.acc);
-            }
-            a0 = a1 = 0.0f;
-        }
-    };
-    for (int u = 0; u < U; u += 2) {
-        if (u + 1 < U) load(q1, u + 1);
-        dot(q0, u);
-        if (u + 2 < U) load(q0, u + 2);
-        if (u + 1 < U) dot(q1, u + 1);
-    }
-}
-
 template <int DT, class Wait>
 __device__ __forceinline__ void lin_nn(const LinItem& it, int local, Wait wait) {
     __shared__ float sh[8][64];
@@ -1013,14 +934,10 @@ __device__ __forceinline__ void linbatch_body(const LinBatch& B) {
         pdl_wait();
         return it.x;
     };
-    if (it.mode == 0) {
-        if constexpr (DT == 4)
-            lin_nt_i8(it, bid - it.blk0, wait);
-        else
-            lin_nt<DT>(it, bid - it.blk0, wait);
-    } else {
+    if (it.mode == 0)
+        lin_nt<DT>(it, bid - it.blk0, wait);
+    else
         lin_nn<DN>(it, bid - it.blk0, wait);
-    }
 }
 // Two blocks per SM (at most 128 registers), so that a launch sized for
 // that runs in one wave.
