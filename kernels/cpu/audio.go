@@ -87,14 +87,12 @@ func (b *Backend) GateMix(dst, a, bb, g kernels.Tensor) {
 	}
 	d, as, bs, gs := b.f32(dst), b.f32(a), b.f32(bb), b.f32(g)
 	N := C / H
+	mix := b.pool.ks.gateMix
 	b.pool.For(T, 16, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			for h := range H {
-				gv := gs[t*H+h]
 				o := t*C + h*N
-				for i := o; i < o+N; i++ {
-					d[i] = gv*as[i] + (1-gv)*bs[i]
-				}
+				mix(d[o:o+N], as[o:o+N], bs[o:o+N], gs[t*H+h])
 			}
 		}
 	})

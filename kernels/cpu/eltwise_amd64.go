@@ -114,3 +114,44 @@ func addRowAVX2(dst, x, y []float32) {
 	}
 	addGeneric(dst[n:], x[n:], y[n:])
 }
+
+//go:noescape
+func tanhAVX2(dst, x *float32, n int)
+
+//go:noescape
+func out7AVX2(d, r, k, v, gate, rk *float32, n int)
+
+//go:noescape
+func gateMixAVX2(d, a, b *float32, gv float32, n int)
+
+// tanhRowAVX2 is tanhGeneric with the multiple-of-8 part in assembly.
+func tanhRowAVX2(d, x []float32) {
+	n := len(d) &^ 7
+	if n > 0 {
+		_ = x[len(d)-1]
+		tanhAVX2(&d[0], &x[0], n)
+	}
+	tanhGeneric(d[n:], x[n:len(d)])
+}
+
+// out7RowAVX2 is out7Generic in assembly for heads of a multiple of 8.
+func out7RowAVX2(d, r, k, v, g, rk []float32) {
+	n := len(d)
+	if n == 0 || n%8 != 0 {
+		out7Generic(d, r, k, v, g, rk)
+		return
+	}
+	_, _, _, _, _ = r[n-1], k[n-1], v[n-1], g[n-1], rk[n-1]
+	out7AVX2(&d[0], &r[0], &k[0], &v[0], &g[0], &rk[0], n)
+}
+
+// gateMixRowAVX2 is gateMixGeneric with the multiple-of-8 part in
+// assembly.
+func gateMixRowAVX2(d, a, b []float32, g float32) {
+	n := len(d) &^ 7
+	if n > 0 {
+		_, _ = a[len(d)-1], b[len(d)-1]
+		gateMixAVX2(&d[0], &a[0], &b[0], g, n)
+	}
+	gateMixGeneric(d[n:], a[n:], b[n:], g)
+}

@@ -17,8 +17,14 @@
 #define EXP_MIN 288
 #define EXP_SIGN 320
 #define EXP_NEGDECAY 352
-#define EXP_TINY64 384
-#define EXP_ONE64 392
+#define EXP_TANHSMALL 384
+#define EXP_T3 416
+#define EXP_T5 448
+#define EXP_T7 480
+#define EXP_T9 512
+#define EXP_T11 544
+#define EXP_TINY64 576
+#define EXP_ONE64 584
 
 // EXPNEG sets r = e^x for x ≤ 0 or NaN (0 below −87.3, where e^x leaves the
 // normal range); t1 and t2 are scratch; x is kept. r, t1, t2 and x are
