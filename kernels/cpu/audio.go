@@ -49,14 +49,18 @@ func (b *Backend) Lerp(dst []kernels.Tensor, x, d kernels.Tensor, mix []kernels.
 	C := x.Cols
 	xs, ds := b.f32(x), b.f32(d)
 	lerp := b.pool.ks.lerp
+	os, ms := make([][]float32, len(dst)), make([][]float32, len(dst))
 	for i := range dst {
-		o, m := b.f32(dst[i]), b.f32(mix[i])
-		b.pool.For(x.Rows, 16, func(lo, hi int) {
-			for t := lo; t < hi; t++ {
-				lerp(o[t*C:(t+1)*C], xs[t*C:(t+1)*C], ds[t*C:(t+1)*C], m)
-			}
-		})
+		os[i], ms[i] = b.f32(dst[i]), b.f32(mix[i])
 	}
+	// Row by row, every output: x's and d's rows are read from memory once.
+	b.pool.For(x.Rows, 16, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			for i, o := range os {
+				lerp(o[t*C:(t+1)*C], xs[t*C:(t+1)*C], ds[t*C:(t+1)*C], ms[i])
+			}
+		}
+	})
 }
 
 // FlipRows reverses the rows within each group of n.
