@@ -27,67 +27,11 @@ func TestPipeline(t *testing.T) { checkPipeline(t, visiontest.CPU(t)) }
 func TestPipelineCUDA(t *testing.T) { checkPipeline(t, visiontest.CUDA(t)) }
 
 func checkPipeline(t *testing.T, be kernels.Backend) {
-	dir := filepath.Join("..", "testdata", "visualrwkv")
-	raw, err := os.ReadFile(filepath.Join(dir, "mm.visualrwkv.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Config struct {
-			DINO   vit.Config `json:"dino"`
-			SigLIP vit.Config `json:"siglip"`
-			SAM    sam.Config `json:"sam"`
-		} `json:"config"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	f, err := checkpoint.Open(filepath.Join(dir, "mm.visualrwkv.pth"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	read := func(name string) *npy.Array {
-		a, err := npy.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	dino, err := vit.Load(f, "vit.dino_featurizer.", doc.Config.DINO, be)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := vit.Load(f, "vit.siglip_featurizer.", doc.Config.SigLIP, be)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := sam.Load(f, "vit.sam_featurizer.", doc.Config.SAM, be)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts := make([][]float32, 3)
-	if parts[0], err = dino.Features(context.Background(), read("mm.pixels_dino.npy").Data); err != nil {
-		t.Fatal(err)
-	}
-	if parts[1], err = sig.Features(context.Background(), read("mm.pixels_siglip.npy").Data); err != nil {
-		t.Fatal(err)
-	}
-	if parts[2], err = enc.Features(context.Background(), read("mm.pixels_sam.npy").Data); err != nil {
-		t.Fatal(err)
-	}
-	wantFeat := read("mm.features.npy")
-	rows := wantFeat.Shape[0]
-	var feat []float32
-	for r := range rows {
-		for _, p := range parts {
-			w := len(p) / rows
-			feat = append(feat, p[r*w:(r+1)*w]...)
-		}
-	}
-	within(t, "features", feat, wantFeat.Data)
+	g := loadGolden(t)
+	feat := g.features(t, be)
+	within(t, "features", feat, g.read(t, "mm.features.npy").Data)
 
-	proj, err := LoadProjector(f, be)
+	proj, err := LoadProjector(g.f, be)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +40,90 @@ func checkPipeline(t *testing.T, be kernels.Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	within(t, "projected", emb, read("mm.projected.npy").Data)
+	within(t, "projected", emb, g.read(t, "mm.projected.npy").Data)
+}
+
+// golden is the vision fixture: its checkpoint and its towers' sizes.
+type golden struct {
+	dir string
+	f   *checkpoint.File
+	cfg struct {
+		DINO   vit.Config `json:"dino"`
+		SigLIP vit.Config `json:"siglip"`
+		SAM    sam.Config `json:"sam"`
+	}
+}
+
+func loadGolden(t *testing.T) *golden {
+	g := &golden{dir: filepath.Join("..", "testdata", "visualrwkv")}
+	raw, err := os.ReadFile(filepath.Join(g.dir, "mm.visualrwkv.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Config json.RawMessage `json:"config"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(doc.Config, &g.cfg); err != nil {
+		t.Fatal(err)
+	}
+	if g.f, err = checkpoint.Open(filepath.Join(g.dir, "mm.visualrwkv.pth")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.f.Close() })
+	return g
+}
+
+func (g *golden) read(t *testing.T, name string) *npy.Array {
+	t.Helper()
+	a, err := npy.ReadFile(filepath.Join(g.dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// features runs the fixture's normalised pixels through the three towers
+// on be and concatenates their features per row (DINOv2 | SigLIP | SAM).
+func (g *golden) features(t *testing.T, be kernels.Backend) []float32 {
+	t.Helper()
+	dino, err := vit.Load(g.f, "vit.dino_featurizer.", g.cfg.DINO, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dino.Close()
+	sig, err := vit.Load(g.f, "vit.siglip_featurizer.", g.cfg.SigLIP, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sig.Close()
+	enc, err := sam.Load(g.f, "vit.sam_featurizer.", g.cfg.SAM, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	ctx := context.Background()
+	parts := make([][]float32, 3)
+	if parts[0], err = dino.Features(ctx, g.read(t, "mm.pixels_dino.npy").Data); err != nil {
+		t.Fatal(err)
+	}
+	if parts[1], err = sig.Features(ctx, g.read(t, "mm.pixels_siglip.npy").Data); err != nil {
+		t.Fatal(err)
+	}
+	if parts[2], err = enc.Features(ctx, g.read(t, "mm.pixels_sam.npy").Data); err != nil {
+		t.Fatal(err)
+	}
+	rows := len(parts[0]) / g.cfg.DINO.Dim
+	var feat []float32
+	for r := range rows {
+		for _, p := range parts {
+			w := len(p) / rows
+			feat = append(feat, p[r*w:(r+1)*w]...)
+		}
+	}
+	return feat
 }
 
 // within fails unless got matches want element-wise at 1e-3·std(want).

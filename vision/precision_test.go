@@ -1,21 +1,13 @@
 package vision
 
 import (
-	"context"
-	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/internal/half"
-	"github.com/goose-rwkv/goose/internal/npy"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/vision/internal/nn"
 	"github.com/goose-rwkv/goose/vision/internal/visiontest"
-	"github.com/goose-rwkv/goose/vision/sam"
-	"github.com/goose-rwkv/goose/vision/vit"
 )
 
 // roundedAttention is a CPU backend whose Attention rounds its operands
@@ -93,34 +85,8 @@ func (e *roundedAttention) Attention(a kernels.Attention) {
 // tolerance (1e-3·std); bf16 ones are reported (they exceed it, which is
 // why no bf16 single-product kernel exists).
 func TestAttentionPrecision(t *testing.T) {
-	dir := filepath.Join("..", "testdata", "visualrwkv")
-	raw, err := os.ReadFile(filepath.Join(dir, "mm.visualrwkv.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Config struct {
-			DINO   vit.Config `json:"dino"`
-			SigLIP vit.Config `json:"siglip"`
-			SAM    sam.Config `json:"sam"`
-		} `json:"config"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	f, err := checkpoint.Open(filepath.Join(dir, "mm.visualrwkv.pth"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	read := func(name string) []float32 {
-		a, err := npy.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a.Data
-	}
-	want := read("mm.features.npy")
+	g := loadGolden(t)
+	want := g.read(t, "mm.features.npy").Data
 	for _, c := range []struct {
 		name  string
 		round func(float32) float32
@@ -129,41 +95,7 @@ func TestAttentionPrecision(t *testing.T) {
 		{"fp16", func(x float32) float32 { return half.F16ToF32(half.F32ToF16(x)) }, 1e-3},
 		{"bf16", func(x float32) float32 { return half.BF16ToF32(half.F32ToBF16(x)) }, 0},
 	} {
-		be := &roundedAttention{Backend: visiontest.CPU(t), round: c.round}
-		var parts [3][]float32
-		dino, err := vit.Load(f, "vit.dino_featurizer.", doc.Config.DINO, be)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig, err := vit.Load(f, "vit.siglip_featurizer.", doc.Config.SigLIP, be)
-		if err != nil {
-			t.Fatal(err)
-		}
-		enc, err := sam.Load(f, "vit.sam_featurizer.", doc.Config.SAM, be)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer dino.Close()
-		defer sig.Close()
-		defer enc.Close()
-		ctx := context.Background()
-		if parts[0], err = dino.Features(ctx, read("mm.pixels_dino.npy")); err != nil {
-			t.Fatal(err)
-		}
-		if parts[1], err = sig.Features(ctx, read("mm.pixels_siglip.npy")); err != nil {
-			t.Fatal(err)
-		}
-		if parts[2], err = enc.Features(ctx, read("mm.pixels_sam.npy")); err != nil {
-			t.Fatal(err)
-		}
-		rows := len(parts[0]) / doc.Config.DINO.Dim
-		var feat []float32
-		for r := range rows {
-			for _, p := range parts {
-				w := len(p) / rows
-				feat = append(feat, p[r*w:(r+1)*w]...)
-			}
-		}
+		feat := g.features(t, &roundedAttention{Backend: visiontest.CPU(t), round: c.round})
 		var s, s2, worst float64
 		for i, v := range want {
 			s += float64(v)

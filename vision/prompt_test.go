@@ -86,6 +86,9 @@ func checkAsk(t *testing.T, be kernels.Backend) {
 	if len(rows) != vm.Tokens()*lm.Config().Width {
 		t.Fatalf("%d embedding floats, want %d tokens × %d", len(rows), vm.Tokens(), lm.Config().Width)
 	}
+	// The whole encoder (towers side by side where the backend has
+	// queues) gives the reference's projected rows.
+	within(t, "encoded rows", rows, loadGolden(t).read(t, "mm.projected.npy").Data)
 
 	// The text pieces tokenize as the reference prompt does.
 	head := tok.Encode("User: ")

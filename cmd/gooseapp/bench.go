@@ -304,9 +304,9 @@ func benchBatch(ctx context.Context, m *core.Model, prompt []int32, n, gen int, 
 	el := time.Since(start)
 	agg = float64(n*gen) / el.Seconds()
 	per = float64(gen) / el.Seconds()
-	where := "on the host"
+	where := "from downloaded logits"
 	if onDevice {
-		where = "on the device"
+		where = "by the backend (kernels.Greedy)"
 	}
 	fmt.Fprintf(stdout, "batch:    %d sessions × %d tokens in %v: aggregate %.1f tok/s, per session %.1f tok/s (%.2f ms/step; greedy %s)\n",
 		n, gen, el.Round(time.Microsecond), agg, per, 1e3*el.Seconds()/float64(gen), where)

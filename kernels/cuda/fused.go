@@ -143,8 +143,7 @@ func (b *Backend) linearBatch(items []kernels.LinearItem) error {
 			dt = &nnDT
 			batched = batched && N%8 == 0
 		} else {
-			// 16-byte weight loads: 8 elements of bf16, 16 of int8.
-			batched = batched && K%8 == 0 && ps[1]%16 == 0 && (it.W.DType != kernels.I8 || K%16 == 0)
+			batched = batched && K%8 == 0 && ps[1]%16 == 0
 		}
 		if *dt == 255 {
 			*dt = it.W.DType
@@ -200,13 +199,7 @@ func (b *Backend) linearBatchKernel(fn uintptr, items []kernels.LinearItem, ptrs
 			order = append(order, i)
 		}
 	}
-	// Rows per warp: a launch of about two 256-thread blocks per SM (four
-	// for int8 rows, whose kernels take half the registers).
-	wps := 16 * b.sms
-	if fn == b.k.linbatchI8[kernels.F32] || fn == b.k.linbatchI8[kernels.F16] || fn == b.k.linbatchI8[kernels.BF16] {
-		wps = 32 * b.sms
-	}
-	rpw := max(1, (ntRows+wps-1)/wps)
+	rpw := max(1, (ntRows+16*b.sms-1)/(16*b.sms)) // rows per warp
 	var words [maxItems*itemWords + 1]uint64
 	blocks, parts, slabs := 0, 0, 0
 	for slot, i := range order {

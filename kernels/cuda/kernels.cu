@@ -772,59 +772,24 @@ __device__ __forceinline__ void store_out(float* d, float v, int f, int acc) {
 // The elements a lane takes per load of an NT row (LW), and a round's
 // length (SEG = 8 loads of 32 lanes): 16-byte loads in either case, so
 // that int8 rows keep as many bytes in flight as bf16 ones.
-template <bool C, class A, class B>
-struct pick_type {
-    typedef A type;
-};
-template <class A, class B>
-struct pick_type<false, A, B> {
-    typedef B type;
-};
-// Int8 rows take LW = 16 elements a load and NL = 4 loads a round (2048
-// elements, as the others' 8 loads of 8): half the registers, so that the
-// int8 launches run four blocks per SM, not two, and keep as many bytes in
-// flight as bf16 ones.
+// One round of a warp's weight loads for an NT row: lane l takes the 8
+// elements at k0 + 8l + 256u for u < 8 (2048 elements per round; 16 bytes
+// a load for bf16, 8 for int8).
 template <int DT>
-struct NT {
-    static constexpr int LW = DT == 4 ? 16 : 8;
-    static constexpr int NL = DT == 4 ? 4 : 8;
-    static constexpr int SEG = 32 * LW * NL;
-    typedef typename pick_type<DT == 4, uint4, WRaw<DT>>::type Raw;
-};
-
-// One round of a warp's weight loads for an NT row: lane l takes the LW
-// elements at k0 + LW·l + 32·LW·u for u < NL (SEG elements per round).
-template <int DT>
-__device__ __forceinline__ void nt_load(typename NT<DT>::Raw (&q)[NT<DT>::NL], const void* w, long long row, int k0, int K) {
-    constexpr int STEP = 32 * NT<DT>::LW;
+__device__ __forceinline__ void nt_load(WRaw<DT> (&q)[8], const void* w, long long row, int k0, int K) {
 #pragma unroll
-    for (int u = 0; u < NT<DT>::NL; u++)
-        if (k0 + u * STEP < K) {
-            if constexpr (DT == 4)
-                q[u] = __ldg((const uint4*)((const signed char*)w + row + k0 + u * STEP));
-            else
-                wraw_load<DT>(q[u], w, row + k0 + u * STEP);
-        }
+    for (int u = 0; u < 8; u++)
+        if (k0 + u * 256 < K) wraw_load<DT>(q[u], w, row + k0 + u * 256);
 }
 template <int DT>
-__device__ __forceinline__ void nt_dot(const typename NT<DT>::Raw (&q)[NT<DT>::NL], const float* __restrict__ x, int k0, int K,
+__device__ __forceinline__ void nt_dot(const WRaw<DT> (&q)[8], const float* __restrict__ x, int k0, int K,
                                        float& acc) {
-    constexpr int STEP = 32 * NT<DT>::LW;
 #pragma unroll
-    for (int u = 0; u < NT<DT>::NL; u++)
-        if (k0 + u * STEP < K) {
+    for (int u = 0; u < 8; u++)
+        if (k0 + u * 256 < K) {
             float wv[8];
-            if constexpr (DT == 4) {
-                unpack4_i8(q[u].x, wv);
-                unpack4_i8(q[u].y, wv + 4);
-                dot8<1>(&acc, wv, x, K, k0 + u * STEP);
-                unpack4_i8(q[u].z, wv);
-                unpack4_i8(q[u].w, wv + 4);
-                dot8<1>(&acc, wv, x, K, k0 + u * STEP + 8);
-            } else {
-                wraw_cvt<DT>(q[u], wv);
-                dot8<1>(&acc, wv, x, K, k0 + u * STEP);
-            }
+            wraw_cvt<DT>(q[u], wv);
+            dot8<1>(&acc, wv, x, K, k0 + u * 256);
         }
 }
 
@@ -836,10 +801,10 @@ __device__ __forceinline__ void lin_nt(const LinItem& it, int local, Wait wait) 
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int rpw = it.kchunk, K = it.K;
     int n0 = (local * 8 + warp) * rpw;
-    constexpr int SEG = NT<DT>::SEG, LW = NT<DT>::LW;
+    constexpr int SEG = 2048, LW = 8;
     int nseg = (K + SEG - 1) / SEG;
     int U = max(0, min(rpw, it.N - n0)) * nseg;
-    typename NT<DT>::Raw q0[NT<DT>::NL], q1[NT<DT>::NL];
+    WRaw<DT> q0[8], q1[8];
     if (U > 0) nt_load<DT>(q0, it.w, (long long)n0 * K, lane * LW, K);
     const float* __restrict__ x = wait();
     if (U == 0) return;
@@ -977,7 +942,7 @@ __device__ __forceinline__ void linbatch_body(const LinBatch& B) {
 // Two blocks per SM (at most 128 registers), so that a launch sized for
 // that runs in one wave.
 #define LINBATCH(NAME, DT, DN) \
-    extern "C" __global__ void __launch_bounds__(256, DT == 4 ? 4 : 2) NAME(LinBatch B) { linbatch_body<DT, DN>(B); }
+    extern "C" __global__ void __launch_bounds__(256, 2) NAME(LinBatch B) { linbatch_body<DT, DN>(B); }
 LINBATCH(linbatch_f32, 0, 0) LINBATCH(linbatch_f16, 1, 1) LINBATCH(linbatch_bf16, 2, 2)
 
 // ---------------------------------------------------------------- NormShiftMix (one token)
