@@ -28,26 +28,23 @@ func prep7RowAVX2(k, v, vf, w, a, b, zv []float32, p *prep7Chan) {
 	prep7AVX2(&k[0], &v[0], &vf[0], &w[0], &a[0], &b[0], &p.w0[0], &p.a0[0], &p.kk[0], &p.ka[0], zp, v0p, C)
 }
 
-// sigmoidRowAVX2 is sigmoidGeneric with the multiple-of-8 part in assembly.
-func sigmoidRowAVX2(d, x []float32) {
+// unaryRow sets d[i] = f(x[i]) for i < len(d): the multiple-of-8 part
+// through the assembly kernel asm, the rest through generic.
+func unaryRow(d, x []float32, asm func(d, x *float32, n int), generic func(d, x []float32)) {
 	n := len(d) &^ 7
 	if n > 0 {
 		_ = x[len(d)-1]
-		sigmoidAVX2(&d[0], &x[0], n)
+		asm(&d[0], &x[0], n)
 	}
-	sigmoidGeneric(d[n:], x[n:len(d)])
+	generic(d[n:], x[n:len(d)])
 }
+
+// sigmoidRowAVX2 is sigmoidGeneric with the multiple-of-8 part in assembly.
+func sigmoidRowAVX2(d, x []float32) { unaryRow(d, x, sigmoidAVX2, sigmoidGeneric) }
 
 // reluSquaredRowAVX2 is reluSquaredGeneric with the multiple-of-8 part in
 // assembly.
-func reluSquaredRowAVX2(d, x []float32) {
-	n := len(d) &^ 7
-	if n > 0 {
-		_ = x[len(d)-1]
-		reluSquaredAVX2(&d[0], &x[0], n)
-	}
-	reluSquaredGeneric(d[n:], x[n:len(d)])
-}
+func reluSquaredRowAVX2(d, x []float32) { unaryRow(d, x, reluSquaredAVX2, reluSquaredGeneric) }
 
 //go:noescape
 func dwconvAVX2(out *float32, src *[9]*float32, kt *float32, n int)
@@ -125,14 +122,7 @@ func out7AVX2(d, r, k, v, gate, rk *float32, n int)
 func gateMixAVX2(d, a, b *float32, gv float32, n int)
 
 // tanhRowAVX2 is tanhGeneric with the multiple-of-8 part in assembly.
-func tanhRowAVX2(d, x []float32) {
-	n := len(d) &^ 7
-	if n > 0 {
-		_ = x[len(d)-1]
-		tanhAVX2(&d[0], &x[0], n)
-	}
-	tanhGeneric(d[n:], x[n:len(d)])
-}
+func tanhRowAVX2(d, x []float32) { unaryRow(d, x, tanhAVX2, tanhGeneric) }
 
 // out7RowAVX2 is out7Generic in assembly for heads of a multiple of 8.
 func out7RowAVX2(d, r, k, v, g, rk []float32) {
