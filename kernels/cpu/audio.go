@@ -49,14 +49,18 @@ func (b *Backend) Lerp(dst []kernels.Tensor, x, d kernels.Tensor, mix []kernels.
 	C := x.Cols
 	xs, ds := b.f32(x), b.f32(d)
 	lerp := b.pool.ks.lerp
+	os, ms := make([][]float32, len(dst)), make([][]float32, len(dst))
 	for i := range dst {
-		o, m := b.f32(dst[i]), b.f32(mix[i])
-		b.pool.For(x.Rows, 16, func(lo, hi int) {
-			for t := lo; t < hi; t++ {
-				lerp(o[t*C:(t+1)*C], xs[t*C:(t+1)*C], ds[t*C:(t+1)*C], m)
-			}
-		})
+		os[i], ms[i] = b.f32(dst[i]), b.f32(mix[i])
 	}
+	// Row by row, every output: x's and d's rows are read from memory once.
+	b.pool.For(x.Rows, 16, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			for i, o := range os {
+				lerp(o[t*C:(t+1)*C], xs[t*C:(t+1)*C], ds[t*C:(t+1)*C], ms[i])
+			}
+		}
+	})
 }
 
 // FlipRows reverses the rows within each group of n.
@@ -87,14 +91,12 @@ func (b *Backend) GateMix(dst, a, bb, g kernels.Tensor) {
 	}
 	d, as, bs, gs := b.f32(dst), b.f32(a), b.f32(bb), b.f32(g)
 	N := C / H
+	mix := b.pool.ks.gateMix
 	b.pool.For(T, 16, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			for h := range H {
-				gv := gs[t*H+h]
 				o := t*C + h*N
-				for i := o; i < o+N; i++ {
-					d[i] = gv*as[i] + (1-gv)*bs[i]
-				}
+				mix(d[o:o+N], as[o:o+N], bs[o:o+N], gs[t*H+h])
 			}
 		}
 	})

@@ -115,3 +115,34 @@ func addGeneric(dst, x, y []float32) {
 		dst[i] = x[i] + y[i]
 	}
 }
+
+// tanhGeneric sets d[i] = tanh(x[i]).
+func tanhGeneric(d, x []float32) {
+	x = x[:len(d)]
+	for i, v := range x {
+		d[i] = float32(math.Tanh(float64(v)))
+	}
+}
+
+// out7Generic finishes one head of Out7 whose group norm is in d: the
+// bonus Σ r⊙k⊙rk, then d = (d + bonus·v) ⊙ g.
+func out7Generic(d, r, k, v, g, rk []float32) {
+	n := len(d)
+	r, k, v, g, rk = r[:n], k[:n], v[:n], g[:n], rk[:n]
+	var bonus float32
+	for j := range n {
+		bonus += r[j] * k[j] * rk[j]
+	}
+	for j := range n {
+		d[j] = (d[j] + bonus*v[j]) * g[j]
+	}
+}
+
+// gateMixGeneric sets d[i] = g·a[i] + (1 − g)·b[i].
+func gateMixGeneric(d, a, b []float32, g float32) {
+	n := len(d)
+	a, b = a[:n], b[:n]
+	for i := range d {
+		d[i] = g*a[i] + (1-g)*b[i]
+	}
+}

@@ -28,26 +28,23 @@ func prep7RowAVX2(k, v, vf, w, a, b, zv []float32, p *prep7Chan) {
 	prep7AVX2(&k[0], &v[0], &vf[0], &w[0], &a[0], &b[0], &p.w0[0], &p.a0[0], &p.kk[0], &p.ka[0], zp, v0p, C)
 }
 
-// sigmoidRowAVX2 is sigmoidGeneric with the multiple-of-8 part in assembly.
-func sigmoidRowAVX2(d, x []float32) {
+// unaryRow sets d[i] = f(x[i]) for i < len(d): the multiple-of-8 part
+// through the assembly kernel asm, the rest through generic.
+func unaryRow(d, x []float32, asm func(d, x *float32, n int), generic func(d, x []float32)) {
 	n := len(d) &^ 7
 	if n > 0 {
 		_ = x[len(d)-1]
-		sigmoidAVX2(&d[0], &x[0], n)
+		asm(&d[0], &x[0], n)
 	}
-	sigmoidGeneric(d[n:], x[n:len(d)])
+	generic(d[n:], x[n:len(d)])
 }
+
+// sigmoidRowAVX2 is sigmoidGeneric with the multiple-of-8 part in assembly.
+func sigmoidRowAVX2(d, x []float32) { unaryRow(d, x, sigmoidAVX2, sigmoidGeneric) }
 
 // reluSquaredRowAVX2 is reluSquaredGeneric with the multiple-of-8 part in
 // assembly.
-func reluSquaredRowAVX2(d, x []float32) {
-	n := len(d) &^ 7
-	if n > 0 {
-		_ = x[len(d)-1]
-		reluSquaredAVX2(&d[0], &x[0], n)
-	}
-	reluSquaredGeneric(d[n:], x[n:len(d)])
-}
+func reluSquaredRowAVX2(d, x []float32) { unaryRow(d, x, reluSquaredAVX2, reluSquaredGeneric) }
 
 //go:noescape
 func dwconvAVX2(out *float32, src *[9]*float32, kt *float32, n int)
@@ -113,4 +110,38 @@ func addRowAVX2(dst, x, y []float32) {
 		addAVX2(&dst[0], &x[0], &y[0], n)
 	}
 	addGeneric(dst[n:], x[n:], y[n:])
+}
+
+//go:noescape
+func tanhAVX2(dst, x *float32, n int)
+
+//go:noescape
+func out7AVX2(d, r, k, v, gate, rk *float32, n int)
+
+//go:noescape
+func gateMixAVX2(d, a, b *float32, gv float32, n int)
+
+// tanhRowAVX2 is tanhGeneric with the multiple-of-8 part in assembly.
+func tanhRowAVX2(d, x []float32) { unaryRow(d, x, tanhAVX2, tanhGeneric) }
+
+// out7RowAVX2 is out7Generic in assembly for heads of a multiple of 8.
+func out7RowAVX2(d, r, k, v, g, rk []float32) {
+	n := len(d)
+	if n == 0 || n%8 != 0 {
+		out7Generic(d, r, k, v, g, rk)
+		return
+	}
+	_, _, _, _, _ = r[n-1], k[n-1], v[n-1], g[n-1], rk[n-1]
+	out7AVX2(&d[0], &r[0], &k[0], &v[0], &g[0], &rk[0], n)
+}
+
+// gateMixRowAVX2 is gateMixGeneric with the multiple-of-8 part in
+// assembly.
+func gateMixRowAVX2(d, a, b []float32, g float32) {
+	n := len(d) &^ 7
+	if n > 0 {
+		_, _ = a[len(d)-1], b[len(d)-1]
+		gateMixAVX2(&d[0], &a[0], &b[0], g, n)
+	}
+	gateMixGeneric(d[n:], a[n:], b[n:], g)
 }

@@ -391,3 +391,105 @@ add:
 	JLT add
 	VZEROUPPER
 	RET
+
+// func tanhAVX2(dst, x *float32, n int)
+// dst[i] = tanh(x[i]) for i < n, a positive multiple of 8: sign(x)·(1 −
+// e)/(1 + e) with e = e^−2|x|, or, for |x| < 0.4 (where 1 − e would lose
+// digits), the Taylor series x − x³/3 + 2x⁵/15 − 17x⁷/315 + 62x⁹/2835 −
+// 1382x¹¹/155925.
+TEXT ·tanhAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+tloop:
+	VMOVUPS (SI), Y0
+	VANDPS ·expTab+EXP_SIGN(SB), Y0, Y6  // x's sign
+	VXORPS Y6, Y0, Y7                    // a = |x|
+	VADDPS Y7, Y7, Y1
+	VORPS ·expTab+EXP_SIGN(SB), Y1, Y1   // −2a
+	EXPNEG(Y1, Y2, Y3, Y4)               // e
+	VMOVUPS ·expTab+EXP_ONE(SB), Y2
+	VSUBPS Y4, Y2, Y2
+	VADDPS ·expTab+EXP_ONE(SB), Y4, Y3
+	VDIVPS Y3, Y2, Y2
+	VORPS Y6, Y2, Y2                     // sign(x)·(1 − e)/(1 + e)
+	VMULPS Y0, Y0, Y3                    // z = x²
+	VMOVUPS ·expTab+EXP_T11(SB), Y4
+	VFMADD213PS ·expTab+EXP_T9(SB), Y3, Y4
+	VFMADD213PS ·expTab+EXP_T7(SB), Y3, Y4
+	VFMADD213PS ·expTab+EXP_T5(SB), Y3, Y4
+	VFMADD213PS ·expTab+EXP_T3(SB), Y3, Y4
+	VMULPS Y3, Y4, Y4
+	VFMADD213PS Y0, Y0, Y4               // x + x·z·P(z)
+	VCMPPS $0x01, ·expTab+EXP_TANHSMALL(SB), Y7, Y5
+	VBLENDVPS Y5, Y4, Y2, Y2
+	VMOVUPS Y2, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ tloop
+	VZEROUPPER
+	RET
+
+// func out7AVX2(d, r, k, v, gate, rk *float32, n int)
+// One head of Out7 after its group norm (in d): bonus = Σ r·k·rk, then
+// d = (d + bonus·v)·gate, for n a positive multiple of 8.
+TEXT ·out7AVX2(SB), NOSPLIT, $0-56
+	MOVQ d+0(FP), DI
+	MOVQ r+8(FP), R8
+	MOVQ k+16(FP), R9
+	MOVQ v+24(FP), R10
+	MOVQ gate+32(FP), R11
+	MOVQ rk+40(FP), R12
+	MOVQ n+48(FP), CX
+	SHLQ $2, CX
+	VXORPS Y0, Y0, Y0
+	XORQ AX, AX
+obonus:
+	VMOVUPS (R8)(AX*1), Y1
+	VMULPS (R9)(AX*1), Y1, Y1
+	VFMADD231PS (R12)(AX*1), Y1, Y0
+	ADDQ $32, AX
+	CMPQ AX, CX
+	JLT obonus
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VBROADCASTSS X0, Y0
+	XORQ AX, AX
+oout:
+	VMULPS (R10)(AX*1), Y0, Y1
+	VADDPS (DI)(AX*1), Y1, Y1
+	VMULPS (R11)(AX*1), Y1, Y1
+	VMOVUPS Y1, (DI)(AX*1)
+	ADDQ $32, AX
+	CMPQ AX, CX
+	JLT oout
+	VZEROUPPER
+	RET
+
+// func gateMixAVX2(d, a, b *float32, gv float32, n int)
+// d[i] = gv·a[i] + (1 − gv)·b[i] for i < n, a positive multiple of 8.
+TEXT ·gateMixAVX2(SB), NOSPLIT, $0-40
+	MOVQ d+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	VBROADCASTSS gv+24(FP), Y2
+	VMOVUPS ·expTab+EXP_ONE(SB), Y3
+	VSUBPS Y2, Y3, Y3
+	MOVQ n+32(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+gmix:
+	VMULPS (SI)(AX*1), Y2, Y0
+	VMULPS (DX)(AX*1), Y3, Y1
+	VADDPS Y1, Y0, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ $32, AX
+	CMPQ AX, CX
+	JLT gmix
+	VZEROUPPER
+	RET

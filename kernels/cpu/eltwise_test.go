@@ -77,7 +77,7 @@ func TestPrep7Kernels(t *testing.T) {
 	}
 }
 
-// TestActKernels checks every kernel set's sigmoid and ReLU² against
+// TestActKernels checks every kernel set's sigmoid, tanh and ReLU² against
 // float64, lengths with and without a tail, NaN carried through.
 func TestActKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -107,6 +107,23 @@ func TestActKernels(t *testing.T) {
 						t.Fatalf("σ(%g) = %g, want %g", v, d[i], want)
 					}
 				}
+				xt := append([]float32(nil), x...)
+				for i := 4; i < n; i += 3 {
+					xt[i] *= 0.01 // near zero, where tanh switches to its series
+				}
+				ks.tanh(d[:n], xt)
+				for i, v := range xt {
+					want := math.Tanh(float64(v))
+					if i == 0 {
+						if !math.IsNaN(float64(d[0])) {
+							t.Fatalf("tanh(NaN) = %g", d[0])
+						}
+						continue
+					}
+					if math.Abs(float64(d[i])-want) > 4e-7*math.Abs(want)+1e-45 {
+						t.Fatalf("tanh(%g) = %g, want %g", v, d[i], want)
+					}
+				}
 				ks.reluSquared(d[:n], x)
 				for i, v := range x {
 					want := float32(math.Max(float64(v), 0) * math.Max(float64(v), 0))
@@ -127,7 +144,8 @@ func TestActKernels(t *testing.T) {
 
 func clone(x []float32) []float32 { return append([]float32(nil), x...) }
 
-// TestRowKernels checks every kernel set's LayerNorm, Lerp, Add and depthwise
+// TestRowKernels checks every kernel set's LayerNorm, Lerp, Add, GateMix,
+// Out7's bonus and gate, and depthwise
 // convolution rows against float64, at widths with and without a tail.
 func TestRowKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
@@ -182,6 +200,30 @@ func TestRowKernels(t *testing.T) {
 				for i := range d {
 					if d[i] != x[i]+dd[i] {
 						t.Fatalf("add[%d] = %g, want %g", i, d[i], x[i]+dd[i])
+					}
+				}
+
+				gv := float32(rng.Float64())
+				ks.gateMix(d, x, dd, gv)
+				for i := range d {
+					if want := float64(gv)*float64(x[i]) + (1-float64(gv))*float64(dd[i]); !closeTo(d[i], float32(want), 1e-6) {
+						t.Fatalf("gateMix[%d] = %g, want %g", i, d[i], want)
+					}
+				}
+
+				r, kk, v, g, rk := vec(n, 0), vec(n, 0), vec(n, 0), vec(n, 0), vec(n, 0)
+				copy(d, x)
+				ks.out7(d, r, kk, v, g, rk)
+				var bonus, mag float64 // the sum and the sum of its terms' sizes
+				for i := range n {
+					p := float64(r[i]) * float64(kk[i]) * float64(rk[i])
+					bonus, mag = bonus+p, mag+math.Abs(p)
+				}
+				for i := range d {
+					want := (float64(x[i]) + bonus*float64(v[i])) * float64(g[i])
+					tol := 1e-6*math.Abs(want) + 1e-6*mag*math.Abs(float64(v[i])*float64(g[i]))
+					if math.Abs(float64(d[i])-want) > tol {
+						t.Fatalf("out7[%d] = %g, want %g", i, d[i], want)
 					}
 				}
 

@@ -52,6 +52,30 @@ DATA ·expTab+352(SB)/8, $0xbf1b4598bf1b4598 // -e^(-1/2), the decay's scale
 DATA ·expTab+360(SB)/8, $0xbf1b4598bf1b4598
 DATA ·expTab+368(SB)/8, $0xbf1b4598bf1b4598
 DATA ·expTab+376(SB)/8, $0xbf1b4598bf1b4598
-DATA ·expTab+384(SB)/8, $0x3d719799812dea11 // 1e-12 (float64)
-DATA ·expTab+392(SB)/8, $0x3ff0000000000000 // 1 (float64)
-GLOBL ·expTab(SB), RODATA|NOPTR, $400
+DATA ·expTab+384(SB)/8, $0x3ecccccd3ecccccd // 0.4: below it tanh is its Taylor series
+DATA ·expTab+392(SB)/8, $0x3ecccccd3ecccccd
+DATA ·expTab+400(SB)/8, $0x3ecccccd3ecccccd
+DATA ·expTab+408(SB)/8, $0x3ecccccd3ecccccd
+DATA ·expTab+416(SB)/8, $0xbeaaaaabbeaaaaab // -1/3
+DATA ·expTab+424(SB)/8, $0xbeaaaaabbeaaaaab
+DATA ·expTab+432(SB)/8, $0xbeaaaaabbeaaaaab
+DATA ·expTab+440(SB)/8, $0xbeaaaaabbeaaaaab
+DATA ·expTab+448(SB)/8, $0x3e0888893e088889 // 2/15
+DATA ·expTab+456(SB)/8, $0x3e0888893e088889
+DATA ·expTab+464(SB)/8, $0x3e0888893e088889
+DATA ·expTab+472(SB)/8, $0x3e0888893e088889
+DATA ·expTab+480(SB)/8, $0xbd5d0dd1bd5d0dd1 // -17/315
+DATA ·expTab+488(SB)/8, $0xbd5d0dd1bd5d0dd1
+DATA ·expTab+496(SB)/8, $0xbd5d0dd1bd5d0dd1
+DATA ·expTab+504(SB)/8, $0xbd5d0dd1bd5d0dd1
+DATA ·expTab+512(SB)/8, $0x3cb327a43cb327a4 // 62/2835
+DATA ·expTab+520(SB)/8, $0x3cb327a43cb327a4
+DATA ·expTab+528(SB)/8, $0x3cb327a43cb327a4
+DATA ·expTab+536(SB)/8, $0x3cb327a43cb327a4
+DATA ·expTab+544(SB)/8, $0xbc11371bbc11371b // -1382/155925
+DATA ·expTab+552(SB)/8, $0xbc11371bbc11371b
+DATA ·expTab+560(SB)/8, $0xbc11371bbc11371b
+DATA ·expTab+568(SB)/8, $0xbc11371bbc11371b
+DATA ·expTab+576(SB)/8, $0x3d719799812dea11 // 1e-12 (float64)
+DATA ·expTab+584(SB)/8, $0x3ff0000000000000 // 1 (float64)
+GLOBL ·expTab(SB), RODATA|NOPTR, $592

@@ -43,7 +43,11 @@ type kernelSet struct {
 	// zv is nil without a value residual.
 	prep7 func(k, v, vf, w, a, b, zv []float32, p *prep7Chan)
 	// sigmoid and reluSquared set d[i] = f(x[i]) for i < len(d).
-	sigmoid, reluSquared func(d, x []float32)
+	sigmoid, reluSquared, tanh func(d, x []float32)
+	// out7 finishes one head of Out7 (see out7Generic).
+	out7 func(d, r, k, v, g, rk []float32)
+	// gateMix sets d[i] = g·a[i] + (1 − g)·b[i] for i < len(d).
+	gateMix func(d, a, b []float32, g float32)
 	// layerNorm normalises one row (see layerNormGeneric).
 	layerNorm func(dst, x, w, b []float32, eps float32)
 	// add sets dst[i] = x[i] + y[i] for i < len(dst).
@@ -69,6 +73,9 @@ func genericKernels() *kernelSet {
 		prep7:       prep7Generic,
 		sigmoid:     sigmoidGeneric,
 		reluSquared: reluSquaredGeneric,
+		tanh:        tanhGeneric,
+		out7:        out7Generic,
+		gateMix:     gateMixGeneric,
 		layerNorm:   layerNormGeneric,
 		add:         addGeneric,
 		lerp:        lerpGeneric,

@@ -160,9 +160,7 @@ func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
 	b.pool.For(len(d), 16384, func(lo, hi int) {
 		switch f {
 		case kernels.Tanh:
-			for i := lo; i < hi; i++ {
-				d[i] = float32(math.Tanh(float64(xs[i])))
-			}
+			b.pool.ks.tanh(d[lo:hi], xs[lo:hi])
 		case kernels.Sigmoid:
 			b.pool.ks.sigmoid(d[lo:hi], xs[lo:hi])
 		case kernels.ReLUSquared:
@@ -318,20 +316,13 @@ func (b *Backend) Out7(o kernels.Out7) {
 	C := o.Y.Cols
 	d, y, r, k, v, g := b.f32(o.Dst), b.f32(o.Y), b.f32(o.R), b.f32(o.K), b.f32(o.V), b.f32(o.G)
 	rk, lw, lb := b.f32(o.RK), b.f32(o.LnW), b.f32(o.LnB)
-	ln := b.pool.ks.layerNorm
+	ln, fin := b.pool.ks.layerNorm, b.pool.ks.out7
 	b.pool.For(o.Y.Rows, 4, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			for h := 0; h < C; h += N {
 				base := t*C + h
 				ln(d[base:base+N], y[base:base+N], lw[h:h+N], lb[h:h+N], o.Eps)
-				var bonus float32
-				for j := range N {
-					bonus += r[base+j] * k[base+j] * rk[h+j]
-				}
-				for j := range N {
-					i := base + j
-					d[i] = (d[i] + bonus*v[i]) * g[i]
-				}
+				fin(d[base:base+N], r[base:base+N], k[base:base+N], v[base:base+N], g[base:base+N], rk[h:h+N])
 			}
 		}
 	})

@@ -2,49 +2,25 @@
 
 #include "textflag.h"
 
-// Constants of the vectorised exponential and GELU (float32 bits).
-DATA visc<>+0(SB)/4, $0x3fb8aa3b  // log2 e
-DATA visc<>+4(SB)/4, $0x3f317200  // ln 2, high part
-DATA visc<>+8(SB)/4, $0x35bfbe8e  // ln 2, low part
-DATA visc<>+12(SB)/4, $0x3ab60b61 // 1/720
-DATA visc<>+16(SB)/4, $0x3c088889 // 1/120
-DATA visc<>+20(SB)/4, $0x3d2aaaab // 1/24
-DATA visc<>+24(SB)/4, $0x3e2aaaab // 1/6
-DATA visc<>+28(SB)/4, $0x3f000000 // 1/2
-DATA visc<>+32(SB)/4, $0x3f800000 // 1 (also 127 << 23)
-DATA visc<>+36(SB)/4, $0xc2ae999a // -87.3: below it e^x is 0
-DATA visc<>+40(SB)/4, $0x40000000 // 2
-DATA visc<>+44(SB)/4, $0xbf3504f3 // -1/√2
-DATA visc<>+48(SB)/4, $0x7fffffff // |x| mask
+#include "expf_amd64.h"
+
+// Constants of the GELU (float32 bits); the exponential (EXP8, LOADEXP)
+// is expf_amd64.h's.
+DATA visc<>+0(SB)/4, $0x40000000 // 2
+DATA visc<>+4(SB)/4, $0xbf3504f3 // -1/√2
+DATA visc<>+8(SB)/4, $0x7fffffff // |x| mask
 // erfc(z) = t·exp(−z² + P(t)), t = 1/(1 + z/2): P's coefficients, highest first.
-DATA visc<>+52(SB)/4, $0x3e2ef945
-DATA visc<>+56(SB)/4, $0xbf527892
-DATA visc<>+60(SB)/4, $0x3fbe87b0
-DATA visc<>+64(SB)/4, $0xbf914e5d
-DATA visc<>+68(SB)/4, $0x3e8ec7cc
-DATA visc<>+72(SB)/4, $0xbe3ec24c
-DATA visc<>+76(SB)/4, $0x3dc636c9
-DATA visc<>+80(SB)/4, $0x3ebf88fb
-DATA visc<>+84(SB)/4, $0x3f8000c7
-DATA visc<>+88(SB)/4, $0xbfa1fc4e
-GLOBL visc<>(SB), RODATA|NOPTR, $92
-
-// EXP8 sets Y3 = e^Y0 for Y0 ≤ 0 (0 below −87.3), using Y1 and Y2:
-// Y0 = n·ln2 + r, e^r by a degree-6 polynomial, times 2^n through the
-// exponent bits. Y6..Y15 hold the constants (see LOADEXP).
-#define EXP8 \
-	VMULPS Y6, Y0, Y1; VROUNDPS $0, Y1, Y1; \
-	VMOVAPS Y0, Y2; VFNMADD231PS Y7, Y1, Y2; VFNMADD231PS Y8, Y1, Y2; \
-	VMOVAPS Y9, Y3; VFMADD213PS Y10, Y2, Y3; VFMADD213PS Y11, Y2, Y3; VFMADD213PS Y12, Y2, Y3; \
-	VFMADD213PS Y13, Y2, Y3; VFMADD213PS Y14, Y2, Y3; VFMADD213PS Y14, Y2, Y3; \
-	VCVTPS2DQ Y1, Y1; VPSLLD $23, Y1, Y1; VPADDD Y14, Y1, Y1; VMULPS Y1, Y3, Y3; \
-	VCMPPS $0x1d, Y15, Y0, Y1; VANDPS Y1, Y3, Y3
-
-#define LOADEXP \
-	VBROADCASTSS visc<>+0(SB), Y6; VBROADCASTSS visc<>+4(SB), Y7; VBROADCASTSS visc<>+8(SB), Y8; \
-	VBROADCASTSS visc<>+12(SB), Y9; VBROADCASTSS visc<>+16(SB), Y10; VBROADCASTSS visc<>+20(SB), Y11; \
-	VBROADCASTSS visc<>+24(SB), Y12; VBROADCASTSS visc<>+28(SB), Y13; VBROADCASTSS visc<>+32(SB), Y14; \
-	VBROADCASTSS visc<>+36(SB), Y15
+DATA visc<>+12(SB)/4, $0x3e2ef945
+DATA visc<>+16(SB)/4, $0xbf527892
+DATA visc<>+20(SB)/4, $0x3fbe87b0
+DATA visc<>+24(SB)/4, $0xbf914e5d
+DATA visc<>+28(SB)/4, $0x3e8ec7cc
+DATA visc<>+32(SB)/4, $0xbe3ec24c
+DATA visc<>+36(SB)/4, $0x3dc636c9
+DATA visc<>+40(SB)/4, $0x3ebf88fb
+DATA visc<>+44(SB)/4, $0x3f8000c7
+DATA visc<>+48(SB)/4, $0xbfa1fc4e
+GLOBL visc<>(SB), RODATA|NOPTR, $52
 
 // func expShiftSumAVX2(row *float32, n int, m float32) float32
 // row[i] = e^(row[i] − m) for i < n (n a positive multiple of 8, every
@@ -82,38 +58,38 @@ TEXT ·geluAVX2(SB), NOSPLIT, $0-24
 	LOADEXP
 gloop:
 	VMOVUPS (SI), Y5                    // x
-	VBROADCASTSS visc<>+44(SB), Y4
+	VBROADCASTSS visc<>+4(SB), Y4
 	VMULPS Y4, Y5, Y4                   // z = −x/√2
-	VBROADCASTSS visc<>+48(SB), Y1
+	VBROADCASTSS visc<>+8(SB), Y1
 	VANDPS Y1, Y4, Y1                   // a = |z|
 	VMOVAPS Y14, Y2
 	VFMADD231PS Y13, Y1, Y2             // 1 + a/2
 	VDIVPS Y2, Y14, Y2                  // t
-	VBROADCASTSS visc<>+52(SB), Y0
-	VBROADCASTSS visc<>+56(SB), Y3
+	VBROADCASTSS visc<>+12(SB), Y0
+	VBROADCASTSS visc<>+16(SB), Y3
 	VFMADD213PS Y3, Y2, Y0
-	VBROADCASTSS visc<>+60(SB), Y3
+	VBROADCASTSS visc<>+20(SB), Y3
 	VFMADD213PS Y3, Y2, Y0
-	VBROADCASTSS visc<>+64(SB), Y3
+	VBROADCASTSS visc<>+24(SB), Y3
 	VFMADD213PS Y3, Y2, Y0
-	VBROADCASTSS visc<>+68(SB), Y3
+	VBROADCASTSS visc<>+28(SB), Y3
 	VFMADD213PS Y3, Y2, Y0
-	VBROADCASTSS visc<>+72(SB), Y3
+	VBROADCASTSS visc<>+32(SB), Y3
 	VFMADD213PS Y3, Y2, Y0
-	VBROADCASTSS visc<>+76(SB), Y3
+	VBROADCASTSS visc<>+36(SB), Y3
 	VFMADD213PS Y3, Y2, Y0
-	VBROADCASTSS visc<>+80(SB), Y3
+	VBROADCASTSS visc<>+40(SB), Y3
 	VFMADD213PS Y3, Y2, Y0
-	VBROADCASTSS visc<>+84(SB), Y3
+	VBROADCASTSS visc<>+44(SB), Y3
 	VFMADD213PS Y3, Y2, Y0
-	VBROADCASTSS visc<>+88(SB), Y3
+	VBROADCASTSS visc<>+48(SB), Y3
 	VFMADD213PS Y3, Y2, Y0              // P(t)
 	VFNMADD231PS Y1, Y1, Y0             // −a² + P
 	VMOVAPS Y2, Y4                      // t (EXP8 clobbers Y1..Y3)
 	EXP8                                // Y3 = e^(−a² + P)
 	VMULPS Y4, Y3, Y3                   // erfc(a) = t·e
 	// z < 0 (x > 0): erfc(z) = 2 − erfc(a).
-	VBROADCASTSS visc<>+40(SB), Y0
+	VBROADCASTSS visc<>+0(SB), Y0
 	VSUBPS Y3, Y0, Y0                   // 2 − e
 	VSUBPS Y3, Y0, Y0                   // 2 − 2e
 	VXORPS Y1, Y1, Y1

@@ -127,3 +127,31 @@ func TestWKVRun(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkWKVRun times one head's recurrence over 496 tokens (an A-RWKV
+// window) on each kernel set, in ns per token.
+func BenchmarkWKVRun(b *testing.B) {
+	const N, C, T = 64, 384, 496
+	rng := rand.New(rand.NewPCG(1, 1))
+	vec := func(n int, lo, hi float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(lo + (hi-lo)*rng.Float64())
+		}
+		return v
+	}
+	x := &wkvRows{r: vec(T*C, -1, 1), w: vec(T*C, 0.5, 1), k: vec(T*C, -1, 1), v: vec(T*C, -2, 2),
+		a: vec(T*C, -0.2, 0), b: vec(T*C, 0, 0.2), y: make([]float32, T*C)}
+	for _, ks := range benchKernels() {
+		p := newPoolWith(1, ks)
+		defer p.Close()
+		b.Run(ks.name, func(b *testing.B) {
+			S := make([]float32, N*N)
+			for b.Loop() {
+				clear(S)
+				ks.wkvRun(p, S, x, 0, C, T)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*T), "ns/token")
+		})
+	}
+}
