@@ -89,7 +89,7 @@ Architecture: $debarch
 Maintainer: Goose developers <goose-rwkv@users.noreply.github.com>
 Installed-Size: $size
 Depends: libc6, libgl1, libx11-6, libxcursor1, libxrandr2, libxinerama1, libxi6, libxxf86vm1
-Recommends: libasound2t64 | libasound2
+Recommends: libasound2t64 | libasound2, xclip | wl-clipboard
 Section: utils
 Priority: optional
 Homepage: https://github.com/goose-rwkv/goose

@@ -53,6 +53,9 @@ type Options struct {
 	Sound capture.System
 	// SmokeAudio, for SmokeTest only, also drives the Audio screen.
 	SmokeAudio *SmokeAudio
+	// Clipboard reads pictures copied as images; nil means the desktop's
+	// clipboard tools (wl-paste, xclip).
+	Clipboard ClipboardImages
 }
 
 // App is the running desktop app.

@@ -327,14 +327,19 @@ func isImageName(p string) bool {
 	return false
 }
 
-// pasteImage attaches what the clipboard holds when it names an image: a
-// file path or file:// URI of an image file (what file managers copy), or
-// a data:image/...;base64 URL. It reports whether it did something; other
-// text is left for the composer to paste. (Fyne's clipboard carries text
-// only, so a bitmap copied from an image viewer cannot be pasted.)
+// pasteImage attaches what the clipboard holds when it is an image: a
+// picture copied as an image (read through Options.Clipboard, since
+// Fyne's clipboard carries text only), a file path or file:// URI of an
+// image file (what file managers copy), or a data:image/...;base64 URL. It
+// reports whether it did something; other text is left for the composer to
+// paste.
 func (c *chatView) pasteImage() bool {
 	text := strings.TrimSpace(c.a.fa.Clipboard().Content())
-	if text == "" || strings.ContainsAny(text, "\n\r") && !strings.HasPrefix(text, "file://") {
+	if text == "" {
+		c.pasteClipboardImage()
+		return true
+	}
+	if strings.ContainsAny(text, "\n\r") && !strings.HasPrefix(text, "file://") {
 		return false
 	}
 	if strings.HasPrefix(text, "data:image/") {
@@ -366,6 +371,31 @@ func (c *chatView) pasteImage() bool {
 		c.a.showError(err)
 	}
 	return true
+}
+
+// pasteClipboardImage looks for a picture on the clipboard off the UI
+// goroutine and attaches it; a clipboard with no picture is left alone.
+func (c *chatView) pasteClipboardImage() {
+	src := c.a.opts.Clipboard
+	if src == nil {
+		src = systemClipboard{}
+	}
+	b := c.attach
+	b.wg.Add(1)
+	go func() {
+		data, ok, err := src.Image(context.Background())
+		c.a.do(func() {
+			defer b.wg.Done() // after attachData has counted its own work
+			switch {
+			case err != nil:
+				c.a.showError(err)
+			case ok:
+				if err := c.attachData("pasted image", data); err != nil {
+					c.a.showError(err)
+				}
+			}
+		})
+	}()
 }
 
 // loadImages reads a message's images back from the history store.

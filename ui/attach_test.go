@@ -507,3 +507,72 @@ func TestCoreEngineTextModelRejectsImages(t *testing.T) {
 		t.Errorf("PrefillImages on a text model: %v, want 'cannot read images'", err)
 	}
 }
+
+// fakeClipboard is a clipboard holding a picture copied as an image.
+type fakeClipboard struct {
+	data []byte
+	err  error
+}
+
+func (f fakeClipboard) Image(context.Context) ([]byte, bool, error) {
+	return f.data, len(f.data) > 0, f.err
+}
+
+// TestPasteBitmap: a picture copied as an image (no text on the clipboard)
+// is attached by Ctrl+V; an empty clipboard does nothing, and a picture too
+// large says so in a dialog.
+func TestPasteBitmap(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		clip    fakeClipboard
+		pending int
+		errs    int
+	}{
+		{"empty", fakeClipboard{}, 0, 0},
+		{"png", fakeClipboard{}, 1, 0},
+		{"error", fakeClipboard{err: errors.New("the clipboard's image is over 64 MiB")}, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng := newFakeEngine()
+			eng.vision = true
+			dir := t.TempDir()
+			clip := tc.clip
+			if tc.name == "png" {
+				clip.data, _ = os.ReadFile(writePNG(t, dir, "copied.png", 4, 3))
+			}
+			h := newHarness(t, eng, dir, nil, func(o *Options) { o.Clipboard = clip })
+			h.load(tinyModel(t, h.dir))
+			h.ui(func() {
+				h.a.show("chat")
+				h.a.fa.Clipboard().SetContent("")
+				h.a.chat.input.TypedShortcut(&fyne.ShortcutPaste{Clipboard: h.a.fa.Clipboard()})
+			})
+			h.a.chat.attach.wg.Wait()
+			h.ui(func() {
+				if n := len(h.a.chat.attach.pending); n != tc.pending {
+					t.Errorf("%d images attached, want %d", n, tc.pending)
+				}
+				if h.a.chat.input.Text != "" {
+					t.Errorf("the composer holds %q after pasting a picture", h.a.chat.input.Text)
+				}
+			})
+			if n := len(h.errs()); n != tc.errs {
+				t.Errorf("%d error dialogs, want %d", n, tc.errs)
+			}
+		})
+	}
+}
+
+func TestPickImageType(t *testing.T) {
+	for _, tc := range []struct{ types, want string }{
+		{"TARGETS\nimage/jpeg\nimage/png\ntext/plain", "image/png"},
+		{"image/jpeg\n", "image/jpeg"},
+		{"text/plain\nUTF8_STRING", ""},
+		{"", ""},
+		{"image/bmp image/gif", "image/gif"},
+	} {
+		if got := pickImageType(tc.types); got != tc.want {
+			t.Errorf("pickImageType(%q) = %q, want %q", tc.types, got, tc.want)
+		}
+	}
+}
