@@ -201,16 +201,7 @@ func (l *Loader) MatrixAs(name string, shape []int, rows, cols int) kernels.Tens
 		}
 		return kernels.Tensor{}
 	}
-	t, err := l.be.Weight(info.DType, rows, cols, data)
-	if err != nil {
-		l.fail(name, err)
-		return kernels.Tensor{}
-	}
-	l.owned = append(l.owned, t)
-	l.params += int64(info.Len())
-	l.bytes += int64(len(data))
-	l.placed()
-	return t
+	return l.weight(name, info.DType, rows, cols, data, info.Len())
 }
 
 // Linear places a Linear weight [out, in] (the products' x·Wᵀ operand):
@@ -235,14 +226,20 @@ func (l *Loader) Linear(name string, rows, cols int) kernels.Tensor {
 		l.fail(name, err)
 		return kernels.Tensor{}
 	}
-	t, err := l.be.Weight(kernels.I8, rows, cols, q)
+	return l.weight(name, kernels.I8, rows, cols, q, info.Len())
+}
+
+// weight places data, params parameters stored as [rows, cols] of dtype
+// dt, as a backend weight the loader owns.
+func (l *Loader) weight(name string, dt kernels.DType, rows, cols int, data []byte, params int) kernels.Tensor {
+	t, err := l.be.Weight(dt, rows, cols, data)
 	if err != nil {
 		l.fail(name, err)
 		return kernels.Tensor{}
 	}
 	l.owned = append(l.owned, t)
-	l.params += int64(info.Len())
-	l.bytes += int64(len(q))
+	l.params += int64(params)
+	l.bytes += int64(len(data))
 	l.placed()
 	return t
 }
