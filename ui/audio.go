@@ -16,7 +16,6 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
-	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -499,20 +498,7 @@ func (v *audioView) open(r history.Recording) {
 
 // chooseModel lets the user pick an A-RWKV checkpoint.
 func (v *audioView) chooseModel() {
-	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
-		if err != nil {
-			v.a.showError(err)
-			return
-		}
-		if r == nil {
-			return
-		}
-		path := r.URI().Path()
-		r.Close()
-		v.loadModel(path)
-	}, v.a.win)
-	d.SetFilter(storage.NewExtensionFileFilter([]string{".pth", ".pt", ".safetensors", ".bin"}))
-	d.Show()
+	v.a.openFile("Choose an A-RWKV tagger", fileFilter{"A-RWKV checkpoints", []string{".pth", ".pt", ".safetensors", ".bin"}}, v.loadModel)
 }
 
 // loadModel loads a tagger model in the background.
@@ -807,20 +793,7 @@ func (v *audioView) tag(r history.Recording, pcm []float32) {
 
 // importDialog lets the user choose an audio file to import.
 func (v *audioView) importDialog() {
-	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
-		if err != nil {
-			v.a.showError(err)
-			return
-		}
-		if r == nil {
-			return
-		}
-		path := r.URI().Path()
-		r.Close()
-		v.importFile(path)
-	}, v.a.win)
-	d.SetFilter(storage.NewExtensionFileFilter([]string{".wav", ".flac", ".mp3", ".WAV", ".FLAC", ".MP3"}))
-	d.Show()
+	v.a.openFile("Import a recording", fileFilter{"Audio (WAV, FLAC, MP3)", []string{".wav", ".flac", ".mp3"}}, v.importFile)
 }
 
 // importFile imports the audio file at path in the background.
@@ -1030,22 +1003,11 @@ func (v *audioView) exportDialog() {
 		if format.Selected == "JSON" {
 			ext = ".json"
 		}
-		save := dialog.NewFileSave(func(w fyne.URIWriteCloser, err error) {
-			if err != nil {
-				v.a.showError(err)
-				return
-			}
-			if w == nil {
-				return
-			}
-			path := w.URI().Path()
-			w.Close()
+		v.a.saveFile("Export tags", safeFileName(r.Name)+"-tags"+ext, func(path string) {
 			if err := exportTags(path, r); err != nil {
 				v.a.showError(err)
 			}
-		}, v.a.win)
-		save.SetFileName(safeFileName(r.Name) + "-tags" + ext)
-		save.Show()
+		})
 	}, v.a.win)
 }
 

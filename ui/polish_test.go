@@ -548,17 +548,30 @@ func TestFileDialogs(t *testing.T) {
 	var logged bytes.Buffer
 	log.SetOutput(&quietLog{w: &logged}) // as Run does
 	defer log.SetOutput(os.Stderr)
-	h.ui(func() {
-		h.a.models.importDialog()
-		d := h.topDialog()
-		if d == nil {
-			t.Fatal("no file dialog")
-		}
-		win := h.a.win.Canvas().Size()
-		if s := d.Size(); s.Width < 0.85*win.Width || s.Height < 0.85*win.Height {
-			t.Errorf("file dialog %v in a %v window: too small", s, win)
-		}
-	})
+	// Every file chooser of the app goes through App.openFile/saveFile.
+	for _, tc := range []struct {
+		name string
+		open func()
+	}{
+		{"import a model", func() { h.a.models.importDialog() }},
+		{"choose a tagger", func() { h.a.show("audio"); h.a.audio.chooseModel() }},
+		{"import a recording", func() { h.a.show("audio"); h.a.audio.importDialog() }},
+	} {
+		h.ui(func() {
+			for _, o := range h.a.win.Canvas().Overlays().List() {
+				h.a.win.Canvas().Overlays().Remove(o)
+			}
+			tc.open()
+			d := h.topDialog()
+			if d == nil {
+				t.Fatalf("%s: no file dialog", tc.name)
+			}
+			win := h.a.win.Canvas().Size()
+			if s := d.Size(); s.Width < 0.85*win.Width || s.Height < 0.85*win.Height {
+				t.Errorf("%s: file dialog %v in a %v window: too small", tc.name, s, win)
+			}
+		})
+	}
 
 	if strings.Contains(logged.String(), "favorite") {
 		t.Errorf("the file dialog logged:\n%s", logged.String())
