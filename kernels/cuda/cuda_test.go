@@ -12,6 +12,7 @@ import (
 	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/cpu"
+	"github.com/goose-rwkv/goose/kernels/kernelstest"
 )
 
 // newGPU opens the first GPU or skips the test when there is none (fails
@@ -63,22 +64,6 @@ func newHarness(t *testing.T) *harness {
 	return &harness{t: t, g: g, c: c, rng: rand.New(rand.NewPCG(1, 2))}
 }
 
-func f32Bytes(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return b
-}
-
-func bytesF32(b []byte) []float32 {
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return v
-}
-
 func (h *harness) randn(n int, scale float64) []float32 {
 	v := make([]float32, n)
 	for i := range v {
@@ -106,7 +91,7 @@ func (h *harness) upload(rows, cols int, v []float32) pair {
 	if p.c, err = h.c.Alloc(kernels.F32, rows, cols); err != nil {
 		h.t.Fatal(err)
 	}
-	b := f32Bytes(v)
+	b := kernelstest.F32Bytes(v)
 	if err := h.g.Upload(p.g, b); err != nil {
 		h.t.Fatal(err)
 	}
@@ -148,7 +133,7 @@ func (h *harness) weight(dt kernels.DType, rows, cols int, scale float64) (pair,
 	var raw []byte
 	switch dt {
 	case kernels.F32:
-		raw = f32Bytes(v)
+		raw = kernelstest.F32Bytes(v)
 	case kernels.F16, kernels.BF16:
 		raw = make([]byte, 2*len(v))
 		for i, x := range v {
@@ -214,33 +199,7 @@ func (h *harness) get(p pair) (gpu, ref []float32) {
 	if err := h.c.Download(cb, p.c); err != nil {
 		h.t.Fatal(err)
 	}
-	return bytesF32(gb), bytesF32(cb)
-}
-
-// relErr returns ‖a−b‖/‖b‖ and the first non-finite index of a (−1 if none).
-func relErr(a []float32, b []float64) (float64, int) {
-	var num, den float64
-	bad := -1
-	for i := range a {
-		if bad < 0 && (math.IsNaN(float64(a[i])) || math.IsInf(float64(a[i]), 0)) {
-			bad = i
-		}
-		d := float64(a[i]) - b[i]
-		num += d * d
-		den += b[i] * b[i]
-	}
-	if den == 0 {
-		return math.Sqrt(num), bad
-	}
-	return math.Sqrt(num / den), bad
-}
-
-func widen(v []float32) []float64 {
-	o := make([]float64, len(v))
-	for i, x := range v {
-		o[i] = float64(x)
-	}
-	return o
+	return kernelstest.BytesF32(gb), kernelstest.BytesF32(cb)
 }
 
 // check compares p between the backends: relative L2 error within tol and
@@ -248,12 +207,12 @@ func widen(v []float32) []float64 {
 func (h *harness) check(name string, p pair, tol float64) {
 	h.t.Helper()
 	g, c := h.get(p)
-	h.checkRef(name, g, widen(c), tol)
+	h.checkRef(name, g, kernelstest.Widen(c), tol)
 }
 
 func (h *harness) checkRef(name string, g []float32, ref []float64, tol float64) {
 	h.t.Helper()
-	e, bad := relErr(g, ref)
+	e, bad := kernelstest.RelErr(g, ref)
 	if bad >= 0 {
 		h.t.Errorf("%s: element %d is %v (unwritten or overflow)", name, bad, g[bad])
 		return
@@ -333,11 +292,11 @@ func TestConformance(t *testing.T) {
 					xin := xv[s.pad*s.K:]
 					// cuBLAS (T > 16) takes x as two halves of the weight
 					// dtype, as exact as fp32 activations.
-					h.checkRef(name+"/vs-cpu", g, widen(c), 1e-5)
+					h.checkRef(name+"/vs-cpu", g, kernelstest.Widen(c), 1e-5)
 					h.checkRef(name+"/vs-f64", g, productRef(xin, wv, s.T, s.K, s.N, linear), 1e-5)
 					if s.T > smallT && dt != kernels.F32 {
 						// Rounding x to the dtype instead would be far off.
-						if e, _ := relErr(g, productRef(roundTo(dt, xin), wv, s.T, s.K, s.N, linear)); e < 1e-4 {
+						if e, _ := kernelstest.RelErr(g, productRef(roundTo(dt, xin), wv, s.T, s.K, s.N, linear)); e < 1e-4 {
 							t.Errorf("%s: product looks rounded to %v (relative error %.3g vs rounded x)", name, dt, e)
 						}
 					}
@@ -435,7 +394,7 @@ func TestConformance(t *testing.T) {
 		h.g.Copy(d.g.Slice(1, 7), src.g)
 		h.c.Copy(d.c.Slice(1, 7), src.c)
 		g, c := h.get(d)
-		h.checkRef("Copy", g[70:], widen(c[70:]), 0)
+		h.checkRef("Copy", g[70:], kernelstest.Widen(c[70:]), 0)
 		if !math.IsNaN(float64(g[0])) {
 			t.Errorf("Copy wrote outside its destination view: %v", g[0])
 		}
@@ -561,7 +520,7 @@ func TestConformance(t *testing.T) {
 		}
 		defer gr.Free()
 		for i := range 3 {
-			xb := f32Bytes(h.randn(K, 1))
+			xb := kernelstest.F32Bytes(h.randn(K, 1))
 			if err := h.g.Upload(x.g, xb); err != nil {
 				t.Fatal(err)
 			}

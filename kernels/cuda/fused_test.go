@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/kernels/kernelstest"
 )
 
 // fused returns both backends' kernels.Fused.
@@ -98,8 +99,8 @@ func TestFused(t *testing.T) {
 								continue
 							}
 							v := h.randn(outs[i].g.Len(), 1)
-							h.g.Upload(outs[i].g, f32Bytes(v))
-							h.c.Upload(outs[i].c, f32Bytes(v))
+							h.g.Upload(outs[i].g, kernelstest.F32Bytes(v))
+							h.c.Upload(outs[i].c, kernelstest.F32Bytes(v))
 						}
 					}
 					gf.LinearBatch(gi)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/cpu"
+	"github.com/goose-rwkv/goose/kernels/kernelstest"
 )
 
 // TestCaptureIO checks a graph that carries its input and output: each
@@ -23,7 +24,7 @@ func TestCaptureIO(t *testing.T) {
 	for i := range table {
 		table[i] = float32(i) + 0.25
 	}
-	tab, err := g.Weight(kernels.F32, V, C, f32Bytes(table))
+	tab, err := g.Weight(kernels.F32, V, C, kernelstest.F32Bytes(table))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestCaptureIO(t *testing.T) {
 		if err := step.Step(idBytes(id), out); err != nil {
 			t.Fatal(err)
 		}
-		if got := bytesF32(out); !slices.Equal(got, want(id)) {
+		if got := kernelstest.BytesF32(out); !slices.Equal(got, want(id)) {
 			t.Fatalf("Step(%d) = %v, want %v", id, got, want(id))
 		}
 	}
@@ -74,7 +75,7 @@ func TestCaptureIO(t *testing.T) {
 	if err := step.Step(idBytes(9), out); err != nil {
 		t.Fatal(err)
 	}
-	if got := bytesF32(out); !slices.Equal(got, want(9)) {
+	if got := kernelstest.BytesF32(out); !slices.Equal(got, want(9)) {
 		t.Fatalf("Step(9) after Launch = %v, want %v", got, want(9))
 	}
 	// out has now come to several Steps in a row: it is registered and
@@ -95,7 +96,7 @@ func TestCaptureIO(t *testing.T) {
 		if err := step.Step(idBytes(c.id), c.buf); err != nil {
 			t.Fatal(err)
 		}
-		if got := bytesF32(c.buf); !slices.Equal(got, want(c.id)) {
+		if got := kernelstest.BytesF32(c.buf); !slices.Equal(got, want(c.id)) {
 			t.Fatalf("call %d: Step(%d) = %v, want %v", i, c.id, got, want(c.id))
 		}
 	}
@@ -109,7 +110,7 @@ func TestCaptureIO(t *testing.T) {
 	if err := g.Download(out, y); err != nil {
 		t.Fatal(err)
 	}
-	if got := bytesF32(out); !slices.Equal(got, want(4)) {
+	if got := kernelstest.BytesF32(out); !slices.Equal(got, want(4)) {
 		t.Fatalf("Step(4, nil) left %v on the device, want %v", got, want(4))
 	}
 	if err := step.Step(nil, out); err == nil {
@@ -139,7 +140,7 @@ func TestCaptureIO(t *testing.T) {
 	if err := step.Step(nil, out); err != nil {
 		t.Fatal(err)
 	}
-	if got := bytesF32(out); !slices.Equal(got, want(12)) {
+	if got := kernelstest.BytesF32(out); !slices.Equal(got, want(12)) {
 		t.Fatalf("output-only Step = %v, want %v", got, want(12))
 	}
 
@@ -184,7 +185,7 @@ func TestCaptureExclusive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := g.Upload(x, f32Bytes(slices.Repeat([]float32{v}, C))); err != nil {
+		if err := g.Upload(x, kernelstest.F32Bytes(slices.Repeat([]float32{v}, C))); err != nil {
 			t.Fatal(err)
 		}
 		return x
@@ -197,7 +198,7 @@ func TestCaptureExclusive(t *testing.T) {
 		if err := g.Download(out, x); err != nil {
 			return 0, err
 		}
-		v := bytesF32(out)
+		v := kernelstest.BytesF32(out)
 		for _, e := range v {
 			if e != v[0] {
 				return 0, fmt.Errorf("uneven tensor %v", v)

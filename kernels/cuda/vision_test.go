@@ -154,7 +154,7 @@ func BenchmarkAttention(b *testing.B) {
 			for i := range v {
 				v[i] = float32(rng.NormFloat64() * scale)
 			}
-			if err := g.Upload(t, f32Bytes(v)); err != nil {
+			if err := g.Upload(t, kernelstest.F32Bytes(v)); err != nil {
 				b.Fatal(err)
 			}
 			return t
