@@ -147,6 +147,13 @@ CREATE INDEX IF NOT EXISTS messages_by_parent ON messages(conversation, parent);
 PRAGMA user_version = 1;
 `
 
+// createTables creates the store's tables where they are missing: the
+// conversations and messages (schema), the recordings and the images.
+func createTables(db *sql.DB) error {
+	_, err := db.Exec(schema + recordingsSchema + imagesSchema)
+	return err
+}
+
 // Open opens or creates the database at path (creating its directory), in
 // WAL mode with foreign keys on. Messages left streaming by a crash are
 // marked StatusInterrupted.
@@ -163,7 +170,7 @@ func Open(path string) (*Store, error) {
 	// goroutine without SQLITE_BUSY; every query here is short.
 	db.SetMaxOpenConns(1)
 	s := &Store{db: db, path: path}
-	if _, err := db.Exec(schema + recordingsSchema + imagesSchema); err != nil {
+	if err := createTables(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("history: open %s: %w", path, err)
 	}

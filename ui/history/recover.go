@@ -85,7 +85,7 @@ func OpenMemory() (*Store, error) {
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
-	if _, err := db.Exec(schema); err != nil {
+	if err := createTables(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("history: in memory: %w", err)
 	}

@@ -109,6 +109,16 @@ func TestOpenOrRecover(t *testing.T) {
 	if cs, err := s.Conversations(""); err != nil || len(cs) != 1 {
 		t.Fatalf("in-memory store: %v %v", cs, err)
 	}
+	// Recordings and images work in memory too.
+	if _, err := s.AddRecording(Recording{Name: "in memory", Path: "/d/a.wav"}); err != nil {
+		t.Errorf("in-memory store: %v", err)
+	}
+	if rs, err := s.Recordings(""); err != nil || len(rs) != 1 {
+		t.Errorf("in-memory store: recordings %v %v", rs, err)
+	}
+	if _, err := s.PutImage("cat.png", []byte("png")); err != nil {
+		t.Errorf("in-memory store: %v", err)
+	}
 	s.Close()
 	if b, _ := os.ReadFile(blocker); string(b) != "x" {
 		t.Error("the file in the way was changed")
