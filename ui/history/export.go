@@ -58,7 +58,7 @@ func (s *Store) ExportJSON(conv int64, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	msgs, err := s.queryMsgs("export", `SELECT `+msgCols+` FROM messages WHERE conversation = ? ORDER BY id`, conv)
+	msgs, err := queryAll(s.db, "export", scanMsg, `SELECT `+msgCols+` FROM messages WHERE conversation = ? ORDER BY id`, conv)
 	if err != nil {
 		return err
 	}
@@ -82,21 +82,12 @@ func (s *Store) ExportJSON(conv int64, w io.Writer) error {
 // conversationImages returns the stored images some message of conv
 // refers to, in key order.
 func (s *Store) conversationImages(conv int64) ([]exportedImage, error) {
-	rows, err := s.db.Query(`SELECT key, name, data FROM images WHERE EXISTS
-		(SELECT 1 FROM messages WHERE conversation = ? AND instr(messages.content, images.key) > 0) ORDER BY key`, conv)
-	if err != nil {
-		return nil, wrap("export images", err)
-	}
-	defer rows.Close()
-	var out []exportedImage
-	for rows.Next() {
+	return queryAll(s.db, "export images", func(row scanner) (exportedImage, error) {
 		var im exportedImage
-		if err := rows.Scan(&im.Key, &im.Name, &im.Data); err != nil {
-			return nil, wrap("export images", err)
-		}
-		out = append(out, im)
-	}
-	return out, wrap("export images", rows.Err())
+		err := row.Scan(&im.Key, &im.Name, &im.Data)
+		return im, err
+	}, `SELECT key, name, data FROM images WHERE EXISTS
+		(SELECT 1 FROM messages WHERE conversation = ? AND instr(messages.content, images.key) > 0) ORDER BY key`, conv)
 }
 
 // ImportJSON reads a conversation written by ExportJSON and stores it as a

@@ -222,7 +222,7 @@ func (s *Store) CreateConversation(title, systemPrompt string, sampling Sampling
 
 const convCols = `id, title, created, updated, system_prompt, sampling, leaf`
 
-func scanConv(row interface{ Scan(...any) error }) (Conversation, error) {
+func scanConv(row scanner) (Conversation, error) {
 	var c Conversation
 	var created, updated int64
 	var js string
@@ -250,29 +250,35 @@ func (s *Store) Conversation(id int64) (Conversation, error) {
 // non-empty query keeps those whose title or any message contains it
 // (case-insensitively for ASCII).
 func (s *Store) Conversations(query string) ([]Conversation, error) {
-	var rows *sql.Rows
-	var err error
-	if q := strings.TrimSpace(query); q == "" {
-		rows, err = s.db.Query(`SELECT ` + convCols + ` FROM conversations ORDER BY updated DESC, id DESC`)
-	} else {
-		pat := "%" + escapeLike(q) + "%"
-		rows, err = s.db.Query(`SELECT `+convCols+` FROM conversations c WHERE title LIKE ?1 ESCAPE '\'
-			OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation = c.id AND m.content LIKE ?1 ESCAPE '\')
-			ORDER BY updated DESC, id DESC`, pat)
+	q := strings.TrimSpace(query)
+	if q == "" {
+		return queryAll(s.db, "list conversations", scanConv, `SELECT `+convCols+` FROM conversations ORDER BY updated DESC, id DESC`)
 	}
+	return queryAll(s.db, "list conversations", scanConv, `SELECT `+convCols+` FROM conversations c WHERE title LIKE ?1 ESCAPE '\'
+			OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation = c.id AND m.content LIKE ?1 ESCAPE '\')
+			ORDER BY updated DESC, id DESC`, "%"+escapeLike(q)+"%")
+}
+
+// scanner is a row to scan: *sql.Row or *sql.Rows.
+type scanner interface{ Scan(...any) error }
+
+// queryAll runs the query q and returns its rows, each read by scan; op
+// names the operation in errors.
+func queryAll[T any](db *sql.DB, op string, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := db.Query(q, args...)
 	if err != nil {
-		return nil, wrap("list conversations", err)
+		return nil, wrap(op, err)
 	}
 	defer rows.Close()
-	var out []Conversation
+	var out []T
 	for rows.Next() {
-		c, err := scanConv(rows)
+		v, err := scan(rows)
 		if err != nil {
-			return nil, wrap("list conversations", err)
+			return nil, wrap(op, err)
 		}
-		out = append(out, c)
+		out = append(out, v)
 	}
-	return out, wrap("list conversations", rows.Err())
+	return out, wrap(op, rows.Err())
 }
 
 func escapeLike(s string) string {
@@ -470,7 +476,7 @@ func (s *Store) ClearConversationStates(conv int64) error {
 
 const msgCols = `id, conversation, parent, role, content, created, status, tokens, tokens_per_sec, state IS NOT NULL`
 
-func scanMsg(row interface{ Scan(...any) error }) (Message, error) {
+func scanMsg(row scanner) (Message, error) {
 	var m Message
 	var created int64
 	err := row.Scan(&m.ID, &m.Conversation, &m.Parent, &m.Role, &m.Content, &created, &m.Status, &m.Tokens, &m.TokensPerSec, &m.HasState)
@@ -487,29 +493,12 @@ func (s *Store) Message(id int64) (Message, error) {
 	return m, wrap("get message", err)
 }
 
-func (s *Store) queryMsgs(op, q string, args ...any) ([]Message, error) {
-	rows, err := s.db.Query(q, args...)
-	if err != nil {
-		return nil, wrap(op, err)
-	}
-	defer rows.Close()
-	var out []Message
-	for rows.Next() {
-		m, err := scanMsg(rows)
-		if err != nil {
-			return nil, wrap(op, err)
-		}
-		out = append(out, m)
-	}
-	return out, wrap(op, rows.Err())
-}
-
 // Branch returns the messages from the first one down to leaf, in order.
 func (s *Store) Branch(leaf int64) ([]Message, error) {
 	if leaf == 0 {
 		return nil, nil
 	}
-	return s.queryMsgs("get branch", `WITH RECURSIVE chain(id, depth) AS (
+	return queryAll(s.db, "get branch", scanMsg, `WITH RECURSIVE chain(id, depth) AS (
 			SELECT id, 0 FROM messages WHERE id = ?
 			UNION ALL
 			SELECT m.parent, chain.depth + 1 FROM messages m JOIN chain ON m.id = chain.id WHERE m.parent != 0
@@ -548,7 +537,7 @@ func (s *Store) Siblings(msg int64) ([]Message, int, error) {
 // Children returns the replies to parent (0: the first messages) in conv,
 // oldest first.
 func (s *Store) Children(conv, parent int64) ([]Message, error) {
-	return s.queryMsgs("get children", `SELECT `+msgCols+` FROM messages WHERE conversation = ? AND parent = ? ORDER BY id`, conv, parent)
+	return queryAll(s.db, "get children", scanMsg, `SELECT `+msgCols+` FROM messages WHERE conversation = ? AND parent = ? ORDER BY id`, conv, parent)
 }
 
 // LatestLeaf follows the newest child from msg down and returns the leaf it

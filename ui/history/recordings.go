@@ -64,7 +64,7 @@ type WindowTag struct {
 	Tags    []Tag `json:"tags"`
 }
 
-func scanRecording(row interface{ Scan(...any) error }) (Recording, error) {
+func scanRecording(row scanner) (Recording, error) {
 	var r Recording
 	var created, dur int64
 	var tags string
@@ -123,20 +123,8 @@ func (s *Store) Recording(id int64) (Recording, error) {
 // Recordings lists the recordings whose name contains query (all when it
 // is empty), newest first.
 func (s *Store) Recordings(query string) ([]Recording, error) {
-	rows, err := s.db.Query(`SELECT `+recordingCols+` FROM recordings WHERE name LIKE ? ESCAPE '\' ORDER BY created DESC, id DESC`, "%"+escapeLike(query)+"%")
-	if err != nil {
-		return nil, wrap("recordings", err)
-	}
-	defer rows.Close()
-	var out []Recording
-	for rows.Next() {
-		r, err := scanRecording(rows)
-		if err != nil {
-			return nil, wrap("recordings", err)
-		}
-		out = append(out, r)
-	}
-	return out, wrap("recordings", rows.Err())
+	return queryAll(s.db, "recordings", scanRecording,
+		`SELECT `+recordingCols+` FROM recordings WHERE name LIKE ? ESCAPE '\' ORDER BY created DESC, id DESC`, "%"+escapeLike(query)+"%")
 }
 
 // RecordingByPath returns the recording whose file is path.
