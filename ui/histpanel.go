@@ -8,6 +8,8 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+
+	"github.com/goose-rwkv/goose/core/catalog"
 )
 
 // historyPanel is the settings' chat history line: where it is, how much
@@ -41,7 +43,7 @@ func (p *historyPanel) refresh() {
 	msg := "Chat history: " + s.Path()
 	if u, err := s.Usage(); err == nil {
 		msg += fmt.Sprintf(" — %s on disk, of which %s are saved model states (%d), which let chats continue without re-reading them",
-			sizeText(u.FileBytes), sizeText(u.StateBytes), u.States)
+			catalog.FormatBytes(u.FileBytes), catalog.FormatBytes(u.StateBytes), u.States)
 		p.clear.Show()
 		if u.States == 0 {
 			p.clear.Disable()
@@ -77,17 +79,4 @@ func (p *historyPanel) confirm() {
 				})
 			}()
 		}, a.win)
-}
-
-// sizeText formats a byte count for people.
-func sizeText(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%d KB", n>>10)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
