@@ -245,11 +245,12 @@ func (l *userLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
 }
 
 // columnLayout centers its content in a column of at most maxWidth, the
-// comfortable reading width of chat apps.
+// comfortable reading width of chat apps, or as wide as the content needs
+// when that is wider (a form with a long hint).
 type columnLayout struct{ maxWidth float32 }
 
 func (l *columnLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
-	w := min(size.Width, l.maxWidth)
+	w := min(size.Width, max(l.maxWidth, l.MinSize(objs).Width))
 	for _, o := range objs {
 		o.Resize(fyne.NewSize(w, size.Height))
 		o.Move(fyne.NewPos((size.Width-w)/2, 0))
