@@ -428,7 +428,7 @@ func (v *audioView) showPicture() {
 	switch {
 	case v.live != nil:
 		pcm, _, _ := v.live.rec.snapshot()
-		in.span = max(10*time.Second, time.Duration(len(pcm))*time.Second/recordRate)
+		in.span = max(10*time.Second, pcmDuration(pcm))
 		top := liveTop(v.live.windows)
 		in.tagging = &history.Tagging{Top: top, Windows: v.live.windows}
 	case v.cur != nil:
@@ -599,7 +599,7 @@ func (v *audioView) follow(live *liveRecording) {
 		case <-tick.C:
 		}
 		pcm, level, werr := live.rec.snapshot()
-		elapsed := time.Duration(len(pcm)) * time.Second / recordRate
+		elapsed := pcmDuration(pcm)
 		// A device that stops delivering (unplugged, or taken by the
 		// system) leaves the recording still; say so once.
 		stalled := false
@@ -719,13 +719,7 @@ func (v *audioView) stopRecording() {
 				v.a.showError(fmt.Errorf("the recording could not be saved: %w", err))
 				return
 			}
-			r, aerr := v.a.store.AddRecording(history.Recording{
-				Name:     "Recording " + live.rec.started.Format("2006-01-02 15:04:05"),
-				Path:     path,
-				Created:  live.rec.started,
-				Duration: time.Duration(len(pcm)) * time.Second / recordRate,
-				Source:   live.rec.source,
-			})
+			r, aerr := v.a.store.AddRecording(live.rec.entry(path, pcm))
 			if aerr != nil {
 				v.refresh()
 				v.a.showError(aerr)
@@ -763,7 +757,7 @@ func (v *audioView) tag(r history.Recording, pcm []float32) {
 		res, err := v.engine().Tag(ctx, pcm, recordRate)
 		v.engMu.Unlock()
 		var t *history.Tagging
-		dur := time.Duration(len(pcm)) * time.Second / recordRate
+		dur := pcmDuration(pcm)
 		if err == nil {
 			t = tagging(res, model.Labels)
 			err = v.a.store.SetRecordingTags(r.ID, filepath.Base(model.Path), dur, t)
@@ -823,7 +817,7 @@ func (v *audioView) importFile(path string) {
 			r, err := v.a.store.AddRecording(history.Recording{
 				Name:     strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)),
 				Path:     out,
-				Duration: time.Duration(len(pcm)) * time.Second / recordRate,
+				Duration: pcmDuration(pcm),
 				Source:   "imported from " + filepath.Base(path) + " (" + format + ")",
 			})
 			if err != nil {
@@ -1050,13 +1044,7 @@ func (v *audioView) close() {
 		// Finish the file and keep it in the history, untagged.
 		defer v.closeSystem()
 		if path, pcm, _ := live.rec.stop(); path != "" {
-			v.a.store.AddRecording(history.Recording{
-				Name:     "Recording " + live.rec.started.Format("2006-01-02 15:04:05"),
-				Path:     path,
-				Created:  live.rec.started,
-				Duration: time.Duration(len(pcm)) * time.Second / recordRate,
-				Source:   live.rec.source,
-			})
+			v.a.store.AddRecording(live.rec.entry(path, pcm))
 		}
 	}
 }

@@ -161,6 +161,23 @@ func (r *recorder) stop() (path string, pcm []float32, err error) {
 	return r.path, r.pcm, r.err
 }
 
+// entry is the history entry of the finished recording: its file path
+// and its samples pcm.
+func (r *recorder) entry(path string, pcm []float32) history.Recording {
+	return history.Recording{
+		Name:     "Recording " + r.started.Format("2006-01-02 15:04:05"),
+		Path:     path,
+		Created:  r.started,
+		Duration: pcmDuration(pcm),
+		Source:   r.source,
+	}
+}
+
+// pcmDuration is the length of samples at recordRate.
+func pcmDuration(pcm []float32) time.Duration {
+	return time.Duration(len(pcm)) * time.Second / recordRate
+}
+
 // snapshot returns the samples so far (shared; the caller must not modify
 // them), the last peak level and the first error.
 func (r *recorder) snapshot() ([]float32, float32, error) {
