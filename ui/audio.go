@@ -987,22 +987,9 @@ func (v *audioView) exportDialog() {
 		return
 	}
 	r := *v.cur
-	format := widget.NewRadioGroup([]string{"CSV (one row per tag and window)", "JSON"}, nil)
-	format.SetSelected("CSV (one row per tag and window)")
-	dialog.ShowCustomConfirm("Export tags", "Choose file…", "Cancel", format, func(ok bool) {
-		if !ok {
-			return
-		}
-		ext := ".csv"
-		if format.Selected == "JSON" {
-			ext = ".json"
-		}
-		v.a.saveFile("Export tags", safeFileName(r.Name)+"-tags"+ext, func(path string) {
-			if err := exportTags(path, r); err != nil {
-				v.a.showError(err)
-			}
-		})
-	}, v.a.win)
+	v.a.exportFile("Export tags", safeFileName(r.Name)+"-tags",
+		[]exportChoice{{"CSV (one row per tag and window)", ".csv"}, {"JSON", ".json"}},
+		"Could not export the tags", func(path, _ string) error { return exportTags(path, r) })
 }
 
 // exportTags writes r's tags to path, as JSON when it ends in .json and

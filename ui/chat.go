@@ -966,24 +966,12 @@ func (c *chatView) exportDialog() {
 	if c.conv == nil {
 		return
 	}
-	id, title := c.conv.ID, c.conv.Title
-	format := widget.NewRadioGroup([]string{"Markdown", "JSON (all branches, can be imported)"}, nil)
-	format.SetSelected("Markdown")
-	dialog.ShowCustomConfirm("Export chat", "Choose file…", "Cancel", format, func(ok bool) {
-		if !ok {
-			return
-		}
-		ext := ".md"
-		if format.Selected != "Markdown" {
-			ext = ".json"
-		}
-		c.a.saveFile("Export chat", safeFileName(title)+ext, func(path string) {
-			err := atomicfile.Write(path, 0o644, func(w io.Writer) error { return c.export(id, ext, w) })
-			if err != nil {
-				c.a.showProblem("Could not export the chat", err)
-			}
+	id := c.conv.ID
+	c.a.exportFile("Export chat", safeFileName(c.conv.Title),
+		[]exportChoice{{"Markdown", ".md"}, {"JSON (all branches, can be imported)", ".json"}},
+		"Could not export the chat", func(path, ext string) error {
+			return atomicfile.Write(path, 0o644, func(w io.Writer) error { return c.export(id, ext, w) })
 		})
-	}, c.a.win)
 }
 
 // export writes conversation id as Markdown (ext ".md") or JSON.

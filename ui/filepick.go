@@ -3,12 +3,14 @@ package ui
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/storage"
+	"fyne.io/fyne/v2/widget"
 )
 
 // fileFilter names a kind of file and its extensions, like ".pth".
@@ -61,6 +63,35 @@ func (a *App) saveFile(title, name string, done func(path string)) {
 	}, a.win)
 	d.SetFileName(name)
 	a.showFileDialog(d)
+}
+
+// exportChoice is a format an export dialog offers: what people read and
+// the extension of the file it writes.
+type exportChoice struct{ label, ext string }
+
+// exportFile asks which of choices to export as (the first is selected)
+// and where, suggesting name with that choice's extension, then calls save
+// with the path and the extension; an error it returns is shown as what
+// ("Could not export the chat") happened. UI goroutine only.
+func (a *App) exportFile(title, name string, choices []exportChoice, what string, save func(path, ext string) error) {
+	labels := make([]string, len(choices))
+	for i, c := range choices {
+		labels[i] = c.label
+	}
+	format := widget.NewRadioGroup(labels, nil)
+	format.Required = true
+	format.SetSelected(labels[0])
+	dialog.ShowCustomConfirm(title, "Choose file…", "Cancel", format, func(ok bool) {
+		if !ok {
+			return
+		}
+		ext := choices[slices.Index(labels, format.Selected)].ext
+		a.saveFile(title, name+ext, func(path string) {
+			if err := save(path, ext); err != nil {
+				a.showProblem(what, err)
+			}
+		})
+	}, a.win)
 }
 
 // viaPortal runs ask, a question to the desktop portal's file chooser,

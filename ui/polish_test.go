@@ -556,6 +556,26 @@ func TestFileDialogs(t *testing.T) {
 		{"import a model", func() { h.a.models.importDialog() }},
 		{"choose a tagger", func() { h.a.show("audio"); h.a.audio.chooseModel() }},
 		{"import a recording", func() { h.a.show("audio"); h.a.audio.importDialog() }},
+		{"export a chat", func() {
+			conv, err := h.a.store.CreateConversation("Owls", "", history.DefaultSampling())
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.a.chat.open(conv.ID)
+			h.a.show("chat")
+			h.a.chat.exportDialog()
+			test.Tap(buttons(h.topDialog(), "Choose file…")[0]) // the format's dialog
+		}},
+		{"export tags", func() {
+			r, err := h.a.store.AddRecording(history.Recording{Name: "Garden", Path: filepath.Join(h.dir, "garden.wav")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.a.show("audio")
+			h.a.audio.cur = &r
+			h.a.audio.exportDialog()
+			test.Tap(buttons(h.topDialog(), "Choose file…")[0])
+		}},
 	} {
 		h.ui(func() {
 			for _, o := range h.a.win.Canvas().Overlays().List() {
