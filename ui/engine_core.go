@@ -269,6 +269,9 @@ func (c *coreChat) PrefillImages(ctx context.Context, imgs []image.Image, questi
 	if c.vm == nil {
 		return errors.New("this model cannot read images: load a VisualRWKV-7 model")
 	}
+	if err := c.live(); err != nil {
+		return err
+	}
 	return c.vm.AskImages(ctx, c.s, imgs, question)
 }
 
