@@ -621,28 +621,15 @@ func TestSettingsScreenSaves(t *testing.T) {
 // model: the reply streams, its state is stored and the next message
 // continues from it.
 func TestRealEngineChat(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads the World tokenizer")
-	}
-	h := newHarness(t, NewCoreEngine(), "", nil)
-	h.ui(func() { h.a.cfg.Backend = "cpu"; h.a.cfg.Threads = 1 })
+	h := realHarness(t)
 	h.load(tinyModel(t, h.dir))
 	h.ui(func() {
 		if h.a.model.Backend != "cpu" || h.a.model.StateKey == "" || h.a.model.WeightBytes == 0 {
 			t.Errorf("model info %+v", h.a.model)
 		}
 	})
-	// Keep replies short: a random model rarely emits "\n\n".
-	h.ui(func() {
-		smp := history.DefaultSampling()
-		smp.MaxTokens = 24
-		conv, err := h.a.store.CreateConversation("Real engine", "", smp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.a.chat.open(conv.ID)
-		h.a.chat.submit("Hello")
-	})
+	h.shortChat(24)
+	h.ui(func() { h.a.chat.submit("Hello") })
 	h.waitReply()
 	msgs := h.messages()
 	if len(msgs) != 2 || msgs[1].Status != history.StatusDone || msgs[1].Tokens == 0 || !msgs[1].HasState {

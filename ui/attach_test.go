@@ -68,6 +68,18 @@ func TestAttachDisabledForTextModel(t *testing.T) {
 	}
 }
 
+// visionHarness is an app with the fake engine's VisualRWKV-7 model
+// loaded and the chat shown.
+func visionHarness(t *testing.T) (*harness, *fakeEngine) {
+	t.Helper()
+	eng := newFakeEngine()
+	eng.vision = true
+	h := newHarness(t, eng, "", nil)
+	h.load(tinyModel(t, h.dir))
+	h.ui(func() { h.a.show("chat") })
+	return h, eng
+}
+
 // attach attaches the image file at path and waits until it is read.
 func (h *harness) attach(path string) {
 	h.t.Helper()
@@ -101,12 +113,8 @@ func markerFor(t *testing.T, path string) string {
 }
 
 func TestSendWithImage(t *testing.T) {
-	eng := newFakeEngine()
-	eng.vision = true
-	h := newHarness(t, eng, "", nil)
-	h.load(tinyModel(t, h.dir))
+	h, eng := visionHarness(t)
 	h.ui(func() {
-		h.a.show("chat")
 		b := h.a.chat.attach
 		if b.btn.Disabled() || b.hint.Visible() {
 			t.Errorf("vision model: attach disabled=%v hint shown=%v, want enabled", b.btn.Disabled(), b.hint.Visible())
@@ -188,11 +196,7 @@ func TestSendWithImage(t *testing.T) {
 
 // TestSeveralImages sends two images in one message and one in the next.
 func TestSeveralImages(t *testing.T) {
-	eng := newFakeEngine()
-	eng.vision = true
-	h := newHarness(t, eng, "", nil)
-	h.load(tinyModel(t, h.dir))
-	h.ui(func() { h.a.show("chat") })
+	h, eng := visionHarness(t)
 	a, b := writePNG(t, h.dir, "a.png", 4, 3), writePNG(t, h.dir, "b.png", 5, 7)
 	h.attach(a)
 	h.attach(b)
@@ -210,11 +214,7 @@ func TestSeveralImages(t *testing.T) {
 }
 
 func TestRemoveAttachment(t *testing.T) {
-	eng := newFakeEngine()
-	eng.vision = true
-	h := newHarness(t, eng, "", nil)
-	h.load(tinyModel(t, h.dir))
-	h.ui(func() { h.a.show("chat") })
+	h, eng := visionHarness(t)
 	h.attach(writePNG(t, h.dir, "dog.png", 4, 4))
 	h.ui(func() {
 		// The chip's last object is its remove button.
@@ -234,10 +234,7 @@ func TestRemoveAttachment(t *testing.T) {
 // (a file path, a file:// URI, a data: URL); pasting other text still
 // types it.
 func TestDropAndPasteImage(t *testing.T) {
-	eng := newFakeEngine()
-	eng.vision = true
-	h := newHarness(t, eng, "", nil)
-	h.load(tinyModel(t, h.dir))
+	h, eng := visionHarness(t)
 	h.ui(func() { h.a.show("models") })
 	dropped := writePNG(t, h.dir, "dropped.png", 3, 3)
 	h.ui(func() {
@@ -280,11 +277,7 @@ func TestDropAndPasteImage(t *testing.T) {
 // TestBadImages: unreadable, truncated and enormous images give a dialog
 // naming the file and stating the limits; the chat is untouched.
 func TestBadImages(t *testing.T) {
-	eng := newFakeEngine()
-	eng.vision = true
-	h := newHarness(t, eng, "", nil)
-	h.load(tinyModel(t, h.dir))
-	h.ui(func() { h.a.show("chat") })
+	h, _ := visionHarness(t)
 	good := writePNG(t, h.dir, "good.png", 30, 20)
 	raw, _ := os.ReadFile(good)
 	trunc := filepath.Join(h.dir, "truncated.png")
@@ -389,12 +382,8 @@ func TestImageAfterRestart(t *testing.T) {
 // TestStopWhileEncoding stops a reply while its image is being encoded:
 // the reply ends stopped, without an error, and the chat goes on.
 func TestStopWhileEncoding(t *testing.T) {
-	eng := newFakeEngine()
-	eng.vision = true
+	h, eng := visionHarness(t)
 	eng.imageGate = make(chan struct{})
-	h := newHarness(t, eng, "", nil)
-	h.load(tinyModel(t, h.dir))
-	h.ui(func() { h.a.show("chat") })
 	h.attach(writePNG(t, h.dir, "slow.png", 4, 4))
 	h.ui(func() {
 		test.Type(h.a.chat.input, "What?")

@@ -224,6 +224,33 @@ func newHarness(t *testing.T, eng Engine, dir string, cat []catalog.Model, mods 
 	return h
 }
 
+// realHarness is an app on the Goose engine, on the CPU with one thread.
+// It skips the test in -short mode.
+func realHarness(t *testing.T) *harness {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("loads the World tokenizer")
+	}
+	h := newHarness(t, NewCoreEngine(), "", nil)
+	h.ui(func() { h.a.cfg.Backend = "cpu"; h.a.cfg.Threads = 1 })
+	return h
+}
+
+// shortChat opens a new chat whose replies end after maxTokens tokens:
+// a random model rarely ends its turn with "\n\n".
+func (h *harness) shortChat(maxTokens int) {
+	h.t.Helper()
+	h.ui(func() {
+		smp := history.DefaultSampling()
+		smp.MaxTokens = maxTokens
+		conv, err := h.a.store.CreateConversation("Real engine", "", smp)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.a.chat.open(conv.ID)
+	})
+}
+
 func (h *harness) close() {
 	h.a.close()
 }

@@ -118,11 +118,7 @@ func TestSettingsHistoryUsage(t *testing.T) {
 // the loader samples loads, and the background check that follows says
 // the file is damaged, naming the tensor.
 func TestDamagedModelReported(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads the World tokenizer")
-	}
-	h := newHarness(t, NewCoreEngine(), "", nil)
-	h.ui(func() { h.a.cfg.Backend = "cpu"; h.a.cfg.Threads = 1 })
+	h := realHarness(t)
 	path := tinyModel(t, h.dir)
 	raw, err := os.ReadFile(path)
 	if err != nil {

@@ -148,23 +148,10 @@ func TestFailedLoadKeepsModel(t *testing.T) {
 // The real engine keeps its model when another file fails to load, and
 // the chat goes on with it.
 func TestRealEngineFailedLoadKeepsModel(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads the World tokenizer")
-	}
-	h := newHarness(t, NewCoreEngine(), "", nil)
-	h.ui(func() { h.a.cfg.Backend = "cpu"; h.a.cfg.Threads = 1 })
+	h := realHarness(t)
 	good := tinyModel(t, h.dir)
 	h.load(good)
-	h.ui(func() {
-		// Keep replies short: a random model rarely emits "\n\n".
-		smp := history.DefaultSampling()
-		smp.MaxTokens = 16
-		conv, err := h.a.store.CreateConversation("Real engine", "", smp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.a.chat.open(conv.ID)
-	})
+	h.shortChat(16)
 	h.send("Hello")
 	bad := filepath.Join(h.dir, "truncated.safetensors")
 	b, _ := os.ReadFile(good)
