@@ -185,7 +185,6 @@ func TestAudioRecordTagTimelineHistoryChat(t *testing.T) {
 		}
 	})
 	h.picShown()
-	os.MkdirAll(filepath.Join("testdata", "screens"), 0o755)
 	shot(t, h, filepath.Join("testdata", "screens", "audio-recording.png"))
 	h.ui(func() { test.Tap(v.recBtn) })
 	h.waitFor("the recording to be saved and tagged", func() bool { return v.live == nil && v.cur != nil && v.cur.Tags != nil })
@@ -525,7 +524,6 @@ func TestAudioPromptSpans(t *testing.T) {
 // in both themes to testdata/screens/ for people to look at.
 func TestRenderAudioScreens(t *testing.T) {
 	out := filepath.Join("testdata", "screens")
-	os.MkdirAll(out, 0o755)
 	for _, mode := range []string{"light", "dark"} {
 		t.Run(mode, func(t *testing.T) {
 			h, _ := audioHarness(t, "", &capture.Synth{})

@@ -93,7 +93,6 @@ func TestSettingsHistoryUsage(t *testing.T) {
 		}
 		remove = buttons(h.a.prefs.root, "Remove saved states")
 	})
-	os.MkdirAll(filepath.Join("testdata", "screens"), 0o755)
 	h.ui(func() { h.a.cfg.Theme = "dark"; h.a.applyTheme() })
 	shot(t, h, filepath.Join("testdata", "screens", "settings-history.png"))
 	h.ui(func() { remove = buttons(h.a.prefs.root, "Remove saved states") })
@@ -101,13 +100,7 @@ func TestSettingsHistoryUsage(t *testing.T) {
 		t.Fatalf("%d Remove saved states buttons", len(remove))
 	}
 	h.ui(func() { test.Tap(remove[0]) })
-	h.ui(func() {
-		yes := buttons(h.topDialog(), "Yes")
-		if len(yes) != 1 {
-			t.Fatal("no confirmation")
-		}
-		test.Tap(yes[0])
-	})
+	h.ui(h.confirm)
 	h.waitFor("the states to be removed", func() bool {
 		u, err := st.Usage()
 		return err == nil && u.States == 0 && strings.Contains(texts(h.a.prefs.root), "saved model states (0)")

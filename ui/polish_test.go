@@ -75,6 +75,17 @@ func (h *harness) topDialog() fyne.CanvasObject {
 	return h.a.win.Canvas().Overlays().Top()
 }
 
+// confirm presses Yes in the confirmation dialog over the window. UI side
+// (inside h.ui).
+func (h *harness) confirm() {
+	yes := buttons(h.topDialog(), "Yes")
+	if len(yes) != 1 {
+		h.t.Fatal("no confirmation dialog")
+	}
+	test.Tap(yes[0])
+}
+
+// closeDialogs removes every dialog over the window. UI side.
 func (h *harness) closeDialogs() {
 	for _, o := range h.a.win.Canvas().Overlays().List() {
 		h.a.win.Canvas().Overlays().Remove(o)
@@ -119,7 +130,6 @@ func TestFailedLoadKeepsModel(t *testing.T) {
 	if len(remove) != 1 {
 		t.Fatalf("%d Remove buttons, want 1", len(remove))
 	}
-	os.MkdirAll(filepath.Join("testdata", "screens"), 0o755)
 	h.ui(func() { h.a.cfg.Theme = "dark"; h.a.applyTheme() })
 	shot(t, h, filepath.Join("testdata", "screens", "models-bad-file.png"))
 	h.ui(func() {
@@ -129,14 +139,7 @@ func TestFailedLoadKeepsModel(t *testing.T) {
 		remove = buttons(h.a.models.root, "Remove")
 	})
 	h.ui(func() { test.Tap(remove[0]) })
-	h.ui(func() {
-		// The confirmation dialog: press its Yes button.
-		yes := buttons(h.topDialog(), "Yes")
-		if len(yes) != 1 {
-			t.Fatalf("no confirmation dialog")
-		}
-		test.Tap(yes[0])
-	})
+	h.ui(h.confirm)
 	if _, err := os.Stat(bad); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the broken file is still there: %v", err)
 	}
@@ -222,7 +225,6 @@ func TestErrorDialog(t *testing.T) {
 			t.Errorf("the details lack the error:\n%s", texts(d))
 		}
 	})
-	os.MkdirAll(filepath.Join("testdata", "screens"), 0o755)
 	shot(t, h, filepath.Join("testdata", "screens", "error-dialog.png"))
 }
 
@@ -565,9 +567,7 @@ func TestFileDialogs(t *testing.T) {
 		}},
 	} {
 		h.ui(func() {
-			for _, o := range h.a.win.Canvas().Overlays().List() {
-				h.a.win.Canvas().Overlays().Remove(o)
-			}
+			h.closeDialogs()
 			tc.open()
 			d := h.topDialog()
 			if d == nil {

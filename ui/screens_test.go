@@ -16,9 +16,6 @@ import (
 // checks each image is not blank.
 func TestRenderScreens(t *testing.T) {
 	out := filepath.Join("testdata", "screens")
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	for _, mode := range []string{"light", "dark"} {
 		t.Run(mode, func(t *testing.T) {
 			eng := newFakeEngine()
@@ -52,9 +49,7 @@ func TestRenderScreens(t *testing.T) {
 			h.ui(func() { h.a.chat.settingsDialog() })
 			shot(t, h, filepath.Join(out, "chat-settings-"+mode+".png"))
 			h.ui(func() {
-				for _, o := range h.a.win.Canvas().Overlays().List() {
-					h.a.win.Canvas().Overlays().Remove(o)
-				}
+				h.closeDialogs()
 				h.a.chat.newChat()
 			})
 			shot(t, h, filepath.Join(out, "chat-empty-"+mode+".png"))
@@ -73,11 +68,15 @@ func TestRenderScreens(t *testing.T) {
 	}
 }
 
-// shot captures the window to path and fails on a blank image.
+// shot captures the window to path (creating its folder) and fails on a
+// blank image.
 func shot(t *testing.T, h *harness, path string) {
 	t.Helper()
 	var img image.Image
 	h.ui(func() { img = h.a.win.Canvas().Capture() })
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
