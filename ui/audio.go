@@ -800,13 +800,13 @@ func (v *audioView) importFile(path string) {
 	v.status.SetText("Importing " + filepath.Base(path) + "…")
 	v.refresh()
 	go func() {
-		out, pcm, format, err := importAudio(path, v.recordingsDir(), ctx.Done())
+		out, pcm, format, err := importAudio(ctx, path, v.recordingsDir())
 		v.a.do(func() {
 			cancel()
 			v.importing = nil
 			v.status.SetText("")
 			v.refresh()
-			if errors.Is(err, errImportCancelled) {
+			if errors.Is(err, context.Canceled) {
 				v.status.SetText("Import stopped.")
 				return
 			}

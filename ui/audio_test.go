@@ -663,10 +663,10 @@ func TestAudioStop(t *testing.T) {
 		t.Error("no AudioSet attribution dialog")
 	}
 
-	stop := make(chan struct{})
-	close(stop)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
 	dir := filepath.Join(h.dir, "imports")
-	if _, _, _, err := importAudio(src, dir, stop); !errors.Is(err, errImportCancelled) {
+	if _, _, _, err := importAudio(ctx, src, dir); !errors.Is(err, context.Canceled) {
 		t.Errorf("stopped import: %v", err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -253,14 +254,12 @@ func recoverRecordings(store *history.Store, dir string) ([]history.Recording, e
 	return added, errors.Join(errs...)
 }
 
-// errImportCancelled is importAudio's error when stop is closed.
-var errImportCancelled = errors.New("import cancelled")
-
 // importAudio converts the audio file at src (WAV, FLAC or MP3, any rate
 // and channels) into a 32 kHz mono WAV file in dir, written under a
 // temporary name and renamed when complete. It returns the new file, its
-// samples and a description of the source format.
-func importAudio(src, dir string, stop <-chan struct{}) (path string, pcm []float32, format string, err error) {
+// samples and a description of the source format. Cancelling ctx stops
+// it between chunks with ctx's error, leaving no file.
+func importAudio(ctx context.Context, src, dir string) (path string, pcm []float32, format string, err error) {
 	f, err := decode.Open(src)
 	if err != nil {
 		return "", nil, "", err
@@ -290,10 +289,8 @@ func importAudio(src, dir string, stop <-chan struct{}) (path string, pcm []floa
 	chunk := make([]float32, 32768)
 	var out []float32
 	for {
-		select {
-		case <-stop:
-			return "", nil, format, errImportCancelled
-		default:
+		if err := ctx.Err(); err != nil {
+			return "", nil, format, err
 		}
 		n, rerr := f.Read(chunk)
 		out = rs.Write(out[:0], chunk[:n])
