@@ -1016,22 +1016,22 @@ func (v *audioView) closeSystem() {
 func (v *audioView) close() {
 	v.cancel()
 	v.stopPlayback()
-	defer func() {
-		// Tagging stops within one batch once cancelled.
-		v.engMu.Lock()
-		v.engine().Unload()
-		v.engMu.Unlock()
-	}()
-	if v.live == nil {
-		defer v.closeSystem()
-	}
-	if live := v.live; live != nil && !live.stopping {
+	live := v.live
+	switch {
+	case live == nil:
+		v.closeSystem()
+	case !live.stopping:
+		// Finish the file and keep it in the history, untagged.
 		live.stopping = true
 		close(live.stopTag)
-		// Finish the file and keep it in the history, untagged.
-		defer v.closeSystem()
 		if path, pcm, _ := live.rec.stop(); path != "" {
 			v.a.store.AddRecording(live.rec.entry(path, pcm))
 		}
+		v.closeSystem()
 	}
+	// A recording that Stop is saving keeps its sound system. Tagging
+	// stops within one batch once cancelled.
+	v.engMu.Lock()
+	v.engine().Unload()
+	v.engMu.Unlock()
 }

@@ -414,6 +414,31 @@ func TestAudioErrors(t *testing.T) {
 	h.close()
 }
 
+// TestAudioCloseWhileRecording: closing the app while recording keeps
+// the recording, finished, in the history.
+func TestAudioCloseWhileRecording(t *testing.T) {
+	dir := t.TempDir()
+	h, _ := audioHarness(t, dir, &capture.Synth{})
+	h.ui(func() { h.a.audio.toggleRecord() })
+	h.waitFor("some audio", func() bool {
+		pcm, _, _ := h.a.audio.live.rec.snapshot()
+		return len(pcm) > recordRate/10
+	})
+	h.close()
+	s, err := history.Open(filepath.Join(dir, "history.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs, err := s.Recordings("")
+	if err != nil || len(recs) != 1 || recs[0].Duration < 100*time.Millisecond || recs[0].Tags != nil {
+		t.Fatalf("recordings after closing: %+v %v", recs, err)
+	}
+	if _, err := os.Stat(recs[0].Path); err != nil || !strings.HasSuffix(recs[0].Path, ".wav") {
+		t.Errorf("the recording's file %s: %v", recs[0].Path, err)
+	}
+}
+
 // TestAudioRecovery: a recording interrupted by a crash keeps what was
 // flushed and appears in the history at the next start.
 func TestAudioRecovery(t *testing.T) {
