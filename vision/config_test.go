@@ -214,10 +214,10 @@ func (c countingImage) At(x, y int) color.Color {
 	return c.Image.At(x, y)
 }
 
-// TestPrepareOnce checks that preparing an image for the three towers
-// reads it once: the DINOv2 and SigLIP inputs share their resize (both
-// 448² in the released models; 56² in the fixture) instead of converting
-// and resizing the image again per tower.
+// TestPrepareOnce checks that Encode reads an image once to prepare the
+// three towers' inputs: the DINOv2 and SigLIP inputs share their resize
+// (both 448² in the released models; 56² in the fixture) instead of
+// converting and resizing the image again per tower.
 func TestPrepareOnce(t *testing.T) {
 	f, cfg := fixture(t)
 	be, _ := cpu.New(cpu.Options{Threads: 1})
@@ -232,7 +232,10 @@ func TestPrepareOnce(t *testing.T) {
 		src.Pix[i] = uint8(i * 13)
 	}
 	var n atomic.Int64
-	pix := e.prepare(countingImage{src, &n})
+	if err := e.Encode(context.Background(), countingImage{src, &n}, nil, func(kernels.Tensor) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	pix := e.pix
 	if got, want := n.Load(), int64(30*20); got != want {
 		t.Errorf("%d pixel reads to prepare the three towers' inputs, want %d (one pass over the image)", got, want)
 	}
