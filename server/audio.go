@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/goose-rwkv/goose/audio"
@@ -145,10 +144,6 @@ func audioPart(mr *multipart.Reader, opts *audioOptions) (io.Reader, error) {
 		}
 	}
 }
-
-// isAudioPath reports whether path (without a trailing slash) is the
-// audio tags endpoint.
-func isAudioPath(path string) bool { return strings.TrimSuffix(path, "/") == "/v1/audio/tags" }
 
 // audioBody checks that a tags request declares a WAV body (audio/wav and
 // its aliases, or application/octet-stream) or a multipart/form-data

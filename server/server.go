@@ -238,13 +238,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	endpoint := "other"
 	var h func(http.ResponseWriter, *http.Request) int
 	method := http.MethodGet
+	body := s.jsonBody // checks a POST's declared body type
 	switch {
 	case path == "/v1/chat/completions" || path == "/chat/completions":
 		endpoint, method, h = "chat", http.MethodPost, s.handleChat
 	case path == "/v1/completions" || path == "/completions":
 		endpoint, method, h = "completions", http.MethodPost, s.handleCompletion
-	case isAudioPath(path):
-		endpoint, method, h = "audio_tags", http.MethodPost, s.handleAudioTags
+	case path == "/v1/audio/tags":
+		endpoint, method, h, body = "audio_tags", http.MethodPost, s.handleAudioTags, audioBody
 	case path == "/v1/models" || path == "/models":
 		endpoint, h = "models", s.handleModels
 	case strings.HasPrefix(path, "/v1/models/"):
@@ -254,15 +255,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == "" || path == "/health":
 		endpoint, h = "health", s.handleHealth
 	}
-	code := s.serve(w, r, method, h)
+	code := s.serve(w, r, method, h, body)
 	s.metrics.countRequest(endpoint, code)
 }
 
 // serve screens a request and runs its handler. Everything that can
-// refuse a request is checked before its body is read, and a refusal
-// closes the connection without draining the body; the body itself must
-// arrive within BodyTimeout.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h func(http.ResponseWriter, *http.Request) int) int {
+// refuse a request is checked before its body is read (for a POST, body
+// checks its declared type), and a refusal closes the connection without
+// draining the body; the body itself must arrive within BodyTimeout.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h func(http.ResponseWriter, *http.Request) int, body func(*http.Request) *apiError) int {
 	fail := func(err *apiError) int {
 		refuseEarly(w)
 		return writeError(w, err)
@@ -287,11 +288,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h 
 			Message: fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, method)})
 	}
 	if method == http.MethodPost {
-		check := s.jsonBody
-		if isAudioPath(r.URL.Path) {
-			check = audioBody
-		}
-		if err := check(r); err != nil {
+		if err := body(r); err != nil {
 			return fail(err)
 		}
 	}
