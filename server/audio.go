@@ -6,7 +6,6 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -104,10 +103,8 @@ func (s *Server) handleAudioTags(w http.ResponseWriter, r *http.Request) int {
 		return writeError(w, s.badAudio(err))
 	}
 	res, err := t.TagReader(r.Context(), rd, rd.Format().Rate, audio.TagOptions{Hop: opts.hop, Top: opts.top, Threshold: opts.threshold})
-	var ne net.Error
-	timedOut := errors.As(err, &ne) && ne.Timeout()
 	switch {
-	case r.Context().Err() != nil && !timedOut:
+	case r.Context().Err() != nil && !isTimeout(err):
 		return statusClientClosed
 	case errors.Is(err, audio.ErrClosed):
 		return writeError(w, &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: strPtr("server_busy"), Message: "the server is shutting down"})
@@ -170,15 +167,9 @@ func audioBody(r *http.Request) *apiError {
 // badAudio is a 400 that says what is wrong with the audio (a 413 for a
 // body over the limit, a 408 for one that stopped arriving).
 func (s *Server) badAudio(err error) *apiError {
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest, Code: strPtr("request_too_large"),
-			Message: fmt.Sprintf("the recording exceeds %d bytes", s.opts.MaxAudioBytes)}
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return &apiError{Status: http.StatusRequestTimeout, Type: typeInvalidRequest, Code: strPtr("request_timeout"),
-			Message: fmt.Sprintf("the recording stopped arriving for %v", s.opts.BodyTimeout)}
+	if ae := bodyError(err, fmt.Sprintf("the recording exceeds %d bytes", s.opts.MaxAudioBytes),
+		fmt.Sprintf("the recording stopped arriving for %v", s.opts.BodyTimeout)); ae != nil {
+		return ae
 	}
 	return invalid("file", "invalid_audio", "the audio cannot be tagged: %v", err)
 }

@@ -355,28 +355,40 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
-	if err != nil {
-		// Close the connection after the reply without waiting for the
-		// rest of the body.
-		w.Header().Set("Connection", "close")
-		rc.SetReadDeadline(time.Now())
-	} else {
+	if err == nil {
 		rc.SetReadDeadline(time.Time{})
+		return body, nil
 	}
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return nil, &apiError{Status: http.StatusRequestTimeout, Type: typeInvalidRequest, Code: strPtr("request_timeout"),
-				Message: fmt.Sprintf("the request body did not arrive within %v", s.opts.BodyTimeout)}
-		}
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest, Code: strPtr("request_too_large"),
-				Message: fmt.Sprintf("the request body exceeds %d bytes", s.opts.MaxBodyBytes)}
-		}
-		return nil, invalid("", "invalid_body", "cannot read the request body: %v", err)
+	// Close the connection after the reply without waiting for the rest of
+	// the body.
+	w.Header().Set("Connection", "close")
+	rc.SetReadDeadline(time.Now())
+	if ae := bodyError(err, fmt.Sprintf("the request body exceeds %d bytes", s.opts.MaxBodyBytes),
+		fmt.Sprintf("the request body did not arrive within %v", s.opts.BodyTimeout)); ae != nil {
+		return nil, ae
 	}
-	return body, nil
+	return nil, invalid("", "invalid_body", "cannot read the request body: %v", err)
+}
+
+// bodyError is the reply to a request body that could not be read: a 413
+// with the message tooLarge when it went over its limit, a 408 with
+// timedOut when it stopped arriving; nil for other errors.
+func bodyError(err error, tooLarge, timedOut string) *apiError {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest, Code: strPtr("request_too_large"), Message: tooLarge}
+	case isTimeout(err):
+		return &apiError{Status: http.StatusRequestTimeout, Type: typeInvalidRequest, Code: strPtr("request_timeout"), Message: timedOut}
+	}
+	return nil
+}
+
+// isTimeout reports whether err is a network timeout: a read deadline
+// passed.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) int {
