@@ -161,7 +161,7 @@ func runBenchAudio(args []string, stdout, stderr io.Writer) error {
 		}
 		el := time.Since(t0)
 		res.RecordingS, res.Windows = el.Seconds(), len(r.Windows)
-		res.Batch = batchOf(tg)
+		res.Batch = tg.DefaultBatch()
 		if res.FloorMS > 0 {
 			res.RecFloorS = float64(res.Windows) * res.FloorMS / 1e3
 		}
@@ -172,19 +172,12 @@ func runBenchAudio(args []string, stdout, stderr io.Writer) error {
 		for _, f := range []*float64{&res.ClipMS, &res.FbankMS, &res.ModelMS, &res.FloorMS, &res.GFLOPClip, &res.GEMMGFLOPS, &res.RecordingS, &res.RecFloorS} {
 			*f = math.Round(*f*1000) / 1000
 		}
-		b, err := json.Marshal(res)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, string(b))
+		return json.NewEncoder(stdout).Encode(res)
 	}
 	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
-
-// batchOf returns the tagger's default windows per model call.
-func batchOf(tg *audio.Tagger) int { return tg.DefaultBatch() }
 
 // clipFLOPs counts the floating-point operations of one clip's matrix
 // products (2 per multiply-add): the patch embedding, per layer and token

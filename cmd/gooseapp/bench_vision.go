@@ -231,7 +231,7 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 	lmc := m.LM().Config()
 	promptTokens := m.Encoder().Tokens() + 16 // the image rows and the question's text, padded
 	r.Tokens = promptTokens
-	lmFLOPs := 2*float64(lmc.Params-2*int64(lmc.Vocab)*int64(lmc.Width))*float64(promptTokens) + 2*float64(lmc.Vocab*lmc.Width)
+	lmFLOPs := matFLOPsPerToken(lmc)*float64(promptTokens) + 2*float64(lmc.Vocab*lmc.Width)
 	if r.GEMMRate > 0 {
 		f := func(flops float64) float64 { return 1e3 * flops / r.GEMMRate }
 		r.FloorMS = visionBench{DINO: f(dino), SigLIP: f(siglip), SAM: f(samF), Projector: f(proj), Prefill: f(lmFLOPs),
@@ -270,11 +270,7 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "memory:   towers' working memory %.0f MB; peak RSS %.0f MB\n", r.WorkingMemoryMB, float64(readRSS().peak)/1e6)
 	if *jsonOut {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s\n", b)
+		return json.NewEncoder(stdout).Encode(r)
 	}
 	return nil
 }
