@@ -94,7 +94,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		if visual, verr := isVisualFile(mf.model); verr != nil {
 			return verr
 		} else if visual {
-			if vm, verr = openVisual(mf.model, mf, *visionConfig); verr != nil {
+			if vm, verr = openVisual(mf.model, mf, *visionConfig, stderr); verr != nil {
 				// The towers cannot be read: serve the language model alone.
 				fmt.Fprintf(stderr, "gooseapp serve: images disabled: %v (--vision-config FILE gives the tower sizes)\n", verr)
 			}
@@ -102,9 +102,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		if vm != nil {
 			defer vm.Close()
 			m, rep, enc = vm.LM(), vm.Report(), vm.Encoder()
-			if rep.Fallback != "" {
-				fmt.Fprintf(stderr, "gooseapp: using the CPU: %s\n", rep.Fallback)
-			}
 		} else {
 			if m, rep, err = mf.load(stderr); err != nil {
 				return err
