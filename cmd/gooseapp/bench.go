@@ -20,12 +20,10 @@ import (
 // runBench measures prefill and decode speed and memory, each beside its
 // floor measured in the same run.
 func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	for _, a := range args {
-		if a == "--vision" || a == "-vision" || strings.HasPrefix(a, "--vision=") || strings.HasPrefix(a, "-vision=") {
-			return runBenchVision(args, stdout, stderr)
-		}
-	}
-	if wantsAudioBench(args) {
+	switch {
+	case benchMode(args, "vision"):
+		return runBenchVision(args, stdout, stderr)
+	case benchMode(args, "audio"):
 		return runBenchAudio(args, stdout, stderr)
 	}
 	fs := newFlags("bench", stderr)
@@ -207,6 +205,21 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return json.NewEncoder(stdout).Encode(res)
 	}
 	return nil
+}
+
+// benchMode reports whether bench's arguments turn on the mode flag name
+// (--vision, --audio), which has flags of its own.
+func benchMode(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		f, isFlag := strings.CutPrefix(a, "-")
+		if f = strings.TrimPrefix(f, "-"); isFlag && (f == name || f == name+"=true") {
+			return true
+		}
+	}
+	return false
 }
 
 // benchJSON is the --json line: decode_tok_s is the aggregate over the

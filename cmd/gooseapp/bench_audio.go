@@ -15,20 +15,6 @@ import (
 	"github.com/goose-rwkv/goose/kernels"
 )
 
-// wantsAudioBench reports whether bench's arguments ask for the audio
-// tagger (--audio), which has its own flags.
-func wantsAudioBench(args []string) bool {
-	for _, a := range args {
-		if a == "--" {
-			return false
-		}
-		if a == "--audio" || a == "-audio" || a == "--audio=true" || a == "-audio=true" {
-			return true
-		}
-	}
-	return false
-}
-
 // audioBenchResult is the JSON object bench --audio --json prints.
 type audioBenchResult struct {
 	Model        string  `json:"model"`
