@@ -13,9 +13,9 @@ import (
 )
 
 // randomModelFile writes a small random-weight model with the full World
-// vocabulary (34 MB), once per test binary.
+// vocabulary (34 MB), once per test binary, in testDir.
 var randomModelFile = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "goose-cmd-test")
+	dir, err := testDir()
 	if err != nil {
 		return "", err
 	}
