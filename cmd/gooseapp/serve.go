@@ -56,9 +56,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
 	if *parallel < 1 || *queue < 0 || *cacheMB < 0 || *maxTokens < 1 || *maxPrompt < 1 || *maxConns < 1 {
 		return errors.New("--parallel, --max-tokens, --max-prompt and --max-conns must be at least 1; --queue and --cache-mb at least 0")
 	}
