@@ -159,10 +159,6 @@ func (s *Server) generateWithImages(ctx context.Context, wk *worker, j *job, yie
 	if err := sess.Reset(); err != nil {
 		return nil, err
 	}
-	cancelled := func() (*outcome, error) {
-		out.stats.StopReason = core.StopCancelled
-		return out, nil
-	}
 	segs := j.segs
 	lastSeg := segs[len(segs)-1]
 	last := lastSeg.ids[len(lastSeg.ids)-1:]
@@ -173,31 +169,29 @@ func (s *Server) generateWithImages(ctx context.Context, wk *worker, j *job, yie
 			lastImg = i
 		}
 	}
+	// Text is held back until the next image; the segments after the last
+	// image go in with it. (parseChat makes segs only for prompts with
+	// images.)
 	var text []int32 // tokens not fed yet
-	for i, sg := range segs {
-		var err error
-		switch {
-		case sg.img != nil:
-			err = s.opts.Vision.Encode(ctx, sg.img, nil, func(rows kernels.Tensor) error {
-				ps := []core.Segment{{Tokens: text}, {Rows: rows}}
-				if i == lastImg {
-					for _, after := range segs[i+1:] {
-						ps = append(ps, core.Segment{Tokens: after.ids})
-					}
-				}
-				return sess.PrefillSegments(ctx, ps...)
-			})
-			text = nil
-		case i > lastImg:
-			if lastImg < 0 {
-				err = s.prefill(ctx, sess, sg.ids)
-			}
-		default:
+	for i, sg := range segs[:lastImg+1] {
+		if sg.img == nil {
 			text = append(text, sg.ids...)
+			continue
 		}
+		err := s.opts.Vision.Encode(ctx, sg.img, nil, func(rows kernels.Tensor) error {
+			ps := []core.Segment{{Tokens: text}, {Rows: rows}}
+			if i == lastImg {
+				for _, after := range segs[i+1:] {
+					ps = append(ps, core.Segment{Tokens: after.ids})
+				}
+			}
+			return sess.PrefillSegments(ctx, ps...)
+		})
+		text = nil
 		if err != nil {
 			if ctx.Err() != nil {
-				return cancelled()
+				out.stats.StopReason = core.StopCancelled
+				return out, nil
 			}
 			return nil, fmt.Errorf("prefill: %w", err)
 		}
