@@ -43,12 +43,7 @@ func (m *Model) ForwardAll(ctx context.Context, st *State, tokens []int32, logit
 // (VisualRWKV). Feeding a prompt's segments one call after another — tokens,
 // image rows, tokens — computes the same as one sequence. If logits is not
 // nil it receives the logits after the last row.
-func (m *Model) ForwardEmbeds(ctx context.Context, st *State, rows []float32, logits []float32) (err error) {
-	if err := m.checkSource(); err != nil {
-		return err
-	}
-	defer nameFault(m.path, &err)
-	defer memfault.Catch(&err)()
+func (m *Model) ForwardEmbeds(ctx context.Context, st *State, rows []float32, logits []float32) error {
 	C := m.cfg.Width
 	if len(rows)%C != 0 {
 		return fmt.Errorf("forward: %d floats are not whole rows of width %d", len(rows), C)
