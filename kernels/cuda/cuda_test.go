@@ -130,24 +130,7 @@ func (h *harness) out(rows, cols int) pair {
 func (h *harness) weight(dt kernels.DType, rows, cols int, scale float64) (pair, []float32) {
 	h.t.Helper()
 	v := h.randn(rows*cols, scale)
-	var raw []byte
-	switch dt {
-	case kernels.F32:
-		raw = kernelstest.F32Bytes(v)
-	case kernels.F16, kernels.BF16:
-		raw = make([]byte, 2*len(v))
-		for i, x := range v {
-			var u uint16
-			if dt == kernels.F16 {
-				u = half.F32ToF16(x)
-				v[i] = half.F16ToF32(u)
-			} else {
-				u = half.F32ToBF16(x)
-				v[i] = half.BF16ToF32(u)
-			}
-			binary.LittleEndian.PutUint16(raw[2*i:], u)
-		}
-	}
+	raw := kernelstest.Encode(dt, v)
 	var p pair
 	var err error
 	if p.g, err = h.g.Weight(dt, rows, cols, raw); err != nil {
