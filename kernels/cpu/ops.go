@@ -156,19 +156,24 @@ func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
 		b.fail("Act", "dst %v, x %v, function %d", dst, x, f)
 		return
 	}
-	d, xs := b.f32(dst), b.f32(x)
+	d, xs, ks := b.f32(dst), b.f32(x), b.pool.ks
 	b.pool.For(len(d), 16384, func(lo, hi int) {
-		switch f {
-		case kernels.Tanh:
-			b.pool.ks.tanh(d[lo:hi], xs[lo:hi])
-		case kernels.Sigmoid:
-			b.pool.ks.sigmoid(d[lo:hi], xs[lo:hi])
-		case kernels.ReLUSquared:
-			b.pool.ks.reluSquared(d[lo:hi], xs[lo:hi])
-		case kernels.GELU, kernels.GELUTanh:
-			geluRange(d[lo:hi], xs[lo:hi], f)
-		}
+		ks.act(d[lo:hi], xs[lo:hi], f)
 	})
+}
+
+// act sets d[i] = f(x[i]) for i < len(d), f one of knownAct's functions.
+func (ks *kernelSet) act(d, x []float32, f kernels.Activation) {
+	switch f {
+	case kernels.Tanh:
+		ks.tanh(d, x)
+	case kernels.Sigmoid:
+		ks.sigmoid(d, x)
+	case kernels.ReLUSquared:
+		ks.reluSquared(d, x)
+	default:
+		geluRange(d, x, f)
+	}
 }
 
 // Add sets dst = a + b, broadcasting a one-row b.
