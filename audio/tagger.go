@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"sync"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/goose-rwkv/goose/audio/resample"
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/internal/memfault"
+	"github.com/goose-rwkv/goose/internal/regfile"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/backend"
 )
@@ -134,17 +134,11 @@ func defaultBatch(be kernels.Backend, d arwkv.Dims) int {
 	return min(16, max(1, (be.Capabilities().PrefillChunk+d.Tokens-1)/d.Tokens))
 }
 
-// ReadConfig reads an A-RWKV configuration file and validates it.
+// ReadConfig reads an A-RWKV configuration file (a regular file of at
+// most 1 MiB) and validates it.
 func ReadConfig(path string) (arwkv.Config, error) {
 	var c arwkv.Config
-	st, err := os.Stat(path)
-	if err != nil {
-		return c, err
-	}
-	if !st.Mode().IsRegular() || st.Size() > 1<<20 {
-		return c, fmt.Errorf("%s: not a regular file of at most 1 MiB", path)
-	}
-	raw, err := os.ReadFile(path)
+	raw, err := regfile.ReadFile(path, 1<<20)
 	if err != nil {
 		return c, err
 	}

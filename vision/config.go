@@ -2,12 +2,14 @@ package vision
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/vision/internal/nn"
 	"github.com/goose-rwkv/goose/vision/sam"
 	"github.com/goose-rwkv/goose/vision/vit"
 )
@@ -113,18 +115,8 @@ const (
 	samPrefix    = "vit.sam_featurizer."
 )
 
-// Bounds on sizes no real tower comes near, so that a hostile or mistyped
-// configuration fails with an error instead of exhausting memory.
-const (
-	maxSide     = 4096 // image side in pixels
-	maxTokens   = 1 << 16
-	maxWidth    = 1 << 14
-	maxDepth    = 256
-	maxHeadDim  = 1024
-	maxMerge    = 16
-	maxLNEps    = 0.1
-	maxRegister = 64
-)
+// maxDepth bounds the blocks counted in a checkpoint's tower.
+const maxDepth = 256
 
 // fieldError names the configuration field at fault.
 type fieldError struct {
@@ -135,6 +127,16 @@ func (e *fieldError) Error() string { return "vision config: " + e.Field + ": " 
 
 func fieldErr(field, format string, args ...any) error {
 	return &fieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// towerErr names the field of a tower's Validate error under the tower's
+// name ("heads" of the DINOv2 tower is "dino.heads").
+func towerErr(name string, err error) error {
+	var fe *nn.FieldError
+	if errors.As(err, &fe) {
+		return fieldErr(name+"."+fe.Field, "%s", fe.Msg)
+	}
+	return fmt.Errorf("vision config: %s: %w", name, err)
 }
 
 // blockCount returns the number of consecutive blocks.N. tensors under
@@ -187,42 +189,25 @@ func (c Config) Check(src core.Source) error {
 	return nil
 }
 
-// checkViT validates one ViT tower's fields.
+// checkViT validates one ViT tower's fields (vit.Config.Validate) and
+// compares them with the checkpoint's shapes.
 func checkViT(src core.Source, prefix, name string, c vit.Config) error {
 	f := func(field string) string { return name + "." + field }
 	pw := shape(src, prefix+"patch_embed.proj.weight")
 	if len(pw) != 4 {
 		return fmt.Errorf("vision: %s tower: tensor %spatch_embed.proj.weight missing or not 4-D (%v)", name, prefix, pw)
 	}
+	if err := c.Validate(); err != nil {
+		return towerErr(name, err)
+	}
 	switch {
-	case c.Patch <= 0 || c.Patch > 64:
-		return fieldErr(f("patch"), "%d outside 1..64", c.Patch)
 	case c.Patch != pw[2]:
 		return fieldErr(f("patch"), "%d, the checkpoint's patch embedding is %d×%d", c.Patch, pw[2], pw[3])
-	case c.ImageSize <= 0 || c.ImageSize > maxSide || c.ImageSize%c.Patch != 0:
-		return fieldErr(f("image_size"), "%d is not a multiple of patch %d in 1..%d", c.ImageSize, c.Patch, maxSide)
 	case c.Dim != pw[0]:
 		return fieldErr(f("embed_dim"), "%d, the checkpoint's is %d", c.Dim, pw[0])
-	case c.Dim <= 0 || c.Dim > maxWidth:
-		return fieldErr(f("embed_dim"), "%d outside 1..%d", c.Dim, maxWidth)
-	case c.Heads <= 0 || c.Dim%c.Heads != 0 || c.Dim/c.Heads > maxHeadDim:
-		return fieldErr(f("heads"), "%d heads do not divide width %d into heads of at most %d", c.Heads, c.Dim, maxHeadDim)
-	case c.Registers < 0 || c.Registers > maxRegister:
-		return fieldErr(f("reg_tokens"), "%d outside 0..%d", c.Registers, maxRegister)
-	case !(c.LNEps > 0 && c.LNEps <= maxLNEps):
-		return fieldErr(f("ln_eps"), "%g outside (0, %g]", c.LNEps, maxLNEps)
-	case c.GELU != "" && c.GELU != "erf":
-		return fieldErr(f("gelu"), "%q unsupported (only the exact erf form)", c.GELU)
 	}
-	if c.Patches() > maxTokens {
-		return fieldErr(f("image_size"), "%d gives %d patches, over %d", c.ImageSize, c.Patches(), maxTokens)
-	}
-	depth := blockCount(src, prefix, "attn.qkv.weight")
-	switch {
-	case c.Depth <= 0 || c.Depth > depth:
+	if depth := blockCount(src, prefix, "attn.qkv.weight"); c.Depth > depth {
 		return fieldErr(f("depth"), "%d, the checkpoint has %d blocks", c.Depth, depth)
-	case c.FeatureBlock < 0 || c.FeatureBlock >= c.Depth:
-		return fieldErr(f("feature_block"), "%d outside 0..%d", c.FeatureBlock, c.Depth-1)
 	}
 	if sh := shape(src, prefix+"blocks.0.mlp.fc1.weight"); len(sh) == 2 && c.MLPHidden != sh[0] {
 		return fieldErr(f("mlp_hidden"), "%d, the checkpoint's is %d", c.MLPHidden, sh[0])
@@ -251,41 +236,29 @@ func checkViT(src core.Source, prefix, name string, c vit.Config) error {
 	return nil
 }
 
-// checkSAM validates the SAM tower's fields.
+// checkSAM validates the SAM tower's fields (sam.Config.Validate) and
+// compares them with the checkpoint's shapes.
 func checkSAM(src core.Source, name string, c sam.Config) error {
 	f := func(field string) string { return name + "." + field }
 	pw := shape(src, samPrefix+"patch_embed.proj.weight")
 	if len(pw) != 4 {
 		return fmt.Errorf("vision: SAM tower: tensor %spatch_embed.proj.weight missing or not 4-D (%v)", samPrefix, pw)
 	}
+	if err := c.Validate(); err != nil {
+		return towerErr(name, err)
+	}
 	switch {
-	case c.Patch <= 0 || c.Patch > 64 || c.Patch != pw[2]:
+	case c.Patch != pw[2]:
 		return fieldErr(f("patch"), "%d, the checkpoint's patch embedding is %d×%d", c.Patch, pw[2], pw[3])
-	case c.ImageSize <= 0 || c.ImageSize > maxSide || c.ImageSize%c.Patch != 0:
-		return fieldErr(f("image_size"), "%d is not a multiple of patch %d in 1..%d", c.ImageSize, c.Patch, maxSide)
-	case c.EmbedDim != pw[0] || c.EmbedDim <= 0:
+	case c.EmbedDim != pw[0]:
 		return fieldErr(f("embed_dim"), "%d, the checkpoint's is %d", c.EmbedDim, pw[0])
-	case c.Heads <= 0 || c.EmbedDim%c.Heads != 0:
-		return fieldErr(f("heads"), "%d heads do not divide width %d", c.Heads, c.EmbedDim)
-	case c.Merge <= 0 || c.Merge > maxMerge || c.Grid()%c.Merge != 0:
-		return fieldErr(f("merge"), "%d does not divide the %d×%d patch grid (at most %d)", c.Merge, c.Grid(), c.Grid(), maxMerge)
-	case c.GELU != "" && c.GELU != "erf":
-		return fieldErr(f("gelu"), "%q unsupported (only the exact erf form)", c.GELU)
-	case !(c.LNEps >= 0 && c.LNEps <= maxLNEps):
-		return fieldErr(f("ln_eps"), "%g outside [0, %g] (0 means 1e-6)", c.LNEps, maxLNEps)
-	case !c.RelPos:
-		return fieldErr(f("rel_pos"), "encoders without relative positions are not supported")
 	}
 	G := c.Grid()
-	if G*G > maxTokens {
-		return fieldErr(f("image_size"), "%d gives %d patches, over %d", c.ImageSize, G*G, maxTokens)
-	}
 	if sh := shape(src, samPrefix+"pos_embed"); len(sh) == 4 && (sh[1] != G || sh[2] != G) {
 		return fieldErr(f("image_size"), "%d gives a %d×%d patch grid, the checkpoint's position table is %d×%d",
 			c.ImageSize, G, G, sh[1], sh[2])
 	}
-	depth := blockCount(src, samPrefix, "attn.qkv.weight")
-	if c.Depth <= 0 || c.Depth > depth {
+	if depth := blockCount(src, samPrefix, "attn.qkv.weight"); c.Depth > depth {
 		return fieldErr(f("depth"), "%d, the checkpoint has %d blocks", c.Depth, depth)
 	}
 	if sh := shape(src, samPrefix+"blocks.0.mlp.lin1.weight"); len(sh) == 2 && c.MLPHidden != sh[0] {
@@ -297,19 +270,6 @@ func checkSAM(src core.Source, name string, c sam.Config) error {
 	}
 	if sh := shape(src, samPrefix+"neck.0.weight"); len(sh) == 4 && c.NeckChannels != sh[0] {
 		return fieldErr(f("neck_channels"), "%d, the checkpoint's is %d", c.NeckChannels, sh[0])
-	}
-	seen := map[int]bool{}
-	for _, b := range c.GlobalBlocks {
-		if b < 0 || b >= c.Depth || seen[b] {
-			return fieldErr(f("global_blocks"), "block %d repeated or outside 0..%d", b, c.Depth-1)
-		}
-		seen[b] = true
-	}
-	switch {
-	case c.Window < 0 || c.Window > G:
-		return fieldErr(f("window"), "%d outside 0..%d (the patch grid's side)", c.Window, G)
-	case c.Window == 0 && len(c.GlobalBlocks) < c.Depth:
-		return fieldErr(f("window"), "0, but blocks other than %v are windowed", c.GlobalBlocks)
 	}
 	return nil
 }

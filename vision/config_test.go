@@ -5,8 +5,6 @@ import (
 	"image"
 	"image/color"
 	"math"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -16,6 +14,7 @@ import (
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/cpu"
+	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 )
 
 // tinyLM is a language model small enough to generate in a test.
@@ -24,23 +23,15 @@ func tinyLM() core.Config {
 		DType: kernels.BF16}
 }
 
+// fixture opens the golden fixture's checkpoint (closed when t ends) and
+// parses its towers' sizes.
 func fixture(t testing.TB) (*checkpoint.File, Config) {
 	t.Helper()
-	dir := filepath.Join("..", "testdata", "visualrwkv")
-	raw, err := os.ReadFile(filepath.Join(dir, "mm.visualrwkv.json"))
+	cfg, err := ParseConfig(visiontest.Read(t, "mm.visualrwkv.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ParseConfig(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := checkpoint.Open(filepath.Join(dir, "mm.visualrwkv.pth"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f, cfg
+	return visiontest.Checkpoint(t), cfg
 }
 
 // TestFromCheckpoint reads the released towers' sizes back from the shapes
@@ -157,11 +148,7 @@ func TestParseConfig(t *testing.T) {
 // allocate without bound or give non-finite rows.
 func FuzzConfig(f *testing.F) {
 	src, _ := fixture(f)
-	raw, err := os.ReadFile(filepath.Join("..", "testdata", "visualrwkv", "mm.visualrwkv.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(raw)
+	f.Add(visiontest.Read(f, "mm.visualrwkv.json"))
 	f.Add([]byte(`{"dino":{"image_size":56,"patch":14,"embed_dim":64,"depth":4,"heads":4,"mlp_hidden":256,"reg_tokens":4,"class_token":true,"layer_scale":true,"feature_block":3,"ln_eps":1e-6},` +
 		`"siglip":{"image_size":56,"patch":14,"embed_dim":64,"depth":4,"heads":1,"mlp_hidden":239,"feature_block":0,"ln_eps":1e-5},` +
 		`"sam":{"image_size":128,"patch":16,"embed_dim":64,"depth":4,"heads":2,"mlp_hidden":256,"window":8,"global_blocks":[0],"rel_pos":true,"neck_channels":32,"merge":2}}`))
@@ -214,10 +201,10 @@ func (c countingImage) At(x, y int) color.Color {
 	return c.Image.At(x, y)
 }
 
-// TestPrepareOnce checks that preparing an image for the three towers
-// reads it once: the DINOv2 and SigLIP inputs share their resize (both
-// 448² in the released models; 56² in the fixture) instead of converting
-// and resizing the image again per tower.
+// TestPrepareOnce checks that Encode reads an image once to prepare the
+// three towers' inputs: the DINOv2 and SigLIP inputs share their resize
+// (both 448² in the released models; 56² in the fixture) instead of
+// converting and resizing the image again per tower.
 func TestPrepareOnce(t *testing.T) {
 	f, cfg := fixture(t)
 	be, _ := cpu.New(cpu.Options{Threads: 1})
@@ -232,7 +219,10 @@ func TestPrepareOnce(t *testing.T) {
 		src.Pix[i] = uint8(i * 13)
 	}
 	var n atomic.Int64
-	pix := e.prepare(countingImage{src, &n})
+	if err := e.Encode(context.Background(), countingImage{src, &n}, nil, func(kernels.Tensor) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	pix := e.pix
 	if got, want := n.Load(), int64(30*20); got != want {
 		t.Errorf("%d pixel reads to prepare the three towers' inputs, want %d (one pass over the image)", got, want)
 	}

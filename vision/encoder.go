@@ -132,19 +132,6 @@ func (e *Encoder) Tokens() int { return e.cfg.DINO.Patches() }
 // Width is the width of an embedding row (the language model's).
 func (e *Encoder) Width() int { return e.proj.OutDim() }
 
-// towers returns the preprocessing of each tower (DINOv2, SigLIP, SAM).
-func (e *Encoder) towers() [3]preprocess.Tower {
-	c := e.cfg
-	return [3]preprocess.Tower{preprocess.DINOv2(c.DINO.ImageSize), preprocess.SigLIP(c.SigLIP.ImageSize),
-		preprocess.SAM(c.SAM.ImageSize)}
-}
-
-// prepare returns each tower's normalised pixels (DINOv2, SigLIP, SAM).
-func (e *Encoder) prepare(img image.Image) [][]float32 {
-	t := e.towers()
-	return preprocess.Prepare(img, t[0], t[1], t[2])
-}
-
 // Encode encodes an image and calls use with its Tokens() embedding rows,
 // an F32 [Tokens, Width] tensor on the encoder's backend that stays valid
 // until use returns (give it to core.Session.PrefillEmbedTensor, or

@@ -14,18 +14,15 @@ import (
 	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/cpu"
+	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 )
 
 // TestCheckpointTruncatedWhileEncoding: an encoder whose checkpoint is
 // truncated on disk fails Encode (SIGBUS used to kill the process).
 func TestCheckpointTruncatedWhileEncoding(t *testing.T) {
 	_, cfg := fixture(t)
-	raw, err := os.ReadFile(filepath.Join("..", "testdata", "visualrwkv", "mm.visualrwkv.pth"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "m.pth")
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
+	if err := os.WriteFile(path, visiontest.Read(t, "mm.visualrwkv.pth"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	f, err := checkpoint.Open(path)

@@ -2,14 +2,10 @@ package vision
 
 import (
 	"context"
-	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/goose-rwkv/goose/core/checkpoint"
-	"github.com/goose-rwkv/goose/internal/npy"
+	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 	"github.com/goose-rwkv/goose/vision/sam"
@@ -27,11 +23,11 @@ func TestPipeline(t *testing.T) { checkPipeline(t, visiontest.CPU(t)) }
 func TestPipelineCUDA(t *testing.T) { checkPipeline(t, visiontest.CUDA(t)) }
 
 func checkPipeline(t *testing.T, be kernels.Backend) {
-	g := loadGolden(t)
-	feat := g.features(t, be)
-	within(t, "features", feat, g.read(t, "mm.features.npy").Data)
+	f, cfg := fixture(t)
+	feat := features(t, f, cfg, be)
+	within(t, "features", feat, visiontest.NPY(t, "mm.features.npy").Data)
 
-	proj, err := LoadProjector(g.f, be)
+	proj, err := LoadProjector(f, be)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,82 +36,41 @@ func checkPipeline(t *testing.T, be kernels.Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	within(t, "projected", emb, g.read(t, "mm.projected.npy").Data)
-}
-
-// golden is the vision fixture: its checkpoint and its towers' sizes.
-type golden struct {
-	dir string
-	f   *checkpoint.File
-	cfg struct {
-		DINO   vit.Config `json:"dino"`
-		SigLIP vit.Config `json:"siglip"`
-		SAM    sam.Config `json:"sam"`
-	}
-}
-
-func loadGolden(t *testing.T) *golden {
-	g := &golden{dir: filepath.Join("..", "testdata", "visualrwkv")}
-	raw, err := os.ReadFile(filepath.Join(g.dir, "mm.visualrwkv.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Config json.RawMessage `json:"config"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(doc.Config, &g.cfg); err != nil {
-		t.Fatal(err)
-	}
-	if g.f, err = checkpoint.Open(filepath.Join(g.dir, "mm.visualrwkv.pth")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.f.Close() })
-	return g
-}
-
-func (g *golden) read(t *testing.T, name string) *npy.Array {
-	t.Helper()
-	a, err := npy.ReadFile(filepath.Join(g.dir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
+	within(t, "projected", emb, visiontest.NPY(t, "mm.projected.npy").Data)
 }
 
 // features runs the fixture's normalised pixels through the three towers
-// on be and concatenates their features per row (DINOv2 | SigLIP | SAM).
-func (g *golden) features(t *testing.T, be kernels.Backend) []float32 {
+// of src on be and concatenates their features per row (DINOv2 | SigLIP |
+// SAM).
+func features(t *testing.T, src core.Source, cfg Config, be kernels.Backend) []float32 {
 	t.Helper()
-	dino, err := vit.Load(g.f, "vit.dino_featurizer.", g.cfg.DINO, be)
+	dino, err := vit.Load(src, "vit.dino_featurizer.", cfg.DINO, be)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dino.Close()
-	sig, err := vit.Load(g.f, "vit.siglip_featurizer.", g.cfg.SigLIP, be)
+	sig, err := vit.Load(src, "vit.siglip_featurizer.", cfg.SigLIP, be)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sig.Close()
-	enc, err := sam.Load(g.f, "vit.sam_featurizer.", g.cfg.SAM, be)
+	enc, err := sam.Load(src, "vit.sam_featurizer.", cfg.SAM, be)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer enc.Close()
 	ctx := context.Background()
 	parts := make([][]float32, 3)
-	if parts[0], err = dino.Features(ctx, g.read(t, "mm.pixels_dino.npy").Data); err != nil {
+	if parts[0], err = dino.Features(ctx, visiontest.NPY(t, "mm.pixels_dino.npy").Data); err != nil {
 		t.Fatal(err)
 	}
-	if parts[1], err = sig.Features(ctx, g.read(t, "mm.pixels_siglip.npy").Data); err != nil {
+	if parts[1], err = sig.Features(ctx, visiontest.NPY(t, "mm.pixels_siglip.npy").Data); err != nil {
 		t.Fatal(err)
 	}
-	if parts[2], err = enc.Features(ctx, g.read(t, "mm.pixels_sam.npy").Data); err != nil {
+	if parts[2], err = enc.Features(ctx, visiontest.NPY(t, "mm.pixels_sam.npy").Data); err != nil {
 		t.Fatal(err)
 	}
-	rows := len(parts[0]) / g.cfg.DINO.Dim
+	rows := len(parts[0]) / cfg.DINO.Dim
 	var feat []float32
 	for r := range rows {
 		for _, p := range parts {

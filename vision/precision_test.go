@@ -85,8 +85,8 @@ func (e *roundedAttention) Attention(a kernels.Attention) {
 // tolerance (1e-3·std); bf16 ones are reported (they exceed it, which is
 // why no bf16 single-product kernel exists).
 func TestAttentionPrecision(t *testing.T) {
-	g := loadGolden(t)
-	want := g.read(t, "mm.features.npy").Data
+	f, cfg := fixture(t)
+	want := visiontest.NPY(t, "mm.features.npy").Data
 	for _, c := range []struct {
 		name  string
 		round func(float32) float32
@@ -95,7 +95,7 @@ func TestAttentionPrecision(t *testing.T) {
 		{"fp16", func(x float32) float32 { return half.F16ToF32(half.F32ToF16(x)) }, 1e-3},
 		{"bf16", func(x float32) float32 { return half.BF16ToF32(half.F32ToBF16(x)) }, 0},
 	} {
-		feat := g.features(t, &roundedAttention{Backend: visiontest.CPU(t), round: c.round})
+		feat := features(t, f, cfg, &roundedAttention{Backend: visiontest.CPU(t), round: c.round})
 		var s, s2, worst float64
 		for i, v := range want {
 			s += float64(v)

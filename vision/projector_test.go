@@ -6,37 +6,20 @@ import (
 	"testing"
 
 	"github.com/goose-rwkv/goose/core/checkpoint"
-	"github.com/goose-rwkv/goose/internal/npy"
 	"github.com/goose-rwkv/goose/kernels/cpu"
+	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 )
 
 // TestProjector maps the fixture's concatenated tower features to LM
 // embeddings and compares with the VisualRWKV-7 reference at 1e-3·std.
 func TestProjector(t *testing.T) {
-	dir := filepath.Join("..", "testdata", "visualrwkv")
-	f, err := checkpoint.Open(filepath.Join(dir, "mm.visualrwkv.pth"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	be, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
-	p, err := LoadProjector(f, be)
+	p, err := LoadProjector(visiontest.Checkpoint(t), visiontest.CPU(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	feat, err := npy.ReadFile(filepath.Join(dir, "mm.features.npy"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := npy.ReadFile(filepath.Join(dir, "mm.projected.npy"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	feat := visiontest.NPY(t, "mm.features.npy")
+	want := visiontest.NPY(t, "mm.projected.npy")
 	if p.InDim() != feat.Shape[1] || p.OutDim() != want.Shape[1] {
 		t.Fatalf("projector %d→%d, fixture %v→%v", p.InDim(), p.OutDim(), feat.Shape, want.Shape)
 	}

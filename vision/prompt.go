@@ -28,7 +28,14 @@ func Prefill(ctx context.Context, s *core.Session, rows []float32, question stri
 	if len(rows) == 0 || len(rows)%C != 0 {
 		return fmt.Errorf("vision: %d floats are not whole embedding rows of width %d", len(rows), C)
 	}
-	return prefill(ctx, s, len(rows)/C, question, func() error { return s.PrefillEmbeds(ctx, rows) })
+	head, tail := promptText(s, len(rows)/C, question)
+	if err := s.PrefillTokens(ctx, head); err != nil {
+		return err
+	}
+	if err := s.PrefillEmbeds(ctx, rows); err != nil {
+		return err
+	}
+	return s.PrefillTokens(ctx, tail)
 }
 
 // PrefillTensor is Prefill with the embedding rows in an F32 [n, Width]
@@ -52,16 +59,4 @@ func promptText(s *core.Session, n int, question string) (head, tail []int32) {
 	total := len(head) + n + len(tail)
 	pad := slices.Repeat([]int32{padToken}, (chunkLen-total%chunkLen)%chunkLen)
 	return append(pad, head...), tail
-}
-
-// prefill feeds the prompt around n image rows that feed puts in.
-func prefill(ctx context.Context, s *core.Session, n int, question string, feed func() error) error {
-	head, tail := promptText(s, n, question)
-	if err := s.PrefillTokens(ctx, head); err != nil {
-		return err
-	}
-	if err := feed(); err != nil {
-		return err
-	}
-	return s.PrefillTokens(ctx, tail)
 }

@@ -2,18 +2,15 @@ package vision
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"image"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/goose-rwkv/goose/core"
-	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/core/tokenizer"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/vision/internal/visiontest"
@@ -31,26 +28,14 @@ func TestAskFromPNG(t *testing.T) { checkAsk(t, visiontest.CPU(t)) }
 func TestAskFromPNGCUDA(t *testing.T) { checkAsk(t, visiontest.CUDA(t)) }
 
 func checkAsk(t *testing.T, be kernels.Backend) {
-	dir := filepath.Join("..", "testdata", "visualrwkv")
-	raw, err := os.ReadFile(filepath.Join(dir, "mm.visualrwkv.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var fx struct {
 		Question  string  `json:"question"`
 		PromptIDs []int32 `json:"prompt_ids"`
 		Argmax    int32   `json:"argmax_last"`
-		Config    Config  `json:"config"`
 	}
-	if err := json.Unmarshal(raw, &fx); err != nil {
-		t.Fatal(err)
-	}
-	f, err := checkpoint.Open(filepath.Join(dir, "mm.visualrwkv.pth"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	vm, err := LoadEncoder(f, be, fx.Config)
+	visiontest.JSON(t, &fx)
+	f, cfg := fixture(t)
+	vm, err := LoadEncoder(f, be, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +55,7 @@ func checkAsk(t *testing.T, be kernels.Backend) {
 	}
 	defer s.Close()
 
-	png, err := os.Open(filepath.Join(dir, "mm.png"))
+	png, err := os.Open(visiontest.Path(t, "mm.png"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +73,7 @@ func checkAsk(t *testing.T, be kernels.Backend) {
 	}
 	// The whole encoder (towers side by side where the backend has
 	// queues) gives the reference's projected rows.
-	within(t, "encoded rows", rows, loadGolden(t).read(t, "mm.projected.npy").Data)
+	within(t, "encoded rows", rows, visiontest.NPY(t, "mm.projected.npy").Data)
 
 	// The text pieces tokenize as the reference prompt does.
 	head := tok.Encode("User: ")

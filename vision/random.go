@@ -3,8 +3,10 @@ package vision
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/goose-rwkv/goose/core"
@@ -162,7 +164,7 @@ func (s *randomSource) Bytes(name string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("random checkpoint: no tensor %s", name)
 	}
-	if lmName, isLM := cutRWKV(name); isLM {
+	if lmName, isLM := strings.CutPrefix(name, "rwkv."); isLM {
 		return s.lm.Bytes(lmName)
 	}
 	s.mu.Lock()
@@ -175,22 +177,11 @@ func (s *randomSource) Bytes(name string) ([]byte, error) {
 	return b, nil
 }
 
-func cutRWKV(name string) (string, bool) {
-	const p = "rwkv."
-	if len(name) > len(p) && name[:len(p)] == p {
-		return name[len(p):], true
-	}
-	return "", false
-}
-
 // hashName is FNV-1a of a tensor name, to seed its values.
 func hashName(name string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(name); i++ {
-		h ^= uint64(name[i])
-		h *= 1099511628211
-	}
-	return h
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return h.Sum64()
 }
 
 // fillBF16 returns n bf16 values uniform in k.mean ± k.scale, generated

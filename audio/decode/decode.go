@@ -21,6 +21,7 @@ import (
 	"github.com/mewkiz/flac"
 
 	"github.com/goose-rwkv/goose/audio/wav"
+	"github.com/goose-rwkv/goose/internal/regfile"
 )
 
 // ErrUnsupported is wrapped by the error for a file that is not WAV, FLAC
@@ -94,21 +95,12 @@ type File struct {
 }
 
 // Open opens the audio file at path. It refuses anything but a regular
-// file (a FIFO or a device would block or never end). Errors name the
-// file.
+// file before reading it (a FIFO or a device would block or never end;
+// see internal/regfile). Errors name the file.
 func Open(path string) (*File, error) {
-	if st, err := os.Stat(path); err != nil {
-		return nil, err
-	} else if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%v)", path, st.Mode().Type())
-	}
-	f, err := os.Open(path)
+	f, _, err := regfile.Open(path)
 	if err != nil {
 		return nil, err
-	}
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() { // replaced since the Stat
-		f.Close()
-		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	s, err := New(f)
 	if err != nil {

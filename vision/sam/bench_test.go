@@ -1,13 +1,10 @@
 package sam
 
 import (
-	"encoding/binary"
-	"math/rand/v2"
 	"testing"
 
-	"github.com/goose-rwkv/goose/internal/half"
-	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/vision/internal/nn"
+	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 )
 
 // realConfig is SAM ViT-B at VisualRWKV-7's 1024-pixel input: a 64×64 patch
@@ -26,36 +23,8 @@ func realConfig() Config {
 func BenchmarkBlockReal(b *testing.B) {
 	cfg := realConfig()
 	be := testBackend(b)
-	rng := rand.New(rand.NewPCG(1, 2))
-	vals := func(n int, scale float32) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = (rng.Float32()*2 - 1) * scale
-		}
-		return v
-	}
-	vec := func(rows, cols int, scale float32) kernels.Tensor {
-		t, err := be.Alloc(kernels.F32, rows, cols)
-		if err == nil {
-			err = be.Upload(t, nn.FloatBytes(vals(rows*cols, scale)))
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		return t
-	}
-	mat := func(rows, cols int) kernels.Tensor {
-		raw := make([]byte, 2*rows*cols)
-		for i := range rows * cols {
-			binary.LittleEndian.PutUint16(raw[2*i:], half.F32ToBF16((rng.Float32()*2-1)*0.03))
-		}
-		w, err := be.Weight(kernels.BF16, rows, cols, raw)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return w
-	}
-	dense := func(rows, cols int) nn.Dense { return nn.Dense{W: mat(rows, cols), B: vec(1, rows, 0.1)} }
+	r := visiontest.NewRandom(b, be)
+	vec, mat, dense := r.F32, r.BF16, r.Dense
 	D, M, G, N := cfg.EmbedDim, cfg.MLPHidden, cfg.Grid(), cfg.NeckChannels
 	hd := D / cfg.Heads
 	s, err := newScratch(be, cfg)
@@ -78,7 +47,7 @@ func BenchmarkBlockReal(b *testing.B) {
 				norm2W: vec(1, D, 1), norm2B: vec(1, D, 0.1), lin1: dense(M, D), lin2: dense(D, M),
 				span: span, global: tc.global,
 			}
-			if err := be.Upload(s.x, nn.FloatBytes(vals(s.x.Len(), 1))); err != nil {
+			if err := be.Upload(s.x, nn.FloatBytes(r.Floats(s.x.Len(), 1))); err != nil {
 				b.Fatal(err)
 			}
 			for b.Loop() {

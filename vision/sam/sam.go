@@ -47,34 +47,50 @@ func (c Config) Tokens() int { g := c.Grid() / c.Merge; return g * g }
 // FeatureDim returns the width of a feature row.
 func (c Config) FeatureDim() int { return c.NeckChannels * c.Merge * c.Merge }
 
-// validate reports the first inconsistent size.
-func (c Config) validate() error {
-	switch {
-	case c.ImageSize <= 0 || c.Patch <= 0 || c.EmbedDim <= 0 || c.Depth <= 0 || c.Heads <= 0 ||
-		c.MLPHidden <= 0 || c.NeckChannels <= 0 || c.Merge <= 0:
-		return fmt.Errorf("sizes must be positive: %+v", c)
-	case c.ImageSize%c.Patch != 0:
-		return fmt.Errorf("image size %d is not a multiple of patch %d", c.ImageSize, c.Patch)
-	case c.EmbedDim%c.Heads != 0:
-		return fmt.Errorf("embed dim %d is not a multiple of %d heads", c.EmbedDim, c.Heads)
-	case c.Grid()%c.Merge != 0:
-		return fmt.Errorf("patch grid %d is not a multiple of merge %d", c.Grid(), c.Merge)
-	case c.Window < 0:
-		return fmt.Errorf("negative window %d", c.Window)
-	case c.GELU != "" && c.GELU != "erf":
-		return fmt.Errorf("unsupported GELU %q (want erf)", c.GELU)
-	case c.LNEps < 0:
-		return fmt.Errorf("negative LayerNorm epsilon %g", c.LNEps)
-	case !c.RelPos:
-		return errors.New("encoders without relative positions are not supported")
-	}
-	for _, b := range c.GlobalBlocks {
-		if b < 0 || b >= c.Depth {
-			return fmt.Errorf("global block %d outside 0..%d", b, c.Depth-1)
+// Validate checks every size against the bounds of any real encoder and
+// against the others, with an error (an *nn.FieldError) naming the JSON
+// field at fault. Load calls it; vision.Config.Check calls it before
+// comparing the sizes with a checkpoint's.
+func (c Config) Validate() error {
+	for _, f := range []struct {
+		field string
+		v     int
+	}{{"image_size", c.ImageSize}, {"patch", c.Patch}, {"embed_dim", c.EmbedDim}, {"depth", c.Depth},
+		{"heads", c.Heads}, {"mlp_hidden", c.MLPHidden}, {"neck_channels", c.NeckChannels}, {"merge", c.Merge}} {
+		if f.v <= 0 {
+			return nn.FieldErr(f.field, "%d: sizes must be positive", f.v)
 		}
 	}
-	if c.Window == 0 && len(c.GlobalBlocks) < c.Depth {
-		return errors.New("window 0 but not every block is global")
+	switch {
+	case c.Patch > nn.MaxPatch:
+		return nn.FieldErr("patch", "%d outside 1..%d", c.Patch, nn.MaxPatch)
+	case c.ImageSize > nn.MaxSide || c.ImageSize%c.Patch != 0:
+		return nn.FieldErr("image_size", "image size %d is not a multiple of patch %d in 1..%d", c.ImageSize, c.Patch, nn.MaxSide)
+	case c.EmbedDim%c.Heads != 0:
+		return nn.FieldErr("heads", "embed dim %d is not a multiple of %d heads", c.EmbedDim, c.Heads)
+	case c.Merge > nn.MaxMerge || c.Grid()%c.Merge != 0:
+		return nn.FieldErr("merge", "%d does not divide the %d×%d patch grid (at most %d)", c.Merge, c.Grid(), c.Grid(), nn.MaxMerge)
+	case c.GELU != "" && c.GELU != "erf":
+		return nn.FieldErr("gelu", "unsupported GELU %q (only the exact erf form)", c.GELU)
+	case !(c.LNEps >= 0 && c.LNEps <= nn.MaxLNEps):
+		return nn.FieldErr("ln_eps", "LayerNorm epsilon %g outside [0, %g] (0 means 1e-6)", c.LNEps, nn.MaxLNEps)
+	case !c.RelPos:
+		return nn.FieldErr("rel_pos", "encoders without relative positions are not supported")
+	case c.Grid()*c.Grid() > nn.MaxTokens:
+		return nn.FieldErr("image_size", "%d gives %d patches, over %d", c.ImageSize, c.Grid()*c.Grid(), nn.MaxTokens)
+	}
+	seen := map[int]bool{}
+	for _, b := range c.GlobalBlocks {
+		if b < 0 || b >= c.Depth || seen[b] {
+			return nn.FieldErr("global_blocks", "global block %d repeated or outside 0..%d", b, c.Depth-1)
+		}
+		seen[b] = true
+	}
+	switch {
+	case c.Window < 0 || c.Window > c.Grid():
+		return nn.FieldErr("window", "window %d outside 0..%d (the patch grid's side)", c.Window, c.Grid())
+	case c.Window == 0 && len(c.GlobalBlocks) < c.Depth:
+		return nn.FieldErr("window", "window 0, but blocks other than %v are windowed", c.GlobalBlocks)
 	}
 	return nil
 }
@@ -128,7 +144,7 @@ func Load(src core.Source, prefix string, cfg Config, be kernels.Backend) (*Enco
 	if be == nil {
 		return nil, errors.New("sam: load: no backend")
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sam: config: %w", err)
 	}
 	e := &Encoder{cfg: cfg, be: be, eps: cfg.LNEps, l: &nn.Loader{Src: src, Prefix: prefix, Be: be}}

@@ -2,16 +2,12 @@ package sam
 
 import (
 	"context"
-	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/checkpoint"
-	"github.com/goose-rwkv/goose/internal/npy"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 )
@@ -19,47 +15,18 @@ import (
 // testBackend returns a CPU backend closed when t ends.
 func testBackend(t testing.TB) kernels.Backend { return visiontest.CPU(t) }
 
-const (
-	fixtureDir = "../../testdata/visualrwkv"
-	prefix     = "vit.sam_featurizer."
-)
+const prefix = "vit.sam_featurizer."
 
 // fixtureConfig reads config.sam from the fixture's JSON.
 func fixtureConfig(t testing.TB) Config {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtureDir, "mm.visualrwkv.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var doc struct {
 		Config struct {
 			SAM Config `json:"sam"`
 		} `json:"config"`
 	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatalf("mm.visualrwkv.json: %v", err)
-	}
+	visiontest.JSON(t, &doc)
 	return doc.Config.SAM
-}
-
-// openFixture opens the fixture checkpoint.
-func openFixture(t testing.TB) *checkpoint.File {
-	t.Helper()
-	f, err := checkpoint.Open(filepath.Join(fixtureDir, "mm.visualrwkv.pth"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
-
-func readNpy(t testing.TB, name string) *npy.Array {
-	t.Helper()
-	a, err := npy.ReadFile(filepath.Join(fixtureDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
 }
 
 func TestFeatures(t *testing.T) { checkFeatures(t, testBackend(t)) }
@@ -70,13 +37,13 @@ func TestFeaturesCUDA(t *testing.T) { checkFeatures(t, visiontest.CUDA(t)) }
 
 func checkFeatures(t *testing.T, be kernels.Backend) {
 	cfg := fixtureConfig(t)
-	enc, err := Load(openFixture(t), prefix, cfg, be)
+	enc, err := Load(visiontest.Checkpoint(t), prefix, cfg, be)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer enc.Close()
-	pixels := readNpy(t, "mm.pixels_sam.npy")
-	want := readNpy(t, "mm.feat_sam.npy")
+	pixels := visiontest.NPY(t, "mm.pixels_sam.npy")
+	want := visiontest.NPY(t, "mm.feat_sam.npy")
 	if len(want.Shape) != 2 || want.Shape[0] != cfg.Tokens() || want.Shape[1] != cfg.FeatureDim() {
 		t.Fatalf("mm.feat_sam.npy shape %v, config gives [%d %d]", want.Shape, cfg.Tokens(), cfg.FeatureDim())
 	}
@@ -108,7 +75,7 @@ func checkFeatures(t *testing.T, be kernels.Backend) {
 
 func TestFeaturesBadInput(t *testing.T) {
 	cfg := fixtureConfig(t)
-	enc, err := Load(openFixture(t), prefix, cfg, testBackend(t))
+	enc, err := Load(visiontest.Checkpoint(t), prefix, cfg, testBackend(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +135,7 @@ func (s editedSource) Lookup(name string) (checkpoint.Info, bool) {
 
 func TestLoadErrors(t *testing.T) {
 	cfg := fixtureConfig(t)
-	f := openFixture(t)
+	f := visiontest.Checkpoint(t)
 	withCfg := func(edit func(*Config)) Config {
 		c := cfg
 		c.GlobalBlocks = append([]int(nil), cfg.GlobalBlocks...)
@@ -230,11 +197,11 @@ func TestResizeRelPos(t *testing.T) {
 
 func BenchmarkFeatures(b *testing.B) {
 	cfg := fixtureConfig(b)
-	enc, err := Load(openFixture(b), prefix, cfg, testBackend(b))
+	enc, err := Load(visiontest.Checkpoint(b), prefix, cfg, testBackend(b))
 	if err != nil {
 		b.Fatal(err)
 	}
-	pixels := readNpy(b, "mm.pixels_sam.npy")
+	pixels := visiontest.NPY(b, "mm.pixels_sam.npy")
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := enc.Features(context.Background(), pixels.Data); err != nil {

@@ -76,24 +76,34 @@ func (c Config) prefix() int {
 	return n
 }
 
-// validate checks that the sizes are consistent.
-func (c Config) validate() error {
-	if c.GELU != "" && c.GELU != "erf" {
-		return fmt.Errorf("GELU %q unsupported (only the exact erf form)", c.GELU)
-	}
+// Validate checks every size against the bounds of any real tower and
+// against the others, with an error (an *nn.FieldError) naming the JSON
+// field at fault. Load calls it; vision.Config.Check calls it before
+// comparing the sizes with a checkpoint's.
+func (c Config) Validate() error {
 	switch {
-	case c.Patch <= 0 || c.ImageSize <= 0 || c.ImageSize%c.Patch != 0:
-		return fmt.Errorf("image size %d is not a positive multiple of patch %d", c.ImageSize, c.Patch)
-	case c.Dim <= 0 || c.Heads <= 0 || c.Dim%c.Heads != 0:
-		return fmt.Errorf("%d heads do not divide width %d", c.Heads, c.Dim)
+	case c.Patch <= 0 || c.Patch > nn.MaxPatch:
+		return nn.FieldErr("patch", "%d outside 1..%d", c.Patch, nn.MaxPatch)
+	case c.ImageSize <= 0 || c.ImageSize > nn.MaxSide || c.ImageSize%c.Patch != 0:
+		return nn.FieldErr("image_size", "image size %d is not a positive multiple of patch %d up to %d", c.ImageSize, c.Patch, nn.MaxSide)
+	case c.Dim <= 0 || c.Dim > nn.MaxWidth:
+		return nn.FieldErr("embed_dim", "%d outside 1..%d", c.Dim, nn.MaxWidth)
+	case c.Heads <= 0 || c.Dim%c.Heads != 0 || c.Dim/c.Heads > nn.MaxHeadDim:
+		return nn.FieldErr("heads", "%d heads do not divide width %d into heads of at most %d", c.Heads, c.Dim, nn.MaxHeadDim)
 	case c.MLPHidden <= 0:
-		return fmt.Errorf("MLP hidden width %d", c.MLPHidden)
-	case c.Registers < 0:
-		return fmt.Errorf("%d registers", c.Registers)
-	case c.Depth <= 0 || c.FeatureBlock < 0 || c.FeatureBlock >= c.Depth:
-		return fmt.Errorf("feature block %d outside 0..%d", c.FeatureBlock, c.Depth-1)
-	case !(c.LNEps > 0):
-		return fmt.Errorf("LayerNorm epsilon %g", c.LNEps)
+		return nn.FieldErr("mlp_hidden", "MLP hidden width %d", c.MLPHidden)
+	case c.Registers < 0 || c.Registers > nn.MaxRegister:
+		return nn.FieldErr("reg_tokens", "%d registers, outside 0..%d", c.Registers, nn.MaxRegister)
+	case c.Depth <= 0:
+		return nn.FieldErr("depth", "%d blocks", c.Depth)
+	case c.FeatureBlock < 0 || c.FeatureBlock >= c.Depth:
+		return nn.FieldErr("feature_block", "feature block %d outside 0..%d", c.FeatureBlock, c.Depth-1)
+	case !(c.LNEps > 0 && c.LNEps <= nn.MaxLNEps):
+		return nn.FieldErr("ln_eps", "LayerNorm epsilon %g outside (0, %g]", c.LNEps, nn.MaxLNEps)
+	case c.GELU != "" && c.GELU != "erf":
+		return nn.FieldErr("gelu", "GELU %q unsupported (only the exact erf form)", c.GELU)
+	case c.Patches() > nn.MaxTokens:
+		return nn.FieldErr("image_size", "%d gives %d patches, over %d", c.ImageSize, c.Patches(), nn.MaxTokens)
 	}
 	return nil
 }
@@ -140,7 +150,7 @@ func Load(src core.Source, prefix string, cfg Config, be kernels.Backend) (*Towe
 	if be == nil {
 		return nil, fmt.Errorf("vit: load %s: no backend", strings.TrimSuffix(prefix, "."))
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("vit: config: %w", err)
 	}
 	if prefix != "" && !strings.HasSuffix(prefix, ".") {

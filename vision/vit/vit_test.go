@@ -2,17 +2,13 @@ package vit
 
 import (
 	"context"
-	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/checkpoint"
-	"github.com/goose-rwkv/goose/internal/npy"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 )
@@ -23,43 +19,14 @@ func testBackend(t testing.TB) kernels.Backend { return visiontest.CPU(t) }
 // cudaBackend returns a GPU backend closed when t ends, or skips t.
 func cudaBackend(t testing.TB) kernels.Backend { return visiontest.CUDA(t) }
 
-const fixtureDir = "../../testdata/visualrwkv"
-
-// towerConfig is one tower's entry in mm.visualrwkv.json's config.
+// fixtureConfigs returns the towers' entries of the fixture's config.
 func fixtureConfigs(t testing.TB) map[string]Config {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtureDir, "mm.visualrwkv.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var doc struct {
 		Config map[string]Config `json:"config"`
 	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatalf("mm.visualrwkv.json: %v", err)
-	}
+	visiontest.JSON(t, &doc)
 	return doc.Config
-}
-
-func openFixture(t testing.TB) *checkpoint.File {
-	t.Helper()
-	f, err := checkpoint.Open(filepath.Join(fixtureDir, "mm.visualrwkv.pth"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
-
-// readNpy reads a fixture array (mm.feat_siglip.npy is stored in Fortran
-// order; npy returns every array in C order).
-func readNpy(t testing.TB, name string) *npy.Array {
-	t.Helper()
-	a, err := npy.ReadFile(filepath.Join(fixtureDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
 }
 
 var towers = []struct {
@@ -77,7 +44,7 @@ func TestFeaturesGoldenCUDA(t *testing.T) { checkGolden(t, cudaBackend(t)) }
 
 func checkGolden(t *testing.T, be kernels.Backend) {
 	cfgs := fixtureConfigs(t)
-	f := openFixture(t)
+	f := visiontest.Checkpoint(t)
 	for _, tc := range towers {
 		t.Run(tc.name, func(t *testing.T) {
 			jc, ok := cfgs[tc.name]
@@ -93,8 +60,8 @@ func checkGolden(t *testing.T, be kernels.Backend) {
 				t.Fatal(err)
 			}
 			defer tower.Close()
-			pix := readNpy(t, tc.pixels)
-			want := readNpy(t, tc.feat)
+			pix := visiontest.NPY(t, tc.pixels)
+			want := visiontest.NPY(t, tc.feat)
 			if !slices.Equal(want.Shape, []int{cfg.Patches(), cfg.Dim}) {
 				t.Fatalf("%s shape %v, want [%d %d]", tc.feat, want.Shape, cfg.Patches(), cfg.Dim)
 			}
@@ -125,7 +92,7 @@ func checkGolden(t *testing.T, be kernels.Backend) {
 
 func TestFeaturesBadInput(t *testing.T) {
 	cfgs := fixtureConfigs(t)
-	f := openFixture(t)
+	f := visiontest.Checkpoint(t)
 	tower, err := Load(f, "vit.dino_featurizer.", cfgs["dino"], testBackend(t))
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +128,7 @@ func (s editSource) Lookup(name string) (checkpoint.Info, bool) {
 
 func TestLoadErrors(t *testing.T) {
 	cfgs := fixtureConfigs(t)
-	f := openFixture(t)
+	f := visiontest.Checkpoint(t)
 	dino := cfgs["dino"]
 	tests := []struct {
 		name    string
@@ -206,14 +173,14 @@ func TestLoadErrors(t *testing.T) {
 
 func BenchmarkFeaturesFixture(b *testing.B) {
 	cfgs := fixtureConfigs(b)
-	f := openFixture(b)
+	f := visiontest.Checkpoint(b)
 	for _, tc := range towers {
 		b.Run(tc.name, func(b *testing.B) {
 			tower, err := Load(f, tc.prefix, cfgs[tc.name], testBackend(b))
 			if err != nil {
 				b.Fatal(err)
 			}
-			pix := readNpy(b, tc.pixels)
+			pix := visiontest.NPY(b, tc.pixels)
 			for b.Loop() {
 				if _, err := tower.Features(context.Background(), pix.Data); err != nil {
 					b.Fatal(err)

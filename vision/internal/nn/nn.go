@@ -1,6 +1,7 @@
 // Package nn holds what the vision towers share: a loader that places a
 // tower's tensors on a compute backend (checking every shape, naming every
-// missing or misshapen tensor), and the Linear layer.
+// missing or misshapen tensor), the Linear layer, and the bounds and error
+// type of their configurations' validation.
 package nn
 
 import (
@@ -238,4 +239,30 @@ func CheckFinite(v []float32) error {
 		return fmt.Errorf("element %d is %v: %w", i, v[i], ErrNotFinite)
 	}
 	return nil
+}
+
+// Bounds on tower sizes no real tower comes near, so that a hostile or
+// mistyped configuration fails with an error instead of exhausting memory.
+const (
+	MaxPatch    = 64   // patch side in pixels
+	MaxSide     = 4096 // image side in pixels
+	MaxTokens   = 1 << 16
+	MaxWidth    = 1 << 14
+	MaxHeadDim  = 1024
+	MaxMerge    = 16
+	MaxLNEps    = 0.1
+	MaxRegister = 64
+)
+
+// FieldError reports a configuration field out of range or inconsistent
+// with the others; Field is the field's JSON name.
+type FieldError struct {
+	Field, Msg string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// FieldErr returns a *FieldError for field with a formatted message.
+func FieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
