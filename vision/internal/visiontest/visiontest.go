@@ -33,12 +33,13 @@ func CPU(tb testing.TB) kernels.Backend {
 }
 
 // CUDA returns a GPU backend closed when tb ends, or skips tb, saying why,
-// on a machine without one.
+// on a machine without one (fails instead when GOOSE_CUDA_REQUIRED is set,
+// as on a GPU test machine, like the kernels and audio tests).
 func CUDA(tb testing.TB) kernels.Backend {
 	tb.Helper()
 	be, err := cuda.New(cuda.Options{})
 	var un *kernels.UnavailableError
-	if errors.As(err, &un) {
+	if errors.As(err, &un) && os.Getenv("GOOSE_CUDA_REQUIRED") == "" {
 		tb.Skipf("no GPU: %s", un.Reason)
 	}
 	if err != nil {
