@@ -37,7 +37,6 @@ type Batch struct {
 	ids      kernels.Tensor   // I32 [1, cap]: greedy tokens
 	sc       *scratch         // activations for cap rows, logits [cap, V]
 	owned    []kernels.Tensor
-	idBytes  []byte
 	closed   bool
 	// graphs are the recorded steps (kernels.Grapher), by member count
 	// and whether the greedy tokens are picked.
@@ -97,7 +96,6 @@ func (m *Model) NewBatch(capacity int) (_ *Batch, err error) {
 	if b.sc, err = m.newScratch(capacity, true); err != nil {
 		return nil, fmt.Errorf("batch of %d: %w", capacity, err)
 	}
-	b.idBytes = make([]byte, 4*capacity)
 	return b, m.be.Sync()
 }
 
@@ -211,6 +209,10 @@ func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids 
 	case n == 0:
 		return nil
 	}
+	_, onDevice := m.be.(kernels.Greedy)
+	if ids != nil && !onDevice {
+		return errors.New("batch: step: greedy ids need logits on a backend without kernels.Greedy")
+	}
 	for i, id := range tokens {
 		if id < 0 || int(id) >= V {
 			return fmt.Errorf("batch: step: token %d of member %d is outside the vocabulary [0,%d)", id, i, V)
@@ -224,12 +226,10 @@ func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids 
 	}
 	be := m.be
 	sc := b.sc
-	idv := sc.ids.Reshape(sc.T, 1).Slice(0, n).Reshape(1, n)
-	if err := be.Upload(idv, int32Bytes(tokens)); err != nil {
+	if err := be.Upload(idCols(sc.ids, 0, n), int32Bytes(tokens)); err != nil {
 		return err
 	}
-	_, onDevice := be.(kernels.Greedy)
-	pick := ids != nil && onDevice
+	pick := ids != nil
 	if gr, ok := be.(kernels.Grapher); ok {
 		// One recorded step per member count: the batch's tensors keep
 		// their addresses, only their contents change.
@@ -257,16 +257,9 @@ func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids 
 			return err
 		}
 	}
-	if ids != nil {
-		if onDevice {
-			if err := be.Download(b.idBytes[:4*n], b.ids.Reshape(b.cap, 1).Slice(0, n).Reshape(1, n)); err != nil {
-				return err
-			}
-			for i := range ids {
-				ids[i] = int32(uint32(b.idBytes[4*i]) | uint32(b.idBytes[4*i+1])<<8 | uint32(b.idBytes[4*i+2])<<16 | uint32(b.idBytes[4*i+3])<<24)
-			}
-		} else {
-			return errors.New("batch: step: greedy ids need logits on a backend without kernels.Greedy")
+	if pick {
+		if err := be.Download(int32Bytes(ids), idCols(b.ids, 0, n)); err != nil {
+			return err
 		}
 	}
 	return be.Sync()
@@ -285,7 +278,7 @@ func (b *Batch) run(be kernels.Backend, n int, pick bool) {
 	}
 	m.logitsOut(be, sc, a, n, n)
 	if pick {
-		be.(kernels.Greedy).Argmax(b.ids.Reshape(b.cap, 1).Slice(0, n).Reshape(1, n), sc.logits.Slice(0, n))
+		be.(kernels.Greedy).Argmax(idCols(b.ids, 0, n), sc.logits.Slice(0, n))
 	}
 }
 

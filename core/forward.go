@@ -43,12 +43,7 @@ func (m *Model) ForwardAll(ctx context.Context, st *State, tokens []int32, logit
 // (VisualRWKV). Feeding a prompt's segments one call after another — tokens,
 // image rows, tokens — computes the same as one sequence. If logits is not
 // nil it receives the logits after the last row.
-func (m *Model) ForwardEmbeds(ctx context.Context, st *State, rows []float32, logits []float32) (err error) {
-	if err := m.checkSource(); err != nil {
-		return err
-	}
-	defer nameFault(m.path, &err)
-	defer memfault.Catch(&err)()
+func (m *Model) ForwardEmbeds(ctx context.Context, st *State, rows []float32, logits []float32) error {
 	C := m.cfg.Width
 	if len(rows)%C != 0 {
 		return fmt.Errorf("forward: %d floats are not whole rows of width %d", len(rows), C)
@@ -134,9 +129,8 @@ func (m *Model) ForwardSegments(ctx context.Context, st *State, segs []Segment, 
 		if err := m.be.Upload(sc.ids, int32Bytes(sc.idBuf)); err != nil {
 			return err
 		}
-		ids := sc.ids.Reshape(sc.T, 1)
 		for _, p := range toks {
-			m.be.Embed(dst.Slice(p.a, p.b), m.emb, ids.Slice(p.a, p.b).Reshape(1, p.b-p.a))
+			m.be.Embed(dst.Slice(p.a, p.b), m.emb, idCols(sc.ids, p.a, p.b))
 		}
 		return nil
 	})
@@ -273,6 +267,12 @@ func (m *Model) prefillChunk(n int, all bool) int {
 	return min(p, limit)
 }
 
+// idCols returns the view of entries [i, j) of ids, an I32 [1, n] vector,
+// as an I32 [1, j−i] vector.
+func idCols(ids kernels.Tensor, i, j int) kernels.Tensor {
+	return ids.Reshape(ids.Len(), 1).Slice(i, j).Reshape(1, j-i)
+}
+
 // padIDs copies ids into buf and zero-fills the rest (so the upload has a
 // fixed size).
 func padIDs(buf, ids []int32) []int32 {
@@ -362,7 +362,7 @@ func (m lmMixer) WKV(f block.Ops, l int, w, a, b kernels.Tensor, o kernels.Out7)
 // only ln0 runs: VisualRWKV applies ln0 to image rows too.
 func (m *Model) embed(be kernels.Ops, sc *scratch, a *block.Acts, n int) {
 	if !sc.rows {
-		be.Embed(a.XA, m.emb, sc.ids.Reshape(sc.T, 1).Slice(0, n).Reshape(1, n))
+		be.Embed(a.XA, m.emb, idCols(sc.ids, 0, n))
 	}
 	be.LayerNorm(a.X, a.XA, m.ln0w, m.ln0b, block.LNEps)
 }

@@ -213,7 +213,7 @@ func Inspect(src Source) (Config, error) {
 			}
 		}
 		return c, fmt.Errorf("layers missing: the checkpoint has tensors for %d layers but its highest layer index is %d (missing %s)",
-			len(present), c.Layers-1, listNames(gaps))
+			len(present), c.Layers-1, weights.ListNames(gaps))
 	}
 	rk, ok := src.Lookup("blocks.0.att.r_k")
 	if !ok {
@@ -248,7 +248,7 @@ func Inspect(src Source) (Config, error) {
 			missing = append(missing, name)
 			continue
 		}
-		if !shapeMatches(info.Shape, want[name]) {
+		if !weights.ShapeMatches(info.Shape, want[name]) {
 			return c, &ShapeError{Name: name, Got: info.Shape, Want: fmt.Sprint(want[name])}
 		}
 		c.Params += int64(info.Len())
@@ -268,14 +268,14 @@ func Inspect(src Source) (Config, error) {
 	}
 	if len(unexpected) > 0 {
 		slices.Sort(unexpected)
-		return c, fmt.Errorf("unexpected tensors %s: not a plain RWKV-7 x070 checkpoint (rwkv7a/rwkv7b variants are not supported)", listNames(unexpected))
+		return c, fmt.Errorf("unexpected tensors %s: not a plain RWKV-7 x070 checkpoint (rwkv7a/rwkv7b variants are not supported)", weights.ListNames(unexpected))
 	}
 	return c, nil
 }
 
 // expectedShapes lists every tensor a model of these dimensions uses.
-// Vectors are listed as [C]; files store many as [1,1,C] (shapeMatches
-// accepts both).
+// Vectors are listed as [C]; files store many as [1,1,C]
+// (weights.ShapeMatches accepts both).
 func expectedShapes(c Config) map[string][]int {
 	C, V := c.Width, c.Vocab
 	w := map[string][]int{
@@ -314,12 +314,6 @@ func expectedShapes(c Config) map[string][]int {
 func weightNames(c Config) []string {
 	return slices.Sorted(maps.Keys(expectedShapes(c)))
 }
-
-// shapeMatches compares a stored shape with the expected one, treating
-// leading 1s as absent ([1,1,C] is a [C] vector).
-func shapeMatches(got, want []int) bool { return weights.ShapeMatches(got, want) }
-
-func listNames(names []string) string { return weights.ListNames(names) }
 
 // MissingError lists tensors a checkpoint lacks.
 type MissingError = weights.MissingError

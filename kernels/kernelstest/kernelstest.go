@@ -90,30 +90,34 @@ func (h *H) Out(rows, cols int) kernels.Tensor {
 func (h *H) Weight(dt kernels.DType, rows, cols int, scale float64) (kernels.Tensor, []float32) {
 	h.T.Helper()
 	v := h.Randn(rows*cols, scale)
-	var raw []byte
-	switch dt {
-	case kernels.F16, kernels.BF16:
-		raw = make([]byte, 2*len(v))
-		for i, x := range v {
-			var u uint16
-			if dt == kernels.F16 {
-				u = half.F32ToF16(x)
-				v[i] = half.F16ToF32(u)
-			} else {
-				u = half.F32ToBF16(x)
-				v[i] = half.BF16ToF32(u)
-			}
-			binary.LittleEndian.PutUint16(raw[2*i:], u)
-		}
-	default:
-		raw = F32Bytes(v)
-	}
-	t, err := h.Be.Weight(dt, rows, cols, raw)
+	t, err := h.Be.Weight(dt, rows, cols, Encode(dt, v))
 	if err != nil {
 		h.T.Fatal(err)
 	}
 	h.T.Cleanup(func() { h.Be.Free(t) })
 	return t, v
+}
+
+// Encode rounds v to dt in place (F16 and BF16; any other dtype is
+// encoded as F32) and returns its little-endian bytes, as Backend.Weight
+// takes them.
+func Encode(dt kernels.DType, v []float32) []byte {
+	if dt != kernels.F16 && dt != kernels.BF16 {
+		return F32Bytes(v)
+	}
+	raw := make([]byte, 2*len(v))
+	for i, x := range v {
+		var u uint16
+		if dt == kernels.F16 {
+			u = half.F32ToF16(x)
+			v[i] = half.F16ToF32(u)
+		} else {
+			u = half.F32ToBF16(x)
+			v[i] = half.BF16ToF32(u)
+		}
+		binary.LittleEndian.PutUint16(raw[2*i:], u)
+	}
+	return raw
 }
 
 // Get waits for queued work, failing the test on a recorded error, and
