@@ -190,19 +190,7 @@ func (h *harness) get(p pair) (gpu, ref []float32) {
 func (h *harness) check(name string, p pair, tol float64) {
 	h.t.Helper()
 	g, c := h.get(p)
-	h.checkRef(name, g, kernelstest.Widen(c), tol)
-}
-
-func (h *harness) checkRef(name string, g []float32, ref []float64, tol float64) {
-	h.t.Helper()
-	e, bad := kernelstest.RelErr(g, ref)
-	if bad >= 0 {
-		h.t.Errorf("%s: element %d is %v (unwritten or overflow)", name, bad, g[bad])
-		return
-	}
-	if !(e <= tol) {
-		h.t.Errorf("%s: relative error %.3g > %.3g", name, e, tol)
-	}
+	kernelstest.Check(h.t, name, g, kernelstest.Widen(c), tol)
 }
 
 // wkvAB uploads WKV inputs for T rows of C channels: a = −κ̂, b = κ̂·α
@@ -327,8 +315,8 @@ func TestConformance(t *testing.T) {
 					xin := xv[s.pad*s.K:]
 					// cuBLAS (T > 16) takes x as two halves of the weight
 					// dtype, as exact as fp32 activations.
-					h.checkRef(name+"/vs-cpu", g, kernelstest.Widen(c), 1e-5)
-					h.checkRef(name+"/vs-f64", g, productRef(xin, wv, s.T, s.K, s.N, linear), 1e-5)
+					kernelstest.Check(h.t, name+"/vs-cpu", g, kernelstest.Widen(c), 1e-5)
+					kernelstest.Check(h.t, name+"/vs-f64", g, productRef(xin, wv, s.T, s.K, s.N, linear), 1e-5)
 					if s.T > smallT && dt != kernels.F32 {
 						// Rounding x to the dtype instead would be far off.
 						if e, _ := kernelstest.RelErr(g, productRef(roundTo(dt, xin), wv, s.T, s.K, s.N, linear)); e < 1e-4 {
@@ -429,7 +417,7 @@ func TestConformance(t *testing.T) {
 		h.g.Copy(d.g.Slice(1, 7), src.g)
 		h.c.Copy(d.c.Slice(1, 7), src.c)
 		g, c := h.get(d)
-		h.checkRef("Copy", g[70:], kernelstest.Widen(c[70:]), 0)
+		kernelstest.Check(h.t, "Copy", g[70:], kernelstest.Widen(c[70:]), 0)
 		if !math.IsNaN(float64(g[0])) {
 			t.Errorf("Copy wrote outside its destination view: %v", g[0])
 		}

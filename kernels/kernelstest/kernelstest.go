@@ -134,21 +134,29 @@ func (h *H) Get(t kernels.Tensor) []float32 {
 	return BytesF32(b)
 }
 
-// Check compares got with the float64 reference want: the relative L2
-// error ‖got−want‖/‖want‖ must be within tol and every element finite.
+// Check compares got with the float64 reference want (see the function
+// Check).
 func (h *H) Check(name string, got []float32, want []float64, tol float64) {
 	h.T.Helper()
+	Check(h.T, name, got, want, tol)
+}
+
+// Check compares got with the float64 reference want, reporting to t: the
+// relative L2 error ‖got−want‖/‖want‖ must be within tol and every element
+// finite.
+func Check(t testing.TB, name string, got []float32, want []float64, tol float64) {
+	t.Helper()
 	if len(got) != len(want) {
-		h.T.Errorf("%s: %d values, reference has %d", name, len(got), len(want))
+		t.Errorf("%s: %d values, reference has %d", name, len(got), len(want))
 		return
 	}
 	e, bad := RelErr(got, want)
 	if bad >= 0 {
-		h.T.Errorf("%s: element %d is %v (unwritten or overflow)", name, bad, got[bad])
+		t.Errorf("%s: element %d is %v (unwritten or overflow)", name, bad, got[bad])
 		return
 	}
 	if !(e <= tol) {
-		h.T.Errorf("%s: relative error %.3g > %.3g", name, e, tol)
+		t.Errorf("%s: relative error %.3g > %.3g", name, e, tol)
 	}
 }
 
