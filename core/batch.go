@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/goose-rwkv/goose/core/block"
+	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -190,10 +191,12 @@ func (mb *Member) Leave() error {
 // Step feeds tokens[i] to member i (in Members order) and advances every
 // member by one token. If logits is not nil it receives Len() rows of
 // vocabulary logits, row i for member i; if ids is not nil it receives
-// each row's greedy token (sample.Greedy's choice), picked on the device
-// when the backend can (kernels.Greedy), so that the logits need not come
-// back at all.
-func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids []int32) error {
+// each row's greedy token (sample.Greedy's choice), picked on the device,
+// so that the logits need not come back at all (ids need a backend with
+// kernels.Greedy; elsewhere pass logits and pick on the host). Like
+// Forward, a weights file that changes or faults during the step fails it
+// with an error naming the file.
+func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids []int32) (err error) {
 	m := b.m
 	n := len(b.members)
 	V := m.cfg.Vocab
@@ -224,6 +227,8 @@ func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids 
 	if err := m.checkSource(); err != nil {
 		return err
 	}
+	defer nameFault(m.path, &err)
+	defer memfault.Catch(&err)()
 	be := m.be
 	sc := b.sc
 	if err := be.Upload(idCols(sc.ids, 0, n), int32Bytes(tokens)); err != nil {
