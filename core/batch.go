@@ -227,8 +227,7 @@ func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids 
 	if err := m.checkSource(); err != nil {
 		return err
 	}
-	defer nameFault(m.path, &err)
-	defer memfault.Catch(&err)()
+	defer memfault.CatchFile(m.path, &err)()
 	be := m.be
 	sc := b.sc
 	if err := be.Upload(idCols(sc.ids, 0, n), int32Bytes(tokens)); err != nil {

@@ -142,8 +142,7 @@ func (m *Model) forwardRows(ctx context.Context, st *State, n int, logits []floa
 	if err := m.checkSource(); err != nil {
 		return err
 	}
-	defer nameFault(m.path, &err)
-	defer memfault.Catch(&err)()
+	defer memfault.CatchFile(m.path, &err)()
 	if logits != nil && len(logits) != m.cfg.Vocab {
 		return fmt.Errorf("forward: logits buffer has %d entries, vocabulary is %d", len(logits), m.cfg.Vocab)
 	}
@@ -190,8 +189,7 @@ func (m *Model) forward(ctx context.Context, st *State, tokens []int32, logits [
 	if err := m.checkSource(); err != nil {
 		return err
 	}
-	defer nameFault(m.path, &err)
-	defer memfault.Catch(&err)()
+	defer memfault.CatchFile(m.path, &err)()
 	if st == nil || st.m != m || !st.buf.Valid() {
 		return fmt.Errorf("forward: %w", ErrClosed)
 	}

@@ -330,13 +330,12 @@ func Load(src Source, opts LoadOptions) (_ *Model, err error) {
 	if opts.Backend == nil {
 		return nil, errors.New("load: no backend")
 	}
-	defer nameFault(sourcePath(src), &err)
-	defer memfault.Catch(&err)()
+	defer memfault.CatchFile(SourcePath(src), &err)()
 	cfg, err := Inspect(src)
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{cfg: cfg, be: opts.Backend, src: src, path: sourcePath(src), chunk: defaultChunk, quant: opts.Quant}
+	m := &Model{cfg: cfg, be: opts.Backend, src: src, path: SourcePath(src), chunk: defaultChunk, quant: opts.Quant}
 	switch opts.Quant {
 	case QuantNone:
 	case QuantInt8:
@@ -413,20 +412,6 @@ func (m *Model) memoryNeeded() int64 {
 // was opened (one fstat; see checkpoint.File.Changed).
 func (m *Model) checkSource() error {
 	return sourceChanged(m.src)
-}
-
-// nameFault adds the weights file's name to a memory fault caught by
-// memfault.Catch: a fault while reading weights means their file was
-// truncated or rewritten under the mapping.
-func nameFault(path string, err *error) {
-	var fe *memfault.Error
-	if *err == nil || !errors.As(*err, &fe) {
-		return
-	}
-	if path == "" {
-		path = "(weights)"
-	}
-	*err = fmt.Errorf("read weights from %s: %w; reload the model", path, *err)
 }
 
 // MemoryError reports a model that does not fit in a device's free memory.
