@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/goose-rwkv/goose/core/block"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 )
@@ -91,7 +92,7 @@ func (m *Model) NewBatch(capacity int) (_ *Batch, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("batch of %d: %w", capacity, err)
 	}
-	if err = m.be.Upload(b.minus, float32Bytes(slices.Repeat([]float32{-1}, c.Width))); err != nil {
+	if err = m.be.Upload(b.minus, half.Bytes(slices.Repeat([]float32{-1}, c.Width))); err != nil {
 		return nil, err
 	}
 	if b.sc, err = m.newScratch(capacity, true); err != nil {
@@ -230,7 +231,7 @@ func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids 
 	defer memfault.CatchFile(m.path, &err)()
 	be := m.be
 	sc := b.sc
-	if err := be.Upload(idCols(sc.ids, 0, n), int32Bytes(tokens)); err != nil {
+	if err := be.Upload(idCols(sc.ids, 0, n), half.Bytes(tokens)); err != nil {
 		return err
 	}
 	pick := ids != nil
@@ -257,12 +258,12 @@ func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids 
 	}
 	out := sc.logits.Slice(0, n)
 	if logits != nil {
-		if err := be.Download(float32Bytes(logits), out); err != nil {
+		if err := be.Download(half.Bytes(logits), out); err != nil {
 			return err
 		}
 	}
 	if pick {
-		if err := be.Download(int32Bytes(ids), idCols(b.ids, 0, n)); err != nil {
+		if err := be.Download(half.Bytes(ids), idCols(b.ids, 0, n)); err != nil {
 			return err
 		}
 	}

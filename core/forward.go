@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/goose-rwkv/goose/core/block"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 )
@@ -49,7 +50,7 @@ func (m *Model) ForwardEmbeds(ctx context.Context, st *State, rows []float32, lo
 		return fmt.Errorf("forward: %d floats are not whole rows of width %d", len(rows), C)
 	}
 	return m.forwardRows(ctx, st, len(rows)/C, logits, func(_ *scratch, dst kernels.Tensor, off int) error {
-		return m.be.Upload(dst, float32Bytes(rows[off*C:(off+dst.Rows)*C]))
+		return m.be.Upload(dst, half.Bytes(rows[off*C:(off+dst.Rows)*C]))
 	})
 }
 
@@ -126,7 +127,7 @@ func (m *Model) ForwardSegments(ctx context.Context, st *State, segs []Segment, 
 		if len(toks) == 0 {
 			return nil
 		}
-		if err := m.be.Upload(sc.ids, int32Bytes(sc.idBuf)); err != nil {
+		if err := m.be.Upload(sc.ids, half.Bytes(sc.idBuf)); err != nil {
 			return err
 		}
 		for _, p := range toks {
@@ -173,7 +174,7 @@ func (m *Model) forwardRows(ctx context.Context, st *State, n int, logits []floa
 		}
 		m.run(m.be, sc, st, k, out)
 		if out == 1 {
-			if err := m.be.Download(float32Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
+			if err := m.be.Download(half.Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
 				return err
 			}
 		}
@@ -220,19 +221,19 @@ func (m *Model) forward(ctx context.Context, st *State, tokens []int32, logits [
 		}
 		ids := tokens[off:min(off+chunk, len(tokens))]
 		n := len(ids)
-		if err := m.be.Upload(sc.ids, int32Bytes(padIDs(sc.idBuf, ids))); err != nil {
+		if err := m.be.Upload(sc.ids, half.Bytes(padIDs(sc.idBuf, ids))); err != nil {
 			return err
 		}
 		last := off+n == len(tokens)
 		switch {
 		case all:
 			m.run(m.be, sc, st, n, n)
-			if err := m.be.Download(float32Bytes(logits[off*V:(off+n)*V]), sc.logits.Slice(0, n)); err != nil {
+			if err := m.be.Download(half.Bytes(logits[off*V:(off+n)*V]), sc.logits.Slice(0, n)); err != nil {
 				return err
 			}
 		case last && logits != nil:
 			m.run(m.be, sc, st, n, 1)
-			if err := m.be.Download(float32Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
+			if err := m.be.Download(half.Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
 				return err
 			}
 		default:
@@ -308,16 +309,16 @@ func (m *Model) step(st *State, token int32, logits []float32) error {
 		sc.graph, sc.graphState = g, st
 	}
 	if g, ok := sc.graph.(kernels.StepGraph); ok && isIO {
-		return g.Step(int32Bytes(sc.idBuf), float32Bytes(logits))
+		return g.Step(half.Bytes(sc.idBuf), half.Bytes(logits))
 	}
-	if err := m.be.Upload(sc.ids, int32Bytes(sc.idBuf)); err != nil {
+	if err := m.be.Upload(sc.ids, half.Bytes(sc.idBuf)); err != nil {
 		return err
 	}
 	if err := sc.graph.Launch(); err != nil {
 		return err
 	}
 	if logits != nil {
-		if err := m.be.Download(float32Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
+		if err := m.be.Download(half.Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
 			return err
 		}
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/goose-rwkv/goose/core/block"
 	"github.com/goose-rwkv/goose/core/weights"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -336,7 +337,7 @@ func (m *Model) forward(ctx context.Context, sc *scratch, inputs [][]float32) er
 		}
 	}
 	nt := len(inputs) * T * P * P
-	if err := be.Upload(sc.tileT.Slice(0, len(inputs)*T), f32Bytes(sc.tileBytes[:4*nt], sc.tiles[:nt])); err != nil {
+	if err := be.Upload(sc.tileT.Slice(0, len(inputs)*T), half.Bytes(sc.tiles[:nt])); err != nil {
 		return err
 	}
 	n := len(inputs)
@@ -450,9 +451,8 @@ type scratch struct {
 	logits kernels.Tensor // [n, classes]
 	owned  []kernels.Tensor
 
-	tiles     []float32
-	tileBytes []byte
-	out       []byte
+	tiles []float32
+	out   []byte
 }
 
 func (sc *scratch) free(be kernels.Backend) {
@@ -514,7 +514,6 @@ func (m *Model) getScratch(n int) (*scratch, error) {
 		return nil, fmt.Errorf("arwkv: %d windows: %w", n, err)
 	}
 	sc.tiles = make([]float32, rows*d.Patch*d.Patch)
-	sc.tileBytes = make([]byte, 4*len(sc.tiles))
 	sc.out = make([]byte, 4*n*d.Classes)
 	if len(m.scratch) >= maxScratch {
 		m.scratch[0].free(m.be)
@@ -522,12 +521,4 @@ func (m *Model) getScratch(n int) (*scratch, error) {
 	}
 	m.scratch = append(m.scratch, sc)
 	return sc, nil
-}
-
-// f32Bytes encodes v little-endian into b (len 4·len(v)).
-func f32Bytes(b []byte, v []float32) []byte {
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return b
 }
