@@ -35,6 +35,19 @@ type Dims struct {
 	Patch   int // patch side
 }
 
+// FLOPs counts the floating-point operations of one clip's matrix
+// products (2 per multiply-add): the patch embedding, per layer and token
+// r, k, v, output (4C²), the channel mix (2·C·FFN), the LoRAs and the
+// Bi-WKV gate, and the head. The WKV recurrence and the element-wise ops
+// are not matrix products and are left out.
+func (d Dims) FLOPs() float64 {
+	C, T := float64(d.Width), float64(d.Tokens)
+	lora := C * float64(2*(d.DecayLoRA+d.AlphaLoRA+d.GateLoRA)+2*d.ValueLoRA)
+	perToken := 4*C*C + 2*C*float64(d.FFN) + lora + C*C/64
+	macs := T*float64(d.Patch*d.Patch)*C + T*float64(d.Layers)*perToken + C*float64(d.Classes)
+	return 2 * macs
+}
+
 // IsCheckpoint reports whether src holds an A-RWKV model: a patch
 // embedding convolution emb.weight [C, 1, P, P], pos_embed and the 2-D
 // shift kernels of block 0.

@@ -117,7 +117,7 @@ func runBenchAudio(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "clip:      %.1f ms for one %v clip: log-mel %.1f ms + model %.1f ms (best of %d)\n", res.ClipMS, info.Clip, res.FbankMS, res.ModelMS, *runs)
 
 	// The floor: the model's matrix products at the measured GEMM rate.
-	res.GFLOPClip = clipFLOPs(m.Dims()) / 1e9
+	res.GFLOPClip = m.Dims().FLOPs() / 1e9
 	if p, ok := be.(kernels.Prober); ok {
 		rate, err := p.MatMulRate(d.Tokens, d.Width, d.FFN, dt)
 		if err != nil {
@@ -164,16 +164,3 @@ func runBenchAudio(args []string, stdout, stderr io.Writer) error {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
-
-// clipFLOPs counts the floating-point operations of one clip's matrix
-// products (2 per multiply-add): the patch embedding, per layer and token
-// r, k, v, output (4C²), the channel mix (2·C·FFN), the LoRAs and the
-// Bi-WKV gate, and the head. The WKV recurrence and the element-wise ops
-// are not matrix products and are left out.
-func clipFLOPs(d arwkv.Dims) float64 {
-	C, T := float64(d.Width), float64(d.Tokens)
-	lora := C * float64(2*(d.DecayLoRA+d.AlphaLoRA+d.GateLoRA)+2*d.ValueLoRA)
-	perToken := 4*C*C + 2*C*float64(d.FFN) + lora + C*C/64
-	macs := T*float64(d.Patch*d.Patch)*C + T*float64(d.Layers)*perToken + C*float64(d.Classes)
-	return 2 * macs
-}
