@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/goose-rwkv/goose/internal/memfault"
@@ -43,5 +44,8 @@ func TestModelFileTruncatedWhileTagging(t *testing.T) {
 	var fe *memfault.Error
 	if !errors.As(err, &fe) {
 		t.Fatalf("tag after the model file was truncated: %v, want a memory fault error", err)
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("%v: the error does not name %s", err, path)
 	}
 }

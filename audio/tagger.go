@@ -68,6 +68,7 @@ type Tagger struct {
 	mu     sync.Mutex // guards closed against Close
 	model  *arwkv.Model
 	file   *checkpoint.File
+	path   string // the checkpoint's path; "" for NewTagger's
 	be     kernels.Backend
 	closed bool
 }
@@ -105,7 +106,7 @@ func Open(path string, opts Options) (*Tagger, error) {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	t := NewTagger(m)
-	t.file, t.be = f, be
+	t.file, t.path, t.be = f, path, be
 	t.info.Backend, t.info.Device = rep.Used, rep.Device.Name
 	return t, nil
 }
@@ -259,10 +260,10 @@ func (t *Tagger) Spectrogram(pcm []float32, rate int) ([][]float32, error) {
 // and returns each window's class probabilities. The inputs (log-mel
 // features) are computed in parallel.
 //
-// A model file truncated while mapped fails the call instead of the
-// process (internal/memfault).
+// A model file truncated while mapped fails the call, naming the file,
+// instead of the process (internal/memfault).
 func (t *Tagger) probs(ctx context.Context, clips [][]float32) (_ [][]float32, err error) {
-	defer memfault.Catch(&err)()
+	defer memfault.CatchFile(t.path, &err)()
 	inputs := make([][]float32, len(clips))
 	errs := make([]error, len(clips))
 	var wg sync.WaitGroup

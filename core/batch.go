@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/goose-rwkv/goose/core/block"
+	"github.com/goose-rwkv/goose/internal/half"
+	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -37,7 +39,6 @@ type Batch struct {
 	ids      kernels.Tensor   // I32 [1, cap]: greedy tokens
 	sc       *scratch         // activations for cap rows, logits [cap, V]
 	owned    []kernels.Tensor
-	idBytes  []byte
 	closed   bool
 	// graphs are the recorded steps (kernels.Grapher), by member count
 	// and whether the greedy tokens are picked.
@@ -91,13 +92,12 @@ func (m *Model) NewBatch(capacity int) (_ *Batch, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("batch of %d: %w", capacity, err)
 	}
-	if err = m.be.Upload(b.minus, float32Bytes(slices.Repeat([]float32{-1}, c.Width))); err != nil {
+	if err = m.be.Upload(b.minus, half.Bytes(slices.Repeat([]float32{-1}, c.Width))); err != nil {
 		return nil, err
 	}
 	if b.sc, err = m.newScratch(capacity, true); err != nil {
 		return nil, fmt.Errorf("batch of %d: %w", capacity, err)
 	}
-	b.idBytes = make([]byte, 4*capacity)
 	return b, m.be.Sync()
 }
 
@@ -192,10 +192,12 @@ func (mb *Member) Leave() error {
 // Step feeds tokens[i] to member i (in Members order) and advances every
 // member by one token. If logits is not nil it receives Len() rows of
 // vocabulary logits, row i for member i; if ids is not nil it receives
-// each row's greedy token (sample.Greedy's choice), picked on the device
-// when the backend can (kernels.Greedy), so that the logits need not come
-// back at all.
-func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids []int32) error {
+// each row's greedy token (sample.Greedy's choice), picked on the device,
+// so that the logits need not come back at all (ids need a backend with
+// kernels.Greedy; elsewhere pass logits and pick on the host). Like
+// Forward, a weights file that changes or faults during the step fails it
+// with an error naming the file.
+func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids []int32) (err error) {
 	m := b.m
 	n := len(b.members)
 	V := m.cfg.Vocab
@@ -211,6 +213,10 @@ func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids 
 	case n == 0:
 		return nil
 	}
+	_, onDevice := m.be.(kernels.Greedy)
+	if ids != nil && !onDevice {
+		return errors.New("batch: step: greedy ids need logits on a backend without kernels.Greedy")
+	}
 	for i, id := range tokens {
 		if id < 0 || int(id) >= V {
 			return fmt.Errorf("batch: step: token %d of member %d is outside the vocabulary [0,%d)", id, i, V)
@@ -222,14 +228,13 @@ func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids 
 	if err := m.checkSource(); err != nil {
 		return err
 	}
+	defer memfault.CatchFile(m.path, &err)()
 	be := m.be
 	sc := b.sc
-	idv := sc.ids.Reshape(sc.T, 1).Slice(0, n).Reshape(1, n)
-	if err := be.Upload(idv, int32Bytes(tokens)); err != nil {
+	if err := be.Upload(idCols(sc.ids, 0, n), half.Bytes(tokens)); err != nil {
 		return err
 	}
-	_, onDevice := be.(kernels.Greedy)
-	pick := ids != nil && onDevice
+	pick := ids != nil
 	if gr, ok := be.(kernels.Grapher); ok {
 		// One recorded step per member count: the batch's tensors keep
 		// their addresses, only their contents change.
@@ -253,20 +258,13 @@ func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids 
 	}
 	out := sc.logits.Slice(0, n)
 	if logits != nil {
-		if err := be.Download(float32Bytes(logits), out); err != nil {
+		if err := be.Download(half.Bytes(logits), out); err != nil {
 			return err
 		}
 	}
-	if ids != nil {
-		if onDevice {
-			if err := be.Download(b.idBytes[:4*n], b.ids.Reshape(b.cap, 1).Slice(0, n).Reshape(1, n)); err != nil {
-				return err
-			}
-			for i := range ids {
-				ids[i] = int32(uint32(b.idBytes[4*i]) | uint32(b.idBytes[4*i+1])<<8 | uint32(b.idBytes[4*i+2])<<16 | uint32(b.idBytes[4*i+3])<<24)
-			}
-		} else {
-			return errors.New("batch: step: greedy ids need logits on a backend without kernels.Greedy")
+	if pick {
+		if err := be.Download(half.Bytes(ids), idCols(b.ids, 0, n)); err != nil {
+			return err
 		}
 	}
 	return be.Sync()
@@ -285,7 +283,7 @@ func (b *Batch) run(be kernels.Backend, n int, pick bool) {
 	}
 	m.logitsOut(be, sc, a, n, n)
 	if pick {
-		be.(kernels.Greedy).Argmax(b.ids.Reshape(b.cap, 1).Slice(0, n).Reshape(1, n), sc.logits.Slice(0, n))
+		be.(kernels.Greedy).Argmax(idCols(b.ids, 0, n), sc.logits.Slice(0, n))
 	}
 }
 

@@ -122,12 +122,7 @@ func (s *BatchSlot) Step(ctx context.Context, tok int32, logits []float32) error
 	s.tok, s.out, s.submitted, s.done, s.err = tok, logits, true, false, nil
 	bt.nsub++
 	if bt.nsub == 1 {
-		bt.since = time.Now()
-		bt.timer = time.AfterFunc(bt.wait, func() {
-			bt.mu.Lock()
-			bt.cond.Broadcast()
-			bt.mu.Unlock()
-		})
+		bt.startWait()
 	}
 	for !s.done {
 		if bt.closed {
@@ -188,14 +183,21 @@ func (bt *Batcher) runStep() {
 		s.err, s.done, s.inStep = err, true, false
 	}
 	if bt.nsub > 0 { // submissions that came during the step wait from now
-		bt.since = time.Now()
-		bt.timer = time.AfterFunc(bt.wait, func() {
-			bt.mu.Lock()
-			bt.cond.Broadcast()
-			bt.mu.Unlock()
-		})
+		bt.startWait()
 	}
 	bt.cond.Broadcast()
+}
+
+// startWait starts the wait for stragglers at the first submission for the
+// next step: the timer wakes the waiters when it ends. The caller holds
+// the lock.
+func (bt *Batcher) startWait() {
+	bt.since = time.Now()
+	bt.timer = time.AfterFunc(bt.wait, func() {
+		bt.mu.Lock()
+		bt.cond.Broadcast()
+		bt.mu.Unlock()
+	})
 }
 
 // Exit ends the membership: the member's state (its State, from Enter) then

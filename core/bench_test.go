@@ -77,8 +77,7 @@ func BenchmarkForwardGuard(b *testing.B) {
 		if err := m.checkSource(); err != nil {
 			return err
 		}
-		defer nameFault(m.path, &err)
-		defer memfault.Catch(&err)()
+		defer memfault.CatchFile(m.path, &err)()
 		return nil
 	}
 	for b.Loop() {

@@ -86,6 +86,27 @@ func TestWeightsFileTruncatedWhileMapped(t *testing.T) {
 				}
 				t.Log(err)
 			}
+			// Batched decode (serve --batch) is guarded the same way.
+			b, err := m.NewBatch(2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			st2, _ := m.NewState()
+			defer st2.Free()
+			for _, s := range []*State{st, st2} {
+				if _, err := b.Join(s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err = b.Step(ctx, []int32{6, 7}, make([]float32, 2*cfg.Vocab), nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("batch step after truncation: %v, want an error naming %s containing %q", err, path, tc.want)
+			}
+			var fe *memfault.Error
+			if errors.As(err, &fe) != tc.fault {
+				t.Errorf("batch step: memfault.Error in %v: %v, want %v", err, !tc.fault, tc.fault)
+			}
 		})
 	}
 }

@@ -26,8 +26,7 @@ func (m *Model) Verify(ctx context.Context, progress func(frac float64)) (err er
 		return err
 	}
 	defer done()
-	defer nameFault(m.path, &err)
-	defer memfault.Catch(&err)()
+	defer memfault.CatchFile(m.path, &err)()
 	report := func(f float64) {
 		if progress != nil {
 			progress(f)

@@ -133,7 +133,7 @@ func TestNonFiniteState(t *testing.T) {
 	for i := range f {
 		f[i] = float32(math.NaN())
 	}
-	if err := m.be.Upload(st.buf, float32Bytes(f)); err != nil {
+	if err := m.be.Upload(st.buf, half.Bytes(f)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetState(st); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/goose-rwkv/goose/core/block"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 )
@@ -43,18 +44,13 @@ func (m *Model) ForwardAll(ctx context.Context, st *State, tokens []int32, logit
 // (VisualRWKV). Feeding a prompt's segments one call after another — tokens,
 // image rows, tokens — computes the same as one sequence. If logits is not
 // nil it receives the logits after the last row.
-func (m *Model) ForwardEmbeds(ctx context.Context, st *State, rows []float32, logits []float32) (err error) {
-	if err := m.checkSource(); err != nil {
-		return err
-	}
-	defer nameFault(m.path, &err)
-	defer memfault.Catch(&err)()
+func (m *Model) ForwardEmbeds(ctx context.Context, st *State, rows []float32, logits []float32) error {
 	C := m.cfg.Width
 	if len(rows)%C != 0 {
 		return fmt.Errorf("forward: %d floats are not whole rows of width %d", len(rows), C)
 	}
 	return m.forwardRows(ctx, st, len(rows)/C, logits, func(_ *scratch, dst kernels.Tensor, off int) error {
-		return m.be.Upload(dst, float32Bytes(rows[off*C:(off+dst.Rows)*C]))
+		return m.be.Upload(dst, half.Bytes(rows[off*C:(off+dst.Rows)*C]))
 	})
 }
 
@@ -131,12 +127,11 @@ func (m *Model) ForwardSegments(ctx context.Context, st *State, segs []Segment, 
 		if len(toks) == 0 {
 			return nil
 		}
-		if err := m.be.Upload(sc.ids, int32Bytes(sc.idBuf)); err != nil {
+		if err := m.be.Upload(sc.ids, half.Bytes(sc.idBuf)); err != nil {
 			return err
 		}
-		ids := sc.ids.Reshape(sc.T, 1)
 		for _, p := range toks {
-			m.be.Embed(dst.Slice(p.a, p.b), m.emb, ids.Slice(p.a, p.b).Reshape(1, p.b-p.a))
+			m.be.Embed(dst.Slice(p.a, p.b), m.emb, idCols(sc.ids, p.a, p.b))
 		}
 		return nil
 	})
@@ -148,8 +143,7 @@ func (m *Model) forwardRows(ctx context.Context, st *State, n int, logits []floa
 	if err := m.checkSource(); err != nil {
 		return err
 	}
-	defer nameFault(m.path, &err)
-	defer memfault.Catch(&err)()
+	defer memfault.CatchFile(m.path, &err)()
 	if logits != nil && len(logits) != m.cfg.Vocab {
 		return fmt.Errorf("forward: logits buffer has %d entries, vocabulary is %d", len(logits), m.cfg.Vocab)
 	}
@@ -180,7 +174,7 @@ func (m *Model) forwardRows(ctx context.Context, st *State, n int, logits []floa
 		}
 		m.run(m.be, sc, st, k, out)
 		if out == 1 {
-			if err := m.be.Download(float32Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
+			if err := m.be.Download(half.Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
 				return err
 			}
 		}
@@ -196,8 +190,7 @@ func (m *Model) forward(ctx context.Context, st *State, tokens []int32, logits [
 	if err := m.checkSource(); err != nil {
 		return err
 	}
-	defer nameFault(m.path, &err)
-	defer memfault.Catch(&err)()
+	defer memfault.CatchFile(m.path, &err)()
 	if st == nil || st.m != m || !st.buf.Valid() {
 		return fmt.Errorf("forward: %w", ErrClosed)
 	}
@@ -228,19 +221,19 @@ func (m *Model) forward(ctx context.Context, st *State, tokens []int32, logits [
 		}
 		ids := tokens[off:min(off+chunk, len(tokens))]
 		n := len(ids)
-		if err := m.be.Upload(sc.ids, int32Bytes(padIDs(sc.idBuf, ids))); err != nil {
+		if err := m.be.Upload(sc.ids, half.Bytes(padIDs(sc.idBuf, ids))); err != nil {
 			return err
 		}
 		last := off+n == len(tokens)
 		switch {
 		case all:
 			m.run(m.be, sc, st, n, n)
-			if err := m.be.Download(float32Bytes(logits[off*V:(off+n)*V]), sc.logits.Slice(0, n)); err != nil {
+			if err := m.be.Download(half.Bytes(logits[off*V:(off+n)*V]), sc.logits.Slice(0, n)); err != nil {
 				return err
 			}
 		case last && logits != nil:
 			m.run(m.be, sc, st, n, 1)
-			if err := m.be.Download(float32Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
+			if err := m.be.Download(half.Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
 				return err
 			}
 		default:
@@ -271,6 +264,12 @@ func (m *Model) prefillChunk(n int, all bool) int {
 		p <<= 1
 	}
 	return min(p, limit)
+}
+
+// idCols returns the view of entries [i, j) of ids, an I32 [1, n] vector,
+// as an I32 [1, j−i] vector.
+func idCols(ids kernels.Tensor, i, j int) kernels.Tensor {
+	return ids.Reshape(ids.Len(), 1).Slice(i, j).Reshape(1, j-i)
 }
 
 // padIDs copies ids into buf and zero-fills the rest (so the upload has a
@@ -310,16 +309,16 @@ func (m *Model) step(st *State, token int32, logits []float32) error {
 		sc.graph, sc.graphState = g, st
 	}
 	if g, ok := sc.graph.(kernels.StepGraph); ok && isIO {
-		return g.Step(int32Bytes(sc.idBuf), float32Bytes(logits))
+		return g.Step(half.Bytes(sc.idBuf), half.Bytes(logits))
 	}
-	if err := m.be.Upload(sc.ids, int32Bytes(sc.idBuf)); err != nil {
+	if err := m.be.Upload(sc.ids, half.Bytes(sc.idBuf)); err != nil {
 		return err
 	}
 	if err := sc.graph.Launch(); err != nil {
 		return err
 	}
 	if logits != nil {
-		if err := m.be.Download(float32Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
+		if err := m.be.Download(half.Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
 			return err
 		}
 	}
@@ -362,7 +361,7 @@ func (m lmMixer) WKV(f block.Ops, l int, w, a, b kernels.Tensor, o kernels.Out7)
 // only ln0 runs: VisualRWKV applies ln0 to image rows too.
 func (m *Model) embed(be kernels.Ops, sc *scratch, a *block.Acts, n int) {
 	if !sc.rows {
-		be.Embed(a.XA, m.emb, sc.ids.Reshape(sc.T, 1).Slice(0, n).Reshape(1, n))
+		be.Embed(a.XA, m.emb, idCols(sc.ids, 0, n))
 	}
 	be.LayerNorm(a.X, a.XA, m.ln0w, m.ln0b, block.LNEps)
 }

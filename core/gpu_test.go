@@ -9,6 +9,7 @@ import (
 
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/core/sample"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/cuda"
 )
@@ -57,7 +58,7 @@ func (s f32Source) Bytes(name string) ([]byte, error) {
 	if err := info.DType.Decode(f, b); err != nil {
 		return nil, err
 	}
-	return float32Bytes(f), nil
+	return half.Bytes(f), nil
 }
 
 // TestGoldenCUDA runs every fixture on the GPU in both modes: with the

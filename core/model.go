@@ -213,7 +213,7 @@ func Inspect(src Source) (Config, error) {
 			}
 		}
 		return c, fmt.Errorf("layers missing: the checkpoint has tensors for %d layers but its highest layer index is %d (missing %s)",
-			len(present), c.Layers-1, listNames(gaps))
+			len(present), c.Layers-1, weights.ListNames(gaps))
 	}
 	rk, ok := src.Lookup("blocks.0.att.r_k")
 	if !ok {
@@ -248,7 +248,7 @@ func Inspect(src Source) (Config, error) {
 			missing = append(missing, name)
 			continue
 		}
-		if !shapeMatches(info.Shape, want[name]) {
+		if !weights.ShapeMatches(info.Shape, want[name]) {
 			return c, &ShapeError{Name: name, Got: info.Shape, Want: fmt.Sprint(want[name])}
 		}
 		c.Params += int64(info.Len())
@@ -268,14 +268,14 @@ func Inspect(src Source) (Config, error) {
 	}
 	if len(unexpected) > 0 {
 		slices.Sort(unexpected)
-		return c, fmt.Errorf("unexpected tensors %s: not a plain RWKV-7 x070 checkpoint (rwkv7a/rwkv7b variants are not supported)", listNames(unexpected))
+		return c, fmt.Errorf("unexpected tensors %s: not a plain RWKV-7 x070 checkpoint (rwkv7a/rwkv7b variants are not supported)", weights.ListNames(unexpected))
 	}
 	return c, nil
 }
 
 // expectedShapes lists every tensor a model of these dimensions uses.
-// Vectors are listed as [C]; files store many as [1,1,C] (shapeMatches
-// accepts both).
+// Vectors are listed as [C]; files store many as [1,1,C]
+// (weights.ShapeMatches accepts both).
 func expectedShapes(c Config) map[string][]int {
 	C, V := c.Width, c.Vocab
 	w := map[string][]int{
@@ -315,12 +315,6 @@ func weightNames(c Config) []string {
 	return slices.Sorted(maps.Keys(expectedShapes(c)))
 }
 
-// shapeMatches compares a stored shape with the expected one, treating
-// leading 1s as absent ([1,1,C] is a [C] vector).
-func shapeMatches(got, want []int) bool { return weights.ShapeMatches(got, want) }
-
-func listNames(names []string) string { return weights.ListNames(names) }
-
 // MissingError lists tensors a checkpoint lacks.
 type MissingError = weights.MissingError
 
@@ -336,13 +330,12 @@ func Load(src Source, opts LoadOptions) (_ *Model, err error) {
 	if opts.Backend == nil {
 		return nil, errors.New("load: no backend")
 	}
-	defer nameFault(sourcePath(src), &err)
-	defer memfault.Catch(&err)()
+	defer memfault.CatchFile(SourcePath(src), &err)()
 	cfg, err := Inspect(src)
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{cfg: cfg, be: opts.Backend, src: src, path: sourcePath(src), chunk: defaultChunk, quant: opts.Quant}
+	m := &Model{cfg: cfg, be: opts.Backend, src: src, path: SourcePath(src), chunk: defaultChunk, quant: opts.Quant}
 	switch opts.Quant {
 	case QuantNone:
 	case QuantInt8:
@@ -419,20 +412,6 @@ func (m *Model) memoryNeeded() int64 {
 // was opened (one fstat; see checkpoint.File.Changed).
 func (m *Model) checkSource() error {
 	return sourceChanged(m.src)
-}
-
-// nameFault adds the weights file's name to a memory fault caught by
-// memfault.Catch: a fault while reading weights means their file was
-// truncated or rewritten under the mapping.
-func nameFault(path string, err *error) {
-	var fe *memfault.Error
-	if *err == nil || !errors.As(*err, &fe) {
-		return
-	}
-	if path == "" {
-		path = "(weights)"
-	}
-	*err = fmt.Errorf("read weights from %s: %w; reload the model", path, *err)
 }
 
 // MemoryError reports a model that does not fit in a device's free memory.

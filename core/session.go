@@ -10,6 +10,7 @@ import (
 	"github.com/goose-rwkv/goose/core/sample"
 	"github.com/goose-rwkv/goose/core/tokenizer"
 	"github.com/goose-rwkv/goose/core/weights"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -265,9 +266,9 @@ func (s *Session) GenerateTokens(ctx context.Context, prompt []int32, opts Gener
 		if tok < 0 {
 			s.fresh = false
 			stats.Decode = time.Since(decodeStart)
-			if i := weights.FirstNonFinite(kernels.F32, float32Bytes(s.logits)); i >= 0 {
+			if i := weights.FirstNonFinite(kernels.F32, half.Bytes(s.logits)); i >= 0 {
 				return stats, fed, fmt.Errorf("generate: the model's output is %s: %w (its weights or its state are corrupt; `gooseapp info --verify MODEL` checks a model file)",
-					weights.Describe(kernels.F32, float32Bytes(s.logits), i), ErrNotFinite)
+					weights.Describe(kernels.F32, half.Bytes(s.logits), i), ErrNotFinite)
 			}
 			return stats, fed, errors.New("generate: no token can be sampled (every logit is banned)")
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/goose-rwkv/goose/core/weights"
 	"github.com/goose-rwkv/goose/internal/atomicfile"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/internal/regfile"
 	"github.com/goose-rwkv/goose/kernels"
 )
@@ -100,7 +101,7 @@ func (s *State) Floats() ([]float32, error) {
 		return nil, ErrClosed
 	}
 	f := make([]float32, s.buf.Len())
-	if err := s.m.be.Download(float32Bytes(f), s.buf); err != nil {
+	if err := s.m.be.Download(half.Bytes(f), s.buf); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -135,7 +136,7 @@ func (s *State) MarshalBinary() ([]byte, error) {
 	for _, v := range []uint32{stateVersion, uint32(c.Layers), uint32(c.Width), uint32(c.HeadSize)} {
 		binary.Write(&b, binary.LittleEndian, v)
 	}
-	b.Write(float32Bytes(f))
+	b.Write(half.Bytes(f))
 	binary.Write(&b, binary.LittleEndian, crc32.ChecksumIEEE(b.Bytes()))
 	return b.Bytes(), nil
 }

@@ -40,7 +40,7 @@ func (s *prefixSource) Lookup(name string) (checkpoint.Info, bool) {
 func (s *prefixSource) Bytes(name string) ([]byte, error) { return s.src.Bytes(s.prefix + name) }
 
 // Path returns the path of the underlying file, if it has one.
-func (s *prefixSource) Path() string { return sourcePath(s.src) }
+func (s *prefixSource) Path() string { return SourcePath(s.src) }
 
 // Changed reports whether the underlying file changed on disk.
 func (s *prefixSource) Changed() error { return sourceChanged(s.src) }
@@ -57,9 +57,9 @@ func (s *prefixSource) Verify(ctx context.Context, progress func(done, total int
 	return nil
 }
 
-// sourcePath returns src's file path when it is a file (Source
+// SourcePath returns src's file path when it is a file (Source
 // implementations may have a Path method, as *checkpoint.File does).
-func sourcePath(src Source) string {
+func SourcePath(src Source) string {
 	if p, ok := src.(interface{ Path() string }); ok {
 		return p.Path()
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/internal/npy"
 	"github.com/goose-rwkv/goose/kernels"
 )
@@ -113,7 +114,7 @@ func checkVisualSplice(t *testing.T, be kernels.Backend) {
 		t.Fatal(err)
 	}
 	defer be.Free(rows)
-	if err := be.Upload(rows, float32Bytes(proj.Data)); err != nil {
+	if err := be.Upload(rows, half.Bytes(proj.Data)); err != nil {
 		t.Fatal(err)
 	}
 	st2, _ := m.NewState()
@@ -158,7 +159,7 @@ func TestForwardSegments(t *testing.T) {
 	}
 	rows, _ := be.Alloc(kernels.F32, 300, cfg.Width)
 	defer be.Free(rows)
-	if err := be.Upload(rows, float32Bytes(host)); err != nil {
+	if err := be.Upload(rows, half.Bytes(host)); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

@@ -41,10 +41,8 @@ missing=()
 # "dep PATH VERSION SUM" lines, each possibly followed by "=> PATH VERSION SUM".
 while read -r kind path version _; do
   if [ "$kind" = "=>" ]; then
-    src="$path@$version"
-    [ -d "$path" ] && src="$path" # a replacement by a local directory
     last_dir="$modcache/$(escape "$path")@$version"
-    [ -d "$path" ] && last_dir="$path"
+    [ -d "$path" ] && last_dir="$path" # a replacement by a local directory
     dirs[${#dirs[@]}-1]="$last_dir"
     continue
   fi

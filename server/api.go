@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"image"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/sample"
 	"github.com/goose-rwkv/goose/core/tokenizer"
+	"github.com/goose-rwkv/goose/vision"
 )
 
 // Limits on request parameters.
@@ -289,8 +291,8 @@ func parseChat(body []byte, tok *tokenizer.Tokenizer, lim limits) (*job, error) 
 		return nil, invalid("messages", "invalid_value", "at most %d messages are allowed, got %d", maxMessages, len(r.Messages))
 	}
 	msgs := make([]core.Message, len(r.Messages))
-	turns := make([]imageTurn, len(r.Messages))
-	images := 0
+	turns := make([]vision.Turn, len(r.Messages))
+	var images []image.Image
 	for i, m := range r.Messages {
 		role, err := speaker(m.Role)
 		if err != nil {
@@ -303,17 +305,17 @@ func parseChat(body []byte, tok *tokenizer.Tokenizer, lim limits) (*job, error) 
 		if len(imgs) > 0 && role != "User" {
 			return nil, invalid(fmt.Sprintf("messages[%d].content", i), "invalid_value", "images are accepted in user messages only")
 		}
-		if images += len(imgs); images > maxImages {
+		if images = append(images, imgs...); len(images) > maxImages {
 			return nil, invalid(fmt.Sprintf("messages[%d].content", i), "invalid_value", "at most %d images a request", maxImages)
 		}
 		msgs[i] = core.Message{Role: role, Content: text}
-		turns[i] = imageTurn{role: role, text: text, images: imgs}
+		turns[i] = vision.Turn{Role: role, Text: text, Images: len(imgs)}
 	}
-	if images > 0 {
+	if len(images) > 0 {
 		if msgs[len(msgs)-1].Role == "Assistant" {
 			return nil, invalid("messages", "invalid_value", "a conversation with images must end with a user message")
 		}
-		j.segs, j.promptRows = imagePrompt(tok, turns, lim.imageRows)
+		j.segs, j.promptRows = imagePrompt(tok, turns, images, lim.imageRows)
 		if err := checkPromptLength(j.promptRows, lim, "messages"); err != nil {
 			return nil, err
 		}

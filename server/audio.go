@@ -6,11 +6,9 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/goose-rwkv/goose/audio"
@@ -105,10 +103,8 @@ func (s *Server) handleAudioTags(w http.ResponseWriter, r *http.Request) int {
 		return writeError(w, s.badAudio(err))
 	}
 	res, err := t.TagReader(r.Context(), rd, rd.Format().Rate, audio.TagOptions{Hop: opts.hop, Top: opts.top, Threshold: opts.threshold})
-	var ne net.Error
-	timedOut := errors.As(err, &ne) && ne.Timeout()
 	switch {
-	case r.Context().Err() != nil && !timedOut:
+	case r.Context().Err() != nil && !isTimeout(err):
 		return statusClientClosed
 	case errors.Is(err, audio.ErrClosed):
 		return writeError(w, &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: strPtr("server_busy"), Message: "the server is shutting down"})
@@ -146,10 +142,6 @@ func audioPart(mr *multipart.Reader, opts *audioOptions) (io.Reader, error) {
 	}
 }
 
-// isAudioPath reports whether path (without a trailing slash) is the
-// audio tags endpoint.
-func isAudioPath(path string) bool { return strings.TrimSuffix(path, "/") == "/v1/audio/tags" }
-
 // audioBody checks that a tags request declares a WAV body (audio/wav and
 // its aliases, or application/octet-stream) or a multipart/form-data
 // upload. Text and form encodings, which a web page can send without a
@@ -175,15 +167,9 @@ func audioBody(r *http.Request) *apiError {
 // badAudio is a 400 that says what is wrong with the audio (a 413 for a
 // body over the limit, a 408 for one that stopped arriving).
 func (s *Server) badAudio(err error) *apiError {
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest, Code: strPtr("request_too_large"),
-			Message: fmt.Sprintf("the recording exceeds %d bytes", s.opts.MaxAudioBytes)}
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return &apiError{Status: http.StatusRequestTimeout, Type: typeInvalidRequest, Code: strPtr("request_timeout"),
-			Message: fmt.Sprintf("the recording stopped arriving for %v", s.opts.BodyTimeout)}
+	if ae := bodyError(err, fmt.Sprintf("the recording exceeds %d bytes", s.opts.MaxAudioBytes),
+		fmt.Sprintf("the recording stopped arriving for %v", s.opts.BodyTimeout)); ae != nil {
+		return ae
 	}
 	return invalid("file", "invalid_audio", "the audio cannot be tagged: %v", err)
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,21 +28,6 @@ func openTagger(t *testing.T) *audio.Tagger {
 	return tg
 }
 
-// startAudioServer serves only the audio tagger (no language model).
-func startAudioServer(t *testing.T, opts Options) *httptest.Server {
-	t.Helper()
-	s, err := New(nil, nil, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s)
-	t.Cleanup(func() {
-		hs.Close()
-		s.Close()
-	})
-	return hs
-}
-
 // send posts body with a content type and decodes the JSON answer.
 func send(t *testing.T, url, ctype string, body []byte) (int, map[string]any, []byte) {
 	t.Helper()
@@ -64,7 +48,7 @@ func send(t *testing.T, url, ctype string, body []byte) (int, map[string]any, []
 // as a multipart upload: the first window's tags are the fixture's top
 // five; bad requests get errors that say why.
 func TestAudioTags(t *testing.T) {
-	hs := startAudioServer(t, Options{Audio: openTagger(t), MaxAudioBytes: 1 << 20})
+	_, hs := startServer(t, nil, Options{Audio: openTagger(t), MaxAudioBytes: 1 << 20})
 	url := hs.URL + "/v1/audio/tags"
 	wavBytes, err := os.ReadFile(filepath.Join(arwkvDir, "mm.wav"))
 	if err != nil {
@@ -167,7 +151,7 @@ func TestAudioTags(t *testing.T) {
 // TestAudioTagsSlowBody: a body that stops arriving ends the request
 // after BodyTimeout with a 408 (a slow client cannot hold the tagger).
 func TestAudioTagsSlowBody(t *testing.T) {
-	hs := startAudioServer(t, Options{Audio: openTagger(t), BodyTimeout: 300 * time.Millisecond})
+	_, hs := startServer(t, nil, Options{Audio: openTagger(t), BodyTimeout: 300 * time.Millisecond})
 	wavBytes, err := os.ReadFile(filepath.Join(arwkvDir, "mm.wav"))
 	if err != nil {
 		t.Fatal(err)

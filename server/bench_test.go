@@ -165,8 +165,7 @@ func BenchmarkSecondTurn(b *testing.B) {
 // decodes them together (Options.Batch) and requires the replies a
 // one-at-a-time server gives.
 func TestBatchedServing(t *testing.T) {
-	cfg := core.Config{Layers: 2, Width: 64, Vocab: 65536, DecayLoRA: 16, AlphaLoRA: 16, ValueLoRA: 8, GateLoRA: 16}
-	m := loadModel(t, cfg, 5)
+	m := loadModel(t, tinyConfig(), 5)
 	body := func(i int) string {
 		return fmt.Sprintf(`{"messages":[{"role":"user","content":"Question %d: what is %d plus %d?"}],"temperature":0,"max_tokens":%d}`, i, i, i*7, 4+3*i)
 	}
@@ -178,7 +177,7 @@ func TestBatchedServing(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("plain request %d: %d %v", i, code, v)
 		}
-		want[i] = v["choices"].([]any)[0].(map[string]any)["message"].(map[string]any)["content"].(string)
+		want[i] = path(v, "choices", 0, "message", "content").(string)
 	}
 	_, batched := startServer(t, m, Options{Parallel: 4, Batch: true})
 	got := make([]string, n)
@@ -187,7 +186,7 @@ func TestBatchedServing(t *testing.T) {
 		wg.Go(func() {
 			code, v := post(t, batched, "/v1/chat/completions", body(i))
 			if code == 200 {
-				got[i] = v["choices"].([]any)[0].(map[string]any)["message"].(map[string]any)["content"].(string)
+				got[i] = path(v, "choices", 0, "message", "content").(string)
 			}
 		})
 	}

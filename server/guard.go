@@ -61,11 +61,7 @@ func hostAllowed(host string, allowed []string) bool {
 	if host == "" { // HTTP/1.0 without Host: not a browser
 		return true
 	}
-	name := host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		name = h
-	}
-	name = strings.TrimSuffix(strings.ToLower(strings.Trim(name, "[]")), ".")
+	name := strings.TrimSuffix(strings.ToLower(strings.Trim(hostName(host), "[]")), ".")
 	if net.ParseIP(name) != nil || name == "localhost" || strings.HasSuffix(name, ".localhost") {
 		return true
 	}
@@ -155,6 +151,7 @@ func (s *Server) jsonBody(r *http.Request) *apiError {
 		Message: fmt.Sprintf("the request body must be sent as Content-Type: application/json (got %q)", r.Header.Get("Content-Type"))}
 }
 
+// hostName is host without its port, if it has one.
 func hostName(host string) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		return h

@@ -56,18 +56,30 @@ func loadModel(t testing.TB, cfg core.Config, seed uint64) *core.Model {
 	return m
 }
 
-// startServer serves m on a loopback listener.
-func startServer(t testing.TB, m *core.Model, opts Options) (*Server, *httptest.Server) {
+// newServer returns a server for m, closed when the test ends. With m nil
+// it serves only opts.Audio.
+func newServer(t testing.TB, m *core.Model, opts Options) *Server {
 	t.Helper()
-	s, err := New(m, world(t), opts)
+	var tok *tokenizer.Tokenizer
+	if m != nil {
+		tok = world(t)
+	}
+	s, err := New(m, tok, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// startServer serves m (see newServer) on a loopback listener.
+func startServer(t testing.TB, m *core.Model, opts Options) (*Server, *httptest.Server) {
+	t.Helper()
+	s := newServer(t, m, opts)
 	hs := httptest.NewServer(s)
 	t.Cleanup(func() {
 		hs.CloseClientConnections()
 		hs.Close()
-		s.Close()
 	})
 	return s, hs
 }

@@ -100,12 +100,7 @@ func TestRefusedBeforeBody(t *testing.T) {
 // TestMaxConns: connections over the cap get a 503 and are closed; the
 // others are served, and a closed connection frees its place.
 func TestMaxConns(t *testing.T) {
-	m := loadModel(t, tinyConfig(), 1)
-	s, err := New(m, world(t), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newServer(t, loadModel(t, tinyConfig(), 1), Options{})
 	hs := httptest.NewUnstartedServer(s)
 	hs.Listener = LimitListener(hs.Listener, 3)
 	hs.Start()
@@ -241,12 +236,7 @@ func TestPromptTooLongNamesParam(t *testing.T) {
 // documented timeouts and no whole-connection read or write timeout (those
 // would cut a streamed reply).
 func TestHTTPServerTimeouts(t *testing.T) {
-	m := loadModel(t, tinyConfig(), 1)
-	s, err := New(m, world(t), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newServer(t, loadModel(t, tinyConfig(), 1), Options{})
 	hs := s.HTTPServer(context.Background(), nil)
 	if hs.ReadHeaderTimeout != HeaderTimeout || hs.IdleTimeout != IdleTimeout || hs.ReadTimeout != 0 || hs.WriteTimeout != 0 {
 		t.Errorf("timeouts: header %v idle %v read %v write %v", hs.ReadHeaderTimeout, hs.IdleTimeout, hs.ReadTimeout, hs.WriteTimeout)

@@ -14,6 +14,7 @@ import (
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/tokenizer"
 	"github.com/goose-rwkv/goose/kernels"
+	"github.com/goose-rwkv/goose/vision"
 	"github.com/goose-rwkv/goose/vision/preprocess"
 )
 
@@ -103,46 +104,19 @@ func decodeDataURL(url string, maxBytes int) (image.Image, error) {
 	return img, nil
 }
 
-// imageTurn holds a message with images, as parseChat found it.
-type imageTurn struct {
-	role   string
-	text   string
-	images []image.Image
-}
-
-// imagePrompt renders a conversation with images in the VisualRWKV-7
-// format: a user message with images becomes "User: " + the images' rows +
-// "\n" + text + "\n\n" (each piece tokenized alone, as the reference
-// does), other messages "Role: text\n\n"; then "Assistant:". The whole is
-// left-padded with "\n\n" tokens to a multiple of 16 rows, as the
-// reference pads its sequence. rows is the number of embedding rows one
-// image becomes.
-func imagePrompt(tok *tokenizer.Tokenizer, turns []imageTurn, rows int) (segs []segment, total int) {
-	add := func(ids []int32) {
-		if len(ids) > 0 {
-			segs = append(segs, segment{ids: ids})
-			total += len(ids)
-		}
-	}
-	for _, t := range turns {
-		text := core.CleanTurn(t.text)
-		if len(t.images) == 0 {
-			add(tok.Encode(t.role + ":"))
-			add(tok.Encode(" " + text + turnSeparator))
+// imagePrompt renders a conversation with images in VisualRWKV-7's
+// format (vision.Prompt), each image's place holding that image. rows is
+// the number of embedding rows one image becomes.
+func imagePrompt(tok *tokenizer.Tokenizer, turns []vision.Turn, images []image.Image, rows int) (segs []segment, total int) {
+	pieces, total := vision.Prompt(tok, turns, rows)
+	next := 0
+	for _, p := range pieces {
+		if p.Tokens != nil {
+			segs = append(segs, segment{ids: p.Tokens})
 			continue
 		}
-		add(tok.Encode(t.role + ": "))
-		for _, img := range t.images {
-			segs = append(segs, segment{img: img})
-			total += rows
-		}
-		add(tok.Encode("\n" + text + turnSeparator))
-	}
-	add(tok.Encode("Assistant:"))
-	const chunk, pad = 16, 261
-	if n := (chunk - total%chunk) % chunk; n > 0 {
-		segs = append([]segment{{ids: slices.Repeat([]int32{pad}, n)}}, segs...)
-		total += n
+		segs = append(segs, segment{img: images[next]})
+		next++
 	}
 	return segs, total
 }
@@ -159,10 +133,6 @@ func (s *Server) generateWithImages(ctx context.Context, wk *worker, j *job, yie
 	if err := sess.Reset(); err != nil {
 		return nil, err
 	}
-	cancelled := func() (*outcome, error) {
-		out.stats.StopReason = core.StopCancelled
-		return out, nil
-	}
 	segs := j.segs
 	lastSeg := segs[len(segs)-1]
 	last := lastSeg.ids[len(lastSeg.ids)-1:]
@@ -173,31 +143,29 @@ func (s *Server) generateWithImages(ctx context.Context, wk *worker, j *job, yie
 			lastImg = i
 		}
 	}
+	// Text is held back until the next image; the segments after the last
+	// image go in with it. (parseChat makes segs only for prompts with
+	// images.)
 	var text []int32 // tokens not fed yet
-	for i, sg := range segs {
-		var err error
-		switch {
-		case sg.img != nil:
-			err = s.opts.Vision.Encode(ctx, sg.img, nil, func(rows kernels.Tensor) error {
-				ps := []core.Segment{{Tokens: text}, {Rows: rows}}
-				if i == lastImg {
-					for _, after := range segs[i+1:] {
-						ps = append(ps, core.Segment{Tokens: after.ids})
-					}
-				}
-				return sess.PrefillSegments(ctx, ps...)
-			})
-			text = nil
-		case i > lastImg:
-			if lastImg < 0 {
-				err = s.prefill(ctx, sess, sg.ids)
-			}
-		default:
+	for i, sg := range segs[:lastImg+1] {
+		if sg.img == nil {
 			text = append(text, sg.ids...)
+			continue
 		}
+		err := s.opts.Vision.Encode(ctx, sg.img, nil, func(rows kernels.Tensor) error {
+			ps := []core.Segment{{Tokens: text}, {Rows: rows}}
+			if i == lastImg {
+				for _, after := range segs[i+1:] {
+					ps = append(ps, core.Segment{Tokens: after.ids})
+				}
+			}
+			return sess.PrefillSegments(ctx, ps...)
+		})
+		text = nil
 		if err != nil {
 			if ctx.Err() != nil {
-				return cancelled()
+				out.stats.StopReason = core.StopCancelled
+				return out, nil
 			}
 			return nil, fmt.Errorf("prefill: %w", err)
 		}

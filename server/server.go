@@ -238,13 +238,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	endpoint := "other"
 	var h func(http.ResponseWriter, *http.Request) int
 	method := http.MethodGet
+	body := s.jsonBody // checks a POST's declared body type
 	switch {
 	case path == "/v1/chat/completions" || path == "/chat/completions":
 		endpoint, method, h = "chat", http.MethodPost, s.handleChat
 	case path == "/v1/completions" || path == "/completions":
 		endpoint, method, h = "completions", http.MethodPost, s.handleCompletion
-	case isAudioPath(path):
-		endpoint, method, h = "audio_tags", http.MethodPost, s.handleAudioTags
+	case path == "/v1/audio/tags":
+		endpoint, method, h, body = "audio_tags", http.MethodPost, s.handleAudioTags, audioBody
 	case path == "/v1/models" || path == "/models":
 		endpoint, h = "models", s.handleModels
 	case strings.HasPrefix(path, "/v1/models/"):
@@ -254,15 +255,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == "" || path == "/health":
 		endpoint, h = "health", s.handleHealth
 	}
-	code := s.serve(w, r, method, h)
+	code := s.serve(w, r, method, h, body)
 	s.metrics.countRequest(endpoint, code)
 }
 
 // serve screens a request and runs its handler. Everything that can
-// refuse a request is checked before its body is read, and a refusal
-// closes the connection without draining the body; the body itself must
-// arrive within BodyTimeout.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h func(http.ResponseWriter, *http.Request) int) int {
+// refuse a request is checked before its body is read (for a POST, body
+// checks its declared type), and a refusal closes the connection without
+// draining the body; the body itself must arrive within BodyTimeout.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h func(http.ResponseWriter, *http.Request) int, body func(*http.Request) *apiError) int {
 	fail := func(err *apiError) int {
 		refuseEarly(w)
 		return writeError(w, err)
@@ -287,11 +288,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, h 
 			Message: fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, method)})
 	}
 	if method == http.MethodPost {
-		check := s.jsonBody
-		if isAudioPath(r.URL.Path) {
-			check = audioBody
-		}
-		if err := check(r); err != nil {
+		if err := body(r); err != nil {
 			return fail(err)
 		}
 	}
@@ -358,28 +355,40 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
-	if err != nil {
-		// Close the connection after the reply without waiting for the
-		// rest of the body.
-		w.Header().Set("Connection", "close")
-		rc.SetReadDeadline(time.Now())
-	} else {
+	if err == nil {
 		rc.SetReadDeadline(time.Time{})
+		return body, nil
 	}
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return nil, &apiError{Status: http.StatusRequestTimeout, Type: typeInvalidRequest, Code: strPtr("request_timeout"),
-				Message: fmt.Sprintf("the request body did not arrive within %v", s.opts.BodyTimeout)}
-		}
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest, Code: strPtr("request_too_large"),
-				Message: fmt.Sprintf("the request body exceeds %d bytes", s.opts.MaxBodyBytes)}
-		}
-		return nil, invalid("", "invalid_body", "cannot read the request body: %v", err)
+	// Close the connection after the reply without waiting for the rest of
+	// the body.
+	w.Header().Set("Connection", "close")
+	rc.SetReadDeadline(time.Now())
+	if ae := bodyError(err, fmt.Sprintf("the request body exceeds %d bytes", s.opts.MaxBodyBytes),
+		fmt.Sprintf("the request body did not arrive within %v", s.opts.BodyTimeout)); ae != nil {
+		return nil, ae
 	}
-	return body, nil
+	return nil, invalid("", "invalid_body", "cannot read the request body: %v", err)
+}
+
+// bodyError is the reply to a request body that could not be read: a 413
+// with the message tooLarge when it went over its limit, a 408 with
+// timedOut when it stopped arriving; nil for other errors.
+func bodyError(err error, tooLarge, timedOut string) *apiError {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest, Code: strPtr("request_too_large"), Message: tooLarge}
+	case isTimeout(err):
+		return &apiError{Status: http.StatusRequestTimeout, Type: typeInvalidRequest, Code: strPtr("request_timeout"), Message: timedOut}
+	}
+	return nil
+}
+
+// isTimeout reports whether err is a network timeout: a read deadline
+// passed.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) int {

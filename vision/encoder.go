@@ -36,6 +36,7 @@ type Encoder struct {
 	// queues are the towers' queues (DINOv2, SigLIP, SAM) when the backend
 	// has them and GOOSE_VISION_STREAMS is not 0; nil otherwise.
 	queues []kernels.Backend
+	path   string // the checkpoint's file, for errors; "" when not a file
 
 	mu   sync.Mutex     // one image at a time
 	feat kernels.Tensor // [Tokens, InDim]: the concatenated features
@@ -63,7 +64,7 @@ func LoadEncoder(src core.Source, be kernels.Backend, cfg Config) (*Encoder, err
 	if err := cfg.Check(src); err != nil {
 		return nil, err
 	}
-	e := &Encoder{cfg: cfg, be: be}
+	e := &Encoder{cfg: cfg, be: be, path: core.SourcePath(src)}
 	if err := e.load(src); err != nil {
 		e.Close()
 		return nil, err
@@ -149,10 +150,10 @@ func (e *Encoder) Width() int { return e.proj.OutDim() }
 // for the backend after each stage, recording the stage's time in st (for
 // benchmarks: the towers' own times beside their floors).
 //
-// A checkpoint truncated while mapped fails the call instead of the
-// process (internal/memfault).
+// A checkpoint truncated while mapped fails the call, naming the file,
+// instead of the process (internal/memfault).
 func (e *Encoder) Encode(ctx context.Context, img image.Image, st *Stages, use func(rows kernels.Tensor) error) (err error) {
-	defer memfault.Catch(&err)()
+	defer memfault.CatchFile(e.path, &err)()
 	if img == nil || img.Bounds().Empty() {
 		return errors.New("vision: empty image")
 	}

@@ -8,6 +8,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/goose-rwkv/goose/core/checkpoint"
@@ -52,5 +53,8 @@ func TestCheckpointTruncatedWhileEncoding(t *testing.T) {
 	var fe *memfault.Error
 	if !errors.As(err, &fe) {
 		t.Fatalf("encode after the checkpoint was truncated: %v, want a memory fault error", err)
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("%v: the error does not name %s", err, path)
 	}
 }

@@ -74,7 +74,7 @@ func (e *roundedAttention) Attention(a kernels.Attention) {
 			}
 		}
 	}
-	if err := e.Backend.Upload(a.Dst, nn.FloatBytes(out)); err != nil {
+	if err := e.Backend.Upload(a.Dst, half.Bytes(out)); err != nil {
 		panic(err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/vision/internal/nn"
 )
@@ -107,7 +108,7 @@ func (p *Projector) Project(features []float32) ([]float32, error) {
 		return nil, fmt.Errorf("projector: %w", err)
 	}
 	defer p.be.Free(x)
-	if err := p.be.Upload(x, nn.FloatBytes(features)); err != nil {
+	if err := p.be.Upload(x, half.Bytes(features)); err != nil {
 		return nil, fmt.Errorf("projector: %w", err)
 	}
 	y, err := p.Apply(x)

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/core/tokenizer"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -50,13 +51,72 @@ func PrefillTensor(ctx context.Context, s *core.Session, rows kernels.Tensor, qu
 	return s.PrefillSegments(ctx, core.Segment{Tokens: head}, core.Segment{Rows: rows}, core.Segment{Tokens: tail})
 }
 
-// promptText returns the prompt's tokens before and after n image rows:
-// the padding and "User: ", then "\n" + question + "\n\n" + "Assistant:".
+// promptText returns the prompt's tokens before and after n image rows
+// of one question: the padding and "User: ", then "\n" + question +
+// "\n\n" + "Assistant:" (Prompt with one user turn holding the rows as one
+// image).
 func promptText(s *core.Session, n int, question string) (head, tail []int32) {
-	tok := s.Tokenizer()
-	head = tok.Encode("User: ")
-	tail = append(tok.Encode("\n"+core.CleanTurn(question)+"\n\n"), tok.Encode("Assistant:")...)
-	total := len(head) + n + len(tail)
-	pad := slices.Repeat([]int32{padToken}, (chunkLen-total%chunkLen)%chunkLen)
-	return append(pad, head...), tail
+	pieces, _ := Prompt(s.Tokenizer(), []Turn{{Role: "User", Text: question, Images: 1}}, n)
+	for i, p := range pieces {
+		if p.Tokens == nil {
+			for _, q := range pieces[:i] {
+				head = append(head, q.Tokens...)
+			}
+			for _, q := range pieces[i+1:] {
+				tail = append(tail, q.Tokens...)
+			}
+			break
+		}
+	}
+	return head, tail
+}
+
+// Turn is one message of a conversation for Prompt.
+type Turn struct {
+	Role   string // the speaker as the World format names it: "User", "Assistant", "System"
+	Text   string
+	Images int // images at the start of the message (user messages)
+}
+
+// Piece is a run of a prompt's tokens, or (Tokens nil) the place of the
+// next image's embedding rows.
+type Piece struct {
+	Tokens []int32
+}
+
+// Prompt renders a conversation with images in VisualRWKV-7's format and
+// tokenizes it piece by piece, as the reference does: a message with
+// images is "Role: " + its images' rows + "\n" + text + "\n\n", others
+// "Role:" + " text\n\n"; then "Assistant:". The whole is left-padded with
+// "\n\n" tokens (261) to a multiple of 16 rows, as the reference pads its
+// sequence. rowsPerImage is the number of embedding rows one image
+// becomes; rows is the prompt's length in rows, images and padding
+// included.
+func Prompt(tok *tokenizer.Tokenizer, turns []Turn, rowsPerImage int) (pieces []Piece, rows int) {
+	add := func(ids []int32) {
+		if len(ids) > 0 {
+			pieces = append(pieces, Piece{Tokens: ids})
+			rows += len(ids)
+		}
+	}
+	for _, t := range turns {
+		text := core.CleanTurn(t.Text)
+		if t.Images == 0 {
+			add(tok.Encode(t.Role + ":"))
+			add(tok.Encode(" " + text + "\n\n"))
+			continue
+		}
+		add(tok.Encode(t.Role + ": "))
+		for range t.Images {
+			pieces = append(pieces, Piece{})
+			rows += rowsPerImage
+		}
+		add(tok.Encode("\n" + text + "\n\n"))
+	}
+	add(tok.Encode("Assistant:"))
+	if n := (chunkLen - rows%chunkLen) % chunkLen; n > 0 {
+		pieces = append([]Piece{{Tokens: slices.Repeat([]int32{padToken}, n)}}, pieces...)
+		rows += n
+	}
+	return pieces, rows
 }

@@ -148,3 +148,48 @@ func checkAsk(t *testing.T, be kernels.Backend) {
 		t.Errorf("Embed with a cancelled context: %v", err)
 	}
 }
+
+// TestPromptConversation: a conversation with images renders as the
+// reference's format piece by piece — text-only messages as "Role:" and
+// " text\n\n", a message with images as "Role: ", the images' rows,
+// "\n" + text + "\n\n" — then "Assistant:", left-padded to 16 rows.
+func TestPromptConversation(t *testing.T) {
+	tok, err := tokenizer.World()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rowsPerImage = 5
+	turns := []Turn{
+		{Role: "System", Text: "Be brief."},
+		{Role: "User", Text: "Compare\n\n\nthese.", Images: 2},
+		{Role: "Assistant", Text: "Both are geese."},
+		{Role: "User", Text: "And now?"},
+	}
+	pieces, rows := Prompt(tok, turns, rowsPerImage)
+	want := [][]int32{
+		tok.Encode("System:"), tok.Encode(" Be brief.\n\n"),
+		tok.Encode("User: "), nil, nil, tok.Encode("\nCompare\nthese.\n\n"),
+		tok.Encode("Assistant:"), tok.Encode(" Both are geese.\n\n"),
+		tok.Encode("User:"), tok.Encode(" And now?\n\n"),
+		tok.Encode("Assistant:"),
+	}
+	n := 2 * rowsPerImage
+	for _, w := range want {
+		n += len(w)
+	}
+	pad := (16 - n%16) % 16
+	if pad > 0 {
+		want = append([][]int32{slices.Repeat([]int32{261}, pad)}, want...)
+	}
+	if rows != n+pad || rows%16 != 0 {
+		t.Errorf("rows = %d, want %d (a multiple of 16)", rows, n+pad)
+	}
+	if len(pieces) != len(want) {
+		t.Fatalf("%d pieces, want %d", len(pieces), len(want))
+	}
+	for i, p := range pieces {
+		if !slices.Equal(p.Tokens, want[i]) {
+			t.Errorf("piece %d = %v, want %v", i, p.Tokens, want[i])
+		}
+	}
+}

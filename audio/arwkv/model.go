@@ -22,6 +22,7 @@ import (
 
 	"github.com/goose-rwkv/goose/core/block"
 	"github.com/goose-rwkv/goose/core/weights"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -32,6 +33,19 @@ type Dims struct {
 	Classes int
 	Tokens  int // pos_embed rows: the patch grid's size
 	Patch   int // patch side
+}
+
+// FLOPs counts the floating-point operations of one clip's matrix
+// products (2 per multiply-add): the patch embedding, per layer and token
+// r, k, v, output (4C²), the channel mix (2·C·FFN), the LoRAs and the
+// Bi-WKV gate, and the head. The WKV recurrence and the element-wise ops
+// are not matrix products and are left out.
+func (d Dims) FLOPs() float64 {
+	C, T := float64(d.Width), float64(d.Tokens)
+	lora := C * float64(2*(d.DecayLoRA+d.AlphaLoRA+d.GateLoRA)+2*d.ValueLoRA)
+	perToken := 4*C*C + 2*C*float64(d.FFN) + lora + C*C/64
+	macs := T*float64(d.Patch*d.Patch)*C + T*float64(d.Layers)*perToken + C*float64(d.Classes)
+	return 2 * macs
 }
 
 // IsCheckpoint reports whether src holds an A-RWKV model: a patch
@@ -336,7 +350,7 @@ func (m *Model) forward(ctx context.Context, sc *scratch, inputs [][]float32) er
 		}
 	}
 	nt := len(inputs) * T * P * P
-	if err := be.Upload(sc.tileT.Slice(0, len(inputs)*T), f32Bytes(sc.tileBytes[:4*nt], sc.tiles[:nt])); err != nil {
+	if err := be.Upload(sc.tileT.Slice(0, len(inputs)*T), half.Bytes(sc.tiles[:nt])); err != nil {
 		return err
 	}
 	n := len(inputs)
@@ -450,9 +464,8 @@ type scratch struct {
 	logits kernels.Tensor // [n, classes]
 	owned  []kernels.Tensor
 
-	tiles     []float32
-	tileBytes []byte
-	out       []byte
+	tiles []float32
+	out   []byte
 }
 
 func (sc *scratch) free(be kernels.Backend) {
@@ -514,7 +527,6 @@ func (m *Model) getScratch(n int) (*scratch, error) {
 		return nil, fmt.Errorf("arwkv: %d windows: %w", n, err)
 	}
 	sc.tiles = make([]float32, rows*d.Patch*d.Patch)
-	sc.tileBytes = make([]byte, 4*len(sc.tiles))
 	sc.out = make([]byte, 4*n*d.Classes)
 	if len(m.scratch) >= maxScratch {
 		m.scratch[0].free(m.be)
@@ -522,12 +534,4 @@ func (m *Model) getScratch(n int) (*scratch, error) {
 	}
 	m.scratch = append(m.scratch, sc)
 	return sc, nil
-}
-
-// f32Bytes encodes v little-endian into b (len 4·len(v)).
-func f32Bytes(b []byte, v []float32) []byte {
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return b
 }

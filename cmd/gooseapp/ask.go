@@ -37,14 +37,11 @@ func runAsk(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(*imagePath); err != nil {
 		return err
 	}
-	m, err := openVisual(mf.model, mf, *configPath)
+	m, err := openVisual(mf.model, mf, *configPath, stderr)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	if r := m.Report(); r.Fallback != "" {
-		fmt.Fprintf(stderr, "gooseapp: using the CPU: %s\n", r.Fallback)
-	}
 	s, err := visualSession(m)
 	if err != nil {
 		return err
@@ -95,9 +92,10 @@ func openImage(path string) (image.Image, error) {
 
 // openVisual opens a VisualRWKV-7 checkpoint on the backend mf names, with
 // the tower sizes of configPath (VisualRWKV-7 JSON) or, when it is empty,
-// those read from the checkpoint. A checkpoint without image towers gives
-// an error wrapping vision.ErrNotVisual.
-func openVisual(path string, mf modelFlags, configPath string) (*vision.Model, error) {
+// those read from the checkpoint, and says on stderr why the GPU is not
+// used, if it is not. A checkpoint without image towers gives an error
+// wrapping vision.ErrNotVisual.
+func openVisual(path string, mf modelFlags, configPath string, stderr io.Writer) (*vision.Model, error) {
 	if q, err := core.ParseQuantization(mf.quant); err != nil || q != core.QuantNone {
 		return nil, fmt.Errorf("--quant %s: not available for VisualRWKV-7 checkpoints yet", mf.quant)
 	}
@@ -113,7 +111,12 @@ func openVisual(path string, mf modelFlags, configPath string) (*vision.Model, e
 		}
 		opts.Config = &cfg
 	}
-	return vision.Open(path, opts)
+	m, err := vision.Open(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	noteFallback(stderr, m.Report())
+	return m, nil
 }
 
 // isVisualFile reports whether the checkpoint at path is a VisualRWKV-7

@@ -20,12 +20,10 @@ import (
 // runBench measures prefill and decode speed and memory, each beside its
 // floor measured in the same run.
 func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	for _, a := range args {
-		if a == "--vision" || a == "-vision" || strings.HasPrefix(a, "--vision=") || strings.HasPrefix(a, "-vision=") {
-			return runBenchVision(args, stdout, stderr)
-		}
-	}
-	if wantsAudioBench(args) {
+	switch {
+	case benchMode(args, "vision"):
+		return runBenchVision(args, stdout, stderr)
+	case benchMode(args, "audio"):
 		return runBenchAudio(args, stdout, stderr)
 	}
 	fs := newFlags("bench", stderr)
@@ -172,8 +170,7 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	// FLOPs per prompt token over the measured GEMM rate.
 	embBytes := int64(c.Vocab) * int64(c.Width) * int64(c.DType.Size())
 	perToken := m.WeightBytes() - embBytes + int64(c.Width*c.DType.Size())
-	// The head runs once per prompt, not per prompt token.
-	flopsPerToken := 2 * float64(c.Params-2*int64(c.Vocab)*int64(c.Width))
+	flopsPerToken := matFLOPsPerToken(c)
 	// Two floors for decode: the time to copy the weights once (bandwidth
 	// as bytes copied per second), and the weights at the copy's full
 	// traffic, read plus write (the STREAM and CUDA bandwidthTest
@@ -205,13 +202,24 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		res.DecodeFloorTokS, res.PrefillFloorTokS = decodeFloorRW, prefillFloor
 	}
 	if *asJSON {
-		b, err := json.Marshal(res)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s\n", b)
+		return json.NewEncoder(stdout).Encode(res)
 	}
 	return nil
+}
+
+// benchMode reports whether bench's arguments turn on the mode flag name
+// (--vision, --audio), which has flags of its own.
+func benchMode(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		f, isFlag := strings.CutPrefix(a, "-")
+		if f = strings.TrimPrefix(f, "-"); isFlag && (f == name || f == name+"=true") {
+			return true
+		}
+	}
+	return false
 }
 
 // benchJSON is the --json line: decode_tok_s is the aggregate over the
@@ -311,6 +319,14 @@ func benchBatch(ctx context.Context, m *core.Model, prompt []int32, n, gen int, 
 	fmt.Fprintf(stdout, "batch:    %d sessions × %d tokens in %v: aggregate %.1f tok/s, per session %.1f tok/s (%.2f ms/step; greedy %s)\n",
 		n, gen, el.Round(time.Microsecond), agg, per, 1e3*el.Seconds()/float64(gen), where)
 	return agg, per, nil
+}
+
+// matFLOPsPerToken counts the floating-point operations (2 per
+// multiply-add) of the matrix products one prompt token takes in a
+// language model of shape c: its parameters but the embedding and the
+// head, which runs once per prompt, not per prompt token.
+func matFLOPsPerToken(c core.Config) float64 {
+	return 2 * float64(c.Params-2*int64(c.Vocab)*int64(c.Width))
 }
 
 // parseShape reads an official size name or LAYERSxWIDTH.

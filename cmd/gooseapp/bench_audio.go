@@ -15,20 +15,6 @@ import (
 	"github.com/goose-rwkv/goose/kernels"
 )
 
-// wantsAudioBench reports whether bench's arguments ask for the audio
-// tagger (--audio), which has its own flags.
-func wantsAudioBench(args []string) bool {
-	for _, a := range args {
-		if a == "--" {
-			return false
-		}
-		if a == "--audio" || a == "-audio" || a == "--audio=true" || a == "-audio=true" {
-			return true
-		}
-	}
-	return false
-}
-
 // audioBenchResult is the JSON object bench --audio --json prints.
 type audioBenchResult struct {
 	Model        string  `json:"model"`
@@ -131,7 +117,7 @@ func runBenchAudio(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "clip:      %.1f ms for one %v clip: log-mel %.1f ms + model %.1f ms (best of %d)\n", res.ClipMS, info.Clip, res.FbankMS, res.ModelMS, *runs)
 
 	// The floor: the model's matrix products at the measured GEMM rate.
-	res.GFLOPClip = clipFLOPs(m.Dims()) / 1e9
+	res.GFLOPClip = m.Dims().FLOPs() / 1e9
 	if p, ok := be.(kernels.Prober); ok {
 		rate, err := p.MatMulRate(d.Tokens, d.Width, d.FFN, dt)
 		if err != nil {
@@ -161,7 +147,7 @@ func runBenchAudio(args []string, stdout, stderr io.Writer) error {
 		}
 		el := time.Since(t0)
 		res.RecordingS, res.Windows = el.Seconds(), len(r.Windows)
-		res.Batch = batchOf(tg)
+		res.Batch = tg.DefaultBatch()
 		if res.FloorMS > 0 {
 			res.RecFloorS = float64(res.Windows) * res.FloorMS / 1e3
 		}
@@ -172,29 +158,9 @@ func runBenchAudio(args []string, stdout, stderr io.Writer) error {
 		for _, f := range []*float64{&res.ClipMS, &res.FbankMS, &res.ModelMS, &res.FloorMS, &res.GFLOPClip, &res.GEMMGFLOPS, &res.RecordingS, &res.RecFloorS} {
 			*f = math.Round(*f*1000) / 1000
 		}
-		b, err := json.Marshal(res)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, string(b))
+		return json.NewEncoder(stdout).Encode(res)
 	}
 	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
-
-// batchOf returns the tagger's default windows per model call.
-func batchOf(tg *audio.Tagger) int { return tg.DefaultBatch() }
-
-// clipFLOPs counts the floating-point operations of one clip's matrix
-// products (2 per multiply-add): the patch embedding, per layer and token
-// r, k, v, output (4C²), the channel mix (2·C·FFN), the LoRAs and the
-// Bi-WKV gate, and the head. The WKV recurrence and the element-wise ops
-// are not matrix products and are left out.
-func clipFLOPs(d arwkv.Dims) float64 {
-	C, T := float64(d.Width), float64(d.Tokens)
-	lora := C * float64(2*(d.DecayLoRA+d.AlphaLoRA+d.GateLoRA)+2*d.ValueLoRA)
-	perToken := 4*C*C + 2*C*float64(d.FFN) + lora + C*C/64
-	macs := T*float64(d.Patch*d.Patch)*C + T*float64(d.Layers)*perToken + C*float64(d.Classes)
-	return 2 * macs
-}

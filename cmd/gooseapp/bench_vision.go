@@ -16,7 +16,6 @@ import (
 
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/kernels"
-	"github.com/goose-rwkv/goose/kernels/backend"
 	"github.com/goose-rwkv/goose/vision"
 	"github.com/goose-rwkv/goose/vision/preprocess"
 )
@@ -65,7 +64,7 @@ type visionReport struct {
 // model of an official shape: each stage beside its floor (FLOPs over the
 // backend's measured GEMM rate) and image bytes → first answer token.
 func runBenchVision(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench --vision", stderr)
+	fs := newFlags("bench", stderr)
 	var mf modelFlags
 	mf.register(fs, "auto")
 	fs.Bool("vision", true, "benchmark VisualRWKV-7 (this mode)")
@@ -74,7 +73,7 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 	runs := fs.Int("runs", 0, "timed runs (0: 5 on a GPU, 1 on the CPU)")
 	jsonOut := fs.Bool("json", false, "print one JSON object on the last line")
 	profile := fs.Bool("profile", false, "also time each backend op of one image question (waiting after each)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if mf.model != "" {
@@ -95,12 +94,9 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 	} else {
 		raw = syntheticJPEG(1024, 768)
 	}
-	be, rep, err := backend.Open(mf.backend, backend.Options{Threads: mf.threads})
+	be, rep, err := mf.open(stderr)
 	if err != nil {
 		return err
-	}
-	if rep.Fallback != "" {
-		fmt.Fprintf(stderr, "gooseapp: using the CPU: %s\n", rep.Fallback)
 	}
 	cfg := vision.Released()
 	src, err := vision.RandomSource(cfg, lmCfg, 1)
@@ -231,7 +227,7 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 	lmc := m.LM().Config()
 	promptTokens := m.Encoder().Tokens() + 16 // the image rows and the question's text, padded
 	r.Tokens = promptTokens
-	lmFLOPs := 2*float64(lmc.Params-2*int64(lmc.Vocab)*int64(lmc.Width))*float64(promptTokens) + 2*float64(lmc.Vocab*lmc.Width)
+	lmFLOPs := matFLOPsPerToken(lmc)*float64(promptTokens) + 2*float64(lmc.Vocab*lmc.Width)
 	if r.GEMMRate > 0 {
 		f := func(flops float64) float64 { return 1e3 * flops / r.GEMMRate }
 		r.FloorMS = visionBench{DINO: f(dino), SigLIP: f(siglip), SAM: f(samF), Projector: f(proj), Prefill: f(lmFLOPs),
@@ -270,11 +266,7 @@ func runBenchVision(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "memory:   towers' working memory %.0f MB; peak RSS %.0f MB\n", r.WorkingMemoryMB, float64(readRSS().peak)/1e6)
 	if *jsonOut {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s\n", b)
+		return json.NewEncoder(stdout).Encode(r)
 	}
 	return nil
 }

@@ -19,7 +19,6 @@ import (
 
 var cli struct {
 	once      sync.Once
-	dir       string
 	bin       string // with the desktop app when cgo builds, else without
 	toolkit   bool   // bin links the desktop toolkit (Fyne)
 	model     string // a 2×64 random-weight model with the full vocabulary
@@ -28,34 +27,28 @@ var cli struct {
 
 // cliBinary builds gooseapp once for this file's tests: with cgo (so that
 // the desktop toolkit is linked, as in a release) when a C toolchain and
-// the X11/GL headers are there, else without.
+// the X11/GL headers are there, else without (nocgoBinary).
 func cliBinary(t *testing.T) (bin, model string, toolkit bool) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
 	cli.once.Do(func() {
-		dir, err := os.MkdirTemp("", "gooseapp-cli-test")
+		dir, err := testDir()
 		if err != nil {
 			cli.buildErrs = err.Error()
 			return
 		}
-		cli.dir = dir
-		cli.bin = filepath.Join(dir, "gooseapp")
-		out, err := exec.Command("go", "build", "-o", cli.bin, ".").CombinedOutput()
-		cli.toolkit = err == nil
-		if err != nil {
-			cli.buildErrs = "cgo build: " + string(out)
-			b := exec.Command("go", "build", "-o", cli.bin, ".")
-			b.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := b.CombinedOutput(); err != nil {
-				cli.buildErrs += "\nCGO_ENABLED=0 build: " + string(out)
+		if cli.bin, err = goBuild(dir, "gooseapp", true); err == nil {
+			v, _ := exec.Command(cli.bin, "--version").Output()
+			cli.toolkit = bytes.Contains(v, []byte("Fyne"))
+		} else {
+			cli.buildErrs = "cgo build: " + err.Error()
+			if cli.bin, err = nocgoBinary(); err != nil {
+				cli.buildErrs += "\nCGO_ENABLED=0 build: " + err.Error()
 				cli.bin = ""
 				return
 			}
-		} else {
-			v, _ := exec.Command(cli.bin, "--version").Output()
-			cli.toolkit = bytes.Contains(v, []byte("Fyne"))
 		}
 		cli.model = filepath.Join(dir, "tiny.safetensors")
 		if out, err := exec.Command(cli.bin, "testmodel", "--out", cli.model).CombinedOutput(); err != nil {
@@ -71,8 +64,8 @@ func cliBinary(t *testing.T) (bin, model string, toolkit bool) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if cli.dir != "" {
-		os.RemoveAll(cli.dir)
+	if dir, err := testDir(); err == nil {
+		os.RemoveAll(dir)
 	}
 	os.Exit(code)
 }

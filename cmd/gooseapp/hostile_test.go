@@ -13,13 +13,13 @@ import (
 )
 
 // randomModelFile writes a small random-weight model with the full World
-// vocabulary (34 MB), once per test binary.
+// vocabulary (34 MB), once per test binary, in testDir.
 var randomModelFile = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "goose-cmd-test")
+	dir, err := testDir()
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "rand.safetensors")
+	path := filepath.Join(dir, "tiny-rwkv.safetensors") // serve's model id: tiny-rwkv
 	cfg := core.Config{Layers: 2, Width: 64, Vocab: 65536, DecayLoRA: 16, AlphaLoRA: 16, ValueLoRA: 8, GateLoRA: 16}
 	return path, core.WriteRandom(path, cfg, 42)
 })

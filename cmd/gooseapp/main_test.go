@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -10,23 +11,49 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/goose-rwkv/goose/internal/npy"
 )
 
-// buildBinary builds gooseapp once per test run into a temporary folder.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "gooseapp")
+// testDir is a folder for what the tests build or write once (binaries,
+// models); TestMain removes it.
+var testDir = sync.OnceValues(func() (string, error) { return os.MkdirTemp("", "gooseapp-test") })
+
+// goBuild builds gooseapp into dir as name (".exe" added on Windows), with
+// cgo (the desktop app linked, as in a release) or without (terminal
+// commands only), and returns its path.
+func goBuild(dir, name string, cgo bool) (string, error) {
+	bin := filepath.Join(dir, name)
 	if runtime.GOOS == "windows" {
 		bin += ".exe"
 	}
 	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if !cgo {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		return "", fmt.Errorf("%v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// nocgoBinary builds gooseapp without cgo, once per test binary.
+var nocgoBinary = sync.OnceValues(func() (string, error) {
+	dir, err := testDir()
+	if err != nil {
+		return "", err
+	}
+	return goBuild(dir, "gooseapp-nocgo", false)
+})
+
+// buildBinary returns gooseapp built without cgo (nocgoBinary).
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := nocgoBinary()
+	if err != nil {
+		t.Fatalf("go build: %v", err)
 	}
 	return bin
 }

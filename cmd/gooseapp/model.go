@@ -58,10 +58,16 @@ func (m *modelFlags) open(stderr io.Writer) (kernels.Backend, backend.Report, er
 	if err != nil {
 		return nil, rep, err
 	}
+	noteFallback(stderr, rep)
+	return be, rep, nil
+}
+
+// noteFallback says on stderr why the GPU is not used, when the backend
+// fell back to the CPU.
+func noteFallback(stderr io.Writer, rep backend.Report) {
 	if rep.Fallback != "" {
 		fmt.Fprintf(stderr, "gooseapp: using the CPU (GPU not used: %s)\n", rep.Fallback)
 	}
-	return be, rep, nil
 }
 
 // load opens the backend and the model.

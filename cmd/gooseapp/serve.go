@@ -56,9 +56,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
 	if *parallel < 1 || *queue < 0 || *cacheMB < 0 || *maxTokens < 1 || *maxPrompt < 1 || *maxConns < 1 {
 		return errors.New("--parallel, --max-tokens, --max-prompt and --max-conns must be at least 1; --queue and --cache-mb at least 0")
 	}
@@ -94,7 +91,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		if visual, verr := isVisualFile(mf.model); verr != nil {
 			return verr
 		} else if visual {
-			if vm, verr = openVisual(mf.model, mf, *visionConfig); verr != nil {
+			if vm, verr = openVisual(mf.model, mf, *visionConfig, stderr); verr != nil {
 				// The towers cannot be read: serve the language model alone.
 				fmt.Fprintf(stderr, "gooseapp serve: images disabled: %v (--vision-config FILE gives the tower sizes)\n", verr)
 			}
@@ -102,9 +99,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		if vm != nil {
 			defer vm.Close()
 			m, rep, enc = vm.LM(), vm.Report(), vm.Encoder()
-			if rep.Fallback != "" {
-				fmt.Fprintf(stderr, "gooseapp: using the CPU: %s\n", rep.Fallback)
-			}
 		} else {
 			if m, rep, err = mf.load(stderr); err != nil {
 				return err

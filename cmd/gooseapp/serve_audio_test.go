@@ -2,14 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/goose-rwkv/goose/audio"
 )
@@ -18,23 +16,7 @@ import (
 // fixture's WAV over loopback to /v1/audio/tags.
 func TestServeAudio(t *testing.T) {
 	dir := "../../testdata/arwkv/"
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addrs := make(chan string, 1)
-	done := make(chan error, 1)
-	var stdout, stderr bytes.Buffer
-	go func() {
-		done <- serve(ctx, []string{"--audio-model", dir + "mm.arwkv.pth", "--audio-config", dir + "mm.arwkv.json",
-			"--backend", "cpu", "--addr", "127.0.0.1:0"}, &stdout, &stderr, func(a string) { addrs <- a })
-	}()
-	var addr string
-	select {
-	case addr = <-addrs:
-	case err := <-done:
-		t.Fatalf("serve ended: %v\n%s", err, stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not start")
-	}
+	addr, stdout, stop := startServe(t, "--audio-model", dir+"mm.arwkv.pth", "--audio-config", dir+"mm.arwkv.json", "--backend", "cpu")
 	wavBytes, err := os.ReadFile(dir + "mm.wav")
 	if err != nil {
 		t.Fatal(err)
@@ -52,13 +34,7 @@ func TestServeAudio(t *testing.T) {
 	if !strings.Contains(stdout.String(), "/v1/audio/tags") {
 		t.Errorf("serve did not announce the endpoint:\n%s", stdout.String())
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Error("serve did not stop")
+	if err := stop(); err != nil {
+		t.Errorf("serve: %v", err)
 	}
 }

@@ -4,32 +4,29 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/goose-rwkv/goose/core"
 )
 
-func TestServe(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "tiny-rwkv.safetensors")
-	cfg := core.Config{Layers: 2, Width: 64, Vocab: 65536, DecayLoRA: 16, AlphaLoRA: 16, ValueLoRA: 8, GateLoRA: 16}
-	if err := core.WriteRandom(path, cfg, 5); err != nil {
-		t.Fatal(err)
-	}
+// startServe runs serve with args on a free loopback port until stop is
+// called or the test ends. It returns the address served, serve's stdout
+// and stop, which ends serve and returns its error.
+func startServe(t *testing.T, args ...string) (addr string, stdout *bytes.Buffer, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	addrs := make(chan string, 1)
 	done := make(chan error, 1)
-	var stdout, stderr bytes.Buffer
+	stdout = new(bytes.Buffer)
+	var stderr bytes.Buffer
 	go func() {
-		done <- serve(ctx, []string{"--model", path, "--backend", "cpu", "--addr", "127.0.0.1:0", "--api-key", "k"},
-			&stdout, &stderr, func(a string) { addrs <- a })
+		done <- serve(ctx, append(args, "--addr", "127.0.0.1:0"), stdout, &stderr, func(a string) { addrs <- a })
 	}()
-	var addr string
 	select {
 	case addr = <-addrs:
 	case err := <-done:
@@ -37,6 +34,20 @@ func TestServe(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not start")
 	}
+	stop = func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			return errors.New("serve did not stop")
+		}
+	}
+	return addr, stdout, stop
+}
+
+func TestServe(t *testing.T) {
+	addr, stdout, stop := startServe(t, "--model", testModel(t), "--backend", "cpu", "--api-key", "k")
 	call := func(method, path, body string) (int, map[string]any) {
 		t.Helper()
 		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
@@ -58,14 +69,8 @@ func TestServe(t *testing.T) {
 	if code != 200 || v["choices"] == nil {
 		t.Fatalf("chat: %d %v", code, v)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not stop")
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
 	}
 	if !strings.Contains(stdout.String(), "http://"+addr+"/v1") {
 		t.Fatalf("stdout %q lacks the URL", stdout.String())

@@ -6,12 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/goose-rwkv/goose/audio"
+	"github.com/goose-rwkv/goose/audio/wav"
 )
 
 // testTag runs the tag command on the A-RWKV fixture: the first window of
@@ -40,7 +42,7 @@ func testTag(t *testing.T, bin string) {
 		t.Fatalf("tag --json: %d tags, %d windows, %.3f s", len(got.Tags), len(got.Windows), got.Duration)
 	}
 	for i, tg := range got.Windows[0].Tags {
-		if tg.Index != fx.Top5[i] || tg.Label != "class "+itoa(fx.Top5[i]) || tg.Prob <= 0 || tg.Prob >= 1 {
+		if tg.Index != fx.Top5[i] || tg.Label != "class "+strconv.Itoa(fx.Top5[i]) || tg.Prob <= 0 || tg.Prob >= 1 {
 			t.Errorf("window 0 tag %d = %+v, want class %d", i, tg, fx.Top5[i])
 		}
 	}
@@ -116,12 +118,19 @@ func testARWKVFiles(t *testing.T, bin string) {
 		t.Errorf("info: %v\n%s", err, out)
 	}
 	rec := filepath.Join(dir, "rec.wav")
-	var pcm []byte
-	for i := range 44100 * 12 {
-		v := int16(8000 * math.Sin(float64(i)*0.05))
-		pcm = append(pcm, byte(v), byte(v>>8), byte(v), byte(v>>8))
+	w, err := wav.Create(rec, 44100, 2)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := os.WriteFile(rec, wavHeader(44100, 2, len(pcm), pcm), 0o644); err != nil {
+	pcm := make([]float32, 2*44100*12)
+	for i := range 44100 * 12 {
+		v := float32(8000.0 / 32768 * math.Sin(float64(i)*0.05))
+		pcm[2*i], pcm[2*i+1] = v, v
+	}
+	if err := w.Write(pcm); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	out, err = exec.Command(bin, "tag", "--model", model, "--backend", "cpu", "--json", rec).Output()
@@ -141,34 +150,4 @@ func testARWKVFiles(t *testing.T, bin string) {
 	if err != nil || json.Unmarshal([]byte(lines[len(lines)-1]), &res) != nil || res.ClipMS <= 0 || res.FloorMS <= 0 || res.Windows != 2 {
 		t.Errorf("bench --audio --json: %v\n%s", err, out)
 	}
-}
-
-// wavHeader returns a 16-bit PCM WAV file holding data.
-func wavHeader(rate, channels, n int, data []byte) []byte {
-	le := func(v uint32, k int) []byte {
-		b := make([]byte, k)
-		for i := range k {
-			b[i] = byte(v >> (8 * i))
-		}
-		return b
-	}
-	var h []byte
-	h = append(h, "RIFF"...)
-	h = append(h, le(uint32(36+n), 4)...)
-	h = append(h, "WAVEfmt "...)
-	h = append(h, le(16, 4)...)
-	h = append(h, le(1, 2)...)
-	h = append(h, le(uint32(channels), 2)...)
-	h = append(h, le(uint32(rate), 4)...)
-	h = append(h, le(uint32(rate*2*channels), 4)...)
-	h = append(h, le(uint32(2*channels), 2)...)
-	h = append(h, le(16, 2)...)
-	h = append(h, "data"...)
-	h = append(h, le(uint32(n), 4)...)
-	return append(h, data...)
-}
-
-func itoa(i int) string {
-	b, _ := json.Marshal(i)
-	return string(b)
 }

@@ -107,9 +107,30 @@ func (l *Loader) lookup(name string, shape []int) (checkpoint.Info, bool) {
 	return info, true
 }
 
+// read looks name up, checks its shape and reads its bytes, recording
+// what went wrong when it returns false.
+func (l *Loader) read(name string, shape []int) (checkpoint.Info, []byte, bool) {
+	info, ok := l.lookup(name, shape)
+	if !ok {
+		return info, nil, false
+	}
+	data, err := l.src.Bytes(name)
+	if err != nil {
+		l.fail(name, err)
+		return info, nil, false
+	}
+	return info, data, true
+}
+
+// fail records err, about tensor name, unless an error came first.
 func (l *Loader) fail(name string, err error) {
+	l.record(fmt.Errorf("tensor %s: %w", name, err))
+}
+
+// record keeps err (which names its tensor) unless an error came first.
+func (l *Loader) record(err error) {
 	if l.err == nil {
-		l.err = fmt.Errorf("tensor %s: %w", name, err)
+		l.err = err
 	}
 }
 
@@ -117,13 +138,8 @@ func (l *Loader) fail(name string, err error) {
 // shape is shape (leading 1s aside). On failure it returns nil and Err
 // reports why.
 func (l *Loader) Floats(name string, shape ...int) []float32 {
-	info, ok := l.lookup(name, shape)
+	info, data, ok := l.read(name, shape)
 	if !ok {
-		return nil
-	}
-	data, err := l.src.Bytes(name)
-	if err != nil {
-		l.fail(name, err)
 		return nil
 	}
 	f := make([]float32, info.Len())
@@ -132,9 +148,7 @@ func (l *Loader) Floats(name string, shape ...int) []float32 {
 		return nil
 	}
 	if err := CheckFinite(name, info.DType, data, 0, 0); err != nil {
-		if l.err == nil {
-			l.err = err
-		}
+		l.record(err)
 		return nil
 	}
 	l.params += int64(info.Len())
@@ -186,19 +200,12 @@ func (l *Loader) Matrix(name string, rows, cols int) kernels.Tensor {
 // [C, 1, P, P], say) as the matrix [rows, cols] holding the same elements
 // in the same order.
 func (l *Loader) MatrixAs(name string, shape []int, rows, cols int) kernels.Tensor {
-	info, ok := l.lookup(name, shape)
+	info, data, ok := l.read(name, shape)
 	if !ok {
 		return kernels.Tensor{}
 	}
-	data, err := l.src.Bytes(name)
-	if err != nil {
-		l.fail(name, err)
-		return kernels.Tensor{}
-	}
 	if err := CheckSample(name, info.DType, data, rows, cols); err != nil {
-		if l.err == nil {
-			l.err = err
-		}
+		l.record(err)
 		return kernels.Tensor{}
 	}
 	return l.weight(name, info.DType, rows, cols, data, info.Len())
@@ -211,13 +218,8 @@ func (l *Loader) Linear(name string, rows, cols int) kernels.Tensor {
 	if !l.QuantizeLinear {
 		return l.Matrix(name, rows, cols)
 	}
-	info, ok := l.lookup(name, []int{rows, cols})
+	info, data, ok := l.read(name, []int{rows, cols})
 	if !ok {
-		return kernels.Tensor{}
-	}
-	data, err := l.src.Bytes(name)
-	if err != nil {
-		l.fail(name, err)
 		return kernels.Tensor{}
 	}
 	// QuantizeI8 checks every element for NaN/Inf, naming the row.

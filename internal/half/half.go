@@ -5,6 +5,7 @@ package half
 import (
 	"encoding/binary"
 	"math"
+	"unsafe"
 )
 
 // BF16ToF32 converts a bfloat16 bit pattern to float32. It is exact.
@@ -100,4 +101,13 @@ func DecodeF32(dst []float32, src []byte) {
 	for i := range dst {
 		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 	}
+}
+
+// Bytes views v as its little-endian bytes, without copying (Goose runs on
+// little-endian machines: amd64 and arm64). The view aliases v.
+func Bytes[T float32 | int32](v []T) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
 }

@@ -14,6 +14,7 @@
 package memfault
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
 )
@@ -44,7 +45,24 @@ type addrError interface {
 //	defer memfault.Catch(&err)()
 //
 // at the top of a function with a named error result.
-func Catch(err *error) func() {
+func Catch(err *error) func() { return catch("", err) }
+
+// CatchFile is Catch for a function that reads the weights mapped from the
+// file at path: a fault, caught here or returned in *err by worker
+// goroutines (Repanic), is reported as "read weights from PATH: …; reload
+// the model", still an *Error to errors.As.
+//
+//	defer memfault.CatchFile(path, &err)()
+func CatchFile(path string, err *error) func() {
+	if path == "" {
+		path = "(weights)"
+	}
+	return catch(path, err)
+}
+
+// catch returns the deferred function of Catch and CatchFile (it must call
+// recover itself: recover works only in the deferred function).
+func catch(path string, err *error) func() {
 	old := debug.SetPanicOnFault(true)
 	return func() {
 		debug.SetPanicOnFault(old)
@@ -54,6 +72,10 @@ func Catch(err *error) func() {
 				panic(r)
 			}
 			*err = e
+		}
+		var fe *Error
+		if path != "" && *err != nil && errors.As(*err, &fe) {
+			*err = fmt.Errorf("read weights from %s: %w; reload the model", path, *err)
 		}
 	}
 }

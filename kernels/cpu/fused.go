@@ -45,17 +45,8 @@ func (b *Backend) accumulate(it kernels.LinearItem) {
 	s := b.pool.getScratch(n)
 	defer b.pool.putScratch(s)
 	tmp := (*s)[:n]
-	raw, dt := weightBytes(w)
-	switch {
-	case it.NN && dt != kernels.I8:
-		matmul(b.pool, tmp, b.f32(x), x.Rows, K, raw, dt, N)
-	case dt == kernels.I8 && !it.NN && w.Offset == 0:
-		linearI8(b.pool, tmp, b.f32(x), x.Rows, K, raw, w.Buf.(*buffer).scale, N)
-	case dt == kernels.I8:
-		b.fail("LinearBatch", "accumulate w %v: i8 weights only whole, in Linear", w)
+	if !b.product("LinearBatch", tmp, x, w, it.NN) {
 		return
-	default:
-		linear(b.pool, tmp, b.f32(x), x.Rows, K, raw, dt, N)
 	}
 	d := b.f32(dst)
 	add := b.pool.ks.add

@@ -49,16 +49,7 @@ func (b *Backend) Linear(dst, x, w kernels.Tensor) {
 		b.fail("Linear", "dst %v, x %v, w %v", dst, x, w)
 		return
 	}
-	raw, dt := weightBytes(w)
-	if dt == kernels.I8 {
-		if w.Offset != 0 {
-			b.fail("Linear", "w %v: a view of an i8 weight", w)
-			return
-		}
-		linearI8(b.pool, b.f32(dst), b.f32(x), x.Rows, x.Cols, raw, w.Buf.(*buffer).scale, w.Rows)
-		return
-	}
-	linear(b.pool, b.f32(dst), b.f32(x), x.Rows, x.Cols, raw, dt, w.Rows)
+	b.product("Linear", b.f32(dst), x, w, false)
 }
 
 // MatMul sets dst = x·w.
@@ -67,8 +58,26 @@ func (b *Backend) MatMul(dst, x, w kernels.Tensor) {
 		b.fail("MatMul", "dst %v, x %v, w %v", dst, x, w)
 		return
 	}
+	b.product("MatMul", b.f32(dst), x, w, true)
+}
+
+// product sets d = x·wᵀ, or x·w with nn, for operands whose shapes fit,
+// and reports whether it could. An I8 weight runs only whole and
+// transposed (Linear): a view of one, or one under nn, fails op.
+func (b *Backend) product(op string, d []float32, x, w kernels.Tensor, nn bool) bool {
 	raw, dt := weightBytes(w)
-	matmul(b.pool, b.f32(dst), b.f32(x), x.Rows, x.Cols, raw, dt, w.Cols)
+	switch {
+	case dt == kernels.I8 && (nn || w.Offset != 0):
+		b.fail(op, "w %v: i8 weights run only whole, in Linear", w)
+		return false
+	case dt == kernels.I8:
+		linearI8(b.pool, d, b.f32(x), x.Rows, x.Cols, raw, w.Buf.(*buffer).scale, w.Rows)
+	case nn:
+		matmul(b.pool, d, b.f32(x), x.Rows, x.Cols, raw, dt, w.Cols)
+	default:
+		linear(b.pool, d, b.f32(x), x.Rows, x.Cols, raw, dt, w.Rows)
+	}
+	return true
 }
 
 // LayerNorm normalises rows.
@@ -156,19 +165,24 @@ func (b *Backend) Act(dst, x kernels.Tensor, f kernels.Activation) {
 		b.fail("Act", "dst %v, x %v, function %d", dst, x, f)
 		return
 	}
-	d, xs := b.f32(dst), b.f32(x)
+	d, xs, ks := b.f32(dst), b.f32(x), b.pool.ks
 	b.pool.For(len(d), 16384, func(lo, hi int) {
-		switch f {
-		case kernels.Tanh:
-			b.pool.ks.tanh(d[lo:hi], xs[lo:hi])
-		case kernels.Sigmoid:
-			b.pool.ks.sigmoid(d[lo:hi], xs[lo:hi])
-		case kernels.ReLUSquared:
-			b.pool.ks.reluSquared(d[lo:hi], xs[lo:hi])
-		case kernels.GELU, kernels.GELUTanh:
-			geluRange(d[lo:hi], xs[lo:hi], f)
-		}
+		ks.act(d[lo:hi], xs[lo:hi], f)
 	})
+}
+
+// act sets d[i] = f(x[i]) for i < len(d), f one of knownAct's functions.
+func (ks *kernelSet) act(d, x []float32, f kernels.Activation) {
+	switch f {
+	case kernels.Tanh:
+		ks.tanh(d, x)
+	case kernels.Sigmoid:
+		ks.sigmoid(d, x)
+	case kernels.ReLUSquared:
+		ks.reluSquared(d, x)
+	default:
+		geluRange(d, x, f)
+	}
 }
 
 // Add sets dst = a + b, broadcasting a one-row b.

@@ -1,10 +1,6 @@
 package cpu
 
-import (
-	"math"
-
-	"github.com/goose-rwkv/goose/kernels"
-)
+import "github.com/goose-rwkv/goose/kernels"
 
 // The image towers' ops (kernels.VisionOps).
 
@@ -164,7 +160,7 @@ func (b *Backend) BiasAct(dst, x, bias kernels.Tensor, f kernels.Activation) {
 		b.fail("BiasAct", "dst %v, x %v, bias %v, function %d", dst, x, bias, f)
 		return
 	}
-	d, xs, bs := b.f32(dst), b.f32(x), b.row(bias)
+	d, xs, bs, ks := b.f32(dst), b.f32(x), b.row(bias), b.pool.ks
 	b.pool.For(x.Rows, max(1, 16384/max(C, 1)), func(lo, hi int) {
 		var tmp [256]float32
 		for r := lo; r < hi; r++ {
@@ -178,31 +174,10 @@ func (b *Backend) BiasAct(dst, x, bias kernels.Tensor, f kernels.Activation) {
 						t[i] += v
 					}
 				}
-				actRange(o[c0:c0+n], t, f)
+				ks.act(o[c0:c0+n], t, f)
 			}
 		}
 	})
-}
-
-// actRange sets d[i] = f(x[i]).
-func actRange(d, x []float32, f kernels.Activation) {
-	switch f {
-	case kernels.Tanh:
-		for i, v := range x {
-			d[i] = float32(math.Tanh(float64(v)))
-		}
-	case kernels.Sigmoid:
-		for i, v := range x {
-			d[i] = sigmoid(v)
-		}
-	case kernels.ReLUSquared:
-		for i, v := range x {
-			v = max(v, 0)
-			d[i] = v * v
-		}
-	default:
-		geluRange(d, x, f)
-	}
 }
 
 // geluRange sets d[i] = GELU(x[i]) in the exact or the tanh form.

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/goose-rwkv/goose/kernels/kernelstest"
 )
 
 // TestWKVKernels runs every kernel set's WKV step against a float64
@@ -28,6 +30,7 @@ func TestWKVKernels(t *testing.T) {
 				ref[i] = float64(s[i])
 			}
 			y := make([]float32, N)
+			want := make([]float64, N)
 			for step := range 20 {
 				r, w, k, v := vec(-1, 1), vec(0.5, 1), vec(-1, 1), vec(-2, 2)
 				a, b := vec(-0.2, 0), vec(0, 0.2)
@@ -35,17 +38,8 @@ func TestWKVKernels(t *testing.T) {
 					y[i] = float32(math.NaN())
 				}
 				ks.wkv(s, r, w, k, v, a, b, y)
-				for i := range N {
-					var sa float64
-					for j := range N {
-						sa += float64(a[j]) * ref[i*N+j]
-					}
-					var yi float64
-					for j := range N {
-						x := ref[i*N+j]*float64(w[j]) + float64(k[j])*float64(v[i]) + sa*float64(b[j])
-						ref[i*N+j] = x
-						yi += x * float64(r[j])
-					}
+				kernelstest.WKVRef(ref, want, r, w, k, v, a, b, 0)
+				for i, yi := range want {
 					if d := math.Abs(float64(y[i]) - yi); !(d <= 1e-4*(1+math.Abs(yi))) {
 						t.Fatalf("step %d row %d: y = %g, want %g", step, i, y[i], yi)
 					}
@@ -94,19 +88,11 @@ func TestWKVRun(t *testing.T) {
 						ref[i] = float64(v)
 					}
 					ks.wkvRun(p, S, x, first, stride, n)
+					want := make([]float64, T*C)
 					for tok := range n {
 						o := first + tok*stride
-						for i := range N {
-							var sa float64
-							for j := range N {
-								sa += float64(x.a[o+j]) * ref[i*N+j]
-							}
-							var yi float64
-							for j := range N {
-								v := ref[i*N+j]*float64(x.w[o+j]) + float64(x.k[o+j])*float64(x.v[o+i]) + sa*float64(x.b[o+j])
-								ref[i*N+j] = v
-								yi += v * float64(x.r[o+j])
-							}
+						kernelstest.WKVRef(ref, want, x.r, x.w, x.k, x.v, x.a, x.b, o)
+						for i, yi := range want[o : o+N] {
 							if d := math.Abs(float64(x.y[o+i]) - yi); !(d <= 1e-4*(1+math.Abs(yi))) {
 								t.Fatalf("token %d row %d: y = %g, want %g", tok, i, x.y[o+i], yi)
 							}

@@ -2,7 +2,6 @@ package cuda
 
 import (
 	"fmt"
-	"math"
 	"testing"
 
 	"github.com/goose-rwkv/goose/kernels"
@@ -86,45 +85,8 @@ func TestConformanceAudio(t *testing.T) {
 			seqs, L, C int
 			unalign    bool
 		}{{4, 62, 384, false}, {2, 37, 192, true}, {8, 1, 128, false}} {
-			T, C := s.seqs*s.L, s.C
-			r, k, v := h.act(T, C, 1), h.act(T, C, 1), h.act(T, C, 1)
-			if s.unalign {
-				r, v = h.shifted(T, C), h.shifted(T, C)
-			}
-			w := h.upload(T, C, h.uniform(T*C, 0.55, 1))
-			av, bv := make([]float32, T*C), make([]float32, T*C)
-			kh := h.randn(T*C, 1)
-			for i := 0; i < T*C; i += 64 {
-				var n float64
-				for j := range 64 {
-					n += float64(kh[i+j]) * float64(kh[i+j])
-				}
-				n = math.Sqrt(n)
-				for j := range 64 {
-					u := float32(float64(kh[i+j]) / n)
-					av[i+j], bv[i+j] = -u, u*float32(h.rng.Float64())
-				}
-			}
-			a, b := h.upload(T, C, av), h.upload(T, C, bv)
-			type kern struct {
-				tpr int
-				v   wkvVariant
-			}
-			kerns := []kern{{4, wkvVariant{}}, {8, wkvVariant{}}, {16, wkvVariant{}}}
-			for _, v := range wkvVariants() {
-				kerns = append(kerns, kern{4, v})
-			}
-			for _, kern := range kerns {
-				st := h.act(s.seqs*C, 64, 0.5)
-				y := h.out(T, C)
-				h.g.wkvTPR, h.g.wkvRows = kern.tpr, kern.v
-				h.g.WKV7(y.g, st.g, r.g, w.g, k.g, v.g, a.g, b.g)
-				h.c.WKV7(y.c, st.c, r.c, w.c, k.c, v.c, a.c, b.c)
-				name := fmt.Sprintf("WKV7/seqs%d_L%d_C%d_unaligned%v_tpr%d_split%v", s.seqs, s.L, C, s.unalign, kern.tpr, kern.v)
-				h.check(name+"/y", y, 2e-5)
-				h.check(name+"/state", st, 2e-5)
-			}
-			h.g.wkvTPR, h.g.wkvRows = defaultWKVTPR, defaultWKVRows()
+			name := fmt.Sprintf("WKV7/seqs%d_L%d_C%d_unaligned%v", s.seqs, s.L, s.C, s.unalign)
+			h.checkWKV7(name, s.seqs, s.seqs*s.L, s.C, s.unalign)
 		}
 	})
 }

@@ -110,8 +110,7 @@ type queue struct {
 	stream    uintptr
 	handle    uintptr // cuBLAS, bound to stream
 	workspace uint64  // cuBLAS workspace
-	scratch   uint64  // device scratch for partial sums and converted activations
-	scratchN  int64
+	scratch   growBuf // device scratch for partial sums and converted activations
 	event     uintptr // recorded on stream by Order; 0 until first needed
 }
 
@@ -742,7 +741,7 @@ func (b *Backend) closeQueue(q *queue) error {
 	if q.stream != 0 {
 		keep(b.drv.StreamSynchronize(q.stream))
 	}
-	for _, p := range []uint64{q.scratch, q.workspace} {
+	for _, p := range []uint64{q.scratch.p, q.workspace} {
 		if p != 0 {
 			keep(b.drv.MemFree(p))
 		}
@@ -874,20 +873,6 @@ func (b *Backend) closeLocked() error {
 	return nil
 }
 
-// scratchFor returns device scratch memory of at least n bytes. An
-// outgrown buffer is kept until Close, since a captured graph may use it.
-func (b *Backend) scratchFor(n int64) (uint64, error) {
-	if n <= b.scratchN {
-		return b.scratch, nil
-	}
-	size := max(n, 2*b.scratchN)
-	p, err := b.drv.MemAlloc(size)
-	if err != nil {
-		return 0, err
-	}
-	if b.scratch != 0 {
-		b.retired = append(b.retired, b.scratch)
-	}
-	b.scratch, b.scratchN = p, size
-	return p, nil
-}
+// scratchFor returns at least n bytes of the queue's device scratch (see
+// grow).
+func (b *Backend) scratchFor(n int64) (uint64, error) { return b.grow(&b.scratch, n) }

@@ -130,24 +130,7 @@ func (h *harness) out(rows, cols int) pair {
 func (h *harness) weight(dt kernels.DType, rows, cols int, scale float64) (pair, []float32) {
 	h.t.Helper()
 	v := h.randn(rows*cols, scale)
-	var raw []byte
-	switch dt {
-	case kernels.F32:
-		raw = kernelstest.F32Bytes(v)
-	case kernels.F16, kernels.BF16:
-		raw = make([]byte, 2*len(v))
-		for i, x := range v {
-			var u uint16
-			if dt == kernels.F16 {
-				u = half.F32ToF16(x)
-				v[i] = half.F16ToF32(u)
-			} else {
-				u = half.F32ToBF16(x)
-				v[i] = half.BF16ToF32(u)
-			}
-			binary.LittleEndian.PutUint16(raw[2*i:], u)
-		}
-	}
+	raw := kernelstest.Encode(dt, v)
 	var p pair
 	var err error
 	if p.g, err = h.g.Weight(dt, rows, cols, raw); err != nil {
@@ -207,19 +190,59 @@ func (h *harness) get(p pair) (gpu, ref []float32) {
 func (h *harness) check(name string, p pair, tol float64) {
 	h.t.Helper()
 	g, c := h.get(p)
-	h.checkRef(name, g, kernelstest.Widen(c), tol)
+	kernelstest.Check(h.t, name, g, kernelstest.Widen(c), tol)
 }
 
-func (h *harness) checkRef(name string, g []float32, ref []float64, tol float64) {
+// wkvAB uploads WKV inputs for T rows of C channels: a = −κ̂, b = κ̂·α
+// with κ̂ unit per head and α uniform in [0, 1), as Prep7 makes them.
+func (h *harness) wkvAB(T, C int) (a, b pair) {
+	av, bv := make([]float32, T*C), make([]float32, T*C)
+	kh := h.randn(T*C, 1)
+	for i := 0; i < T*C; i += 64 {
+		var n float64
+		for j := range 64 {
+			n += float64(kh[i+j]) * float64(kh[i+j])
+		}
+		n = math.Sqrt(n)
+		for j := range 64 {
+			u := float32(float64(kh[i+j]) / n)
+			av[i+j], bv[i+j] = -u, u*float32(h.rng.Float64())
+		}
+	}
+	return h.upload(T, C, av), h.upload(T, C, bv)
+}
+
+// checkWKV7 compares WKV7 over T rows of C channels, run from seqs states
+// (T/seqs rows each), between the backends with every GPU kernel variant;
+// with unalign, r and v are views one element into their buffers (the
+// kernel's 4-byte copy path). name prefixes the checks' names.
+func (h *harness) checkWKV7(name string, seqs, T, C int, unalign bool) {
 	h.t.Helper()
-	e, bad := kernelstest.RelErr(g, ref)
-	if bad >= 0 {
-		h.t.Errorf("%s: element %d is %v (unwritten or overflow)", name, bad, g[bad])
-		return
+	r, k, v := h.act(T, C, 1), h.act(T, C, 1), h.act(T, C, 1)
+	if unalign {
+		r, v = h.shifted(T, C), h.shifted(T, C)
 	}
-	if !(e <= tol) {
-		h.t.Errorf("%s: relative error %.3g > %.3g", name, e, tol)
+	w := h.upload(T, C, h.uniform(T*C, 0.55, 1))
+	a, b := h.wkvAB(T, C)
+	type kern struct {
+		tpr int
+		v   wkvVariant
 	}
+	kerns := []kern{{4, wkvVariant{}}, {8, wkvVariant{}}, {16, wkvVariant{}}}
+	for _, v := range wkvVariants() {
+		kerns = append(kerns, kern{4, v})
+	}
+	for _, kern := range kerns {
+		st := h.act(seqs*C, 64, 0.5)
+		y := h.out(T, C)
+		h.g.wkvTPR, h.g.wkvRows = kern.tpr, kern.v
+		h.g.WKV7(y.g, st.g, r.g, w.g, k.g, v.g, a.g, b.g)
+		h.c.WKV7(y.c, st.c, r.c, w.c, k.c, v.c, a.c, b.c)
+		n := fmt.Sprintf("%s_tpr%d_split%v", name, kern.tpr, kern.v)
+		h.check(n+"/y", y, 2e-5)
+		h.check(n+"/state", st, 2e-5)
+	}
+	h.g.wkvTPR, h.g.wkvRows = defaultWKVTPR, defaultWKVRows()
 }
 
 // productRef is dst = x·wᵀ (linear) or x·w in float64.
@@ -292,8 +315,8 @@ func TestConformance(t *testing.T) {
 					xin := xv[s.pad*s.K:]
 					// cuBLAS (T > 16) takes x as two halves of the weight
 					// dtype, as exact as fp32 activations.
-					h.checkRef(name+"/vs-cpu", g, kernelstest.Widen(c), 1e-5)
-					h.checkRef(name+"/vs-f64", g, productRef(xin, wv, s.T, s.K, s.N, linear), 1e-5)
+					kernelstest.Check(h.t, name+"/vs-cpu", g, kernelstest.Widen(c), 1e-5)
+					kernelstest.Check(h.t, name+"/vs-f64", g, productRef(xin, wv, s.T, s.K, s.N, linear), 1e-5)
 					if s.T > smallT && dt != kernels.F32 {
 						// Rounding x to the dtype instead would be far off.
 						if e, _ := kernelstest.RelErr(g, productRef(roundTo(dt, xin), wv, s.T, s.K, s.N, linear)); e < 1e-4 {
@@ -394,7 +417,7 @@ func TestConformance(t *testing.T) {
 		h.g.Copy(d.g.Slice(1, 7), src.g)
 		h.c.Copy(d.c.Slice(1, 7), src.c)
 		g, c := h.get(d)
-		h.checkRef("Copy", g[70:], kernelstest.Widen(c[70:]), 0)
+		kernelstest.Check(h.t, "Copy", g[70:], kernelstest.Widen(c[70:]), 0)
 		if !math.IsNaN(float64(g[0])) {
 			t.Errorf("Copy wrote outside its destination view: %v", g[0])
 		}
@@ -455,48 +478,7 @@ func TestConformance(t *testing.T) {
 			T, C    int
 			unalign bool
 		}{{1, 128, false}, {37, 192, false}, {300, 64, false}, {19, 128, true}} {
-			T, C := s.T, s.C
-			r, k, v := h.act(T, C, 1), h.act(T, C, 1), h.act(T, C, 1)
-			if s.unalign {
-				// Views starting one element into their buffers take the
-				// kernel's 4-byte copy path.
-				r, v = h.shifted(T, C), h.shifted(T, C)
-			}
-			w := h.upload(T, C, h.uniform(T*C, 0.55, 1))
-			// a = −κ̂, b = κ̂·α with κ̂ unit per head, as Prep7 makes them.
-			av, bv := make([]float32, T*C), make([]float32, T*C)
-			kh := h.randn(T*C, 1)
-			for i := 0; i < T*C; i += 64 {
-				var n float64
-				for j := range 64 {
-					n += float64(kh[i+j]) * float64(kh[i+j])
-				}
-				n = math.Sqrt(n)
-				for j := range 64 {
-					u := float32(float64(kh[i+j]) / n)
-					av[i+j], bv[i+j] = -u, u*float32(h.rng.Float64())
-				}
-			}
-			a, b := h.upload(T, C, av), h.upload(T, C, bv)
-			type kern struct {
-				tpr int
-				v   wkvVariant
-			}
-			kerns := []kern{{4, wkvVariant{}}, {8, wkvVariant{}}, {16, wkvVariant{}}}
-			for _, v := range wkvVariants() {
-				kerns = append(kerns, kern{4, v})
-			}
-			for _, kern := range kerns {
-				st := h.act(C, 64, 0.5)
-				y := h.out(T, C)
-				h.g.wkvTPR, h.g.wkvRows = kern.tpr, kern.v
-				h.g.WKV7(y.g, st.g, r.g, w.g, k.g, v.g, a.g, b.g)
-				h.c.WKV7(y.c, st.c, r.c, w.c, k.c, v.c, a.c, b.c)
-				name := fmt.Sprintf("WKV7/T%d_C%d_unaligned%v_tpr%d_split%v", T, C, s.unalign, kern.tpr, kern.v)
-				h.check(name+"/y", y, 2e-5)
-				h.check(name+"/state", st, 2e-5)
-			}
-			h.g.wkvTPR, h.g.wkvRows = defaultWKVTPR, defaultWKVRows()
+			h.checkWKV7(fmt.Sprintf("WKV7/T%d_C%d_unaligned%v", s.T, s.C, s.unalign), 1, s.T, s.C, s.unalign)
 		}
 	})
 

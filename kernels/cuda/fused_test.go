@@ -2,7 +2,6 @@ package cuda
 
 import (
 	"fmt"
-	"math"
 	"testing"
 
 	"github.com/goose-rwkv/goose/kernels"
@@ -197,20 +196,7 @@ func TestFused(t *testing.T) {
 			T, C := s.T, s.C
 			r, k, v, g := h.act(T, C, 1), h.act(T, C, 1), h.act(T, C, 1), h.act(T, C, 1)
 			w := h.upload(T, C, h.uniform(T*C, 0.55, 1))
-			av, bv := make([]float32, T*C), make([]float32, T*C)
-			kh := h.randn(T*C, 1)
-			for i := 0; i < T*C; i += 64 {
-				var n float64
-				for j := range 64 {
-					n += float64(kh[i+j]) * float64(kh[i+j])
-				}
-				n = math.Sqrt(n)
-				for j := range 64 {
-					u := float32(float64(kh[i+j]) / n)
-					av[i+j], bv[i+j] = -u, u*float32(h.rng.Float64())
-				}
-			}
-			a, b := h.upload(T, C, av), h.upload(T, C, bv)
+			a, b := h.wkvAB(T, C)
 			rk, lw, lb := h.act(1, C, 1), h.act(1, C, 1), h.act(1, C, 1)
 			st := h.act(C, 64, 0.5)
 			y, d := h.out(T, C), h.out(T, C)

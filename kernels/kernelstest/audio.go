@@ -171,9 +171,10 @@ func (h *H) wkvInputs(T, C int) (r, w, k, v, a, b []float32) {
 	return r, w, k, v, a, b
 }
 
-// wkvRef advances the float64 head state S (64×64) by the token whose head
-// values start at o, writing y[o:o+64].
-func wkvRef(S []float64, y []float64, r, w, k, v, a, b []float32, o int) {
+// WKVRef advances the float64 head state S (64×64, [value row][key
+// column]) by the token whose head values start at o, writing y[o:o+64]:
+// S ← S·diag(w) + (S·a)·bᵀ + v·kᵀ, y = S·r.
+func WKVRef(S []float64, y []float64, r, w, k, v, a, b []float32, o int) {
 	for i := range 64 {
 		row := S[i*64 : (i+1)*64]
 		var sa float64
@@ -215,7 +216,7 @@ func wkvBiCases(t *testing.T, h *H) {
 						if dir == 1 {
 							t = q*c.n + c.n - 1 - i
 						}
-						wkvRef(S, y, r, w, k, v, a, b, t*C+hd*64)
+						WKVRef(S, y, r, w, k, v, a, b, t*C+hd*64)
 					}
 				}
 			}
@@ -243,7 +244,7 @@ func wkvBatchCases(t *testing.T, h *H) {
 			for hd := range H {
 				S := wantS[(q*H+hd)*4096 : (q*H+hd+1)*4096]
 				for t := q * c.L; t < (q+1)*c.L; t++ {
-					wkvRef(S, wantY, r, w, k, v, a, b, t*C+hd*64)
+					WKVRef(S, wantY, r, w, k, v, a, b, t*C+hd*64)
 				}
 			}
 		}

@@ -90,30 +90,34 @@ func (h *H) Out(rows, cols int) kernels.Tensor {
 func (h *H) Weight(dt kernels.DType, rows, cols int, scale float64) (kernels.Tensor, []float32) {
 	h.T.Helper()
 	v := h.Randn(rows*cols, scale)
-	var raw []byte
-	switch dt {
-	case kernels.F16, kernels.BF16:
-		raw = make([]byte, 2*len(v))
-		for i, x := range v {
-			var u uint16
-			if dt == kernels.F16 {
-				u = half.F32ToF16(x)
-				v[i] = half.F16ToF32(u)
-			} else {
-				u = half.F32ToBF16(x)
-				v[i] = half.BF16ToF32(u)
-			}
-			binary.LittleEndian.PutUint16(raw[2*i:], u)
-		}
-	default:
-		raw = F32Bytes(v)
-	}
-	t, err := h.Be.Weight(dt, rows, cols, raw)
+	t, err := h.Be.Weight(dt, rows, cols, Encode(dt, v))
 	if err != nil {
 		h.T.Fatal(err)
 	}
 	h.T.Cleanup(func() { h.Be.Free(t) })
 	return t, v
+}
+
+// Encode rounds v to dt in place (F16 and BF16; any other dtype is
+// encoded as F32) and returns its little-endian bytes, as Backend.Weight
+// takes them.
+func Encode(dt kernels.DType, v []float32) []byte {
+	if dt != kernels.F16 && dt != kernels.BF16 {
+		return F32Bytes(v)
+	}
+	raw := make([]byte, 2*len(v))
+	for i, x := range v {
+		var u uint16
+		if dt == kernels.F16 {
+			u = half.F32ToF16(x)
+			v[i] = half.F16ToF32(u)
+		} else {
+			u = half.F32ToBF16(x)
+			v[i] = half.BF16ToF32(u)
+		}
+		binary.LittleEndian.PutUint16(raw[2*i:], u)
+	}
+	return raw
 }
 
 // Get waits for queued work, failing the test on a recorded error, and
@@ -130,21 +134,29 @@ func (h *H) Get(t kernels.Tensor) []float32 {
 	return BytesF32(b)
 }
 
-// Check compares got with the float64 reference want: the relative L2
-// error ‖got−want‖/‖want‖ must be within tol and every element finite.
+// Check compares got with the float64 reference want (see the function
+// Check).
 func (h *H) Check(name string, got []float32, want []float64, tol float64) {
 	h.T.Helper()
+	Check(h.T, name, got, want, tol)
+}
+
+// Check compares got with the float64 reference want, reporting to t: the
+// relative L2 error ‖got−want‖/‖want‖ must be within tol and every element
+// finite.
+func Check(t testing.TB, name string, got []float32, want []float64, tol float64) {
+	t.Helper()
 	if len(got) != len(want) {
-		h.T.Errorf("%s: %d values, reference has %d", name, len(got), len(want))
+		t.Errorf("%s: %d values, reference has %d", name, len(got), len(want))
 		return
 	}
 	e, bad := RelErr(got, want)
 	if bad >= 0 {
-		h.T.Errorf("%s: element %d is %v (unwritten or overflow)", name, bad, got[bad])
+		t.Errorf("%s: element %d is %v (unwritten or overflow)", name, bad, got[bad])
 		return
 	}
 	if !(e <= tol) {
-		h.T.Errorf("%s: relative error %.3g > %.3g", name, e, tol)
+		t.Errorf("%s: relative error %.3g > %.3g", name, e, tol)
 	}
 }
 

@@ -3,7 +3,7 @@ package sam
 import (
 	"testing"
 
-	"github.com/goose-rwkv/goose/vision/internal/nn"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 )
 
@@ -47,7 +47,7 @@ func BenchmarkBlockReal(b *testing.B) {
 				norm2W: vec(1, D, 1), norm2B: vec(1, D, 0.1), lin1: dense(M, D), lin2: dense(D, M),
 				span: span, global: tc.global,
 			}
-			if err := be.Upload(s.x, nn.FloatBytes(r.Floats(s.x.Len(), 1))); err != nil {
+			if err := be.Upload(s.x, half.Bytes(r.Floats(s.x.Len(), 1))); err != nil {
 				b.Fatal(err)
 			}
 			for b.Loop() {

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/vision/internal/nn"
 )
@@ -334,7 +335,7 @@ func (e *Encoder) Encode(ctx context.Context, pixels []float32) (kernels.Tensor,
 	}
 	s := e.s
 	be := e.ops()
-	if err := be.Upload(s.pixels, nn.FloatBytes(pixels)); err != nil {
+	if err := be.Upload(s.pixels, half.Bytes(pixels)); err != nil {
 		return kernels.Tensor{}, fmt.Errorf("sam: features: upload: %w", err)
 	}
 	P, G := cfg.Patch, cfg.Grid()

@@ -3,8 +3,8 @@ package vit
 import (
 	"testing"
 
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
-	"github.com/goose-rwkv/goose/vision/internal/nn"
 	"github.com/goose-rwkv/goose/vision/internal/visiontest"
 )
 
@@ -34,7 +34,7 @@ func BenchmarkBlockReal(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := be.Upload(s.x, nn.FloatBytes(r.Floats(s.x.Len(), 1))); err != nil {
+			if err := be.Upload(s.x, half.Bytes(r.Floats(s.x.Len(), 1))); err != nil {
 				b.Fatal(err)
 			}
 			for b.Loop() {

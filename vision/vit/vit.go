@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/goose-rwkv/goose/core"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/vision/internal/nn"
 )
@@ -306,7 +307,7 @@ func (t *Tower) Encode(ctx context.Context, pixels []float32) (kernels.Tensor, e
 		}
 		t.s = s
 	}
-	if err := t.ops().Upload(t.s.pixels, nn.FloatBytes(pixels)); err != nil {
+	if err := t.ops().Upload(t.s.pixels, half.Bytes(pixels)); err != nil {
 		return kernels.Tensor{}, fmt.Errorf("vit: features: upload: %w", err)
 	}
 	return t.forward(ctx, t.s)

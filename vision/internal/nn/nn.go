@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"unsafe"
 
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -175,7 +175,7 @@ func (l *Loader) Upload(rows, cols int, v []float32) kernels.Tensor {
 	if l.err != nil {
 		return kernels.Tensor{}
 	}
-	if err := l.Be.Upload(t, FloatBytes(v)); err != nil {
+	if err := l.Be.Upload(t, half.Bytes(v)); err != nil {
 		l.err = fmt.Errorf("upload %s[%d,%d]: %w", l.Prefix, rows, cols, err)
 		return kernels.Tensor{}
 	}
@@ -216,18 +216,10 @@ func Scratch(be kernels.Backend, dims ...[2]int) ([]kernels.Tensor, error) {
 // Download copies an F32 tensor to the host after the queued work.
 func Download(be kernels.Backend, t kernels.Tensor) ([]float32, error) {
 	out := make([]float32, t.Len())
-	if err := be.Download(FloatBytes(out), t); err != nil {
+	if err := be.Download(half.Bytes(out), t); err != nil {
 		return nil, err
 	}
 	return out, be.Sync()
-}
-
-// FloatBytes views f as its little-endian bytes (amd64, arm64).
-func FloatBytes(f []float32) []byte {
-	if len(f) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*len(f))
 }
 
 // ErrNotFinite reports a NaN or infinite input value.

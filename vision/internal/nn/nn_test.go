@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/goose-rwkv/goose/core/checkpoint"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 	"github.com/goose-rwkv/goose/kernels/cpu"
 )
@@ -67,7 +68,7 @@ func TestLoader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := be.Upload(x, FloatBytes([]float32{1, -1})); err != nil {
+	if err := be.Upload(x, half.Bytes([]float32{1, -1})); err != nil {
 		t.Fatal(err)
 	}
 	y, _ := be.Alloc(kernels.F32, 1, 3)

@@ -141,7 +141,7 @@ func (r *Random) F32(rows, cols int, scale float32) kernels.Tensor {
 	r.tb.Helper()
 	t, err := r.be.Alloc(kernels.F32, rows, cols)
 	if err == nil {
-		err = r.be.Upload(t, nn.FloatBytes(r.Floats(rows*cols, scale)))
+		err = r.be.Upload(t, half.Bytes(r.Floats(rows*cols, scale)))
 	}
 	if err != nil {
 		r.tb.Fatal(err)
