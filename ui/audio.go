@@ -197,9 +197,15 @@ func (v *audioView) showCredits() {
 	dialog.ShowCustom("AudioSet labels", "Close", scroll, v.a.win)
 }
 
-// recordingsDir is where recordings are kept: beside the history database.
+// recordingsDir is where recordings are kept: beside the history database,
+// or, when the history lives in memory (its folder could not be used), in
+// the system's temporary folder, like that history for this session only
+// (never the folder Goose was started from).
 func (v *audioView) recordingsDir() string {
-	return filepath.Join(filepath.Dir(v.a.store.Path()), "recordings")
+	if p := v.a.store.Path(); p != "" {
+		return filepath.Join(filepath.Dir(p), "recordings")
+	}
+	return filepath.Join(os.TempDir(), "goose-recordings")
 }
 
 // engine returns the audio engine.

@@ -65,6 +65,15 @@ func TestDamagedHistoryStarts(t *testing.T) {
 			if _, err := h.a.store.CreateConversation("works", "", history.DefaultSampling()); err != nil {
 				t.Fatalf("history after recovery: %v", err)
 			}
+			// Recordings go beside the database, or to the temporary folder
+			// with an in-memory history — never the working directory.
+			want := filepath.Join(filepath.Dir(hp), "recordings")
+			if !tc.moved {
+				want = filepath.Join(os.TempDir(), "goose-recordings")
+			}
+			if got := h.a.audio.recordingsDir(); got != want {
+				t.Errorf("recordings go to %q, want %q", got, want)
+			}
 		})
 	}
 }
