@@ -227,7 +227,7 @@ func (v *audioView) shown() {
 		dialog.ShowInformation("Recordings recovered", fmt.Sprintf("%d recording(s) interrupted when Goose stopped were kept up to the last second written, and are in the list as “Recovered recording”.", len(added)), v.a.win)
 	}
 	if err != nil {
-		v.a.showError(fmt.Errorf("recovering interrupted recordings: %w", err))
+		v.a.showProblem("Could not recover interrupted recordings", err)
 	}
 	v.refreshDevices()
 	if p := v.a.cfg.AudioModel; p != "" && v.model == nil {
@@ -492,7 +492,7 @@ func (v *audioView) open(r history.Recording) {
 				return
 			}
 			if err != nil {
-				v.a.showError(fmt.Errorf("cannot show “%s”: %w", r.Name, err))
+				v.a.showProblem("Cannot show “"+r.Name+"”", err)
 				return
 			}
 			v.curPCM, v.spec = pcm, spec
@@ -524,7 +524,7 @@ func (v *audioView) loadModel(path string) {
 			if err != nil {
 				v.model = nil
 				v.refresh()
-				v.a.showError(fmt.Errorf("could not load the tagger model %s: %w", filepath.Base(path), err))
+				v.a.showProblem("Could not load the tagger model "+filepath.Base(path), err)
 				return
 			}
 			v.model = &info
@@ -554,7 +554,7 @@ func (v *audioView) startRecording() {
 	}
 	sys, err := v.system()
 	if err != nil {
-		v.a.showError(fmt.Errorf("cannot record: %w", err))
+		v.a.showProblem("Cannot record", err)
 		return
 	}
 	if v.devList == nil { // not listed yet
@@ -575,7 +575,7 @@ func (v *audioView) startRecording() {
 	live := &liveRecording{stopTag: make(chan struct{})}
 	rec, err := startRecorder(sys, v.recordingsDir(), id, name, nil)
 	if err != nil {
-		v.a.showError(fmt.Errorf("cannot record from %s: %w", name, err))
+		v.a.showProblem("Cannot record from "+name, err)
 		return
 	}
 	live.rec = rec
@@ -722,7 +722,7 @@ func (v *audioView) stopRecording() {
 			v.live = nil
 			if path == "" {
 				v.refresh()
-				v.a.showError(fmt.Errorf("the recording could not be saved: %w", err))
+				v.a.showProblem("The recording could not be saved", err)
 				return
 			}
 			r, aerr := v.a.store.AddRecording(live.rec.entry(path, pcm))
@@ -776,7 +776,7 @@ func (v *audioView) tag(r history.Recording, pcm []float32) {
 				if errors.Is(err, context.Canceled) {
 					v.status.SetText("Tagging stopped.")
 				} else {
-					v.a.showError(fmt.Errorf("tagging “%s” failed: %w", r.Name, err))
+					v.a.showProblem("Tagging “"+r.Name+"” failed", err)
 				}
 				v.refresh()
 				return
@@ -817,7 +817,7 @@ func (v *audioView) importFile(path string) {
 				return
 			}
 			if err != nil {
-				v.a.showError(fmt.Errorf("could not import %s: %w", filepath.Base(path), err))
+				v.a.showProblem("Could not import "+filepath.Base(path), err)
 				return
 			}
 			r, err := v.a.store.AddRecording(history.Recording{
@@ -851,7 +851,7 @@ func (v *audioView) togglePlay() {
 	v.stopPlayback()
 	sys, err := v.system()
 	if err != nil {
-		v.a.showError(fmt.Errorf("cannot play: %w", err))
+		v.a.showProblem("Cannot play", err)
 		return
 	}
 	id := v.cur.ID
@@ -865,7 +865,7 @@ func (v *audioView) togglePlay() {
 		})
 	})
 	if err != nil {
-		v.a.showError(fmt.Errorf("cannot play: %w", err))
+		v.a.showProblem("Cannot play", err)
 		return
 	}
 	v.player, v.playing = out, id
@@ -977,7 +977,7 @@ func (v *audioView) remove(r history.Recording) {
 		v.stopPlayback()
 	}
 	if err := os.Remove(r.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		v.a.showError(fmt.Errorf("the recording was removed from the list, but its file could not be deleted: %w", err))
+		v.a.showProblem("The recording was removed from the list, but its file could not be deleted", err)
 	}
 	if v.cur != nil && v.cur.ID == r.ID {
 		v.cur, v.curPCM, v.spec = nil, nil, nil

@@ -385,7 +385,7 @@ func TestAudioErrors(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ file, want string }{
-		{"notes.mp3", "could not import notes.mp3: notes.mp3: unsupported audio format"},
+		{"notes.mp3", "Could not import notes.mp3: notes.mp3: unsupported audio format"},
 		{"song.ogg", "Goose reads WAV, FLAC and MP3"},
 		{"truncated.flac", "truncated.flac (FLAC, 16-bit, stereo, 48000 Hz) is damaged"},
 		{"missing.wav", "no such file"},
@@ -396,6 +396,10 @@ func TestAudioErrors(t *testing.T) {
 		errs := h.errs()
 		if len(errs) != before+1 || !strings.Contains(errs[len(errs)-1].Error(), tc.want) {
 			t.Errorf("import %s: errors %v, want one containing %q", tc.file, errs[before:], tc.want)
+		} else if title, sentence, _ := explain(errs[len(errs)-1]); title != "Could not import "+tc.file {
+			t.Errorf("import %s: the dialog's title is %q, want it to say what failed", tc.file, title)
+		} else if tc.file == "song.ogg" && !strings.Contains(sentence, "WAV, FLAC and MP3") {
+			t.Errorf("import %s: the dialog says %q, want the formats Goose reads", tc.file, sentence)
 		}
 	}
 	if recs, _ := h.a.store.Recordings(""); len(recs) != 0 {

@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/goose-rwkv/goose/audio/decode"
 	"github.com/goose-rwkv/goose/core"
 	"github.com/goose-rwkv/goose/core/catalog"
 	"github.com/goose-rwkv/goose/core/checkpoint"
@@ -82,6 +83,8 @@ func advice(err error) string {
 		return "The disk is full: free some space, or choose another models folder in Settings."
 	case errors.As(err, &me), isOutOfMemory(err):
 		return "There is not enough memory for this model: try a smaller model, or choose the CPU backend in Settings."
+	case errors.Is(err, decode.ErrUnsupported):
+		return "Goose reads WAV, FLAC and MP3 files: convert the recording to one of them and import it again."
 	case errors.Is(err, os.ErrNotExist):
 		return "The file is no longer there: choose it again, or remove it from the list."
 	case errors.Is(err, os.ErrPermission):
