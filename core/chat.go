@@ -33,6 +33,13 @@ func roleName(role string) string {
 	}
 }
 
+// ChatMessage renders one finished message in the RWKV World chat format:
+// "Role: content\n\n", the role as the format names it (System, User or
+// Assistant).
+func ChatMessage(role, content string) string {
+	return roleName(role) + ": " + CleanTurn(content) + "\n\n"
+}
+
 // ChatPrompt renders a conversation in the RWKV World chat format:
 //
 //	System: …\n\nUser: …\n\nAssistant: …\n\nUser: …\n\nAssistant:
@@ -42,12 +49,12 @@ func roleName(role string) string {
 func ChatPrompt(msgs []Message) string {
 	var b strings.Builder
 	for i, m := range msgs {
-		b.WriteString(roleName(m.Role))
-		b.WriteString(": ")
-		b.WriteString(CleanTurn(m.Content))
-		if i < len(msgs)-1 || roleName(m.Role) != "Assistant" {
-			b.WriteString("\n\n")
+		if i == len(msgs)-1 && roleName(m.Role) == "Assistant" {
+			// A partial reply for the model to continue: no separator.
+			b.WriteString("Assistant: " + CleanTurn(m.Content))
+			break
 		}
+		b.WriteString(ChatMessage(m.Role, m.Content))
 	}
 	if len(msgs) == 0 || roleName(msgs[len(msgs)-1].Role) != "Assistant" {
 		b.WriteString("Assistant:")
@@ -58,5 +65,5 @@ func ChatPrompt(msgs []Message) string {
 // ChatTurn renders one user turn to append to a state that already holds
 // the conversation so far (ending in the previous reply's "\n\n").
 func ChatTurn(user string) string {
-	return "User: " + CleanTurn(user) + "\n\nAssistant:"
+	return ChatMessage("user", user) + "Assistant:"
 }

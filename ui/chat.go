@@ -660,7 +660,7 @@ func (c *chatView) prepare(ctx context.Context, conv history.Conversation, u his
 func (c *chatView) replayImages(ctx context.Context, conv history.Conversation, branch []history.Message) (string, error) {
 	var text strings.Builder
 	if conv.SystemPrompt != "" {
-		text.WriteString("System: " + core.CleanTurn(conv.SystemPrompt) + "\n\n")
+		text.WriteString(core.ChatMessage("system", conv.SystemPrompt))
 	}
 	afterImage := false
 	for _, m := range branch[:len(branch)-1] {
@@ -686,9 +686,9 @@ func (c *chatView) replayImages(ctx context.Context, conv history.Conversation, 
 			text.WriteString(" " + core.CleanTurn(m.Content) + "\n\n")
 			afterImage = false
 		case m.Role == history.RoleAssistant:
-			text.WriteString("Assistant: " + core.CleanTurn(m.Content) + "\n\n")
+			text.WriteString(core.ChatMessage("assistant", m.Content))
 		default:
-			text.WriteString("User: " + core.CleanTurn(m.Content) + "\n\n")
+			text.WriteString(core.ChatMessage("user", m.Content))
 		}
 	}
 	return text.String() + core.ChatTurn(branch[len(branch)-1].Content), nil

@@ -161,7 +161,7 @@ type chat struct {
 func (c *chat) reset() {
 	c.pending = ""
 	if c.system != "" {
-		c.pending = "System: " + core.CleanTurn(c.system) + "\n\n"
+		c.pending = core.ChatMessage("system", c.system)
 	}
 }
 
