@@ -6,6 +6,8 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/goose-rwkv/goose/internal/hugemem"
 )
 
 // I8Bytes is the size of an I8 weight of [rows, cols]: rows·cols int8
@@ -29,7 +31,7 @@ func QuantizeI8(src []byte, dt DType, rows, cols int) ([]byte, error) {
 	if rows < 0 || cols < 0 || len(src) != rows*cols*dt.Size() {
 		return nil, fmt.Errorf("kernels: quantize [%d,%d] %v: %d bytes", rows, cols, dt, len(src))
 	}
-	out := make([]byte, I8Bytes(rows, cols))
+	out := hugemem.Make(I8Bytes(rows, cols))
 	workers := min(runtime.NumCPU(), max(1, rows/64))
 	var wg sync.WaitGroup
 	errs := make([]error, workers)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/goose-rwkv/goose/core/checkpoint"
 	"github.com/goose-rwkv/goose/internal/half"
+	"github.com/goose-rwkv/goose/internal/hugemem"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -118,7 +119,7 @@ func fillRandom(v []float32, name string, shape []int, rng *rand.Rand) {
 }
 
 func encodeFloats(v []float32, dt kernels.DType) []byte {
-	b := make([]byte, len(v)*dt.Size())
+	b := hugemem.Make(len(v) * dt.Size())
 	for i, x := range v {
 		switch dt {
 		case kernels.BF16:
