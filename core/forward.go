@@ -392,11 +392,21 @@ type scratch struct {
 	rows       bool // the input is embedding rows in acts.XA, not ids
 	graph      kernels.Graph
 	graphState *State
+
+	// The greedy step (ForwardGreedy): its graph ends in ArgmaxChecked
+	// into pick (I32 [1, 2]: the token and the doubt flag).
+	pick      kernels.Tensor
+	pickBuf   []int32
+	pickGraph kernels.Graph
+	pickState *State
 }
 
 func (sc *scratch) release(be kernels.Backend) {
 	if sc.graph != nil {
 		sc.graph.Free()
+	}
+	if sc.pickGraph != nil {
+		sc.pickGraph.Free()
 	}
 	if sc.acts != nil {
 		sc.acts.Free(be)

@@ -241,9 +241,22 @@ func (s *Session) GenerateTokens(ctx context.Context, prompt []int32, opts Gener
 		defer slot.Exit()
 		step = func(tok int32) error { return slot.Step(context.WithoutCancel(ctx), tok, s.logits) }
 	}
+	// Greedy settings on a backend that picks tokens itself: only the
+	// token comes back from the device, unless the logits need the
+	// sampler (ForwardGreedy); picked is then the next token.
+	picked := int32(-1)
+	if s.bt == nil && opts.Sample.Greedy() {
+		step = func(tok int32) (err error) {
+			picked, err = s.m.ForwardGreedy(context.WithoutCancel(ctx), s.st, tok, s.logits, func(id int32) bool { return !smp.Banned(id) })
+			return err
+		}
+	}
 	decodeStart := time.Now()
 	finish := func(r StopReason) (Stats, []int32, error) {
 		stats.StopReason = r
+		if picked >= 0 {
+			s.fresh = false // the last step left its logits on the device
+		}
 		stats.Decode = time.Since(decodeStart)
 		if r == StopEndOfText || r == StopLength {
 			// A partial character left in the decoder, then whatever the
@@ -259,7 +272,10 @@ func (s *Session) GenerateTokens(ctx context.Context, prompt []int32, opts Gener
 		if ctx.Err() != nil {
 			return finish(StopCancelled)
 		}
-		tok := smp.Sample(s.logits)
+		tok := picked
+		if tok < 0 {
+			tok = smp.Sample(s.logits)
+		}
 		if stats.Tokens == 0 {
 			stats.TimeToFirstToken = time.Since(start)
 		}

@@ -367,6 +367,14 @@ type Greedy interface {
 	// of row t of x (F32 [T, V]): the lowest index among ties, NaN
 	// ignored, −1 for a row of NaN only.
 	Argmax(dst, x Tensor)
+	// ArgmaxChecked sets dst[2t] (dst I32 with 2T elements) to Argmax's
+	// index for row t and dst[2t+1] to 1 when the row holds a NaN or an
+	// infinity, or an element other than that index within margin
+	// (≥ 0) of the largest, else 0. A 0 says the index is the row's
+	// greedy token by any rule that ranks by value (a sampler's
+	// probabilities rounded from the logits included), so the row itself
+	// need not leave the device; a 1 says the caller must look at it.
+	ArgmaxChecked(dst, x Tensor, margin float32)
 }
 
 // Queuer is implemented by backends that can run independent sequences of

@@ -191,6 +191,16 @@ func New(p Params, vocab int) *Sampler {
 	}
 }
 
+// Greedy reports whether p always picks the most probable token (one of
+// those tied for it): temperature 0, top-p 0 or top-k 1, without
+// penalties. A token that is the only one within a small margin of the
+// largest logit is then the pick whatever the random draw, so it can be
+// chosen where the logits are (core.Model.ForwardGreedy).
+func (p Params) Greedy() bool {
+	p = p.sanitize()
+	return (p.Temperature == 0 || p.TopP == 0 || p.TopK == 1) && p.PresencePenalty == 0 && p.FrequencyPenalty == 0
+}
+
 // Params returns the (sanitized) settings the Sampler uses.
 func (s *Sampler) Params() Params { return s.p }
 
@@ -218,6 +228,11 @@ func (s *Sampler) Ban(ids ...int32) {
 			s.bans = append(s.bans, id)
 		}
 	}
+}
+
+// Banned reports whether Ban was called with id.
+func (s *Sampler) Banned(id int32) bool {
+	return id >= 0 && int(id) < len(s.banned) && s.banned[id]
 }
 
 // Reset clears the occurrence table (as at the start of a new reply). The

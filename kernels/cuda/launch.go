@@ -33,6 +33,7 @@ type kernelSet struct {
 	i8ToBF16   uintptr
 	scaleCols  uintptr
 	argmax     uintptr
+	argmaxChk  uintptr
 	up7        [3]uintptr
 	nsm        uintptr
 	wkv7out    uintptr
@@ -96,7 +97,7 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 		{&k.mmReduce, "mm_reduce"}, {&k.act, "act"}, {&k.binop, "binop"}, {&k.layernorm, "layernorm"},
 		{&k.shiftmix, "shiftmix"}, {&k.prep7, "prep7"}, {&k.out7, "out7"},
 		{&k.nsm, "normshiftmix"}, {&k.wkv7out, "wkv7out"},
-		{&k.i8ToBF16, "i8_to_bf16"}, {&k.scaleCols, "scale_cols"}, {&k.argmax, "argmax_rows"},
+		{&k.i8ToBF16, "i8_to_bf16"}, {&k.scaleCols, "scale_cols"}, {&k.argmax, "argmax_rows"}, {&k.argmaxChk, "argmax_check_rows"},
 	} {
 		if err := get(f.p, f.name); err != nil {
 			return err

@@ -63,6 +63,38 @@ func argmaxCases(t *testing.T, h *H) {
 			t.Errorf("row %d: argmax %d, want %d", r, got, want[r])
 		}
 	}
+
+	// ArgmaxChecked: the same indices, and a doubt flag for the rows with
+	// a tie (0), a NaN (1, 4), no finite value (2, 3), or a runner-up
+	// within the margin (row 5 at margin 0.5, not at 0.25); row 5 is
+	// otherwise clear.
+	x[5*V+100], x[5*V+200] = 1000, 999.6
+	want[5] = 100
+	xt = h.Upload(T, V, x)
+	chk, err := h.Be.Alloc(kernels.I32, 1, 2*T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Be.Free(chk)
+	for _, c := range []struct {
+		margin float32
+		doubt  [T]int32
+	}{{0.25, [T]int32{1, 1, 1, 1, 1, 0}}, {0.5, [T]int32{1, 1, 1, 1, 1, 1}}} {
+		g.ArgmaxChecked(chk, xt, c.margin)
+		if err := h.Be.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 8*T)
+		if err := h.Be.Download(b, chk); err != nil {
+			t.Fatal(err)
+		}
+		for r := range T {
+			id, doubt := int32(binary.LittleEndian.Uint32(b[8*r:])), int32(binary.LittleEndian.Uint32(b[8*r+4:]))
+			if id != want[r] || doubt != c.doubt[r] {
+				t.Errorf("ArgmaxChecked margin %v, row %d: index %d doubt %d, want %d and %d", c.margin, r, id, doubt, want[r], c.doubt[r])
+			}
+		}
+	}
 }
 
 // I8Weight quantizes a random [rows, cols] weight with kernels.QuantizeI8
