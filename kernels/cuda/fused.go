@@ -199,7 +199,17 @@ func (b *Backend) linearBatchKernel(fn uintptr, items []kernels.LinearItem, ptrs
 			order = append(order, i)
 		}
 	}
-	rpw := max(1, (ntRows+16*b.sms-1)/(16*b.sms)) // rows per warp
+	// Rows per warp: the launch is sized to fill every multiprocessor once
+	// with as many 256-thread blocks as its registers allow (the kernels
+	// are memory-latency bound, so resident warps are bytes in flight):
+	// two for the float kernels (128 registers a thread), three for the
+	// int8 ones (76; ncu: sized for two, they ran 0.7 waves at 19–25% of
+	// DRAM bandwidth).
+	warps := 16
+	if fn == b.k.linbatchI8[kernels.F32] || fn == b.k.linbatchI8[kernels.F16] || fn == b.k.linbatchI8[kernels.BF16] {
+		warps = 24
+	}
+	rpw := max(1, (ntRows+warps*b.sms-1)/(warps*b.sms))
 	var words [maxItems*itemWords + 1]uint64
 	blocks, parts, slabs := 0, 0, 0
 	for slot, i := range order {
