@@ -192,8 +192,8 @@ func BenchmarkCUDAStep(b *testing.B) {
 			m.mu.Lock()
 			var g kernels.Graph
 			for _, sc := range m.free {
-				if sc.T == 1 && sc.graph != nil {
-					g = sc.graph
+				if sc.T == 1 && sc.step.g != nil {
+					g = sc.step.g
 				}
 			}
 			m.mu.Unlock()

@@ -187,18 +187,10 @@ func (m *Model) forwardRows(ctx context.Context, st *State, n int, logits []floa
 // it fails the call with an error naming the file (memfault): the process
 // lives, and st is left undefined.
 func (m *Model) forward(ctx context.Context, st *State, tokens []int32, logits []float32, all bool) (err error) {
-	if err := m.checkSource(); err != nil {
+	if err := m.enter(st, tokens); err != nil {
 		return err
 	}
 	defer memfault.CatchFile(m.path, &err)()
-	if st == nil || st.m != m || !st.buf.Valid() {
-		return fmt.Errorf("forward: %w", ErrClosed)
-	}
-	for i, id := range tokens {
-		if id < 0 || int(id) >= m.cfg.Vocab {
-			return fmt.Errorf("forward: token %d at position %d is outside the vocabulary [0,%d)", id, i, m.cfg.Vocab)
-		}
-	}
 	if len(tokens) == 0 {
 		return nil
 	}
@@ -280,6 +272,24 @@ func padIDs(buf, ids []int32) []int32 {
 	return buf
 }
 
+// enter checks what a forward call over tokens needs before it starts:
+// the weights file unchanged (checkSource), st a live state of m, every
+// token in the vocabulary.
+func (m *Model) enter(st *State, tokens []int32) error {
+	if err := m.checkSource(); err != nil {
+		return err
+	}
+	if st == nil || st.m != m || !st.buf.Valid() {
+		return fmt.Errorf("forward: %w", ErrClosed)
+	}
+	for i, id := range tokens {
+		if id < 0 || int(id) >= m.cfg.Vocab {
+			return fmt.Errorf("forward: token %d at position %d is outside the vocabulary [0,%d)", id, i, m.cfg.Vocab)
+		}
+	}
+	return nil
+}
+
 // step runs one token through a captured graph, capturing it on first use
 // with this state. On a backend with CaptureIO (kernels.StepGrapher) the
 // token id's upload and the logits' download are part of the graph.
@@ -291,30 +301,23 @@ func (m *Model) step(st *State, token int32, logits []float32) error {
 	defer m.putScratch(sc)
 	sc.idBuf[0] = token
 	io, isIO := m.be.(kernels.StepGrapher)
-	if sc.graph == nil || sc.graphState != st {
-		if sc.graph != nil {
-			sc.graph.Free()
-			sc.graph = nil
-		}
+	graph, err := sc.step.forState(st, func() (kernels.Graph, error) {
 		run := func(rec kernels.Backend) { m.run(rec, sc, st, 1, 1) }
-		var g kernels.Graph
 		if isIO {
-			g, err = io.CaptureIO(run, sc.ids, sc.logits.Slice(0, 1))
-		} else {
-			g, err = m.be.(kernels.Grapher).Capture(run)
+			return io.CaptureIO(run, sc.ids, sc.logits.Slice(0, 1))
 		}
-		if err != nil {
-			return fmt.Errorf("capture decode step: %w", err)
-		}
-		sc.graph, sc.graphState = g, st
+		return m.be.(kernels.Grapher).Capture(run)
+	})
+	if err != nil {
+		return fmt.Errorf("capture decode step: %w", err)
 	}
-	if g, ok := sc.graph.(kernels.StepGraph); ok && isIO {
+	if g, ok := graph.(kernels.StepGraph); ok && isIO {
 		return g.Step(half.Bytes(sc.idBuf), half.Bytes(logits))
 	}
 	if err := m.be.Upload(sc.ids, half.Bytes(sc.idBuf)); err != nil {
 		return err
 	}
-	if err := sc.graph.Launch(); err != nil {
+	if err := graph.Launch(); err != nil {
 		return err
 	}
 	if logits != nil {
@@ -388,26 +391,49 @@ type scratch struct {
 	acts   *block.Acts
 	logits kernels.Tensor
 
-	owned      []kernels.Tensor
-	rows       bool // the input is embedding rows in acts.XA, not ids
-	graph      kernels.Graph
-	graphState *State
+	owned []kernels.Tensor
+	rows  bool       // the input is embedding rows in acts.XA, not ids
+	step  stateGraph // the decode step (step)
 
 	// The greedy step (ForwardGreedy): its graph ends in ArgmaxChecked
 	// into pick (I32 [1, 2]: the token and the doubt flag).
-	pick      kernels.Tensor
-	pickBuf   []int32
-	pickGraph kernels.Graph
-	pickState *State
+	greedy  stateGraph
+	pick    kernels.Tensor
+	pickBuf []int32
+}
+
+// stateGraph is a captured one-token step and the state it was captured
+// with: its ops read and write that state's tensors.
+type stateGraph struct {
+	g  kernels.Graph
+	st *State
+}
+
+// forState returns the graph for st, capturing it (after freeing one
+// captured with another state) when there is none.
+func (sg *stateGraph) forState(st *State, capture func() (kernels.Graph, error)) (kernels.Graph, error) {
+	if sg.g != nil && sg.st == st {
+		return sg.g, nil
+	}
+	sg.free()
+	g, err := capture()
+	if err != nil {
+		return nil, err
+	}
+	sg.g, sg.st = g, st
+	return g, nil
+}
+
+func (sg *stateGraph) free() {
+	if sg.g != nil {
+		sg.g.Free()
+		sg.g, sg.st = nil, nil
+	}
 }
 
 func (sc *scratch) release(be kernels.Backend) {
-	if sc.graph != nil {
-		sc.graph.Free()
-	}
-	if sc.pickGraph != nil {
-		sc.pickGraph.Free()
-	}
+	sc.step.free()
+	sc.greedy.free()
 	if sc.acts != nil {
 		sc.acts.Free(be)
 	}

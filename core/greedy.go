@@ -35,16 +35,10 @@ func (m *Model) ForwardGreedy(ctx context.Context, st *State, token int32, logit
 	if !greedy || !isIO || !m.graphsSupported {
 		return -1, m.Forward(ctx, st, []int32{token}, logits)
 	}
-	if err := m.checkSource(); err != nil {
+	if err := m.enter(st, []int32{token}); err != nil {
 		return -1, err
 	}
 	defer memfault.CatchFile(m.path, &err)()
-	if st == nil || st.m != m || !st.buf.Valid() {
-		return -1, fmt.Errorf("forward: %w", ErrClosed)
-	}
-	if token < 0 || int(token) >= m.cfg.Vocab {
-		return -1, fmt.Errorf("forward: token %d is outside the vocabulary [0,%d)", token, m.cfg.Vocab)
-	}
 	if err := ctx.Err(); err != nil {
 		return -1, err
 	}
@@ -60,26 +54,21 @@ func (m *Model) ForwardGreedy(ctx context.Context, st *State, token int32, logit
 		sc.owned = append(sc.owned, sc.pick)
 		sc.pickBuf = make([]int32, 2)
 	}
-	if sc.pickGraph == nil || sc.pickState != st {
-		if sc.pickGraph != nil {
-			sc.pickGraph.Free()
-			sc.pickGraph = nil
-		}
+	graph, err := sc.greedy.forState(st, func() (kernels.Graph, error) {
 		run := func(rec kernels.Backend) {
 			m.run(rec, sc, st, 1, 1)
 			rec.(kernels.Greedy).ArgmaxChecked(sc.pick, sc.logits.Slice(0, 1), GreedyMargin)
 		}
-		g, err := io.CaptureIO(run, sc.ids, sc.pick)
-		if err != nil {
-			return -1, fmt.Errorf("capture greedy decode step: %w", err)
-		}
-		sc.pickGraph, sc.pickState = g, st
+		return io.CaptureIO(run, sc.ids, sc.pick)
+	})
+	if err != nil {
+		return -1, fmt.Errorf("capture greedy decode step: %w", err)
+	}
+	g, ok := graph.(kernels.StepGraph)
+	if !ok {
+		return -1, fmt.Errorf("capture greedy decode step: %T is not a kernels.StepGraph", graph)
 	}
 	sc.idBuf[0] = token
-	g, ok := sc.pickGraph.(kernels.StepGraph)
-	if !ok {
-		return -1, fmt.Errorf("capture greedy decode step: %T is not a kernels.StepGraph", sc.pickGraph)
-	}
 	if err := g.Step(half.Bytes(sc.idBuf), half.Bytes(sc.pickBuf)); err != nil {
 		return -1, err
 	}
