@@ -153,19 +153,15 @@ const (
 // gathering candidates; the cutoff comes from the sorted candidates, so
 // their rounding does not reach the result.)
 func (s *Sampler) histogram(probs []float32) {
-	n := len(probs)
-	chunks := 1
-	if n >= softmaxParallel {
-		chunks = softmaxChunks
-	}
+	chunks := ranges(len(probs))
 	if len(s.hists) < chunks {
 		s.hists = make([]bucketSums, chunks)
 	}
-	parallel(chunks, func(c int) {
+	forRanges(len(probs), func(c, lo, hi int) {
 		h := &s.hists[c]
 		clear(h.sum[:])
 		clear(h.count[:])
-		for _, p := range probs[c*n/chunks : (c+1)*n/chunks] {
+		for _, p := range probs[lo:hi] {
 			b := math.Float32bits(p) >> bucketShift
 			h.sum[b] += float64(p)
 			h.count[b]++
@@ -581,32 +577,41 @@ const (
 	softmaxParallel = 1 << 14
 )
 
-// parallel runs fn(c) for c < n, on n goroutines when n > 1.
-func parallel(n int, fn func(c int)) {
-	if n == 1 {
-		fn(0)
+// ranges is how many ranges forRanges splits a row of n into.
+func ranges(n int) int {
+	if n >= softmaxParallel {
+		return softmaxChunks
+	}
+	return 1
+}
+
+// forRanges calls fn(c, lo, hi) for the ranges(n) fixed ranges [lo, hi)
+// of [0, n), each on its own goroutine when there are several.
+func forRanges(n int, fn func(c, lo, hi int)) {
+	chunks := ranges(n)
+	if chunks == 1 {
+		fn(0, 0, n)
 		return
 	}
 	var wg sync.WaitGroup
-	for c := 1; c < n; c++ {
-		wg.Go(func() { fn(c) })
+	for c := 1; c < chunks; c++ {
+		wg.Go(func() { fn(c, c*n/chunks, (c+1)*n/chunks) })
 	}
-	fn(0)
+	fn(0, 0, n/chunks)
 	wg.Wait()
 }
 
 // expRange sets dst[i] = e^(x[i]−m) in float32 and returns their sum,
 // taken in float64 as four interleaved partial sums (which break the
 // loop-carried dependency of one running sum) added pairwise.
-func expRange(dst, x []float32, m float64) float64 {
-	tab := expTable()
+func expRange(dst, x []float32, m float64, tab *[expTableSize]float64) float64 {
 	var s0, s1, s2, s3 float64
 	i := 0
 	for ; i+4 <= len(x); i += 4 {
-		e0 := expNeg(float64(x[i])-m, &tab)
-		e1 := expNeg(float64(x[i+1])-m, &tab)
-		e2 := expNeg(float64(x[i+2])-m, &tab)
-		e3 := expNeg(float64(x[i+3])-m, &tab)
+		e0 := expNeg(float64(x[i])-m, tab)
+		e1 := expNeg(float64(x[i+1])-m, tab)
+		e2 := expNeg(float64(x[i+2])-m, tab)
+		e3 := expNeg(float64(x[i+3])-m, tab)
 		dst[i], dst[i+1], dst[i+2], dst[i+3] = e0, e1, e2, e3
 		s0 += float64(e0)
 		s1 += float64(e1)
@@ -614,7 +619,7 @@ func expRange(dst, x []float32, m float64) float64 {
 		s3 += float64(e3)
 	}
 	for ; i < len(x); i++ {
-		e := expNeg(float64(x[i])-m, &tab)
+		e := expNeg(float64(x[i])-m, tab)
 		dst[i] = e
 		s0 += float64(e)
 	}
@@ -625,15 +630,11 @@ func expRange(dst, x []float32, m float64) float64 {
 // has a nonzero probability (false when every x is −∞). −∞ entries get 0; if
 // some entries are +∞ they share all the probability equally.
 func softmax(dst, x []float32) bool {
-	n := len(x)
-	chunks := 1
-	if n >= softmaxParallel {
-		chunks = softmaxChunks
-	}
+	n, chunks := len(x), ranges(len(x))
 	var maxes [softmaxChunks]float32
-	parallel(chunks, func(c int) {
+	forRanges(n, func(c, lo, hi int) {
 		m := float32(math.Inf(-1))
-		for _, v := range x[c*n/chunks : (c+1)*n/chunks] {
+		for _, v := range x[lo:hi] {
 			if v > m {
 				m = v
 			}
@@ -670,18 +671,16 @@ func softmax(dst, x []float32) bool {
 	// logits: 505–569 µs as one loop, 215–240 µs in ranges on goroutines,
 	// whether GOMAXPROCS is 1, 4 or 16; BenchmarkSoftmax.)
 	var sums [softmaxChunks]float64
-	exps := func(c int) {
-		lo, hi := c*n/chunks, (c+1)*n/chunks
-		sums[c] = expRange(dst[lo:hi], x[lo:hi], mf)
-	}
-	parallel(chunks, exps)
+	tab := expTable()
+	forRanges(n, func(c, lo, hi int) {
+		sums[c] = expRange(dst[lo:hi], x[lo:hi], mf, &tab)
+	})
 	var sum float64
 	for _, v := range sums[:chunks] {
 		sum += v
 	}
 	inv := 1 / sum
-	parallel(chunks, func(c int) {
-		lo, hi := c*n/chunks, (c+1)*n/chunks
+	forRanges(n, func(_, lo, hi int) {
 		for i, e := range dst[lo:hi] {
 			dst[lo+i] = float32(float64(e) * inv)
 		}
