@@ -164,7 +164,17 @@ func (b *Backend) linearBatch(items []kernels.LinearItem) error {
 		batched = false
 	}
 	if batched {
-		ok, err := b.linearBatchKernel(fn, items, ptrs)
+		// The launch fills every multiprocessor once with as many
+		// 256-thread blocks as the kernel's registers allow (these kernels
+		// are memory-latency bound, so resident warps are bytes in
+		// flight): two for the float kernels (128 registers a thread),
+		// three for the int8 ones (76; ncu: sized for two, they ran 0.7
+		// waves at 19–25% of DRAM bandwidth).
+		warps := 16
+		if ntDT == kernels.I8 {
+			warps = 24
+		}
+		ok, err := b.linearBatchKernel(fn, warps, items, ptrs)
 		if ok || err != nil {
 			return err
 		}
@@ -181,9 +191,9 @@ func (b *Backend) linearBatch(items []kernels.LinearItem) error {
 // (and launches nothing) when the split products need more counters than
 // there are. The NN items (LoRA matrices: small, latency-bound) get the
 // first blocks so that they start first; NT rows are spread so that the
-// blocks of the launch fit on the GPU at once (two per SM), each warp
-// streaming several rows.
-func (b *Backend) linearBatchKernel(fn uintptr, items []kernels.LinearItem, ptrs []itemPtrs) (bool, error) {
+// blocks of the launch fit on the GPU at once (warps resident warps a
+// multiprocessor), each warp streaming several rows.
+func (b *Backend) linearBatchKernel(fn uintptr, warps int, items []kernels.LinearItem, ptrs []itemPtrs) (bool, error) {
 	order := make([]int, 0, len(items))
 	ntRows := 0
 	for i, it := range items {
@@ -199,17 +209,7 @@ func (b *Backend) linearBatchKernel(fn uintptr, items []kernels.LinearItem, ptrs
 			order = append(order, i)
 		}
 	}
-	// Rows per warp: the launch is sized to fill every multiprocessor once
-	// with as many 256-thread blocks as its registers allow (the kernels
-	// are memory-latency bound, so resident warps are bytes in flight):
-	// two for the float kernels (128 registers a thread), three for the
-	// int8 ones (76; ncu: sized for two, they ran 0.7 waves at 19–25% of
-	// DRAM bandwidth).
-	warps := 16
-	if fn == b.k.linbatchI8[kernels.F32] || fn == b.k.linbatchI8[kernels.F16] || fn == b.k.linbatchI8[kernels.BF16] {
-		warps = 24
-	}
-	rpw := max(1, (ntRows+warps*b.sms-1)/(warps*b.sms))
+	rpw := max(1, (ntRows+warps*b.sms-1)/(warps*b.sms)) // rows per warp: warps a multiprocessor
 	var words [maxItems*itemWords + 1]uint64
 	blocks, parts, slabs := 0, 0, 0
 	for slot, i := range order {
