@@ -23,7 +23,8 @@ import (
 // steps advance it) and leave with it (copied back). Their states are kept
 // per layer in contiguous slots 0..Len()−1: a session leaving moves the last
 // slot into its place. Each session's results are those of running it
-// alone (up to rounding: the products sum in another order).
+// alone (up to rounding: the products sum in another order), unless
+// BatchOptions.RoundProducts trades that for speed.
 //
 // A Batch is not safe for concurrent use; the model may serve other calls
 // meanwhile.
@@ -40,6 +41,7 @@ type Batch struct {
 	sc       *scratch         // activations for cap rows, logits [cap, V]
 	owned    []kernels.Tensor
 	closed   bool
+	round    bool // BatchOptions.RoundProducts
 	// graphs are the recorded steps (kernels.Grapher), by member count
 	// and whether the greedy tokens are picked.
 	graphs map[[2]int]kernels.Graph
@@ -59,13 +61,27 @@ func (mb *Member) Slot() int { return mb.slot }
 // State is the state the member joined with.
 func (mb *Member) State() *State { return mb.st }
 
+// BatchOptions configure a Batch.
+type BatchOptions struct {
+	// RoundProducts lets the large products of a step (r, k, v, the
+	// output projection and the channel mix: 97% of the arithmetic) round
+	// their inputs to the weights' dtype, bf16 or f16, as the reference
+	// implementations' bf16 inference does (kernels.LinearItem.Round).
+	// On CUDA, steps of more than 16 members then run one tensor-core pass
+	// a product instead of the two that keep fp32 activations exact; a
+	// member's logits then differ from running it alone by about 2⁻⁹
+	// relative a product term. Off (the default), results are those of
+	// running alone up to summation order.
+	RoundProducts bool
+}
+
 // NewBatch returns a Batch for up to capacity sessions.
-func (m *Model) NewBatch(capacity int) (_ *Batch, err error) {
+func (m *Model) NewBatch(capacity int, opts BatchOptions) (_ *Batch, err error) {
 	if capacity < 1 {
 		return nil, fmt.Errorf("batch: capacity %d", capacity)
 	}
 	c := m.cfg
-	b := &Batch{m: m, cap: capacity}
+	b := &Batch{m: m, cap: capacity, round: opts.RoundProducts}
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -276,6 +292,7 @@ func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids 
 func (b *Batch) run(be kernels.Backend, n int, pick bool) {
 	m, sc := b.m, b.sc
 	a := sc.acts.Rows(n)
+	a.Round = b.round
 	m.embed(be, sc, a, n)
 	mx := batchMixer{b: b, n: n}
 	for l := range m.layers {
@@ -335,6 +352,10 @@ func (m batchMixer) NormShift(f block.Ops, l int, ffn bool, norm kernels.Tensor,
 		s = m.b.ffn[l]
 	}
 	s = s.Slice(0, m.n)
+	if rs, ok := f.(kernels.RowShift); ok {
+		rs.NormShiftRows(norm, dst, x, w, b, block.LNEps, s, mix)
+		return
+	}
 	d := m.b.d.Slice(0, m.n)
 	f.LayerNorm(norm, x, w, b, block.LNEps)
 	f.Lerp([]kernels.Tensor{d}, s, norm, []kernels.Tensor{m.b.minus})

@@ -54,9 +54,10 @@ type BatchSlot struct {
 const DefaultBatchWait = 2 * time.Millisecond
 
 // NewBatcher returns a Batcher for up to capacity sessions at once; wait is
-// how long a step waits for stragglers (0: DefaultBatchWait).
-func (m *Model) NewBatcher(capacity int, wait time.Duration) (*Batcher, error) {
-	b, err := m.NewBatch(capacity)
+// how long a step waits for stragglers (0: DefaultBatchWait), opts
+// configure its Batch.
+func (m *Model) NewBatcher(capacity int, wait time.Duration, opts BatchOptions) (*Batcher, error) {
+	b, err := m.NewBatch(capacity, opts)
 	if err != nil {
 		return nil, err
 	}

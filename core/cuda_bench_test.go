@@ -55,8 +55,12 @@ func (p *profiled) Act(d, x kernels.Tensor, f kernels.Activation) {
 	p.time("Act", func() { p.Backend.Act(d, x, f) })
 }
 func (p *profiled) Add(d, a, b kernels.Tensor) { p.time("Add", func() { p.Backend.Add(d, a, b) }) }
-func (p *profiled) Prep7(q kernels.Prep7)      { p.time("Prep7", func() { p.Backend.Prep7(q) }) }
-func (p *profiled) Out7(o kernels.Out7)        { p.time("Out7", func() { p.Backend.Out7(o) }) }
+func (p *profiled) Copy(d, s kernels.Tensor)   { p.time("Copy", func() { p.Backend.Copy(d, s) }) }
+func (p *profiled) Lerp(d []kernels.Tensor, x, dd kernels.Tensor, m []kernels.Tensor) {
+	p.time(fmt.Sprintf("Lerp ×%d", len(d)), func() { p.Backend.Lerp(d, x, dd, m) })
+}
+func (p *profiled) Prep7(q kernels.Prep7) { p.time("Prep7", func() { p.Backend.Prep7(q) }) }
+func (p *profiled) Out7(o kernels.Out7)   { p.time("Out7", func() { p.Backend.Out7(o) }) }
 func (p *profiled) WKV7(y, s, r, w, k, v, a, b kernels.Tensor) {
 	p.time("WKV7", func() { p.Backend.WKV7(y, s, r, w, k, v, a, b) })
 }
@@ -70,6 +74,9 @@ func (p profiledFused) LinearBatch(items []kernels.LinearItem) {
 }
 func (p profiledFused) NormShiftMix(n kernels.Tensor, d []kernels.Tensor, x, w, b kernels.Tensor, eps float32, s kernels.Tensor, m []kernels.Tensor) {
 	p.time("NormShiftMix", func() { p.f.NormShiftMix(n, d, x, w, b, eps, s, m) })
+}
+func (p profiledFused) NormShiftRows(n kernels.Tensor, d []kernels.Tensor, x, w, b kernels.Tensor, eps float32, s kernels.Tensor, m []kernels.Tensor) {
+	p.time(fmt.Sprintf("NormShiftRows ×%d", len(d)), func() { p.f.(kernels.RowShift).NormShiftRows(n, d, x, w, b, eps, s, m) })
 }
 func (p profiledFused) Prep7Up(q kernels.Prep7, u kernels.Up7) {
 	p.time("Prep7Up", func() { p.f.Prep7Up(q, u) })
@@ -152,6 +159,57 @@ func BenchmarkCUDAPrefillProfile(b *testing.B) {
 				p.report(b, len(ids))
 			}
 		})
+	}
+}
+
+// BenchmarkCUDABatchProfile runs one batched decode step of 1024 sessions
+// at the 1.5B shape, with exact and with rounded products, every op timed
+// on its own (waiting for the device after each), and logs where the
+// step's time goes. The logits are
+// downloaded (the wrapper has no kernels.Greedy), outside the ops' times.
+// Run with -test.benchtime 1x.
+func BenchmarkCUDABatchProfile(b *testing.B) {
+	gpu := cudaBackend(b)
+	const n = 1024
+	p := &profiled{Backend: gpu, total: map[string]time.Duration{}, calls: map[string]int{}}
+	m := cudaModel(b, profiledFused{p, gpu.(kernels.Fused)}, "1.5b")
+	for _, round := range []bool{false, true} {
+		b.Run(fmt.Sprintf("round=%v", round), func(b *testing.B) { profileBatch(b, m, p, n, BatchOptions{RoundProducts: round}) })
+	}
+}
+
+func profileBatch(b *testing.B, m *Model, p *profiled, n int, opts BatchOptions) {
+	bt, err := m.NewBatch(n, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bt.Close()
+	for range n {
+		st, err := m.NewState()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Free()
+		if _, err := bt.Join(st); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tokens := make([]int32, n)
+	for i := range tokens {
+		tokens[i] = int32(1 + i*397%60000)
+	}
+	logits := make([]float32, n*m.Config().Vocab)
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		if err := bt.Step(ctx, tokens, logits, nil); err != nil { // warm-up
+			b.Fatal(err)
+		}
+		clear(p.total)
+		clear(p.calls)
+		if err := bt.Step(ctx, tokens, logits, nil); err != nil {
+			b.Fatal(err)
+		}
+		p.report(b, n)
 	}
 }
 

@@ -87,7 +87,7 @@ func TestWeightsFileTruncatedWhileMapped(t *testing.T) {
 				t.Log(err)
 			}
 			// Batched decode (serve --batch) is guarded the same way.
-			b, err := m.NewBatch(2)
+			b, err := m.NewBatch(2, BatchOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -42,6 +42,14 @@ type LinearItem struct {
 	Act      Activation
 	// Accumulate adds the product to Dst instead of overwriting it.
 	Accumulate bool
+	// Round lets the product round X to W's dtype (bf16 or f16) before
+	// multiplying, as bf16 inference in the reference implementations
+	// does: about 2⁻⁹ relative error a term instead of fp32's. A backend
+	// whose exact product of a long input costs two tensor-core passes
+	// (X split into a high and a low half) then runs one. Backends may
+	// ignore it: the CPU backend and the one-token kernels always multiply
+	// fp32 activations.
+	Round bool
 }
 
 // Up7 holds the LoRA operands of Fused.Prep7Up: the hidden activations
@@ -54,6 +62,18 @@ type Up7 struct {
 	HV, V2 Tensor
 	HG, G2 Tensor
 	G      Tensor
+}
+
+// RowShift is implemented by backends that run the token shift of a
+// batched decode step (rows of independent sequences, one token each, as
+// core.Batch steps them) as one op. It is optional, found by type
+// assertion; callers otherwise compose it of LayerNorm, Lerp and Copy.
+type RowShift interface {
+	// NormShiftRows sets norm = LayerNorm(x; w, b) (eps) and, for each
+	// row t, dst[i][t] = norm[t] + (state[t] − norm[t]) ⊙ mix[i], then
+	// state[t] = norm[t]: NormShiftMix with every row its own sequence,
+	// whose previous token is its row of state [T, C]. At most 8 mixes.
+	NormShiftRows(norm Tensor, dst []Tensor, x, w, b Tensor, eps float32, state Tensor, mix []Tensor)
 }
 
 // BiWKV is implemented by backends that run a bidirectional WKV (A-RWKV's

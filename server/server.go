@@ -91,6 +91,9 @@ type Options struct {
 	// are prefilled between the steps in pieces of at most PrefillPiece
 	// tokens, so that a long prompt does not stall the others.
 	Batch bool
+	// BatchOptions configure the batch (core.BatchOptions: whether its
+	// large products may round their inputs).
+	BatchOptions core.BatchOptions
 	// PrefillPiece is the most prompt tokens fed at once when batching;
 	// default 512.
 	PrefillPiece int
@@ -184,7 +187,7 @@ func New(m *core.Model, tok *tokenizer.Tokenizer, opts Options) (*Server, error)
 		s.lim.vision, s.lim.imageRows, s.lim.maxImageBytes = true, opts.Vision.Tokens(), opts.MaxImageBytes
 	}
 	if opts.Batch && m != nil {
-		bt, err := m.NewBatcher(opts.Parallel, 0)
+		bt, err := m.NewBatcher(opts.Parallel, 0, opts.BatchOptions)
 		if err != nil {
 			return nil, fmt.Errorf("server: batch of %d: %w", opts.Parallel, err)
 		}

@@ -35,8 +35,13 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	gen := fs.Int("gen", 128, "tokens to decode")
 	rssEvery := fs.Int("rss-every", 0, "print RSS every N decoded tokens (shows memory staying flat)")
 	batchList := fs.String("batch", "1", "sessions decoded together, or a comma-separated list of counts: one step advances all of them; prints aggregate and per-session tok/s")
+	products := fs.String("batch-products", "exact", batchProductsUsage)
 	asJSON := fs.Bool("json", false, "also print the figures as one JSON object on the last line")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	bopts, err := parseBatchProducts(*products)
+	if err != nil {
 		return err
 	}
 	if (*shape == "") == (mf.model == "") {
@@ -170,7 +175,7 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if n == 1 && len(batches) == 1 {
 			break // the single-session figures above
 		}
-		agg, per, err := benchBatch(ctx, m, ids[:min(len(ids), 64)], n, *gen, stdout)
+		agg, per, err := benchBatch(ctx, m, ids[:min(len(ids), 64)], n, *gen, bopts, stdout)
 		if err != nil {
 			return err
 		}
@@ -271,8 +276,8 @@ type batchFigures struct {
 // benchBatch prefills n sessions (each with prompt rotated by its index),
 // decodes gen greedy tokens for all of them in one core.Batch and prints
 // the aggregate and per-session rates.
-func benchBatch(ctx context.Context, m *core.Model, prompt []int32, n, gen int, stdout io.Writer) (agg, per float64, err error) {
-	b, err := m.NewBatch(n)
+func benchBatch(ctx context.Context, m *core.Model, prompt []int32, n, gen int, opts core.BatchOptions, stdout io.Writer) (agg, per float64, err error) {
+	b, err := m.NewBatch(n, opts)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -333,6 +338,9 @@ func benchBatch(ctx context.Context, m *core.Model, prompt []int32, n, gen int, 
 	if onDevice {
 		where = "by the backend (kernels.Greedy)"
 	}
+	if opts.RoundProducts {
+		where += "; products rounded"
+	}
 	fmt.Fprintf(stdout, "batch:    %d sessions × %d tokens in %v: aggregate %.1f tok/s, per session %.1f tok/s (%.2f ms/step; greedy %s)\n",
 		n, gen, el.Round(time.Microsecond), agg, per, 1e3*el.Seconds()/float64(gen), where)
 	return agg, per, nil
@@ -375,4 +383,18 @@ func heapMB() float64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return float64(ms.HeapAlloc) / 1e6
+}
+
+// batchProductsUsage documents --batch-products (bench and serve).
+const batchProductsUsage = "batched decode's large products: exact (fp32 activations, each session as if alone) or rounded (inputs rounded to the weights' bf16/f16 as the reference's bf16 inference does: one tensor-core pass instead of two on CUDA above 16 sessions)"
+
+// parseBatchProducts reads --batch-products.
+func parseBatchProducts(s string) (core.BatchOptions, error) {
+	switch s {
+	case "exact":
+		return core.BatchOptions{}, nil
+	case "rounded":
+		return core.BatchOptions{RoundProducts: true}, nil
+	}
+	return core.BatchOptions{}, fmt.Errorf("--batch-products %q: want exact or rounded", s)
 }

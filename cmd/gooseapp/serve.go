@@ -42,6 +42,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	apiKey := fs.String("api-key", "", "require this bearer `token` from clients (default: $GOOSE_API_KEY)")
 	name := fs.String("name", "", "model id shown to clients (default: the model file's name)")
 	parallel := fs.Int("parallel", 1, "requests that generate at once (each has its own state)")
+	products := fs.String("batch-products", "exact", batchProductsUsage)
 	batch := fs.Bool("batch", false, "decode the --parallel requests together, one step for all (continuous batching; best on a GPU with --parallel 32 or more)")
 	queue := fs.Int("queue", 64, "requests that may wait; more get 503 with Retry-After")
 	cacheMB := fs.Int("cache-mb", 256, "prefix state cache size in MiB (0: off)")
@@ -136,7 +137,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	if cacheBytes == 0 {
 		cacheBytes = -1
 	}
-	srv, err := server.New(m, tok, server.Options{ModelID: id, Parallel: *parallel, Batch: *batch, MaxQueue: queueOpt,
+	bopts, err := parseBatchProducts(*products)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(m, tok, server.Options{ModelID: id, Parallel: *parallel, Batch: *batch, BatchOptions: bopts, MaxQueue: queueOpt,
 		CacheBytes: cacheBytes, APIKey: key, MaxTokens: *maxTokens, MaxPromptTokens: *maxPrompt,
 		AllowedHosts: splitList(*allowedHosts), CORSOrigins: splitList(*corsOrigins), Audio: tg, Vision: enc})
 	if err != nil {

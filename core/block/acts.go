@@ -24,6 +24,10 @@ type Acts struct {
 	// LoRA hidden activations [T, rank] and the channel mix's hidden
 	// layer [T, FFN].
 	HW, HA, HV, HG, FFH kernels.Tensor
+	// Round lets the large products (r, k, v, the output projection and
+	// the channel mix) round their inputs to the weights' dtype
+	// (kernels.LinearItem.Round); the LoRA products stay exact.
+	Round bool
 	// Stack holds R, W, K, V, A, B and Y as allocated, with Stack rows
 	// per row of the fields above (which view its first T rows); see
 	// NewActs.
@@ -94,7 +98,7 @@ func (a *Acts) Rows(n int) *Acts {
 		return a.views
 	}
 	r := func(t kernels.Tensor) kernels.Tensor { return t.Slice(0, n) }
-	v := &Acts{T: n, stack: a.stack, X: r(a.X), XA: r(a.XA), Tmp: r(a.Tmp),
+	v := &Acts{T: n, stack: a.stack, Round: a.Round, X: r(a.X), XA: r(a.XA), Tmp: r(a.Tmp),
 		G: r(a.G), O: r(a.O), VFirst: r(a.VFirst), ZV: r(a.ZV),
 		HW: r(a.HW), HA: r(a.HA), HV: r(a.HV), HG: r(a.HG), FFH: r(a.FFH)}
 	for i := range a.Mix {

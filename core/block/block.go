@@ -151,9 +151,9 @@ func Forward(be kernels.Ops, ly *Layer, l int, a *Acts, mx Mixer) {
 	mx.NormShift(f, l, false, a.XA, a.Mix[:], x, ly.LN1W, ly.LN1B, ly.Mix[:])
 	xr, xw, xk, xv, xa, xg := a.Mix[0], a.Mix[1], a.Mix[2], a.Mix[3], a.Mix[4], a.Mix[5]
 	items := a.items[:6]
-	items[0] = kernels.LinearItem{Dst: a.R, X: xr, W: ly.R}
-	items[1] = kernels.LinearItem{Dst: a.K, X: xk, W: ly.K}
-	items[2] = kernels.LinearItem{Dst: a.V, X: xv, W: ly.V}
+	items[0] = kernels.LinearItem{Dst: a.R, X: xr, W: ly.R, Round: a.Round}
+	items[1] = kernels.LinearItem{Dst: a.K, X: xk, W: ly.K, Round: a.Round}
+	items[2] = kernels.LinearItem{Dst: a.V, X: xv, W: ly.V, Round: a.Round}
 	items[3] = kernels.LinearItem{Dst: a.HW, X: xw, W: ly.W1, NN: true, Activate: true, Act: kernels.Tanh}
 	items[4] = kernels.LinearItem{Dst: a.HA, X: xa, W: ly.A1, NN: true}
 	items[5] = kernels.LinearItem{Dst: a.HG, X: xg, W: ly.G1, NN: true, Activate: true, Act: kernels.Sigmoid}
@@ -170,7 +170,7 @@ func Forward(be kernels.Ops, ly *Layer, l int, a *Acts, mx Mixer) {
 		HV: a.HV, V2: ly.V2, HG: a.HG, G2: ly.G2, G: a.G})
 	mx.WKV(f, l, a.W, a.A, a.B, kernels.Out7{Dst: a.O, Y: a.Y, R: a.R, K: a.K, V: a.V, G: a.G, RK: ly.RK,
 		LnW: ly.LnXW, LnB: ly.LnXB, HeadSize: HeadSize, Eps: GNEps})
-	a.one[0] = kernels.LinearItem{Dst: x, X: a.O, W: ly.O, Accumulate: true}
+	a.one[0] = kernels.LinearItem{Dst: x, X: a.O, W: ly.O, Accumulate: true, Round: a.Round}
 	f.LinearBatch(a.one[:])
 
 	// Channel mix.
@@ -181,10 +181,10 @@ func Forward(be kernels.Ops, ly *Layer, l int, a *Acts, mx Mixer) {
 		f.Add(a.FFH, a.FFH, ly.FFNKeyBias)
 		f.Act(a.FFH, a.FFH, kernels.ReLUSquared)
 	} else {
-		a.one[0] = kernels.LinearItem{Dst: a.FFH, X: xr, W: ly.FFNKey, Activate: true, Act: kernels.ReLUSquared}
+		a.one[0] = kernels.LinearItem{Dst: a.FFH, X: xr, W: ly.FFNKey, Activate: true, Act: kernels.ReLUSquared, Round: a.Round}
 		f.LinearBatch(a.one[:])
 	}
-	a.one[0] = kernels.LinearItem{Dst: x, X: a.FFH, W: ly.FFNValue, Accumulate: true}
+	a.one[0] = kernels.LinearItem{Dst: x, X: a.FFH, W: ly.FFNValue, Accumulate: true, Round: a.Round}
 	f.LinearBatch(a.one[:])
 	if ly.FFNValueBias.Valid() {
 		f.Add(x, x, ly.FFNValueBias)

@@ -199,6 +199,35 @@ func BenchmarkWKV7(b *testing.B) {
 	}
 }
 
+// BenchmarkWKV7Batch times one token of each of B sequences, one state
+// each (batched decode: core.Batch), at the 1.5B width, for each number
+// of threads per state row; GB/s counts the states read and written.
+func BenchmarkWKV7Batch(b *testing.B) {
+	g := newGPU(b)
+	const C = 2048
+	for _, B := range []int{256, 1024} {
+		ts := make([]kernels.Tensor, 7)
+		for i := range ts {
+			ts[i] = mustAlloc(b, g, kernels.F32, B, C)
+			fill(b, g, ts[i])
+		}
+		s := mustAlloc(b, g, kernels.F32, B*C, 64)
+		for _, tpr := range []int{4, 8, 16} {
+			b.Run(fmt.Sprintf("B%d_tpr%d", B, tpr), func(b *testing.B) {
+				g.wkvTPR = tpr
+				defer func() { g.wkvTPR = defaultWKVTPR }()
+				replay(b, g, func() { g.WKV7(ts[0], s, ts[1], ts[2], ts[3], ts[4], ts[5], ts[6]) })
+				sec := b.Elapsed().Seconds() / float64(b.N)
+				b.ReportMetric(sec*1e6, "µs/op")
+				b.ReportMetric(2*float64(B*C*64*4)/sec/1e9, "GB/s")
+			})
+		}
+		for _, t := range append(ts, s) {
+			g.Free(t)
+		}
+	}
+}
+
 // BenchmarkGraphSmallOps replays a graph of 100 tiny kernels: the cost of
 // one kernel in a captured decode step.
 func BenchmarkGraphSmallOps(b *testing.B) {

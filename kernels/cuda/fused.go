@@ -271,9 +271,9 @@ func (b *Backend) itemComposed(it kernels.LinearItem, p itemPtrs) error {
 	linear := !it.NN
 	product := func(dst uint64, accumulate bool) error {
 		if it.W.DType == kernels.I8 {
-			return b.linearI8(dst, x, w, p.scale, T, K, N, accumulate)
+			return b.linearI8(dst, x, w, p.scale, T, K, N, accumulate, it.Round)
 		}
-		return b.productPtr(dst, x, w, T, K, N, it.W.DType, linear, accumulate)
+		return b.productPtr(dst, x, w, T, K, N, it.W.DType, linear, accumulate, it.Round)
 	}
 	if it.Accumulate && T <= smallT {
 		tmp, err := b.grow(&b.fused.tmp, int64(T*N*4))
@@ -333,6 +333,46 @@ func (b *Backend) NormShiftMix(norm kernels.Tensor, dst []kernels.Tensor, x, w, 
 		b.argsStart().raw(words[:]).i32(len(dst)).ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).ptr(ps[3]).f32(eps).ptr(ps[4]).i32(C)
 		blocks := min((C+255)/256, 16)
 		return b.launchPDL(b.k.nsm, [3]uint32{uint32(blocks), 1, 1}, [3]uint32{256, 1, 1})
+	})
+}
+
+// NormShiftRows runs a batched decode step's LayerNorm and token shift as
+// one kernel, a block a row; see kernels.RowShift.
+func (b *Backend) NormShiftRows(norm kernels.Tensor, dst []kernels.Tensor, x, w, bias kernels.Tensor, eps float32, state kernels.Tensor, mix []kernels.Tensor) {
+	b.run("NormShiftRows", func() error {
+		C := x.Cols
+		ok := sameShape(norm, x) && sameShape(state, x) && w.Len() == C && bias.Len() == C &&
+			len(dst) == len(mix) && len(dst) <= maxMix
+		for i := range dst {
+			ok = ok && i < len(mix) && sameShape(dst[i], x) && mix[i].Len() == C
+		}
+		if !ok {
+			return shapeErr("NormShiftRows", "norm %v, x %v, w %v, b %v, state %v, %d dst, %d mix (at most %d)",
+				norm, x, w, bias, state, len(dst), len(mix), maxMix)
+		}
+		ps, err := b.f32Ptrs("NormShiftRows", norm, x, w, bias, state)
+		if err != nil {
+			return err
+		}
+		ds, err := b.f32Ptrs("NormShiftRows", dst...)
+		if err != nil {
+			return err
+		}
+		ms, err := b.f32Ptrs("NormShiftRows", mix...)
+		if err != nil {
+			return err
+		}
+		if x.Rows == 0 {
+			return nil
+		}
+		var words [2 * maxMix]uint64
+		copy(words[:maxMix], ds)
+		copy(words[maxMix:], ms)
+		b.argsStart().raw(words[:]).i32(len(dst)).ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).ptr(ps[3]).f32(eps).ptr(ps[4]).i32(C)
+		// Enough blocks for two a multiprocessor: few rows are split
+		// into channel slices of at least 256.
+		parts := max(1, min((2*b.sms+x.Rows-1)/x.Rows, C/256))
+		return b.launch(b.k.nsRows, [3]uint32{uint32(x.Rows), uint32(parts), 1}, [3]uint32{256, 1, 1})
 	})
 }
 

@@ -299,13 +299,14 @@ extern "C" __global__ void mm_reduce(float* dst, const float* part, int n, int s
 
 // ---------------------------------------------------------------- conversions
 // Activations split for cuBLAS into a weight-dtype pair: hi = round(x),
-// lo = round(x − hi), so that hi + lo = x to ~2⁻¹⁷ (bf16) relative.
+// lo = round(x − hi), so that hi + lo = x to ~2⁻¹⁷ (bf16) relative; with
+// lo null, only the rounded hi (LinearItem.Round).
 extern "C" __global__ void split_f32_f16(u16* hi, u16* lo, const float* src, int n) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         float x = src[i];
         u16 h = f32_to_f16(x);
         hi[i] = h;
-        lo[i] = f32_to_f16(x - f16_to_f32(h));
+        if (lo) lo[i] = f32_to_f16(x - f16_to_f32(h));
     }
 }
 extern "C" __global__ void split_f32_bf16(u16* hi, u16* lo, const float* src, int n) {
@@ -313,7 +314,7 @@ extern "C" __global__ void split_f32_bf16(u16* hi, u16* lo, const float* src, in
         float x = src[i];
         u16 h = f32_to_bf16(x);
         hi[i] = h;
-        lo[i] = f32_to_bf16(x - bf16_to_f32(h));
+        if (lo) lo[i] = f32_to_bf16(x - bf16_to_f32(h));
     }
 }
 
@@ -986,6 +987,49 @@ extern "C" __global__ void __launch_bounds__(256)
         float d = state[c] - nv;
         for (int j = 0; j < nmix; j++) m.dst[j][c] = nv + d * m.mix[j][c];
         state[c] = nv;
+    }
+}
+
+// ---------------------------------------------------------------- NormShiftRows (batched decode)
+// Row blockIdx.x of T independent sequences, one token each: norm =
+// LayerNorm(x) (the layernorm kernel's arithmetic, so both agree to the
+// bit), dst[m] = norm + (state − norm)·mix[m] with the row's own state
+// row, then state = norm. One kernel instead of LayerNorm, two Lerps and
+// a Copy over [T, C]. With few rows, gridDim.y blocks share a row: each
+// computes the row's statistics (the same sums, so the same values) and
+// handles a slice of the channels. A thread loads its channel's operands
+// before storing anything (the stores could alias them for the compiler).
+extern "C" __global__ void __launch_bounds__(256)
+    normshift_rows(MixArgs m, int nmix, float* norm, const float* x, const float* w, const float* b, float eps,
+                   float* state, int C) {
+    __shared__ float sh[32];
+    long long off = (long long)blockIdx.x * C;
+    const float* xr = x + off;
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) s += xr[c];
+    float mean = block_sum(s, sh) / (float)C;
+    float q = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float d = xr[c] - mean;
+        q += d * d;
+    }
+    float var = block_sum(q, sh) / (float)C;
+    float inv = 1.0f / sqrtf(var + eps);
+    int slice = (C + gridDim.y - 1) / gridDim.y;
+    int c1 = min(C, (int)(blockIdx.y + 1) * slice);
+    for (int c = blockIdx.y * slice + threadIdx.x; c < c1; c += blockDim.x) {
+        float mv[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            if (j < nmix) mv[j] = m.mix[j][c];
+        float xv = xr[c], wv = w[c], bv = b[c], sv = state[off + c];
+        float nv = (xv - mean) * inv * wv + bv;
+        float d = sv - nv;
+        norm[off + c] = nv;
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            if (j < nmix) m.dst[j][off + c] = nv + d * mv[j];
+        state[off + c] = nv;
     }
 }
 

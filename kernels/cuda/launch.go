@@ -36,6 +36,7 @@ type kernelSet struct {
 	argmaxChk  uintptr
 	up7        [3]uintptr
 	nsm        uintptr
+	nsRows     uintptr
 	wkv7out    uintptr
 	vision     visionKernels // looked up on first use
 	audio      audioKernels
@@ -96,7 +97,7 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 	}{
 		{&k.mmReduce, "mm_reduce"}, {&k.act, "act"}, {&k.binop, "binop"}, {&k.layernorm, "layernorm"},
 		{&k.shiftmix, "shiftmix"}, {&k.prep7, "prep7"}, {&k.out7, "out7"},
-		{&k.nsm, "normshiftmix"}, {&k.wkv7out, "wkv7out"},
+		{&k.nsm, "normshiftmix"}, {&k.nsRows, "normshift_rows"}, {&k.wkv7out, "wkv7out"},
 		{&k.i8ToBF16, "i8_to_bf16"}, {&k.scaleCols, "scale_cols"}, {&k.argmax, "argmax_rows"}, {&k.argmaxChk, "argmax_check_rows"},
 	} {
 		if err := get(f.p, f.name); err != nil {

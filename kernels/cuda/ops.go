@@ -83,15 +83,16 @@ func (b *Backend) product(op string, dst, x, w kernels.Tensor, linear, accumulat
 		if err != nil {
 			return shapeErr(op, "w: %v", err)
 		}
-		return b.linearI8(ps[0], ps[1], wp, sp, T, K, N, accumulate)
+		return b.linearI8(ps[0], ps[1], wp, sp, T, K, N, accumulate, false)
 	}
-	return b.productPtr(ps[0], ps[1], wp, T, K, N, w.DType, linear, accumulate)
+	return b.productPtr(ps[0], ps[1], wp, T, K, N, w.DType, linear, accumulate, false)
 }
 
 // linearI8 is Linear with an I8 weight (values at w, scales at sp): the
 // int8 vector kernels for a few tokens; for more, the values widened to
-// bf16 (exactly) in scratch, the bf16 GEMMs, then the columns scaled.
-func (b *Backend) linearI8(dst, x, w, sp uint64, T, K, N int, accumulate bool) error {
+// bf16 (exactly) in scratch, the bf16 GEMMs, then the columns scaled. With
+// round the GEMM may round x to bf16 (LinearItem.Round).
+func (b *Backend) linearI8(dst, x, w, sp uint64, T, K, N int, accumulate, round bool) error {
 	if K == 0 {
 		if accumulate {
 			return nil
@@ -117,15 +118,15 @@ func (b *Backend) linearI8(dst, x, w, sp uint64, T, K, N int, accumulate bool) e
 	if err := b.launch(b.k.i8ToBF16, b.grid1D(int(min(nw, 1<<30))), [3]uint32{256, 1, 1}); err != nil {
 		return err
 	}
-	if err := b.gemm(tmp, x, wb, T, K, N, kernels.BF16, true, false); err != nil {
+	if err := b.gemm(tmp, x, wb, T, K, N, kernels.BF16, true, false, round); err != nil {
 		return err
 	}
 	b.argsStart().ptr(dst).ptr(tmp).ptr(sp).i32(T).i32(N).i32(int(boolInt(accumulate)))
 	return b.launch(b.k.scaleCols, b.grid1D(T*N), [3]uint32{256, 1, 1})
 }
 
-// productPtr is product on checked device pointers.
-func (b *Backend) productPtr(dst, x, wp uint64, T, K, N int, dt kernels.DType, linear, accumulate bool) error {
+// productPtr is product on checked device pointers; round as for gemm.
+func (b *Backend) productPtr(dst, x, wp uint64, T, K, N int, dt kernels.DType, linear, accumulate, round bool) error {
 	if K == 0 {
 		if accumulate {
 			return nil
@@ -133,7 +134,7 @@ func (b *Backend) productPtr(dst, x, wp uint64, T, K, N int, dt kernels.DType, l
 		return b.drv.MemsetD8Async(dst, 0, int64(T*N*4), b.stream)
 	}
 	if T > smallT {
-		return b.gemm(dst, x, wp, T, K, N, dt, linear, accumulate)
+		return b.gemm(dst, x, wp, T, K, N, dt, linear, accumulate, round)
 	}
 	for t0 := 0; t0 < T; t0 += maxSmallT {
 		nt := min(maxSmallT, T-t0)
@@ -209,8 +210,9 @@ func (b *Backend) vecmat(dst, x, w uint64, nt, K, N int, dt kernels.DType) error
 // and x_lo = round(x − x_hi), and dst = w·x_lo + w·x_hi (two GEMMs with
 // fp32 accumulation). x_hi + x_lo equals x to ~2⁻¹⁷ relative (bf16), so the
 // products are as exact as fp32 activations would give, for twice the
-// tensor-core work.
-func (b *Backend) gemm(dst, x, w uint64, T, K, N int, dt kernels.DType, linear, accumulate bool) error {
+// tensor-core work. With round (LinearItem.Round) only x_hi is multiplied:
+// one GEMM, at about 2⁻⁹ relative error a product term.
+func (b *Backend) gemm(dst, x, w uint64, T, K, N int, dt kernels.DType, linear, accumulate, round bool) error {
 	beta := float32(0)
 	if accumulate {
 		beta = 1
@@ -232,9 +234,15 @@ func (b *Backend) gemm(dst, x, w uint64, T, K, N int, dt kernels.DType, linear, 
 		return err
 	}
 	hi, lo := s, s+uint64(n*2)
+	if round {
+		lo = 0
+	}
 	b.argsStart().ptr(hi).ptr(lo).ptr(x).i32(n)
 	if err := b.launch(b.k.split[dt], b.grid1D(n), [3]uint32{256, 1, 1}); err != nil {
 		return err
+	}
+	if round {
+		return b.blas.GemmEx(b.handle, opA, cu.OpN, N, T, K, w, typ, lda, hi, typ, K, beta, dst, cu.R32F, N)
 	}
 	if err := b.blas.GemmEx(b.handle, opA, cu.OpN, N, T, K, w, typ, lda, lo, typ, K, beta, dst, cu.R32F, N); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/goose-rwkv/goose/kernels"
@@ -13,6 +14,60 @@ import (
 func decodeCases(t *testing.T, h *H) {
 	t.Run("LinearI8", func(t *testing.T) { linearI8Cases(t, h.On(t)) })
 	t.Run("Argmax", func(t *testing.T) { argmaxCases(t, h.On(t)) })
+	t.Run("NormShiftRows", func(t *testing.T) { normShiftRowsCases(t, h.On(t)) })
+}
+
+// normShiftRowsCases checks kernels.RowShift against the composition it
+// replaces on the same backend (LayerNorm, then d = state − norm, the
+// mixes norm + d ⊙ mix[i], and state = norm), which must agree to the bit,
+// for six mixes and for one, on a width that is not a multiple of the
+// GPU's 256 threads and on two rows of 1024 (which a GPU may split into
+// channel slices).
+func normShiftRowsCases(t *testing.T, h *H) {
+	rs, ok := h.Be.(kernels.RowShift)
+	if !ok {
+		t.Skip("no kernels.RowShift")
+	}
+	for _, c := range []struct{ T, C, nmix int }{{5, 300, 6}, {5, 300, 1}, {2, 1024, 6}, {2, 1024, 1}} {
+		T, C, nmix := c.T, c.C, c.nmix
+		x, w, b, s := h.Randn(T*C, 2), h.Randn(C, 1), h.Randn(C, 0.5), h.Randn(T*C, 1)
+		mixes := make([]kernels.Tensor, nmix)
+		for i := range mixes {
+			mixes[i] = h.Upload(1, C, h.Uniform(C, 0, 1))
+		}
+		xt, wt, bt := h.Upload(T, C, x), h.Upload(1, C, w), h.Upload(1, C, b)
+		// The composition.
+		st, norm, d := h.Upload(T, C, s), h.Out(T, C), h.Out(T, C)
+		minus := h.Upload(1, C, slices.Repeat([]float32{-1}, C))
+		want := make([]kernels.Tensor, nmix)
+		for i := range want {
+			want[i] = h.Out(T, C)
+		}
+		h.Be.LayerNorm(norm, xt, wt, bt, 1e-5)
+		h.Be.Lerp([]kernels.Tensor{d}, st, norm, []kernels.Tensor{minus})
+		h.Be.Lerp(want, norm, d, mixes)
+		h.Be.Copy(st, norm)
+		// The op.
+		st2, norm2 := h.Upload(T, C, s), h.Out(T, C)
+		got := make([]kernels.Tensor, nmix)
+		for i := range got {
+			got[i] = h.Out(T, C)
+		}
+		rs.NormShiftRows(norm2, got, xt, wt, bt, 1e-5, st2, mixes)
+		same := func(name string, a, b kernels.Tensor) {
+			av, bv := h.Get(a), h.Get(b)
+			for j := range av {
+				if math.Float32bits(av[j]) != math.Float32bits(bv[j]) {
+					t.Fatalf("%d mixes: %s[%d] = %g, composed %g", nmix, name, j, bv[j], av[j])
+				}
+			}
+		}
+		same("norm", norm, norm2)
+		same("state", st, st2)
+		for i := range got {
+			same(fmt.Sprintf("dst[%d]", i), want[i], got[i])
+		}
+	}
 }
 
 // argmaxCases checks kernels.Greedy on rows of random logits with a
