@@ -20,6 +20,15 @@ type kernelSet struct {
 	// dot4 sets out[i] = Σ_k x[k]·r_i[k] for i < 4, where r_i is the row of
 	// len(x) elements at offset off[i] of w.
 	dot4 func(out *[4]float32, x []float32, w []byte, off *[4]int, dt kernels.DType)
+	// dotQ4, where not nil, is the integer kernel of one-token int8
+	// products (see matmul_i8q.go): for i < 4 and r_i the row of n int8
+	// elements at offset off[i] of w, it sets out[4i+j] = Σ_{k<n} dj[k]·r_i[k]
+	// for j < 3 and out[4i+3] = Σ_{k<n} r_i[k], where dj = d[j·ld : j·ld+n]
+	// (unsigned bytes); n is a multiple of 64, at most ld and qMaxK.
+	dotQ4 func(out *[16]int32, d []byte, ld, n int, w []byte, off *[4]int)
+	// toDigits, set with dotQ4, puts one row of x in its digit form (see
+	// toDigitsGeneric).
+	toDigits func(d []byte, x []float32) (sx float64, ok bool)
 	// gemvNN adds Σ_k x[k]·r_k to d, where r_k is the row of len(d)
 	// elements at offset off+k*ldw of w.
 	gemvNN func(d, x []float32, w []byte, off, ldw int, dt kernels.DType)
