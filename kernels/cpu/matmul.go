@@ -112,11 +112,12 @@ func gemvNT(ks *kernelSet, dst, x []float32, w []byte, dt kernels.DType, K, lo, 
 }
 
 // linearI8 sets dst[T,N] = x[T,K] · wᵀ for an I8 weight: q [N,K] int8
-// and scale [N], w[n][k] = q[n][k]·scale[n]. Up to smallT tokens sum x·q
+// and scale [N], w[n][k] = q[n][k]·scale[n]; sums keeps the weight's row
+// sums for the integer kernel (nil: made for this call). Up to smallT tokens sum x·q
 // per row and scale the sum: in integers (gemvQRows) where the kernel set
 // has dotQ4, else in float32; longer inputs convert tiles to q·scale in
 // float32 for the GEMM.
-func linearI8(p *pool, dst, x []float32, T, K int, q []byte, scale []float32, N int) {
+func linearI8(p *pool, dst, x []float32, T, K int, q []byte, scale []float32, sums *rowSums, N int) {
 	if T <= 0 || N <= 0 {
 		return
 	}
@@ -135,8 +136,12 @@ func linearI8(p *pool, dst, x []float32, T, K int, q []byte, scale []float32, N 
 			a := p.getDigits(T, K)
 			defer p.putDigits(a)
 			if quantizeActs(ks, a, x, T, K) {
+				if sums == nil {
+					sums = new(rowSums)
+				}
+				sq := sums.get(p, q, N, K)
 				p.For(N, grain, func(lo, hi int) {
-					gemvQRows(ks, dst, a, T, K, N, q, scale, lo, hi)
+					gemvQRows(ks, dst, a, T, K, N, q, scale, sq, lo, hi)
 				})
 				return
 			}

@@ -30,6 +30,7 @@ func avx512VNNIKernels() *kernelSet {
 	ks.name = "avx512vnni"
 	ks.dotQ4 = dotQ4VNNI
 	ks.toDigits = toDigitsAVX512
+	ks.sumQ = sumQAVX512
 	return ks
 }
 
@@ -37,7 +38,10 @@ func avx512VNNIKernels() *kernelSet {
 func maxAbsBits16(x *float32, n int) uint32
 
 //go:noescape
-func toDigits16(d0, d1, d2 *byte, x *float32, n int, inv float64)
+func toDigits16(d *byte, ld int, x *float32, n int, inv float64)
+
+//go:noescape
+func sumI8x64(w *byte, n int) int32
 
 // toDigitsAVX512 is kernelSet.toDigits with the multiple-of-16 part of x
 // in assembly (the same arithmetic: float64 products, rounded to nearest
@@ -55,9 +59,21 @@ func toDigitsAVX512(d []byte, x []float32) (sx float64, ok bool) {
 	if k16 == 0 || mb >= 0x7f800000 || mb == 0 {
 		return digitsFrom(d, x, 0, mb)
 	}
-	_ = d[3*K-1]
-	toDigits16(&d[0], &d[K], &d[2*K], &x[0], k16, qMax/float64(math.Float32frombits(mb)))
+	_ = d[4*K-1]
+	toDigits16(&d[0], K, &x[0], k16, qMax/float64(math.Float32frombits(mb)))
 	return digitsFrom(d, x, k16, mb)
+}
+
+// sumQAVX512 is kernelSet.sumQ with rows of a multiple of 64 in assembly.
+func sumQAVX512(dst []int32, q []byte, K, n int) {
+	if n&63 != 0 || n == 0 {
+		sumQGeneric(dst, q, K, n)
+		return
+	}
+	for i := range dst {
+		r := q[i*K : i*K+n]
+		dst[i] = sumI8x64(&r[0], n)
+	}
 }
 
 //go:noescape
@@ -70,7 +86,7 @@ func dotQ4VNNI(out *[16]int32, d []byte, ld, n int, w []byte, off *[4]int) {
 		*out = [16]int32{}
 		return
 	}
-	_ = d[2*ld+n-1]
+	_ = d[3*ld+n-1]
 	if n > ld {
 		panic("cpu: dotQ4: rows longer than the digit rows")
 	}

@@ -457,18 +457,18 @@ zi8done:
 	VPUNPCKLDQ  d, c, t2; VPUNPCKHDQ d, c, t3; VPADDD t3, t2, t2; \
 	VPUNPCKLQDQ t2, t1, u; VPUNPCKHQDQ t2, t1, t3; VPADDD t3, u, u
 
-// Four digit products and the weight sum of one row: the weights w (64
-// int8) against the digits Z16..Z18 and the ones in Z19 into a0..a3.
+// Four digit products of one row: the weights w (64 int8) against the
+// unsigned digits Z16..Z19 into a0..a3.
 #define DOTQROW(w, a0, a1, a2, a3) \
 	VPDPBUSD w, Z16, a0; VPDPBUSD w, Z17, a1; VPDPBUSD w, Z18, a2; VPDPBUSD w, Z19, a3
 
 // func dot4U8x64(d *byte, ld int, w0, w1, w2, w3 *byte, n int, out *[16]int32)
 // For the four int8 rows wi and the unsigned digit rows dj = d + j·ld
-// (j < 3): out[4i+j] = Σ_{k<n} dj[k]·wi[k], out[4i+3] = Σ_{k<n} wi[k];
-// n a multiple of 64 (AVX512_VNNI; see matmul_i8q.go for the ranges).
-// Per 64 bytes of each row: one load and four VPDPBUSD; the three digit
-// loads serve all four rows. The int32 sums of every accumulator's 16
-// lanes go out as one vector.
+// (j < 4): out[4i+j] = Σ_{k<n} dj[k]·wi[k]; n a multiple of 64
+// (AVX512_VNNI; see matmul_i8q.go for the ranges). Per 64 bytes of each
+// row: one load and four VPDPBUSD; the four digit loads serve all four
+// rows. The int32 sums of every accumulator's 16 lanes go out as one
+// vector.
 TEXT ·dot4U8x64(SB), NOSPLIT, $0-64
 	MOVQ d+0(FP), SI
 	MOVQ ld+8(FP), BX
@@ -477,7 +477,9 @@ TEXT ·dot4U8x64(SB), NOSPLIT, $0-64
 	MOVQ w2+32(FP), R10
 	MOVQ w3+40(FP), R11
 	MOVQ n+48(FP), DI
+	// SI, DX, BX, R15 point at the digit rows d0..d3.
 	LEAQ (SI)(BX*1), DX
+	LEAQ (DX)(BX*2), R15
 	ADDQ DX, BX
 	// As DOT4ARGS: R12, R13, R14, AX point 16 rows ahead, for the prefetch.
 	MOVQ R9, AX
@@ -505,15 +507,14 @@ TEXT ·dot4U8x64(SB), NOSPLIT, $0-64
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
-	VPTERNLOGD $0xff, Z19, Z19, Z19
-	VPABSB     Z19, Z19
-	TESTQ      DI, DI
-	JZ         qdone
+	TESTQ  DI, DI
+	JZ     qdone
 
 qloop:
 	VMOVDQU64 (SI)(CX*1), Z16
 	VMOVDQU64 (DX)(CX*1), Z17
 	VMOVDQU64 (BX)(CX*1), Z18
+	VMOVDQU64 (R15)(CX*1), Z19
 	DOT4PREFETCHZ(1)
 	VMOVDQU64 (R8)(CX*1), Z20
 	VMOVDQU64 (R9)(CX*1), Z21
@@ -594,18 +595,21 @@ mabsdone:
 	VZEROUPPER
 	RET
 
-// func toDigits16(d0, d1, d2 *byte, x *float32, n int, inv float64)
-// For k < n (a multiple of 16): u = round(float64(x[k])·inv) + 2^23 (the
-// product rounded to nearest even, as MXCSR has it), d0[k] = u&255,
-// d1[k] = (u>>8)&255, d2[k] = u>>16. See matmul_i8q.go.
-TEXT ·toDigits16(SB), NOSPLIT, $0-48
-	MOVQ         d0+0(FP), DI
-	MOVQ         d1+8(FP), R8
-	MOVQ         d2+16(FP), R9
-	MOVQ         x+24(FP), SI
-	MOVQ         n+32(FP), CX
-	VBROADCASTSD inv+40(FP), Z4
-	MOVL         $0x800000, AX
+// func toDigits16(d *byte, ld int, x *float32, n int, inv float64)
+// For k < n (a multiple of 16): u = round(float64(x[k])·inv) + 2^31 (the
+// product rounded to nearest even, as MXCSR has it; the add is an XOR of
+// the top bit), and byte j of u goes to d[j·ld + k] (j < 4). See
+// matmul_i8q.go.
+TEXT ·toDigits16(SB), NOSPLIT, $0-40
+	MOVQ         d+0(FP), DI
+	MOVQ         ld+8(FP), BX
+	MOVQ         x+16(FP), SI
+	MOVQ         n+24(FP), CX
+	VBROADCASTSD inv+32(FP), Z4
+	LEAQ         (DI)(BX*1), R8
+	LEAQ         (R8)(BX*1), R9
+	LEAQ         (R9)(BX*1), R10
+	MOVL         $0x80000000, AX
 	VPBROADCASTD AX, Z5
 	XORQ         AX, AX
 	TESTQ        CX, CX
@@ -619,16 +623,51 @@ digloop:
 	VCVTPD2DQ    Z0, Y0
 	VCVTPD2DQ    Z1, Y1
 	VINSERTI64X4 $1, Y1, Z0, Z0
-	VPADDD       Z5, Z0, Z0
+	VPXORD       Z5, Z0, Z0
 	VPMOVDB      Z0, (DI)(AX*1)
 	VPSRLD       $8, Z0, Z1
 	VPMOVDB      Z1, (R8)(AX*1)
 	VPSRLD       $16, Z0, Z1
 	VPMOVDB      Z1, (R9)(AX*1)
+	VPSRLD       $24, Z0, Z1
+	VPMOVDB      Z1, (R10)(AX*1)
 	ADDQ         $16, AX
 	CMPQ         AX, CX
 	JLT          digloop
 
 digdone:
+	VZEROUPPER
+	RET
+
+// func sumI8x64(w *byte, n int) int32
+// Returns Σ_{k<n} w[k] (int8); n a multiple of 64, at most qMaxK.
+TEXT ·sumI8x64(SB), NOSPLIT, $0-20
+	MOVQ       w+0(FP), SI
+	MOVQ       n+8(FP), CX
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPTERNLOGD $0xff, Z2, Z2, Z2
+	VPABSB     Z2, Z2
+	XORQ       AX, AX
+	TESTQ      CX, CX
+	JZ         sumdone
+
+sumloop:
+	VPDPBUSD (SI)(AX*1), Z2, Z0
+	ADDQ     $64, AX
+	CMPQ     AX, CX
+	JLT      sumloop
+
+sumdone:
+	VEXTRACTI64X4 $1, Z0, Y1
+	VPADDD        Y1, Y0, Y0
+	VEXTRACTI128  $1, Y0, X1
+	VPADDD        X1, X0, X0
+	VPSHUFD       $0x4e, X0, X1
+	VPADDD        X1, X0, X0
+	VPSHUFD       $0xb1, X0, X1
+	VPADDD        X1, X0, X0
+	VMOVD         X0, AX
+	MOVL          AX, ret+16(FP)
 	VZEROUPPER
 	RET

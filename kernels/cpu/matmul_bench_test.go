@@ -265,10 +265,14 @@ func BenchmarkLinearGEMVI8(b *testing.B) {
 					scale := randActs(rand.New(rand.NewPCG(5, 6)), s.N)
 					x := randActs(rand.New(rand.NewPCG(3, 4)), s.K)
 					dst := make([]float32, s.N)
+					sums := make([]rowSums, len(ws))
+					for i, w := range ws {
+						sums[i].get(p, w, s.N, s.K)
+					}
 					b.SetBytes(int64(s.N * s.K))
 					i := 0
 					for b.Loop() {
-						linearI8(p, dst, x, 1, s.K, ws[i%len(ws)], scale, s.N)
+						linearI8(p, dst, x, 1, s.K, ws[i%len(ws)], scale, &sums[i%len(ws)], s.N)
 						i++
 					}
 				})

@@ -15,6 +15,7 @@ func qKernels() []*kernelSet {
 	g.name = "generic-q"
 	g.dotQ4 = dotQ4Generic
 	g.toDigits = toDigitsGeneric
+	g.sumQ = sumQGeneric
 	ks := []*kernelSet{g}
 	for _, k := range allKernels() {
 		if k.dotQ4 != nil {
@@ -28,32 +29,30 @@ func qKernels() []*kernelSet {
 // and, in qKernels, a stand-in for it on any CPU.
 func dotQ4Generic(out *[16]int32, d []byte, ld, n int, w []byte, off *[4]int) {
 	n &^= 63
-	d0, d1, d2 := d[:n], d[ld:ld+n], d[2*ld:2*ld+n]
 	for i, o := range off {
 		r := w[o : o+n]
-		var a0, a1, a2, sq int32
-		for k, b := range r {
-			v := int32(int8(b))
-			a0 += int32(d0[k]) * v
-			a1 += int32(d1[k]) * v
-			a2 += int32(d2[k]) * v
-			sq += v
+		for j := range 4 {
+			dj := d[j*ld : j*ld+n]
+			var a int32
+			for k, b := range r {
+				a += int32(dj[k]) * int32(int8(b))
+			}
+			out[4*i+j] = a
 		}
-		out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = a0, a1, a2, sq
 	}
 }
 
 // TestDotQ4 checks dotQ4 against the Go version on random digits and
-// weights, on the extremes of both (digits 255 against weights −128 and
-// 127 over the longest row taken, where the int32 sums come within 0.4%
-// of overflowing) and on rows that overlap or repeat.
+// weights, on the extremes of both (digits 255 against weights −128 over
+// the longest row taken, where the int32 sums come within 0.4% of
+// overflowing) and on rows that overlap or repeat.
 func TestDotQ4(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, ks := range qKernels() {
 		for _, n := range []int{64, 128, 192, 1024, 8192, qMaxK &^ 63} {
 			for _, fill := range []string{"random", "extreme"} {
 				ld := n + 64*r.IntN(2)
-				d := make([]byte, 3*ld)
+				d := make([]byte, 4*ld)
 				w := make([]byte, 4*n+7)
 				for i := range d {
 					d[i] = byte(r.Uint32())
@@ -88,9 +87,9 @@ func TestDotQ4(t *testing.T) {
 // (relative 2^−20, far above it) and the final rounding to float32 (half
 // an ulp of the result, or of the smallest subnormal):
 //
-//	(m/(2^24 − 2))·Σ_k |q_k|·|scale|·(1 + 2^−20) + 2^−24·(|ref| + that) + 2^−150
+//	(m/(2^32 − 2))·Σ_k |q_k|·|scale|·(1 + 2^−20) + 2^−24·(|ref| + that) + 2^−150
 func qErrorBound(m float64, sumAbsQ, scale, ref float64) float64 {
-	b := m / (1<<24 - 2) * sumAbsQ * math.Abs(scale) * (1 + 1.0/(1<<20))
+	b := m / (1<<32 - 2) * sumAbsQ * math.Abs(scale) * (1 + 1.0/(1<<20))
 	return b + (math.Abs(ref)+b)/(1<<24) + math.Ldexp(1, -150)
 }
 
@@ -155,11 +154,19 @@ func TestLinearI8Integer(t *testing.T) {
 							x[i] = a.gen(i % K)
 						}
 						dst, all := dstWithGuard(T * N)
-						linearI8(p, dst, x, T, K, q, scale, N)
+						var sums rowSums
+						linearI8(p, dst, x, T, K, q, scale, &sums, N)
 						if !guardIntact(all, T*N) {
 							t.Fatalf("%s: wrote past dst", name)
 						}
 						checkQ(t, name, dst, x, T, K, N, q, scale)
+						again := make([]float32, T*N) // with the sums kept
+						linearI8(p, again, x, T, K, q, scale, &sums, N)
+						for i := range dst {
+							if math.Float32bits(again[i]) != math.Float32bits(dst[i]) {
+								t.Fatalf("%s: second call: dst[%d] = %v, first %v", name, i, again[i], dst[i])
+							}
+						}
 					}
 				}
 			}
@@ -215,7 +222,7 @@ func TestLinearI8IntegerRanges(t *testing.T) {
 			x := randActs(r, T*K)
 			x[K+17] = bad
 			dst := make([]float32, T*N)
-			linearI8(p, dst, x, T, K, q, scale, N)
+			linearI8(p, dst, x, T, K, q, scale, nil, N)
 			for n := range N {
 				if got := dst[N+n]; math.Float32bits(got) != math.Float32bits(bad) && !(got != got && bad != bad) {
 					t.Fatalf("%s x holds %v: dst[1][%d] = %v", ks.name, bad, n, got)
@@ -241,7 +248,7 @@ func TestLinearI8IntegerRanges(t *testing.T) {
 			scale := randActs(r, N)
 			x := randActs(r, K)
 			dst := make([]float32, N)
-			linearI8(p, dst, x, 1, K, q, scale, N)
+			linearI8(p, dst, x, 1, K, q, scale, nil, N)
 			checkProduct(t, dst, x, 1, K, N, func(n, k int) float64 {
 				return float64(float32(int8(q[n*K+k])) * scale[n])
 			}, 1e-5)
@@ -275,8 +282,8 @@ func TestToDigits(t *testing.T) {
 				if trial >= 20 {
 					x[r.IntN(K)] = specials[trial%len(specials)]
 				}
-				got := make([]byte, 3*K)
-				want := make([]byte, 3*K)
+				got := make([]byte, 4*K)
+				want := make([]byte, 4*K)
 				gs, gok := ks.toDigits(got, x)
 				ws, wok := toDigitsGeneric(want, x)
 				if gs != ws || gok != wok || (wok && string(got) != string(want)) {
@@ -286,10 +293,40 @@ func TestToDigits(t *testing.T) {
 					continue
 				}
 				for k, v := range x {
-					u := int64(want[2*K+k])<<16 | int64(want[K+k])<<8 | int64(want[k])
-					back := float64(u-1<<23) * ws
+					u := int64(want[3*K+k])<<24 | int64(want[2*K+k])<<16 | int64(want[K+k])<<8 | int64(want[k])
+					back := float64(u-1<<31) * ws
 					if e := math.Abs(back - float64(v)); e > ws*(0.5+1.0/(1<<20)) {
 						t.Fatalf("%s K=%d: x[%d] = %v comes back as %v (s %v)", ks.name, K, k, v, back, ws)
+					}
+				}
+
+			}
+		}
+	}
+}
+
+// TestSumQ checks every sumQ against the Go version, on row lengths and
+// strides with and without a multiple of 64 and on rows of −128 (the
+// longest taken).
+func TestSumQ(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	for _, ks := range qKernels() {
+		for _, K := range []int{1, 63, 64, 100, 128, 2048, qMaxK} {
+			for _, n := range []int{K &^ 63, K} {
+				const N = 5
+				q := make([]byte, N*K)
+				for i := range q {
+					q[i] = byte(r.Uint32())
+					if K == qMaxK {
+						q[i] = 0x80
+					}
+				}
+				got, want := make([]int32, N), make([]int32, N)
+				ks.sumQ(got, q, K, n)
+				sumQGeneric(want, q, K, n)
+				for i := range got {
+					if got[i] != want[i] {
+						t.Fatalf("%s K=%d n=%d: row %d sums to %d, want %d", ks.name, K, n, i, got[i], want[i])
 					}
 				}
 			}
