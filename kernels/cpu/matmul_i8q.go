@@ -141,8 +141,12 @@ func (r *rowSums) get(p *pool, q []byte, N, K int) []int32 {
 	}
 	s := make([]int32, N)
 	k64 := K &^ 63
+	sum := p.ks.sumQ
+	if sum == nil {
+		sum = sumQGeneric
+	}
 	p.For(N, max(4, (64<<10)/K), func(lo, hi int) {
-		p.ks.sumQ(s[lo:hi], q[lo*K:hi*K], K, k64)
+		sum(s[lo:hi], q[lo*K:hi*K], K, k64)
 	})
 	r.s.Store(&s)
 	return s
