@@ -40,6 +40,9 @@ type buffer struct {
 	// scale holds an I8 weight's per-row scales (raw holds the int8
 	// values and the scales as given).
 	scale []float32
+	// sums holds an I8 weight's row sums for the integer kernels, made
+	// on first use.
+	sums rowSums
 }
 
 func (b *buffer) Bytes() int64 {
@@ -111,6 +114,11 @@ func (b *Backend) Weight(dt kernels.DType, rows, cols int, data []byte) (kernels
 		buf.scale = make([]float32, rows)
 		for i := range buf.scale {
 			buf.scale[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[rows*cols+4*i:]))
+		}
+		if b.pool.ks.dotQ4 != nil && rows > 0 && cols > 0 && cols <= qMaxK {
+			// Now rather than in the first product: one pass over
+			// the weight while it is being loaded.
+			buf.sums.get(b.pool, buf.raw, rows, cols)
 		}
 	}
 	return kernels.Tensor{Buf: buf, DType: dt, Rows: rows, Cols: cols}, nil

@@ -112,10 +112,12 @@ func gemvNT(ks *kernelSet, dst, x []float32, w []byte, dt kernels.DType, K, lo, 
 }
 
 // linearI8 sets dst[T,N] = x[T,K] · wᵀ for an I8 weight: q [N,K] int8
-// and scale [N], w[n][k] = q[n][k]·scale[n]. One token sums x·q per row
-// and scales the sum; longer inputs convert tiles to q·scale in float32 for
-// the GEMM.
-func linearI8(p *pool, dst, x []float32, T, K int, q []byte, scale []float32, N int) {
+// and scale [N], w[n][k] = q[n][k]·scale[n]; sums keeps the weight's row
+// sums for the integer kernel (nil: made for this call). Up to smallT tokens sum x·q
+// per row and scale the sum: in integers (gemvQRows) where the kernel set
+// has dotQ4, else in float32; longer inputs convert tiles to q·scale in
+// float32 for the GEMM.
+func linearI8(p *pool, dst, x []float32, T, K int, q []byte, scale []float32, sums *rowSums, N int) {
 	if T <= 0 || N <= 0 {
 		return
 	}
@@ -130,6 +132,20 @@ func linearI8(p *pool, dst, x []float32, T, K int, q []byte, scale []float32, N 
 	_ = scale[N-1]
 	if T <= smallT {
 		grain := max(4, (16<<10)/K)
+		if ks.dotQ4 != nil && K <= qMaxK {
+			a := p.getDigits(T, K)
+			defer p.putDigits(a)
+			if quantizeActs(ks, a, x, T, K) {
+				if sums == nil {
+					sums = new(rowSums)
+				}
+				sq := sums.get(p, q, N, K)
+				p.For(N, grain, func(lo, hi int) {
+					gemvQRows(ks, dst, a, T, K, N, q, scale, sq, lo, hi)
+				})
+				return
+			}
+		}
 		p.For(N, grain, func(lo, hi int) {
 			gemvNTRows(ks, dst, x, T, q, kernels.I8, K, N, lo, hi)
 			for t := range T {

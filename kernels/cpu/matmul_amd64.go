@@ -29,6 +29,17 @@ func avx512() bool {
 	return b7&(f|bw) == f|bw
 }
 
+// avx512VNNI reports whether avx512 holds and the CPU has AVX512_VNNI
+// (VPDPBUSD on 512-bit registers).
+func avx512VNNI() bool {
+	if !avx512() {
+		return false
+	}
+	_, _, c7, _ := cpuid(7, 0)
+	const vnni = 1 << 11
+	return c7&vnni != 0
+}
+
 // cpuFeatures reports whether the CPU and OS support AVX2 with FMA, and
 // whether F16C (half-precision conversion) is present too.
 func cpuFeatures() (avx2FMA, f16c bool) {
@@ -58,6 +69,9 @@ func cpuFeatures() (avx2FMA, f16c bool) {
 
 // bestKernels returns the fastest kernel set this CPU supports.
 func bestKernels() *kernelSet {
+	if avx512VNNI() {
+		return avx512VNNIKernels()
+	}
 	if avx512() {
 		return avx512Kernels()
 	}
@@ -330,6 +344,9 @@ func allKernels() []*kernelSet {
 	}
 	if avx512() {
 		ks = append(ks, avx512Kernels())
+	}
+	if avx512VNNI() {
+		ks = append(ks, avx512VNNIKernels())
 	}
 	return ks
 }

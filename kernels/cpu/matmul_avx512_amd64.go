@@ -2,7 +2,11 @@
 
 package cpu
 
-import "github.com/goose-rwkv/goose/kernels"
+import (
+	"math"
+
+	"github.com/goose-rwkv/goose/kernels"
+)
 
 // avx512Kernels returns the AVX-512 kernel set: the matrix-vector products
 // and the GEMM micro-kernel on 512-bit registers (a 6×32 tile), the rest
@@ -17,6 +21,77 @@ func avx512Kernels() *kernelSet {
 	ks.nr = 32
 	ks.wkvSeq = wkvSeq512
 	return ks
+}
+
+// avx512VNNIKernels returns the AVX-512 set with the integer int8
+// products of AVX512_VNNI (dotQ4: see matmul_i8q.go).
+func avx512VNNIKernels() *kernelSet {
+	ks := avx512Kernels()
+	ks.name = "avx512vnni"
+	ks.dotQ4 = dotQ4VNNI
+	ks.toDigits = toDigitsAVX512
+	ks.sumQ = sumQAVX512
+	return ks
+}
+
+//go:noescape
+func maxAbsBits16(x *float32, n int) uint32
+
+//go:noescape
+func toDigits16(d *byte, ld int, x *float32, n int, inv float64)
+
+//go:noescape
+func sumI8x64(w *byte, n int) int32
+
+// toDigitsAVX512 is kernelSet.toDigits with the multiple-of-16 part of x
+// in assembly (the same arithmetic: float64 products, rounded to nearest
+// even).
+func toDigitsAVX512(d []byte, x []float32) (sx float64, ok bool) {
+	K := len(x)
+	k16 := K &^ 15
+	var mb uint32
+	if k16 > 0 {
+		mb = maxAbsBits16(&x[0], k16)
+	}
+	for _, v := range x[k16:] {
+		mb = max(mb, math.Float32bits(v)&^(1<<31))
+	}
+	if k16 == 0 || mb >= 0x7f800000 || mb == 0 {
+		return digitsFrom(d, x, 0, mb)
+	}
+	_ = d[4*K-1]
+	toDigits16(&d[0], K, &x[0], k16, qMax/float64(math.Float32frombits(mb)))
+	return digitsFrom(d, x, k16, mb)
+}
+
+// sumQAVX512 is kernelSet.sumQ with rows of a multiple of 64 in assembly.
+func sumQAVX512(dst []int32, q []byte, K, n int) {
+	if n&63 != 0 || n == 0 {
+		sumQGeneric(dst, q, K, n)
+		return
+	}
+	for i := range dst {
+		r := q[i*K : i*K+n]
+		dst[i] = sumI8x64(&r[0], n)
+	}
+}
+
+//go:noescape
+func dot4U8x64(d *byte, ld int, w0, w1, w2, w3 *byte, n int, out *[16]int32)
+
+// dotQ4VNNI is kernelSet.dotQ4 in assembly.
+func dotQ4VNNI(out *[16]int32, d []byte, ld, n int, w []byte, off *[4]int) {
+	n &^= 63
+	if n <= 0 {
+		*out = [16]int32{}
+		return
+	}
+	_ = d[3*ld+n-1]
+	if n > ld {
+		panic("cpu: dotQ4: rows longer than the digit rows")
+	}
+	p0, p1, p2, p3 := rows(w, off, n, 1)
+	dot4U8x64(&d[0], ld, p0, p1, p2, p3, n, out)
 }
 
 //go:noescape

@@ -448,3 +448,226 @@ zi8done:
 	REDUCE4Z
 	VZEROUPPER
 	RET
+
+// Sum the 16 int32 lanes of each of a, b, c, d within each 128-bit lane:
+// u's lane l holds [Σa, Σb, Σc, Σd] over lane l of the four. Clobbers
+// t1..t3.
+#define HSUM4Q(a, b, c, d, t1, t2, t3, u) \
+	VPUNPCKLDQ  b, a, t1; VPUNPCKHDQ b, a, t2; VPADDD t2, t1, t1; \
+	VPUNPCKLDQ  d, c, t2; VPUNPCKHDQ d, c, t3; VPADDD t3, t2, t2; \
+	VPUNPCKLQDQ t2, t1, u; VPUNPCKHQDQ t2, t1, t3; VPADDD t3, u, u
+
+// Four digit products of one row: the weights w (64 int8) against the
+// unsigned digits Z16..Z19 into a0..a3.
+#define DOTQROW(w, a0, a1, a2, a3) \
+	VPDPBUSD w, Z16, a0; VPDPBUSD w, Z17, a1; VPDPBUSD w, Z18, a2; VPDPBUSD w, Z19, a3
+
+// func dot4U8x64(d *byte, ld int, w0, w1, w2, w3 *byte, n int, out *[16]int32)
+// For the four int8 rows wi and the unsigned digit rows dj = d + j·ld
+// (j < 4): out[4i+j] = Σ_{k<n} dj[k]·wi[k]; n a multiple of 64
+// (AVX512_VNNI; see matmul_i8q.go for the ranges). Per 64 bytes of each
+// row: one load and four VPDPBUSD; the four digit loads serve all four
+// rows. The int32 sums of every accumulator's 16 lanes go out as one
+// vector.
+TEXT ·dot4U8x64(SB), NOSPLIT, $0-64
+	MOVQ d+0(FP), SI
+	MOVQ ld+8(FP), BX
+	MOVQ w0+16(FP), R8
+	MOVQ w1+24(FP), R9
+	MOVQ w2+32(FP), R10
+	MOVQ w3+40(FP), R11
+	MOVQ n+48(FP), DI
+	// SI, DX, BX, R15 point at the digit rows d0..d3.
+	LEAQ (SI)(BX*1), DX
+	LEAQ (DX)(BX*2), R15
+	ADDQ DX, BX
+	// As DOT4ARGS: R12, R13, R14, AX point 16 rows ahead, for the prefetch.
+	MOVQ R9, AX
+	SUBQ R8, AX
+	SHLQ $4, AX
+	LEAQ (R8)(AX*1), R12
+	LEAQ (R9)(AX*1), R13
+	LEAQ (R10)(AX*1), R14
+	ADDQ R11, AX
+	XORQ CX, CX
+	ANDQ $-64, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	TESTQ  DI, DI
+	JZ     qdone
+
+qloop:
+	VMOVDQU64 (SI)(CX*1), Z16
+	VMOVDQU64 (DX)(CX*1), Z17
+	VMOVDQU64 (BX)(CX*1), Z18
+	VMOVDQU64 (R15)(CX*1), Z19
+	DOT4PREFETCHZ(1)
+	VMOVDQU64 (R8)(CX*1), Z20
+	VMOVDQU64 (R9)(CX*1), Z21
+	VMOVDQU64 (R10)(CX*1), Z22
+	VMOVDQU64 (R11)(CX*1), Z23
+	DOTQROW(Z20, Z0, Z1, Z2, Z3)
+	DOTQROW(Z21, Z4, Z5, Z6, Z7)
+	DOTQROW(Z22, Z8, Z9, Z10, Z11)
+	DOTQROW(Z23, Z12, Z13, Z14, Z15)
+	ADDQ $64, CX
+	CMPQ CX, DI
+	JLT  qloop
+
+qdone:
+	HSUM4Q(Z0, Z1, Z2, Z3, Z16, Z17, Z18, Z24)
+	HSUM4Q(Z4, Z5, Z6, Z7, Z16, Z17, Z18, Z25)
+	HSUM4Q(Z8, Z9, Z10, Z11, Z16, Z17, Z18, Z26)
+	HSUM4Q(Z12, Z13, Z14, Z15, Z16, Z17, Z18, Z27)
+	// Transpose the 128-bit lanes of Z24..Z27 (rows 0..3) and add: lane i
+	// of Z20 is row i's four totals.
+	VSHUFI32X4 $0x44, Z25, Z24, Z16
+	VSHUFI32X4 $0xee, Z25, Z24, Z17
+	VPADDD     Z17, Z16, Z16
+	VSHUFI32X4 $0x44, Z27, Z26, Z18
+	VSHUFI32X4 $0xee, Z27, Z26, Z17
+	VPADDD     Z17, Z18, Z18
+	VSHUFI32X4 $0x88, Z18, Z16, Z20
+	VSHUFI32X4 $0xdd, Z18, Z16, Z21
+	VPADDD     Z21, Z20, Z20
+	MOVQ       out+56(FP), DI
+	VMOVDQU32  Z20, (DI)
+	VZEROUPPER
+	RET
+
+// func maxAbsBits16(x *float32, n int) uint32
+// Returns max_{k<n} (bits of x[k]) &^ (1<<31), the largest |x[k]| as bits
+// (non-negative floats order as their bits; NaNs and infinities come
+// out ≥ 0x7f800000); n a multiple of 16.
+TEXT ·maxAbsBits16(SB), NOSPLIT, $0-20
+	MOVQ       x+0(FP), SI
+	MOVQ       n+8(FP), CX
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPTERNLOGD $0xff, Z2, Z2, Z2
+	VPSRLD     $1, Z2, Z2
+	XORQ       AX, AX
+	MOVQ       CX, BX
+	ANDQ       $-32, BX
+	JZ         mabs16
+
+mabs32:
+	VPANDD  (SI)(AX*4), Z2, Z3
+	VPANDD  64(SI)(AX*4), Z2, Z4
+	VPMAXUD Z3, Z0, Z0
+	VPMAXUD Z4, Z1, Z1
+	ADDQ    $32, AX
+	CMPQ    AX, BX
+	JLT     mabs32
+
+mabs16:
+	CMPQ    AX, CX
+	JGE     mabsdone
+	VPANDD  (SI)(AX*4), Z2, Z3
+	VPMAXUD Z3, Z0, Z0
+
+mabsdone:
+	VPMAXUD       Z1, Z0, Z0
+	VEXTRACTI64X4 $1, Z0, Y1
+	VPMAXUD       Y1, Y0, Y0
+	VEXTRACTI128  $1, Y0, X1
+	VPMAXUD       X1, X0, X0
+	VPSHUFD       $0x4e, X0, X1
+	VPMAXUD       X1, X0, X0
+	VPSHUFD       $0xb1, X0, X1
+	VPMAXUD       X1, X0, X0
+	VMOVD         X0, AX
+	MOVL          AX, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func toDigits16(d *byte, ld int, x *float32, n int, inv float64)
+// For k < n (a multiple of 16): u = round(float64(x[k])·inv) + 2^31 (the
+// product rounded to nearest even, as MXCSR has it; the add is an XOR of
+// the top bit), and byte j of u goes to d[j·ld + k] (j < 4). See
+// matmul_i8q.go.
+TEXT ·toDigits16(SB), NOSPLIT, $0-40
+	MOVQ         d+0(FP), DI
+	MOVQ         ld+8(FP), BX
+	MOVQ         x+16(FP), SI
+	MOVQ         n+24(FP), CX
+	VBROADCASTSD inv+32(FP), Z4
+	LEAQ         (DI)(BX*1), R8
+	LEAQ         (R8)(BX*1), R9
+	LEAQ         (R9)(BX*1), R10
+	MOVL         $0x80000000, AX
+	VPBROADCASTD AX, Z5
+	XORQ         AX, AX
+	TESTQ        CX, CX
+	JZ           digdone
+
+digloop:
+	VCVTPS2PD    (SI)(AX*4), Z0
+	VCVTPS2PD    32(SI)(AX*4), Z1
+	VMULPD       Z4, Z0, Z0
+	VMULPD       Z4, Z1, Z1
+	VCVTPD2DQ    Z0, Y0
+	VCVTPD2DQ    Z1, Y1
+	VINSERTI64X4 $1, Y1, Z0, Z0
+	VPXORD       Z5, Z0, Z0
+	VPMOVDB      Z0, (DI)(AX*1)
+	VPSRLD       $8, Z0, Z1
+	VPMOVDB      Z1, (R8)(AX*1)
+	VPSRLD       $16, Z0, Z1
+	VPMOVDB      Z1, (R9)(AX*1)
+	VPSRLD       $24, Z0, Z1
+	VPMOVDB      Z1, (R10)(AX*1)
+	ADDQ         $16, AX
+	CMPQ         AX, CX
+	JLT          digloop
+
+digdone:
+	VZEROUPPER
+	RET
+
+// func sumI8x64(w *byte, n int) int32
+// Returns Σ_{k<n} w[k] (int8); n a multiple of 64, at most qMaxK.
+TEXT ·sumI8x64(SB), NOSPLIT, $0-20
+	MOVQ       w+0(FP), SI
+	MOVQ       n+8(FP), CX
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPTERNLOGD $0xff, Z2, Z2, Z2
+	VPABSB     Z2, Z2
+	XORQ       AX, AX
+	TESTQ      CX, CX
+	JZ         sumdone
+
+sumloop:
+	VPDPBUSD (SI)(AX*1), Z2, Z0
+	ADDQ     $64, AX
+	CMPQ     AX, CX
+	JLT      sumloop
+
+sumdone:
+	VEXTRACTI64X4 $1, Z0, Y1
+	VPADDD        Y1, Y0, Y0
+	VEXTRACTI128  $1, Y0, X1
+	VPADDD        X1, X0, X0
+	VPSHUFD       $0x4e, X0, X1
+	VPADDD        X1, X0, X0
+	VPSHUFD       $0xb1, X0, X1
+	VPADDD        X1, X0, X0
+	VMOVD         X0, AX
+	MOVL          AX, ret+16(FP)
+	VZEROUPPER
+	RET

@@ -234,3 +234,71 @@ func BenchmarkWeightPages(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLinearGEMVI8 times decode's x·wᵀ for one token with int8
+// weights (I8: per-row scales), on one and on all threads: read from
+// memory (cold, 256 MiB of copies cycled) for the 1.5B model's 4096×1024
+// and 2048×8192 shapes, and from L2 for 256×2048 (one 512 KiB copy), where
+// the kernel's own speed shows. MB/s is int8 weight bytes per second. The
+// kernel sets are every SIMD one: avx512vnni (the integer kernel, dotQ4)
+// against avx512 (the float one it replaces) and avx2.
+func BenchmarkLinearGEMVI8(b *testing.B) {
+	shapes := []struct {
+		name string
+		N, K int
+		hot  bool
+	}{
+		{"4096x1024", 4096, 1024, false},
+		{"2048x8192", 2048, 8192, false},
+		{"l2-256x2048", 256, 2048, true},
+	}
+	for _, ks := range allKernels() {
+		if ks.name == "generic" {
+			continue
+		}
+		for _, threads := range []int{1, runtime.NumCPU()} {
+			p := newPoolWith(threads, ks)
+			defer p.Close()
+			for _, s := range shapes {
+				b.Run(fmt.Sprintf("%s/threads=%d/%s", ks.name, threads, s.name), func(b *testing.B) {
+					ws := i8Weights(s.N, s.K, s.hot)
+					scale := randActs(rand.New(rand.NewPCG(5, 6)), s.N)
+					x := randActs(rand.New(rand.NewPCG(3, 4)), s.K)
+					dst := make([]float32, s.N)
+					sums := make([]rowSums, len(ws))
+					for i, w := range ws {
+						sums[i].get(p, w, s.N, s.K)
+					}
+					b.SetBytes(int64(s.N * s.K))
+					i := 0
+					for b.Loop() {
+						linearI8(p, dst, x, 1, s.K, ws[i%len(ws)], scale, &sums[i%len(ws)], s.N)
+						i++
+					}
+				})
+			}
+		}
+	}
+}
+
+// i8Weights returns one [n,k] int8 matrix of random values in
+// [−127, 127], or with cold enough copies of it in huge-page memory
+// (hugemem, as weights quantized at load get) to fill coldSet.
+func i8Weights(n, k int, hot bool) [][]byte {
+	size := n * k
+	copies := 1
+	if !hot {
+		copies = max(1, coldSet/size)
+	}
+	all := hugemem.Make(size * copies)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range size {
+		all[i] = byte(int8(r.IntN(255) - 127))
+	}
+	ws := make([][]byte, copies)
+	for i := range ws {
+		ws[i] = all[i*size : (i+1)*size]
+		copy(ws[i], all[:size])
+	}
+	return ws
+}

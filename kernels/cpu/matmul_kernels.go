@@ -20,6 +20,17 @@ type kernelSet struct {
 	// dot4 sets out[i] = Σ_k x[k]·r_i[k] for i < 4, where r_i is the row of
 	// len(x) elements at offset off[i] of w.
 	dot4 func(out *[4]float32, x []float32, w []byte, off *[4]int, dt kernels.DType)
+	// dotQ4, where not nil, is the integer kernel of one-token int8
+	// products (see matmul_i8q.go): for i < 4 and r_i the row of n int8
+	// elements at offset off[i] of w, it sets out[4i+j] = Σ_{k<n} dj[k]·r_i[k]
+	// for j < 4, where dj = d[j·ld : j·ld+n] (unsigned bytes); n is a
+	// multiple of 64, at most ld and qMaxK.
+	dotQ4 func(out *[16]int32, d []byte, ld, n int, w []byte, off *[4]int)
+	// toDigits and sumQ, set with dotQ4, put one row of x in its digit
+	// form (see toDigitsGeneric) and sum int8 weight rows (see
+	// sumQGeneric).
+	toDigits func(d []byte, x []float32) (sx float64, ok bool)
+	sumQ     func(dst []int32, q []byte, K, n int)
 	// gemvNN adds Σ_k x[k]·r_k to d, where r_k is the row of len(d)
 	// elements at offset off+k*ldw of w.
 	gemvNN func(d, x []float32, w []byte, off, ldw int, dt kernels.DType)

@@ -366,7 +366,7 @@ func TestLinearI8(t *testing.T) {
 						scale := randActs(r, N)
 						x := randActs(r, T*K)
 						dst, all := dstWithGuard(T * N)
-						linearI8(p, dst, x, T, K, q, scale, N)
+						linearI8(p, dst, x, T, K, q, scale, nil, N)
 						if !guardIntact(all, T*N) {
 							t.Fatalf("%s T=%d K=%d N=%d: wrote past dst", ks.name, T, K, N)
 						}

@@ -71,7 +71,8 @@ func (b *Backend) product(op string, d []float32, x, w kernels.Tensor, nn bool) 
 		b.fail(op, "w %v: i8 weights run only whole, in Linear", w)
 		return false
 	case dt == kernels.I8:
-		linearI8(b.pool, d, b.f32(x), x.Rows, x.Cols, raw, w.Buf.(*buffer).scale, w.Rows)
+		buf := w.Buf.(*buffer)
+		linearI8(b.pool, d, b.f32(x), x.Rows, x.Cols, raw, buf.scale, &buf.sums, w.Rows)
 	case nn:
 		matmul(b.pool, d, b.f32(x), x.Rows, x.Cols, raw, dt, w.Cols)
 	default:

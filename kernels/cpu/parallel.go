@@ -28,6 +28,7 @@ type pool struct {
 	ks      *kernelSet
 	team    *team
 	scratch sync.Pool // *[]float32 tiles for the GEMM kernels
+	digits  sync.Pool // *actDigits for the integer int8 products
 }
 
 // team is the pool's persistent workers. It is a separate object so that a
