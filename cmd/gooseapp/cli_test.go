@@ -374,6 +374,23 @@ func TestSamplingLimitsCLI(t *testing.T) {
 	}
 }
 
+// bench --batch-products takes exact or rounded (and says which in its
+// batch line); anything else is refused before a model is loaded.
+func TestBenchBatchProducts(t *testing.T) {
+	r := runBin(t, nil, "", "bench", "--shape", "2x64", "--batch-products", "fast")
+	if r.code == 0 || !strings.Contains(r.stderr, `--batch-products "fast": want exact or rounded`) {
+		t.Errorf("bench --batch-products fast: exit %d, stderr %q", r.code, r.stderr)
+	}
+	for _, p := range []string{"exact", "rounded"} {
+		r := runBin(t, nil, "", "bench", "--shape", "2x64", "--backend", "cpu", "--prompt", "2", "--gen", "2",
+			"--batch", "3", "--batch-products", p)
+		if r.code != 0 || !strings.Contains(r.stdout, "batch:    3 sessions") ||
+			strings.Contains(r.stdout, "products rounded") != (p == "rounded") {
+			t.Errorf("bench --batch-products %s: exit %d\n%s%s", p, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
 // info names the kind of every checkpoint Goose reads, and ask refuses a
 // plain language model saying what it is not.
 func TestInfoKinds(t *testing.T) {
