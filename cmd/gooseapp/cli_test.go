@@ -375,11 +375,16 @@ func TestSamplingLimitsCLI(t *testing.T) {
 }
 
 // bench --batch-products takes exact or rounded (and says which in its
-// batch line); anything else is refused before a model is loaded.
+// batch line); anything else is refused before a model is loaded, and so
+// is serve's rounded without --batch.
 func TestBenchBatchProducts(t *testing.T) {
 	r := runBin(t, nil, "", "bench", "--shape", "2x64", "--batch-products", "fast")
 	if r.code == 0 || !strings.Contains(r.stderr, `--batch-products "fast": want exact or rounded`) {
 		t.Errorf("bench --batch-products fast: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runBin(t, nil, "", "serve", "--model", "m.pth", "--batch-products", "rounded")
+	if r.code == 0 || !strings.Contains(r.stderr, "add --batch") {
+		t.Errorf("serve --batch-products rounded without --batch: exit %d, stderr %q", r.code, r.stderr)
 	}
 	for _, p := range []string{"exact", "rounded"} {
 		r := runBin(t, nil, "", "bench", "--shape", "2x64", "--backend", "cpu", "--prompt", "2", "--gen", "2",

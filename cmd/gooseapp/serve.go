@@ -60,6 +60,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	if *parallel < 1 || *queue < 0 || *cacheMB < 0 || *maxTokens < 1 || *maxPrompt < 1 || *maxConns < 1 {
 		return errors.New("--parallel, --max-tokens, --max-prompt and --max-conns must be at least 1; --queue and --cache-mb at least 0")
 	}
+	bopts, err := parseBatchProducts(*products)
+	if err != nil {
+		return err
+	}
+	if bopts.RoundProducts && !*batch {
+		return errors.New("--batch-products rounded applies to batched decoding: add --batch")
+	}
 	key := *apiKey
 	if key == "" {
 		key = os.Getenv("GOOSE_API_KEY")
@@ -136,10 +143,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	cacheBytes := int64(*cacheMB) << 20
 	if cacheBytes == 0 {
 		cacheBytes = -1
-	}
-	bopts, err := parseBatchProducts(*products)
-	if err != nil {
-		return err
 	}
 	srv, err := server.New(m, tok, server.Options{ModelID: id, Parallel: *parallel, Batch: *batch, BatchOptions: bopts, MaxQueue: queueOpt,
 		CacheBytes: cacheBytes, APIKey: key, MaxTokens: *maxTokens, MaxPromptTokens: *maxPrompt,
