@@ -44,30 +44,18 @@ func (b *Backend) DepthwiseConv3(dst, x, k kernels.Tensor, h, w int) {
 // Lerp sets dst[i] = x + d ⊙ mix[i].
 func (b *Backend) Lerp(dst []kernels.Tensor, x, d kernels.Tensor, mix []kernels.Tensor) {
 	b.run("Lerp", func() error {
-		C := x.Cols
-		ok := len(dst) == len(mix) && len(dst) <= maxMix && sameShape(d, x)
-		for i := range dst {
-			ok = ok && sameShape(dst[i], x) && mix[i].Len() == C
-		}
-		if !ok {
+		if !mixShapesOK(dst, x, mix) || !sameShape(d, x) {
 			return shapeErr("Lerp", "x %v, d %v, %d dst, %d mix (at most %d)", x, d, len(dst), len(mix), maxMix)
 		}
 		ps, err := b.f32Ptrs("Lerp", x, d)
 		if err != nil {
 			return err
 		}
-		ds, err := b.f32Ptrs("Lerp", dst...)
+		words, err := b.mixArgs("Lerp", dst, mix)
 		if err != nil {
 			return err
 		}
-		ms, err := b.f32Ptrs("Lerp", mix...)
-		if err != nil {
-			return err
-		}
-		var words [2 * maxMix]uint64
-		copy(words[:maxMix], ds)
-		copy(words[maxMix:], ms)
-		b.argsStart().raw(words[:]).i32(len(dst)).ptr(ps[0]).ptr(ps[1]).i32(x.Rows).i32(C)
+		b.argsStart().raw(words[:]).i32(len(dst)).ptr(ps[0]).ptr(ps[1]).i32(x.Rows).i32(x.Cols)
 		return b.launch(b.k.audio.lerp, b.grid1D(x.Len()), [3]uint32{256, 1, 1})
 	})
 }

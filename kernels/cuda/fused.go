@@ -305,33 +305,10 @@ func (b *Backend) NormShiftMix(norm kernels.Tensor, dst []kernels.Tensor, x, w, 
 			}
 			return b.shiftMix(dst, norm, state, mix)
 		}
-		C := x.Cols
-		ok := sameShape(norm, x) && w.Len() == C && bias.Len() == C && state.Len() == C &&
-			len(dst) == len(mix) && len(dst) <= maxMix
-		for i := range dst {
-			ok = ok && i < len(mix) && sameShape(dst[i], x) && mix[i].Len() == C
-		}
-		if !ok {
-			return shapeErr("NormShiftMix", "norm %v, x %v, w %v, b %v, state %v, %d dst, %d mix (at most %d)",
-				norm, x, w, bias, state, len(dst), len(mix), maxMix)
-		}
-		ps, err := b.f32Ptrs("NormShiftMix", norm, x, w, bias, state)
-		if err != nil {
+		if err := b.normShiftArgs("NormShiftMix", norm, dst, x, w, bias, eps, state, state.Len() == x.Cols, mix); err != nil {
 			return err
 		}
-		ds, err := b.f32Ptrs("NormShiftMix", dst...)
-		if err != nil {
-			return err
-		}
-		ms, err := b.f32Ptrs("NormShiftMix", mix...)
-		if err != nil {
-			return err
-		}
-		var words [2 * maxMix]uint64
-		copy(words[:maxMix], ds)
-		copy(words[maxMix:], ms)
-		b.argsStart().raw(words[:]).i32(len(dst)).ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).ptr(ps[3]).f32(eps).ptr(ps[4]).i32(C)
-		blocks := min((C+255)/256, 16)
+		blocks := min((x.Cols+255)/256, 16)
 		return b.launchPDL(b.k.nsm, [3]uint32{uint32(blocks), 1, 1}, [3]uint32{256, 1, 1})
 	})
 }
@@ -340,40 +317,35 @@ func (b *Backend) NormShiftMix(norm kernels.Tensor, dst []kernels.Tensor, x, w, 
 // one kernel, a block a row; see kernels.RowShift.
 func (b *Backend) NormShiftRows(norm kernels.Tensor, dst []kernels.Tensor, x, w, bias kernels.Tensor, eps float32, state kernels.Tensor, mix []kernels.Tensor) {
 	b.run("NormShiftRows", func() error {
-		C := x.Cols
-		ok := sameShape(norm, x) && sameShape(state, x) && w.Len() == C && bias.Len() == C &&
-			len(dst) == len(mix) && len(dst) <= maxMix
-		for i := range dst {
-			ok = ok && i < len(mix) && sameShape(dst[i], x) && mix[i].Len() == C
-		}
-		if !ok {
-			return shapeErr("NormShiftRows", "norm %v, x %v, w %v, b %v, state %v, %d dst, %d mix (at most %d)",
-				norm, x, w, bias, state, len(dst), len(mix), maxMix)
-		}
-		ps, err := b.f32Ptrs("NormShiftRows", norm, x, w, bias, state)
-		if err != nil {
+		if err := b.normShiftArgs("NormShiftRows", norm, dst, x, w, bias, eps, state, sameShape(state, x), mix); err != nil {
 			return err
 		}
-		ds, err := b.f32Ptrs("NormShiftRows", dst...)
-		if err != nil {
-			return err
-		}
-		ms, err := b.f32Ptrs("NormShiftRows", mix...)
-		if err != nil {
-			return err
-		}
-		if x.Rows == 0 {
-			return nil
-		}
-		var words [2 * maxMix]uint64
-		copy(words[:maxMix], ds)
-		copy(words[maxMix:], ms)
-		b.argsStart().raw(words[:]).i32(len(dst)).ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).ptr(ps[3]).f32(eps).ptr(ps[4]).i32(C)
 		// Enough blocks for two a multiprocessor: few rows are split
-		// into channel slices of at least 256.
-		parts := max(1, min((2*b.sms+x.Rows-1)/x.Rows, C/256))
+		// into channel slices of at least 256 (no rows: no launch).
+		parts := max(1, min((2*b.sms+x.Rows-1)/max(x.Rows, 1), x.Cols/256))
 		return b.launch(b.k.nsRows, [3]uint32{uint32(x.Rows), uint32(parts), 1}, [3]uint32{256, 1, 1})
 	})
+}
+
+// normShiftArgs checks the operands of the normshiftmix and
+// normshift_rows kernels (stateOK: the state's shape, which is where they
+// differ) and sets up the arguments both take.
+func (b *Backend) normShiftArgs(op string, norm kernels.Tensor, dst []kernels.Tensor, x, w, bias kernels.Tensor, eps float32, state kernels.Tensor, stateOK bool, mix []kernels.Tensor) error {
+	C := x.Cols
+	if !(stateOK && sameShape(norm, x) && w.Len() == C && bias.Len() == C && mixShapesOK(dst, x, mix)) {
+		return shapeErr(op, "norm %v, x %v, w %v, b %v, state %v, %d dst, %d mix (at most %d)",
+			norm, x, w, bias, state, len(dst), len(mix), maxMix)
+	}
+	ps, err := b.f32Ptrs(op, norm, x, w, bias, state)
+	if err != nil {
+		return err
+	}
+	words, err := b.mixArgs(op, dst, mix)
+	if err != nil {
+		return err
+	}
+	b.argsStart().raw(words[:]).i32(len(dst)).ptr(ps[0]).ptr(ps[1]).ptr(ps[2]).ptr(ps[3]).f32(eps).ptr(ps[4]).i32(C)
+	return nil
 }
 
 // Prep7Up runs the LoRA up-projections and Prep7; see kernels.Fused.

@@ -280,6 +280,33 @@ func (b *Backend) layerNorm(dst, x, w, bias kernels.Tensor, eps float32) error {
 // maxMix is the most mixes one ShiftMix handles.
 const maxMix = 8
 
+// mixShapesOK reports whether dst and mix are the operand lists of a
+// token-shift op on x: as many of each, at most maxMix, every dst shaped
+// as x and every mix of x's width.
+func mixShapesOK(dst []kernels.Tensor, x kernels.Tensor, mix []kernels.Tensor) bool {
+	ok := len(dst) == len(mix) && len(dst) <= maxMix
+	for i := range dst {
+		ok = ok && sameShape(dst[i], x) && mix[i].Len() == x.Cols
+	}
+	return ok
+}
+
+// mixArgs returns the device addresses of dst and mix as the kernels'
+// MixArgs (maxMix of each).
+func (b *Backend) mixArgs(op string, dst, mix []kernels.Tensor) (words [2 * maxMix]uint64, err error) {
+	ds, err := b.f32Ptrs(op, dst...)
+	if err != nil {
+		return words, err
+	}
+	ms, err := b.f32Ptrs(op, mix...)
+	if err != nil {
+		return words, err
+	}
+	copy(words[:maxMix], ds)
+	copy(words[maxMix:], ms)
+	return words, nil
+}
+
 // ShiftMix forms token-shifted mixes of x and stores x's last row in state.
 func (b *Backend) ShiftMix(dst []kernels.Tensor, x, state kernels.Tensor, mix []kernels.Tensor) {
 	b.run("ShiftMix", func() error { return b.shiftMix(dst, x, state, mix) })
@@ -287,31 +314,20 @@ func (b *Backend) ShiftMix(dst []kernels.Tensor, x, state kernels.Tensor, mix []
 
 func (b *Backend) shiftMix(dst []kernels.Tensor, x, state kernels.Tensor, mix []kernels.Tensor) error {
 	T, C := x.Rows, x.Cols
-	ok := len(dst) == len(mix) && len(dst) <= maxMix && state.Len() == C
-	for i := range dst {
-		ok = ok && i < len(mix) && sameShape(dst[i], x) && mix[i].Len() == C
-	}
-	if !ok {
+	if !mixShapesOK(dst, x, mix) || state.Len() != C {
 		return shapeErr("ShiftMix", "x %v, state %v, %d dst, %d mix (at most %d)", x, state, len(dst), len(mix), maxMix)
 	}
 	ps, err := b.f32Ptrs("ShiftMix", x, state)
 	if err != nil {
 		return err
 	}
-	ds, err := b.f32Ptrs("ShiftMix", dst...)
-	if err != nil {
-		return err
-	}
-	ms, err := b.f32Ptrs("ShiftMix", mix...)
+	words, err := b.mixArgs("ShiftMix", dst, mix)
 	if err != nil {
 		return err
 	}
 	if T == 0 {
 		return nil
 	}
-	var words [2 * maxMix]uint64
-	copy(words[:maxMix], ds)
-	copy(words[maxMix:], ms)
 	b.argsStart().raw(words[:]).i32(len(dst)).ptr(ps[0]).ptr(ps[1]).i32(T).i32(C)
 	return b.launch(b.k.shiftmix, b.grid1D(T*C), [3]uint32{256, 1, 1})
 }
