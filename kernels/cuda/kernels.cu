@@ -345,21 +345,33 @@ extern "C" __global__ void binop(float* dst, const float* a, const float* b, int
 }
 
 // ---------------------------------------------------------------- LayerNorm
-extern "C" __global__ void __launch_bounds__(256)
-    layernorm(float* dst, const float* x, const float* w, const float* b, int C, float eps) {
-    __shared__ float sh[32];
-    const float* xr = x + (long long)blockIdx.x * C;
-    float* dr = dst + (long long)blockIdx.x * C;
+// row_stats sets the mean of the C values of xr and inv = 1/√(var + eps),
+// every thread of the block the same values: the one computation of
+// LayerNorm's statistics (layernorm, normshiftmix and normshift_rows agree
+// to the bit because they share it). Unrolled so that a thread's loads of
+// xr are in flight together; the sums keep their order.
+__device__ __forceinline__ void row_stats(const float* xr, int C, float eps, float* sh, float& mean, float& inv) {
     float s = 0.0f;
+#pragma unroll 8
     for (int c = threadIdx.x; c < C; c += blockDim.x) s += xr[c];
-    float mean = block_sum(s, sh) / (float)C;
+    mean = block_sum(s, sh) / (float)C;
     float q = 0.0f;
+#pragma unroll 8
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
         float d = xr[c] - mean;
         q += d * d;
     }
     float var = block_sum(q, sh) / (float)C;
-    float inv = 1.0f / sqrtf(var + eps);
+    inv = 1.0f / sqrtf(var + eps);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+    layernorm(float* dst, const float* x, const float* w, const float* b, int C, float eps) {
+    __shared__ float sh[32];
+    const float* xr = x + (long long)blockIdx.x * C;
+    float* dr = dst + (long long)blockIdx.x * C;
+    float mean, inv;
+    row_stats(xr, C, eps, sh, mean, inv);
     if (w)
         for (int c = threadIdx.x; c < C; c += blockDim.x) dr[c] = (xr[c] - mean) * inv * w[c] + b[c];
     else
@@ -965,22 +977,8 @@ extern "C" __global__ void __launch_bounds__(256)
     }
     pdl_launch();
     pdl_wait();
-    // Unrolled so that a thread's loads of x are in flight together (no
-    // measurable gain on an H100: the kernel's time is its place in a
-    // dependent chain, see PERF.md); the sums keep the layernorm kernel's
-    // order.
-    float s = 0.0f;
-#pragma unroll 8
-    for (int c = threadIdx.x; c < C; c += blockDim.x) s += x[c];
-    float mean = block_sum(s, sh) / (float)C;
-    float q = 0.0f;
-#pragma unroll 8
-    for (int c = threadIdx.x; c < C; c += blockDim.x) {
-        float d = x[c] - mean;
-        q += d * d;
-    }
-    float var = block_sum(q, sh) / (float)C;
-    float inv = 1.0f / sqrtf(var + eps);
+    float mean, inv;
+    row_stats(x, C, eps, sh, mean, inv);
     for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
         float nv = (x[c] - mean) * inv * w[c] + b[c];
         norm[c] = nv;
@@ -1005,16 +1003,8 @@ extern "C" __global__ void __launch_bounds__(256)
     __shared__ float sh[32];
     long long off = (long long)blockIdx.x * C;
     const float* xr = x + off;
-    float s = 0.0f;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) s += xr[c];
-    float mean = block_sum(s, sh) / (float)C;
-    float q = 0.0f;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) {
-        float d = xr[c] - mean;
-        q += d * d;
-    }
-    float var = block_sum(q, sh) / (float)C;
-    float inv = 1.0f / sqrtf(var + eps);
+    float mean, inv;
+    row_stats(xr, C, eps, sh, mean, inv);
     int slice = (C + gridDim.y - 1) / gridDim.y;
     int c1 = min(C, (int)(blockIdx.y + 1) * slice);
     for (int c = blockIdx.y * slice + threadIdx.x; c < c1; c += blockDim.x) {
