@@ -20,17 +20,10 @@ import (
 // be those of the same session decoded alone (within 1e-4·std: the batch's
 // products sum in another order), on the CPU and, when there is one, the GPU.
 func TestBatchMatchesAlone(t *testing.T) {
-	backends := map[string]func(testing.TB) kernels.Backend{"cpu": newCPU, "cuda": cudaBackend}
-	for _, name := range []string{"cpu", "cuda"} {
+	for _, bk := range testBackends() {
 		for _, dt := range []kernels.DType{kernels.F32, kernels.BF16} {
-			t.Run(fmt.Sprintf("%s/%v", name, dt), func(t *testing.T) {
-				be := backends[name](t)
-				m, err := Load(fusedTestSource(t, dt), LoadOptions{Backend: be})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer m.Close()
-				testBatch(t, m)
+			t.Run(fmt.Sprintf("%s/%v", bk.name, dt), func(t *testing.T) {
+				testBatch(t, fusedTestModel(t, bk.open(t), dt))
 			})
 		}
 	}
@@ -228,15 +221,10 @@ func TestBatcherMatchesAlone(t *testing.T) {
 // H200), and on CUDA not equal to the exact step's (the option reaches the
 // GEMMs), on the CPU equal (its products always take fp32 activations).
 func TestBatchRoundProducts(t *testing.T) {
-	backends := map[string]func(testing.TB) kernels.Backend{"cpu": newCPU, "cuda": cudaBackend}
-	for _, name := range []string{"cpu", "cuda"} {
+	for _, bk := range testBackends() {
+		name := bk.name
 		t.Run(name, func(t *testing.T) {
-			be := backends[name](t)
-			m, err := Load(fusedTestSource(t, kernels.BF16), LoadOptions{Backend: be})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
+			m := fusedTestModel(t, bk.open(t), kernels.BF16)
 			const n, steps = 20, 3
 			V := m.Config().Vocab
 			ctx := context.Background()

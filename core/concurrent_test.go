@@ -52,15 +52,9 @@ func decodeAlone(m *Model, prompt []int32, n int) (concurrentRun, error) {
 // theirs: a capture that recorded another session's kernels, or let them
 // run in between, would change that session's tokens or logits.
 func TestConcurrentSessions(t *testing.T) {
-	backends := map[string]func(testing.TB) kernels.Backend{"cpu": newCPU, "cuda": cudaBackend}
-	for _, name := range []string{"cpu", "cuda"} {
-		t.Run(name, func(t *testing.T) {
-			be := backends[name](t)
-			m, err := Load(fusedTestSource(t, kernels.BF16), LoadOptions{Backend: be})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
+	for _, bk := range testBackends() {
+		t.Run(bk.name, func(t *testing.T) {
+			m := fusedTestModel(t, bk.open(t), kernels.BF16)
 			const sessions, steps = 6, 24
 			prompts := make([][]int32, sessions)
 			for i := range prompts {
@@ -70,6 +64,7 @@ func TestConcurrentSessions(t *testing.T) {
 			}
 			want := make([]concurrentRun, sessions)
 			for i, p := range prompts {
+				var err error
 				if want[i], err = decodeAlone(m, p, steps); err != nil {
 					t.Fatal(err)
 				}

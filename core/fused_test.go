@@ -69,6 +69,29 @@ func fusedTestSource(t *testing.T, dt kernels.DType) Source {
 	return src
 }
 
+// testBackend is a backend the core tests run on.
+type testBackend struct {
+	name string
+	open func(testing.TB) kernels.Backend
+}
+
+// testBackends are the CPU and CUDA (whose tests skip without a GPU).
+func testBackends() []testBackend {
+	return []testBackend{{"cpu", newCPU}, {"cuda", cudaBackend}}
+}
+
+// fusedTestModel loads fusedTestSource(dt) on be; the model is closed when
+// the test ends.
+func fusedTestModel(t *testing.T, be kernels.Backend, dt kernels.DType) *Model {
+	t.Helper()
+	m, err := Load(fusedTestSource(t, dt), LoadOptions{Backend: be})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
 // fusedTestTokens spans both a multi-token chunk and single steps.
 var fusedTestTokens = []int32{1, 17, 299, 42, 42, 7, 150, 3, 88, 201, 0, 64, 9, 250, 31, 5, 120, 77, 12, 260}
 

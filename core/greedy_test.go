@@ -17,16 +17,9 @@ import (
 // CPU (no captured steps) every step is handed back; on a GPU most steps
 // must be picked on the device.
 func TestForwardGreedy(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		be   func(testing.TB) kernels.Backend
-	}{{"cpu", newCPU}, {"cuda", cudaBackend}} {
-		t.Run(c.name, func(t *testing.T) {
-			m, err := Load(fusedTestSource(t, kernels.BF16), LoadOptions{Backend: c.be(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
+	for _, bk := range testBackends() {
+		t.Run(bk.name, func(t *testing.T) {
+			m := fusedTestModel(t, bk.open(t), kernels.BF16)
 			ctx := context.Background()
 			ref, err := m.NewState()
 			if err != nil {
@@ -96,11 +89,7 @@ func TestForwardGreedy(t *testing.T) {
 // the session lets the device pick the tokens, and requires the reply a
 // host loop of Forward and sample.Greedy (with the session's bans) gives.
 func TestGenerateGreedyOnDevice(t *testing.T) {
-	m, err := Load(fusedTestSource(t, kernels.BF16), LoadOptions{Backend: cudaBackend(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := fusedTestModel(t, cudaBackend(t), kernels.BF16)
 	s := newSession(t, m)
 	ctx := context.Background()
 	prompt := []int32{1, 17, 299, 42}

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/goose-rwkv/goose/core/sample"
-	"github.com/goose-rwkv/goose/kernels"
 )
 
 // quantError compares logits a (quantized) with b (reference): the largest
@@ -41,12 +40,11 @@ const (
 // modes, on the CPU and, when there is one, the GPU) and holds the logits
 // to the int8 tolerances against the reference; the errors are logged.
 func TestInt8Golden(t *testing.T) {
-	backends := map[string]func(testing.TB) kernels.Backend{"cpu": newCPU, "cuda": cudaBackend}
-	for _, bn := range []string{"cpu", "cuda"} {
+	for _, bk := range testBackends() {
 		for _, name := range []string{"tiny", "small", "long"} {
 			for _, mode := range []string{"seq", "rnn"} {
-				t.Run(fmt.Sprintf("%s/%s/%s", bn, name, mode), func(t *testing.T) {
-					be := backends[bn](t)
+				t.Run(fmt.Sprintf("%s/%s/%s", bk.name, name, mode), func(t *testing.T) {
+					be := bk.open(t)
 					m, err := LoadFile(filepath.Join("..", "testdata", "rwkv7", name+".pth"), LoadOptions{Backend: be, Quant: QuantInt8})
 					if err != nil {
 						t.Fatal(err)
