@@ -106,16 +106,10 @@ func argmaxCases(t *testing.T, h *H) {
 	}
 	defer h.Be.Free(ids)
 	g.Argmax(ids, xt)
-	if err := h.Be.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 4*T)
-	if err := h.Be.Download(b, ids); err != nil {
-		t.Fatal(err)
-	}
+	got := h.GetI32(ids)
 	for r := range T {
-		if got := int32(binary.LittleEndian.Uint32(b[4*r:])); got != want[r] {
-			t.Errorf("row %d: argmax %d, want %d", r, got, want[r])
+		if got[r] != want[r] {
+			t.Errorf("row %d: argmax %d, want %d", r, got[r], want[r])
 		}
 	}
 
@@ -136,15 +130,9 @@ func argmaxCases(t *testing.T, h *H) {
 		doubt  [T]int32
 	}{{0.25, [T]int32{1, 1, 1, 1, 1, 0}}, {0.5, [T]int32{1, 1, 1, 1, 1, 1}}} {
 		g.ArgmaxChecked(chk, xt, c.margin)
-		if err := h.Be.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, 8*T)
-		if err := h.Be.Download(b, chk); err != nil {
-			t.Fatal(err)
-		}
+		got := h.GetI32(chk)
 		for r := range T {
-			id, doubt := int32(binary.LittleEndian.Uint32(b[8*r:])), int32(binary.LittleEndian.Uint32(b[8*r+4:]))
+			id, doubt := got[2*r], got[2*r+1]
 			if id != want[r] || doubt != c.doubt[r] {
 				t.Errorf("ArgmaxChecked margin %v, row %d: index %d doubt %d, want %d and %d", c.margin, r, id, doubt, want[r], c.doubt[r])
 			}

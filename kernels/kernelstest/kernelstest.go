@@ -124,6 +124,24 @@ func Encode(dt kernels.DType, v []float32) []byte {
 // downloads t.
 func (h *H) Get(t kernels.Tensor) []float32 {
 	h.T.Helper()
+	return BytesF32(h.getBytes(t))
+}
+
+// GetI32 is Get for an I32 tensor.
+func (h *H) GetI32(t kernels.Tensor) []int32 {
+	h.T.Helper()
+	b := h.getBytes(t)
+	v := make([]int32, len(b)/4)
+	for i := range v {
+		v[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}
+
+// getBytes waits for queued work, failing the test on a recorded error,
+// and downloads t, a tensor of 4-byte elements.
+func (h *H) getBytes(t kernels.Tensor) []byte {
+	h.T.Helper()
 	if err := h.Be.Sync(); err != nil {
 		h.T.Fatalf("%s: %v", h.Be.Name(), err)
 	}
@@ -131,7 +149,7 @@ func (h *H) Get(t kernels.Tensor) []float32 {
 	if err := h.Be.Download(b, t); err != nil {
 		h.T.Fatal(err)
 	}
-	return BytesF32(b)
+	return b
 }
 
 // Check compares got with the float64 reference want (see the function
