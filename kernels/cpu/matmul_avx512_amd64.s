@@ -559,6 +559,14 @@ qdone:
 	VZEROUPPER
 	RET
 
+// HREDUCEZ0(op) folds the 16 dwords of Z0 into the low dword of X0 with
+// the packed dword op (VPADDD, VPMAXUD), using Y1/X1.
+#define HREDUCEZ0(op) \
+	VEXTRACTI64X4 $1, Z0, Y1; op Y1, Y0, Y0; \
+	VEXTRACTI128 $1, Y0, X1; op X1, X0, X0; \
+	VPSHUFD $0x4e, X0, X1; op X1, X0, X0; \
+	VPSHUFD $0xb1, X0, X1; op X1, X0, X0
+
 // func maxAbsBits16(x *float32, n int) uint32
 // Returns max_{k<n} (bits of x[k]) &^ (1<<31), the largest |x[k]| as bits
 // (non-negative floats order as their bits; NaNs and infinities come
@@ -591,16 +599,9 @@ mabs16:
 	VPMAXUD Z3, Z0, Z0
 
 mabsdone:
-	VPMAXUD       Z1, Z0, Z0
-	VEXTRACTI64X4 $1, Z0, Y1
-	VPMAXUD       Y1, Y0, Y0
-	VEXTRACTI128  $1, Y0, X1
-	VPMAXUD       X1, X0, X0
-	VPSHUFD       $0x4e, X0, X1
-	VPMAXUD       X1, X0, X0
-	VPSHUFD       $0xb1, X0, X1
-	VPMAXUD       X1, X0, X0
-	VMOVD         X0, AX
+	VPMAXUD Z1, Z0, Z0
+	HREDUCEZ0(VPMAXUD)
+	VMOVD   X0, AX
 	MOVL          AX, ret+16(FP)
 	VZEROUPPER
 	RET
@@ -655,7 +656,6 @@ TEXT ·sumI8x64(SB), NOSPLIT, $0-20
 	MOVQ       w+0(FP), SI
 	MOVQ       n+8(FP), CX
 	VPXORD     Z0, Z0, Z0
-	VPXORD     Z1, Z1, Z1
 	VPTERNLOGD $0xff, Z2, Z2, Z2
 	VPABSB     Z2, Z2
 	XORQ       AX, AX
@@ -669,15 +669,8 @@ sumloop:
 	JLT      sumloop
 
 sumdone:
-	VEXTRACTI64X4 $1, Z0, Y1
-	VPADDD        Y1, Y0, Y0
-	VEXTRACTI128  $1, Y0, X1
-	VPADDD        X1, X0, X0
-	VPSHUFD       $0x4e, X0, X1
-	VPADDD        X1, X0, X0
-	VPSHUFD       $0xb1, X0, X1
-	VPADDD        X1, X0, X0
-	VMOVD         X0, AX
+	HREDUCEZ0(VPADDD)
+	VMOVD X0, AX
 	MOVL          AX, ret+16(FP)
 	VZEROUPPER
 	RET
