@@ -400,6 +400,12 @@ type scratch struct {
 	greedy  stateGraph
 	pick    kernels.Tensor
 	pickBuf []int32
+
+	// The sampled step (ForwardSample): its graph ends in Draw, which reads
+	// the draw's spec (I32, kernels.EncodeDraws) and uses work (F32 [1,
+	// 2·Vocab]); the token and the flag go to pick.
+	draw       stateGraph
+	spec, work kernels.Tensor
 }
 
 // stateGraph is a captured one-token step and the state it was captured
@@ -434,6 +440,7 @@ func (sg *stateGraph) free() {
 func (sc *scratch) release(be kernels.Backend) {
 	sc.step.free()
 	sc.greedy.free()
+	sc.draw.free()
 	if sc.acts != nil {
 		sc.acts.Free(be)
 	}

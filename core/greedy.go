@@ -47,12 +47,8 @@ func (m *Model) ForwardGreedy(ctx context.Context, st *State, token int32, logit
 		return -1, err
 	}
 	defer m.putScratch(sc)
-	if !sc.pick.Valid() {
-		if sc.pick, err = m.be.Alloc(kernels.I32, 1, 2); err != nil {
-			return -1, fmt.Errorf("forward: %w", err)
-		}
-		sc.owned = append(sc.owned, sc.pick)
-		sc.pickBuf = make([]int32, 2)
+	if err := sc.pickScratch(m.be); err != nil {
+		return -1, fmt.Errorf("forward: %w", err)
 	}
 	graph, err := sc.greedy.forState(st, func() (kernels.Graph, error) {
 		run := func(rec kernels.Backend) {

@@ -244,10 +244,20 @@ func (s *Session) GenerateTokens(ctx context.Context, prompt []int32, opts Gener
 	// Greedy settings on a backend that picks tokens itself: only the
 	// token comes back from the device, unless the logits need the
 	// sampler (ForwardGreedy); picked is then the next token.
+	// Other settings on a backend that draws tokens itself: smp's draw
+	// runs there, and only the token comes back unless the host must
+	// decide (ForwardSample).
 	picked := int32(-1)
-	if s.bt == nil && opts.Sample.Greedy() {
+	_, draws := s.m.be.(kernels.Drawer)
+	switch {
+	case s.bt == nil && opts.Sample.Greedy():
 		step = func(tok int32) (err error) {
 			picked, err = s.m.ForwardGreedy(context.WithoutCancel(ctx), s.st, tok, s.logits, func(id int32) bool { return !smp.Banned(id) })
+			return err
+		}
+	case s.bt == nil && draws:
+		step = func(tok int32) (err error) {
+			picked, err = s.m.ForwardSample(context.WithoutCancel(ctx), s.st, tok, s.logits, smp)
 			return err
 		}
 	}

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
@@ -36,6 +38,7 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	rssEvery := fs.Int("rss-every", 0, "print RSS every N decoded tokens (shows memory staying flat)")
 	batchList := fs.String("batch", "1", "sessions decoded together, or a comma-separated list of counts: one step advances all of them; prints aggregate and per-session tok/s")
 	products := fs.String("batch-products", "exact", batchProductsUsage)
+	sampling := fs.String("sample", "greedy", "how decode picks tokens: greedy (temperature 0), chat (the chat defaults: temperature 1, top-p 0.3, penalties; drawn on the device where the backend can) or chat-host (the same, sampled on the host from the logits)")
 	asJSON := fs.Bool("json", false, "also print the figures as one JSON object on the last line")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -46,6 +49,9 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	if (*shape == "") == (mf.model == "") {
 		return fmt.Errorf("give exactly one of --model FILE or --shape NAME")
+	}
+	if *sampling != "greedy" && *sampling != "chat" && *sampling != "chat-host" {
+		return fmt.Errorf("--sample %q: want greedy, chat or chat-host", *sampling)
 	}
 	if *prompt < 1 || *gen < 1 {
 		return fmt.Errorf("--prompt and --gen must be at least 1")
@@ -142,19 +148,52 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	rss0 := readRSS()
 	// Greedy decoding as a temperature-0 session runs it: the token is
 	// picked on the device where the backend can (Model.ForwardGreedy),
-	// else from the logits on the host.
+	// else from the logits on the host. With --sample chat, as a chat
+	// session samples (Model.ForwardSample).
+	smp := sample.New(sample.DefaultChat(), c.Vocab)
+	smp.Ban(0)
+	step := func(tok int32) (next int32, device bool, err error) {
+		switch *sampling {
+		case "chat":
+			logits[0] = float32(math.NaN()) // stays NaN when the device drew
+			next, err = m.ForwardSample(ctx, st, tok, logits, smp)
+			return next, next >= 0 && math.IsNaN(float64(logits[0])), err
+		case "chat-host":
+			if err := m.Forward(ctx, st, []int32{tok}, logits); err != nil {
+				return -1, false, err
+			}
+			return smp.Sample(logits), false, nil
+		}
+		next, err = m.ForwardGreedy(ctx, st, tok, logits, nil)
+		if err == nil && next < 0 {
+			return sample.Greedy(logits), false, nil
+		}
+		return next, true, err
+	}
+	if *sampling == "chat" { // capture the sampled step's graph
+		if _, _, err := step(ids[0]); err != nil {
+			return err
+		}
+		if err := st.Reset(); err != nil {
+			return err
+		}
+		if err := m.Forward(ctx, st, ids, logits); err != nil {
+			return err
+		}
+	}
 	tok := sample.Greedy(logits)
 	onDevice := 0
 	start = time.Now()
 	for i := 1; i <= *gen; i++ {
-		next, err := m.ForwardGreedy(ctx, st, tok, logits, nil)
+		next, device, err := step(tok)
 		if err != nil {
 			return err
 		}
-		if next >= 0 {
+		if device {
 			onDevice++
-		} else {
-			next = sample.Greedy(logits)
+		}
+		if next < 0 {
+			return errors.New("bench: no token can be sampled")
 		}
 		tok = next
 		if *rssEvery > 0 && i%*rssEvery == 0 {
@@ -165,7 +204,10 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	decode := time.Since(start)
 	decodeRate := float64(*gen) / decode.Seconds()
 	picked := "greedy on the host"
-	if onDevice > 0 {
+	switch {
+	case *sampling != "greedy":
+		picked = fmt.Sprintf("chat sampling drawn on the device for %d of %d", onDevice, *gen)
+	case onDevice > 0:
 		picked = fmt.Sprintf("greedy token picked on the device for %d of %d", onDevice, *gen)
 	}
 	fmt.Fprintf(stdout, "decode:   %d tokens in %v: %.1f tok/s (%.2f ms/token; %s)\n", *gen, decode.Round(time.Microsecond), decodeRate, 1e3/decodeRate, picked)

@@ -299,11 +299,70 @@ func (s *Sampler) Occurrence(id int32) (float64, bool) {
 // -1, recording nothing, when no token can be drawn: empty logits, or every
 // token banned, NaN or −∞.
 func (s *Sampler) Sample(logits []float32) int32 {
-	tok := s.sample(logits, s.rng.Float64())
+	return s.SampleU(logits, s.rng.Float64())
+}
+
+// SampleU is Sample with the uniform number u in [0,1) (a Plan's) instead
+// of a fresh draw from the Sampler's generator.
+func (s *Sampler) SampleU(logits []float32, u float64) int32 {
+	tok := s.sample(logits, u)
 	if tok >= 0 {
 		s.record(tok)
 	}
 	return tok
+}
+
+// Pick returns the token Sample would draw from logits for the uniform
+// number u, without recording it or drawing a number.
+func (s *Sampler) Pick(logits []float32, u float64) int32 { return s.sample(logits, u) }
+
+// Record counts tok in the occurrence table (after decaying it), as Sample
+// does with the token it draws: for a token drawn elsewhere under a Plan.
+func (s *Sampler) Record(tok int32) {
+	if tok >= 0 {
+		s.record(tok)
+	}
+}
+
+// Plan is one draw described for a sampler that runs where the logits are
+// (a GPU: kernels.Drawer): the settings as Sample applies them, the
+// uniform number of this draw, and the penalties and bans as shifts of
+// single logits.
+type Plan struct {
+	U       float64 // the uniform number in [0,1)
+	InvTemp float64 // 1/temperature (1 for greedy settings)
+	TopP    float64 // nucleus mass; ≥ 1 keeps every token (0 for greedy settings)
+	TopK    int     // 0: off
+	// Shifts lower logits: logit[ID] becomes float32(float64(logit[ID]) −
+	// Sub), −∞ for a Sub of +∞ (a banned token); one entry an ID.
+	Shifts []Shift
+}
+
+// Shift is one entry of Plan.Shifts.
+type Shift struct {
+	ID  int32
+	Sub float64
+}
+
+// Plan draws the next uniform number from the Sampler's generator, as
+// Sample would, and describes the draw. The caller then either Records the
+// token drawn under the plan, or samples the logits with SampleU(logits,
+// plan.U): both leave the Sampler as Sample would have.
+func (s *Sampler) Plan() Plan {
+	p := Plan{U: s.rng.Float64(), InvTemp: 1 / float64(s.p.Temperature), TopP: float64(s.p.TopP), TopK: s.p.TopK}
+	if s.p.Temperature == 0 {
+		p.InvTemp, p.TopP = 1, 0
+	}
+	pres, freq := float64(s.p.PresencePenalty), float64(s.p.FrequencyPenalty)
+	for _, id := range s.seen {
+		if sub := pres + s.occ[id]*freq; sub != 0 && !s.banned[id] {
+			p.Shifts = append(p.Shifts, Shift{id, sub})
+		}
+	}
+	for _, id := range s.bans {
+		p.Shifts = append(p.Shifts, Shift{id, math.Inf(1)})
+	}
+	return p
 }
 
 // record decays the occurrence table and adds one to tok.

@@ -834,3 +834,79 @@ func BenchmarkGreedy(b *testing.B) {
 		Greedy(x)
 	}
 }
+
+// TestPlan requires a Plan to describe the draw completely: its shifts
+// applied to the logits, then softmax, top-p, top-k and the draw with its
+// settings and uniform number (what a device does with it) must give the
+// token Pick gives, for settings with penalties, bans, a decay, greedy
+// temperature and each filter.
+func TestPlan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	settings := []Params{
+		DefaultChat(),
+		{},
+		{PresencePenalty: 1, FrequencyPenalty: -0.5},
+		{Temperature: 0.7, TopP: 0.9, TopK: 20, FrequencyPenalty: 0.4, PenaltyDecay: 0.9},
+		{Temperature: 1.5, TopP: 1, PresencePenalty: -1},
+		{Temperature: 1, TopP: 1, TopK: 5000},
+	}
+	for _, p := range settings {
+		for trial := range 20 {
+			const n = 3000
+			s := New(p, n)
+			s.Ban(0, int32(1+trial))
+			logits := randomLogits(rng, n, 1)
+			// The penalties fall on the likeliest tokens, where they
+			// change the draw.
+			top := make([]int32, n)
+			for i := range top {
+				top[i] = int32(i)
+			}
+			slices.SortFunc(top, func(a, b int32) int { return cmp.Compare(logits[b], logits[a]) })
+			for i := range 40 {
+				s.Record(top[i%8])
+			}
+			plan := s.Plan()
+			for k := range 64 {
+				u := (float64(k) + rng.Float64()) / 64
+				if got, want := planPick(plan, logits, u), s.Pick(logits, u); got != want {
+					t.Fatalf("%+v, trial %d, u %v: the plan draws %d, Pick %d", p, trial, u, got, want)
+				}
+			}
+		}
+	}
+}
+
+// planPick draws from logits for the uniform number u the way a device
+// reads a Plan.
+func planPick(p Plan, logits []float32, u float64) int32 {
+	n := len(logits)
+	x := make([]float32, n)
+	for i, v := range logits {
+		if v != v {
+			v = float32(math.Inf(-1))
+		}
+		x[i] = v
+	}
+	for _, sh := range p.Shifts {
+		switch {
+		case int(sh.ID) >= n:
+		case math.IsInf(sh.Sub, 1):
+			x[sh.ID] = float32(math.Inf(-1))
+		default:
+			x[sh.ID] = float32(float64(x[sh.ID]) - sh.Sub)
+		}
+	}
+	probs := make([]float32, n)
+	if !softmax(probs, x) {
+		return -1
+	}
+	topK := p.TopK
+	if topK >= n {
+		topK = 0
+	}
+	if p.TopP >= 1 && topK == 0 {
+		return drawAll(probs, p.InvTemp, u)
+	}
+	return drawKept(probs, New(Params{}, n).filter(probs, p.TopP, topK), p.InvTemp, u)
+}

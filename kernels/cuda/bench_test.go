@@ -2,8 +2,10 @@ package cuda
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -456,4 +458,56 @@ func BenchmarkStepIO(b *testing.B) {
 			copy(out, step.out)
 		}
 	})
+}
+
+// BenchmarkDraw times Draw on one row of 65,536 logits (replayed in a
+// graph, device time only) with the chat settings (top-p 0.3, penalties
+// on 200 tokens), with top-k 40 at temperature 0.8, and with no filter, on
+// a language model's kind of row (a broad bulk and a few strong tokens)
+// and on a flat one (every probability close to 1/65,536).
+func BenchmarkDraw(b *testing.B) {
+	g := newGPU(b)
+	const V = 65536
+	rng := rand.New(rand.NewPCG(1, 2))
+	rows := map[string][]float32{"lm": make([]float32, V), "flat": make([]float32, V)}
+	for i := range V {
+		rows["lm"][i] = float32(2 * rng.NormFloat64())
+		rows["flat"][i] = float32(0.05 * rng.NormFloat64())
+	}
+	for i := range 20 {
+		rows["lm"][(i*7919+13)%V] += 10
+	}
+	shifts := make([]kernels.LogitShift, 200)
+	for i := range shifts {
+		shifts[i] = kernels.LogitShift{ID: int32(i * 37), Sub: 0.5 + 0.5*float64(i%5)}
+	}
+	specs := map[string]kernels.DrawSpec{
+		"chat":       {U: 0.4, InvTemp: 1, TopP: 0.3, Shifts: shifts},
+		"topk40_T08": {U: 0.4, InvTemp: 1.25, TopP: 1, TopK: 40},
+		"nofilter":   {U: 0.4, InvTemp: 1, TopP: 1},
+	}
+	for _, row := range []string{"lm", "flat"} {
+		for _, name := range []string{"chat", "topk40_T08", "nofilter"} {
+			b.Run(row+"/"+name, func(b *testing.B) {
+				x := mustAlloc(b, g, kernels.F32, 1, V)
+				if err := g.Upload(x, half.Bytes(rows[row])); err != nil {
+					b.Fatal(err)
+				}
+				words, err := kernels.EncodeDraws([]kernels.DrawSpec{specs[name]})
+				if err != nil {
+					b.Fatal(err)
+				}
+				spec := mustAlloc(b, g, kernels.I32, 1, len(words)/4)
+				if err := g.Upload(spec, words); err != nil {
+					b.Fatal(err)
+				}
+				work, out := mustAlloc(b, g, kernels.F32, 1, 2*V), mustAlloc(b, g, kernels.I32, 1, 2)
+				replay(b, g, func() { g.Draw(out, x, spec, work) })
+				b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)*1e6, "µs/draw")
+				for _, t := range []kernels.Tensor{x, spec, work, out} {
+					g.Free(t)
+				}
+			})
+		}
+	}
 }

@@ -34,6 +34,7 @@ type kernelSet struct {
 	scaleCols  uintptr
 	argmax     uintptr
 	argmaxChk  uintptr
+	draw       uintptr
 	up7        [3]uintptr
 	nsm        uintptr
 	nsRows     uintptr
@@ -99,6 +100,7 @@ func (k *kernelSet) load(drv *cu.Driver, m uintptr) error {
 		{&k.shiftmix, "shiftmix"}, {&k.prep7, "prep7"}, {&k.out7, "out7"},
 		{&k.nsm, "normshiftmix"}, {&k.nsRows, "normshift_rows"}, {&k.wkv7out, "wkv7out"},
 		{&k.i8ToBF16, "i8_to_bf16"}, {&k.scaleCols, "scale_cols"}, {&k.argmax, "argmax_rows"}, {&k.argmaxChk, "argmax_check_rows"},
+		{&k.draw, "draw_rows"},
 	} {
 		if err := get(f.p, f.name); err != nil {
 			return err

@@ -47,3 +47,33 @@ func (b *Backend) ArgmaxChecked(dst, x kernels.Tensor, margin float32) {
 		return b.launch(b.k.argmaxChk, [3]uint32{uint32(x.Rows), 1, 1}, [3]uint32{1024, 1, 1})
 	})
 }
+
+// Draw draws a token from each row of x as core/sample's Sampler would
+// and flags the rows the host must decide (kernels.Drawer): one block of
+// 1024 threads a row.
+func (b *Backend) Draw(dst, x, spec, work kernels.Tensor) {
+	b.run("Draw", func() error {
+		if dst.DType != kernels.I32 || dst.Len() != 2*x.Rows || spec.DType != kernels.I32 || spec.Len() < 1+x.Rows || work.Len() < 2*x.Rows*x.Cols {
+			return shapeErr("Draw", "dst %v, x %v, spec %v, work %v", dst, x, spec, work)
+		}
+		ps, err := b.f32Ptrs("Draw", x, work)
+		if err != nil {
+			return err
+		}
+		ip, err := b.devPtr(dst)
+		if err != nil {
+			return shapeErr("Draw", "dst: %v", err)
+		}
+		sp, err := b.devPtr(spec)
+		if err != nil || sp%8 != 0 {
+			return shapeErr("Draw", "spec %v: %v (want 8-byte aligned)", spec, err)
+		}
+		if x.Rows == 0 {
+			return nil
+		}
+		b.argsStart().ptr(ip).ptr(ps[0]).ptr(sp).ptr(ps[1]).i32(x.Cols)
+		return b.launch(b.k.draw, [3]uint32{uint32(x.Rows), 1, 1}, [3]uint32{1024, 1, 1})
+	})
+}
+
+var _ kernels.Drawer = (*Backend)(nil)

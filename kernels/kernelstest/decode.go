@@ -15,6 +15,7 @@ func decodeCases(t *testing.T, h *H) {
 	t.Run("LinearI8", func(t *testing.T) { linearI8Cases(t, h.On(t)) })
 	t.Run("Argmax", func(t *testing.T) { argmaxCases(t, h.On(t)) })
 	t.Run("NormShiftRows", func(t *testing.T) { normShiftRowsCases(t, h.On(t)) })
+	t.Run("Draw", func(t *testing.T) { drawCases(t, h.On(t)) })
 }
 
 // normShiftRowsCases checks kernels.RowShift against the composition it
