@@ -108,7 +108,7 @@ func (m *Model) drawScratch(sc *scratch) error {
 	if err := sc.alloc(m.be, &sc.spec, kernels.I32, kernels.DrawWords(1, maxDrawShifts)); err != nil {
 		return err
 	}
-	return sc.alloc(m.be, &sc.work, kernels.F32, 2*m.cfg.Vocab)
+	return sc.alloc(m.be, &sc.work, kernels.F32, kernels.DrawWork(1, m.cfg.Vocab))
 }
 
 // pickScratch allocates the token-and-flag output of the greedy and

@@ -402,8 +402,8 @@ type scratch struct {
 	pickBuf []int32
 
 	// The sampled step (ForwardSample): its graph ends in Draw, which reads
-	// the draw's spec (I32, kernels.EncodeDraws) and uses work (F32 [1,
-	// 2·Vocab]); the token and the flag go to pick.
+	// the draw's spec (I32, kernels.EncodeDraws) and uses work (F32,
+	// kernels.DrawWork(1, Vocab)); the token and the flag go to pick.
 	draw       stateGraph
 	spec, work kernels.Tensor
 }

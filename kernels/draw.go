@@ -14,15 +14,21 @@ import (
 type Drawer interface {
 	// Draw draws a token from each row t of x (F32 [T, V]) under the t-th
 	// of the specs encoded in spec (I32, EncodeDraws) and sets dst[2t]
-	// (dst I32 with 2T elements) to it and dst[2t+1] to a doubt flag.
-	// work is F32 scratch of at least 2·T·V elements. A flag of 0 says the
-	// token is the one the host sampler picks from that row with the same
-	// uniform number: no decision (the top-p cutoff, a top-k boundary,
-	// the draw) was closer than the backend's rounding could change. A 1
-	// says the caller must sample from the row on the host (also when no
-	// token can be drawn, or a probability is infinite).
+	// (dst I32 with 2T elements) to it and dst[2t+1] to a doubt flag;
+	// work is F32 scratch of at least DrawWork(T, V) elements. A flag of
+	// 0 says the token is the one the host sampler picks from that row
+	// with the same uniform number: no decision (the top-p cutoff, a
+	// top-k boundary, the draw) was closer than the backend's rounding
+	// could change. A 1 says the caller must sample from the row on the
+	// host (also when no token can be drawn, or a probability is
+	// infinite).
 	Draw(dst, x, spec, work Tensor)
 }
+
+// DrawWork is the scratch a Drawer needs for rows rows of V logits (F32
+// elements): for each row the shifted logits, the probabilities and 2,048
+// words of partial sums, then two words a row to synchronise its blocks.
+func DrawWork(rows, V int) int { return rows*(2*V+2048) + 2*rows }
 
 // DrawSpec is one row's draw for a Drawer: the settings as the sampler
 // applies them and the uniform number it drew.

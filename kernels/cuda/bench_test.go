@@ -501,7 +501,7 @@ func BenchmarkDraw(b *testing.B) {
 				if err := g.Upload(spec, words); err != nil {
 					b.Fatal(err)
 				}
-				work, out := mustAlloc(b, g, kernels.F32, 1, 2*V), mustAlloc(b, g, kernels.I32, 1, 2)
+				work, out := mustAlloc(b, g, kernels.F32, 1, kernels.DrawWork(1, V)), mustAlloc(b, g, kernels.I32, 1, 2)
 				replay(b, g, func() { g.Draw(out, x, spec, work) })
 				b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)*1e6, "µs/draw")
 				for _, t := range []kernels.Tensor{x, spec, work, out} {

@@ -103,9 +103,11 @@ extern "C" __global__ void __launch_bounds__(1024) argmax_check_rows(int* out, c
 // sorting and without atomics (a shared-memory floating-point atomic is a
 // compare-and-swap loop, which the many small probabilities of a row turn
 // into a queue): an 8-ary search over the probabilities' bit patterns
-// (monotone in the value), each pass summing, per thread and then over the
-// block in a fixed order, the mass (top-p) or the count (top-k) at or
-// above eight split points.
+// (monotone in the value), each pass summing, per thread, over the block
+// and over the row's blocks, in a fixed order, the mass (top-p) or the
+// count (top-k) at or above eight split points. A row is split over up to
+// 64 blocks (DrawGrid) that exchange their partial values at grid
+// barriers, so every block computes the same decisions.
 
 #define DRAW_EPS 1e-6 // sums: the host's and the device's differ by ~1e-7 relative
 #define DRAW_TIE 5e-7 // probabilities: each within 2 ulps of the host's, so a pair's order is sure beyond 4
@@ -114,34 +116,10 @@ extern "C" __global__ void __launch_bounds__(1024) argmax_check_rows(int* out, c
 struct DrawShared {
     double red[33];
     double red8[32][DRAW_K];
+    double all[64 * DRAW_K]; // the blocks' values of an exchange (DRAW_MAXG × DRAW_K)
+    double fin[DRAW_K];      // their combination
     int tok, flag;
 };
-
-// draw_max: the block's largest v (no NaN), in every thread.
-__device__ __forceinline__ float draw_max(float v, DrawShared& s) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    int w = threadIdx.x >> 5, l = threadIdx.x & 31;
-    __syncthreads();
-    if (l == 0) s.red[w] = v;
-    __syncthreads();
-    float r = s.red[0];
-    for (int i = 1; i < (int)(blockDim.x >> 5); i++) r = fmaxf(r, (float)s.red[i]);
-    return r;
-}
-
-// draw_sum: the block's sum of v in a fixed order, in every thread.
-__device__ __forceinline__ double draw_sum(double v, DrawShared& s) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    int w = threadIdx.x >> 5, l = threadIdx.x & 31;
-    __syncthreads();
-    if (l == 0) s.red[w] = v;
-    __syncthreads();
-    double r = 0;
-    for (int i = 0; i < (int)(blockDim.x >> 5); i++) r += s.red[i];
-    return r;
-}
 
 // draw_exscan: the sum of v over the threads before this one, and the
 // block's total in *total.
@@ -171,59 +149,125 @@ __device__ __forceinline__ double draw_exscan(double v, DrawShared& s, double* t
     return s.red[w] + inc - v;
 }
 
-// draw_each calls f(i, p[i]) for this thread's elements of p[0, V)
-// (strided over the block). Rows of a multiple of four go by 16-byte loads,
-// four in flight a thread: one block walks the whole row many times, and
-// a loop that waits for each load in turn is bound by L2's latency.
-template <typename F>
-__device__ __forceinline__ void draw_each(const float* p, int V, F f) {
-    int n = blockDim.x;
-    if ((V & 3) != 0) {
-        for (int i = threadIdx.x; i < V; i += n) f(i, p[i]);
-        return;
+// The work tensor: for each row the shifted logits w [V], the
+// probabilities p [V] and DRAW_PART floats of partial values (two buffers,
+// for alternating passes, of DRAW_MAXG × DRAW_K doubles); after all rows,
+// each row's two grid-barrier words (arrivals, generation), which the host
+// zeroes before every launch (kernels.DrawWork is the Go side of this).
+#define DRAW_MAXG 64
+#define DRAW_PART (2 * 2 * DRAW_MAXG * DRAW_K)
+
+// DrawGrid is a row's blocks working together: block g of G owns the ids
+// [lo, hi), and exchanges partial values through global memory at grid
+// barriers. All blocks of a row are resident at once (the host launches
+// at most one block a multiprocessor), so a block can wait for the others.
+struct DrawGrid {
+    double* part;
+    unsigned* bar;
+    int pass, G, g, lo, hi;
+    bool timedOut; // thread 0's: a barrier gave up waiting
+};
+
+// draw_sync is a barrier over the row's blocks (sense by generation): a
+// block's writes before it are visible to every block after it.
+__device__ __forceinline__ void draw_sync(DrawGrid& gr) {
+    __syncthreads();
+    if (gr.G > 1 && threadIdx.x == 0) {
+        volatile unsigned* vb = gr.bar;
+        unsigned gen = vb[1];
+        __threadfence();
+        if (atomicAdd(gr.bar, 1u) == (unsigned)gr.G - 1) {
+            atomicExch(gr.bar, 0u);
+            __threadfence();
+            atomicAdd(gr.bar + 1, 1u);
+        } else {
+            // Bounded (~1 s of polling): a barrier that never fills (blocks not all
+            // resident, a broken launch) must not hang the device; the row
+            // is then flagged for the host.
+            for (long long k = 0; vb[1] == gen; k++) {
+                if (k == (1ll << 26)) {
+                    gr.timedOut = true;
+                    break;
+                }
+            }
+        }
+        __threadfence();
     }
-    const float4* p4 = (const float4*)p;
-    int n4 = V >> 2, i = threadIdx.x;
-    for (; i + 3 * n < n4; i += 4 * n) {
-        float4 a = p4[i], b = p4[i + n], c = p4[i + 2 * n], d = p4[i + 3 * n];
-        f(4 * i, a.x), f(4 * i + 1, a.y), f(4 * i + 2, a.z), f(4 * i + 3, a.w);
-        int j = 4 * (i + n);
-        f(j, b.x), f(j + 1, b.y), f(j + 2, b.z), f(j + 3, b.w);
-        j = 4 * (i + 2 * n);
-        f(j, c.x), f(j + 1, c.y), f(j + 2, c.z), f(j + 3, c.w);
-        j = 4 * (i + 3 * n);
-        f(j, d.x), f(j + 1, d.y), f(j + 2, d.z), f(j + 3, d.w);
-    }
-    for (; i < n4; i += n) {
-        float4 a = p4[i];
-        f(4 * i, a.x), f(4 * i + 1, a.y), f(4 * i + 2, a.z), f(4 * i + 3, a.w);
-    }
+    __syncthreads();
 }
 
-// draw_chunk calls f(i, p[i]) for i in [lo, hi) in order, by 16-byte
-// loads four at a time where lo and hi are multiples of four.
-template <typename F>
-__device__ __forceinline__ void draw_chunk(const float* p, int lo, int hi, F f) {
-    int i = lo;
-    if ((lo & 3) == 0) {
-        for (; i + 16 <= hi; i += 16) {
-            float4 a = *(const float4*)(p + i), b = *(const float4*)(p + i + 4), c = *(const float4*)(p + i + 8), d = *(const float4*)(p + i + 12);
-            f(i, a.x), f(i + 1, a.y), f(i + 2, a.z), f(i + 3, a.w), f(i + 4, b.x), f(i + 5, b.y), f(i + 6, b.z), f(i + 7, b.w);
-            f(i + 8, c.x), f(i + 9, c.y), f(i + 10, c.z), f(i + 11, c.w), f(i + 12, d.x), f(i + 13, d.y), f(i + 14, d.z), f(i + 15, d.w);
+// draw_exchange reduces this thread's v[0, DRAW_K) over the block (sum,
+// or max when max), publishes the block's values, waits for every block,
+// and sets f to the values over all blocks, combined block by block in
+// index order (the same in every thread of every block). It returns the
+// blocks' values ([G][DRAW_K], in shared memory until the next exchange).
+__device__ __forceinline__ const double* draw_exchange(DrawShared& s, DrawGrid& gr, double* v, double* f, bool max) {
+    int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
+#pragma unroll
+    for (int j = 0; j < DRAW_K; j++) {
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            double y = __shfl_xor_sync(0xffffffffu, v[j], o);
+            v[j] = max ? fmax(v[j], y) : v[j] + y;
         }
     }
-    for (; i < hi; i++) f(i, p[i]);
+    __syncthreads();
+    if (l == 0) {
+#pragma unroll
+        for (int j = 0; j < DRAW_K; j++) s.red8[w][j] = v[j];
+    }
+    __syncthreads();
+    double* buf = gr.part + (gr.pass & 1) * DRAW_MAXG * DRAW_K;
+    gr.pass++;
+    if (threadIdx.x < DRAW_K) {
+        int j = threadIdx.x;
+        double r = s.red8[0][j];
+        for (int i = 1; i < nw; i++) r = max ? fmax(r, s.red8[i][j]) : r + s.red8[i][j];
+        buf[gr.g * DRAW_K + j] = r;
+        __threadfence(); // the writers' own fence: published before thread 0 arrives
+    }
+    draw_sync(gr);
+    // One load a thread, all in flight at once (a loop of dependent loads
+    // from L2 would cost a round trip per block and value), then the
+    // values combined from shared memory in block order.
+    if (threadIdx.x < gr.G * DRAW_K) s.all[threadIdx.x] = __ldcg(buf + threadIdx.x);
+    __syncthreads();
+    if (threadIdx.x < DRAW_K) { // DRAW_K threads combine, the rest read their results
+        int j = threadIdx.x;
+        double r = s.all[j];
+        for (int b = 1; b < gr.G; b++) {
+            double y = s.all[b * DRAW_K + j];
+            r = max ? fmax(r, y) : r + y;
+        }
+        s.fin[j] = r;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < DRAW_K; j++) f[j] = s.fin[j];
+    return s.all;
+}
+
+// draw_slice calls f(i, p[i]) for this thread's ids of the block's
+// [lo, hi) (strided over the block), four loads in flight a thread.
+template <typename F>
+__device__ __forceinline__ void draw_slice(const float* p, int lo, int hi, F f) {
+    int n = blockDim.x, i = lo + threadIdx.x;
+    for (; i + 3 * n < hi; i += 4 * n) {
+        float a = p[i], b = p[i + n], c = p[i + 2 * n], d = p[i + 3 * n];
+        f(i, a), f(i + n, b), f(i + 2 * n, c), f(i + 3 * n, d);
+    }
+    for (; i < hi; i += n) f(i, p[i]);
 }
 
 // draw_above sets f[j] to the mass (or with bycount the number) of the
-// probabilities p[0, V) that are > 0 with bit patterns ≥ split[j], for
-// the DRAW_K splits, summed in a fixed order; in every thread.
-__device__ __forceinline__ void draw_above(DrawShared& s, const float* p, int V, const unsigned* split, bool bycount, double* f) {
+// row's probabilities that are > 0 with bit patterns ≥ split[j], for the
+// DRAW_K splits; the same in every thread of every block.
+__device__ __forceinline__ void draw_above(DrawShared& s, DrawGrid& gr, const float* p, const unsigned* split, bool bycount, double* f) {
     double acc[DRAW_K];
 #pragma unroll
     for (int j = 0; j < DRAW_K; j++) acc[j] = 0;
     unsigned lo = split[0];
-    draw_each(p, V, [&](int, float v) {
+    draw_slice(p, gr.lo, gr.hi, [&](int, float v) {
         unsigned b = __float_as_uint(v);
         if (v > 0.f && b >= lo) {
             double a = bycount ? 1.0 : (double)v;
@@ -231,31 +275,14 @@ __device__ __forceinline__ void draw_above(DrawShared& s, const float* p, int V,
             for (int j = 0; j < DRAW_K; j++) acc[j] += b >= split[j] ? a : 0.0;
         }
     });
-    int w = threadIdx.x >> 5, l = threadIdx.x & 31;
-#pragma unroll
-    for (int j = 0; j < DRAW_K; j++) {
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], o);
-    }
-    __syncthreads();
-    if (l == 0) {
-#pragma unroll
-        for (int j = 0; j < DRAW_K; j++) s.red8[w][j] = acc[j];
-    }
-    __syncthreads();
-#pragma unroll
-    for (int j = 0; j < DRAW_K; j++) {
-        double r = 0;
-        for (int i = 0; i < (int)(blockDim.x >> 5); i++) r += s.red8[i][j];
-        f[j] = r;
-    }
+    draw_exchange(s, gr, acc, f, false);
 }
 
 // draw_find returns the largest bit pattern c in [1, top] (top: pmax's)
 // whose mass (count) at or above reaches target, with the mass above c in
 // *above and at c in *at; 0 when even every positive probability does not
 // reach it. Each pass narrows [lo, hi] eightfold.
-__device__ __forceinline__ unsigned draw_find(DrawShared& s, const float* p, int V, unsigned top, bool bycount, double target, double* above, double* at) {
+__device__ __forceinline__ unsigned draw_find(DrawShared& s, DrawGrid& gr, const float* p, unsigned top, bool bycount, double target, double* above, double* at) {
     unsigned lo = 1, hi = top; // F(lo) ≥ target is checked by the first pass
     double fhi = 0;            // F(hi + 1): nothing lies above pmax
     unsigned split[DRAW_K];
@@ -266,7 +293,7 @@ __device__ __forceinline__ unsigned draw_find(DrawShared& s, const float* p, int
         if (span <= DRAW_K) step = 1;
 #pragma unroll
         for (int j = 0; j < DRAW_K; j++) split[j] = min(hi + 1, lo + j * step);
-        draw_above(s, p, V, split, bycount, f);
+        draw_above(s, gr, p, split, bycount, f);
         if (first && !(f[0] >= target)) return 0;
         first = false;
         // The last split that reaches target (splits increase, and the
@@ -304,48 +331,61 @@ __device__ __forceinline__ unsigned draw_find(DrawShared& s, const float* p, int
 // draw_unsure reports whether a cutoff at probability c could fall
 // elsewhere on the host: another probability within DRAW_TIE of c, or
 // tokens at exactly c whose logits (w) differ.
-__device__ bool draw_unsure(DrawShared& s, const float* p, const float* w, int V, float c) {
+__device__ __forceinline__ bool draw_unsure(DrawShared& s, DrawGrid& gr, const float* p, const float* w, float c) {
     float lo = c * (float)(1 - DRAW_TIE), hi = c * (float)(1 + DRAW_TIE);
-    float wmax = -__int_as_float(0x7f800000), nwmin = wmax, near = 0;
-    draw_each(p, V, [&](int i, float v) {
-        if (v == c) {
-            wmax = fmaxf(wmax, w[i]);
-            nwmin = fmaxf(nwmin, -w[i]);
-        } else if (v >= lo && v <= hi) {
-            near = 1;
+    const double ninf = -(double)__int_as_float(0x7f800000);
+    double v[DRAW_K] = {ninf, ninf, 0, 0, 0, 0, 0, 0}, f[DRAW_K];
+    draw_slice(p, gr.lo, gr.hi, [&](int i, float x) {
+        if (x == c) {
+            v[0] = fmax(v[0], (double)w[i]);
+            v[1] = fmax(v[1], -(double)w[i]);
+        } else if (x >= lo && x <= hi) {
+            v[2] = 1;
         }
     });
-    near = draw_max(near, s);
-    wmax = draw_max(wmax, s);
-    nwmin = draw_max(nwmin, s);
-    return near > 0 || wmax != -nwmin;
+    draw_exchange(s, gr, v, f, true);
+    return f[2] > 0 || f[0] != -f[1];
 }
 
 // out[2r], out[2r+1] = the token drawn from row r of x and the doubt flag;
-// spec as kernels.EncodeDraws lays it out; work holds 2V floats a row (the
-// shifted logits, then the probabilities). One block of 1024 threads a row.
+// spec as kernels.EncodeDraws lays it out; work as described at DRAW_PART,
+// its barrier words zero. Grid (G, rows) of 1024-thread blocks: a row's G
+// blocks split its ids and meet at grid barriers (G ≤ DRAW_MAXG, and the
+// host keeps G × rows within the multiprocessors).
 extern "C" __global__ void __launch_bounds__(1024) draw_rows(int* out, const float* x, const int* spec, float* work, int V) {
     __shared__ DrawShared s;
     const float inf = __int_as_float(0x7f800000);
-    int r = blockIdx.x;
+    int r = blockIdx.y;
     const int* sp = spec + spec[1 + r];
     double u = *(const double*)sp, invT = *(const double*)(sp + 2), topP = *(const double*)(sp + 4);
     int topK = sp[6], n = sp[7];
     const double* subs = (const double*)(sp + 8);
     const int* ids = sp + 8 + 2 * n;
     const float* xr = x + (long long)r * V;
-    float* w = work + (long long)r * 2 * V;
+    long long stride = 2 * (long long)V + DRAW_PART;
+    float* w = work + r * stride;
     float* p = w + V;
+    DrawGrid gr;
+    gr.part = (double*)(p + V);
+    gr.bar = (unsigned*)(work + gridDim.y * stride) + 2 * r;
+    gr.pass = 0;
+    gr.timedOut = false;
+    gr.G = gridDim.x;
+    gr.g = blockIdx.x;
+    int L = (V + gr.G - 1) / gr.G;
+    gr.lo = min(V, gr.g * L);
+    gr.hi = min(V, gr.lo + L);
     if (threadIdx.x == 0) {
         s.flag = 0;
         s.tok = 0x7fffffff;
     }
-    // Penalties and bans (NaN is −∞, as in the sampler).
-    draw_each(xr, V, [&](int i, float v) { w[i] = v != v ? -inf : v; });
+    double v[DRAW_K], f[DRAW_K];
+    // Penalties and bans (NaN is −∞, as in the sampler), each block its ids.
+    draw_slice(xr, gr.lo, gr.hi, [&](int i, float x) { w[i] = x != x ? -inf : x; });
     __syncthreads();
     for (int j = threadIdx.x; j < n; j += blockDim.x) {
         int id = ids[j];
-        if (id >= 0 && id < V) {
+        if (id >= gr.lo && id < gr.hi) {
             double sub = subs[j];
             w[id] = sub == (double)inf ? -inf : (float)((double)w[id] - sub);
         }
@@ -354,31 +394,33 @@ extern "C" __global__ void __launch_bounds__(1024) draw_rows(int* out, const flo
     // Softmax: e = exp(w − max) rounded to float, summed in double; p =
     // float(e · (1/sum)).
     float m = -inf;
-    draw_each(w, V, [&](int, float v) { m = fmaxf(m, v); });
-    m = draw_max(m, s);
+    draw_slice(w, gr.lo, gr.hi, [&](int, float x) { m = fmaxf(m, x); });
+#pragma unroll
+    for (int j = 0; j < DRAW_K; j++) v[j] = j == 0 ? (double)m : -(double)inf;
+    draw_exchange(s, gr, v, f, true);
+    m = (float)f[0];
     if (m == -inf || m == inf) { // nothing to draw, or infinite logits: the host decides
-        if (threadIdx.x == 0) {
+        if (gr.g == 0 && threadIdx.x == 0) {
             out[2 * r] = -1;
             out[2 * r + 1] = 1;
         }
         return;
     }
     double sum = 0;
-    draw_each(w, V, [&](int i, float v) {
-        double d = (double)v - (double)m;
+    draw_slice(w, gr.lo, gr.hi, [&](int i, float x) {
+        double d = (double)x - (double)m;
         float e = d < -104 ? 0.f : (float)exp(d);
         p[i] = e;
         sum += (double)e;
     });
-    sum = draw_sum(sum, s);
-    double inv = 1 / sum;
-    float pmax = 0;
-    draw_each(p, V, [&](int i, float e) {
-        float v = (float)((double)e * inv);
-        p[i] = v;
-        pmax = fmaxf(pmax, v);
-    });
-    pmax = draw_max(pmax, s); // also orders the writes of p before the reads below
+#pragma unroll
+    for (int j = 0; j < DRAW_K; j++) v[j] = j == 0 ? sum : 0;
+    draw_exchange(s, gr, v, f, false);
+    double inv = 1 / f[0];
+    // The largest e is exp(0) = 1 exactly, so the largest p is float(inv).
+    float pmax = (float)inv;
+    draw_slice(p, gr.lo, gr.hi, [&](int i, float e) { p[i] = (float)((double)e * inv); });
+    __syncthreads();
     // The kept tokens: p ≥ cut, and of those equal to cut only the first
     // `ties` by id when partial (top-k inside a tie).
     float cut = __int_as_float(1); // the smallest positive float: p > 0
@@ -389,68 +431,99 @@ extern "C" __global__ void __launch_bounds__(1024) draw_rows(int* out, const flo
     double npos = -1; // tokens kept by top-p (−1: not counted)
     if (topP < 1) {
         double above = 0, at = 0;
-        unsigned c = draw_find(s, p, V, __float_as_uint(pmax), false, topP, &above, &at);
+        unsigned c = draw_find(s, gr, p, __float_as_uint(pmax), false, topP, &above, &at);
         if (c == 0) {
             unsure = true; // the sum never reached top-p: the host keeps every token
         } else {
             cut = __uint_as_float(c);
             unsure = unsure || (topP > 0 && above >= topP * (1 - DRAW_EPS)) || above + at < topP * (1 + DRAW_EPS);
-            unsure = unsure || draw_unsure(s, p, w, V, cut);
-            double k = 0;
-            draw_each(p, V, [&](int, float v) { k += v >= cut ? 1 : 0; });
-            npos = draw_sum(k, s);
+            unsure = unsure || draw_unsure(s, gr, p, w, cut);
         }
     }
     if (topK > 0) {
-        if (npos < 0) {
-            double k = 0;
-            draw_each(p, V, [&](int, float v) { k += v >= cut ? 1 : 0; });
-            npos = draw_sum(k, s);
-        }
+        double k = 0;
+        draw_slice(p, gr.lo, gr.hi, [&](int, float x) { k += x >= cut ? 1 : 0; });
+#pragma unroll
+        for (int j = 0; j < DRAW_K; j++) v[j] = j == 0 ? k : 0;
+        draw_exchange(s, gr, v, f, false);
+        npos = f[0];
         if (npos > topK) {
             double above = 0, at = 0;
-            unsigned c = draw_find(s, p, V, __float_as_uint(pmax), true, (double)topK, &above, &at);
+            unsigned c = draw_find(s, gr, p, __float_as_uint(pmax), true, (double)topK, &above, &at);
             if (c == 0) {
                 unsure = true;
             } else {
                 cut = __uint_as_float(c);
                 ties = (long long)(topK - above);
                 partial = ties < (long long)at;
-                unsure = unsure || draw_unsure(s, p, w, V, cut);
+                unsure = unsure || draw_unsure(s, gr, p, w, cut);
             }
         }
     }
-    // The draw: weights (p/pmax)^(1/T) of the kept tokens in id order,
-    // each thread a contiguous range of ids.
-    int ch = (V + blockDim.x - 1) / blockDim.x;
-    int lo = min(V, (int)threadIdx.x * ch), hi = min(V, lo + ch);
+    // The draw: weights (p/pmax)^(1/T) of the kept tokens in id order.
+    // Each block sums its ids (and counts its ties at the cut); every
+    // block then knows where each block's range starts, and the block
+    // whose range holds u·total finds the token: each of its threads a
+    // contiguous run of ids.
+    int ch = (gr.hi - gr.lo + blockDim.x - 1) / blockDim.x;
+    int lo = min(gr.hi, gr.lo + (int)threadIdx.x * ch), hi = min(gr.hi, lo + ch);
+    double tc = 0;
+    if (partial)
+        for (int i = lo; i < hi; i++) tc += p[i] == cut ? 1 : 0;
     double tot = 0;
-    long long rank0 = 0;
-    if (partial) {
-        double c = 0;
-        draw_chunk(p, lo, hi, [&](int, float v) { c += v == cut ? 1 : 0; });
-        rank0 = (long long)draw_exscan(c, s, &tot);
-    }
+    long long rank0 = partial ? (long long)draw_exscan(tc, s, &tot) : 0; // ties before this thread, in the block
+#pragma unroll
+    for (int j = 0; j < DRAW_K; j++) v[j] = j == 0 ? tc : 0;
+    const double* blocks = partial ? draw_exchange(s, gr, v, f, false) : nullptr;
+    for (int b = 0; partial && b < gr.g; b++) rank0 += (long long)blocks[b * DRAW_K];
     double own = 0;
     long long rank = rank0;
-    draw_chunk(p, lo, hi, [&](int, float v) {
-        bool kept = v > cut || (v == cut && (!partial || rank < ties));
-        if (v == cut) rank++;
-        if (kept) own += invT == 1 ? (double)v : pow((double)v / (double)pmax, invT);
-    });
-    double before = draw_exscan(own, s, &tot);
-    double target = u * tot, delta = tot * DRAW_EPS * fmax(1.0, invT);
+    for (int i = lo; i < hi; i++) {
+        float x = p[i];
+        bool kept = x > cut || (x == cut && (!partial || rank < ties));
+        if (x == cut) rank++;
+        if (kept) own += invT == 1 ? (double)x : pow((double)x / (double)pmax, invT);
+    }
+    double bsum = 0;
+    double before = draw_exscan(own, s, &bsum); // within the block
+#pragma unroll
+    for (int j = 0; j < DRAW_K; j++) v[j] = j == 0 ? own : 0;
+    blocks = draw_exchange(s, gr, v, f, false);
+    double total = f[0], start = 0; // the grid's total, this block's start
+    for (int b = 0; b < gr.g; b++) start += blocks[b * DRAW_K];
+    double target = u * total, delta = total * DRAW_EPS * fmax(1.0, invT);
+    // Which block holds the target (the same answer in every block: the
+    // same sums in the same order); none, when rounding left it past the
+    // last: the host decides.
+    int holder = -1;
+    {
+        double acc = 0;
+        for (int b = 0; b < gr.G && holder < 0; b++) {
+            double y = blocks[b * DRAW_K];
+            if (y > 0 && acc <= target && target < acc + y) holder = b;
+            acc += y;
+        }
+    }
+    if (holder < 0) {
+        if (gr.g == 0 && threadIdx.x == 0) {
+            out[2 * r] = -1;
+            out[2 * r + 1] = 1;
+        }
+        return;
+    }
+    if (gr.g != holder) return;
+    before += start;
     if (own > 0 && before <= target && target < before + own) {
         double cum = before;
         rank = rank0;
         int tok = -1;
         for (int i = lo; i < hi && tok < 0; i++) {
-            float v = p[i];
-            bool kept = v > cut || (v == cut && (!partial || rank < ties));
-            if (v == cut) rank++;
+            float x = p[i];
+            bool kept = x > cut || (x == cut && (!partial || rank < ties));
+            if (x == cut) rank++;
             if (!kept) continue;
             double cb = cum;
-            cum += invT == 1 ? (double)v : pow((double)v / (double)pmax, invT);
+            cum += invT == 1 ? (double)x : pow((double)x / (double)pmax, invT);
             if (cum > target) {
                 tok = i;
                 if (target - cb < delta || cum - target < delta) s.flag = 1;
@@ -463,6 +536,6 @@ extern "C" __global__ void __launch_bounds__(1024) draw_rows(int* out, const flo
     if (threadIdx.x == 0) {
         int tok = s.tok == 0x7fffffff ? -1 : s.tok;
         out[2 * r] = tok;
-        out[2 * r + 1] = (unsure || s.flag || tok < 0) ? 1 : 0;
+        out[2 * r + 1] = (unsure || s.flag || tok < 0 || gr.timedOut) ? 1 : 0;
     }
 }

@@ -1,6 +1,10 @@
 package cuda
 
-import "github.com/goose-rwkv/goose/kernels"
+import (
+	"fmt"
+
+	"github.com/goose-rwkv/goose/kernels"
+)
 
 // Argmax sets dst[t] to the index of row t's largest element
 // (kernels.Greedy): one block a row.
@@ -49,12 +53,16 @@ func (b *Backend) ArgmaxChecked(dst, x kernels.Tensor, margin float32) {
 }
 
 // Draw draws a token from each row of x as core/sample's Sampler would
-// and flags the rows the host must decide (kernels.Drawer): one block of
-// 1024 threads a row.
+// and flags the rows the host must decide (kernels.Drawer). A row's ids
+// are split over up to 64 blocks of 1024 threads that meet at grid
+// barriers, so the launch keeps all of them resident: at most one block a
+// multiprocessor in all (many rows get fewer blocks each; a row always
+// gets one).
 func (b *Backend) Draw(dst, x, spec, work kernels.Tensor) {
 	b.run("Draw", func() error {
-		if dst.DType != kernels.I32 || dst.Len() != 2*x.Rows || spec.DType != kernels.I32 || spec.Len() < 1+x.Rows || work.Len() < 2*x.Rows*x.Cols {
-			return shapeErr("Draw", "dst %v, x %v, spec %v, work %v", dst, x, spec, work)
+		T, V := x.Rows, x.Cols
+		if dst.DType != kernels.I32 || dst.Len() != 2*T || spec.DType != kernels.I32 || spec.Len() < 1+T || work.Len() < kernels.DrawWork(T, V) {
+			return shapeErr("Draw", "dst %v, x %v, spec %v, work %v (want %d elements)", dst, x, spec, work, kernels.DrawWork(T, V))
 		}
 		ps, err := b.f32Ptrs("Draw", x, work)
 		if err != nil {
@@ -68,12 +76,22 @@ func (b *Backend) Draw(dst, x, spec, work kernels.Tensor) {
 		if err != nil || sp%8 != 0 {
 			return shapeErr("Draw", "spec %v: %v (want 8-byte aligned)", spec, err)
 		}
-		if x.Rows == 0 {
+		if T == 0 {
 			return nil
 		}
-		b.argsStart().ptr(ip).ptr(ps[0]).ptr(sp).ptr(ps[1]).i32(x.Cols)
-		return b.launch(b.k.draw, [3]uint32{uint32(x.Rows), 1, 1}, [3]uint32{1024, 1, 1})
+		// The barrier words after the rows start at zero every launch.
+		bar := ps[1] + uint64(4*(kernels.DrawWork(T, V)-2*T))
+		if err := b.drv.MemsetD8Async(bar, 0, int64(8*T), b.stream); err != nil {
+			return fmt.Errorf("cuda: Draw: %w", err)
+		}
+		G := max(1, min(drawMaxBlocks, b.sms/T, (V+1023)/1024))
+		b.argsStart().ptr(ip).ptr(ps[0]).ptr(sp).ptr(ps[1]).i32(V)
+		return b.launch(b.k.draw, [3]uint32{uint32(G), uint32(T), 1}, [3]uint32{1024, 1, 1})
 	})
 }
+
+// drawMaxBlocks is DRAW_MAXG in sample.cu: the most blocks a row's draw
+// is split over (the kernel's partial-sum buffers hold that many).
+const drawMaxBlocks = 64
 
 var _ kernels.Drawer = (*Backend)(nil)

@@ -96,26 +96,28 @@ func drawCases(t *testing.T, h *H) {
 					specs[r].Shifts = append(specs[r].Shifts, kernels.LogitShift{ID: s.ID, Sub: s.Sub})
 				}
 			}
-			spec, err := kernels.EncodeDraws(specs)
-			if err != nil {
-				t.Fatal(err)
+			// All rows in one launch (a few blocks a row), then the first
+			// rows alone (a row over many blocks): the same tokens.
+			got := h.draw(d, x, V, specs)
+			for r := range 3 {
+				one := h.draw(d, x[r*V:(r+1)*V], V, specs[r:r+1])
+				if one[0] != got[2*r] || one[1] != got[2*r+1] {
+					t.Errorf("row %d alone: token %d flag %d; among %d rows: %d, %d", r, one[0], one[1], rows, got[2*r], got[2*r+1])
+				}
 			}
-			st, err := h.Be.Alloc(kernels.I32, 1, len(spec)/4)
-			if err != nil {
-				t.Fatal(err)
+			if c.name == "chat" { // many rows: one block a row
+				const many = 7 * rows
+				xs, ss := make([]float32, 0, many*V), make([]kernels.DrawSpec, 0, many)
+				for range 7 {
+					xs, ss = append(xs, x...), append(ss, specs...)
+				}
+				all := h.draw(d, xs, V, ss)
+				for r := range many {
+					if all[2*r] != got[2*(r%rows)] || all[2*r+1] != got[2*(r%rows)+1] {
+						t.Errorf("row %d of %d: token %d flag %d, among %d rows: %d, %d", r, many, all[2*r], all[2*r+1], rows, got[2*(r%rows)], got[2*(r%rows)+1])
+					}
+				}
 			}
-			defer h.Be.Free(st)
-			if err := h.Be.Upload(st, spec); err != nil {
-				t.Fatal(err)
-			}
-			xt, work := h.Upload(rows, V, x), h.Out(rows, 2*V)
-			out, err := h.Be.Alloc(kernels.I32, 1, 2*rows)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer h.Be.Free(out)
-			d.Draw(out, xt, st, work)
-			got := h.GetI32(out)
 			flagged := 0
 			var kept []string
 			for r := range rows {
@@ -140,4 +142,31 @@ func drawCases(t *testing.T, h *H) {
 			t.Logf("%d of %d rows flagged; tokens %v", flagged, rows, kept)
 		})
 	}
+}
+
+// draw runs d.Draw on the rows of x (V logits each) under specs and
+// returns the [token, flag] pairs; the work tensor starts poisoned.
+func (h *H) draw(d kernels.Drawer, x []float32, V int, specs []kernels.DrawSpec) []int32 {
+	h.T.Helper()
+	rows := len(specs)
+	spec, err := kernels.EncodeDraws(specs)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	st, err := h.Be.Alloc(kernels.I32, 1, len(spec)/4)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	defer h.Be.Free(st)
+	if err := h.Be.Upload(st, spec); err != nil {
+		h.T.Fatal(err)
+	}
+	xt, work := h.Upload(rows, V, x), h.Out(1, kernels.DrawWork(rows, V)) // freed when the test ends
+	out, err := h.Be.Alloc(kernels.I32, 1, 2*rows)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	defer h.Be.Free(out)
+	d.Draw(out, xt, st, work)
+	return h.GetI32(out)
 }
