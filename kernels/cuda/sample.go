@@ -61,7 +61,7 @@ func (b *Backend) ArgmaxChecked(dst, x kernels.Tensor, margin float32) {
 func (b *Backend) Draw(dst, x, spec, work kernels.Tensor) {
 	b.run("Draw", func() error {
 		T, V := x.Rows, x.Cols
-		if dst.DType != kernels.I32 || dst.Len() != 2*T || spec.DType != kernels.I32 || spec.Len() < 1+T || work.Len() < kernels.DrawWork(T, V) {
+		if dst.DType != kernels.I32 || dst.Len() != 2*T || spec.DType != kernels.I32 || spec.Len() < 1+T || work.Len() < kernels.DrawWork(T, V) || T > 65535 {
 			return shapeErr("Draw", "dst %v, x %v, spec %v, work %v (want %d elements)", dst, x, spec, work, kernels.DrawWork(T, V))
 		}
 		ps, err := b.f32Ptrs("Draw", x, work)
