@@ -40,8 +40,11 @@ type Batch struct {
 	ids      kernels.Tensor   // I32 [1, cap]: greedy tokens
 	sc       *scratch         // activations for cap rows, logits [cap, V]
 	owned    []kernels.Tensor
-	closed   bool
-	round    bool // BatchOptions.RoundProducts
+	// The draw's spec, scratch and [token, flag] pairs (StepDraw), grown
+	// as needed.
+	spec, work, picks kernels.Tensor
+	closed            bool
+	round             bool // BatchOptions.RoundProducts
 	// graphs are the recorded steps (kernels.Grapher), by member count
 	// and whether the greedy tokens are picked.
 	graphs map[[2]int]kernels.Graph
@@ -215,76 +218,156 @@ func (mb *Member) Leave() error {
 // Forward, a weights file that changes or faults during the step fails it
 // with an error naming the file.
 func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids []int32) (err error) {
-	m := b.m
-	n := len(b.members)
-	V := m.cfg.Vocab
+	n, V := len(b.members), b.m.cfg.Vocab
 	switch {
-	case b.closed:
-		return ErrClosed
-	case len(tokens) != n:
-		return fmt.Errorf("batch: step: %d tokens for %d members", len(tokens), n)
 	case logits != nil && len(logits) != n*V:
 		return fmt.Errorf("batch: step: logits buffer has %d entries, want %d members × %d", len(logits), n, V)
 	case ids != nil && len(ids) != n:
 		return fmt.Errorf("batch: step: %d ids for %d members", len(ids), n)
-	case n == 0:
-		return nil
 	}
-	_, onDevice := m.be.(kernels.Greedy)
+	_, onDevice := b.m.be.(kernels.Greedy)
 	if ids != nil && !onDevice {
 		return errors.New("batch: step: greedy ids need logits on a backend without kernels.Greedy")
 	}
-	for i, id := range tokens {
-		if id < 0 || int(id) >= V {
-			return fmt.Errorf("batch: step: token %d of member %d is outside the vocabulary [0,%d)", id, i, V)
-		}
-	}
-	if err := ctx.Err(); err != nil {
+	defer memfault.CatchFile(b.m.path, &err)()
+	if done, err := b.launch(ctx, tokens, ids != nil); done || err != nil {
 		return err
 	}
-	if err := m.checkSource(); err != nil {
-		return err
-	}
-	defer memfault.CatchFile(m.path, &err)()
-	be := m.be
-	sc := b.sc
-	if err := be.Upload(idCols(sc.ids, 0, n), half.Bytes(tokens)); err != nil {
-		return err
-	}
-	pick := ids != nil
-	if gr, ok := be.(kernels.Grapher); ok {
-		// One recorded step per member count: the batch's tensors keep
-		// their addresses, only their contents change.
-		key := [2]int{n, boolToInt(pick)}
-		g := b.graphs[key]
-		if g == nil {
-			var err error
-			if g, err = gr.Capture(func(rec kernels.Backend) { b.run(rec, n, pick) }); err != nil {
-				return fmt.Errorf("batch: capture step of %d: %w", n, err)
-			}
-			if b.graphs == nil {
-				b.graphs = map[[2]int]kernels.Graph{}
-			}
-			b.graphs[key] = g
-		}
-		if err := g.Launch(); err != nil {
-			return err
-		}
-	} else {
-		b.run(be, n, pick)
-	}
-	out := sc.logits.Slice(0, n)
+	be, sc := b.m.be, b.sc
 	if logits != nil {
-		if err := be.Download(half.Bytes(logits), out); err != nil {
+		if err := be.Download(half.Bytes(logits), sc.logits.Slice(0, n)); err != nil {
 			return err
 		}
 	}
-	if pick {
+	if ids != nil {
 		if err := be.Download(half.Bytes(ids), idCols(b.ids, 0, n)); err != nil {
 			return err
 		}
 	}
 	return be.Sync()
+}
+
+// StepDraw is Step with each member's next token drawn where the logits
+// are (kernels.Drawer), member i's under specs[i]: picks[2i] and
+// picks[2i+1] receive its token and the doubt flag, and only a flagged
+// member's row of logits comes back, into logits[i·Vocab:(i+1)·Vocab]
+// (logits holds Len() rows; the others are left as they were). The draw's
+// scratch grows with the most members a step has drawn for (about 0.5 MB a
+// member at a vocabulary of 65,536).
+func (b *Batch) StepDraw(ctx context.Context, tokens []int32, specs []kernels.DrawSpec, picks []int32, logits []float32) (err error) {
+	m := b.m
+	n, V := len(b.members), m.cfg.Vocab
+	d, ok := m.be.(kernels.Drawer)
+	switch {
+	case !ok:
+		return errors.New("batch: step: drawing tokens needs a backend with kernels.Drawer")
+	case len(specs) != n || len(picks) != 2*n || len(logits) != n*V:
+		return fmt.Errorf("batch: step: %d specs, %d picks, %d logits for %d members (want n, 2n, n × %d)", len(specs), len(picks), len(logits), n, V)
+	}
+	words, err := kernels.EncodeDraws(specs)
+	if err != nil {
+		return fmt.Errorf("batch: step: %w", err)
+	}
+	defer memfault.CatchFile(m.path, &err)()
+	if done, err := b.launch(ctx, tokens, false); done || err != nil {
+		return err
+	}
+	be, sc := m.be, b.sc
+	if err := b.growDraw(len(words)/4, kernels.DrawWork(n, V), 2*n); err != nil {
+		return fmt.Errorf("batch: step: %w", err)
+	}
+	if err := be.Upload(idCols(b.spec, 0, len(words)/4), words); err != nil {
+		return err
+	}
+	out := idCols(b.picks, 0, 2*n)
+	d.Draw(out, sc.logits.Slice(0, n), b.spec, b.work)
+	if err := be.Download(half.Bytes(picks), out); err != nil {
+		return err
+	}
+	for i := range n {
+		if picks[2*i+1] != 0 {
+			if err := be.Download(half.Bytes(logits[i*V:(i+1)*V]), sc.logits.Slice(i, i+1)); err != nil {
+				return err
+			}
+		}
+	}
+	return be.Sync()
+}
+
+// growDraw makes the draw's tensors hold at least spec words, work
+// elements and picks entries, replacing smaller ones (they are used
+// outside the recorded steps, so their addresses may change).
+func (b *Batch) growDraw(spec, work, picks int) error {
+	be := b.m.be
+	for _, g := range []struct {
+		t  *kernels.Tensor
+		dt kernels.DType
+		n  int
+	}{{&b.spec, kernels.I32, spec}, {&b.work, kernels.F32, work}, {&b.picks, kernels.I32, picks}} {
+		if g.t.Valid() && g.t.Len() >= g.n {
+			continue
+		}
+		if g.t.Valid() {
+			be.Free(*g.t)
+			*g.t = kernels.Tensor{}
+		}
+		t, err := be.Alloc(g.dt, 1, g.n)
+		if err != nil {
+			return err
+		}
+		*g.t = t
+	}
+	return nil
+}
+
+// launch checks a step's tokens, uploads them and issues the step (its
+// recorded graph where the backend records); done reports a step of no
+// members, which has nothing to issue.
+func (b *Batch) launch(ctx context.Context, tokens []int32, pick bool) (done bool, err error) {
+	m := b.m
+	n, V := len(b.members), m.cfg.Vocab
+	switch {
+	case b.closed:
+		return true, ErrClosed
+	case len(tokens) != n:
+		return true, fmt.Errorf("batch: step: %d tokens for %d members", len(tokens), n)
+	case n == 0:
+		return true, nil
+	}
+	for i, id := range tokens {
+		if id < 0 || int(id) >= V {
+			return true, fmt.Errorf("batch: step: token %d of member %d is outside the vocabulary [0,%d)", id, i, V)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return true, err
+	}
+	if err := m.checkSource(); err != nil {
+		return true, err
+	}
+	be, sc := m.be, b.sc
+	if err := be.Upload(idCols(sc.ids, 0, n), half.Bytes(tokens)); err != nil {
+		return true, err
+	}
+	gr, ok := be.(kernels.Grapher)
+	if !ok {
+		b.run(be, n, pick)
+		return false, nil
+	}
+	// One recorded step per member count: the batch's tensors keep their
+	// addresses, only their contents change.
+	key := [2]int{n, boolToInt(pick)}
+	g := b.graphs[key]
+	if g == nil {
+		if g, err = gr.Capture(func(rec kernels.Backend) { b.run(rec, n, pick) }); err != nil {
+			return true, fmt.Errorf("batch: capture step of %d: %w", n, err)
+		}
+		if b.graphs == nil {
+			b.graphs = map[[2]int]kernels.Graph{}
+		}
+		b.graphs[key] = g
+	}
+	return false, g.Launch()
 }
 
 // run issues one step of the first n slots on be (the backend or a
@@ -326,8 +409,10 @@ func (b *Batch) Close() {
 	if b.sc != nil {
 		b.sc.release(b.m.be)
 	}
-	for _, t := range b.owned {
-		b.m.be.Free(t)
+	for _, t := range append(b.owned, b.spec, b.work, b.picks) {
+		if t.Valid() {
+			b.m.be.Free(t)
+		}
 	}
 	b.owned = nil
 	for _, mb := range b.members {

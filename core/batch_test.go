@@ -157,8 +157,24 @@ func testBatch(t *testing.T, m *Model) {
 // different times, and one client is slow, so that steps run without it and
 // it is parked and rejoins) and requires each reply and final state to be
 // what the session gives alone.
+// On a backend that draws tokens itself (drawingCPU, and CUDA's Draw when
+// there is a GPU) the batched steps draw them there (Batch.StepDraw), with the host
+// deciding the flagged rows, and the replies must still be those of each
+// session alone.
 func TestBatcherMatchesAlone(t *testing.T) {
-	m := randomModel(t)
+	t.Run("cpu", func(t *testing.T) { testBatcher(t, randomModel(t)) })
+	t.Run("cuda", func(t *testing.T) { testBatcher(t, randomModelOn(t, cudaBackend(t))) })
+	t.Run("drawing", func(t *testing.T) {
+		d := &drawingCPU{Backend: newCPU(t)}
+		testBatcher(t, randomModelOn(t, d))
+		t.Logf("%d rows drawn by the backend, %d flagged for the host", d.rows.Load(), d.flagged.Load())
+		if d.rows.Load() == 0 || d.flagged.Load() == 0 || d.flagged.Load() == d.rows.Load() {
+			t.Errorf("%d rows drawn by the backend, %d flagged: want both paths taken", d.rows.Load(), d.flagged.Load())
+		}
+	})
+}
+
+func testBatcher(t *testing.T, m *Model) {
 	prompts := []string{"User: hi\n\nAssistant:", "The quick brown fox", "1, 2, 3,", "Goose", "Once upon a time", "Q: why?\nA:"}
 	opts := func(i int) GenerateOptions {
 		return GenerateOptions{MaxTokens: 6 + 5*i, Sample: sample.Params{Temperature: 1, TopP: 0.5, PresencePenalty: 0.3, FrequencyPenalty: 0.3, PenaltyDecay: 0.99, Seed: uint64(i)}}

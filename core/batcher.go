@@ -5,6 +5,9 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/goose-rwkv/goose/core/sample"
+	"github.com/goose-rwkv/goose/kernels"
 )
 
 // Batcher runs the one-token steps of the sessions decoding through it as
@@ -33,6 +36,7 @@ type Batcher struct {
 	timer   *time.Timer  // wakes waiters when the wait for stragglers ends
 	since   time.Time    // first submission for the next step
 	logits  []float32
+	picks   []int32 // [token, flag] a member (StepSample on a kernels.Drawer)
 	closed  bool
 }
 
@@ -45,6 +49,8 @@ type BatchSlot struct {
 	inStep    bool
 	tok       int32
 	out       []float32
+	plan      *sample.Plan // StepSample's draw, nil for Step
+	drawn     int32        // the token the device drew under plan, −1 if none
 	err       error
 	done      bool
 }
@@ -90,6 +96,29 @@ func (bt *Batcher) Enter(st *State) (*BatchSlot, error) {
 // a step shared with the other members. ctx is checked before the token is
 // submitted only: a step once run is never undone.
 func (s *BatchSlot) Step(ctx context.Context, tok int32, logits []float32) error {
+	return s.step(ctx, tok, logits, nil)
+}
+
+// StepSample is Step followed by smp's draw from the logits: it returns the
+// token smp.Sample would draw, recorded in smp, leaving smp as Sample
+// would. On a backend that draws where the logits are (kernels.Drawer),
+// a step in which every member samples this way draws all their tokens
+// there (Batch.StepDraw), and logits receive the row only when the host
+// must decide; otherwise logits receive the row and smp samples it. It
+// returns −1 when no token can be drawn; logits then hold the row.
+func (s *BatchSlot) StepSample(ctx context.Context, tok int32, logits []float32, smp *sample.Sampler) (int32, error) {
+	plan := smp.Plan()
+	if err := s.step(ctx, tok, logits, &plan); err != nil {
+		return -1, err
+	}
+	if s.drawn >= 0 {
+		smp.Record(s.drawn)
+		return s.drawn, nil
+	}
+	return smp.SampleU(logits, plan.U), nil
+}
+
+func (s *BatchSlot) step(ctx context.Context, tok int32, logits []float32, plan *sample.Plan) error {
 	bt := s.bt
 	if err := ctx.Err(); err != nil {
 		return err
@@ -120,7 +149,7 @@ func (s *BatchSlot) Step(ctx context.Context, tok int32, logits []float32) error
 		}
 		bt.cond.Wait()
 	}
-	s.tok, s.out, s.submitted, s.done, s.err = tok, logits, true, false, nil
+	s.tok, s.out, s.plan, s.drawn, s.submitted, s.done, s.err = tok, logits, plan, -1, true, false, nil
 	bt.nsub++
 	if bt.nsub == 1 {
 		bt.startWait()
@@ -168,9 +197,29 @@ func (bt *Batcher) runStep() {
 	bt.running = true
 	n := len(ms)
 	V := bt.m.cfg.Vocab
+	// The tokens are drawn on the device when every member samples
+	// through StepSample and the backend can draw.
+	var specs []kernels.DrawSpec
+	if _, ok := bt.m.be.(kernels.Drawer); ok {
+		specs = make([]kernels.DrawSpec, 0, n)
+		for _, s := range slots {
+			if s == nil || s.plan == nil {
+				specs = nil
+				break
+			}
+			specs = append(specs, drawSpec(*s.plan))
+		}
+	}
 	if err == nil {
 		bt.mu.Unlock()
-		err = bt.b.Step(context.Background(), tokens, bt.logits[:n*V], nil)
+		if specs != nil {
+			if cap(bt.picks) < 2*n {
+				bt.picks = make([]int32, 2*n)
+			}
+			err = bt.b.StepDraw(context.Background(), tokens, specs, bt.picks[:2*n], bt.logits[:n*V])
+		} else {
+			err = bt.b.Step(context.Background(), tokens, bt.logits[:n*V], nil)
+		}
 		bt.mu.Lock()
 	}
 	bt.running = false
@@ -178,7 +227,11 @@ func (bt *Batcher) runStep() {
 		if s == nil {
 			continue
 		}
-		if err == nil {
+		switch {
+		case err != nil:
+		case specs != nil && bt.picks[2*i+1] == 0:
+			s.drawn = bt.picks[2*i]
+		default:
 			copy(s.out, bt.logits[i*V:(i+1)*V])
 		}
 		s.err, s.done, s.inStep = err, true, false

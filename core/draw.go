@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/goose-rwkv/goose/core/sample"
 	"github.com/goose-rwkv/goose/internal/half"
@@ -42,12 +43,7 @@ func (m *Model) ForwardSample(ctx context.Context, st *State, token int32, logit
 	if !draws || !isIO || !m.graphsSupported || len(plan.Shifts) > maxDrawShifts {
 		return host()
 	}
-	spec := kernels.DrawSpec{U: plan.U, InvTemp: plan.InvTemp, TopP: plan.TopP, TopK: plan.TopK,
-		Shifts: make([]kernels.LogitShift, len(plan.Shifts))}
-	for i, s := range plan.Shifts {
-		spec.Shifts[i] = kernels.LogitShift{ID: s.ID, Sub: s.Sub}
-	}
-	words, err := kernels.EncodeDraws([]kernels.DrawSpec{spec})
+	words, err := kernels.EncodeDraws([]kernels.DrawSpec{drawSpec(plan)})
 	if err != nil {
 		return host() // settings the device cannot take: the host samples them
 	}
@@ -97,6 +93,17 @@ func (m *Model) ForwardSample(ctx context.Context, st *State, token int32, logit
 		return -1, err
 	}
 	return smp.SampleU(logits, plan.U), nil
+}
+
+// drawSpec is plan as a kernels.Drawer takes it.
+func drawSpec(plan sample.Plan) kernels.DrawSpec {
+	// A top-k beyond any vocabulary is off either way.
+	spec := kernels.DrawSpec{U: plan.U, InvTemp: plan.InvTemp, TopP: plan.TopP, TopK: min(plan.TopK, math.MaxInt32),
+		Shifts: make([]kernels.LogitShift, len(plan.Shifts))}
+	for i, s := range plan.Shifts {
+		spec.Shifts[i] = kernels.LogitShift{ID: s.ID, Sub: s.Sub}
+	}
+	return spec
 }
 
 // drawScratch allocates the tensors of a sampled step in sc once: the

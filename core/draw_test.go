@@ -4,9 +4,11 @@ import (
 	"context"
 	"math"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/goose-rwkv/goose/core/sample"
+	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -86,4 +88,43 @@ func TestForwardSample(t *testing.T) {
 			}
 		})
 	}
+}
+
+// drawingCPU is a backend that draws tokens "on the device" the way the
+// kernels.Drawer contract says, in Go (sample.Plan.Pick), so that the
+// paths through Batch.StepDraw and the Batcher run without a GPU. It
+// flags the rows whose uniform number is above 0.75, so that the host's
+// side of a flag runs too. It hides the backend's optional interfaces
+// (fused ops, graphs), which the model then composes.
+type drawingCPU struct {
+	kernels.Backend
+	rows, flagged atomic.Int64
+}
+
+func (d *drawingCPU) Draw(dst, x, spec, work kernels.Tensor) {
+	T, V := x.Rows, x.Cols
+	raw := make([]byte, spec.Len()*4)
+	xs := make([]float32, T*V)
+	if d.Download(raw, spec) != nil || d.Download(half.Bytes(xs), x) != nil {
+		return
+	}
+	specs, err := kernels.DecodeDraws(raw)
+	if err != nil || len(specs) < T || work.Len() < kernels.DrawWork(T, V) {
+		return
+	}
+	out := make([]int32, 2*T)
+	for t := range T {
+		s := specs[t]
+		p := sample.Plan{U: s.U, InvTemp: s.InvTemp, TopP: s.TopP, TopK: s.TopK}
+		for _, sh := range s.Shifts {
+			p.Shifts = append(p.Shifts, sample.Shift{ID: sh.ID, Sub: sh.Sub})
+		}
+		out[2*t] = p.Pick(xs[t*V : (t+1)*V])
+		if s.U > 0.75 || out[2*t] < 0 {
+			out[2*t+1] = 1
+			d.flagged.Add(1)
+		}
+		d.rows.Add(1)
+	}
+	d.Upload(dst, half.Bytes(out))
 }

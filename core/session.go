@@ -232,30 +232,36 @@ func (s *Session) GenerateTokens(ctx context.Context, prompt []int32, opts Gener
 	dec := s.tok.NewDecoder()
 	stop := newStopMatcher(opts.Stop)
 	var fed []int32
+	// How a token is fed and the next one found. Greedy settings on a
+	// backend that picks tokens itself: only the token comes back from the
+	// device, unless the logits need the sampler (ForwardGreedy). Other
+	// settings on a backend that draws tokens itself: smp's draw runs
+	// there, and only the token comes back unless the host must decide
+	// (ForwardSample, or StepSample through a Batcher). picked is then the
+	// next token; otherwise the logits come back and smp samples them.
+	picked := int32(-1)
+	_, draws := s.m.be.(kernels.Drawer)
 	step := func(tok int32) error { return s.m.Forward(context.WithoutCancel(ctx), s.st, []int32{tok}, s.logits) }
-	if s.bt != nil {
+	switch {
+	case s.bt != nil:
 		slot, err := s.bt.Enter(s.st)
 		if err != nil {
 			return stats, nil, fmt.Errorf("generate: %w", err)
 		}
 		defer slot.Exit()
 		step = func(tok int32) error { return slot.Step(context.WithoutCancel(ctx), tok, s.logits) }
-	}
-	// Greedy settings on a backend that picks tokens itself: only the
-	// token comes back from the device, unless the logits need the
-	// sampler (ForwardGreedy); picked is then the next token.
-	// Other settings on a backend that draws tokens itself: smp's draw
-	// runs there, and only the token comes back unless the host must
-	// decide (ForwardSample).
-	picked := int32(-1)
-	_, draws := s.m.be.(kernels.Drawer)
-	switch {
-	case s.bt == nil && opts.Sample.Greedy():
+		if draws {
+			step = func(tok int32) (err error) {
+				picked, err = slot.StepSample(context.WithoutCancel(ctx), tok, s.logits, smp)
+				return err
+			}
+		}
+	case opts.Sample.Greedy():
 		step = func(tok int32) (err error) {
 			picked, err = s.m.ForwardGreedy(context.WithoutCancel(ctx), s.st, tok, s.logits, func(id int32) bool { return !smp.Banned(id) })
 			return err
 		}
-	case s.bt == nil && draws:
+	case draws:
 		step = func(tok int32) (err error) {
 			picked, err = s.m.ForwardSample(context.WithoutCancel(ctx), s.st, tok, s.logits, smp)
 			return err

@@ -11,18 +11,25 @@ import (
 
 	"github.com/goose-rwkv/goose/core/sample"
 	"github.com/goose-rwkv/goose/core/tokenizer"
+	"github.com/goose-rwkv/goose/kernels"
 )
 
 // testModelPath writes (once per test binary run, per test) a small
 // random-weight model with the full World vocabulary.
 func randomModel(t testing.TB) *Model {
 	t.Helper()
+	return randomModelOn(t, newCPU(t))
+}
+
+// randomModelOn loads randomModel's weights on be.
+func randomModelOn(t testing.TB, be kernels.Backend) *Model {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "rand.safetensors")
 	cfg := Config{Layers: 2, Width: 64, Vocab: 65536, DecayLoRA: 16, AlphaLoRA: 16, ValueLoRA: 8, GateLoRA: 16}
 	if err := WriteRandom(path, cfg, 42); err != nil {
 		t.Fatal(err)
 	}
-	m, err := LoadFile(path, LoadOptions{Backend: newCPU(t)})
+	m, err := LoadFile(path, LoadOptions{Backend: be})
 	if err != nil {
 		t.Fatal(err)
 	}

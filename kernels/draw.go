@@ -97,3 +97,40 @@ func EncodeDraws(specs []DrawSpec) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// DecodeDraws reads specs laid out by EncodeDraws (for a Drawer written in
+// Go, and for tests). It checks every offset and count against the
+// buffer's length and returns an error naming the first that does not
+// fit.
+func DecodeDraws(b []byte) ([]DrawSpec, error) {
+	if len(b)%4 != 0 || len(b) < 4 {
+		return nil, fmt.Errorf("draw specs: %d bytes, want whole 32-bit words", len(b))
+	}
+	nw := len(b) / 4
+	word := func(i int) uint32 { return binary.LittleEndian.Uint32(b[4*i:]) }
+	f64 := func(i int) float64 { return math.Float64frombits(uint64(word(i)) | uint64(word(i+1))<<32) }
+	rows := int(word(0))
+	if rows > nw-1 {
+		return nil, fmt.Errorf("draw specs: %d rows in %d words", rows, nw)
+	}
+	specs := make([]DrawSpec, rows)
+	for t := range specs {
+		o := int(word(1 + t))
+		if o%2 != 0 || o < 1+rows || o+drawHeader > nw {
+			return nil, fmt.Errorf("draw specs: row %d at word %d of %d", t, o, nw)
+		}
+		n := int(word(o + 7))
+		if n > (nw-o-drawHeader)/3 {
+			return nil, fmt.Errorf("draw specs: row %d has %d shifts, %d words left", t, n, nw-o-drawHeader)
+		}
+		s := DrawSpec{U: f64(o), InvTemp: f64(o + 2), TopP: f64(o + 4), TopK: int(int32(word(o + 6)))}
+		if n > 0 {
+			s.Shifts = make([]LogitShift, n)
+		}
+		for j := range s.Shifts {
+			s.Shifts[j] = LogitShift{ID: int32(word(o + drawHeader + 2*n + j)), Sub: f64(o + drawHeader + 2*j)}
+		}
+		specs[t] = s
+	}
+	return specs, nil
+}

@@ -338,6 +338,48 @@ type Plan struct {
 	Shifts []Shift
 }
 
+// Pick draws from logits under the plan the way a sampler that runs
+// where the logits are must: the shifts applied (NaN counting as −∞),
+// then the softmax, top-p, top-k and the draw of Sample with the plan's
+// settings and uniform number. It is the Sampler's Pick for the plan's
+// draw (TestPlan holds the two together), written out for other drawers
+// to be checked against. It returns −1 when no token can be drawn.
+func (p Plan) Pick(logits []float32) int32 {
+	n := len(logits)
+	if n == 0 || n > math.MaxInt32 {
+		return -1
+	}
+	x := make([]float32, n)
+	negInf := float32(math.Inf(-1))
+	for i, v := range logits {
+		if v != v {
+			v = negInf
+		}
+		x[i] = v
+	}
+	for _, sh := range p.Shifts {
+		switch {
+		case sh.ID < 0 || int(sh.ID) >= n:
+		case math.IsInf(sh.Sub, 1):
+			x[sh.ID] = negInf
+		default:
+			x[sh.ID] = float32(float64(x[sh.ID]) - sh.Sub)
+		}
+	}
+	probs := make([]float32, n)
+	if !softmax(probs, x) {
+		return -1
+	}
+	topK := p.TopK
+	if topK >= n {
+		topK = 0
+	}
+	if p.TopP >= 1 && topK == 0 {
+		return drawAll(probs, p.InvTemp, p.U)
+	}
+	return drawKept(probs, New(Params{}, n).filter(probs, p.TopP, topK), p.InvTemp, p.U)
+}
+
 // Shift is one entry of Plan.Shifts.
 type Shift struct {
 	ID  int32

@@ -835,10 +835,10 @@ func BenchmarkGreedy(b *testing.B) {
 	}
 }
 
-// TestPlan requires a Plan to describe the draw completely: its shifts
-// applied to the logits, then softmax, top-p, top-k and the draw with its
-// settings and uniform number (what a device does with it) must give the
-// token Pick gives, for settings with penalties, bans, a decay, greedy
+// TestPlan requires a Plan to describe the draw completely: Plan.Pick (its
+// shifts applied to the logits, then softmax, top-p, top-k and the draw
+// with its settings and uniform number, what a device does with it) must
+// give the token the Sampler's Pick gives, for settings with penalties, bans, a decay, greedy
 // temperature and each filter.
 func TestPlan(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
@@ -869,44 +869,11 @@ func TestPlan(t *testing.T) {
 			plan := s.Plan()
 			for k := range 64 {
 				u := (float64(k) + rng.Float64()) / 64
-				if got, want := planPick(plan, logits, u), s.Pick(logits, u); got != want {
+				plan.U = u
+				if got, want := plan.Pick(logits), s.Pick(logits, u); got != want {
 					t.Fatalf("%+v, trial %d, u %v: the plan draws %d, Pick %d", p, trial, u, got, want)
 				}
 			}
 		}
 	}
-}
-
-// planPick draws from logits for the uniform number u the way a device
-// reads a Plan.
-func planPick(p Plan, logits []float32, u float64) int32 {
-	n := len(logits)
-	x := make([]float32, n)
-	for i, v := range logits {
-		if v != v {
-			v = float32(math.Inf(-1))
-		}
-		x[i] = v
-	}
-	for _, sh := range p.Shifts {
-		switch {
-		case int(sh.ID) >= n:
-		case math.IsInf(sh.Sub, 1):
-			x[sh.ID] = float32(math.Inf(-1))
-		default:
-			x[sh.ID] = float32(float64(x[sh.ID]) - sh.Sub)
-		}
-	}
-	probs := make([]float32, n)
-	if !softmax(probs, x) {
-		return -1
-	}
-	topK := p.TopK
-	if topK >= n {
-		topK = 0
-	}
-	if p.TopP >= 1 && topK == 0 {
-		return drawAll(probs, p.InvTemp, u)
-	}
-	return drawKept(probs, New(Params{}, n).filter(probs, p.TopP, topK), p.InvTemp, u)
 }
