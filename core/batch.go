@@ -253,7 +253,8 @@ func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids 
 // member's row of logits comes back, into logits[i·Vocab:(i+1)·Vocab]
 // (logits holds Len() rows; the others are left as they were). The draw's
 // scratch grows with the most members a step has drawn for (about 0.5 MB a
-// member at a vocabulary of 65,536).
+// member at a vocabulary of 65,536); when it cannot, every member is
+// flagged and all rows come back.
 func (b *Batch) StepDraw(ctx context.Context, tokens []int32, specs []kernels.DrawSpec, picks []int32, logits []float32) (err error) {
 	m := b.m
 	n, V := len(b.members), m.cfg.Vocab
@@ -268,14 +269,18 @@ func (b *Batch) StepDraw(ctx context.Context, tokens []int32, specs []kernels.Dr
 	if err != nil {
 		return fmt.Errorf("batch: step: %w", err)
 	}
+	if b.growDraw(len(words)/4, kernels.DrawWork(n, V), 2*n) != nil {
+		// No room for the draw's scratch: every row goes to the host.
+		for i := range n {
+			picks[2*i], picks[2*i+1] = -1, 1
+		}
+		return b.Step(ctx, tokens, logits, nil)
+	}
 	defer memfault.CatchFile(m.path, &err)()
 	if done, err := b.launch(ctx, tokens, false); done || err != nil {
 		return err
 	}
 	be, sc := m.be, b.sc
-	if err := b.growDraw(len(words)/4, kernels.DrawWork(n, V), 2*n); err != nil {
-		return fmt.Errorf("batch: step: %w", err)
-	}
 	if err := be.Upload(idCols(b.spec, 0, len(words)/4), words); err != nil {
 		return err
 	}

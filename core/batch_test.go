@@ -172,6 +172,13 @@ func TestBatcherMatchesAlone(t *testing.T) {
 			t.Errorf("%d rows drawn by the backend, %d flagged: want both paths taken", d.rows.Load(), d.flagged.Load())
 		}
 	})
+	// Without room for the draw's scratch beyond two members, larger steps
+	// bring every row back and sample on the host.
+	t.Run("drawing-short-of-memory", func(t *testing.T) {
+		d := &drawingCPU{Backend: newCPU(t), maxAlloc: kernels.DrawWork(2, 65536)}
+		testBatcher(t, randomModelOn(t, d))
+		t.Logf("%d rows drawn by the backend", d.rows.Load())
+	})
 }
 
 func testBatcher(t *testing.T, m *Model) {

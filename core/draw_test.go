@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"sync/atomic"
@@ -99,6 +100,14 @@ func TestForwardSample(t *testing.T) {
 type drawingCPU struct {
 	kernels.Backend
 	rows, flagged atomic.Int64
+	maxAlloc      int // > 0: Alloc refuses tensors of more elements
+}
+
+func (d *drawingCPU) Alloc(dt kernels.DType, rows, cols int) (kernels.Tensor, error) {
+	if d.maxAlloc > 0 && rows*cols > d.maxAlloc {
+		return kernels.Tensor{}, fmt.Errorf("drawingCPU: %d×%d over the test's limit", rows, cols)
+	}
+	return d.Backend.Alloc(dt, rows, cols)
 }
 
 func (d *drawingCPU) Draw(dst, x, spec, work kernels.Tensor) {
