@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/goose-rwkv/goose/core/block"
+	"github.com/goose-rwkv/goose/core/sample"
 	"github.com/goose-rwkv/goose/internal/half"
 	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
@@ -248,22 +249,27 @@ func (b *Batch) Step(ctx context.Context, tokens []int32, logits []float32, ids 
 }
 
 // StepDraw is Step with each member's next token drawn where the logits
-// are (kernels.Drawer), member i's under specs[i]: picks[2i] and
+// are (kernels.Drawer), member i's under plans[i] (from its sampler's
+// Plan; Record the drawn token, or SampleU a flagged row): picks[2i] and
 // picks[2i+1] receive its token and the doubt flag, and only a flagged
 // member's row of logits comes back, into logits[i·Vocab:(i+1)·Vocab]
 // (logits holds Len() rows; the others are left as they were). The draw's
 // scratch grows with the most members a step has drawn for (about 0.5 MB a
 // member at a vocabulary of 65,536); when it cannot, every member is
 // flagged and all rows come back.
-func (b *Batch) StepDraw(ctx context.Context, tokens []int32, specs []kernels.DrawSpec, picks []int32, logits []float32) (err error) {
+func (b *Batch) StepDraw(ctx context.Context, tokens []int32, plans []sample.Plan, picks []int32, logits []float32) (err error) {
 	m := b.m
 	n, V := len(b.members), m.cfg.Vocab
 	d, ok := m.be.(kernels.Drawer)
 	switch {
 	case !ok:
 		return errors.New("batch: step: drawing tokens needs a backend with kernels.Drawer")
-	case len(specs) != n || len(picks) != 2*n || len(logits) != n*V:
-		return fmt.Errorf("batch: step: %d specs, %d picks, %d logits for %d members (want n, 2n, n × %d)", len(specs), len(picks), len(logits), n, V)
+	case len(plans) != n || len(picks) != 2*n || len(logits) != n*V:
+		return fmt.Errorf("batch: step: %d plans, %d picks, %d logits for %d members (want n, 2n, n × %d)", len(plans), len(picks), len(logits), n, V)
+	}
+	specs := make([]kernels.DrawSpec, n)
+	for i, p := range plans {
+		specs[i] = drawSpec(p)
 	}
 	words, err := kernels.EncodeDraws(specs)
 	if err != nil {

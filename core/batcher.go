@@ -199,24 +199,24 @@ func (bt *Batcher) runStep() {
 	V := bt.m.cfg.Vocab
 	// The tokens are drawn on the device when every member samples
 	// through StepSample and the backend can draw.
-	var specs []kernels.DrawSpec
+	var plans []sample.Plan
 	if _, ok := bt.m.be.(kernels.Drawer); ok {
-		specs = make([]kernels.DrawSpec, 0, n)
+		plans = make([]sample.Plan, 0, n)
 		for _, s := range slots {
 			if s == nil || s.plan == nil {
-				specs = nil
+				plans = nil
 				break
 			}
-			specs = append(specs, drawSpec(*s.plan))
+			plans = append(plans, *s.plan)
 		}
 	}
 	if err == nil {
 		bt.mu.Unlock()
-		if specs != nil {
+		if plans != nil {
 			if cap(bt.picks) < 2*n {
 				bt.picks = make([]int32, 2*n)
 			}
-			err = bt.b.StepDraw(context.Background(), tokens, specs, bt.picks[:2*n], bt.logits[:n*V])
+			err = bt.b.StepDraw(context.Background(), tokens, plans, bt.picks[:2*n], bt.logits[:n*V])
 		} else {
 			err = bt.b.Step(context.Background(), tokens, bt.logits[:n*V], nil)
 		}
@@ -229,7 +229,7 @@ func (bt *Batcher) runStep() {
 		}
 		switch {
 		case err != nil:
-		case specs != nil && bt.picks[2*i+1] == 0:
+		case plans != nil && bt.picks[2*i+1] == 0:
 			s.drawn = bt.picks[2*i]
 		default:
 			copy(s.out, bt.logits[i*V:(i+1)*V])

@@ -217,7 +217,7 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if n == 1 && len(batches) == 1 {
 			break // the single-session figures above
 		}
-		agg, per, err := benchBatch(ctx, m, ids[:min(len(ids), 64)], n, *gen, bopts, stdout)
+		agg, per, err := benchBatch(ctx, m, ids[:min(len(ids), 64)], n, *gen, bopts, *sampling, stdout)
 		if err != nil {
 			return err
 		}
@@ -316,9 +316,12 @@ type batchFigures struct {
 }
 
 // benchBatch prefills n sessions (each with prompt rotated by its index),
-// decodes gen greedy tokens for all of them in one core.Batch and prints
-// the aggregate and per-session rates.
-func benchBatch(ctx context.Context, m *core.Model, prompt []int32, n, gen int, opts core.BatchOptions, stdout io.Writer) (agg, per float64, err error) {
+// decodes gen tokens for all of them in one core.Batch and prints the
+// aggregate and per-session rates. The tokens are greedy, or with
+// sampling "chat" or "chat-host" drawn with the chat defaults by each
+// session's own sampler (on the device where the backend draws, for
+// "chat").
+func benchBatch(ctx context.Context, m *core.Model, prompt []int32, n, gen int, opts core.BatchOptions, sampling string, stdout io.Writer) (agg, per float64, err error) {
 	b, err := m.NewBatch(n, opts)
 	if err != nil {
 		return 0, 0, err
@@ -346,19 +349,57 @@ func benchBatch(ctx context.Context, m *core.Model, prompt []int32, n, gen int, 
 		}
 	}
 	_, onDevice := m.Backend().(kernels.Greedy)
+	_, draws := m.Backend().(kernels.Drawer)
+	smps := make([]*sample.Sampler, n)
+	for i := range smps {
+		smps[i] = sample.New(sample.Params{Temperature: 1, TopP: 0.3, PresencePenalty: 0.5, FrequencyPenalty: 0.5, PenaltyDecay: 0.996, Seed: uint64(i)}, V)
+		smps[i].Ban(0)
+	}
 	var all []float32
-	if !onDevice {
+	if !onDevice || sampling != "greedy" {
 		all = make([]float32, n*V)
 	}
+	plans, picks := make([]sample.Plan, n), make([]int32, 2*n)
+	drawn := 0
 	step := func() error {
-		if onDevice {
+		switch {
+		case sampling == "chat" && draws:
+			for i, s := range smps {
+				plans[i] = s.Plan()
+			}
+			if err := b.StepDraw(ctx, tokens, plans, picks, all); err != nil {
+				return err
+			}
+			for i, s := range smps {
+				if picks[2*i+1] == 0 {
+					tokens[i] = picks[2*i]
+					s.Record(tokens[i])
+					drawn++
+				} else {
+					tokens[i] = s.SampleU(all[i*V:(i+1)*V], plans[i].U)
+				}
+			}
+		case sampling != "greedy":
+			if err := b.Step(ctx, tokens, all, nil); err != nil {
+				return err
+			}
+			for i, s := range smps {
+				tokens[i] = s.Sample(all[i*V : (i+1)*V])
+			}
+		case onDevice:
 			return b.Step(ctx, tokens, nil, tokens)
+		default:
+			if err := b.Step(ctx, tokens, all, nil); err != nil {
+				return err
+			}
+			for i := range tokens {
+				tokens[i] = sample.Greedy(all[i*V : (i+1)*V])
+			}
 		}
-		if err := b.Step(ctx, tokens, all, nil); err != nil {
-			return err
-		}
-		for i := range tokens {
-			tokens[i] = sample.Greedy(all[i*V : (i+1)*V])
+		for _, t := range tokens {
+			if t < 0 {
+				return errors.New("bench: no token can be sampled")
+			}
 		}
 		return nil
 	}
@@ -376,14 +417,19 @@ func benchBatch(ctx context.Context, m *core.Model, prompt []int32, n, gen int, 
 	el := time.Since(start)
 	agg = float64(n*gen) / el.Seconds()
 	per = float64(gen) / el.Seconds()
-	where := "from downloaded logits"
-	if onDevice {
-		where = "by the backend (kernels.Greedy)"
+	where := "greedy from downloaded logits"
+	switch {
+	case sampling == "chat" && draws:
+		where = fmt.Sprintf("chat sampling drawn by the backend for %d of %d", drawn, n*(gen+2))
+	case sampling != "greedy":
+		where = "chat sampling on the host"
+	case onDevice:
+		where = "greedy by the backend (kernels.Greedy)"
 	}
 	if opts.RoundProducts {
 		where += "; products rounded"
 	}
-	fmt.Fprintf(stdout, "batch:    %d sessions × %d tokens in %v: aggregate %.1f tok/s, per session %.1f tok/s (%.2f ms/step; greedy %s)\n",
+	fmt.Fprintf(stdout, "batch:    %d sessions × %d tokens in %v: aggregate %.1f tok/s, per session %.1f tok/s (%.2f ms/step; %s)\n",
 		n, gen, el.Round(time.Microsecond), agg, per, 1e3*el.Seconds()/float64(gen), where)
 	return agg, per, nil
 }
