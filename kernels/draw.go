@@ -27,8 +27,8 @@ type Drawer interface {
 
 // DrawWork is the scratch a Drawer needs for rows rows of V logits (F32
 // elements): for each row the shifted logits, the probabilities and 2,048
-// words of partial sums, then two words a row to synchronise its blocks.
-func DrawWork(rows, V int) int { return rows*(2*V+2048) + 2*rows }
+// words of partial sums, then three words a row to synchronise its blocks.
+func DrawWork(rows, V int) int { return rows*(2*V+2048) + 3*rows }
 
 // DrawSpec is one row's draw for a Drawer: the settings as the sampler
 // applies them and the uniform number it drew.

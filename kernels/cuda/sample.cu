@@ -152,8 +152,9 @@ __device__ __forceinline__ double draw_exscan(double v, DrawShared& s, double* t
 // The work tensor: for each row the shifted logits w [V], the
 // probabilities p [V] and DRAW_PART floats of partial values (two buffers,
 // for alternating passes, of DRAW_MAXG × DRAW_K doubles); after all rows,
-// each row's two grid-barrier words (arrivals, generation), which the host
-// zeroes before every launch (kernels.DrawWork is the Go side of this).
+// each row's three grid-barrier words (arrivals, generation, poisoned),
+// which the host zeroes before every launch (kernels.DrawWork is the Go
+// side of this).
 #define DRAW_MAXG 64
 #define DRAW_PART (2 * 2 * DRAW_MAXG * DRAW_K)
 
@@ -169,10 +170,15 @@ struct DrawGrid {
 };
 
 // draw_sync is a barrier over the row's blocks (sense by generation): a
-// block's writes before it are visible to every block after it.
+// block's writes before it are visible to every block after it. The wait
+// is bounded (2^20 polls, about a second): a barrier that never fills
+// (blocks not all resident, say under an MPS limit on multiprocessors)
+// must not hang the device. A block that gives up marks the row poisoned
+// (its third barrier word), so that whichever block writes the result
+// flags it for the host, and skips the barriers after.
 __device__ __forceinline__ void draw_sync(DrawGrid& gr) {
     __syncthreads();
-    if (gr.G > 1 && threadIdx.x == 0) {
+    if (gr.G > 1 && threadIdx.x == 0 && !gr.timedOut) {
         volatile unsigned* vb = gr.bar;
         unsigned gen = vb[1];
         __threadfence();
@@ -181,11 +187,9 @@ __device__ __forceinline__ void draw_sync(DrawGrid& gr) {
             __threadfence();
             atomicAdd(gr.bar + 1, 1u);
         } else {
-            // Bounded (~1 s of polling): a barrier that never fills (blocks not all
-            // resident, a broken launch) must not hang the device; the row
-            // is then flagged for the host.
-            for (long long k = 0; vb[1] == gen; k++) {
-                if (k == (1ll << 26)) {
+            for (int k = 0; vb[1] == gen; k++) {
+                if (k == (1 << 20)) {
+                    atomicExch(gr.bar + 2, 1u);
                     gr.timedOut = true;
                     break;
                 }
@@ -367,7 +371,7 @@ extern "C" __global__ void __launch_bounds__(1024) draw_rows(int* out, const flo
     float* p = w + V;
     DrawGrid gr;
     gr.part = (double*)(p + V);
-    gr.bar = (unsigned*)(work + gridDim.y * stride) + 2 * r;
+    gr.bar = (unsigned*)(work + gridDim.y * stride) + 3 * r;
     gr.pass = 0;
     gr.timedOut = false;
     gr.G = gridDim.x;
@@ -536,6 +540,7 @@ extern "C" __global__ void __launch_bounds__(1024) draw_rows(int* out, const flo
     if (threadIdx.x == 0) {
         int tok = s.tok == 0x7fffffff ? -1 : s.tok;
         out[2 * r] = tok;
-        out[2 * r + 1] = (unsure || s.flag || tok < 0 || gr.timedOut) ? 1 : 0;
+        bool poisoned = gr.timedOut || ((volatile unsigned*)gr.bar)[2] != 0;
+        out[2 * r + 1] = (unsure || s.flag || tok < 0 || poisoned) ? 1 : 0;
     }
 }

@@ -79,9 +79,10 @@ func (b *Backend) Draw(dst, x, spec, work kernels.Tensor) {
 		if T == 0 {
 			return nil
 		}
-		// The barrier words after the rows start at zero every launch.
-		bar := ps[1] + uint64(4*(kernels.DrawWork(T, V)-2*T))
-		if err := b.drv.MemsetD8Async(bar, 0, int64(8*T), b.stream); err != nil {
+		// The barrier words after the rows (three a row) start at zero
+		// every launch.
+		bar := ps[1] + uint64(4*(kernels.DrawWork(T, V)-3*T))
+		if err := b.drv.MemsetD8Async(bar, 0, int64(12*T), b.stream); err != nil {
 			return fmt.Errorf("cuda: Draw: %w", err)
 		}
 		G := max(1, min(drawMaxBlocks, b.sms/T, (V+1023)/1024))
