@@ -297,8 +297,11 @@ type Backend interface {
 // What a backend can do beyond Ops is also declared by the optional
 // interfaces it implements: Grapher (record and replay a decode step),
 // StepGrapher (a recorded step that takes its input and returns its output
-// in one call), Fused (fused one-token ops), Prober (its own ceilings),
-// Queuer (independent queues of ops that run side by side). A model
+// in one call), Fused (fused one-token ops), RowShift (the token shift of
+// many rows in one op), Greedy (each row's largest logit picked where the
+// logits are), Drawer (each row's token drawn there by the sampler's
+// rules), Prober (its own ceilings), Queuer (independent queues of ops
+// that run side by side). A model
 // drives a backend without one of them the plain way (ops in issue
 // order), so every backend runs every model.
 type Capabilities struct {
