@@ -706,8 +706,10 @@ func forRanges(n int, fn func(c, lo, hi int)) {
 // taken in float64 as four interleaved partial sums (which break the
 // loop-carried dependency of one running sum) added pairwise.
 func expRange(dst, x []float32, m float64, tab *[expTableSize]float64) float64 {
-	var s0, s1, s2, s3 float64
-	i := 0
+	// The blocks of four go to the vector form where there is one
+	// (expRangeFast: the same operations, so the same bits).
+	s, i := expRangeFast(dst, x, m, tab)
+	s0, s1, s2, s3 := s[0], s[1], s[2], s[3]
 	for ; i+4 <= len(x); i += 4 {
 		e0 := expNeg(float64(x[i])-m, tab)
 		e1 := expNeg(float64(x[i+1])-m, tab)
@@ -734,8 +736,8 @@ func softmax(dst, x []float32) bool {
 	n, chunks := len(x), ranges(len(x))
 	var maxes [softmaxChunks]float32
 	forRanges(n, func(c, lo, hi int) {
-		m := float32(math.Inf(-1))
-		for _, v := range x[lo:hi] {
+		m, i := maxFast(x[lo:hi]) // the vector form, where there is one
+		for _, v := range x[lo+i : hi] {
 			if v > m {
 				m = v
 			}
@@ -782,8 +784,8 @@ func softmax(dst, x []float32) bool {
 	}
 	inv := 1 / sum
 	forRanges(n, func(_, lo, hi int) {
-		for i, e := range dst[lo:hi] {
-			dst[lo+i] = float32(float64(e) * inv)
+		for i := lo + scaleFast(dst[lo:hi], inv); i < hi; i++ {
+			dst[i] = float32(float64(dst[i]) * inv)
 		}
 	})
 	return true
