@@ -366,18 +366,7 @@ func (p Plan) Pick(logits []float32) int32 {
 			x[sh.ID] = float32(float64(x[sh.ID]) - sh.Sub)
 		}
 	}
-	probs := make([]float32, n)
-	if !softmax(probs, x) {
-		return -1
-	}
-	topK := p.TopK
-	if topK >= n {
-		topK = 0
-	}
-	if p.TopP >= 1 && topK == 0 {
-		return drawAll(probs, p.InvTemp, p.U)
-	}
-	return drawKept(probs, New(Params{}, n).filter(probs, p.TopP, topK), p.InvTemp, p.U)
+	return New(Params{}, n).drawFrom(x, p.InvTemp, p.TopP, p.TopK, p.U)
 }
 
 // Shift is one entry of Plan.Shifts.
@@ -391,10 +380,8 @@ type Shift struct {
 // token drawn under the plan, or samples the logits with SampleU(logits,
 // plan.U): both leave the Sampler as Sample would have.
 func (s *Sampler) Plan() Plan {
-	p := Plan{U: s.rng.Float64(), InvTemp: 1 / float64(s.p.Temperature), TopP: float64(s.p.TopP), TopK: s.p.TopK}
-	if s.p.Temperature == 0 {
-		p.InvTemp, p.TopP = 1, 0
-	}
+	p := Plan{U: s.rng.Float64()}
+	p.InvTemp, p.TopP, p.TopK = s.p.drawSettings()
 	pres, freq := float64(s.p.PresencePenalty), float64(s.p.FrequencyPenalty)
 	for _, id := range s.seen {
 		if sub := pres + s.occ[id]*freq; sub != 0 && !s.banned[id] {
@@ -458,7 +445,24 @@ func (s *Sampler) sample(logits []float32, u float64) int32 {
 	if n == 0 || n > math.MaxInt32 {
 		return -1
 	}
-	x := s.penalize(logits)
+	invT, topP, topK := s.p.drawSettings()
+	return s.drawFrom(s.penalize(logits), invT, topP, topK, u)
+}
+
+// drawSettings returns the inverse temperature, top-p and top-k a draw
+// applies: temperature 0 is temperature 1 with top-p 0.
+func (p Params) drawSettings() (invT, topP float64, topK int) {
+	if p.Temperature == 0 {
+		return 1, 0, p.TopK
+	}
+	return 1 / float64(p.Temperature), float64(p.TopP), p.TopK
+}
+
+// drawFrom draws from x (logits with the penalties and bans applied) for
+// the uniform number u: softmax, top-p, top-k (off at or beyond len(x)),
+// then the draw with weights p^invT.
+func (s *Sampler) drawFrom(x []float32, invT, topP float64, topK int, u float64) int32 {
+	n := len(x)
 	if cap(s.probs) < n {
 		s.probs = make([]float32, n)
 	}
@@ -466,19 +470,13 @@ func (s *Sampler) sample(logits []float32, u float64) int32 {
 	if !softmax(probs, x) {
 		return -1
 	}
-	temp, topP, topK := s.p.Temperature, s.p.TopP, s.p.TopK
-	if temp == 0 {
-		temp, topP = 1, 0
-	}
 	if topK >= n {
 		topK = 0
 	}
-	invT := 1 / float64(temp)
 	if topP >= 1 && topK == 0 {
 		return drawAll(probs, invT, u)
 	}
-	kept := s.filter(probs, float64(topP), topK)
-	return drawKept(probs, kept, invT, u)
+	return drawKept(probs, s.filter(probs, topP, topK), invT, u)
 }
 
 // filter returns, in ascending id order, the tokens that survive top-p
