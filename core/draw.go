@@ -6,8 +6,6 @@ import (
 	"math"
 
 	"github.com/goose-rwkv/goose/core/sample"
-	"github.com/goose-rwkv/goose/internal/half"
-	"github.com/goose-rwkv/goose/internal/memfault"
 	"github.com/goose-rwkv/goose/kernels"
 )
 
@@ -39,7 +37,7 @@ func (m *Model) ForwardSample(ctx context.Context, st *State, token int32, logit
 		return smp.SampleU(logits, plan.U), nil
 	}
 	_, draws := m.be.(kernels.Drawer)
-	io, isIO := m.be.(kernels.StepGrapher)
+	_, isIO := m.be.(kernels.StepGrapher)
 	if !draws || !isIO || !m.graphsSupported || len(plan.Shifts) > maxDrawShifts {
 		return host()
 	}
@@ -47,51 +45,28 @@ func (m *Model) ForwardSample(ctx context.Context, st *State, token int32, logit
 	if err != nil {
 		return host() // settings the device cannot take: the host samples them
 	}
-	if err := m.enter(st, []int32{token}); err != nil {
-		return -1, err
-	}
-	defer memfault.CatchFile(m.path, &err)()
-	if err := ctx.Err(); err != nil {
-		return -1, err
-	}
-	sc, err := m.getScratch(1, false)
-	if err != nil {
-		return -1, err
-	}
-	defer m.putScratch(sc)
-	if err := m.drawScratch(sc); err != nil {
-		return -1, fmt.Errorf("forward: %w", err)
-	}
-	graph, err := sc.draw.forState(st, func() (kernels.Graph, error) {
-		run := func(rec kernels.Backend) {
-			m.run(rec, sc, st, 1, 1)
+	id, err := m.pickStep(ctx, st, token, logits, pickStep{
+		name:  "sampled",
+		graph: func(sc *scratch) *stateGraph { return &sc.draw },
+		setup: func(sc *scratch) error {
+			if err := m.drawScratch(sc); err != nil {
+				return err
+			}
+			// The spec goes ahead of the step on the same queue.
+			return m.be.Upload(idCols(sc.spec, 0, len(words)/4), words)
+		},
+		pick: func(rec kernels.Backend, sc *scratch) {
 			rec.(kernels.Drawer).Draw(sc.pick, sc.logits.Slice(0, 1), sc.spec, sc.work)
-		}
-		return io.CaptureIO(run, sc.ids, sc.pick)
+		},
 	})
-	if err != nil {
-		return -1, fmt.Errorf("capture sampled decode step: %w", err)
-	}
-	g, ok := graph.(kernels.StepGraph)
-	if !ok {
-		return -1, fmt.Errorf("capture sampled decode step: %T is not a kernels.StepGraph", graph)
-	}
-	// The spec goes ahead of the step on the same queue.
-	if err := m.be.Upload(idCols(sc.spec, 0, len(words)/4), words); err != nil {
+	switch {
+	case err != nil:
 		return -1, err
-	}
-	sc.idBuf[0] = token
-	if err := g.Step(half.Bytes(sc.idBuf), half.Bytes(sc.pickBuf)); err != nil {
-		return -1, err
-	}
-	if id := sc.pickBuf[0]; sc.pickBuf[1] == 0 && id >= 0 {
+	case id >= 0:
 		smp.Record(id)
 		return id, nil
 	}
-	// The step's logits are still in the scratch: the host decides.
-	if err := m.be.Download(half.Bytes(logits), sc.logits.Slice(0, 1)); err != nil {
-		return -1, err
-	}
+	// The logits came back: the host decides.
 	return smp.SampleU(logits, plan.U), nil
 }
 

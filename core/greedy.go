@@ -31,10 +31,37 @@ func (m *Model) ForwardGreedy(ctx context.Context, st *State, token int32, logit
 		return -1, fmt.Errorf("forward: logits buffer has %d entries, vocabulary is %d", len(logits), m.cfg.Vocab)
 	}
 	_, greedy := m.be.(kernels.Greedy)
-	io, isIO := m.be.(kernels.StepGrapher)
-	if !greedy || !isIO || !m.graphsSupported {
+	if _, isIO := m.be.(kernels.StepGrapher); !greedy || !isIO || !m.graphsSupported {
 		return -1, m.Forward(ctx, st, []int32{token}, logits)
 	}
+	return m.pickStep(ctx, st, token, logits, pickStep{
+		name:  "greedy",
+		graph: func(sc *scratch) *stateGraph { return &sc.greedy },
+		setup: func(sc *scratch) error { return sc.pickScratch(m.be) },
+		pick: func(rec kernels.Backend, sc *scratch) {
+			rec.(kernels.Greedy).ArgmaxChecked(sc.pick, sc.logits.Slice(0, 1), GreedyMargin)
+		},
+		accept: accept,
+	})
+}
+
+// pickStep is a one-token step whose captured graph ends in an op that
+// picks the next token where the logits are (Model.pickStep).
+type pickStep struct {
+	name  string                          // for errors: "capture <name> decode step"
+	graph func(*scratch) *stateGraph      // the scratch's graph for this kind of step
+	setup func(*scratch) error            // allocations and uploads ahead of the step
+	pick  func(kernels.Backend, *scratch) // writes [token, flag] to the scratch's pick
+	// accept may refuse a token picked without a flag (nil: all taken).
+	accept func(int32) bool
+}
+
+// pickStep runs token through st in the step ps describes (captured on
+// first use for st, then replayed with one call and one wait) and returns
+// the picked token. When the flag is set or accept refuses the token, it
+// copies the step's logits into logits and returns −1.
+func (m *Model) pickStep(ctx context.Context, st *State, token int32, logits []float32, ps pickStep) (next int32, err error) {
+	io := m.be.(kernels.StepGrapher)
 	if err := m.enter(st, []int32{token}); err != nil {
 		return -1, err
 	}
@@ -47,28 +74,28 @@ func (m *Model) ForwardGreedy(ctx context.Context, st *State, token int32, logit
 		return -1, err
 	}
 	defer m.putScratch(sc)
-	if err := sc.pickScratch(m.be); err != nil {
+	if err := ps.setup(sc); err != nil {
 		return -1, fmt.Errorf("forward: %w", err)
 	}
-	graph, err := sc.greedy.forState(st, func() (kernels.Graph, error) {
+	graph, err := ps.graph(sc).forState(st, func() (kernels.Graph, error) {
 		run := func(rec kernels.Backend) {
 			m.run(rec, sc, st, 1, 1)
-			rec.(kernels.Greedy).ArgmaxChecked(sc.pick, sc.logits.Slice(0, 1), GreedyMargin)
+			ps.pick(rec, sc)
 		}
 		return io.CaptureIO(run, sc.ids, sc.pick)
 	})
 	if err != nil {
-		return -1, fmt.Errorf("capture greedy decode step: %w", err)
+		return -1, fmt.Errorf("capture %s decode step: %w", ps.name, err)
 	}
 	g, ok := graph.(kernels.StepGraph)
 	if !ok {
-		return -1, fmt.Errorf("capture greedy decode step: %T is not a kernels.StepGraph", graph)
+		return -1, fmt.Errorf("capture %s decode step: %T is not a kernels.StepGraph", ps.name, graph)
 	}
 	sc.idBuf[0] = token
 	if err := g.Step(half.Bytes(sc.idBuf), half.Bytes(sc.pickBuf)); err != nil {
 		return -1, err
 	}
-	if id := sc.pickBuf[0]; sc.pickBuf[1] == 0 && id >= 0 && (accept == nil || accept(id)) {
+	if id := sc.pickBuf[0]; sc.pickBuf[1] == 0 && id >= 0 && (ps.accept == nil || ps.accept(id)) {
 		return id, nil
 	}
 	// The step's logits are still in the scratch: bring them to the host.
