@@ -33,16 +33,7 @@ func TestForwardSample(t *testing.T) {
 			V := m.Config().Vocab
 			_, draws := m.Backend().(kernels.Drawer)
 			for _, p := range settings {
-				ref, err := m.NewState()
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ref.Free()
-				st, err := ref.Clone()
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer st.Free()
+				ref, st := twinStates(t, m)
 				host, dev := sample.New(p, V), sample.New(p, V)
 				host.Ban(0)
 				dev.Ban(0)

@@ -21,16 +21,7 @@ func TestForwardGreedy(t *testing.T) {
 		t.Run(bk.name, func(t *testing.T) {
 			m := fusedTestModel(t, bk.open(t), kernels.BF16)
 			ctx := context.Background()
-			ref, err := m.NewState()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ref.Free()
-			st, err := ref.Clone()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Free()
+			ref, st := twinStates(t, m)
 			V := m.Config().Vocab
 			want, got := make([]float32, V), make([]float32, V)
 			tok, onDevice, handedBack := int32(1), 0, 0
@@ -123,4 +114,20 @@ func TestGenerateGreedyOnDevice(t *testing.T) {
 	if !slices.Equal(fed, want) {
 		t.Errorf("reply on the device %v, host loop %v", fed, want)
 	}
+}
+
+// twinStates returns two fresh states of m, freed when the test ends: one
+// to run the reference way, one the way under test.
+func twinStates(t *testing.T, m *Model) (ref, st *State) {
+	t.Helper()
+	ref, err := m.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ref.Free)
+	if st, err = ref.Clone(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Free)
+	return ref, st
 }
