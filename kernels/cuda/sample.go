@@ -13,18 +13,11 @@ func (b *Backend) Argmax(dst, x kernels.Tensor) {
 		if dst.DType != kernels.I32 || dst.Len() != x.Rows {
 			return shapeErr("Argmax", "dst %v, x %v", dst, x)
 		}
-		ps, err := b.f32Ptrs("Argmax", x)
-		if err != nil {
+		ip, xp, err := b.pickPtrs("Argmax", dst, x)
+		if err != nil || x.Rows == 0 {
 			return err
 		}
-		ip, err := b.devPtr(dst)
-		if err != nil {
-			return shapeErr("Argmax", "dst: %v", err)
-		}
-		if x.Rows == 0 {
-			return nil
-		}
-		b.argsStart().ptr(ip).ptr(ps[0]).i32(x.Cols)
+		b.argsStart().ptr(ip).ptr(xp).i32(x.Cols)
 		return b.launch(b.k.argmax, [3]uint32{uint32(x.Rows), 1, 1}, [3]uint32{1024, 1, 1})
 	})
 }
@@ -36,18 +29,11 @@ func (b *Backend) ArgmaxChecked(dst, x kernels.Tensor, margin float32) {
 		if dst.DType != kernels.I32 || dst.Len() != 2*x.Rows || !(margin >= 0) {
 			return shapeErr("ArgmaxChecked", "dst %v, x %v, margin %v", dst, x, margin)
 		}
-		ps, err := b.f32Ptrs("ArgmaxChecked", x)
-		if err != nil {
+		ip, xp, err := b.pickPtrs("ArgmaxChecked", dst, x)
+		if err != nil || x.Rows == 0 {
 			return err
 		}
-		ip, err := b.devPtr(dst)
-		if err != nil {
-			return shapeErr("ArgmaxChecked", "dst: %v", err)
-		}
-		if x.Rows == 0 {
-			return nil
-		}
-		b.argsStart().ptr(ip).ptr(ps[0]).i32(x.Cols).f32(margin)
+		b.argsStart().ptr(ip).ptr(xp).i32(x.Cols).f32(margin)
 		return b.launch(b.k.argmaxChk, [3]uint32{uint32(x.Rows), 1, 1}, [3]uint32{1024, 1, 1})
 	})
 }
@@ -64,13 +50,13 @@ func (b *Backend) Draw(dst, x, spec, work kernels.Tensor) {
 		if dst.DType != kernels.I32 || dst.Len() != 2*T || spec.DType != kernels.I32 || spec.Len() < 1+T || work.Len() < kernels.DrawWork(T, V) || T > 65535 {
 			return shapeErr("Draw", "dst %v, x %v, spec %v, work %v (want %d elements)", dst, x, spec, work, kernels.DrawWork(T, V))
 		}
-		ps, err := b.f32Ptrs("Draw", x, work)
+		ip, xp, err := b.pickPtrs("Draw", dst, x)
 		if err != nil {
 			return err
 		}
-		ip, err := b.devPtr(dst)
+		wp, err := b.f32Ptrs("Draw", work)
 		if err != nil {
-			return shapeErr("Draw", "dst: %v", err)
+			return err
 		}
 		sp, err := b.devPtr(spec)
 		if err != nil || sp%8 != 0 {
@@ -81,14 +67,27 @@ func (b *Backend) Draw(dst, x, spec, work kernels.Tensor) {
 		}
 		// The barrier words after the rows (three a row) start at zero
 		// every launch.
-		bar := ps[1] + uint64(4*(kernels.DrawWork(T, V)-3*T))
+		bar := wp[0] + uint64(4*(kernels.DrawWork(T, V)-3*T))
 		if err := b.drv.MemsetD8Async(bar, 0, int64(12*T), b.stream); err != nil {
 			return fmt.Errorf("cuda: Draw: %w", err)
 		}
 		G := max(1, min(drawMaxBlocks, b.sms/T, (V+1023)/1024))
-		b.argsStart().ptr(ip).ptr(ps[0]).ptr(sp).ptr(ps[1]).i32(V)
+		b.argsStart().ptr(ip).ptr(xp).ptr(sp).ptr(wp[0]).i32(V)
 		return b.launch(b.k.draw, [3]uint32{uint32(G), uint32(T), 1}, [3]uint32{1024, 1, 1})
 	})
+}
+
+// pickPtrs returns the device addresses of a picking op's I32 output dst
+// and its F32 rows x.
+func (b *Backend) pickPtrs(op string, dst, x kernels.Tensor) (ip, xp uint64, err error) {
+	ps, err := b.f32Ptrs(op, x)
+	if err != nil {
+		return 0, 0, err
+	}
+	if ip, err = b.devPtr(dst); err != nil {
+		return 0, 0, shapeErr(op, "dst: %v", err)
+	}
+	return ip, ps[0], nil
 }
 
 // drawMaxBlocks is DRAW_MAXG in sample.cu: the most blocks a row's draw
