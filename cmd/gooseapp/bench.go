@@ -352,7 +352,9 @@ func benchBatch(ctx context.Context, m *core.Model, prompt []int32, n, gen int, 
 	_, draws := m.Backend().(kernels.Drawer)
 	smps := make([]*sample.Sampler, n)
 	for i := range smps {
-		smps[i] = sample.New(sample.Params{Temperature: 1, TopP: 0.3, PresencePenalty: 0.5, FrequencyPenalty: 0.5, PenaltyDecay: 0.996, Seed: uint64(i)}, V)
+		p := sample.DefaultChat()
+		p.Seed = uint64(i)
+		smps[i] = sample.New(p, V)
 		smps[i].Ban(0)
 	}
 	var all []float32
