@@ -47,12 +47,12 @@ stage=$out/$name
 rm -rf "$stage"
 mkdir -p "$stage/bin" "$stage/share/applications" "$stage/share/metainfo" "$stage/share/icons" "$stage/share/doc/goose"
 go build $trim -ldflags "-s -w -X main.version=$version -X 'main.commit=$commit'" -o "$stage/bin/gooseapp" ./cmd/gooseapp
-got=$("$stage/bin/gooseapp" --version | head -1)
+got=$("$stage/bin/gooseapp" --version | sed -n 1p)
 if [ "$got" != "gooseapp $version" ]; then
   echo "build.sh: the binary says \"$got\", want \"gooseapp $version\"" >&2
   exit 1
 fi
-if ! "$stage/bin/gooseapp" --version | grep -q "desktop app (Fyne)"; then
+if ! "$stage/bin/gooseapp" --version | grep "desktop app (Fyne)" >/dev/null; then
   echo "build.sh: the binary lacks the desktop app (cgo and the X11/GL headers are needed: packaging/deps.sh)" >&2
   exit 1
 fi
