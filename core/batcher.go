@@ -14,12 +14,14 @@ import (
 // steps of one Batch (continuous batching): a session enters when it starts
 // generating and exits when it stops, between steps, and each step advances
 // every session that has submitted its next token. Sessions submit from
-// their own goroutines; the last one to submit (or the first after a short
-// wait, when some member is slow to submit, say because its client reads
-// slowly) runs the step for all, and every one gets its own row of logits.
-// A member that has not submitted when a step runs is parked — its state
-// copied out of the batch — and rejoins with its next submission, so a slow
-// session never holds the others back nor misses a token.
+// their own goroutines and wait for their own result; the Batcher's runner
+// goroutine runs a step once every member has submitted, or once a short
+// wait for the rest has ended (some member is slow to submit, say because
+// its client reads slowly, or it samples a row on the host), and every
+// member gets its own row of logits. A member that has not submitted when
+// a step runs is parked — its state copied out of the batch — and rejoins
+// with its next submission, so a slow session never holds the others back
+// nor misses a token.
 //
 // Prefills do not go through the Batcher: they run as ordinary Forward
 // calls between its steps.
@@ -29,15 +31,37 @@ type Batcher struct {
 	wait time.Duration
 
 	mu      sync.Mutex
-	cond    *sync.Cond
+	cond    *sync.Cond   // a step ended, a member exited, or the Batcher closed
+	work    *sync.Cond   // the runner's: a submission, an exit, the wait's end
 	running bool         // a step is in flight: the Batch may not change
 	members []*BatchSlot // entered and not exited
 	nsub    int          // members that submitted for the next step
-	timer   *time.Timer  // wakes waiters when the wait for stragglers ends
+	timer   *time.Timer  // wakes the runner when the wait for stragglers ends
 	since   time.Time    // first submission for the next step
+	last    time.Duration
 	logits  []float32
 	picks   []int32 // [token, flag] a member (StepSample on a kernels.Drawer)
 	closed  bool
+	stopped chan struct{} // closed when the runner returns
+	stats   BatcherStats
+}
+
+// BatcherStats counts what a Batcher has done since it was made.
+type BatcherStats struct {
+	Steps  int64         // steps run
+	Rows   int64         // members advanced, summed over the steps
+	Drawn  int64         // rows whose token the backend drew (Batch.StepDraw)
+	Parked int64         // members parked because they had not submitted
+	Early  int64         // steps run when the wait for stragglers ended
+	Busy   time.Duration // time in the steps themselves
+	Waited time.Duration // from each step's first submission to its start
+}
+
+// Stats returns the Batcher's counters.
+func (bt *Batcher) Stats() BatcherStats {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	return bt.stats
 }
 
 // BatchSlot is a session's membership in a Batcher.
@@ -46,22 +70,23 @@ type BatchSlot struct {
 	st        *State
 	mb        *Member // nil while parked (not in the Batch)
 	submitted bool
-	inStep    bool
 	tok       int32
 	out       []float32
 	plan      *sample.Plan // StepSample's draw, nil for Step
 	drawn     int32        // the token the device drew under plan, −1 if none
 	err       error
-	done      bool
+	ready     chan struct{} // the runner's word that the submission is done
 }
 
-// DefaultBatchWait is how long a step waits for members that have not
-// submitted their next token once another has.
+// DefaultBatchWait is the shortest a step waits for members that have not
+// submitted their next token once another has. The wait is longer after
+// long steps: half the previous step's time, since members that sample
+// on the host, after a step, need longer when the steps are slow (a CPU).
 const DefaultBatchWait = 2 * time.Millisecond
 
 // NewBatcher returns a Batcher for up to capacity sessions at once; wait is
-// how long a step waits for stragglers (0: DefaultBatchWait), opts
-// configure its Batch.
+// the shortest wait for stragglers (0: DefaultBatchWait), opts configure
+// its Batch. Close stops it.
 func (m *Model) NewBatcher(capacity int, wait time.Duration, opts BatchOptions) (*Batcher, error) {
 	b, err := m.NewBatch(capacity, opts)
 	if err != nil {
@@ -70,8 +95,10 @@ func (m *Model) NewBatcher(capacity int, wait time.Duration, opts BatchOptions) 
 	if wait <= 0 {
 		wait = DefaultBatchWait
 	}
-	bt := &Batcher{m: m, b: b, wait: wait, logits: make([]float32, capacity*m.cfg.Vocab)}
+	bt := &Batcher{m: m, b: b, wait: wait, logits: make([]float32, capacity*m.cfg.Vocab), stopped: make(chan struct{})}
 	bt.cond = sync.NewCond(&bt.mu)
+	bt.work = sync.NewCond(&bt.mu)
+	go bt.run()
 	return bt, nil
 }
 
@@ -86,7 +113,7 @@ func (bt *Batcher) Enter(st *State) (*BatchSlot, error) {
 	if st == nil || st.m != bt.m {
 		return nil, errors.New("batcher: enter: not a state of this model")
 	}
-	s := &BatchSlot{bt: bt, st: st}
+	s := &BatchSlot{bt: bt, st: st, ready: make(chan struct{}, 1)}
 	bt.members = append(bt.members, s)
 	return s, nil
 }
@@ -130,18 +157,16 @@ func (s *BatchSlot) step(ctx context.Context, tok int32, logits []float32, plan 
 		return errors.New("batcher: step: token outside the vocabulary")
 	}
 	bt.mu.Lock()
-	defer bt.mu.Unlock()
-	if bt.closed {
-		return ErrClosed
-	}
 	// Join (or rejoin after being parked) between steps, when a slot is free.
 	for s.mb == nil {
 		if bt.closed {
+			bt.mu.Unlock()
 			return ErrClosed
 		}
 		if !bt.running && bt.b.Len() < bt.b.Cap() {
 			mb, err := bt.b.Join(s.st)
 			if err != nil {
+				bt.mu.Unlock()
 				return err
 			}
 			s.mb = mb
@@ -149,28 +174,68 @@ func (s *BatchSlot) step(ctx context.Context, tok int32, logits []float32, plan 
 		}
 		bt.cond.Wait()
 	}
-	s.tok, s.out, s.plan, s.drawn, s.submitted, s.done, s.err = tok, logits, plan, -1, true, false, nil
+	if bt.closed {
+		bt.mu.Unlock()
+		return ErrClosed
+	}
+	s.tok, s.out, s.plan, s.drawn, s.submitted, s.err = tok, logits, plan, -1, true, nil
 	bt.nsub++
 	if bt.nsub == 1 {
 		bt.startWait()
 	}
-	for !s.done {
-		if bt.closed {
-			return ErrClosed
-		}
-		if !bt.running && s.submitted && (bt.nsub == bt.b.Len() || time.Since(bt.since) >= bt.wait) {
-			bt.runStep()
-			continue
-		}
-		bt.cond.Wait()
+	if bt.nsub == bt.b.Len() {
+		bt.work.Signal()
 	}
+	bt.mu.Unlock()
+	<-s.ready
 	return s.err
 }
 
+// run is the runner goroutine: it runs a step whenever one is due (every
+// member submitted, or the wait for the rest ended) until the Batcher
+// closes, and then fails the submissions still waiting.
+func (bt *Batcher) run() {
+	defer close(bt.stopped)
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	for {
+		for !bt.closed && !bt.due() {
+			bt.work.Wait()
+		}
+		if bt.closed {
+			for _, s := range bt.members {
+				if s.submitted {
+					s.submitted, s.err = false, ErrClosed
+					s.ready <- struct{}{}
+				}
+			}
+			bt.nsub = 0
+			return
+		}
+		bt.runStep()
+	}
+}
+
+// due reports whether a step should run now. The caller holds the lock.
+func (bt *Batcher) due() bool {
+	if bt.nsub == 0 {
+		return false
+	}
+	return bt.nsub == bt.b.Len() || time.Since(bt.since) >= bt.waitFor()
+}
+
+// waitFor is how long a step waits for stragglers: the Batcher's wait, or
+// half the previous step's time when that is longer.
+func (bt *Batcher) waitFor() time.Duration { return max(bt.wait, bt.last/2) }
+
 // runStep runs one step for the submitted members, parking the others
-// first. It is called with the lock held and returns with it held; the
-// lock is released while the step runs.
+// first, and hands each its result. It is called with the lock held and
+// returns with it held; the lock is released while the step runs.
 func (bt *Batcher) runStep() {
+	bt.stats.Waited += time.Since(bt.since)
+	if bt.nsub < bt.b.Len() {
+		bt.stats.Early++
+	}
 	if bt.timer != nil {
 		bt.timer.Stop()
 		bt.timer = nil
@@ -182,6 +247,7 @@ func (bt *Batcher) runStep() {
 				err = e
 			}
 			s.mb = nil
+			bt.stats.Parked++
 		}
 	}
 	ms := bt.b.Members()
@@ -190,7 +256,7 @@ func (bt *Batcher) runStep() {
 	for _, s := range bt.members {
 		if s.mb != nil && s.submitted {
 			slots[s.mb.Slot()], tokens[s.mb.Slot()] = s, s.tok
-			s.submitted, s.inStep = false, true
+			s.submitted = false
 		}
 	}
 	bt.nsub = 0
@@ -212,6 +278,7 @@ func (bt *Batcher) runStep() {
 	}
 	if err == nil {
 		bt.mu.Unlock()
+		start := time.Now()
 		if plans != nil {
 			if cap(bt.picks) < 2*n {
 				bt.picks = make([]int32, 2*n)
@@ -220,7 +287,13 @@ func (bt *Batcher) runStep() {
 		} else {
 			err = bt.b.Step(context.Background(), tokens, bt.logits[:n*V], nil)
 		}
+		bt.last = time.Since(start)
 		bt.mu.Lock()
+		bt.stats.Busy += bt.last
+		if err == nil {
+			bt.stats.Steps++
+			bt.stats.Rows += int64(n)
+		}
 	}
 	bt.running = false
 	for i, s := range slots {
@@ -231,10 +304,12 @@ func (bt *Batcher) runStep() {
 		case err != nil:
 		case plans != nil && bt.picks[2*i+1] == 0:
 			s.drawn = bt.picks[2*i]
+			bt.stats.Drawn++
 		default:
 			copy(s.out, bt.logits[i*V:(i+1)*V])
 		}
-		s.err, s.done, s.inStep = err, true, false
+		s.err = err
+		s.ready <- struct{}{}
 	}
 	if bt.nsub > 0 { // submissions that came during the step wait from now
 		bt.startWait()
@@ -243,13 +318,16 @@ func (bt *Batcher) runStep() {
 }
 
 // startWait starts the wait for stragglers at the first submission for the
-// next step: the timer wakes the waiters when it ends. The caller holds
-// the lock.
+// next step: the timer wakes the runner when it ends. The caller holds the
+// lock.
 func (bt *Batcher) startWait() {
 	bt.since = time.Now()
-	bt.timer = time.AfterFunc(bt.wait, func() {
+	if bt.timer != nil {
+		bt.timer.Stop()
+	}
+	bt.timer = time.AfterFunc(bt.waitFor(), func() {
 		bt.mu.Lock()
-		bt.cond.Broadcast()
+		bt.work.Signal()
 		bt.mu.Unlock()
 	})
 }
@@ -279,17 +357,31 @@ func (s *BatchSlot) Exit() error {
 		}
 	}
 	bt.cond.Broadcast()
+	bt.work.Signal() // the others may all have submitted now
 	return err
 }
 
-// Close frees the batch. Members must have exited.
+// Close stops the runner and frees the batch. Members must have exited;
+// a submission still waiting fails with ErrClosed.
 func (bt *Batcher) Close() {
 	bt.mu.Lock()
-	defer bt.mu.Unlock()
 	for bt.running {
 		bt.cond.Wait()
 	}
+	if bt.closed {
+		bt.mu.Unlock()
+		return
+	}
 	bt.closed = true
-	bt.b.Close()
+	if bt.timer != nil {
+		bt.timer.Stop()
+		bt.timer = nil
+	}
+	bt.work.Signal()
 	bt.cond.Broadcast()
+	bt.mu.Unlock()
+	<-bt.stopped
+	bt.mu.Lock()
+	bt.b.Close()
+	bt.mu.Unlock()
 }

@@ -153,7 +153,7 @@ func (m *Model) forwardRows(ctx context.Context, st *State, n int, logits []floa
 	if n == 0 {
 		return nil
 	}
-	sc, err := m.getScratch(m.prefillChunk(n, false), false)
+	sc, err := m.getScratch(m.prefillChunk(n, false), false, st)
 	if err != nil {
 		return err
 	}
@@ -201,7 +201,7 @@ func (m *Model) forward(ctx context.Context, st *State, tokens []int32, logits [
 		return m.step(st, tokens[0], logits)
 	}
 	chunk := m.prefillChunk(len(tokens), all)
-	sc, err := m.getScratch(chunk, all)
+	sc, err := m.getScratch(chunk, all, st)
 	if err != nil {
 		return err
 	}
@@ -294,7 +294,7 @@ func (m *Model) enter(st *State, tokens []int32) error {
 // with this state. On a backend with CaptureIO (kernels.StepGrapher) the
 // token id's upload and the logits' download are part of the graph.
 func (m *Model) step(st *State, token int32, logits []float32) error {
-	sc, err := m.getScratch(1, false)
+	sc, err := m.getScratch(1, false, st)
 	if err != nil {
 		return err
 	}
@@ -450,33 +450,92 @@ func (sc *scratch) release(be kernels.Backend) {
 }
 
 // getScratch takes a free scratch of capacity T (with T logits rows when
-// all is set) or allocates one.
-func (m *Model) getScratch(T int, all bool) (*scratch, error) {
+// all is set) or allocates one. Of the free ones it prefers one whose
+// captured one-token graphs read and write st, so that a state decoding
+// call after call (a session's) keeps its graphs instead of capturing
+// them anew.
+func (m *Model) getScratch(T int, all bool, st *State) (*scratch, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return nil, ErrClosed
 	}
+	pick := -1
 	for i, sc := range m.free {
-		if sc.T == T && (sc.all || !all) {
-			m.free = append(m.free[:i], m.free[i+1:]...)
-			m.mu.Unlock()
-			return sc, nil
+		if sc.T != T || (all && !sc.all) {
+			continue
 		}
+		if pick < 0 {
+			pick = i
+		}
+		if st != nil && sc.holds(st) {
+			pick = i
+			break
+		}
+	}
+	if pick >= 0 {
+		sc := m.free[pick]
+		m.free = append(m.free[:pick], m.free[pick+1:]...)
+		m.mu.Unlock()
+		return sc, nil
 	}
 	m.mu.Unlock()
 	return m.newScratch(T, all)
 }
 
-// putScratch returns sc to the free list, keeping a few of each size.
+// The free scratch a model keeps: one-token scratch (with its captured
+// graphs, about a megabyte each) for as many states as decode at once in
+// a busy server, and larger (prefill) scratch up to a size in all. Beyond
+// that the oldest is released; allocating and releasing device memory
+// waits for the device, which would stall every other session's work.
+const (
+	maxFreeStepScratch = 256
+	maxFreeScratchSize = 512 << 20
+)
+
+// putScratch returns sc to the free list, releasing the oldest free
+// scratch of its kind beyond the limits above.
 func (m *Model) putScratch(sc *scratch) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed || len(m.free) >= 8 {
+	if m.closed {
 		sc.release(m.be)
 		return
 	}
 	m.free = append(m.free, sc)
+	steps, size := 0, int64(0)
+	for i := len(m.free) - 1; i >= 0; i-- { // newest first
+		x := m.free[i]
+		keep := true
+		if x.T == 1 {
+			steps++
+			keep = steps <= m.freeSteps
+		} else {
+			size += x.bytes()
+			keep = size <= m.freeSize || x == sc
+		}
+		if !keep {
+			x.release(m.be)
+			m.free = append(m.free[:i], m.free[i+1:]...)
+		}
+	}
+}
+
+// holds reports whether one of sc's captured graphs runs on st.
+func (sc *scratch) holds(st *State) bool {
+	return sc.step.st == st || sc.greedy.st == st || sc.draw.st == st
+}
+
+// bytes is the size of sc's device tensors.
+func (sc *scratch) bytes() int64 {
+	var n int64
+	if sc.acts != nil {
+		n = sc.acts.Bytes()
+	}
+	for _, t := range sc.owned {
+		n += int64(t.Len()) * int64(t.DType.Size())
+	}
+	return n
 }
 
 func (m *Model) newScratch(T int, all bool) (*scratch, error) {

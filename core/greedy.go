@@ -69,7 +69,7 @@ func (m *Model) pickStep(ctx context.Context, st *State, token int32, logits []f
 	if err := ctx.Err(); err != nil {
 		return -1, err
 	}
-	sc, err := m.getScratch(1, false)
+	sc, err := m.getScratch(1, false, st)
 	if err != nil {
 		return -1, err
 	}

@@ -124,6 +124,8 @@ type Model struct {
 	closeSrc        func() error
 	mu              sync.Mutex
 	free            []*scratch // scratch buffers not in use
+	freeSteps       int        // the most one-token scratch kept free (maxFreeStepScratch)
+	freeSize        int64      // the most bytes of larger scratch kept free (maxFreeScratchSize)
 	graphsSupported bool
 	closed          bool
 	chunk           int
@@ -335,7 +337,8 @@ func Load(src Source, opts LoadOptions) (_ *Model, err error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{cfg: cfg, be: opts.Backend, src: src, path: SourcePath(src), chunk: defaultChunk, quant: opts.Quant}
+	m := &Model{cfg: cfg, be: opts.Backend, src: src, path: SourcePath(src), chunk: defaultChunk, quant: opts.Quant,
+		freeSteps: maxFreeStepScratch, freeSize: maxFreeScratchSize}
 	switch opts.Quant {
 	case QuantNone:
 	case QuantInt8:

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,9 +28,30 @@ import (
 //
 // GOOSE_BENCH_BACKEND=cuda and GOOSE_BENCH_SHAPE=1.5b run it on the GPU at
 // another shape (the 64-client case with batching is the one that shows
-// continuous batching).
+// continuous batching); GOOSE_BENCH_TOKENS sets the reply length and
+// GOOSE_BENCH_SAMPLE=chat asks for the chat sampling settings (temperature
+// 1, top-p 0.3, presence and frequency penalties) instead of greedy;
+// GOOSE_BENCH_BATCH_WAIT (a duration) sets Options.BatchWait.
 func BenchmarkServeLoad(b *testing.B) {
 	shape := cmp.Or(os.Getenv("GOOSE_BENCH_SHAPE"), "0.1b")
+	maxTokens, err := strconv.Atoi(cmp.Or(os.Getenv("GOOSE_BENCH_TOKENS"), "16"))
+	if err != nil || maxTokens < 1 {
+		b.Fatalf("GOOSE_BENCH_TOKENS=%q: want a positive count", os.Getenv("GOOSE_BENCH_TOKENS"))
+	}
+	var wait time.Duration
+	if v := os.Getenv("GOOSE_BENCH_BATCH_WAIT"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil {
+			b.Fatalf("GOOSE_BENCH_BATCH_WAIT: %v", err)
+		}
+	}
+	sampling := `"temperature":0`
+	switch v := os.Getenv("GOOSE_BENCH_SAMPLE"); v {
+	case "", "greedy":
+	case "chat":
+		sampling = `"temperature":1,"top_p":0.3,"presence_penalty":0.5,"frequency_penalty":0.5`
+	default:
+		b.Fatalf("GOOSE_BENCH_SAMPLE=%q: want greedy or chat", v)
+	}
 	cfg, ok := core.OfficialShape(shape)
 	if !ok {
 		b.Fatalf("GOOSE_BENCH_SHAPE=%s: unknown shape", shape)
@@ -57,7 +79,7 @@ func BenchmarkServeLoad(b *testing.B) {
 		batch             bool
 	}{{1, 1, false}, {4, 1, false}, {16, 1, false}, {16, 2, false}, {16, 16, true}, {64, 64, true}} {
 		b.Run(fmt.Sprintf("clients=%d/parallel=%d/batch=%v", bc.clients, bc.parallel, bc.batch), func(b *testing.B) {
-			s, hs := startServer(b, m, Options{Parallel: bc.parallel, MaxQueue: 64, Batch: bc.batch})
+			s, hs := startServer(b, m, Options{Parallel: bc.parallel, MaxQueue: 64, Batch: bc.batch, BatchWait: wait})
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: bc.clients}}
 			lat := make([]time.Duration, b.N)
 			var next, tokens atomic.Int64
@@ -74,7 +96,7 @@ func BenchmarkServeLoad(b *testing.B) {
 							return
 						}
 						body := fmt.Sprintf(`{"messages":[{"role":"system","content":"You are a helpful assistant. Answer briefly."},`+
-							`{"role":"user","content":"Question %d: what is %d plus %d?"}],"temperature":0,"max_tokens":16}`, i, i, i+1)
+							`{"role":"user","content":"Question %d: what is %d plus %d?"}],%s,"max_tokens":%d,"seed":%d}`, i, i, i+1, sampling, maxTokens, i)
 						start := time.Now()
 						resp, err := client.Post(hs.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
 						if err != nil {
@@ -113,6 +135,21 @@ func BenchmarkServeLoad(b *testing.B) {
 			b.ReportMetric(pct(0.99), "p99-ms")
 			b.ReportMetric(float64(tokens.Load())/elapsed.Seconds(), "gen-tok/s")
 			b.ReportMetric(float64(st.Hits)/float64(max(st.Lookups, 1)), "cache-hit")
+			s.metrics.mu.Lock()
+			b.ReportMetric(1000*s.metrics.prefillSeconds/float64(b.N), "prefill-ms/req")
+			b.ReportMetric(1000*s.metrics.decodeSeconds/float64(b.N), "decode-ms/req")
+			s.metrics.mu.Unlock()
+			if s.batcher != nil {
+				bs := s.batcher.Stats()
+				steps := float64(max(bs.Steps, 1))
+				b.ReportMetric(float64(bs.Rows)/steps, "rows/step")
+				b.ReportMetric(float64(bs.Busy.Microseconds())/1000/steps, "busy-ms/step")
+				b.ReportMetric(float64(bs.Parked)/steps, "parked/step")
+				b.ReportMetric(float64(bs.Drawn)/float64(max(bs.Rows, 1)), "drawn")
+				b.ReportMetric(float64(bs.Steps)/elapsed.Seconds(), "steps/s")
+				b.ReportMetric(float64(bs.Waited.Microseconds())/1000/steps, "wait-ms/step")
+				b.ReportMetric(float64(bs.Early)/steps, "early")
+			}
 			b.ReportMetric(0, "ns/op")
 		})
 	}

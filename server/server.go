@@ -97,6 +97,10 @@ type Options struct {
 	// PrefillPiece is the most prompt tokens fed at once when batching;
 	// default 512.
 	PrefillPiece int
+	// BatchWait is how long a batched step waits for members that have
+	// not yet submitted their next token once another has (0:
+	// core.DefaultBatchWait).
+	BatchWait time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -187,7 +191,7 @@ func New(m *core.Model, tok *tokenizer.Tokenizer, opts Options) (*Server, error)
 		s.lim.vision, s.lim.imageRows, s.lim.maxImageBytes = true, opts.Vision.Tokens(), opts.MaxImageBytes
 	}
 	if opts.Batch && m != nil {
-		bt, err := m.NewBatcher(opts.Parallel, 0, opts.BatchOptions)
+		bt, err := m.NewBatcher(opts.Parallel, opts.BatchWait, opts.BatchOptions)
 		if err != nil {
 			return nil, fmt.Errorf("server: batch of %d: %w", opts.Parallel, err)
 		}

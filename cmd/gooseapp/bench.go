@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/goose-rwkv/goose/core"
@@ -372,22 +373,28 @@ func benchBatch(ctx context.Context, m *core.Model, prompt []int32, n, gen int, 
 			if err := b.StepDraw(ctx, tokens, plans, picks, all); err != nil {
 				return err
 			}
+			// The rows the host must decide are sampled side by side, as
+			// a server's sessions sample them, each on its own goroutine.
+			var wg sync.WaitGroup
 			for i, s := range smps {
 				if picks[2*i+1] == 0 {
 					tokens[i] = picks[2*i]
 					s.Record(tokens[i])
 					drawn++
 				} else {
-					tokens[i] = s.SampleU(all[i*V:(i+1)*V], plans[i].U)
+					wg.Go(func() { tokens[i] = s.SampleU(all[i*V:(i+1)*V], plans[i].U) })
 				}
 			}
+			wg.Wait()
 		case sampling != "greedy":
 			if err := b.Step(ctx, tokens, all, nil); err != nil {
 				return err
 			}
+			var wg sync.WaitGroup
 			for i, s := range smps {
-				tokens[i] = s.Sample(all[i*V : (i+1)*V])
+				wg.Go(func() { tokens[i] = s.Sample(all[i*V : (i+1)*V]) })
 			}
+			wg.Wait()
 		case onDevice:
 			return b.Step(ctx, tokens, nil, tokens)
 		default:

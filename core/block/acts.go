@@ -112,6 +112,15 @@ func (a *Acts) Rows(n int) *Acts {
 	return v
 }
 
+// Bytes is the size of the tensors NewActs allocated.
+func (a *Acts) Bytes() int64 {
+	var n int64
+	for _, t := range a.owned {
+		n += int64(t.Len()) * int64(t.DType.Size())
+	}
+	return n
+}
+
 // Free releases the tensors NewActs allocated.
 func (a *Acts) Free(be kernels.Backend) {
 	for _, t := range a.owned {

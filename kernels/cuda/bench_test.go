@@ -464,7 +464,8 @@ func BenchmarkStepIO(b *testing.B) {
 // graph, device time only) with the chat settings (top-p 0.3, penalties
 // on 200 tokens), with top-k 40 at temperature 0.8, and with no filter, on
 // a language model's kind of row (a broad bulk and a few strong tokens)
-// and on a flat one (every probability close to 1/65,536).
+// and on a flat one (every probability close to 1/65,536); and the
+// language model's rows 64 and 256 at once (a batched step's draw).
 func BenchmarkDraw(b *testing.B) {
 	g := newGPU(b)
 	const V = 65536
@@ -486,28 +487,47 @@ func BenchmarkDraw(b *testing.B) {
 		"topk40_T08": {U: 0.4, InvTemp: 1.25, TopP: 1, TopK: 40},
 		"nofilter":   {U: 0.4, InvTemp: 1, TopP: 1},
 	}
+	type run struct {
+		row, spec string
+		n         int // rows drawn at once (a batched step's members)
+	}
+	var runs []run
 	for _, row := range []string{"lm", "flat"} {
 		for _, name := range []string{"chat", "topk40_T08", "nofilter"} {
-			b.Run(row+"/"+name, func(b *testing.B) {
-				x := mustAlloc(b, g, kernels.F32, 1, V)
-				if err := g.Upload(x, half.Bytes(rows[row])); err != nil {
-					b.Fatal(err)
-				}
-				words, err := kernels.EncodeDraws([]kernels.DrawSpec{specs[name]})
-				if err != nil {
-					b.Fatal(err)
-				}
-				spec := mustAlloc(b, g, kernels.I32, 1, len(words)/4)
-				if err := g.Upload(spec, words); err != nil {
-					b.Fatal(err)
-				}
-				work, out := mustAlloc(b, g, kernels.F32, 1, kernels.DrawWork(1, V)), mustAlloc(b, g, kernels.I32, 1, 2)
-				replay(b, g, func() { g.Draw(out, x, spec, work) })
-				b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)*1e6, "µs/draw")
-				for _, t := range []kernels.Tensor{x, spec, work, out} {
-					g.Free(t)
-				}
-			})
+			runs = append(runs, run{row, name, 1})
 		}
+	}
+	for _, n := range []int{64, 256} {
+		runs = append(runs, run{"lm", "chat", n}, run{"lm", "nofilter", n})
+	}
+	for _, r := range runs {
+		name := r.row + "/" + r.spec
+		if r.n > 1 {
+			name += fmt.Sprintf("/rows=%d", r.n)
+		}
+		b.Run(name, func(b *testing.B) {
+			x := mustAlloc(b, g, kernels.F32, r.n, V)
+			ds := make([]kernels.DrawSpec, r.n)
+			for i := range r.n {
+				if err := g.Upload(x.Slice(i, i+1), half.Bytes(rows[r.row])); err != nil {
+					b.Fatal(err)
+				}
+				ds[i] = specs[r.spec]
+			}
+			words, err := kernels.EncodeDraws(ds)
+			if err != nil {
+				b.Fatal(err)
+			}
+			spec := mustAlloc(b, g, kernels.I32, 1, len(words)/4)
+			if err := g.Upload(spec, words); err != nil {
+				b.Fatal(err)
+			}
+			work, out := mustAlloc(b, g, kernels.F32, 1, kernels.DrawWork(r.n, V)), mustAlloc(b, g, kernels.I32, 1, 2*r.n)
+			replay(b, g, func() { g.Draw(out, x, spec, work) })
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)*1e6, "µs/draw")
+			for _, t := range []kernels.Tensor{x, spec, work, out} {
+				g.Free(t)
+			}
+		})
 	}
 }
