@@ -161,9 +161,10 @@ func (b *Batch) Join(st *State) (*Member, error) {
 		be.Copy(b.ffn[l].Row(mb.slot), st.ffn(l))
 		be.Copy(b.slotWKV(l, mb.slot), st.wkv(l))
 	}
-	if err := be.Sync(); err != nil {
-		return nil, err
-	}
+	// No wait for the copies: the backend runs its work in order, so the
+	// next step sees them, and a failure shows at its Sync or Download.
+	// (A wait here would hold a Batcher's members back while the device
+	// finishes other sessions' prefills.)
 	b.members = append(b.members, mb)
 	return mb, nil
 }
@@ -175,22 +176,29 @@ func (mb *Member) Save() error {
 	if b.closed || mb.slot < 0 {
 		return ErrClosed
 	}
-	be := b.m.be
+	mb.save()
+	return b.m.be.Sync()
+}
+
+// save issues the copies of Save.
+func (mb *Member) save() {
+	b, be := mb.b, mb.b.m.be
 	for l := range b.att {
 		be.Copy(mb.st.att(l), b.att[l].Row(mb.slot))
 		be.Copy(mb.st.ffn(l), b.ffn[l].Row(mb.slot))
 		be.Copy(mb.st.wkv(l), b.slotWKV(l, mb.slot))
 	}
-	return be.Sync()
 }
 
 // Leave saves the member's values into its State and removes it; the last
-// member takes its slot.
+// member takes its slot. Like Join it issues copies without waiting for
+// them: work issued after it (a step, a Download of the State) sees them.
 func (mb *Member) Leave() error {
-	if err := mb.Save(); err != nil {
-		return err
-	}
 	b := mb.b
+	if b.closed || mb.slot < 0 {
+		return ErrClosed
+	}
+	mb.save()
 	last := len(b.members) - 1
 	if mb.slot != last {
 		be := b.m.be
@@ -198,9 +206,6 @@ func (mb *Member) Leave() error {
 			be.Copy(b.att[l].Row(mb.slot), b.att[l].Row(last))
 			be.Copy(b.ffn[l].Row(mb.slot), b.ffn[l].Row(last))
 			be.Copy(b.slotWKV(l, mb.slot), b.slotWKV(l, last))
-		}
-		if err := be.Sync(); err != nil {
-			return err
 		}
 		b.members[mb.slot] = b.members[last]
 		b.members[mb.slot].slot = mb.slot

@@ -145,8 +145,16 @@ type device struct {
 
 	bufs    map[*buffer]struct{}
 	retired []uint64 // outgrown scratch buffers: captured graphs may still use them
-	pinned  []byte   // page-locked staging for Download
+	stages  [][]byte // free page-locked staging buffers for Download
 	reg     hostReg  // caller memory that graph Steps copy outputs into
+
+	// Waits for the device happen outside the lock (waitEvent), so other
+	// goroutines issue their work meanwhile: events free for them, and
+	// how many waits are in flight (Close waits for them; waitDone is
+	// signalled as each ends).
+	events   []uintptr
+	nwait    int
+	waitDone *sync.Cond
 }
 
 // buffer is device memory.
@@ -285,6 +293,7 @@ func New(opts Options) (*Backend, error) {
 	q := &queue{}
 	b := &Backend{device: &device{drv: drv, dev: dev, info: info, sms: sms, bufs: map[*buffer]struct{}{}, wkvTPR: defaultWKVTPR,
 		wkvRows: defaultWKVRows(), main: q, queues: map[*queue]bool{q: true}}, queue: q}
+	b.waitDone = sync.NewCond(&b.mu)
 	// Programmatic dependent launch needs Hopper (sm_90) and
 	// cuLaunchKernelEx; GOOSE_CUDA_PDL=0 turns it off (for comparisons).
 	b.pdl = maj >= 9 && drv.HasLaunchEx() && os.Getenv("GOOSE_CUDA_PDL") != "0"
@@ -608,7 +617,10 @@ func (b *Backend) Upload(t kernels.Tensor, src []byte) error {
 // Download waits for queued work and copies t into dst. It reports the
 // first error of an earlier op, if any.
 func (b *Backend) Download(dst []byte, t kernels.Tensor) error {
-	return b.idle("Download", func() error {
+	var stage []byte
+	var ev uintptr
+	n := 0
+	err := b.idle("Download", func() error {
 		if b.err != nil {
 			return b.err
 		}
@@ -616,32 +628,108 @@ func (b *Backend) Download(dst []byte, t kernels.Tensor) error {
 		if err != nil {
 			return fmt.Errorf("cuda: download: %w", err)
 		}
-		n := t.Len() * t.DType.Size()
+		n = t.Len() * t.DType.Size()
 		if len(dst) != n {
 			return fmt.Errorf("cuda: download %v: %d bytes of room, want %d", t, len(dst), n)
 		}
 		if n == 0 {
 			return nil
 		}
-		if len(b.pinned) < n {
-			if b.pinned != nil {
-				b.drv.MemFreeHost(b.pinned)
-				b.pinned = nil
-			}
-			if b.pinned, err = b.drv.MemAllocHost(int64(max(n, 1<<20))); err != nil {
-				return fmt.Errorf("cuda: download %v: %w", t, err)
-			}
-		}
-		if err := b.drv.MemcpyDtoHAsync(b.pinned[:n], p, b.stream); err != nil {
+		if stage, err = b.takeStage(n); err != nil {
 			return fmt.Errorf("cuda: download %v: %w", t, err)
 		}
-		if err := b.drv.StreamSynchronize(b.stream); err != nil {
-			b.err = fmt.Errorf("cuda: %w", err)
-			return b.err
+		if err := b.drv.MemcpyDtoHAsync(stage[:n], p, b.stream); err != nil {
+			b.stages = append(b.stages, stage)
+			return fmt.Errorf("cuda: download %v: %w", t, err)
 		}
-		copy(dst, b.pinned[:n])
+		if ev, err = b.recordWait(); err != nil {
+			b.stages = append(b.stages, stage)
+			return err
+		}
 		return nil
 	})
+	if err != nil || n == 0 {
+		return err
+	}
+	err = b.waitEvent(ev)
+	if err == nil {
+		copy(dst, stage[:n])
+	}
+	b.mu.Lock()
+	b.stages = append(b.stages, stage)
+	b.mu.Unlock()
+	return err
+}
+
+// takeStage returns a free page-locked staging buffer of at least n
+// bytes, allocating one (of at least 1 MiB) when none is free; the caller
+// puts it back in b.stages. The caller holds the lock.
+func (b *Backend) takeStage(n int) ([]byte, error) {
+	for i, st := range b.stages {
+		if len(st) >= n {
+			b.stages = append(b.stages[:i], b.stages[i+1:]...)
+			return st, nil
+		}
+	}
+	if len(b.stages) >= maxStages { // replace the smallest (all too small)
+		i := 0
+		for j, st := range b.stages {
+			if len(st) < len(b.stages[i]) {
+				i = j
+			}
+		}
+		if err := b.drv.MemFreeHost(b.stages[i]); err != nil {
+			return nil, err
+		}
+		b.stages = append(b.stages[:i], b.stages[i+1:]...)
+	}
+	return b.drv.MemAllocHost(int64(max(n, 1<<20)))
+}
+
+// maxStages is the most page-locked staging buffers a device keeps: one
+// for each Download waiting at once, up to this many.
+const maxStages = 8
+
+// recordWait records an event on b's stream after the work issued so far
+// and counts a wait in flight; waitEvent waits for it. The caller holds
+// the lock with the context current.
+func (b *Backend) recordWait() (uintptr, error) {
+	var ev uintptr
+	if k := len(b.events); k > 0 {
+		ev, b.events = b.events[k-1], b.events[:k-1]
+	} else {
+		var err error
+		if ev, err = b.drv.EventCreateFlags(cu.EventDisableTiming); err != nil {
+			return 0, fmt.Errorf("cuda: %w", err)
+		}
+	}
+	if err := b.drv.EventRecord(ev, b.stream); err != nil {
+		b.events = append(b.events, ev)
+		return 0, fmt.Errorf("cuda: %w", err)
+	}
+	b.nwait++
+	return ev, nil
+}
+
+// waitEvent waits for ev (from recordWait) without the lock, so that other
+// goroutines issue their work while this one waits for the device, then
+// returns the first failure of any op (as Sync does).
+func (b *Backend) waitEvent(ev uintptr) error {
+	runtime.LockOSThread()
+	err := b.drv.SetCurrent(b.ctx)
+	if err == nil {
+		err = b.drv.EventSynchronize(ev)
+	}
+	runtime.UnlockOSThread()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.events = append(b.events, ev)
+	b.nwait--
+	b.waitDone.Broadcast()
+	if err != nil && b.err == nil {
+		b.err = fmt.Errorf("cuda: %w", err)
+	}
+	return b.err
 }
 
 // Free releases the buffer behind t (all views of it).
@@ -660,13 +748,18 @@ func (b *Backend) Free(t kernels.Tensor) {
 
 // Sync waits for queued work and returns the first error any op hit.
 func (b *Backend) Sync() error {
-	err := b.idle("Sync", func() error {
-		if err := b.drv.StreamSynchronize(b.stream); err != nil && b.err == nil {
-			b.err = fmt.Errorf("cuda: %w", err)
+	var ev uintptr
+	if err := b.idle("Sync", func() error {
+		if b.err != nil {
+			return b.err
 		}
-		return b.err
-	})
-	return err
+		var err error
+		ev, err = b.recordWait()
+		return err
+	}); err != nil {
+		return err
+	}
+	return b.waitEvent(ev)
 }
 
 // syncQueues waits for the work of every queue, recording a failure for
@@ -687,6 +780,9 @@ func (b *Backend) Close() error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	for b.nwait > 0 { // downloads and syncs waiting outside the lock
+		b.waitDone.Wait()
+	}
 	if b.closed {
 		return nil
 	}
@@ -847,10 +943,14 @@ func (b *Backend) closeLocked() error {
 	b.retired = nil
 	b.fused = fusedBufs{}
 	b.reg.release(b)
-	if b.pinned != nil {
-		keep(b.drv.MemFreeHost(b.pinned))
-		b.pinned = nil
+	for _, st := range b.stages {
+		keep(b.drv.MemFreeHost(st))
 	}
+	b.stages = nil
+	for _, ev := range b.events {
+		keep(b.drv.EventDestroy(ev))
+	}
+	b.events = nil
 	for q := range b.queues {
 		// Releases the queues' scratch, workspaces, handles and streams
 		// (the main queue's last: it was the first).
