@@ -155,12 +155,12 @@ func (b *Batch) Join(st *State) (*Member, error) {
 		}
 	}
 	mb := &Member{b: b, slot: len(b.members), st: st}
-	be := b.m.be
+	var dst, src []kernels.Tensor
 	for l := range b.att {
-		be.Copy(b.att[l].Row(mb.slot), st.att(l))
-		be.Copy(b.ffn[l].Row(mb.slot), st.ffn(l))
-		be.Copy(b.slotWKV(l, mb.slot), st.wkv(l))
+		dst = append(dst, b.att[l].Row(mb.slot), b.ffn[l].Row(mb.slot), b.slotWKV(l, mb.slot))
+		src = append(src, st.att(l), st.ffn(l), st.wkv(l))
 	}
+	kernels.CopyList(b.m.be, dst, src)
 	// No wait for the copies: the backend runs its work in order, so the
 	// next step sees them, and a failure shows at its Sync or Download.
 	// (A wait here would hold a Batcher's members back while the device
@@ -176,18 +176,19 @@ func (mb *Member) Save() error {
 	if b.closed || mb.slot < 0 {
 		return ErrClosed
 	}
-	mb.save()
+	dst, src := mb.saveList()
+	kernels.CopyList(b.m.be, dst, src)
 	return b.m.be.Sync()
 }
 
-// save issues the copies of Save.
-func (mb *Member) save() {
-	b, be := mb.b, mb.b.m.be
+// saveList returns the copies of Save: destinations and sources.
+func (mb *Member) saveList() (dst, src []kernels.Tensor) {
+	b := mb.b
 	for l := range b.att {
-		be.Copy(mb.st.att(l), b.att[l].Row(mb.slot))
-		be.Copy(mb.st.ffn(l), b.ffn[l].Row(mb.slot))
-		be.Copy(mb.st.wkv(l), b.slotWKV(l, mb.slot))
+		dst = append(dst, mb.st.att(l), mb.st.ffn(l), mb.st.wkv(l))
+		src = append(src, b.att[l].Row(mb.slot), b.ffn[l].Row(mb.slot), b.slotWKV(l, mb.slot))
 	}
+	return dst, src
 }
 
 // Leave saves the member's values into its State and removes it; the last
@@ -198,15 +199,16 @@ func (mb *Member) Leave() error {
 	if b.closed || mb.slot < 0 {
 		return ErrClosed
 	}
-	mb.save()
+	dst, src := mb.saveList()
 	last := len(b.members) - 1
-	if mb.slot != last {
-		be := b.m.be
+	if mb.slot != last { // then the last member moves into the slot
 		for l := range b.att {
-			be.Copy(b.att[l].Row(mb.slot), b.att[l].Row(last))
-			be.Copy(b.ffn[l].Row(mb.slot), b.ffn[l].Row(last))
-			be.Copy(b.slotWKV(l, mb.slot), b.slotWKV(l, last))
+			dst = append(dst, b.att[l].Row(mb.slot), b.ffn[l].Row(mb.slot), b.slotWKV(l, mb.slot))
+			src = append(src, b.att[l].Row(last), b.ffn[l].Row(last), b.slotWKV(l, last))
 		}
+	}
+	kernels.CopyList(b.m.be, dst, src)
+	if mb.slot != last {
 		b.members[mb.slot] = b.members[last]
 		b.members[mb.slot].slot = mb.slot
 	}

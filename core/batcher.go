@@ -39,6 +39,7 @@ type Batcher struct {
 	timer   *time.Timer  // wakes the runner when the wait for stragglers ends
 	since   time.Time    // first submission for the next step
 	last    time.Duration
+	ended   time.Time // when the last step ended
 	logits  []float32
 	picks   []int32 // [token, flag] a member (StepSample on a kernels.Drawer)
 	closed  bool
@@ -55,6 +56,11 @@ type BatcherStats struct {
 	Early  int64         // steps run when the wait for stragglers ended
 	Busy   time.Duration // time in the steps themselves
 	Waited time.Duration // from each step's first submission to its start
+	// From the end of each step to the first submission for the next and
+	// to that step's start (steps that follow a step only).
+	FirstBack, LastBack time.Duration
+	Joins               int64         // members joined (entering or rejoining)
+	Joining             time.Duration // time in Batch.Join, the lock held
 }
 
 // Stats returns the Batcher's counters.
@@ -164,7 +170,10 @@ func (s *BatchSlot) step(ctx context.Context, tok int32, logits []float32, plan 
 			return ErrClosed
 		}
 		if !bt.running && bt.b.Len() < bt.b.Cap() {
+			t := time.Now()
 			mb, err := bt.b.Join(s.st)
+			bt.stats.Joins++
+			bt.stats.Joining += time.Since(t)
 			if err != nil {
 				bt.mu.Unlock()
 				return err
@@ -233,6 +242,10 @@ func (bt *Batcher) waitFor() time.Duration { return max(bt.wait, bt.last/2) }
 // returns with it held; the lock is released while the step runs.
 func (bt *Batcher) runStep() {
 	bt.stats.Waited += time.Since(bt.since)
+	if !bt.ended.IsZero() {
+		bt.stats.FirstBack += bt.since.Sub(bt.ended)
+		bt.stats.LastBack += time.Since(bt.ended)
+	}
 	if bt.nsub < bt.b.Len() {
 		bt.stats.Early++
 	}
@@ -289,6 +302,7 @@ func (bt *Batcher) runStep() {
 		}
 		bt.last = time.Since(start)
 		bt.mu.Lock()
+		bt.ended = time.Now()
 		bt.stats.Busy += bt.last
 		if err == nil {
 			bt.stats.Steps++

@@ -78,6 +78,10 @@ type Session struct {
 	fresh  bool    // logits belong to st
 	noText []int32 // ids with no bytes, never sampled
 	bt     *Batcher
+	// snap holds st's values while a prefill runs, to go back to if it
+	// fails or is cancelled; allocated at the first prefill and kept, as
+	// allocating and freeing device memory waits for the whole device.
+	snap *State
 }
 
 // SetBatcher makes the session's replies decode through bt, together with
@@ -107,7 +111,12 @@ func (s *Session) Model() *Model { return s.m }
 func (s *Session) Tokenizer() *tokenizer.Tokenizer { return s.tok }
 
 // Close frees the session's state.
-func (s *Session) Close() { s.st.Free() }
+func (s *Session) Close() {
+	s.st.Free()
+	if s.snap != nil {
+		s.snap.Free()
+	}
+}
 
 // Reset returns to the zero state.
 func (s *Session) Reset() error {
@@ -161,11 +170,17 @@ func (s *Session) PrefillTokens(ctx context.Context, ids []int32) error {
 // prefill runs feed, which advances the state and sets the logits; on an
 // error (a cancelled ctx included) it puts the state back as it was.
 func (s *Session) prefill(feed func() error) error {
-	snap, err := s.st.Clone()
-	if err != nil {
+	if s.snap == nil {
+		snap, err := s.m.NewState()
+		if err != nil {
+			return err
+		}
+		s.snap = snap
+	}
+	snap := s.snap
+	if err := snap.CopyFrom(s.st); err != nil {
 		return err
 	}
-	defer snap.Free()
 	if err := feed(); err != nil {
 		// The state goes back to the snapshot; the logits are only written
 		// at the end of a successful feed, so they still belong to it.

@@ -362,6 +362,28 @@ type Graph interface {
 	Free()
 }
 
+// CopyLister is implemented by backends that copy a list of tensors in
+// one call, where each call has a cost of its own (the CUDA backend takes
+// its lock and switches context per call): a batch's Join and Leave copy
+// three tensors a layer. Use CopyList, which falls back to Copy.
+type CopyLister interface {
+	// CopyList copies src[i] into dst[i] for each i, in order (len(dst)
+	// must equal len(src); each pair as Copy requires).
+	CopyList(dst, src []Tensor)
+}
+
+// CopyList copies src[i] into dst[i] in order, in one call on a
+// CopyLister and with Copy otherwise.
+func CopyList(be Ops, dst, src []Tensor) {
+	if cl, ok := be.(CopyLister); ok {
+		cl.CopyList(dst, src)
+		return
+	}
+	for i := range min(len(dst), len(src)) {
+		be.Copy(dst[i], src[i])
+	}
+}
+
 // Greedy is implemented by backends that pick each row's token on the
 // device (greedy decoding), so that only the token ids come back instead
 // of the logits.

@@ -149,6 +149,10 @@ func BenchmarkServeLoad(b *testing.B) {
 				b.ReportMetric(float64(bs.Steps)/elapsed.Seconds(), "steps/s")
 				b.ReportMetric(float64(bs.Waited.Microseconds())/1000/steps, "wait-ms/step")
 				b.ReportMetric(float64(bs.Early)/steps, "early")
+				b.ReportMetric(float64(bs.FirstBack.Microseconds())/1000/steps, "first-back-ms")
+				b.ReportMetric(float64(bs.LastBack.Microseconds())/1000/steps, "last-back-ms")
+				b.ReportMetric(float64(bs.Joins)/steps, "joins/step")
+				b.ReportMetric(float64(bs.Joining.Microseconds())/1000/float64(max(bs.Joins, 1)), "ms/join")
 			}
 			b.ReportMetric(0, "ns/op")
 		})

@@ -573,3 +573,45 @@ func TestDevices(t *testing.T) {
 		t.Logf("device %d: %+v", i, d)
 	}
 }
+
+// TestCopyList copies a list of tensors (rows of one buffer into rows of
+// another, in an order where a later copy reads what an earlier one
+// wrote) and checks every element, and that a list of unequal lengths
+// fails the backend.
+func TestCopyList(t *testing.T) {
+	g := newGPU(t)
+	src, err := g.Alloc(kernels.F32, 4, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := g.Alloc(kernels.F32, 4, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := make([]float32, 32)
+	for i := range in {
+		in[i] = float32(i)
+	}
+	if err := g.Upload(src, half.Bytes(in)); err != nil {
+		t.Fatal(err)
+	}
+	// dst row 0 ← src row 3, dst row 1 ← src row 0, then dst row 2 ← dst
+	// row 0 (written by the first copy), dst row 3 untouched (zero).
+	g.CopyList([]kernels.Tensor{dst.Row(0), dst.Row(1), dst.Row(2)}, []kernels.Tensor{src.Row(3), src.Row(0), dst.Row(0)})
+	out := make([]float32, 32)
+	if err := g.Download(half.Bytes(out), dst); err != nil {
+		t.Fatal(err)
+	}
+	for j := range 8 {
+		want := []float32{in[24+j], in[j], in[24+j], 0}
+		for r, w := range want {
+			if out[r*8+j] != w {
+				t.Fatalf("dst[%d][%d] = %v, want %v", r, j, out[r*8+j], w)
+			}
+		}
+	}
+	g.CopyList([]kernels.Tensor{dst.Row(0)}, nil)
+	if err := g.Sync(); err == nil {
+		t.Error("CopyList with 1 destination and 0 sources: no error")
+	}
+}

@@ -383,24 +383,45 @@ func (b *Backend) binop(op string, dst, a, c kernels.Tensor, code int) {
 
 // Copy copies src into dst.
 func (b *Backend) Copy(dst, src kernels.Tensor) {
-	b.run("Copy", func() error {
-		if dst.DType != src.DType || dst.Len() != src.Len() {
-			return shapeErr("Copy", "dst %v, src %v", dst, src)
+	b.run("Copy", func() error { return b.copy(dst, src) })
+}
+
+// CopyList copies src[i] into dst[i] in order, in one call
+// (kernels.CopyLister).
+func (b *Backend) CopyList(dst, src []kernels.Tensor) {
+	b.run("CopyList", func() error {
+		if len(dst) != len(src) {
+			return shapeErr("CopyList", "%d destinations for %d sources", len(dst), len(src))
 		}
-		dp, err := b.devPtr(dst)
-		if err != nil {
-			return shapeErr("Copy", "dst: %v", err)
-		}
-		sp, err := b.devPtr(src)
-		if err != nil {
-			return shapeErr("Copy", "src: %v", err)
-		}
-		if n := int64(src.Len() * src.DType.Size()); n > 0 && dp != sp {
-			return b.drv.MemcpyDtoDAsync(dp, sp, n, b.stream)
+		for i := range dst {
+			if err := b.copy(dst[i], src[i]); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
 }
+
+// copy issues one device-to-device copy. The caller holds the lock.
+func (b *Backend) copy(dst, src kernels.Tensor) error {
+	if dst.DType != src.DType || dst.Len() != src.Len() {
+		return shapeErr("Copy", "dst %v, src %v", dst, src)
+	}
+	dp, err := b.devPtr(dst)
+	if err != nil {
+		return shapeErr("Copy", "dst: %v", err)
+	}
+	sp, err := b.devPtr(src)
+	if err != nil {
+		return shapeErr("Copy", "src: %v", err)
+	}
+	if n := int64(src.Len() * src.DType.Size()); n > 0 && dp != sp {
+		return b.drv.MemcpyDtoDAsync(dp, sp, n, b.stream)
+	}
+	return nil
+}
+
+var _ kernels.CopyLister = (*Backend)(nil)
 
 // headGrid checks a head size and returns the (token, head) grid.
 func headGrid(op string, T, C, hs int) ([3]uint32, error) {
